@@ -1,0 +1,47 @@
+"""Input pipelines: `load_dataset(config.data)` returns a Dataset with train/test sources."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from gm_jax.data import digits, text, tfds_source, toy2d
+from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
+
+
+def toy2d_distribution(data_config):
+  """The toy distribution a config names, with its geometry taken from the config."""
+  geometry = dict(data_config.get("geometry", {}))
+  return toy2d.make(data_config.distribution, **geometry)
+
+
+def load_toy2d(data_config) -> Dataset:
+  """Fixed train and test samples (drawn with data.seed) from the named toy distribution."""
+  dist = toy2d_distribution(data_config)
+  key = jax.random.key(data_config.seed)
+  train = np.asarray(dist.sample(jax.random.fold_in(key, 0), data_config.num_train), np.float32)
+  test = np.asarray(dist.sample(jax.random.fold_in(key, 1), data_config.num_test), np.float32)
+  spec = DataSpec(kind="points", shape=(2,), extras={"distribution": dist})
+  return Dataset(dist.name, ArraySource({"x": train}), ArraySource({"x": test}), spec)
+
+
+def load_dataset(data_config) -> Dataset:
+  name = data_config.name
+  if name == "toy2d":
+    return load_toy2d(data_config)
+  if name == "digits":
+    return digits.load()
+  if name == "text":
+    return text.load(data_config.get("path", ""), data_config.get("tfds_name") or None,
+                     data_config.get("level", "char"), data_config.context,
+                     data_config.get("data_dir") or None)
+  if name in tfds_source.IMAGE_SETS:
+    return tfds_source.load(name, data_config.get("data_dir") or None, data_config.get("crop", 0),
+                            data_config.get("image_size", 0))
+  raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text or one of "
+                   f"{sorted(tfds_source.IMAGE_SETS)}")
+
+
+__all__ = ["ArraySource", "DataSpec", "Dataset", "TrainIterator", "eval_batches", "load_dataset",
+           "toy2d_distribution"]

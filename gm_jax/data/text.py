@@ -1,0 +1,111 @@
+"""Character- and byte-level text corpora for language models, from a file or TFDS tiny_shakespeare.
+
+As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation.
+A training example is a window of `context + 1` tokens starting anywhere in the training split (inputs
+and next-token targets); the test split is cut into consecutive windows that overlap by one token, so
+one pass over it scores every validation token exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from gm_jax.data.dataset import DataSpec, Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class CharTokenizer:
+  """Maps each distinct character of the corpus to an id (sorted, as nanoGPT's shakespeare_char)."""
+
+  chars: str
+
+  @classmethod
+  def fit(cls, text: str) -> "CharTokenizer":
+    return cls("".join(sorted(set(text))))
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.chars)
+
+  def encode(self, text: str) -> np.ndarray:
+    table = {c: i for i, c in enumerate(self.chars)}
+    try:
+      return np.fromiter((table[c] for c in text), np.int32, len(text))
+    except KeyError as e:
+      raise ValueError(f"character {e.args[0]!r} is not in the tokenizer's vocabulary") from None
+
+  def decode(self, ids) -> str:
+    return "".join(self.chars[int(i)] for i in ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class ByteTokenizer:
+  """UTF-8 bytes, vocabulary 256."""
+
+  @property
+  def vocab_size(self) -> int:
+    return 256
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
+
+  def decode(self, ids) -> str:
+    return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSource:
+  """Windows tokens[s : s + context + 1] for s in starts; `x` is (N, context + 1) int32."""
+
+  tokens: np.ndarray
+  starts: np.ndarray
+  context: int
+
+  def __len__(self) -> int:
+    return len(self.starts)
+
+  def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    offsets = self.starts[indices][:, None] + np.arange(self.context + 1)
+    return {"x": self.tokens[offsets]}
+
+
+def read_corpus(path: str, tfds_name: str | None, data_dir: str | None) -> str:
+  if path:
+    file = pathlib.Path(path).expanduser()
+    if not file.is_file():
+      raise FileNotFoundError(f"text corpus {str(file)!r} does not exist; set data.path to a text file")
+    return file.read_text(encoding="utf-8")
+  if tfds_name:
+    from gm_jax.data.tfds_source import open_split
+
+    parts = [open_split(tfds_name, split, data_dir)[0]["text"] for split in ("train", "validation", "test")]
+    return "".join(p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in parts)
+  raise ValueError("a text data set needs data.path (a text file) or data.tfds_name")
+
+
+def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9):
+  n_train = int(len(tokens) * train_fraction)
+  train, test = tokens[:n_train], tokens[n_train:]
+  if len(train) <= context + 1 or len(test) <= context + 1:
+    raise ValueError(f"corpus of {len(tokens)} tokens is too short for context {context}")
+  train_starts = np.arange(len(train) - context, dtype=np.int64)
+  test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
+  return WindowSource(train, train_starts, context), WindowSource(test, test_starts, context)
+
+
+def load(path: str = "", tfds_name: str | None = None, level: str = "char", context: int = 64,
+         data_dir: str | None = None) -> Dataset:
+  text = read_corpus(path, tfds_name, data_dir)
+  if level == "char":
+    tokenizer = CharTokenizer.fit(text)
+  elif level == "byte":
+    tokenizer = ByteTokenizer()
+  else:
+    raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
+  train, test = split_windows(tokenizer.encode(text), context)
+  spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
+                  extras={"tokenizer": tokenizer})
+  return Dataset(pathlib.Path(path).stem if path else tfds_name, train, test, spec)

@@ -1,0 +1,92 @@
+"""TFDS image data sets through `tfds.data_source` (random access to array_record files, no TensorFlow).
+
+Prepare a data set once on a machine with network access:
+  tfds build mnist --file_format=array_record [--data_dir=DIR]
+Offline, a missing data set is reported in one line that says this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+
+from gm_jax.data.dataset import DataSpec, Dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSetInfo:
+  test_split: str
+  num_levels: int
+  feature: str = "image"
+
+
+IMAGE_SETS: dict[str, ImageSetInfo] = {
+    "mnist": ImageSetInfo("test", 256),
+    "binarized_mnist": ImageSetInfo("test", 2),
+    "fashion_mnist": ImageSetInfo("test", 256),
+    "cifar10": ImageSetInfo("test", 256),
+    "celeb_a": ImageSetInfo("test", 256),
+}
+
+
+def open_split(name: str, split: str, data_dir: str | None) -> Sequence[dict[str, Any]]:
+  """`tfds.data_source(name, split)` without downloading; a missing data set raises one clear line."""
+  import tensorflow_datasets as tfds
+
+  try:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception as e:  # tfds raises several unrelated types for "not prepared"
+    where = data_dir or "~/tensorflow_datasets"
+    raise FileNotFoundError(
+        f"TFDS data set {name!r} (split {split!r}) is not prepared in {where}: on a machine with network "
+        f"run `tfds build {name} --file_format=array_record --data_dir={where}` or set data.data_dir "
+        f"({type(e).__name__})") from None
+
+
+def center_crop_resize(image_HWC: np.ndarray, crop: int, size: int) -> np.ndarray:
+  """Centre crop to crop x crop, then bilinear resize to size x size (the DCGAN CelebA preprocessing)."""
+  from PIL import Image
+
+  h, w = image_HWC.shape[:2]
+  top, left = (h - crop) // 2, (w - crop) // 2
+  patch = image_HWC[top:top + crop, left:left + crop]
+  if crop == size:
+    return patch
+  resized = Image.fromarray(patch.squeeze(-1) if patch.shape[-1] == 1 else patch).resize(
+      (size, size), Image.BILINEAR)
+  return np.asarray(resized).reshape(size, size, image_HWC.shape[-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsImageSource:
+  """Random-access image source: `x` holds uint8 levels (HWC), `label` the class when there is one."""
+
+  records: Sequence[dict[str, Any]]
+  feature: str
+  crop: int = 0
+  size: int = 0
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    examples = [self.records[int(i)] for i in indices]
+    images = [np.asarray(ex[self.feature]) for ex in examples]
+    if self.size:
+      images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size) for im in images]
+    batch = {"x": np.stack(images).astype(np.uint8)}
+    if "label" in examples[0]:
+      batch["label"] = np.asarray([ex["label"] for ex in examples], np.int32)
+    return batch
+
+
+def load(name: str, data_dir: str | None = None, crop: int = 0, size: int = 0) -> Dataset:
+  if name not in IMAGE_SETS:
+    raise ValueError(f"unknown TFDS image data set {name!r}; choose one of {sorted(IMAGE_SETS)}")
+  info = IMAGE_SETS[name]
+  train = TfdsImageSource(open_split(name, "train", data_dir), info.feature, crop, size)
+  test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size)
+  shape = train[np.array([0])]["x"].shape[1:]
+  return Dataset(name, train, test, DataSpec(kind="image", shape=tuple(shape), num_levels=info.num_levels))

@@ -1,0 +1,50 @@
+"""Maps between integer pixel levels and the continuous or binary values models consume.
+
+All are pure jax functions, applied inside a jitted step so that their randomness comes from the
+step's PRNG key. The log-Jacobian terms needed to report bits/dim on the discrete data are returned
+alongside (see gm_jax.evaluation.ledger).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def to_unit_interval(x_levels: jax.Array, num_levels: int) -> jax.Array:
+  """Level k -> bin centre (k + 0.5) / num_levels in (0, 1)."""
+  return (x_levels.astype(jnp.float32) + 0.5) / num_levels
+
+
+def to_symmetric(x_levels: jax.Array, num_levels: int) -> jax.Array:
+  """Level k -> 2 k / (num_levels - 1) - 1 in [-1, 1] (the DDPM/GAN convention)."""
+  return 2.0 * x_levels.astype(jnp.float32) / (num_levels - 1) - 1.0
+
+
+def from_symmetric(x: jax.Array, num_levels: int) -> jax.Array:
+  """Inverse of `to_symmetric`, rounding and clipping to valid levels."""
+  levels = jnp.round((x + 1.0) * (num_levels - 1) / 2.0)
+  return jnp.clip(levels, 0, num_levels - 1).astype(jnp.int32)
+
+
+def dequantize_uniform(key: jax.Array, x_levels: jax.Array, num_levels: int) -> jax.Array:
+  """y = (k + u) / num_levels with u ~ U(0, 1): a continuous sample inside the level's bin.
+
+  A density q(y) on [0, 1)^D gives a discrete likelihood bound P(k) >= q(y) * num_levels^-D, i.e.
+  log P(k) >= E_u[log q(y)] - D log(num_levels); `uniform_dequantization_log_jacobian` is that offset.
+  """
+  u = jax.random.uniform(key, x_levels.shape)
+  return (x_levels.astype(jnp.float32) + u) / num_levels
+
+
+def uniform_dequantization_log_jacobian(num_dims: int, num_levels: int) -> float:
+  """log |dy/dk-bin| summed over dims: the term to subtract from log q(y) to get log P(k)."""
+  return -num_dims * math.log(num_levels)
+
+
+def binarize(key: jax.Array, x_levels: jax.Array, num_levels: int) -> jax.Array:
+  """Stochastic binarization: each pixel is 1 with probability level / (num_levels - 1)."""
+  p = x_levels.astype(jnp.float32) / (num_levels - 1)
+  return (jax.random.uniform(key, x_levels.shape) < p).astype(jnp.float32)

@@ -1,0 +1,44 @@
+"""Metrics as (sum, count) pairs, so averages stay exact across batches, devices and hosts."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Metrics = dict[str, tuple[jax.Array, jax.Array]]
+
+
+def masked_mean(values_B: jax.Array, mask_B: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """A per-example metric: (sum over real examples, number of real examples)."""
+  return jnp.sum(values_B * mask_B), jnp.sum(mask_B)
+
+
+def scalar(value: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """A per-step scalar (a loss, a gradient norm): averaged over the steps it is logged for."""
+  return jnp.asarray(value, jnp.float32), jnp.float32(1.0)
+
+
+def add(a: Metrics, b: Metrics) -> Metrics:
+  return {k: (a[k][0] + b[k][0], a[k][1] + b[k][1]) for k in a}
+
+
+class Accumulator:
+  """Host-side float64 running sums of (sum, count) metrics; `means()` divides."""
+
+  def __init__(self):
+    self._sums: dict[str, list[float]] = {}
+
+  def add(self, metrics: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    for name, (total, count) in jax.device_get(dict(metrics)).items():
+      acc = self._sums.setdefault(name, [0.0, 0.0])
+      acc[0] += float(np.sum(total, dtype=np.float64))
+      acc[1] += float(np.sum(count, dtype=np.float64))
+
+  def means(self) -> dict[str, float]:
+    return {name: total / count for name, (total, count) in self._sums.items() if count > 0}
+
+  def reset(self) -> None:
+    self._sums.clear()

@@ -1,0 +1,54 @@
+"""Sample pictures: image grids (PIL) and 2-D scatter plots (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import numpy as np
+
+
+def image_grid(images_NHWC: np.ndarray, num_levels: int, columns: int | None = None,
+               pad: int = 1) -> np.ndarray:
+  """Tiles integer-level images into one uint8 picture (levels rescaled to 0..255)."""
+  images = np.asarray(images_NHWC, np.float32) * (255.0 / max(num_levels - 1, 1))
+  n, h, w, c = images.shape
+  columns = columns or math.ceil(math.sqrt(n))
+  rows = math.ceil(n / columns)
+  grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255.0, np.float32)
+  for i, image in enumerate(images):
+    r, col = divmod(i, columns)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = image
+  return np.clip(np.round(grid), 0, 255).astype(np.uint8)
+
+
+def save_image_grid(path: pathlib.Path, images_NHWC: np.ndarray, num_levels: int, scale: int = 1) -> None:
+  from PIL import Image
+
+  grid = image_grid(images_NHWC, num_levels)
+  picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  if scale > 1:
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  picture.save(path)
+
+
+def save_points(path: pathlib.Path, points_N2: np.ndarray, bounds: tuple[float, float] | None = None,
+                reference_N2: np.ndarray | None = None, title: str = "") -> None:
+  """Scatter of 2-D samples, optionally over reference data in grey."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+  if reference_N2 is not None:
+    ax.scatter(reference_N2[:, 0], reference_N2[:, 1], s=1, c="0.75", linewidths=0)
+  ax.scatter(points_N2[:, 0], points_N2[:, 1], s=1, c="tab:blue", linewidths=0)
+  if bounds is not None:
+    ax.set_xlim(*bounds)
+    ax.set_ylim(*bounds)
+  ax.set_aspect("equal")
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)

@@ -1,0 +1,278 @@
+"""The training loop shared by every family: train, periodic eval and samples, checkpoints, logging.
+
+`train(config, workdir)` resumes from the latest checkpoint in workdir when there is one; a rerun of the
+same command after a crash therefore continues and ends exactly as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import numpy as np
+import tqdm
+from absl import logging
+
+from gm_jax import data as data_lib
+from gm_jax import tasks
+from gm_jax.evaluation import metrics as metrics_lib
+from gm_jax.evaluation import pictures
+from gm_jax.train import sharding
+from gm_jax.train import step as step_lib
+from gm_jax.train.checkpoint import Checkpointer
+from gm_jax.train.run_files import RunFiles
+from gm_jax.train.state import TrainState
+
+# Fault injection for resume tests: SIGKILL this process right after dispatching the given step.
+KILL_AT_STEP_ENV = "GM_JAX_KILL_AT_STEP"
+
+
+class NonFiniteError(FloatingPointError):
+  pass
+
+
+class WorkdirConflictError(RuntimeError):
+  pass
+
+
+def config_to_dict(config) -> dict[str, Any]:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+  keys = sorted(set(old) | set(new))
+  diffs = []
+  for k in keys:
+    a, b = old.get(k, "<missing>"), new.get(k, "<missing>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      diffs += _config_differences(a, b, f"{prefix}{k}.")
+    elif a != b:
+      diffs.append(f"{prefix}{k}")
+  return diffs
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config: data, task, mesh, compiled functions, the run's files."""
+
+  config: Any
+  workdir: pathlib.Path
+
+  def __post_init__(self):
+    config = self.config
+    self.workdir = pathlib.Path(self.workdir)
+    self.dataset = data_lib.load_dataset(config.data)
+    self.task = tasks.build_task(config, self.dataset)
+    self.mesh = sharding.make_mesh()
+    self.global_batch_size = config.data.batch_size * self.task.examples_per_step_factor
+    sharding.check_batch_size(self.global_batch_size, self.mesh)
+    sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
+    self.base_key = jax.random.key(config.seed)
+    self.use_ema = config.train.ema_decay > 0
+    self.train_step = step_lib.TrainStep(self.task, jax.random.fold_in(self.base_key, 1), self.mesh,
+                                         config.train.ema_decay)
+    self.eval_step = step_lib.make_eval_step(self.task, self.mesh)
+    self.init_fn = step_lib.make_init(self.task, self.mesh, self.use_ema)
+    self.files = RunFiles(self.workdir, jax.process_index() == 0)
+    self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.train.keep_checkpoints,
+                                     async_save=config.train.async_checkpoints)
+
+  # state ------------------------------------------------------------------------------------------
+  def train_iterator(self) -> data_lib.TrainIterator:
+    return data_lib.TrainIterator(self.dataset.train, self.global_batch_size, self.config.data.seed,
+                                  process_index=jax.process_index(), process_count=jax.process_count())
+
+  def _init_args(self):
+    # Every process reads the whole first global batch, so data-dependent init agrees across hosts.
+    first = next(data_lib.TrainIterator(self.dataset.train, self.global_batch_size, self.config.data.seed))
+    return jax.random.fold_in(self.base_key, 0), first
+
+  def init_state(self) -> TrainState:
+    return self.init_fn(*self._init_args())
+
+  def restore_latest(self) -> tuple[TrainState, dict] | None:
+    step = self.checkpointer.latest_step()
+    if step is None:
+      return None
+    abstract = jax.eval_shape(self.init_fn, *self._init_args())
+    return self.checkpointer.restore(step, abstract)
+
+  # evaluation and samples --------------------------------------------------------------------------
+  def evaluate(self, state: TrainState) -> dict[str, float]:
+    """Means of the task's eval metrics over the whole test split (EMA params when EMA is on)."""
+    params, model_state = state.params(self.use_ema), state.model_state()
+    key = jax.random.fold_in(self.base_key, 2)
+    acc = metrics_lib.Accumulator()
+    for batch in data_lib.eval_batches(self.dataset.test, self.config.eval.batch_size,
+                                       jax.process_index(), jax.process_count()):
+      acc.add(self.eval_step(params, model_state, sharding.put_batch(batch, self.mesh), key))
+    return acc.means()
+
+  def write_samples(self, state: TrainState, step: int) -> pathlib.Path | None:
+    if self.task.sample_fn is None or self.config.train.num_samples <= 0:
+      return None
+    key = jax.random.fold_in(self.base_key, 3)
+    samples = np.asarray(jax.device_get(self._sampler()(state.params(self.use_ema), state.model_state(), key)))
+    if not self.files.is_main:
+      return None
+    path = self.files.sample_path(step)
+    spec = self.dataset.spec
+    if spec.kind == "points":
+      dist = spec.extras.get("distribution")
+      pictures.save_points(path, samples, bounds=getattr(dist, "bounds", None),
+                           reference_N2=self.dataset.test[np.arange(min(len(self.dataset.test), 5000))]["x"],
+                           title=f"{self.dataset.name}, step {step}")
+    elif spec.kind == "image":
+      pictures.save_image_grid(path, samples, spec.num_levels, scale=4 if spec.shape[0] <= 16 else 1)
+    else:
+      path = path.with_suffix(".txt")
+      decode = spec.extras["tokenizer"].decode
+      path.write_text("\n\n-----\n\n".join(decode(row) for row in samples))
+    return path
+
+  def _sampler(self):
+    if not hasattr(self, "_sample_jit"):
+      n = self.config.train.num_samples
+      self._sample_jit = jax.jit(lambda p, s, k: self.task.sample_fn(p, s, k, n),
+                                 out_shardings=sharding.replicated(self.mesh))
+    return self._sample_jit
+
+  def summary(self, state: TrainState) -> dict[str, Any]:
+    means = self.evaluate(state)
+    return {"step": int(state.step), **means, **self.task.summarize(means)}
+
+  # guard ---------------------------------------------------------------------------------------------
+  def check_finite(self, state: TrainState) -> None:
+    bad_step = int(state.nonfinite_step)
+    if bad_step >= 0:
+      name = step_lib.guard_names(self.task)[int(state.nonfinite_metric)]
+      kept = self.checkpointer.latest_step()
+      raise NonFiniteError(f"non-finite {name} at step {bad_step}; the update was not applied and the run "
+                           f"stopped; last good checkpoint: step {kept} (lower the learning rate or "
+                           f"enable optim.grad_clip_norm)")
+
+
+def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
+               bar) -> None:
+  values = acc.means()
+  values["examples_per_sec"] = examples / max(seconds, 1e-9)
+  schedules = exp.task.schedules
+  for name, schedule in schedules.items():
+    values[f"{name}/learning_rate" if len(schedules) > 1 else "learning_rate"] = float(schedule(step - 1))
+  exp.files.log(step, "train", values)
+  loss_key = next((k for k in values if k.endswith("loss")), None)
+  bar.set_postfix({"loss": f"{values[loss_key]:.4f}" if loss_key else "-",
+                   "ex/s": f"{values['examples_per_sec']:.0f}"})
+  acc.reset()
+
+
+def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
+  """Fresh state, or the latest checkpoint when this workdir already holds the same run."""
+  config_dict = config_to_dict(exp.config)
+  stored = exp.files.read_config()
+  latest = exp.checkpointer.latest_step()
+  if stored is not None:
+    diffs = _config_differences(stored, config_dict)
+    if diffs:
+      raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
+                                 f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
+  elif latest is not None or (exp.workdir / "summary.json").exists():
+    raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
+                               f"use a new --workdir")
+  iterator = exp.train_iterator()
+  restored = exp.restore_latest()
+  if restored is None:
+    exp.files.truncate_metrics(-1)
+    exp.files.write_config(config_dict)
+    return exp.init_state(), iterator
+  state, data_state = restored
+  iterator.set_state(data_state)
+  exp.files.truncate_metrics(int(state.step))
+  logging.info("resumed from step %d", int(state.step))
+  return state, iterator
+
+
+def train(config, workdir: str) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict."""
+  exp = Experiment(config, pathlib.Path(workdir))
+  tc = config.train
+  state, iterator = prepare_workdir(exp)
+  step = int(state.step)
+  kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+  acc = metrics_lib.Accumulator()
+  pending: list[dict] = []
+  bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
+                  dynamic_ncols=True, desc="train")
+  last_time, last_step = time.perf_counter(), step
+  try:
+    while step < tc.num_steps:
+      batch = sharding.put_batch(next(iterator), exp.mesh)
+      state, step_metrics = exp.train_step(state, batch)
+      pending.append(step_metrics)
+      step += 1
+      bar.update(1)
+      if step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+      is_last = step == tc.num_steps
+      if step % tc.log_every == 0 or is_last:
+        for m in pending:
+          acc.add(m)
+        pending.clear()
+        exp.check_finite(state)
+        now = time.perf_counter()
+        _log_train(exp, step, acc, (step - last_step) * exp.global_batch_size, now - last_time, bar)
+        last_time, last_step = now, step
+      if tc.eval_every and step % tc.eval_every == 0 and not is_last:
+        exp.files.log(step, "test", exp.evaluate(state))
+      if tc.sample_every and step % tc.sample_every == 0 and not is_last:
+        exp.write_samples(state, step)
+      if step % tc.checkpoint_every == 0 or is_last:
+        exp.check_finite(state)
+        exp.checkpointer.save(step, state, iterator.get_state())
+    exp.checkpointer.wait()
+    summary = exp.summary(state)
+    exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
+    exp.write_samples(state, step)
+    exp.files.write_summary(summary)
+    return summary
+  finally:
+    bar.close()
+    exp.checkpointer.close()
+    exp.files.close()
+
+
+def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
+  exp = Experiment(config, pathlib.Path(workdir))
+  restored = exp.restore_latest()
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint in {exp.workdir / 'checkpoints'}; train first (--mode=train)")
+  return exp, restored[0]
+
+
+def evaluate(config, workdir: str) -> dict[str, Any]:
+  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary)."""
+  exp, state = _restored_experiment(config, workdir)
+  try:
+    result = exp.summary(state)
+    if exp.files.is_main:
+      from gm_jax.train.run_files import write_json_atomic
+
+      write_json_atomic(exp.workdir / f"eval_step_{result['step']:07d}.json", result)
+    return result
+  finally:
+    exp.checkpointer.close()
+
+
+def sample(config, workdir: str) -> pathlib.Path | None:
+  """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
+  exp, state = _restored_experiment(config, workdir)
+  try:
+    return exp.write_samples(state, int(state.step))
+  finally:
+    exp.checkpointer.close()

@@ -1,0 +1,56 @@
+"""Optimizers and learning-rate schedules from config, through optax.
+
+config fields (config.optim or a per-network block):
+  name: adam | adamw | rmsprop; learning_rate; b1, b2, eps (adam/adamw); weight_decay (adamw; applied to
+  parameters with ndim >= 2 only when decay_matrices_only); decay, eps, centered (rmsprop);
+  schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
+  learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); grad_clip_norm (0 = off).
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def make_schedule(cfg, num_steps: int) -> optax.Schedule:
+  peak = cfg.learning_rate
+  warmup = cfg.get("warmup_steps", 0)
+  decay_steps = cfg.get("decay_steps", 0) or num_steps
+  end = peak * cfg.get("end_lr_ratio", 0.0)
+  kind = cfg.get("schedule", "constant")
+  if kind == "constant":
+    after = optax.constant_schedule(peak)
+  elif kind == "cosine":
+    after = optax.cosine_decay_schedule(peak, max(decay_steps - warmup, 1), alpha=end / peak if peak else 0.0)
+  elif kind == "linear":
+    after = optax.linear_schedule(peak, end, max(decay_steps - warmup, 1))
+  else:
+    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, cosine or linear")
+  if warmup <= 0:
+    return after
+  return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+
+
+def _matrices(params):
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  schedule = make_schedule(cfg, num_steps)
+  name = cfg.name
+  if name == "adam":
+    tx = optax.adam(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8))
+  elif name == "adamw":
+    mask = _matrices if cfg.get("decay_matrices_only", True) else None
+    tx = optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8),
+                     weight_decay=cfg.get("weight_decay", 0.0), mask=mask)
+  elif name == "rmsprop":
+    tx = optax.rmsprop(schedule, decay=cfg.get("decay", 0.99), eps=cfg.get("eps", 1e-8),
+                       centered=cfg.get("centered", False))
+  else:
+    raise ValueError(f"unknown optim.name {name!r}; use adam, adamw or rmsprop")
+  clip = cfg.get("grad_clip_norm", 0.0)
+  if clip:
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+  return tx, schedule

@@ -1,0 +1,151 @@
+"""The one jitted train step (all of a task's updates) and the jitted eval step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from gm_jax.evaluation import metrics as metrics_lib
+from gm_jax.train import sharding
+from gm_jax.train.state import NetworkState, TrainState
+from gm_jax.train.task import Task, Update
+
+
+def _microbatch(batch: dict[str, jax.Array], i: jax.Array, repeats: int) -> dict[str, jax.Array]:
+  """Rows j with j % repeats == i; each device keeps its own rows (see Update)."""
+
+  def take(a):
+    grouped = a.reshape(a.shape[0] // repeats, repeats, *a.shape[1:])
+    return jax.lax.dynamic_index_in_dim(grouped, i, axis=1, keepdims=False)
+
+  return jax.tree.map(take, batch)
+
+
+def guard_names(task: Task) -> list[str]:
+  """The metrics whose non-finiteness stops a run, in the order `nonfinite_metric` indexes them."""
+  names = []
+  for update in task.updates:
+    names += [f"{update.network}/loss", f"{update.network}/grad_norm"]
+  return names
+
+
+class TrainStep:
+  """Builds and holds the compiled train step of a task.
+
+  step(state, batch) -> (state, metrics): the step's key is fold_in(base_key, state.step); update u,
+  repeat i uses fold_in(fold_in(key, u), i). Objectives derive per-example keys from batch['index'],
+  the example's global position, so results do not depend on the device count. The state is donated.
+  `num_traces` counts Python traces of the step (it must stay 1).
+  """
+
+  def __init__(self, task: Task, base_key: jax.Array, mesh: Mesh, ema_decay: float):
+    self.task = task
+    self.base_key = base_key
+    self.ema_decay = ema_decay
+    self.num_traces = 0
+    self._prefix = len(task.networks) > 1
+    self._jitted = jax.jit(self._step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                           out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+                           donate_argnums=(0,))
+
+  def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
+    return self._jitted(state, batch)
+
+  def _name(self, network: str, metric: str) -> str:
+    return f"{network}/{metric}" if self._prefix else metric
+
+  def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
+    """One gradient update of update.network; skipped (state kept) when loss or grads are non-finite."""
+    net = networks[update.network]
+    params = {name: n.params for name, n in networks.items()}
+    model_state = {name: n.model_state for name, n in networks.items()}
+
+    def loss_of(own_params):
+      return update.loss_fn({**params, update.network: own_params}, model_state, batch, key)
+
+    (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(net.params)
+    grad_norm = optax.global_norm(grads)
+    updates, new_opt_state = self.task.optimizers[update.network].update(grads, net.opt_state, net.params)
+    new_params = optax.apply_updates(net.params, updates)
+    finite = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm)])
+    ok = jnp.all(finite)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+    new_networks = dict(networks)
+    for name, state in new_model_state.items():
+      new_networks[name] = new_networks[name].replace(model_state=keep(state, networks[name].model_state))
+    new_networks[update.network] = new_networks[update.network].replace(
+        params=keep(new_params, net.params), opt_state=keep(new_opt_state, net.opt_state))
+    metrics = {self._name(update.network, k): v for k, v in metrics.items()}
+    metrics[self._name(update.network, "loss")] = metrics_lib.scalar(loss)
+    metrics[self._name(update.network, "grad_norm")] = metrics_lib.scalar(grad_norm)
+    return new_networks, metrics, finite
+
+  def _step(self, state: TrainState, batch: dict[str, jax.Array]):
+    self.num_traces += 1
+    key = jax.random.fold_in(self.base_key, state.step)
+    networks = state.networks
+    all_metrics = {}
+    all_finite = []
+    for u, update in enumerate(self.task.updates):
+      update_key = jax.random.fold_in(key, u)
+      if update.repeats == 1:
+        networks, metrics, finite = self._apply_update(update, networks, batch, update_key)
+      else:
+        def body(carry, i, update=update, update_key=update_key):
+          nets, metrics_sum = carry
+          nets, metrics, finite = self._apply_update(
+              update, nets, _microbatch(batch, i, update.repeats), jax.random.fold_in(update_key, i))
+          return (nets, metrics_lib.add(metrics_sum, metrics)), finite
+
+        zero = self._zero_metrics(update, networks, batch, update_key)
+        (networks, metrics), finite_R = jax.lax.scan(body, (networks, zero), jnp.arange(update.repeats))
+        finite = jnp.all(finite_R, axis=0)
+      all_metrics.update(metrics)
+      all_finite.append(finite)
+    networks = self._update_ema(networks)
+    finite = jnp.concatenate(all_finite)
+    first_bad = jnp.argmin(finite)  # index of the first False, if any
+    newly_bad = (state.nonfinite_step < 0) & ~jnp.all(finite)
+    new_state = state.replace(
+        step=state.step + 1, networks=networks,
+        nonfinite_step=jnp.where(newly_bad, state.step, state.nonfinite_step),
+        nonfinite_metric=jnp.where(newly_bad, first_bad.astype(jnp.int32), state.nonfinite_metric))
+    return new_state, all_metrics
+
+  def _zero_metrics(self, update, networks, batch, key):
+    shapes = jax.eval_shape(lambda: self._apply_update(
+        update, networks, _microbatch(batch, jnp.int32(0), update.repeats), key)[1])
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+  def _update_ema(self, networks: dict[str, NetworkState]) -> dict[str, NetworkState]:
+    d = self.ema_decay
+    return {name: (net if net.ema_params is None else net.replace(
+        ema_params=jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, net.ema_params, net.params)))
+            for name, net in networks.items()}
+
+
+def make_eval_step(task: Task, mesh: Mesh):
+  """eval_step(params, model_state, batch, key) -> metrics (sums), jitted with the batch sharded."""
+  rep = sharding.replicated(mesh)
+  return jax.jit(task.eval_fn, in_shardings=(rep, rep, sharding.batch_sharded(mesh), rep), out_shardings=rep)
+
+
+def make_init(task: Task, mesh: Mesh, use_ema: bool):
+  """init(key, batch) -> TrainState, computed under jit and placed replicated on the mesh."""
+  from gm_jax.train import state as state_lib
+
+  rep = sharding.replicated(mesh)
+
+  def init(key, batch) -> TrainState:
+    return state_lib.create(task.init(key, batch), task.optimizers, use_ema)
+
+  return jax.jit(init, out_shardings=rep)
+
+
+def abstract_state(init_fn, key, batch) -> Any:
+  """Shapes, dtypes and shardings of the train state, for restoring a checkpoint without computing it."""
+  return jax.eval_shape(init_fn, key, batch)
