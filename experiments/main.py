@@ -33,7 +33,6 @@ def main(argv):
 
   from gm_jax.train import loop
 
-  jax.config.update("jax_threefry_partitionable", True)
   logging.info("devices: %s", jax.devices())
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir

@@ -26,7 +26,7 @@ from gm_jax.evaluation import pictures
 from gm_jax.train import sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import Checkpointer
-from gm_jax.train.run_files import RunFiles
+from gm_jax.train.run_files import RunFiles, write_json_atomic
 from gm_jax.train.state import TrainState
 
 # Fault injection for resume tests: SIGKILL this process right after dispatching the given step.
@@ -202,15 +202,16 @@ def train(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict."""
   exp = Experiment(config, pathlib.Path(workdir))
   tc = config.train
-  state, iterator = prepare_workdir(exp)
-  step = int(state.step)
-  kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
-  acc = metrics_lib.Accumulator()
-  pending: list[dict] = []
-  bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
-                  dynamic_ncols=True, desc="train")
-  last_time, last_step = time.perf_counter(), step
+  bar = None
   try:
+    state, iterator = prepare_workdir(exp)
+    step = int(state.step)
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
+    acc = metrics_lib.Accumulator()
+    pending: list[dict] = []
+    bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
+                    dynamic_ncols=True, desc="train")
+    last_time, last_step = time.perf_counter(), step
     while step < tc.num_steps:
       batch = sharding.put_batch(next(iterator), exp.mesh)
       state, step_metrics = exp.train_step(state, batch)
@@ -242,16 +243,21 @@ def train(config, workdir: str) -> dict[str, Any]:
     exp.files.write_summary(summary)
     return summary
   finally:
-    bar.close()
+    if bar is not None:
+      bar.close()
     exp.checkpointer.close()
     exp.files.close()
 
 
 def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
   exp = Experiment(config, pathlib.Path(workdir))
-  restored = exp.restore_latest()
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint in {exp.workdir / 'checkpoints'}; train first (--mode=train)")
+  try:
+    restored = exp.restore_latest()
+    if restored is None:
+      raise FileNotFoundError(f"no checkpoint in {exp.workdir / 'checkpoints'}; train first (--mode=train)")
+  except BaseException:
+    exp.checkpointer.close()
+    raise
   return exp, restored[0]
 
 
@@ -261,8 +267,6 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
   try:
     result = exp.summary(state)
     if exp.files.is_main:
-      from gm_jax.train.run_files import write_json_atomic
-
       write_json_atomic(exp.workdir / f"eval_step_{result['step']:07d}.json", result)
     return result
   finally:

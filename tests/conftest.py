@@ -1,0 +1,40 @@
+"""Shared test set-up: quiet logs, and a helper to run the launcher in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MAIN = REPO / "experiments" / "main.py"
+CONFIGS = REPO / "experiments" / "configs"
+
+
+def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300):
+  """Runs experiments/main.py with the given flags; returns the CompletedProcess."""
+  full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+  full_env.pop("XLA_FLAGS", None) if "XLA_FLAGS" not in (env or {}) else None
+  proc = subprocess.run([sys.executable, str(MAIN), *args], capture_output=True, text=True, env=full_env,
+                        timeout=timeout, cwd=REPO)
+  if check and proc.returncode != 0:
+    raise AssertionError(f"main.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+  return proc
+
+
+@pytest.fixture
+def run_launcher():
+  return run_main
+
+
+def load_config(name: str, arg: str | None = None):
+  """get_config(arg) of experiments/configs/<name>.py, unlocked so tests may adjust fields."""
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location(f"config_{name}", CONFIGS / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

@@ -1,0 +1,22 @@
+import numpy as np
+
+from gm_jax.data import digits
+
+
+def test_digits_split_is_fixed_and_disjoint():
+  train, test = digits.load_arrays()
+  train2, test2 = digits.load_arrays()
+  assert len(train["x"]) + len(test["x"]) == 1797
+  assert len(test["x"]) == 300
+  assert np.array_equal(test["x"], test2["x"])
+  assert train["x"].shape[1:] == (8, 8, 1) and train["x"].dtype == np.uint8
+  assert train["x"].max() == 16 and train["x"].min() == 0
+  # Disjoint: no test image occurs in the training split with the same label by position.
+  flat_train = {row.tobytes() for row in train["x"].reshape(len(train["x"]), -1)}
+  dup = sum(row.tobytes() in flat_train for row in test["x"].reshape(len(test["x"]), -1))
+  assert dup <= 2  # scikit-learn's digits contain a handful of exact duplicate images
+
+
+def test_dataset_spec():
+  ds = digits.load()
+  assert ds.spec.num_levels == 17 and ds.spec.num_dims == 64 and ds.spec.is_discrete

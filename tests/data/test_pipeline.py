@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches, stream_indices
+
+
+def _source(n):
+  return ArraySource({"x": np.arange(n, dtype=np.float32)[:, None]})
+
+
+def test_every_epoch_is_a_permutation_and_epochs_differ():
+  idx = stream_indices(seed=3, start=0, count=30, n=10)
+  for e in range(3):
+    assert sorted(idx[10 * e:10 * (e + 1)]) == list(range(10))
+  assert not np.array_equal(idx[:10], idx[10:20])
+
+
+def test_stream_is_a_pure_function_of_position():
+  a = stream_indices(1, 0, 57, 13)
+  b = np.concatenate([stream_indices(1, 0, 20, 13), stream_indices(1, 20, 37, 13)])
+  assert np.array_equal(a, b)
+
+
+def test_resumed_iterator_continues_the_same_batches():
+  src = _source(37)
+  full = TrainIterator(src, 8, seed=0)
+  batches = [next(full)["x"] for _ in range(10)]
+  resumed = TrainIterator(src, 8, seed=0)
+  first = [next(resumed)["x"] for _ in range(4)]
+  state = resumed.get_state()
+  again = TrainIterator(src, 8, seed=0)
+  again.set_state(state)
+  rest = [next(again)["x"] for _ in range(6)]
+  assert all(np.array_equal(a, b) for a, b in zip(batches, first + rest))
+
+
+def test_processes_read_disjoint_parts_of_the_global_batch():
+  src = _source(50)
+  whole = next(TrainIterator(src, 12, seed=5))
+  parts = [next(TrainIterator(src, 12, seed=5, process_index=p, process_count=3)) for p in range(3)]
+  assert np.array_equal(np.concatenate([p["x"] for p in parts]), whole["x"])
+  assert np.array_equal(np.concatenate([p["index"] for p in parts]), whole["index"])
+
+
+def test_batch_not_divisible_by_processes_is_a_clear_error():
+  with pytest.raises(ValueError, match="divisible by the number of processes"):
+    TrainIterator(_source(10), 10, seed=0, process_count=3)
+
+
+def test_resuming_with_another_batch_size_is_refused():
+  it = TrainIterator(_source(10), 4, seed=0)
+  with pytest.raises(ValueError, match="does not match"):
+    it.set_state({"position": 3, "seed": 0, "global_batch_size": 8})
+
+
+def test_eval_batches_cover_the_split_once_with_a_mask():
+  src = _source(23)
+  batches = list(eval_batches(src, 10))
+  xs = np.concatenate([b["x"][b["mask"] > 0, 0] for b in batches])
+  assert np.array_equal(xs, np.arange(23))
+  assert batches[-1]["mask"].sum() == 3

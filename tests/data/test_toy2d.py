@@ -1,0 +1,78 @@
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gm_jax.data import toy2d
+
+ALL = ["ring", "grid", "checkerboard", "moons", "spirals"]
+
+
+# Grid cell size per distribution: a fraction of its smallest length scale.
+CELL = {"ring": 0.005, "grid": 0.0125, "checkerboard": 0.01, "moons": 0.025, "spirals": 0.025}
+
+
+def _grid_integral(dist, h: float) -> float:
+  lo, hi = dist.bounds
+  lo, hi = lo - 1.0, hi + 1.0
+  cells = int(np.ceil((hi - lo) / h))
+  centres = lo + h * (np.arange(cells) + 0.5)
+  xx, yy = np.meshgrid(centres, centres, indexing="ij")
+  pts = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], -1), jnp.float32)
+  log_prob = jax.jit(dist.log_prob)
+  total = 0.0
+  for chunk in np.array_split(np.arange(len(pts)), max(1, len(pts) // 100_000)):
+    total += float(np.sum(np.exp(np.asarray(log_prob(pts[chunk]), np.float64))))
+  return total * h * h
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_density_integrates_to_one(name):
+  dist = toy2d.make(name)
+  assert abs(_grid_integral(dist, CELL[name]) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_samples_lie_where_the_density_is(name):
+  """Samples must have finite, high log-density; points far away must have tiny density."""
+  dist = toy2d.make(name)
+  x = dist.sample(jax.random.key(0), 4000)
+  logp = np.asarray(dist.log_prob(x))
+  assert np.all(np.isfinite(logp))
+  far = jnp.full((1, 2), 50.0)
+  assert float(dist.log_prob(far)[0]) < np.min(logp) - 10 or not np.isfinite(float(dist.log_prob(far)[0]))
+
+
+def test_ring_entropy_matches_closed_form_for_separated_modes():
+  """Well separated equal-weight modes: H = log K + log(2 pi e sigma^2)."""
+  dist = toy2d.ring(8, 2.0, 0.02)
+  h = toy2d.entropy(dist, jax.random.key(1), num_samples=200_000)
+  exact = math.log(8) + math.log(2 * math.pi * math.e * 0.02**2)
+  assert abs(h.nats - exact) < 4 * h.stderr + 1e-4
+  assert 0 < h.stderr < 0.01
+
+
+def test_checkerboard_entropy_is_log_area():
+  h = toy2d.entropy(toy2d.Checkerboard(cell=0.5))
+  assert h.method == "closed_form"
+  assert h.nats == pytest.approx(math.log(8 * 0.25))
+
+
+def test_monte_carlo_entropy_of_checkerboard_agrees():
+  """The Monte Carlo estimator itself, on a case with a closed form."""
+  dist = toy2d.Checkerboard()
+  x = dist.sample(jax.random.key(3), 10_000)
+  assert float(-jnp.mean(dist.log_prob(x))) == pytest.approx(math.log(8.0), abs=1e-6)
+
+
+def test_grid_geometry():
+  dist = toy2d.grid(5, 2.0, 0.05)
+  assert dist.means_K2.shape == (25, 2)
+  assert np.allclose(sorted(set(dist.means_K2[:, 0].round(6))), [-4, -2, 0, 2, 4])
+
+
+def test_unknown_distribution_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown toy2d distribution 'rings'"):
+    toy2d.make("rings")

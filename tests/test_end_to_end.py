@@ -1,0 +1,142 @@
+"""The launcher end to end: files written, SIGKILL + rerun resumes exactly, bad input fails clearly."""
+
+import json
+import shutil
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from gm_jax.train import loop
+from tests.conftest import CONFIGS, load_config, run_main
+
+TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
+
+
+def _metrics(workdir):
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  for r in records:
+    r.pop("examples_per_sec", None)  # wall-clock
+  return records
+
+
+def _final_params(workdir):
+  exp = loop.Experiment(load_config("toy2d_gmm", "tiny"), workdir)
+  try:
+    state, _ = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  return jax.device_get(state.networks)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  run_main(TINY, f"--workdir={workdir}")
+  return workdir
+
+
+def test_run_writes_every_file(uninterrupted):
+  w = uninterrupted
+  assert json.loads((w / "config.json").read_text())["task"] == "gmm"
+  summary = json.loads((w / "summary.json").read_text())
+  assert summary["step"] == 40 and summary["estimator"] == "exact"
+  assert {"nll_nats", "entropy_nats", "data_nll_nats"} <= set(summary)
+  records = _metrics(w)
+  assert [r["step"] for r in records if r["split"] == "train"] == [10, 20, 30, 40]
+  assert [r["step"] for r in records if r["split"] == "test"] == [20, 40]
+  assert sorted(p.name for p in (w / "samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
+  assert list((w / "tensorboard").glob("events.out.tfevents.*"))
+  assert sorted(int(p.name) for p in (w / "checkpoints").iterdir() if p.name.isdigit()) == [20, 30, 40]
+
+
+def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupted, tmp_path):
+  workdir = tmp_path / "killed"
+  proc = run_main(TINY, f"--workdir={workdir}", env={loop.KILL_AT_STEP_ENV: "25"}, check=False)
+  assert proc.returncode == -signal.SIGKILL
+  assert not (workdir / "summary.json").exists()
+  run_main(TINY, f"--workdir={workdir}")
+  assert json.loads((workdir / "summary.json").read_text()) == json.loads(
+      (uninterrupted / "summary.json").read_text())
+  assert _metrics(workdir) == _metrics(uninterrupted)
+  resumed, straight = _final_params(workdir), _final_params(uninterrupted)
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(straight)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
+  workdir = tmp_path / "again"
+  shutil.copytree(uninterrupted, workdir)
+  before = (workdir / "summary.json").read_text()
+  run_main(TINY, f"--workdir={workdir}")
+  assert (workdir / "summary.json").read_text() == before
+
+
+def test_eval_and_sample_modes(uninterrupted, tmp_path):
+  workdir = tmp_path / "modes"
+  shutil.copytree(uninterrupted, workdir)
+  run_main(TINY, f"--workdir={workdir}", "--mode=eval")
+  result = json.loads((workdir / "eval_step_0000040.json").read_text())
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert result["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
+  (workdir / "samples" / "step_0000040.png").unlink()
+  run_main(TINY, f"--workdir={workdir}", "--mode=sample")
+  assert (workdir / "samples" / "step_0000040.png").exists()
+
+
+def test_override_and_misspelt_key(tmp_path):
+  proc = run_main(TINY, f"--workdir={tmp_path / 'a'}", "--config.optim.learning_rat=0.1", check=False)
+  assert proc.returncode != 0 and "learning_rat" in proc.stderr
+  assert not (tmp_path / "a").exists()
+  run_main(TINY, f"--workdir={tmp_path / 'b'}", "--config.train.num_steps=10")
+  assert json.loads((tmp_path / "b" / "summary.json").read_text())["step"] == 10
+
+
+def test_changed_config_in_an_existing_workdir_is_refused(uninterrupted, tmp_path):
+  workdir = tmp_path / "conflict"
+  shutil.copytree(uninterrupted, workdir)
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  proc = run_main(TINY, f"--workdir={workdir}", "--config.optim.learning_rate=0.5", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: workdir")
+  assert "optim.learning_rate" in proc.stderr
+  assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+def test_corrupt_checkpoint_is_one_line_and_kept(uninterrupted, tmp_path):
+  workdir = tmp_path / "corrupt"
+  shutil.copytree(uninterrupted, workdir)
+  for f in (workdir / "checkpoints" / "40" / "state").rglob("*"):
+    if f.is_file() and f.parent.name == "d":
+      f.write_bytes(b"garbage")
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", check=False)
+  assert proc.returncode == 1
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: checkpoint") and "cannot be restored" in last
+  assert (workdir / "checkpoints" / "40").exists()
+
+
+def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  import jax.numpy as jnp
+  from gm_jax import tasks
+
+  real_build = tasks.BUILDERS["gmm"]
+
+  def poisoned(config, dataset):
+    task = real_build(config, dataset)
+    update = task.updates[0]
+
+    def loss_fn(params, model_state, batch, key):
+      loss, aux = update.loss_fn(params, model_state, batch, key)
+      return jnp.where(jnp.any(batch["index"] == 64 * 23 + 5), jnp.nan, loss), aux
+
+    return task.__class__(**{**task.__dict__, "updates": (update.__class__("model", loss_fn),)})
+
+  monkeypatch.setitem(tasks.BUILDERS, "gmm", poisoned)
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  with pytest.raises(loop.NonFiniteError, match=r"non-finite model/loss at step 23; .* checkpoint: step 20"):
+    loop.train(config, str(tmp_path))
+  assert not (tmp_path / "summary.json").exists()
+  assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 20

@@ -1,0 +1,52 @@
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from gm_jax.train.optim import make_optimizer, make_schedule
+
+
+def _cfg(**kw):
+  base = dict(name="adam", learning_rate=1.0, schedule="constant", warmup_steps=0, decay_steps=0,
+              end_lr_ratio=0.0, grad_clip_norm=0.0, weight_decay=0.0)
+  base.update(kw)
+  return ml_collections.ConfigDict(base)
+
+
+def test_warmup_then_cosine_to_end_ratio():
+  s = make_schedule(_cfg(schedule="cosine", warmup_steps=10, end_lr_ratio=0.1), num_steps=110)
+  assert float(s(0)) == 0.0
+  assert float(s(5)) == pytest.approx(0.5)
+  assert float(s(10)) == pytest.approx(1.0)
+  assert float(s(60)) == pytest.approx(0.1 + 0.9 * 0.5, rel=1e-5)
+  assert float(s(110)) == pytest.approx(0.1, rel=1e-5)
+
+
+def test_linear_decay():
+  s = make_schedule(_cfg(schedule="linear"), num_steps=100)
+  assert float(s(50)) == pytest.approx(0.5)
+
+
+def test_adamw_decays_only_matrices():
+  tx, _ = make_optimizer(_cfg(name="adamw", learning_rate=0.1, weight_decay=0.5), 10)
+  params = {"w": jnp.ones((2, 2)), "b": jnp.ones((2,))}
+  zero = {"w": jnp.zeros((2, 2)), "b": jnp.zeros((2,))}
+  updates, _ = tx.update(zero, tx.init(params), params)
+  assert np.allclose(updates["w"], -0.1 * 0.5) and np.allclose(updates["b"], 0.0)
+
+
+def test_global_norm_clipping():
+  tx, _ = make_optimizer(_cfg(name="rmsprop", grad_clip_norm=1.0, learning_rate=1.0), 10)
+  params = {"a": jnp.zeros(4)}
+  grads = {"a": jnp.full(4, 10.0)}
+  clip = optax.clip_by_global_norm(1.0)
+  clipped, _ = clip.update(grads, clip.init(params))
+  assert float(optax.global_norm(clipped)) == pytest.approx(1.0)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  assert np.all(np.isfinite(updates["a"]))
+
+
+def test_unknown_optimizer_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown optim.name 'sgdd'"):
+    make_optimizer(_cfg(name="sgdd"), 10)

@@ -1,0 +1,122 @@
+"""The compiled train step: golden first step, compile-once, microbatched repeats, EMA, NaN guard."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gm_jax import data as data_lib
+from gm_jax import tasks
+from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.train import sharding, step as step_lib
+from gm_jax.train.task import Task, Update
+from tests.conftest import load_config
+
+
+def _gmm_setup(num_components=1, lr=0.01):
+  config = load_config("toy2d_gmm", "tiny")
+  config.model.num_components = num_components
+  config.optim.learning_rate = lr
+  config.optim.warmup_steps = 0
+  config.optim.schedule = "constant"
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build_task(config, dataset)
+  mesh = sharding.make_mesh()
+  init = step_lib.make_init(task, mesh, use_ema=False)
+  it = data_lib.TrainIterator(dataset.train, config.data.batch_size, config.data.seed)
+  batch = next(it)
+  state = init(jax.random.key(0), batch)
+  train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, ema_decay=0.0)
+  return config, dataset, it, batch, state, train_step, mesh
+
+
+def test_first_step_golden_value():
+  """One component: the loss is the closed-form Gaussian NLL and Adam's first move is lr * sign(g)."""
+  config, _, _, batch, state, train_step, mesh = _gmm_setup(num_components=1, lr=0.01)
+  params0 = jax.device_get(state.networks["model"].params)
+  x = batch["x"].astype(np.float64)
+  mu = np.asarray(params0["means"][0], np.float64)
+  std = np.log1p(np.exp(np.asarray(params0["raw_scale"][0].diagonal(), np.float64))) + 1e-6
+  nll = 0.5 * np.sum(((x - mu) / std) ** 2, axis=1) + np.sum(np.log(std)) + np.log(2 * np.pi)
+  grads = jax.grad(lambda p: -jnp.mean(tasks.density.GaussianMixture(1, 2).apply({"params": p}, batch["x"])))(
+      params0)
+  state, metrics = train_step(state, sharding.put_batch(batch, mesh))
+  loss = float(metrics["loss"][0])
+  assert loss == pytest.approx(np.mean(nll), rel=1e-5)
+  params1 = jax.device_get(state.networks["model"].params)
+  for name in ("means", "raw_scale"):
+    expected = params0[name] - 0.01 * grads[name] / (np.abs(grads[name]) + 1e-8)
+    np.testing.assert_allclose(params1[name], expected, atol=1e-6)
+  assert int(state.step) == 1
+
+
+def test_step_compiles_once():
+  _, _, it, _, state, train_step, mesh = _gmm_setup(num_components=4)
+  for _ in range(6):
+    state, _ = train_step(state, sharding.put_batch(next(it), mesh))
+  assert train_step.num_traces == 1
+  assert train_step._jitted._cache_size() == 1
+
+
+def _noise_task(repeats: int, record: list | None = None) -> Task:
+  """A network w with loss mean((x - w)^2) per microbatch; lets tests see which rows each repeat got."""
+  def loss_fn(params, model_state, batch, key):
+    err_B = jnp.sum((batch["x"] - params["net"]["w"]) ** 2, axis=-1)
+    total, count = masked_mean(err_B, batch["mask"])
+    return total / count, ({"first_index": (batch["index"][0].astype(jnp.float32), jnp.float32(1))}, {})
+
+  return Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
+              updates=(Update("net", loss_fn, repeats=repeats),),
+              optimizers={"net": optax.sgd(0.1)}, schedules={"net": optax.constant_schedule(0.1)},
+              eval_fn=lambda *a: {}, summarize=lambda m: {})
+
+
+def test_repeats_run_sequential_updates_on_disjoint_microbatches():
+  task = _noise_task(repeats=2)
+  mesh = sharding.make_mesh()
+  x = np.arange(8, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+  batch = {"x": x, "index": np.arange(8), "mask": np.ones(8, np.float32)}
+  state = step_lib.make_init(task, mesh, use_ema=False)(jax.random.key(0), batch)
+  state, metrics = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)(state, sharding.put_batch(batch, mesh))
+  # Repeat 0 sees rows 0,2,4,6 (mean 3), repeat 1 rows 1,3,5,7 (mean 4); SGD on (x - w)^2 with lr 0.1.
+  w = 0.0
+  w = w - 0.1 * 2 * (w - 3.0)
+  w = w - 0.1 * 2 * (w - 4.0)
+  np.testing.assert_allclose(np.asarray(state.networks["net"].params["w"]), [w, w], rtol=1e-6)
+  assert float(metrics["first_index"][0]) == 0 + 1  # rows 0 and 1 start the two microbatches
+  assert float(metrics["first_index"][1]) == 2
+
+
+def test_ema_tracks_params():
+  task = _noise_task(repeats=1)
+  mesh = sharding.make_mesh()
+  batch = {"x": np.full((4, 2), 1.0, np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
+  state = step_lib.make_init(task, mesh, use_ema=True)(jax.random.key(0), batch)
+  step = step_lib.TrainStep(task, jax.random.key(0), mesh, ema_decay=0.9)
+  state, _ = step(state, sharding.put_batch(batch, mesh))
+  w1 = np.asarray(state.networks["net"].params["w"])
+  np.testing.assert_allclose(state.networks["net"].ema_params["w"], 0.1 * w1, rtol=1e-6)
+
+
+def test_nonfinite_loss_is_flagged_and_not_applied():
+  def loss_fn(params, model_state, batch, key):
+    bad = jnp.any(batch["index"] == 9)
+    loss = jnp.mean((batch["x"] - params["net"]["w"]) ** 2) * jnp.where(bad, jnp.nan, 1.0)
+    return loss, ({}, {})
+
+  task = Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
+              updates=(Update("net", loss_fn),), optimizers={"net": optax.sgd(0.1)},
+              schedules={"net": optax.constant_schedule(0.1)}, eval_fn=lambda *a: {}, summarize=lambda m: {})
+  mesh = sharding.make_mesh()
+  step = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)
+  make = lambda s: {"x": np.ones((4, 2), np.float32), "index": np.arange(4 * s, 4 * s + 4),
+                    "mask": np.ones(4, np.float32)}
+  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), make(0))
+  for s in range(4):
+    before = np.asarray(state.networks["net"].params["w"]).copy()
+    state, _ = step(state, sharding.put_batch(make(s), mesh))
+    if s == 2:
+      np.testing.assert_array_equal(state.networks["net"].params["w"], before)
+  assert int(state.nonfinite_step) == 2
+  assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "net/loss"
