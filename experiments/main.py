@@ -12,6 +12,7 @@ with the same workdir resumes from the latest checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from absl import app, flags, logging
@@ -46,8 +47,11 @@ def main(argv):
       result = {"samples": str(loop.sample(config, workdir))}
   except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
     # Bad input and failed runs end with one line that says what to change.
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    # The run's files are already closed; exit at once so that late callbacks of background I/O
+    # threads (e.g. a failed checkpoint read) cannot print tracebacks after the message.
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
   print(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
