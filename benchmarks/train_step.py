@@ -1,0 +1,59 @@
+r"""Speed of one config's compiled train step, printed as JSON.
+
+  python -m benchmarks.train_step --config=experiments/configs/toy2d_gmm.py [--repeats=20]
+
+Reports compile time, ms per step (median of `repeats`, each one step on a fresh batch, blocking on
+the result), and examples per second. Data loading is excluded: the batches are prepared beforehand.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from benchmarks.timing import emit, time_calls
+from gm_jax import data as data_lib
+from gm_jax import tasks
+from gm_jax.train import sharding, step as step_lib
+
+config_flags.DEFINE_config_file("config", None, "Config file (FILE or FILE:ARG).", lock_config=True)
+flags.DEFINE_integer("repeats", 20, "Timed steps.")
+flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  del argv
+  config = flags.FLAGS.config
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build_task(config, dataset)
+  mesh = sharding.make_mesh()
+  batch_size = config.data.batch_size * task.examples_per_step_factor
+  it = data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)
+  n = flags.FLAGS.warmup + flags.FLAGS.repeats + 1
+  batches = [sharding.put_batch(next(it), mesh) for _ in range(n)]
+  state = step_lib.make_init(task, mesh, config.train.ema_decay > 0)(
+      jax.random.key(config.seed), next(data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)))
+  train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, config.train.ema_decay)
+
+  start = time.perf_counter()
+  compiled = train_step._jitted.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - start
+  holder = {"state": state, "i": 0}
+
+  def one_step():
+    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % n])
+    holder["i"] += 1
+    jax.block_until_ready(metrics)
+
+  stats = time_calls(one_step, warmup=flags.FLAGS.warmup, repeats=flags.FLAGS.repeats)
+  emit({"benchmark": "train_step", "task": config.task,
+        "batch_size": batch_size, "compile_s": compile_s, **stats,
+        "examples_per_s": batch_size / (stats["ms_median"] / 1e3)})
+
+
+if __name__ == "__main__":
+  app.run(main)
