@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
-from typing import Any
+import sys
+import tempfile
+import time
+from typing import Any, Iterator
 
 import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
   pass
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[list[bytes]]:
+  """Redirects file descriptor 2 to a temporary file; yields a list that receives what was written."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  captured: list[bytes] = []
+  with tempfile.TemporaryFile() as tmp:
+    os.dup2(tmp.fileno(), 2)
+    try:
+      yield captured
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      tmp.seek(0)
+      captured.append(tmp.read())
 
 
 class Checkpointer:
@@ -33,15 +56,23 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
     """Restores onto the shardings in `abstract_state`; an unreadable checkpoint raises one line."""
-    try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-    except Exception as e:  # orbax/tensorstore raise many types for damaged or mismatched files
-      first_line = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
+    error = None
+    # When one read fails, tensorstore finishes the others on its own threads after orbax's event loop
+    # has closed, and they print tracebacks about that loop; keep them out of the one-line error.
+    with _stderr_captured() as captured:
+      try:
+        restored = self._manager.restore(step, args=args)
+      except Exception as e:  # orbax/tensorstore raise many types for damaged or mismatched files
+        error = e
+        time.sleep(0.5)  # let the stray reads finish while stderr is still captured
+    if error is not None:
+      message = str(error).strip()
+      reason = message.splitlines()[0][:200] if message else type(error).__name__
       raise CheckpointError(
-          f"checkpoint {self.directory / str(step)} cannot be restored ({first_line}); it is damaged or "
-          f"from a different model: move it away to resume from an earlier one, or use a new --workdir"
-      ) from None
+          f"checkpoint {self.directory / str(step)} cannot be restored ({reason}); it is damaged or "
+          f"from a different model: move it away to resume from an earlier one, or use a new --workdir")
+    sys.stderr.write(captured[0].decode(errors="replace"))  # a successful restore's warnings, if any
     return restored["state"], dict(restored["data"])
 
   def wait(self) -> None:

@@ -120,3 +120,61 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
       np.testing.assert_array_equal(state.networks["net"].params["w"], before)
   assert int(state.nonfinite_step) == 2
   assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "net/loss"
+
+
+def test_two_networks_update_in_order_within_one_step():
+  """A GAN-like step: 'critic' is updated first (2 repeats), then 'gen' sees the critic's new params."""
+  def critic_loss(params, model_state, batch, key):
+    return jnp.sum((params["critic"]["c"] - 1.0) ** 2), ({}, {})
+
+  def gen_loss(params, model_state, batch, key):
+    # d/dg of (g - c)^2 at g = 0 is -2c: the generator's move reveals the critic value it saw.
+    return jnp.sum((params["gen"]["g"] - params["critic"]["c"]) ** 2), ({}, {})
+
+  task = Task(init=lambda key, batch: {"critic": {"params": {"c": jnp.zeros(())}},
+                                       "gen": {"params": {"g": jnp.zeros(())}}},
+              updates=(Update("critic", critic_loss, repeats=2), Update("gen", gen_loss)),
+              optimizers={"critic": optax.sgd(0.25), "gen": optax.sgd(0.5)},
+              schedules={"critic": optax.constant_schedule(0.25), "gen": optax.constant_schedule(0.5)},
+              eval_fn=lambda *a: {}, summarize=lambda m: {})
+  mesh = sharding.make_mesh()
+  batch = {"x": np.zeros((4, 1), np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
+  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), batch)
+  step = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)
+  state, metrics = step(state, sharding.put_batch(batch, mesh))
+  c = 0.0
+  for _ in range(2):
+    c = c - 0.25 * 2 * (c - 1.0)  # 0.5, then 0.75
+  assert float(state.networks["critic"].params["c"]) == pytest.approx(c)
+  assert float(state.networks["gen"].params["g"]) == pytest.approx(0.5 * 2 * c)
+  assert set(metrics) >= {"critic/loss", "gen/loss", "critic/grad_norm", "gen/grad_norm"}
+  assert float(metrics["critic/loss"][1]) == 2.0  # two critic updates averaged
+
+
+def test_batch_statistics_are_carried_in_the_model_state():
+  import flax.linen as nn
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train):
+      return nn.BatchNorm(use_running_average=not train, momentum=0.5)(nn.Dense(1)(x))
+
+  net = Net()
+
+  def loss_fn(params, model_state, batch, key):
+    y, updates = net.apply({"params": params["net"], **model_state["net"]}, batch["x"], True,
+                           mutable=["batch_stats"])
+    return jnp.mean(y**2), ({}, {"net": updates})
+
+  task = Task(init=lambda key, batch: {"net": net.init(key, batch["x"], False)},
+              updates=(Update("net", loss_fn),), optimizers={"net": optax.sgd(0.0)},
+              schedules={"net": optax.constant_schedule(0.0)}, eval_fn=lambda *a: {}, summarize=lambda m: {})
+  mesh = sharding.make_mesh()
+  x = np.random.default_rng(0).normal(3.0, 1.0, size=(64, 2)).astype(np.float32)
+  batch = {"x": x, "index": np.arange(64), "mask": np.ones(64, np.float32)}
+  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), batch)
+  params = jax.device_get(state.networks["net"].params)  # the step donates the state
+  state, _ = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)(state, sharding.put_batch(batch, mesh))
+  dense_out = x @ np.asarray(params["Dense_0"]["kernel"]) + np.asarray(params["Dense_0"]["bias"])
+  mean = np.asarray(state.networks["net"].model_state["batch_stats"]["BatchNorm_0"]["mean"])
+  np.testing.assert_allclose(mean, 0.5 * dense_out.mean(0), rtol=1e-4)
