@@ -67,6 +67,7 @@ class TfdsImageSource:
   feature: str
   crop: int = 0
   size: int = 0
+  binary: bool = False
 
   def __len__(self) -> int:
     return len(self.records)
@@ -76,7 +77,10 @@ class TfdsImageSource:
     images = [np.asarray(ex[self.feature]) for ex in examples]
     if self.size:
       images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size) for im in images]
-    batch = {"x": np.stack(images).astype(np.uint8)}
+    x = np.stack(images)
+    if self.binary:
+      x = x > 0  # binary images are stored as 0/1 or as 0/255 depending on the export
+    batch = {"x": x.astype(np.uint8)}
     if "label" in examples[0]:
       batch["label"] = np.asarray([ex["label"] for ex in examples], np.int32)
     return batch
@@ -86,7 +90,8 @@ def load(name: str, data_dir: str | None = None, crop: int = 0, size: int = 0) -
   if name not in IMAGE_SETS:
     raise ValueError(f"unknown TFDS image data set {name!r}; choose one of {sorted(IMAGE_SETS)}")
   info = IMAGE_SETS[name]
-  train = TfdsImageSource(open_split(name, "train", data_dir), info.feature, crop, size)
-  test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size)
+  binary = info.num_levels == 2
+  train = TfdsImageSource(open_split(name, "train", data_dir), info.feature, crop, size, binary)
+  test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size, binary)
   shape = train[np.array([0])]["x"].shape[1:]
   return Dataset(name, train, test, DataSpec(kind="image", shape=tuple(shape), num_levels=info.num_levels))

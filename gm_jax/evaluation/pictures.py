@@ -22,10 +22,11 @@ def image_grid(images_NHWC: np.ndarray, num_levels: int, columns: int | None = N
   return np.clip(np.round(grid), 0, 255).astype(np.uint8)
 
 
-def save_image_grid(path: pathlib.Path, images_NHWC: np.ndarray, num_levels: int, scale: int = 1) -> None:
+def save_image_grid(path: pathlib.Path, images_NHWC: np.ndarray, num_levels: int, scale: int = 1,
+                    columns: int | None = None) -> None:
   from PIL import Image
 
-  grid = image_grid(images_NHWC, num_levels)
+  grid = image_grid(images_NHWC, num_levels, columns)
   picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if scale > 1:
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)

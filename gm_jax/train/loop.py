@@ -115,10 +115,17 @@ class Experiment:
     return acc.means()
 
   def write_samples(self, state: TrainState, step: int) -> pathlib.Path | None:
+    """samples/step_XXXXXXX.png (a .txt for text), plus any further pictures the task draws."""
     if self.task.sample_fn is None or self.config.train.num_samples <= 0:
       return None
     key = jax.random.fold_in(self.base_key, 3)
-    samples = np.asarray(jax.device_get(self._sampler()(state.params(self.use_ema), state.model_state(), key)))
+    params, model_state = state.params(self.use_ema), state.model_state()
+    samples = np.asarray(jax.device_get(self._sampler()(params, model_state, key)))
+    extra = {}
+    if self.task.pictures_fn is not None:
+      batch = self.dataset.test[np.arange(min(len(self.dataset.test), 64))]
+      batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
+      extra = jax.device_get(jax.jit(self.task.pictures_fn)(params, model_state, key, batch))
     if not self.files.is_main:
       return None
     path = self.files.sample_path(step)
@@ -129,7 +136,11 @@ class Experiment:
                            reference_N2=self.dataset.test[np.arange(min(len(self.dataset.test), 5000))]["x"],
                            title=f"{self.dataset.name}, step {step}")
     elif spec.kind == "image":
-      pictures.save_image_grid(path, samples, spec.num_levels, scale=4 if spec.shape[0] <= 16 else 1)
+      scale = 4 if spec.shape[0] <= 16 else 1
+      pictures.save_image_grid(path, samples, spec.num_levels, scale=scale)
+      for name, images in extra.items():
+        pictures.save_image_grid(path.with_name(f"{name}_{path.name}"), np.asarray(images), spec.num_levels,
+                                 scale=scale, columns=8)
     else:
       path = path.with_suffix(".txt")
       decode = spec.extras["tokenizer"].decode

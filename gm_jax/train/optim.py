@@ -4,7 +4,9 @@ config fields (config.optim or a per-network block):
   name: adam | adamw | rmsprop; learning_rate; b1, b2, eps (adam/adamw); weight_decay (adamw; applied to
   parameters with ndim >= 2 only when decay_matrices_only); decay, eps, centered (rmsprop);
   schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
-  learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); grad_clip_norm (0 = off).
+  learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
+  rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
+  grad_clip_norm (0 = off). name may also be adagrad (initial_accumulator).
 """
 
 from __future__ import annotations
@@ -25,8 +27,15 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
     after = optax.cosine_decay_schedule(peak, max(decay_steps - warmup, 1), alpha=end / peak if peak else 0.0)
   elif kind == "linear":
     after = optax.linear_schedule(peak, end, max(decay_steps - warmup, 1))
+  elif kind == "piecewise":
+    boundaries, scales = list(cfg.boundaries), list(cfg.scales)
+    if len(scales) != len(boundaries) + 1:
+      raise ValueError(f"optim.scales needs one more entry than optim.boundaries, got {len(scales)} and "
+                       f"{len(boundaries)}")
+    pieces = [optax.constant_schedule(peak * s) for s in scales]
+    after = optax.join_schedules(pieces, [b - warmup for b in boundaries])
   else:
-    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, cosine or linear")
+    raise ValueError(f"unknown optim.schedule {kind!r}; use constant, cosine, linear or piecewise")
   if warmup <= 0:
     return after
   return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
@@ -48,8 +57,11 @@ def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, o
   elif name == "rmsprop":
     tx = optax.rmsprop(schedule, decay=cfg.get("decay", 0.99), eps=cfg.get("eps", 1e-8),
                        centered=cfg.get("centered", False))
+  elif name == "adagrad":
+    tx = optax.adagrad(schedule, initial_accumulator_value=cfg.get("initial_accumulator", 0.1),
+                       eps=cfg.get("eps", 1e-7))
   else:
-    raise ValueError(f"unknown optim.name {name!r}; use adam, adamw or rmsprop")
+    raise ValueError(f"unknown optim.name {name!r}; use adam, adamw, rmsprop or adagrad")
   clip = cfg.get("grad_clip_norm", 0.0)
   if clip:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)

@@ -49,6 +49,8 @@ class Task:
   eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`.
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC).
   summarize(eval_means) -> the summary fields (the likelihood ledger and any family-specific numbers).
+  pictures_fn(params, model_state, key, test_batch) -> {name: images} of further pictures (e.g.
+    reconstructions), saved beside the samples as samples/<name>_step_XXXXXXX.png.
   """
 
   init: Callable[[jax.Array, Batch], dict[str, dict[str, Any]]]
@@ -58,6 +60,7 @@ class Task:
   summarize: Callable[[dict[str, float]], dict[str, Any]]
   schedules: dict[str, optax.Schedule]
   sample_fn: SampleFn | None = None
+  pictures_fn: Callable[[Params, ModelState, jax.Array, Batch], dict[str, jax.Array]] | None = None
 
   @property
   def networks(self) -> tuple[str, ...]:

@@ -28,6 +28,17 @@ def test_linear_decay():
   assert float(s(50)) == pytest.approx(0.5)
 
 
+def test_piecewise_schedule():
+  cfg = _cfg(schedule="piecewise")
+  cfg.boundaries = (10, 30)
+  cfg.scales = (1.0, 0.5, 0.25)
+  s = make_schedule(cfg, num_steps=100)
+  assert [float(s(t)) for t in (0, 9, 10, 29, 30, 99)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+  cfg.scales = (1.0, 0.5)
+  with pytest.raises(ValueError, match="one more entry"):
+    make_schedule(cfg, 100)
+
+
 def test_adamw_decays_only_matrices():
   tx, _ = make_optimizer(_cfg(name="adamw", learning_rate=0.1, weight_decay=0.5), 10)
   params = {"w": jnp.ones((2, 2)), "b": jnp.ones((2,))}
@@ -48,5 +59,5 @@ def test_global_norm_clipping():
 
 
 def test_unknown_optimizer_is_a_clear_error():
-  with pytest.raises(ValueError, match="unknown optim.name 'sgdd'"):
+  with pytest.raises(ValueError, match="unknown optim.name 'sgdd'; use adam, adamw, rmsprop or adagrad"):
     make_optimizer(_cfg(name="sgdd"), 10)

@@ -1,0 +1,200 @@
+"""VAE family: ELBO / IWAE / autoencoder training of gm_jax.models.vae.HierarchicalVAE.
+
+config.model: latent_dims, hidden (one tuple of sizes per stochastic layer), activation, conv_channels,
+  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned)
+config.objective: name (elbo | iwae | autoencoder), beta, kl (analytic | mc), num_samples (K of the
+  training bound; 1 for the ELBO)
+config.data.binarize: dynamic binarization of integer-level images for the Bernoulli decoder
+config.eval: iwae_samples, iwae_chunk (the IWAE log-likelihood estimator of the evaluation)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gm_jax.data import transforms
+from gm_jax.data.dataset import Dataset
+from gm_jax.evaluation import ledger
+from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.models.decoders import Decoder
+from gm_jax.models.vae import HierarchicalVAE, VAEConfig
+from gm_jax.objectives import elbo as elbo_lib
+from gm_jax.tasks.density import toy2d_floor
+from gm_jax.train.optim import make_optimizer
+from gm_jax.train.rng import per_example_keys
+from gm_jax.train.task import Task, Update
+
+NUM_PICTURE_EXAMPLES = 16
+
+
+def make_decoder(config, dataset: Dataset) -> Decoder:
+  kind = config.model.decoder
+  spec = dataset.spec
+  if kind == "gaussian":
+    return Decoder("gaussian", fixed_std=config.model.get("decoder_std", 0.0))
+  if spec.kind != "image":
+    raise ValueError(f"model.decoder={kind!r} needs integer-level images; data {dataset.name!r} is "
+                     f"{spec.kind!r}: use model.decoder='gaussian'")
+  if kind == "bernoulli":
+    if spec.num_levels != 2 and not config.data.get("binarize", False):
+      raise ValueError(f"the bernoulli decoder needs binary data: {dataset.name!r} has {spec.num_levels} "
+                       f"levels; set data.binarize=True or use a categorical/discretized_logistic decoder")
+    return Decoder("bernoulli")
+  return Decoder(kind, num_levels=spec.num_levels)
+
+
+def model_config(config, dataset: Dataset) -> VAEConfig:
+  m = config.model
+  return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
+                   hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
+                   activation=m.activation, conv_channels=tuple(m.get("conv_channels", ())))
+
+
+def build(config, dataset: Dataset) -> Task:
+  cfg = model_config(config, dataset)
+  model = HierarchicalVAE(cfg)
+  objective = config.objective
+  beta, kl_mode = objective.get("beta", 1.0), objective.get("kl", "analytic")
+  train_k = objective.get("num_samples", 1)
+  binarize = cfg.decoder.kind == "bernoulli" and dataset.spec.num_levels != 2
+  levels = dataset.spec.num_levels
+
+  def observe(batch, key):
+    """The data the decoder models: dynamically binarized levels for Bernoulli on grey levels."""
+    x = batch["x"]
+    if binarize:
+      keys = per_example_keys(key, batch["index"])
+      return jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(keys, x)
+    return x.astype(jnp.float32) if cfg.decoder.kind in ("gaussian", "bernoulli") else x
+
+  def log_weights(params, x, keys_B, k):
+    return model.apply({"params": params}, x, keys_B, k, method=HierarchicalVAE.log_weights)
+
+  def loss_fn(params, model_state, batch, key):
+    k_obs, k_z = jax.random.split(key)
+    x = observe(batch, k_obs)
+    keys = per_example_keys(k_z, batch["index"])
+    mask = batch["mask"]
+    if objective.name == "autoencoder":
+      recon = model.apply({"params": params["model"]}, x, method=_autoencoder_log_px)
+      total, count = masked_mean(-recon, mask)
+      return total / count, ({"recon_nll_nats": (total, count)}, {})
+    terms = log_weights(params["model"], x, keys, train_k)
+    parts = elbo_lib.elbo_terms(terms, kl_mode)
+    metrics = {name: masked_mean(jnp.mean(v, axis=0), mask) for name, v in parts.items()}
+    if objective.name == "elbo":
+      per_example = -jnp.mean(parts["recon"] - beta * parts["kl"], axis=0)
+    elif objective.name == "iwae":
+      per_example = -elbo_lib.iwae_bound(elbo_lib.log_importance_weights(terms))
+      metrics[f"iwae{train_k}"] = masked_mean(-per_example, mask)
+    else:
+      raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
+    total, count = masked_mean(per_example, mask)
+    return total / count, (metrics, {})
+
+  iwae_k, iwae_chunk = config.eval.iwae_samples, config.eval.iwae_chunk
+
+  def eval_fn(params, model_state, batch, key):
+    k_obs, k_z = jax.random.split(key)
+    x = observe(batch, k_obs)
+    keys = per_example_keys(k_z, batch["index"])
+    mask = batch["mask"]
+    if objective.name == "autoencoder":
+      recon = model.apply({"params": params["model"]}, x, method=_autoencoder_log_px)
+      return {"recon_nll_nats": masked_mean(-recon, mask)}
+    parts = elbo_lib.elbo_terms(log_weights(params["model"], x, keys, 1), "analytic")
+    metrics = {name: masked_mean(v[0], mask) for name, v in parts.items()}
+    if iwae_k:
+      log_px = elbo_lib.iwae_estimate(lambda xx, kk, n: log_weights(params["model"], xx, kk, n), x,
+                                      jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 1), iwae_k,
+                                      iwae_chunk)
+      metrics["nll_nats"] = masked_mean(-log_px, mask)
+    return metrics
+
+  def to_data_levels(x):
+    return x * (levels - 1) if binarize else x
+
+  def sample(params, model_state, key, n):
+    return to_data_levels(model.apply({"params": params["model"]}, key, n, method=HierarchicalVAE.sample))
+
+  def pictures(params, model_state, key, batch):
+    """Test images beside their reconstructions, and interpolations between pairs of test images."""
+    if dataset.spec.kind != "image":
+      return {}
+    x = observe(batch, key)[:NUM_PICTURE_EXAMPLES]
+    variables = {"params": params["model"]}
+    z = model.apply(variables, x, method=HierarchicalVAE.encode_mean)
+    recon = model.apply(variables, z, method=_decode_mean).reshape(x.shape)
+    half = x.shape[0] // 2
+    alphas = jnp.linspace(0.0, 1.0, 8)
+    z_path = (1 - alphas[None, :, None]) * z[:half, None] + alphas[None, :, None] * z[half:2 * half, None]
+    interp = model.apply(variables, z_path.reshape(-1, z.shape[-1]), method=_decode_mean)
+    shape = dataset.spec.shape
+    return {"reconstructions": to_data_levels(jnp.concatenate([x, recon]).reshape(-1, *shape)),
+            "interpolations": to_data_levels(interp.reshape(-1, *shape))}
+
+  @functools.cache
+  def floor():
+    return toy2d_floor(dataset, config.data.seed + 7)
+
+  def summarize(means):
+    if objective.name == "autoencoder":
+      return {"estimator": None, "note": "an autoencoder has no likelihood; recon_nll_nats is -log p(x|z)"}
+    out = {"elbo_nll_nats": -means["elbo"]}
+    discrete = cfg.decoder.is_discrete
+    if "nll_nats" in means:
+      out.update(ledger.likelihood_entry(means["nll_nats"], dataset.spec.num_dims, f"iwae_{iwae_k}", discrete))
+    else:
+      out.update(ledger.likelihood_entry(-means["elbo"], dataset.spec.num_dims, "elbo", discrete))
+    if discrete:
+      out["elbo_bpd"] = ledger.bits_per_dim(-means["elbo"], dataset.spec.num_dims)
+    return {**out, **floor()}
+
+  def init(key, batch):
+    x = observe(batch, key)[:2]
+    return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
+                                method=HierarchicalVAE.log_weights)}
+
+  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
+  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
+              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample,
+              pictures_fn=pictures)
+
+
+def _autoencoder_log_px(module: HierarchicalVAE, x):
+  """log p(x | z_1 = mean of q(z_1 | x)): the deterministic autoencoder's reconstruction term."""
+  out = module.decode(module.encode_mean(x))
+  return module.config.decoder.log_prob(out, x.reshape(x.shape[0], -1))
+
+
+def _decode_mean(module: HierarchicalVAE, z1):
+  return module.config.decoder.mean(module.decode(z1))
+
+
+
+def default_config():
+  """The trainer's defaults plus the VAE family's fields; experiment configs start from this."""
+  import ml_collections
+
+  from gm_jax.train.defaults import base_config
+
+  config = base_config()
+  config.task = "vae"
+  config.data.binarize = False
+  config.model.latent_dims = (16,)
+  config.model.hidden = ((200, 200),)
+  config.model.activation = "tanh"
+  config.model.conv_channels = ()
+  config.model.decoder = "categorical"
+  config.model.decoder_std = 0.0
+  config.objective = ml_collections.ConfigDict()
+  config.objective.name = "elbo"
+  config.objective.beta = 1.0
+  config.objective.kl = "analytic"
+  config.objective.num_samples = 1
+  config.eval.iwae_samples = 5000
+  config.eval.iwae_chunk = 500
+  return config
