@@ -66,3 +66,13 @@ def test_bernoulli_on_grey_levels_needs_binarize(tmp_path):
   config.data.binarize = True
   summary = _train(config, tmp_path / "b")
   assert summary["bpd"] == pytest.approx(summary["nll_nats"] / (64 * np.log(2)))
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 4.0])
+def test_beta_weights_the_kl_in_the_loss(beta, tmp_path):
+  config = load_config("digits_vae", "tiny")
+  config.objective.beta = beta
+  config.train.num_steps = 10
+  _train(config, tmp_path)
+  first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+  assert first["loss"] == pytest.approx(-first["recon"] + beta * first["kl"], rel=1e-5)
