@@ -32,9 +32,6 @@ def run_launcher():
 
 def load_config(name: str, arg: str | None = None):
   """get_config(arg) of experiments/configs/<name>.py, unlocked so tests may adjust fields."""
-  import importlib.util
+  from gm_jax.train.defaults import load_config_file
 
-  spec = importlib.util.spec_from_file_location(f"config_{name}", CONFIGS / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config_file(CONFIGS / f"{name}.py", arg)

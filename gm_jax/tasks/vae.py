@@ -62,49 +62,51 @@ def build(config, dataset: Dataset) -> Task:
   binarize = cfg.decoder.kind == "bernoulli" and dataset.spec.num_levels != 2
   levels = dataset.spec.num_levels
 
+  if objective.name not in ("elbo", "iwae", "autoencoder"):
+    raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
+
   def observe(batch, key):
-    """The data the decoder models: dynamically binarized levels for Bernoulli on grey levels."""
+    """The decoder's data, per-example latent keys, and the mask.
+
+    Bernoulli decoders on grey levels see a dynamic binarization (fixed per example in evaluation,
+    whose key is fixed)."""
+    k_obs, k_z = jax.random.split(key)
     x = batch["x"]
     if binarize:
-      keys = per_example_keys(key, batch["index"])
-      return jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(keys, x)
-    return x.astype(jnp.float32) if cfg.decoder.kind in ("gaussian", "bernoulli") else x
+      obs_keys = per_example_keys(k_obs, batch["index"])
+      x = jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(obs_keys, x)
+    elif cfg.decoder.kind in ("gaussian", "bernoulli"):
+      x = x.astype(jnp.float32)
+    return x, per_example_keys(k_z, batch["index"]), batch["mask"]
 
   def log_weights(params, x, keys_B, k):
     return model.apply({"params": params}, x, keys_B, k, method=HierarchicalVAE.log_weights)
 
+  def autoencoder_nll(params, x, mask):
+    return masked_mean(-model.apply({"params": params["model"]}, x, method=_autoencoder_log_px), mask)
+
   def loss_fn(params, model_state, batch, key):
-    k_obs, k_z = jax.random.split(key)
-    x = observe(batch, k_obs)
-    keys = per_example_keys(k_z, batch["index"])
-    mask = batch["mask"]
+    x, keys, mask = observe(batch, key)
     if objective.name == "autoencoder":
-      recon = model.apply({"params": params["model"]}, x, method=_autoencoder_log_px)
-      total, count = masked_mean(-recon, mask)
+      total, count = autoencoder_nll(params, x, mask)
       return total / count, ({"recon_nll_nats": (total, count)}, {})
     terms = log_weights(params["model"], x, keys, train_k)
     parts = elbo_lib.elbo_terms(terms, kl_mode)
     metrics = {name: masked_mean(jnp.mean(v, axis=0), mask) for name, v in parts.items()}
     if objective.name == "elbo":
       per_example = -jnp.mean(parts["recon"] - beta * parts["kl"], axis=0)
-    elif objective.name == "iwae":
+    else:
       per_example = -elbo_lib.iwae_bound(elbo_lib.log_importance_weights(terms))
       metrics[f"iwae{train_k}"] = masked_mean(-per_example, mask)
-    else:
-      raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
     total, count = masked_mean(per_example, mask)
     return total / count, (metrics, {})
 
   iwae_k, iwae_chunk = config.eval.iwae_samples, config.eval.iwae_chunk
 
   def eval_fn(params, model_state, batch, key):
-    k_obs, k_z = jax.random.split(key)
-    x = observe(batch, k_obs)
-    keys = per_example_keys(k_z, batch["index"])
-    mask = batch["mask"]
+    x, keys, mask = observe(batch, key)
     if objective.name == "autoencoder":
-      recon = model.apply({"params": params["model"]}, x, method=_autoencoder_log_px)
-      return {"recon_nll_nats": masked_mean(-recon, mask)}
+      return {"recon_nll_nats": autoencoder_nll(params, x, mask)}
     parts = elbo_lib.elbo_terms(log_weights(params["model"], x, keys, 1), "analytic")
     metrics = {name: masked_mean(v[0], mask) for name, v in parts.items()}
     if iwae_k:
@@ -124,7 +126,7 @@ def build(config, dataset: Dataset) -> Task:
     """Test images beside their reconstructions, and interpolations between pairs of test images."""
     if dataset.spec.kind != "image":
       return {}
-    x = observe(batch, key)[:NUM_PICTURE_EXAMPLES]
+    x = observe(batch, key)[0][:NUM_PICTURE_EXAMPLES]
     variables = {"params": params["model"]}
     z = model.apply(variables, x, method=HierarchicalVAE.encode_mean)
     recon = model.apply(variables, z, method=_decode_mean).reshape(x.shape)
@@ -154,7 +156,7 @@ def build(config, dataset: Dataset) -> Task:
     return {**out, **floor()}
 
   def init(key, batch):
-    x = observe(batch, key)[:2]
+    x = observe(batch, key)[0][:2]
     return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
                                 method=HierarchicalVAE.log_weights)}
 
