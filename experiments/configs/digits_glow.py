@@ -1,0 +1,28 @@
+r"""Glow on scikit-learn digits (17 levels): multi-scale steps of ActNorm, invertible 1x1 conv, coupling.
+
+Uniform dequantization y = (k + u) / 17, shifted to [-0.5, 0.5); level 1: squeeze 8x8x1 -> 4x4x4,
+4 steps (ActNorm, invertible 1x1 conv with LU, affine channel coupling), factor out half; level 2:
+squeeze 4x4x2 -> 2x2x8, 4 steps. Conditioners: 3x3 conv ResNets, 32 features, one block. Reported: the
+dequantization bound on the 300 test digits as nll_nats and bits/dim (estimator `elbo`), the
+dequantization and shift Jacobians included.
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_glow.py --workdir=/tmp/gm_jax/digits_glow
+Hardware: 2-core CPU, no accelerator.
+Our result: RESULT_PLACEHOLDER
+Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  """digits_realnvp.py (same data, dequantization, optimizer, schedule and `:tiny` size) with Glow."""
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_realnvp.py"), arg)
+  config.model.architecture = "glow"
+  config.model.preprocess = "shift"
+  if arg != "tiny":
+    config.model.steps_per_level = 4
+  return config

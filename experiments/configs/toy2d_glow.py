@@ -1,0 +1,23 @@
+r"""Glow on a 2-D toy density: steps of ActNorm, an invertible linear map (LU) and an affine coupling.
+
+Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
+Same data, optimizer, schedule and `:tiny` size as toy2d_realnvp.py.
+Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
+
+Command:
+  python experiments/main.py --config=experiments/configs/toy2d_glow.py --workdir=/tmp/gm_jax/toy2d_glow_ring
+  (and --config.data.distribution=checkerboard / moons with their own workdirs)
+Hardware: 2-core CPU, no accelerator.
+Our result: RESULT_PLACEHOLDER
+Paper: none (Kingma & Dhariwal 2018 report images only); the floor is the true entropy.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"), arg)
+  config.model.architecture = "glow"
+  return config

@@ -1,0 +1,301 @@
+"""Invertible layers with cheap log-determinants: the parts of NICE, RealNVP and Glow.
+
+Every layer is a Flax module called as `layer(x, inverse=False, cond=None) -> (y, log_det_B)`:
+forward maps data towards the latent, `inverse=True` maps back, and log_det_B is log |det dy/dx| of the
+direction that was run (so the inverse's is minus the forward's at the matching point). Inputs are
+(B, D) vectors or (B, H, W, C) images; `cond` is an optional conditioning input of the same batch size
+(used by the variational dequantizer). A `Chain` of layers is itself a layer.
+
+Layers whose parameters depend on data (ActNorm) initialize them from the batch seen at `init`, which
+runs the forward direction.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _sum_except_batch(a: jax.Array) -> jax.Array:
+  return jnp.sum(a.reshape(a.shape[0], -1), axis=-1)
+
+
+class Chain(nn.Module):
+  """Composition: forward runs the layers in order, inverse in reverse order; log-dets add."""
+
+  layers: Sequence[nn.Module]
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    total = jnp.zeros(x.shape[0])
+    for layer in (reversed(self.layers) if inverse else self.layers):
+      x, log_det = layer(x, inverse, cond)
+      total = total + log_det
+    return x, total
+
+
+# Masks --------------------------------------------------------------------------------------------------
+
+def checkerboard_mask(shape: tuple[int, ...], parity: int) -> np.ndarray:
+  """1 where (row + col) % 2 == parity, for every channel; vectors alternate by index."""
+  if len(shape) == 1:
+    return (np.arange(shape[0]) % 2 == parity).astype(np.float32)
+  h, w, c = shape
+  board = (np.add.outer(np.arange(h), np.arange(w)) % 2 == parity).astype(np.float32)
+  return np.repeat(board[:, :, None], c, axis=2)
+
+
+def channel_mask(shape: tuple[int, ...], parity: int) -> np.ndarray:
+  """1 on the first (parity 0) or second (parity 1) half of the channels (of a vector's entries)."""
+  c = shape[-1]
+  first = np.arange(c) < c // 2
+  keep = first if parity == 0 else ~first
+  return np.broadcast_to(keep.astype(np.float32), shape).copy()
+
+
+# Conditioner networks -----------------------------------------------------------------------------------
+
+class MLPConditioner(nn.Module):
+  """(B, D) -> (B, D * outputs); the last layer starts at zero, so a coupling starts as the identity."""
+
+  hidden: Sequence[int]
+  outputs: int
+
+  @nn.compact
+  def __call__(self, h):
+    d = h.shape[-1]
+    for f in self.hidden:
+      h = nn.relu(nn.Dense(f)(h))
+    return nn.Dense(d * self.outputs, kernel_init=nn.initializers.zeros)(h).reshape(h.shape[0], d, self.outputs)
+
+
+class ConvConditioner(nn.Module):
+  """(B, H, W, C) -> (B, H, W, C, outputs): 3x3 conv, residual 3x3-1x1 blocks, zero-initialized 3x3 conv."""
+
+  features: int
+  num_blocks: int
+  outputs: int
+
+  @nn.compact
+  def __call__(self, h):
+    c = h.shape[-1]
+    h = nn.relu(nn.Conv(self.features, (3, 3))(h))
+    for _ in range(self.num_blocks):
+      r = nn.relu(nn.Conv(self.features, (3, 3))(h))
+      h = nn.relu(h + nn.Conv(self.features, (1, 1))(r))
+    out = nn.Conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    return out.reshape(*h.shape[:-1], c, self.outputs)
+
+
+class GlowConditioner(nn.Module):
+  """Glow's coupling network: 3x3 conv, ReLU, 1x1 conv, ReLU, zero-initialized 3x3 conv."""
+
+  features: int
+  outputs: int
+
+  @nn.compact
+  def __call__(self, h):
+    c = h.shape[-1]
+    h = nn.relu(nn.Conv(self.features, (3, 3))(h))
+    h = nn.relu(nn.Conv(self.features, (1, 1))(h))
+    out = nn.Conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    return out.reshape(*h.shape[:-1], c, self.outputs)
+
+
+def make_conditioner(kind: str, hidden: Sequence[int], outputs: int) -> nn.Module:
+  """mlp: Dense layers of the given sizes; conv: a ResNet with hidden[0] features and len(hidden) - 1
+  residual blocks; glow: Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0] features."""
+  if kind == "mlp":
+    return MLPConditioner(tuple(hidden), outputs)
+  if kind == "conv":
+    return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs)
+  if kind == "glow":
+    return GlowConditioner(features=hidden[0], outputs=outputs)
+  raise ValueError(f"unknown conditioner {kind!r}; use mlp, conv or glow")
+
+
+# Couplings ------------------------------------------------------------------------------------------------
+
+class Coupling(nn.Module):
+  """y = m * x + (1 - m) * (x * exp(s) + t), with (s, t) = net(m * x [, cond]).
+
+  additive=True is NICE's coupling (s = 0, volume preserving). Otherwise s = scale * tanh(raw), a learned
+  per-dimension bound on the log-scale (RealNVP). log |det| = sum over the changed dims of s.
+  """
+
+  mask: np.ndarray
+  conditioner: nn.Module
+  additive: bool = False
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    m = jnp.asarray(self.mask)
+    h = x * m
+    if cond is not None:
+      h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1) if h.ndim == 4 else \
+          jnp.concatenate([h, cond.reshape(h.shape[0], -1)], axis=-1)
+    out = self.conditioner(h)
+    out = out[..., :x.shape[-1], :] if cond is not None else out  # conditioner saw cond channels too
+    t = out[..., 0]
+    if self.additive:
+      s = jnp.zeros_like(t)
+    else:
+      scale = self.param("scale", nn.initializers.ones, x.shape[1:])
+      s = scale * jnp.tanh(out[..., 1])
+    s, t = (1 - m) * s, (1 - m) * t
+    if inverse:
+      return m * x + (1 - m) * ((x - t) * jnp.exp(-s)), -_sum_except_batch(s)
+    return m * x + (1 - m) * (x * jnp.exp(s) + t), _sum_except_batch(s)
+
+
+# Permutations and invertible linear maps ------------------------------------------------------------------
+
+class Permute(nn.Module):
+  """A fixed permutation of the last axis (channels, or a vector's entries): reverse, or random by seed."""
+
+  kind: str = "reverse"
+  seed: int = 0
+
+  def permutation(self, n: int) -> np.ndarray:
+    if self.kind == "reverse":
+      return np.arange(n)[::-1].copy()
+    if self.kind == "random":
+      return np.random.default_rng(self.seed).permutation(n)
+    raise ValueError(f"unknown permutation {self.kind!r}; use reverse or random")
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    perm = self.permutation(x.shape[-1])
+    index = np.argsort(perm) if inverse else perm
+    return x[..., index], jnp.zeros(x.shape[0])
+
+
+class InvertibleLinear(nn.Module):
+  """Glow's invertible 1x1 convolution, W = P L (U + diag(sign * exp(log_s))) (LU parameterization),
+  applied to the last axis at every position; log |det| = positions * sum(log_s)."""
+
+  seed: int = 0
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    c = x.shape[-1]
+    # Start from a random rotation, as Glow does, decomposed once (fixed P, sign; learned L, U, log_s).
+    q, _ = np.linalg.qr(np.random.default_rng(self.seed).normal(size=(c, c)))
+    p, l0, u0 = _lu(q)
+    sign = np.sign(np.diag(u0))
+    lower = self.param("lower", lambda _: jnp.asarray(np.tril(l0, -1), jnp.float32))
+    upper = self.param("upper", lambda _: jnp.asarray(np.triu(u0, 1), jnp.float32))
+    log_s = self.param("log_s", lambda _: jnp.asarray(np.log(np.abs(np.diag(u0))), jnp.float32))
+    L = jnp.tril(lower, -1) + jnp.eye(c)
+    U = jnp.triu(upper, 1) + jnp.diag(sign * jnp.exp(log_s))
+    W = jnp.asarray(p, jnp.float32) @ L @ U
+    positions = int(np.prod(x.shape[1:-1])) if x.ndim > 2 else 1
+    log_det = positions * jnp.sum(log_s) * jnp.ones(x.shape[0])
+    if inverse:
+      return x @ jnp.linalg.inv(W).T, -log_det
+    return x @ W.T, log_det
+
+
+def _lu(a: np.ndarray):
+  """a = P L U with unit-lower L (partial pivoting), in numpy, for initialization."""
+  import scipy.linalg
+
+  return scipy.linalg.lu(a)
+
+
+class ActNorm(nn.Module):
+  """y = (x + bias) * exp(log_scale) per channel; initialized so the first batch has zero mean and unit
+  variance per channel (Glow's data-dependent init)."""
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    axes = tuple(range(x.ndim - 1))
+    bias = self.param("bias", lambda _: -jnp.mean(x, axis=axes))
+    log_scale = self.param("log_scale", lambda _: -jnp.log(jnp.std(x, axis=axes) + 1e-6))
+    positions = int(np.prod(x.shape[1:-1])) if x.ndim > 2 else 1
+    log_det = positions * jnp.sum(log_scale) * jnp.ones(x.shape[0])
+    if inverse:
+      return x * jnp.exp(-log_scale) - bias, -log_det
+    return (x + bias) * jnp.exp(log_scale), log_det
+
+
+# Reshapes and multi-scale --------------------------------------------------------------------------------
+
+def squeeze(x):
+  """(B, H, W, C) -> (B, H/2, W/2, 4C): each 2x2 patch becomes channels."""
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze(x):
+  b, h, w, c = x.shape
+  x = x.reshape(b, h, w, 2, 2, c // 4).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, 2 * h, 2 * w, c // 4)
+
+
+class Squeeze(nn.Module):
+  undo: bool = False  # True: the unsqueeze that ends a multi-scale level
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    forward = squeeze if not self.undo else unsqueeze
+    backward = unsqueeze if not self.undo else squeeze
+    return (backward(x) if inverse else forward(x)), jnp.zeros(x.shape[0])
+
+
+class FactorOut(nn.Module):
+  """Multi-scale factor-out: the second half of the channels leaves the flow here (it is part of the
+  latent from now on); `inner` transforms the first half only."""
+
+  inner: nn.Module
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    c = x.shape[-1] // 2
+    kept, out = x[..., :c], x[..., c:]
+    kept, log_det = self.inner(kept, inverse, cond)
+    return jnp.concatenate([kept, out], axis=-1), log_det
+
+
+# Data preprocessing --------------------------------------------------------------------------------------
+
+class Logit(nn.Module):
+  """x in (0, 1) -> logit(alpha + (1 - 2 alpha) x) (RealNVP's preprocessing), with its Jacobian."""
+
+  alpha: float = 0.05
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    a = self.alpha
+    if inverse:
+      p = jax.nn.sigmoid(x)
+      y = (p - a) / (1 - 2 * a)
+      # dy/dx = p (1 - p) / (1 - 2a)
+      return y, _sum_except_batch(jnp.log(p) + jnp.log1p(-p) - jnp.log(1 - 2 * a))
+    p = a + (1 - 2 * a) * x
+    y = jnp.log(p) - jnp.log1p(-p)
+    return y, _sum_except_batch(jnp.log(1 - 2 * a) - jnp.log(p) - jnp.log1p(-p))
+
+
+class ScaleShift(nn.Module):
+  """x -> scale * x + shift with constants (e.g. Glow's x - 0.5, or a data standardization)."""
+
+  scale: float = 1.0
+  shift: float = 0.0
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    log_det = float(np.log(abs(self.scale))) * np.prod(x.shape[1:]) * jnp.ones(x.shape[0])
+    if inverse:
+      return (x - self.shift) / self.scale, -log_det
+    return self.scale * x + self.shift, log_det
+
+
+class Sigmoid(nn.Module):
+  """R -> (0, 1), used to end the variational dequantizer's flow."""
+
+  def __call__(self, x, inverse: bool = False, cond=None):
+    if inverse:
+      y = jnp.log(x) - jnp.log1p(-x)
+      return y, -_sum_except_batch(jnp.log(x) + jnp.log1p(-x))
+    return jax.nn.sigmoid(x), _sum_except_batch(jax.nn.log_sigmoid(x) + jax.nn.log_sigmoid(-x))
+
