@@ -9,7 +9,8 @@ dequantization and shift Jacobians included.
 Command:
   python experiments/main.py --config=experiments/configs/digits_glow.py --workdir=/tmp/gm_jax/digits_glow
 Hardware: 2-core CPU, no accelerator.
-Our result: RESULT_PLACEHOLDER
+Our result (jax 0.10.2, 87 s): test nll_nats 108.72 = 2.451 bits/dim (uniform dequantization bound);
+  it overfits the 1,497 training images (train 89.6 nats).
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).
 """
 

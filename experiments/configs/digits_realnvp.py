@@ -2,13 +2,15 @@ r"""RealNVP on scikit-learn digits (17 levels), with RealNVP's multi-scale archi
 
 Uniform dequantization y = (k + u) / 17, logit preprocessing (alpha 0.05); level 1 (8x8x1): 3 affine
 checkerboard couplings, squeeze, 3 channel couplings, factor out half; level 2 (4x4x2): 3 checkerboard
-couplings. Conditioners: 3x3 conv ResNets with 32 features and one residual block. Reported: the dequantization bound on the
-300 test digits as nll_nats and bits/dim (estimator `elbo`), dequantization and logit Jacobians included.
+couplings. Conditioners: 3x3 conv ResNets with 32 features and one residual block. Reported: the
+dequantization bound on the 300 test digits as nll_nats and bits/dim (estimator `elbo`), with the
+dequantization and logit Jacobians included.
 
 Command:
   python experiments/main.py --config=experiments/configs/digits_realnvp.py --workdir=/tmp/gm_jax/digits_realnvp
 Hardware: 2-core CPU, no accelerator.
-Our result: RESULT_PLACEHOLDER
+Our result (jax 0.10.2, 128 s): test nll_nats 90.76 = 2.046 bits/dim (uniform dequantization bound);
+  with --config.objective.dequantization=variational: 87.68 = 1.977 bits/dim (142 s).
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).
 """
 

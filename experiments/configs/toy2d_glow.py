@@ -8,7 +8,8 @@ Command:
   python experiments/main.py --config=experiments/configs/toy2d_glow.py --workdir=/tmp/gm_jax/toy2d_glow_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
-Our result: RESULT_PLACEHOLDER
+Our result (jax 0.10.2, 6,000 steps): test nll_nats (exact) ring -2.416 (floor -2.906, 46 s),
+  checkerboard 2.250 (floor 2.079, 48 s), moons 0.897 (floor 0.898, 86 s).
 Paper: none (Kingma & Dhariwal 2018 report images only); the floor is the true entropy.
 """
 

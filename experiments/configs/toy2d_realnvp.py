@@ -7,7 +7,8 @@ Command:
   python experiments/main.py --config=experiments/configs/toy2d_realnvp.py --workdir=/tmp/gm_jax/toy2d_realnvp_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
-Our result: RESULT_PLACEHOLDER
+Our result (jax 0.10.2, 6,000 steps): test nll_nats (exact) ring -1.501 (floor -2.906, 77 s),
+  checkerboard 2.241 (floor 2.079, 59 s), moons 0.903 (floor 0.898, 82 s).
 Paper: none (Dinh et al. 2017 show 2-D densities only as pictures); the floor is the true entropy.
 """
 
