@@ -7,13 +7,14 @@ builder `build(config, dataset) -> Task` here, registered in BUILDERS.
 from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.tasks import density, flow, vae
+from gm_jax.tasks import density, flow, gan, vae
 from gm_jax.train.task import Task
 
 BUILDERS = {
     "gmm": density.build_gmm,
     "vae": vae.build,
     "flow": flow.build,
+    "gan": gan.build,
 }
 
 

@@ -6,7 +6,9 @@ config fields (config.optim or a per-network block):
   schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
   learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
   rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
-  grad_clip_norm (0 = off). name may also be adagrad (initial_accumulator).
+  grad_clip_norm (0 = off); weight_clip (0 = off): after every update each parameter is clipped to
+  [-weight_clip, weight_clip] (the original WGAN's Lipschitz constraint). name may also be adagrad
+  (initial_accumulator).
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def _matrices(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+def clip_parameters(c: float) -> optax.GradientTransformation:
+  """Turns updates into ones that leave every parameter inside [-c, c] after they are applied."""
+
+  def update(updates, state, params):
+    if params is None:
+      raise ValueError("weight clipping needs the parameters")
+    clipped = jax.tree.map(lambda u, p: jax.numpy.clip(p + u, -c, c) - p, updates, params)
+    return clipped, state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   schedule = make_schedule(cfg, num_steps)
   name = cfg.name
@@ -65,4 +79,7 @@ def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, o
   clip = cfg.get("grad_clip_norm", 0.0)
   if clip:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)
+  weight_clip = cfg.get("weight_clip", 0.0)
+  if weight_clip:
+    tx = optax.chain(tx, clip_parameters(weight_clip))
   return tx, schedule

@@ -1,0 +1,28 @@
+r"""WGAN-GP (Gulrajani et al. 2017) on a 2-D toy density, with the published hyperparameters:
+gradient-penalty weight lambda = 10, n_critic = 5, Adam with learning rate 1e-4 and betas (0, 0.9) for
+both networks; the critic has no normalization layers. Same data and networks as toy2d_gan.py.
+
+Command:
+  python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py --workdir=/tmp/gm_jax/toy2d_wgan_gp
+Hardware: 2-core CPU, no accelerator.
+Our result: not yet measured (the mode-coverage metrics are still to come).
+Paper: WGAN-GP shows 2-D toy densities as pictures only; PacGAN's Table 1 is the mode-coverage
+  reference for GANs.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_gan.py"), arg)
+  config.objective.loss = "wgan_gp"
+  config.objective.n_critic = 5
+  config.objective.gp_weight = 10.0
+  for optim in (config.optim, config.optim_d):
+    optim.name = "adam"
+    optim.learning_rate = 1e-4
+    optim.b1 = 0.0
+    optim.b2 = 0.9
+  return config

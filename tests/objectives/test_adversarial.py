@@ -1,0 +1,117 @@
+"""Adversarial objectives against their theory: D* = p / (p + q), the minimax value at D*, the gradient
+penalty of a linear critic, weight clipping, and the saturating generator loss's vanishing gradient."""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+from jax.scipy.stats import norm
+
+from gm_jax.objectives import adversarial
+from gm_jax.train.optim import make_optimizer
+
+P = (0.0, 1.0)  # data: N(0, 1)
+Q = (1.5, 0.7)  # generator: N(1.5, 0.7^2)
+
+
+def _log_p(x):
+  return norm.logpdf(x, *P)
+
+
+def _log_q(x):
+  return norm.logpdf(x, *Q)
+
+
+class _Disc(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    h = nn.tanh(nn.Dense(64)(x[:, None]))
+    h = nn.tanh(nn.Dense(64)(h))
+    return nn.Dense(1)(h)[:, 0]
+
+
+def test_discriminator_trained_alone_converges_to_d_star():
+  disc = _Disc()
+  params = disc.init(jax.random.key(0), jnp.zeros(4))
+  tx = optax.adam(3e-3)
+
+  def step(carry, key):
+    params, opt_state = carry
+    k1, k2 = jax.random.split(key)
+    real = P[0] + P[1] * jax.random.normal(k1, (1024,))
+    fake = Q[0] + Q[1] * jax.random.normal(k2, (1024,))
+    loss_fn = lambda p: jnp.mean(adversarial.discriminator_loss("minimax", disc.apply(p, real), disc.apply(p, fake)))
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  (params, _), _ = jax.jit(lambda c: jax.lax.scan(step, c, jax.random.split(jax.random.key(1), 3000)))(
+      (params, tx.init(params)))
+  grid = jnp.linspace(-2.0, 3.0, 201)
+  d = jax.nn.sigmoid(disc.apply(params, grid))
+  d_star = jnp.exp(_log_p(grid)) / (jnp.exp(_log_p(grid)) + jnp.exp(_log_q(grid)))
+  assert float(jnp.max(jnp.abs(d - d_star))) < 0.05
+
+
+def test_minimax_value_at_d_star_is_minus_2log2_plus_2js():
+  key_p, key_q = jax.random.split(jax.random.key(0))
+  real = P[0] + P[1] * jax.random.normal(key_p, (2_000_000,))
+  fake = Q[0] + Q[1] * jax.random.normal(key_q, (2_000_000,))
+  optimal_logit = lambda x: _log_p(x) - _log_q(x)  # sigmoid(log p - log q) = p / (p + q)
+  value = -float(jnp.mean(adversarial.discriminator_loss("minimax", optimal_logit(real), optimal_logit(fake))))
+  # JS by quadrature, independently of the loss code.
+  x = np.linspace(-12, 12, 400_001)
+  p, q = np.exp(np.asarray(_log_p(x), np.float64)), np.exp(np.asarray(_log_q(x), np.float64))
+  m = (p + q) / 2
+  dx = x[1] - x[0]
+  js = 0.5 * np.sum(p * np.log(p / m)) * dx + 0.5 * np.sum(q * np.log(q / m)) * dx
+  assert value == pytest.approx(-2 * math.log(2) + 2 * js, abs=3e-3)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+  w = jnp.array([0.3, -1.2, 2.0])
+  critic = lambda x: x @ w + 0.7
+  real = jax.random.normal(jax.random.key(0), (5, 3))
+  fake = jax.random.normal(jax.random.key(1), (5, 3))
+  gp = adversarial.gradient_penalty(critic, real, fake, jax.random.key(2))
+  np.testing.assert_allclose(gp, (float(jnp.linalg.norm(w)) - 1.0) ** 2, rtol=1e-5)
+
+
+def test_weights_stay_in_the_clip_range_after_an_update():
+  cfg = ml_collections.ConfigDict(dict(name="rmsprop", learning_rate=5e-2, decay=0.99, eps=1e-8,
+                                       schedule="constant", weight_clip=0.01))
+  tx, _ = make_optimizer(cfg, 10)
+  params = {"w": jax.random.normal(jax.random.key(0), (20, 20)) * 0.005, "b": jnp.zeros(20)}
+  state = tx.init(params)
+  for i in range(3):
+    grads = jax.tree.map(lambda a: 100 * jax.random.normal(jax.random.key(i + 1), a.shape), params)
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    for leaf in jax.tree.leaves(params):
+      assert float(jnp.max(jnp.abs(leaf))) <= 0.01 + 1e-7
+  assert float(jnp.max(jnp.abs(params["w"]))) == pytest.approx(0.01)  # the constraint is active
+
+
+def test_saturating_generator_loss_vanishes_where_the_discriminator_wins():
+  """When D confidently rejects fakes (logit -> -inf), log(1 - D) saturates; -log D does not."""
+  confident_reject = jnp.array([-10.0])
+  sat = jax.grad(lambda l: adversarial.generator_loss("minimax", l).sum())(confident_reject)
+  non_sat = jax.grad(lambda l: adversarial.generator_loss("non_saturating", l).sum())(confident_reject)
+  assert abs(float(sat[0])) < 1e-4 and float(non_sat[0]) == pytest.approx(-1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", adversarial.LOSSES)
+def test_every_loss_prefers_telling_real_from_fake(kind):
+  good = adversarial.discriminator_loss(kind, jnp.array([3.0]), jnp.array([-3.0]))
+  bad = adversarial.discriminator_loss(kind, jnp.array([-3.0]), jnp.array([3.0]))
+  assert float(good[0]) < float(bad[0])
+
+
+def test_unknown_loss_is_a_clear_error():
+  with pytest.raises(ValueError, match="unknown objective.loss 'lsgan'"):
+    adversarial.check_loss("lsgan")
