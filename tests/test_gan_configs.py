@@ -45,3 +45,16 @@ def test_wgan_weight_clipping_through_the_trainer(tmp_path):
   exp.checkpointer.close()
   leaves = jax.tree.leaves(state.networks["discriminator"].params)
   assert max(float(np.max(np.abs(leaf))) for leaf in leaves) <= 0.01 + 1e-7
+
+
+@pytest.mark.parametrize("name", ["digits_dcgan", "digits_wgan_gp"])
+def test_digits_gan_configs(name, tmp_path):
+  summary = _train(load_config(name, "tiny"), tmp_path)
+  assert np.isfinite(summary["d_loss"]) and (tmp_path / "samples" / "step_0000010.png").exists()
+
+
+def test_wgan_gp_refuses_a_batchnorm_critic(tmp_path):
+  config = load_config("digits_wgan_gp", "tiny")
+  config.model.discriminator_norm = "batch"
+  with pytest.raises(ValueError, match="must not use BatchNorm"):
+    _train(config, tmp_path)

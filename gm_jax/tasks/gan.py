@@ -3,7 +3,8 @@
 Each train step runs objective.n_critic discriminator updates, each on its own microbatch of real data
 (so data.batch_size real examples per update), then one generator update, inside one compiled step.
 
-config.model: latent_dim, generator_hidden, discriminator_hidden
+config.model: latent_dim; points: generator_hidden, discriminator_hidden (MLPs); images: features and
+  discriminator_norm (batch | layer | none) of the seed's DCGAN (gm_jax.models.dcgan)
 config.objective: loss (minimax | non_saturating | wgan | wgan_gp | hinge), n_critic, gp_weight
 config.optim: the generator's optimizer; config.optim_d: the discriminator's (see gm_jax.train.optim;
   WGAN sets optim_d.weight_clip)
@@ -14,8 +15,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gm_jax.data import transforms
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
 from gm_jax.train.optim import make_optimizer
@@ -23,62 +26,89 @@ from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Task, Update
 
 
+def make_networks(config, dataset: Dataset):
+  """(generator, discriminator) for the data: MLPs for points, the seed's DCGAN for images."""
+  m, spec = config.model, dataset.spec
+  if spec.kind == "points":
+    return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0]),
+            MLPDiscriminator(tuple(m.discriminator_hidden)))
+  if spec.kind == "image":
+    size, _, channels = spec.shape
+    norm = m.get("discriminator_norm", "batch")
+    if config.objective.loss == "wgan_gp" and norm == "batch":
+      raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
+                       "model.discriminator_norm='layer'")
+    return (DCGANGenerator(size, channels, m.features), DCGANDiscriminator(size, m.features, norm))
+  raise ValueError(f"the gan task models points or images; data {dataset.name!r} is {spec.kind!r}")
+
+
 def build(config, dataset: Dataset) -> Task:
-  if dataset.spec.kind != "points":
-    raise ValueError(f"the gan task currently models 2-D points (toy2d); data {dataset.name!r} is "
-                     f"{dataset.spec.kind!r}")
-  m, obj = config.model, config.objective
+  m, obj, spec = config.model, config.objective, dataset.spec
   loss_kind = adversarial.check_loss(obj.loss)
   n_critic, gp_weight = obj.n_critic, obj.get("gp_weight", 10.0)
-  generator = MLPGenerator(tuple(m.generator_hidden), dataset.spec.shape[0])
-  discriminator = MLPDiscriminator(tuple(m.discriminator_hidden))
+  generator, discriminator = make_networks(config, dataset)
+  images = spec.kind == "image"
+
+  def run(module, name, params, model_state, x, train, updated):
+    """Applies a network; in training its batch statistics (if any) are updated into `updated`."""
+    state = updated.get(name, model_state[name])
+    variables = {"params": params[name], **state}
+    if train and state:
+      out, new_state = module.apply(variables, x, train=True, mutable=list(state))
+      updated[name] = new_state
+      return out
+    return module.apply(variables, x, train=False)
 
   def noise(key, index_B):
     return jax.vmap(lambda k: jax.random.normal(k, (m.latent_dim,)))(per_example_keys(key, index_B))
 
-  def generate(params, key, index_B):
-    return generator.apply({"params": params["generator"]}, noise(key, index_B))
-
-  def critic(params):
-    return lambda x: discriminator.apply({"params": params["discriminator"]}, x)
+  def real_data(batch):
+    return transforms.to_symmetric(batch["x"], spec.num_levels) if images else batch["x"]
 
   def d_loss_fn(params, model_state, batch, key):
     k_z, k_gp = jax.random.split(key)
-    real = batch["x"]
-    fake = jax.lax.stop_gradient(generate(params, k_z, batch["index"]))
-    f = critic(params)
-    real_logits, fake_logits = f(real), f(fake)
+    updated = {}
+    real = real_data(batch)
+    fake = jax.lax.stop_gradient(
+        run(generator, "generator", params, model_state, noise(k_z, batch["index"]), True, updated))
+    real_logits = run(discriminator, "discriminator", params, model_state, real, True, updated)
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, True, updated)
     per_example = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
     metrics = {"d_real": masked_mean(real_logits, batch["mask"]), "d_fake": masked_mean(fake_logits, batch["mask"])}
     if loss_kind == "wgan_gp":
-      gp = adversarial.gradient_penalty(f, real, fake, k_gp)
+      critic = lambda x: run(discriminator, "discriminator", params, model_state, x, False, {})
+      gp = adversarial.gradient_penalty(critic, real, fake, k_gp)
       metrics["gradient_penalty"] = masked_mean(gp, batch["mask"])
       per_example = per_example + gp_weight * gp
     total, count = masked_mean(per_example, batch["mask"])
-    return total / count, (metrics, {})
+    return total / count, (metrics, updated)
 
   def g_loss_fn(params, model_state, batch, key):
     # One fake per real example of one critic microbatch: the first batch_size / n_critic indices.
     index = batch["index"][: batch["index"].shape[0] // n_critic]
-    fake_logits = critic(params)(generate(params, key, index))
-    per_example = adversarial.generator_loss(loss_kind, fake_logits)
-    return jnp.mean(per_example), ({}, {})
+    updated = {}
+    fake = run(generator, "generator", params, model_state, noise(key, index), True, updated)
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, True, updated)
+    return jnp.mean(adversarial.generator_loss(loss_kind, fake_logits)), ({}, updated)
 
   def eval_fn(params, model_state, batch, key):
     """The discriminator's loss on test data against fresh fakes (the game's value, estimated)."""
-    f = critic(params)
-    fake_logits = f(generate(params, key, batch["index"]))
-    value = adversarial.discriminator_loss(loss_kind, f(batch["x"]), fake_logits)
+    fake = run(generator, "generator", params, model_state, noise(key, batch["index"]), False, {})
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, False, {})
+    real_logits = run(discriminator, "discriminator", params, model_state, real_data(batch), False, {})
+    value = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
     return {"d_loss": masked_mean(value, batch["mask"]),
             "g_loss": masked_mean(adversarial.generator_loss(loss_kind, fake_logits), batch["mask"])}
 
   def sample(params, model_state, key, n):
-    return generate(params, key, jnp.arange(n))
+    out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), False, {})
+    return transforms.from_symmetric(out, spec.num_levels) if images else out
 
   def init(key, batch):
     k_g, k_d = jax.random.split(key)
-    return {"generator": generator.init(k_g, jnp.zeros((1, m.latent_dim))),
-            "discriminator": discriminator.init(k_d, batch["x"][:1])}
+    z = jnp.zeros((2, m.latent_dim))
+    return {"generator": generator.init(k_g, z, train=False),
+            "discriminator": discriminator.init(k_d, real_data(batch)[:2], train=False)}
 
   tx_g, schedule_g = make_optimizer(config.optim, config.train.num_steps)
   tx_d, schedule_d = make_optimizer(config.optim_d, config.train.num_steps)
@@ -100,6 +130,8 @@ def default_config():
   config.model.latent_dim = 2
   config.model.generator_hidden = (128, 128, 128)
   config.model.discriminator_hidden = (128, 128, 128)
+  config.model.features = 64
+  config.model.discriminator_norm = "batch"
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "non_saturating"
   config.objective.n_critic = 1

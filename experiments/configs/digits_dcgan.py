@@ -1,0 +1,47 @@
+r"""The seed's DCGAN, sized for scikit-learn digits (8x8, one channel), non-saturating loss.
+
+Generator: Linear(z 100 -> 4x4x64) -> BN -> ReLU -> 5x5 stride-2 transposed conv -> tanh; discriminator:
+4x4 stride-2 conv (64) + LeakyReLU -> 4x4 valid conv to a logit (gm_jax.models.dcgan with image size 8,
+features 64). Adam 2e-4, beta1 0.5, as DCGAN. Images are scaled to [-1, 1]; samples are mapped back to
+the 17 grey levels.
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_dcgan.py --workdir=/tmp/gm_jax/digits_dcgan
+Hardware: 2-core CPU, no accelerator.
+Our result: not yet measured (sample grids only; no sample-quality metric for digits yet).
+Paper: none on digits; DCGAN (Radford et al. 2016) reports no likelihood or FID.
+"""
+
+from gm_jax.tasks.gan import default_config
+
+
+def get_config(arg: str | None = None):
+  config = default_config()
+  config.data.name = "digits"
+  config.data.batch_size = 64
+  config.model.latent_dim = 100
+  config.model.features = 64
+  config.model.discriminator_norm = "batch"
+  config.objective.loss = "non_saturating"
+  config.objective.n_critic = 1
+  for optim in (config.optim, config.optim_d):
+    optim.name = "adam"
+    optim.learning_rate = 2e-4
+    optim.b1 = 0.5
+  config.train.num_steps = 5000
+  config.train.log_every = 100
+  config.train.eval_every = 1000
+  config.train.sample_every = 1000
+  config.train.checkpoint_every = 1000
+  config.eval.batch_size = 100
+  if arg == "tiny":
+    config.model.features = 8
+    config.train.num_steps = 10
+    config.train.log_every = 5
+    config.train.eval_every = 0
+    config.train.sample_every = 0
+    config.train.checkpoint_every = 10
+    config.train.num_samples = 16
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  return config

@@ -1,0 +1,149 @@
+"""The DCGAN of seed 004, layer for layer, parameterized by feature width and image size.
+
+Generator: Linear(z -> 8F * s * s, no bias) -> BatchNorm -> ReLU -> reshape (s, s, 8F) -> transposed convs
+5x5 stride 2 (padding 2, output padding 1, no bias) with BatchNorm + ReLU halving the width each time
+-> a last 5x5 stride-2 transposed conv to the image channels -> tanh. s is the base size (4 for 64x64).
+Discriminator: 4x4 stride-2 conv + LeakyReLU(0.2) -> 4x4 stride-2 convs with normalization + LeakyReLU
+doubling the width -> an s x s valid conv to one logit. All weights start from N(0, 0.02) and BatchNorm
+scales from N(1, 0.02), as the seed's weights_init. For WGAN-GP the critic's normalization must not mix
+examples: `norm='layer'` (or 'none') replaces BatchNorm there.
+
+The transposed convolution is computed in its sub-pixel form: a stride-2, 5x5 transposed convolution
+equals a 3x3 convolution to 4x the channels followed by depth-to-space (each output parity only meets
+a 3x3 neighbourhood of the input). It is the same function, with the same parameters (the 5x5 kernel),
+but its backward pass is an ordinary convolution, which XLA:CPU runs many times faster than the
+transposed convolution's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+dcgan_init = nn.initializers.normal(0.02)
+
+
+def _bn_scale_init(key, shape, dtype=jnp.float32):
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+# For output parity a in {0, 1} and input offset d in {-1, 0, 1}: which of the 5 kernel taps connects
+# them (o = 2 i - 2 + k with o = 2 m + a, i = m + d), or None.
+_TAP = {(0, -1): 4, (0, 0): 2, (0, 1): 0, (1, -1): None, (1, 0): 3, (1, 1): 1}
+
+
+def subpixel_kernel(kernel_55IO: jax.Array) -> jax.Array:
+  """The 3x3 kernel, (3, 3, I, 4 * O) with outputs ordered (row parity, column parity, O), of the
+  convolution that computes a 5x5 stride-2 transposed convolution (padding 2, output padding 1)."""
+  i_ch, o_ch = kernel_55IO.shape[2:]
+  zeros = jnp.zeros((i_ch, o_ch), kernel_55IO.dtype)
+  rows = []
+  for dy in (-1, 0, 1):
+    cols = []
+    for dx in (-1, 0, 1):
+      phases = []
+      for a in (0, 1):
+        for b in (0, 1):
+          ky, kx = _TAP[(a, dy)], _TAP[(b, dx)]
+          phases.append(zeros if ky is None or kx is None else kernel_55IO[ky, kx])
+      cols.append(jnp.concatenate(phases, axis=-1))
+    rows.append(jnp.stack(cols))
+  return jnp.stack(rows)
+
+
+def depth_to_space(x_BHWC: jax.Array) -> jax.Array:
+  """(B, H, W, 4 C) with channels ordered (row parity, column parity, C) -> (B, 2H, 2W, C)."""
+  b, h, w, c4 = x_BHWC.shape
+  c = c4 // 4
+  x = x_BHWC.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, 2 * h, 2 * w, c)
+
+
+class ConvTranspose5x5Stride2(nn.Module):
+  """PyTorch's ConvTranspose2d(kernel_size=5, stride=2, padding=2, output_padding=1): (H, W) -> (2H, 2W).
+
+  The kernel is stored as (5, 5, in, out) with y[o] = sum_i x[i] kernel[o - 2 i + 2] (no flip), i.e.
+  PyTorch's weight (in, out, 5, 5) transposed to (5, 5, in, out).
+  """
+
+  features: int
+  use_bias: bool = False
+
+  @nn.compact
+  def __call__(self, x_BHWC):
+    kernel = self.param("kernel", dcgan_init, (5, 5, x_BHWC.shape[-1], self.features))
+    y = jax.lax.conv_general_dilated(x_BHWC, subpixel_kernel(kernel), (1, 1), ((1, 1), (1, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = depth_to_space(y)
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+    return y
+
+
+def reference_conv_transpose(x_BHWC: jax.Array, kernel_55IO: jax.Array) -> jax.Array:
+  """The same transposed convolution the textbook way (input dilation, flipped kernel); for tests."""
+  return jax.lax.conv_general_dilated(x_BHWC, kernel_55IO[::-1, ::-1], (1, 1), ((2, 3), (2, 3)),
+                                      lhs_dilation=(2, 2), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _num_upsamplings(image_size: int) -> tuple[int, int]:
+  """(number of stride-2 layers, base size) with base = image_size / 2^n in [3, 4] (64 -> 4 layers, 4)."""
+  n = max(1, int(math.floor(math.log2(image_size / 4))))
+  base = image_size // 2**n
+  if base * 2**n != image_size:
+    raise ValueError(f"DCGAN image size {image_size} must be a base of 3 to 7 times a power of two")
+  return n, base
+
+
+def _batch_norm(train: bool, name=None):
+  # PyTorch's BatchNorm momentum 0.1 is flax's 0.9; eps 1e-5 as PyTorch.
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, scale_init=_bn_scale_init,
+                      name=name)
+
+
+class DCGANGenerator(nn.Module):
+  image_size: int = 64
+  channels: int = 3
+  features: int = 64
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    n, base = _num_upsamplings(self.image_size)
+    width = self.features * 2 ** (n - 1)
+    h = nn.Dense(width * base * base, use_bias=False, kernel_init=dcgan_init)(z)
+    h = nn.relu(_batch_norm(train)(h))
+    # PyTorch views the vector as (C, s, s): reorder to (s, s, C) for NHWC.
+    h = h.reshape(z.shape[0], width, base, base).transpose(0, 2, 3, 1)
+    for _ in range(n - 1):
+      width //= 2
+      h = nn.relu(_batch_norm(train)(ConvTranspose5x5Stride2(width)(h)))
+    return jnp.tanh(ConvTranspose5x5Stride2(self.channels)(h))
+
+
+class DCGANDiscriminator(nn.Module):
+  """Returns one logit per image (no sigmoid: the losses take logits; WGAN critics need none)."""
+
+  image_size: int = 64
+  features: int = 64
+  norm: str = "batch"  # batch | layer | none
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    n, base = _num_upsamplings(self.image_size)
+    conv = lambda f, k, s, p: nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), kernel_init=dcgan_init)
+    h = nn.leaky_relu(conv(self.features, 4, 2, 1)(x), 0.2)
+    width = self.features
+    for _ in range(n - 1):
+      width *= 2
+      h = conv(width, 4, 2, 1)(h)
+      if self.norm == "batch":
+        h = _batch_norm(train)(h)
+      elif self.norm == "layer":
+        h = nn.LayerNorm(epsilon=1e-5)(h)
+      elif self.norm != "none":
+        raise ValueError(f"unknown discriminator norm {self.norm!r}; use batch, layer or none")
+      h = nn.leaky_relu(h, 0.2)
+    return conv(1, base, 1, 0)(h).reshape(x.shape[0])

@@ -1,0 +1,77 @@
+"""The DCGAN matches the seed's PyTorch network, and the sub-pixel transposed convolution is exact."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gm_jax.models.dcgan import (ConvTranspose5x5Stride2, DCGANDiscriminator, DCGANGenerator,
+                                 reference_conv_transpose)
+
+# Parameter counts of the seed's Generator(in_dim=100, feature_dim=64) and Discriminator(3, 64), by
+# layer: Linear 100x8192 (no bias) + BN 2x8192; ConvT 512->256, 256->128, 128->64 (5x5, no bias) with BN
+# 2x256, 2x128, 2x64; ConvT 64->3 (5x5, no bias). Conv 3->64 4x4 + bias; Conv 64->128, 128->256,
+# 256->512 4x4 + bias with BN; Conv 512->1 4x4 + bias.
+SEED_GENERATOR_PARAMS = (100 * 8192 + 2 * 8192 + 512 * 256 * 25 + 2 * 256 + 256 * 128 * 25 + 2 * 128
+                         + 128 * 64 * 25 + 2 * 64 + 64 * 3 * 25)
+SEED_DISCRIMINATOR_PARAMS = (3 * 64 * 16 + 64 + 64 * 128 * 16 + 128 + 2 * 128 + 128 * 256 * 16 + 256
+                             + 2 * 256 + 256 * 512 * 16 + 512 + 2 * 512 + 512 * 16 + 1)
+
+
+def _count(params):
+  return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
+
+
+def test_subpixel_transposed_conv_equals_the_transposed_conv():
+  layer = ConvTranspose5x5Stride2(5)
+  x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))
+  params = layer.init(jax.random.key(1), x)
+  kernel = params["params"]["kernel"]
+  expected = reference_conv_transpose(x, kernel)
+  got = layer.apply(params, x)
+  assert got.shape == (2, 12, 14, 5)
+  np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+  # Its gradient too (the backward pass is what the rewrite speeds up).
+  g_got = jax.grad(lambda k: jnp.sum(layer.apply({"params": {"kernel": k}}, x) ** 2))(kernel)
+  g_ref = jax.grad(lambda k: jnp.sum(reference_conv_transpose(x, k) ** 2))(kernel)
+  np.testing.assert_allclose(g_got, g_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_transposed_conv_follows_pytorchs_index_rule():
+  """y[o] = sum_i x[i] w[o - 2 i + 2] for 0 <= o - 2 i + 2 < 5 (PyTorch, padding 2, output padding 1)."""
+  x = jax.random.normal(jax.random.key(2), (1, 3, 1, 1))
+  w = jax.random.normal(jax.random.key(3), (5, 5, 1, 1))
+  y = np.asarray(ConvTranspose5x5Stride2(1).apply({"params": {"kernel": w}}, x))[0, :, 0, 0]
+  xs, ws = np.asarray(x)[0, :, 0, 0], np.asarray(w)
+  for o in range(6):
+    expected = 0.0
+    for i in range(3):
+      for j in range(1):
+        ky, kx = o - 2 * i + 2, 0 - 2 * j + 2
+        if 0 <= ky < 5:
+          expected += xs[i] * ws[ky, kx, 0, 0]
+    assert y[o] == pytest.approx(expected, abs=1e-5)
+
+
+def test_dcgan64_matches_the_seeds_network():
+  gen, disc = DCGANGenerator(64, 3, 64), DCGANDiscriminator(64, 64)
+  z = jnp.zeros((2, 100))
+  g_vars = gen.init(jax.random.key(0), z, train=False)
+  images = gen.apply(g_vars, z, train=False)
+  assert images.shape == (2, 64, 64, 3)
+  d_vars = disc.init(jax.random.key(1), images, train=False)
+  assert disc.apply(d_vars, images, train=False).shape == (2,)
+  assert _count(g_vars["params"]) == SEED_GENERATOR_PARAMS == 5_142_080
+  assert _count(d_vars["params"]) == SEED_DISCRIMINATOR_PARAMS == 2_766_529
+  kernels = [a for path, a in jax.tree_util.tree_leaves_with_path(g_vars["params"]) if "kernel" in str(path)]
+  assert all(abs(float(jnp.std(k)) - 0.02) < 0.003 for k in kernels if k.size > 10_000)
+
+
+@pytest.mark.parametrize("size,channels", [(32, 3), (28, 1), (8, 1)])
+def test_other_image_sizes(size, channels):
+  gen, disc = DCGANGenerator(size, channels, 16), DCGANDiscriminator(size, 16, norm="layer")
+  z = jnp.zeros((3, 32))
+  images = gen.apply(gen.init(jax.random.key(0), z, train=False), z, train=False)
+  assert images.shape == (3, size, size, channels)
+  logits = disc.apply(disc.init(jax.random.key(1), images), images)
+  assert logits.shape == (3,)
