@@ -58,3 +58,17 @@ def test_wgan_gp_refuses_a_batchnorm_critic(tmp_path):
   config.model.discriminator_norm = "batch"
   with pytest.raises(ValueError, match="must not use BatchNorm"):
     _train(config, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["dcgan_celeba64", "dcgan_cifar10", "wgan_gp_cifar10"])
+def test_paper_config_tiny_under_mock_data(name, tmp_path):
+  import tensorflow_datasets as tfds
+
+  with tfds.testing.mock_data(num_examples=8):
+    config = load_config(name, "tiny")
+    summary = _train(config, tmp_path)
+  assert np.isfinite(summary["d_loss"])
+  size = 64 if name == "dcgan_celeba64" else 32
+  from PIL import Image
+
+  assert Image.open(tmp_path / "samples" / "step_0000002.png").size[0] > size  # a grid of samples

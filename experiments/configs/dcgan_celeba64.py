@@ -1,0 +1,54 @@
+r"""The seed's DCGAN at 64x64 on CelebA (Radford, Metz & Chintala 2016), non-saturating loss.
+
+The published setting: generator z (100) -> 4x4x512 -> transposed convs to 64x64x3 with BatchNorm +
+ReLU and a tanh output; discriminator with strided 4x4 convs, BatchNorm and LeakyReLU(0.2); all weights
+N(0, 0.02); Adam with learning rate 2e-4 and beta1 0.5; batch 128; images centre-cropped to 108x108
+and resized to 64x64, scaled to [-1, 1]. The network is seed 004's, layer for layer (its parameter
+counts are tested).
+
+Command:
+  python experiments/main.py --config=experiments/configs/dcgan_celeba64.py --workdir=/tmp/gm_jax/dcgan_celeba64
+Data: tfds celeb_a (prepare it once: `tfds build celeb_a --file_format=array_record`).
+Hardware: an accelerator is advised; one step of batch 64 takes 1.75 s on a 2-core CPU
+  (benchmarks/dcgan_step.py). Only `:tiny` has run here (in the test suite, under tfds.testing.mock_data).
+Our result: not measured (no CelebA offline here; no FID implementation yet).
+Paper: samples only; Radford et al. report no quantitative sample-quality number for faces.
+"""
+
+from gm_jax.tasks.gan import default_config
+
+
+def get_config(arg: str | None = None):
+  config = default_config()
+  config.data.name = "celeb_a"
+  config.data.crop = 108
+  config.data.image_size = 64
+  config.data.batch_size = 128
+  config.model.latent_dim = 100
+  config.model.features = 64
+  config.model.discriminator_norm = "batch"
+  config.objective.loss = "non_saturating"
+  config.objective.n_critic = 1
+  for optim in (config.optim, config.optim_d):
+    optim.name = "adam"
+    optim.learning_rate = 2e-4
+    optim.b1 = 0.5
+  config.train.num_steps = 25 * 162_770 // 128  # 25 epochs of the training split
+  config.train.log_every = 200
+  config.train.eval_every = 5000
+  config.train.sample_every = 2000
+  config.train.checkpoint_every = 2000
+  config.eval.batch_size = 500
+  if arg == "tiny":
+    config.data.batch_size = 4
+    config.model.features = 4
+    config.train.num_steps = 2
+    config.train.log_every = 1
+    config.train.eval_every = 0
+    config.train.sample_every = 0
+    config.train.checkpoint_every = 2
+    config.train.num_samples = 4
+    config.eval.batch_size = 4
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  return config

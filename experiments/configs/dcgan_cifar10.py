@@ -1,0 +1,26 @@
+r"""The seed's DCGAN at 32x32 on CIFAR-10 (three stride-2 layers each way), non-saturating loss.
+
+Same networks and optimizer as dcgan_celeba64.py (Adam 2e-4, beta1 0.5, batch 128, N(0, 0.02) weights),
+sized for 32x32x3 images.
+
+Command:
+  python experiments/main.py --config=experiments/configs/dcgan_cifar10.py --workdir=/tmp/gm_jax/dcgan_cifar10
+Data: tfds cifar10 (prepare it once: `tfds build cifar10 --file_format=array_record`).
+Hardware: an accelerator is advised; only `:tiny` has run here (in the test suite, under mock data).
+Our result: not measured (no CIFAR-10 offline here; no Inception score or FID implementation yet).
+Paper: Radford et al. (2016) evaluate CIFAR-10 through features for classification, not sample quality.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("dcgan_celeba64.py"), arg)
+  config.data.name = "cifar10"
+  config.data.crop = 0
+  config.data.image_size = 0
+  if arg != "tiny":
+    config.train.num_steps = 100_000
+  return config
