@@ -53,7 +53,7 @@ def main(argv):
       data_lib.TrainIterator(source, batch, seed=0)))
   train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, ema_decay=0.0)
   start = time.perf_counter()
-  compiled = train_step._jitted.lower(state, batches[0]).compile()
+  compiled = train_step.jitted.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 

@@ -40,7 +40,7 @@ def main(argv):
   train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, config.train.ema_decay)
 
   start = time.perf_counter()
-  compiled = train_step._jitted.lower(state, batches[0]).compile()
+  compiled = train_step.jitted.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 

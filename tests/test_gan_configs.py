@@ -15,13 +15,24 @@ def _train(config, workdir):
   return loop.train(config, str(workdir))
 
 
-@pytest.mark.parametrize("loss", ["minimax", "non_saturating", "hinge"])
-def test_toy2d_gan(loss, tmp_path):
-  config = load_config("toy2d_gan", "tiny")
+@pytest.mark.parametrize("loss,data", [("minimax", "ring"), ("non_saturating", "grid"), ("hinge", "ring")])
+def test_toy2d_gan(loss, data, tmp_path):
+  config = load_config("toy2d_gan", f"{data},tiny")
   config.objective.loss = loss
   summary = _train(config, tmp_path)
   assert summary["estimator"] is None and np.isfinite(summary["d_loss"])
+  assert 0 <= summary["modes_captured"] <= (8 if data == "ring" else 25)
+  assert 0 <= summary["high_quality_fraction"] <= 1 and summary["reverse_kl"] >= 0
   assert (tmp_path / "samples" / "step_0000020.png").exists()
+
+
+def test_toy2d_gan_uses_pacgans_data():
+  ring, grid = load_config("toy2d_gan", "ring"), load_config("toy2d_gan", "grid")
+  assert ring.data.geometry.to_dict() == {"num_modes": 8, "radius": 1.0, "std": 0.01}
+  assert grid.data.geometry.to_dict() == {"side": 5, "spacing": 2.0, "std": 0.05}
+  assert ring.data.num_train == 100_000 and ring.data.num_test == 2500 and ring.data.batch_size == 100
+  with pytest.raises(ValueError, match="use ring or grid"):
+    load_config("toy2d_gan", "ring,grid")
 
 
 def test_toy2d_wgan_gp_runs_five_critic_updates_per_step(tmp_path):

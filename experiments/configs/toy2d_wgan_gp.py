@@ -1,11 +1,12 @@
 r"""WGAN-GP (Gulrajani et al. 2017) on a 2-D toy density, with the published hyperparameters:
 gradient-penalty weight lambda = 10, n_critic = 5, Adam with learning rate 1e-4 and betas (0, 0.9) for
-both networks; the critic has no normalization layers. Same data and networks as toy2d_gan.py.
+both networks; the critic has no normalization layers. Same data (`:ring` / `:grid`, PacGAN's), networks
+and metrics as toy2d_gan.py.
 
 Command:
-  python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py --workdir=/tmp/gm_jax/toy2d_wgan_gp
+  python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py:ring --workdir=/tmp/gm_jax/toy2d_wgan_gp_ring
 Hardware: 2-core CPU, no accelerator.
-Our result: not yet measured (the mode-coverage metrics are still to come).
+Our result: see docs/BASELINES.md (5 seeds per data set, mean +- s.e.).
 Paper: WGAN-GP shows 2-D toy densities as pictures only; PacGAN's Table 1 is the mode-coverage
   reference for GANs.
 """

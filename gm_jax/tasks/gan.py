@@ -15,8 +15,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from gm_jax.data import transforms
+from gm_jax.data import toy2d, transforms
 from gm_jax.data.dataset import Dataset
+from gm_jax.evaluation import mode_coverage
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
@@ -91,14 +92,30 @@ def build(config, dataset: Dataset) -> Task:
     fake_logits = run(discriminator, "discriminator", params, model_state, fake, True, updated)
     return jnp.mean(adversarial.generator_loss(loss_kind, fake_logits)), ({}, updated)
 
+  mixture = dataset.spec.extras.get("distribution")
+  if not isinstance(mixture, toy2d.IsotropicMixture):
+    mixture = None
+
   def eval_fn(params, model_state, batch, key):
-    """The discriminator's loss on test data against fresh fakes (the game's value, estimated)."""
+    """The discriminator's loss on test data against one fresh fake per test example (the game's value,
+    estimated); on Gaussian-mixture data also the fakes' high-quality histogram over the modes."""
     fake = run(generator, "generator", params, model_state, noise(key, batch["index"]), False, {})
     fake_logits = run(discriminator, "discriminator", params, model_state, fake, False, {})
     real_logits = run(discriminator, "discriminator", params, model_state, real_data(batch), False, {})
     value = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
-    return {"d_loss": masked_mean(value, batch["mask"]),
-            "g_loss": masked_mean(adversarial.generator_loss(loss_kind, fake_logits), batch["mask"])}
+    metrics = {"d_loss": masked_mean(value, batch["mask"]),
+               "g_loss": masked_mean(adversarial.generator_loss(loss_kind, fake_logits), batch["mask"])}
+    if mixture is not None:
+      assignment = mode_coverage.high_quality_assignment(fake, jnp.asarray(mixture.means_K2), mixture.std)
+      for k in range(assignment.shape[1]):
+        metrics[f"mode_{k:02d}"] = masked_mean(assignment[:, k], batch["mask"])
+    return metrics
+
+  def summarize(means):
+    if mixture is None:
+      return {"estimator": None}
+    histogram = [means[f"mode_{k:02d}"] for k in range(len(mixture.means_K2))]
+    return {"estimator": None, **mode_coverage.summarize_histogram(histogram)}
 
   def sample(params, model_state, key, n):
     out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), False, {})
@@ -116,7 +133,7 @@ def build(config, dataset: Dataset) -> Task:
               updates=(Update("discriminator", d_loss_fn, repeats=n_critic), Update("generator", g_loss_fn)),
               optimizers={"discriminator": tx_d, "generator": tx_g},
               schedules={"discriminator": schedule_d, "generator": schedule_g},
-              eval_fn=eval_fn, summarize=lambda means: {"estimator": None}, sample_fn=sample)
+              eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
 
 
 def default_config():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -11,6 +9,7 @@ from jax.sharding import Mesh
 
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.train import sharding
+from gm_jax.train import state as state_lib
 from gm_jax.train.state import NetworkState, TrainState
 from gm_jax.train.task import Task, Update
 
@@ -39,7 +38,8 @@ class TrainStep:
   step(state, batch) -> (state, metrics): the step's key is fold_in(base_key, state.step); update u,
   repeat i uses fold_in(fold_in(key, u), i). Objectives derive per-example keys from batch['index'],
   the example's global position, so results do not depend on the device count. The state is donated.
-  `num_traces` counts Python traces of the step (it must stay 1).
+  `num_traces` counts Python traces of the step (it must stay 1); `jitted` is the jax.jit function
+  (for lowering and compiling ahead of time, as the benchmarks do).
   """
 
   def __init__(self, task: Task, base_key: jax.Array, mesh: Mesh, ema_decay: float):
@@ -48,12 +48,12 @@ class TrainStep:
     self.ema_decay = ema_decay
     self.num_traces = 0
     self._prefix = len(task.networks) > 1
-    self._jitted = jax.jit(self._step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+    self.jitted = jax.jit(self._step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
                            out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
                            donate_argnums=(0,))
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
-    return self._jitted(state, batch)
+    return self.jitted(state, batch)
 
   def _name(self, network: str, metric: str) -> str:
     return f"{network}/{metric}" if self._prefix else metric
@@ -136,8 +136,6 @@ def make_eval_step(task: Task, mesh: Mesh):
 
 def make_init(task: Task, mesh: Mesh, use_ema: bool):
   """init(key, batch) -> TrainState, computed under jit and placed replicated on the mesh."""
-  from gm_jax.train import state as state_lib
-
   rep = sharding.replicated(mesh)
 
   def init(key, batch) -> TrainState:
@@ -145,7 +143,3 @@ def make_init(task: Task, mesh: Mesh, use_ema: bool):
 
   return jax.jit(init, out_shardings=rep)
 
-
-def abstract_state(init_fn, key, batch) -> Any:
-  """Shapes, dtypes and shardings of the train state, for restoring a checkpoint without computing it."""
-  return jax.eval_shape(init_fn, key, batch)

@@ -56,7 +56,7 @@ def test_step_compiles_once():
   for _ in range(6):
     state, _ = train_step(state, sharding.put_batch(next(it), mesh))
   assert train_step.num_traces == 1
-  assert train_step._jitted._cache_size() == 1
+  assert train_step.jitted._cache_size() == 1
 
 
 def _noise_task(repeats: int, record: list | None = None) -> Task:
