@@ -1,0 +1,123 @@
+"""A decoder-only Transformer language model with a key/value cache for decoding.
+
+Pre-LayerNorm blocks: x + Attn(LN(x)), then x + MLP(LN(x)) with a GELU MLP; causal self-attention;
+learned or rotary positions; dropout; the output layer shares the token embedding (tied) unless
+`tie_embeddings=False`. Called with `decode=True` the model consumes one token per call for every row
+and keeps keys and values in the 'cache' collection (see gm_jax.sampling.autoregressive).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+init_normal = nn.initializers.normal(0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  vocab_size: int
+  context: int
+  num_layers: int = 4
+  num_heads: int = 4
+  embed_dim: int = 128
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  positions: str = "learned"  # learned | rotary
+  tie_embeddings: bool = True
+
+  def __post_init__(self):
+    if self.embed_dim % self.num_heads:
+      raise ValueError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads "
+                       f"({self.num_heads})")
+    if self.positions not in ("learned", "rotary"):
+      raise ValueError(f"model.positions must be 'learned' or 'rotary', got {self.positions!r}")
+
+
+def rotary(x_BTHD: jax.Array, positions_T: jax.Array) -> jax.Array:
+  """Rotary position embedding: rotates channel pairs (i, i + D/2) by angle position * 10000^(-2i/D)."""
+  d = x_BTHD.shape[-1]
+  freqs = 10000.0 ** (-jnp.arange(0, d // 2) * 2.0 / d)
+  angles_TF = positions_T[:, None].astype(jnp.float32) * freqs[None, :]
+  cos, sin = jnp.cos(angles_TF)[None, :, None, :], jnp.sin(angles_TF)[None, :, None, :]
+  x1, x2 = x_BTHD[..., : d // 2], x_BTHD[..., d // 2:]
+  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+
+
+class CausalSelfAttention(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x_BTD, positions_T, train: bool, decode: bool):
+    c = self.config
+    b, t, d = x_BTD.shape
+    head_dim = d // c.num_heads
+    qkv = nn.Dense(3 * d, kernel_init=init_normal, name="qkv")(x_BTD).reshape(b, t, 3, c.num_heads, head_dim)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    if c.positions == "rotary":
+      q, k = rotary(q, positions_T), rotary(k, positions_T)
+    if decode:
+      cached_k = self.variable("cache", "key", jnp.zeros, (b, c.context, c.num_heads, head_dim), k.dtype)
+      cached_v = self.variable("cache", "value", jnp.zeros, (b, c.context, c.num_heads, head_dim), v.dtype)
+      start = positions_T[0]
+      cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
+      cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+      k, v = cached_k.value, cached_v.value
+      key_positions = jnp.arange(c.context)
+    else:
+      key_positions = positions_T
+    mask_TS = key_positions[None, :] <= positions_T[:, None]
+    scores = jnp.einsum("bthd,bshd->bhts", q, k) / jnp.sqrt(head_dim).astype(q.dtype)
+    scores = jnp.where(mask_TS[None, None], scores, jnp.finfo(scores.dtype).min)
+    weights = jax.nn.softmax(scores, axis=-1)
+    weights = nn.Dropout(c.dropout)(weights, deterministic=not train)
+    out = jnp.einsum("bhts,bshd->bthd", weights, v).reshape(b, t, d)
+    # GPT-2's scaled init of the residual projections.
+    proj_init = nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers))
+    return nn.Dense(d, kernel_init=proj_init, name="proj")(out)
+
+
+class Block(nn.Module):
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, x, positions_T, train: bool, decode: bool):
+    c = self.config
+    h = CausalSelfAttention(c)(nn.LayerNorm()(x), positions_T, train, decode)
+    x = x + nn.Dropout(c.dropout)(h, deterministic=not train)
+    h = nn.gelu(nn.Dense(c.mlp_ratio * c.embed_dim, kernel_init=init_normal)(nn.LayerNorm()(x)))
+    h = nn.Dense(c.embed_dim, kernel_init=nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers)))(h)
+    return x + nn.Dropout(c.dropout)(h, deterministic=not train)
+
+
+class TransformerLM(nn.Module):
+  """tokens (B, T) -> next-token logits (B, T, vocab). With decode=True, T is 1 and the position is
+  taken from (and advanced in) the cache."""
+
+  config: TransformerConfig
+
+  @nn.compact
+  def __call__(self, tokens_BT, train: bool = False, decode: bool = False):
+    c = self.config
+    t = tokens_BT.shape[1]
+    if decode:
+      index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
+      positions = index.value + jnp.arange(t)
+      index.value = index.value + t
+    else:
+      positions = jnp.arange(t)
+    embed = nn.Embed(c.vocab_size, c.embed_dim, embedding_init=init_normal, name="embed")
+    x = embed(tokens_BT)
+    if c.positions == "learned":
+      table = self.param("pos_embed", init_normal, (c.context, c.embed_dim))
+      x = x + jnp.take(table, positions, axis=0)[None]
+    x = nn.Dropout(c.dropout)(x, deterministic=not train)
+    for i in range(c.num_layers):
+      x = Block(c, name=f"block_{i}")(x, positions, train, decode)
+    x = nn.LayerNorm(name="ln_f")(x)
+    if c.tie_embeddings:
+      return embed.attend(x)
+    return nn.Dense(c.vocab_size, use_bias=False, kernel_init=init_normal, name="head")(x)
