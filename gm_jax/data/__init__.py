@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from gm_jax.data import digits, text, tfds_source, toy2d
+from gm_jax.data import digits, markov, text, tfds_source, toy2d
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
 
@@ -32,6 +32,9 @@ def load_dataset(data_config) -> Dataset:
     return load_toy2d(data_config)
   if name == "digits":
     return digits.load()
+  if name == "markov":
+    return markov.load(data_config.vocab_size, data_config.num_tokens, data_config.context,
+                       data_config.concentration, data_config.seed)
   if name == "text":
     return text.load(data_config.get("path", ""), data_config.get("tfds_name") or None,
                      data_config.get("level", "char"), data_config.context,
@@ -39,7 +42,7 @@ def load_dataset(data_config) -> Dataset:
   if name in tfds_source.IMAGE_SETS:
     return tfds_source.load(name, data_config.get("data_dir") or None, data_config.get("crop", 0),
                             data_config.get("image_size", 0))
-  raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text or one of "
+  raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text, markov or one of "
                    f"{sorted(tfds_source.IMAGE_SETS)}")
 
 

@@ -7,7 +7,7 @@ builder `build(config, dataset) -> Task` here, registered in BUILDERS.
 from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.tasks import density, flow, gan, vae
+from gm_jax.tasks import density, flow, gan, language_model, vae
 from gm_jax.train.task import Task
 
 BUILDERS = {
@@ -15,6 +15,7 @@ BUILDERS = {
     "vae": vae.build,
     "flow": flow.build,
     "gan": gan.build,
+    "language_model": language_model.build,
 }
 
 

@@ -1,0 +1,64 @@
+r"""Character-level Transformer on Tiny Shakespeare in nanoGPT's CPU setting.
+
+nanoGPT (config/train_shakespeare_char.py with its CPU overrides): 4 layers, 4 heads, 128 dims,
+context 64, batch 12, 2000 iterations, learning rate 1e-3 with 100 warmup iterations and cosine decay
+to 1e-4 at 2000, AdamW betas (0.9, 0.99), weight decay 0.1 (matrices only), gradient clipping 1.0,
+dropout 0; character vocabulary of the corpus, 90/10 train/validation split. The validation loss here
+is the exact cross-entropy over the whole validation split (nanoGPT estimates it from 20 random batches).
+The corpus comes from --config.data.path (a text file) or, when that is empty, tfds tiny_shakespeare.
+
+Command:
+  python experiments/main.py --config=experiments/configs/shakespeare_char_cpu.py \
+      --config.data.path=PATH/TO/tinyshakespeare.txt --workdir=/tmp/gm_jax/shakespeare_char_cpu
+Hardware: 2-core CPU, no accelerator.
+Our result: not yet measured.
+Reference: nanoGPT reaches about 1.88 validation loss with this setting (1.886 measured with its
+  PyTorch code on this 2-core machine).
+"""
+
+from gm_jax.tasks.language_model import default_config
+
+
+def get_config(arg: str | None = None):
+  config = default_config()
+  config.data.name = "text"
+  config.data.path = ""
+  config.data.tfds_name = "tiny_shakespeare"
+  config.data.level = "char"
+  config.data.context = 64
+  config.data.batch_size = 12
+  config.model.num_layers = 4
+  config.model.num_heads = 4
+  config.model.embed_dim = 128
+  config.model.dropout = 0.0
+  config.optim.name = "adamw"
+  config.optim.learning_rate = 1e-3
+  config.optim.b1 = 0.9
+  config.optim.b2 = 0.99
+  config.optim.weight_decay = 0.1
+  config.optim.schedule = "cosine"
+  config.optim.warmup_steps = 100
+  config.optim.decay_steps = 2000
+  config.optim.end_lr_ratio = 0.1
+  config.optim.grad_clip_norm = 1.0
+  config.train.num_steps = 2000
+  config.train.log_every = 100
+  config.train.eval_every = 500
+  config.train.checkpoint_every = 500
+  config.train.num_samples = 2
+  config.eval.batch_size = 256
+  config.eval.sample_length = 64
+  config.eval.sample_top_k = 0
+  if arg == "tiny":
+    config.data.context = 16
+    config.model.num_layers = 1
+    config.model.embed_dim = 32
+    config.train.num_steps = 10
+    config.train.log_every = 5
+    config.train.eval_every = 0
+    config.train.checkpoint_every = 10
+    config.eval.batch_size = 16
+    config.eval.sample_length = 16
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  return config

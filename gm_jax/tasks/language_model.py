@@ -1,0 +1,91 @@
+"""Autoregressive language model family: a Transformer LM trained by next-token cross-entropy.
+
+Batches hold windows x of context + 1 tokens: inputs x[:, :-1], targets x[:, 1:]. Evaluation is the
+cross-entropy over the whole validation split (its consecutive windows score every token after the
+first once), reported as nll_nats per token and bpd = bits per token (per character for char data).
+config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, tie_embeddings
+config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax.data.dataset import Dataset
+from gm_jax.evaluation import ledger
+from gm_jax.models.transformer import TransformerConfig, TransformerLM
+from gm_jax.objectives import cross_entropy
+from gm_jax.sampling import autoregressive
+from gm_jax.train.optim import make_optimizer
+from gm_jax.train.task import Task, Update
+
+
+def transformer_config(config, dataset: Dataset) -> TransformerConfig:
+  m = config.model
+  return TransformerConfig(vocab_size=dataset.spec.num_levels, context=dataset.spec.shape[0] - 1,
+                           num_layers=m.num_layers, num_heads=m.num_heads, embed_dim=m.embed_dim,
+                           mlp_ratio=m.mlp_ratio, dropout=m.dropout, positions=m.positions,
+                           tie_embeddings=m.tie_embeddings)
+
+
+def build(config, dataset: Dataset) -> Task:
+  if dataset.spec.kind != "tokens":
+    raise ValueError(f"the language_model task needs token data (text or markov); {dataset.name!r} is "
+                     f"{dataset.spec.kind!r}")
+  model = TransformerLM(transformer_config(config, dataset))
+  ev = config.eval
+
+  def nll(params, batch, key, train):
+    x = batch["x"]
+    rngs = {"dropout": key} if train else {}
+    logits = model.apply({"params": params["model"]}, x[:, :-1], train=train, rngs=rngs)
+    return cross_entropy.sums(cross_entropy.token_nll(logits, x[:, 1:]), batch["mask"])
+
+  def loss_fn(params, model_state, batch, key):
+    total, count = nll(params, batch, key, train=True)
+    return total / count, ({"nll_nats": (total, count)}, {})
+
+  def eval_fn(params, model_state, batch, key):
+    return {"nll_nats": nll(params, batch, key, train=False)}
+
+  def sample(params, model_state, key, n):
+    prompt = jnp.zeros((n, 1), jnp.int32)
+    return autoregressive.generate(model, params["model"], prompt, key, ev.sample_length - 1,
+                                   ev.sample_temperature, ev.sample_top_k)
+
+  def init(key, batch):
+    return {"model": model.init(key, jnp.asarray(batch["x"][:1, :-1]))}
+
+  chain = dataset.spec.extras.get("chain")
+  floor = {}
+  if chain is not None:
+    test_tokens = np.asarray(dataset.test.tokens)
+    floor = {"entropy_rate_nats": chain.entropy_rate, "data_nll_nats": chain.nll(test_tokens)}
+
+  def summarize(means):
+    return {**ledger.likelihood_entry(means["nll_nats"], 1, "exact", discrete=True), **floor}
+
+  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
+  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
+              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+
+
+def default_config():
+  """The trainer's defaults plus the language-model fields; experiment configs start from this."""
+  from gm_jax.train.defaults import base_config
+
+  config = base_config()
+  config.task = "language_model"
+  config.model.num_layers = 4
+  config.model.num_heads = 4
+  config.model.embed_dim = 128
+  config.model.mlp_ratio = 4
+  config.model.dropout = 0.0
+  config.model.positions = "learned"
+  config.model.tie_embeddings = True
+  config.eval.sample_temperature = 1.0
+  config.eval.sample_top_k = 0
+  config.eval.sample_length = 64
+  return config
