@@ -3,7 +3,9 @@ r"""Speed of one config's compiled train step, printed as JSON.
   python -m benchmarks.train_step --config=experiments/configs/toy2d_gmm.py [--repeats=20]
 
 Reports compile time, ms per step (median of `repeats`, each one step on a fresh batch, blocking on
-the result), and examples per second. Data loading is excluded: the batches are prepared beforehand.
+the result), examples per second, and model FLOP utilization: XLA's count of the step's FLOPs divided
+by the step time and by this machine's measured fp32 matmul peak. Data loading is excluded: the
+batches are prepared beforehand.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.timing import emit, time_calls
+from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, time_calls
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import sharding, step as step_lib
@@ -50,9 +52,12 @@ def main(argv):
     jax.block_until_ready(metrics)
 
   stats = time_calls(one_step, warmup=flags.FLAGS.warmup, repeats=flags.FLAGS.repeats)
-  emit({"benchmark": "train_step", "task": config.task,
-        "batch_size": batch_size, "compile_s": compile_s, **stats,
-        "examples_per_s": batch_size / (stats["ms_median"] / 1e3)})
+  flops = compiled_flops(compiled)
+  peak = matmul_peak_flops()
+  step_s = stats["ms_median"] / 1e3
+  emit({"benchmark": "train_step", "task": config.task, "batch_size": batch_size, "compile_s": compile_s,
+        **stats, "examples_per_s": batch_size / step_s, "step_gflop": flops / 1e9 if flops else None,
+        "matmul_peak_gflops": peak / 1e9, "mfu": flops / step_s / peak if flops else None})
 
 
 if __name__ == "__main__":
