@@ -11,8 +11,8 @@ Command:
   python experiments/main.py --config=experiments/configs/shakespeare_char_cpu.py \
       --config.data.path=PATH/TO/tinyshakespeare.txt --workdir=/tmp/gm_jax/shakespeare_char_cpu
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2, 132 s for 2000 iterations): validation cross-entropy 1.913 nats/char (exact,
-  whole split); the train step takes 47.5 ms (benchmarks/train_step.py).
+Our result (jax 0.10.2, 120 s for 2000 iterations): validation cross-entropy 1.913 nats/char (exact,
+  whole split); the train step takes 40.7 ms (median; benchmarks/train_step.py).
 Reference: nanoGPT reaches about 1.88 validation loss with this setting (1.886 measured with its
   PyTorch code on this 2-core machine).
 """

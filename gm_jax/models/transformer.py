@@ -28,6 +28,9 @@ class TransformerConfig:
   dropout: float = 0.0
   positions: str = "learned"  # learned | rotary
   tie_embeddings: bool = True
+  # Look tokens up by a one-hot matmul: same values; its backward pass is a matmul, not a scatter-add.
+  # Cheaper for small vocabularies (chars, bytes) on every backend; turn off for large vocabularies.
+  one_hot_embedding: bool = True
 
   def __post_init__(self):
     if self.embed_dim % self.num_heads:
@@ -55,7 +58,8 @@ class CausalSelfAttention(nn.Module):
     c = self.config
     b, t, d = x_BTD.shape
     head_dim = d // c.num_heads
-    qkv = nn.Dense(3 * d, kernel_init=init_normal, name="qkv")(x_BTD).reshape(b, t, 3, c.num_heads, head_dim)
+    qkv = nn.Dense(3 * d, kernel_init=init_normal, name="qkv")(x_BTD.reshape(b * t, d))
+    qkv = qkv.reshape(b, t, 3, c.num_heads, head_dim)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if c.positions == "rotary":
       q, k = rotary(q, positions_T), rotary(k, positions_T)
@@ -74,10 +78,10 @@ class CausalSelfAttention(nn.Module):
     scores = jnp.where(mask_TS[None, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = nn.Dropout(c.dropout)(weights, deterministic=not train)
-    out = jnp.einsum("bhts,bshd->bthd", weights, v).reshape(b, t, d)
+    out = jnp.einsum("bhts,bshd->bthd", weights, v).reshape(b * t, d)
     # GPT-2's scaled init of the residual projections.
     proj_init = nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers))
-    return nn.Dense(d, kernel_init=proj_init, name="proj")(out)
+    return nn.Dense(d, kernel_init=proj_init, name="proj")(out).reshape(b, t, d)
 
 
 class Block(nn.Module):
@@ -88,9 +92,12 @@ class Block(nn.Module):
     c = self.config
     h = CausalSelfAttention(c)(nn.LayerNorm()(x), positions_T, train, decode)
     x = x + nn.Dropout(c.dropout)(h, deterministic=not train)
-    h = nn.gelu(nn.Dense(c.mlp_ratio * c.embed_dim, kernel_init=init_normal)(nn.LayerNorm()(x)))
+    b, t, d = x.shape
+    # The MLP on (B * T, D) rows: XLA:CPU runs a 2-D Dense's backward pass markedly faster than a 3-D one's.
+    h = nn.LayerNorm()(x).reshape(b * t, d)
+    h = nn.gelu(nn.Dense(c.mlp_ratio * c.embed_dim, kernel_init=init_normal)(h))
     h = nn.Dense(c.embed_dim, kernel_init=nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers)))(h)
-    return x + nn.Dropout(c.dropout)(h, deterministic=not train)
+    return x + nn.Dropout(c.dropout)(h.reshape(b, t, d), deterministic=not train)
 
 
 class TransformerLM(nn.Module):
@@ -110,7 +117,10 @@ class TransformerLM(nn.Module):
     else:
       positions = jnp.arange(t)
     embed = nn.Embed(c.vocab_size, c.embed_dim, embedding_init=init_normal, name="embed")
-    x = embed(tokens_BT)
+    if c.one_hot_embedding:
+      x = jax.nn.one_hot(tokens_BT, c.vocab_size, dtype=embed.embedding.dtype) @ embed.embedding
+    else:
+      x = embed(tokens_BT)
     if c.positions == "learned":
       table = self.param("pos_embed", init_normal, (c.context, c.embed_dim))
       x = x + jnp.take(table, positions, axis=0)[None]

@@ -41,6 +41,13 @@ def test_kv_cache_decoding_matches_the_full_forward_pass(positions):
     np.testing.assert_allclose(logits[:, 0], full[:, t], atol=1e-5)
 
 
+def test_one_hot_embedding_equals_the_gather():
+  model, params, tokens = _model()
+  gather = TransformerLM(TransformerConfig(**{**model.config.__dict__, "one_hot_embedding": False}))
+  np.testing.assert_allclose(model.apply({"params": params}, tokens), gather.apply({"params": params}, tokens),
+                             atol=1e-6)
+
+
 def test_generate_keeps_the_prompt_and_greedy_matches_argmax_decoding():
   model, params, tokens = _model()
   prompt = tokens[:, :4]
