@@ -135,8 +135,8 @@ class Coupling(nn.Module):
     m = jnp.asarray(self.mask)
     h = x * m
     if cond is not None:
-      h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1) if h.ndim == 4 else \
-          jnp.concatenate([h, cond.reshape(h.shape[0], -1)], axis=-1)
+      # Images: cond's channels join the masked input's; vectors: its entries join the vector.
+      h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1)
     out = self.conditioner(h)
     out = out[..., :x.shape[-1], :] if cond is not None else out  # conditioner saw cond channels too
     t = out[..., 0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 
-import jax
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger

@@ -10,7 +10,6 @@ config.eval: sample_temperature, sample_top_k, sample_length (for the text sampl
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

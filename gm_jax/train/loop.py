@@ -125,7 +125,9 @@ class Experiment:
     if self.task.pictures_fn is not None:
       batch = self.dataset.test[np.arange(min(len(self.dataset.test), 64))]
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
-      extra = jax.device_get(jax.jit(self.task.pictures_fn)(params, model_state, key, batch))
+      if not hasattr(self, "_pictures_jit"):
+        self._pictures_jit = jax.jit(self.task.pictures_fn)
+      extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
     path = self.files.sample_path(step)
