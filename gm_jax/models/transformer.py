@@ -31,6 +31,8 @@ class TransformerConfig:
   # Look tokens up by a one-hot matmul: same values; its backward pass is a matmul, not a scatter-add.
   # Cheaper for small vocabularies (chars, bytes) on every backend; turn off for large vocabularies.
   one_hot_embedding: bool = True
+  use_bias: bool = True  # in Dense and LayerNorm layers (GPT-2 has them; nanoGPT's default drops them)
+  exact_gelu: bool = False  # erf GELU (PyTorch's nn.GELU, nanoGPT) instead of the tanh approximation (GPT-2)
 
   def __post_init__(self):
     if self.embed_dim % self.num_heads:
@@ -58,7 +60,7 @@ class CausalSelfAttention(nn.Module):
     c = self.config
     b, t, d = x_BTD.shape
     head_dim = d // c.num_heads
-    qkv = nn.Dense(3 * d, kernel_init=init_normal, name="qkv")(x_BTD.reshape(b * t, d))
+    qkv = nn.Dense(3 * d, use_bias=c.use_bias, kernel_init=init_normal, name="qkv")(x_BTD.reshape(b * t, d))
     qkv = qkv.reshape(b, t, 3, c.num_heads, head_dim)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if c.positions == "rotary":
@@ -81,7 +83,11 @@ class CausalSelfAttention(nn.Module):
     out = jnp.einsum("bhts,bshd->bthd", weights, v).reshape(b * t, d)
     # GPT-2's scaled init of the residual projections.
     proj_init = nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers))
-    return nn.Dense(d, kernel_init=proj_init, name="proj")(out).reshape(b, t, d)
+    return nn.Dense(d, use_bias=c.use_bias, kernel_init=proj_init, name="proj")(out).reshape(b, t, d)
+
+
+def layer_norm(c: TransformerConfig, name: str | None = None) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=1e-5, use_bias=c.use_bias, name=name)  # GPT-2's and PyTorch's epsilon
 
 
 class Block(nn.Module):
@@ -90,13 +96,15 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x, positions_T, train: bool, decode: bool):
     c = self.config
-    h = CausalSelfAttention(c)(nn.LayerNorm()(x), positions_T, train, decode)
+    h = CausalSelfAttention(c)(layer_norm(c)(x), positions_T, train, decode)
     x = x + nn.Dropout(c.dropout)(h, deterministic=not train)
     b, t, d = x.shape
     # The MLP on (B * T, D) rows: XLA:CPU runs a 2-D Dense's backward pass markedly faster than a 3-D one's.
-    h = nn.LayerNorm()(x).reshape(b * t, d)
-    h = nn.gelu(nn.Dense(c.mlp_ratio * c.embed_dim, kernel_init=init_normal)(h))
-    h = nn.Dense(c.embed_dim, kernel_init=nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers)))(h)
+    h = layer_norm(c)(x).reshape(b * t, d)
+    h = nn.Dense(c.mlp_ratio * c.embed_dim, use_bias=c.use_bias, kernel_init=init_normal)(h)
+    h = nn.gelu(h, approximate=not c.exact_gelu)
+    h = nn.Dense(c.embed_dim, use_bias=c.use_bias,
+                 kernel_init=nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers)))(h)
     return x + nn.Dropout(c.dropout)(h.reshape(b, t, d), deterministic=not train)
 
 
@@ -127,7 +135,7 @@ class TransformerLM(nn.Module):
     x = nn.Dropout(c.dropout)(x, deterministic=not train)
     for i in range(c.num_layers):
       x = Block(c, name=f"block_{i}")(x, positions, train, decode)
-    x = nn.LayerNorm(name="ln_f")(x)
+    x = layer_norm(c, name="ln_f")(x)
     if c.tie_embeddings:
       return embed.attend(x)
     return nn.Dense(c.vocab_size, use_bias=False, kernel_init=init_normal, name="head")(x)

@@ -7,7 +7,7 @@ builder `build(config, dataset) -> Task` here, registered in BUILDERS.
 from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.tasks import density, flow, gan, language_model, vae
+from gm_jax.tasks import density, flow, gan, language_model, pixelcnn, vae
 from gm_jax.train.task import Task
 
 BUILDERS = {
@@ -16,6 +16,7 @@ BUILDERS = {
     "flow": flow.build,
     "gan": gan.build,
     "language_model": language_model.build,
+    "pixelcnn": pixelcnn.build,
 }
 
 

@@ -4,7 +4,7 @@ Batches hold windows x of context + 1 tokens: inputs x[:, :-1], targets x[:, 1:]
 cross-entropy over the whole validation split (its consecutive windows score every token after the
 first once), reported as nll_nats per token and bpd = bits per token (per character for char data).
 config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, tie_embeddings,
-  one_hot_embedding
+  one_hot_embedding, use_bias, exact_gelu
 config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs)
 """
 
@@ -27,7 +27,8 @@ def transformer_config(config, dataset: Dataset) -> TransformerConfig:
   return TransformerConfig(vocab_size=dataset.spec.num_levels, context=dataset.spec.shape[0] - 1,
                            num_layers=m.num_layers, num_heads=m.num_heads, embed_dim=m.embed_dim,
                            mlp_ratio=m.mlp_ratio, dropout=m.dropout, positions=m.positions,
-                           tie_embeddings=m.tie_embeddings, one_hot_embedding=m.one_hot_embedding)
+                           tie_embeddings=m.tie_embeddings, one_hot_embedding=m.one_hot_embedding,
+                           use_bias=m.use_bias, exact_gelu=m.exact_gelu)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -86,6 +87,8 @@ def default_config():
   config.model.positions = "learned"
   config.model.tie_embeddings = True
   config.model.one_hot_embedding = True
+  config.model.use_bias = True
+  config.model.exact_gelu = False
   config.eval.sample_temperature = 1.0
   config.eval.sample_top_k = 0
   config.eval.sample_length = 64
