@@ -1,0 +1,46 @@
+"""One algebra between the four things a diffusion network may predict at (x_t, t).
+
+With x_t = alpha x_0 + sigma eps:
+  eps   = (x_t - alpha x_0) / sigma
+  score = grad log p(x_t) = -E[eps | x_t] / sigma          (Tweedie)
+  v     = alpha eps - sigma x_0                            (Salimans & Ho 2022)
+and from v: [x_0; eps] = [[alpha, -sigma], [sigma, alpha]] [x_t; v] / (alpha^2 + sigma^2).
+Every loss and sampler converts the network's output with `convert`, so one trained network can be
+used by all of them. alpha and sigma are broadcastable against x_t.
+"""
+
+from __future__ import annotations
+
+import jax
+
+KINDS = ("eps", "x0", "v", "score")
+
+
+def to_x0_and_eps(kind: str, pred, x_t, alpha, sigma) -> tuple[jax.Array, jax.Array]:
+  if kind == "eps":
+    return (x_t - sigma * pred) / alpha, pred
+  if kind == "x0":
+    return pred, (x_t - alpha * pred) / sigma
+  if kind == "score":
+    eps = -sigma * pred
+    return (x_t - sigma * eps) / alpha, eps
+  if kind == "v":
+    norm = alpha**2 + sigma**2
+    return (alpha * x_t - sigma * pred) / norm, (sigma * x_t + alpha * pred) / norm
+  raise ValueError(f"unknown prediction kind {kind!r}; choose one of {KINDS}")
+
+
+def convert(pred, from_kind: str, to_kind: str, x_t, alpha, sigma) -> jax.Array:
+  """The network output `pred` (a `from_kind` prediction) expressed as a `to_kind` prediction."""
+  if from_kind == to_kind:
+    return pred
+  x0, eps = to_x0_and_eps(from_kind, pred, x_t, alpha, sigma)
+  if to_kind == "x0":
+    return x0
+  if to_kind == "eps":
+    return eps
+  if to_kind == "score":
+    return -eps / sigma
+  if to_kind == "v":
+    return alpha * eps - sigma * x0
+  raise ValueError(f"unknown prediction kind {to_kind!r}; choose one of {KINDS}")

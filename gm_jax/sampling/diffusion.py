@@ -1,0 +1,211 @@
+"""Diffusion samplers. Each takes a Denoiser (any prediction kind, any process) and returns
+(samples, nfe): the number of network evaluations it used.
+
+- ddpm_ancestral: the T-step DDPM chain, reverse variance beta_i ('large') or beta_tilde_i ('small').
+- ddim: Song et al.'s DDIM on a subsequence of times, eta = 0 deterministic, eta = 1 ancestral-like.
+- euler_maruyama: the reverse-time SDE dx = [f x - g^2 score] dt + g dW.
+- predictor_corrector: Euler-Maruyama predictor with Langevin corrector steps (Song et al. 2021).
+- probability_flow_ode: dx/dt = f x - g^2 score / 2 through diffrax (Euler, Heun fixed-step; Tsit5 or
+  Dopri5 adaptive).
+- dpm_solver_pp_2m: DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in log-SNR, for few steps.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from gm_jax.diffusion.denoiser import Denoiser
+from gm_jax.diffusion.processes import DiscreteDDPM, Process, expand
+from gm_jax.objectives.diffusion import posterior_coefficients, reverse_variance
+
+
+def prior_sample(process: Process, key, shape) -> jax.Array:
+  return process.prior_std * jax.random.normal(key, shape)
+
+
+def _batch_times(t, shape):
+  return jnp.full(shape[:1], t, jnp.float32)
+
+
+def ddpm_ancestral(denoiser: Denoiser, key, shape, variance: str = "large", clip_x0: bool = False):
+  """x_{i-1} = mean(x_i, x0_hat) + sqrt(var_i) z for i = T..1 (no noise at the last step)."""
+  chain = denoiser.process
+  if not isinstance(chain, DiscreteDDPM):
+    raise ValueError("ancestral sampling needs a discrete DDPM process (ddpm_linear or ddpm_cosine)")
+  init_key, loop_key = jax.random.split(key)
+  x = prior_sample(chain, init_key, shape)
+
+  def body(x, i):
+    steps = jnp.full(shape[:1], i)
+    x0_hat, _ = denoiser.x0_and_eps(x, steps / chain.num_steps)
+    if clip_x0:
+      x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+    c0, ci, _ = (expand(v, x) for v in posterior_coefficients(chain, steps))
+    std = expand(jnp.sqrt(reverse_variance(chain, steps, variance)), x)
+    noise = jax.random.normal(jax.random.fold_in(loop_key, i), shape)
+    return c0 * x0_hat + ci * x + jnp.where(i > 1, std, 0.0) * noise, None
+
+  x, _ = jax.lax.scan(body, x, jnp.arange(chain.num_steps, 0, -1))
+  return x, chain.num_steps
+
+
+def time_grid(process: Process, num_steps: int) -> jax.Array:
+  """num_steps + 1 decreasing times from 1 to the end time: 0 for a discrete chain (integer steps,
+  sigma(0) = 0), t_min for a continuous process."""
+  if isinstance(process, DiscreteDDPM):
+    return jnp.round(jnp.linspace(process.num_steps, 0, num_steps + 1)) / process.num_steps
+  return jnp.linspace(1.0, process.t_min, num_steps + 1)
+
+
+def ddim(denoiser: Denoiser, key, shape, num_steps: int, eta: float = 0.0, clip_x0: bool = False):
+  """x_s = alpha_s x0_hat + sqrt(sigma_s^2 - c^2) eps_hat + c z, c^2 = eta^2 sigma_s^2 (1 - SNR_t/SNR_s)."""
+  process = denoiser.process
+  init_key, loop_key = jax.random.split(key)
+  times = time_grid(process, num_steps)
+
+  def body(x, j):
+    t, s = times[j], times[j + 1]
+    x0_hat, eps_hat = denoiser.x0_and_eps(x, _batch_times(t, shape))
+    if clip_x0:
+      x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+      eps_hat = (x - process.alpha(t) * x0_hat) / process.sigma(t)
+    sigma2_s = process.sigma2(s)
+    snr_ratio = jnp.where(s > 0, jnp.exp(process.log_snr(t) - jnp.where(s > 0, process.log_snr(s), 0.0)), 0.0)
+    c2 = eta**2 * sigma2_s * (1.0 - snr_ratio)
+    noise = jax.random.normal(jax.random.fold_in(loop_key, j), shape)
+    x = process.alpha(s) * x0_hat + jnp.sqrt(jnp.maximum(sigma2_s - c2, 0.0)) * eps_hat + jnp.sqrt(c2) * noise
+    return x, None
+
+  x, _ = jax.lax.scan(body, prior_sample(process, init_key, shape), jnp.arange(num_steps))
+  return x, num_steps
+
+
+def _reverse_sde_step(denoiser: Denoiser, x, t, dt, noise, add_noise):
+  """One Euler-Maruyama step of the reverse SDE from t to t - dt."""
+  process = denoiser.process
+  tb = _batch_times(t, x.shape)
+  drift = process.drift_coefficient(t) * x - process.diffusion2(t) * denoiser.score(x, tb)
+  g = jnp.sqrt(process.diffusion2(t))
+  return x - drift * dt + jnp.where(add_noise, g * jnp.sqrt(dt), 0.0) * noise
+
+
+def euler_maruyama(denoiser: Denoiser, key, shape, num_steps: int):
+  process = denoiser.process
+  init_key, loop_key = jax.random.split(key)
+  times = jnp.linspace(1.0, process.t_min, num_steps + 1)
+
+  def body(x, j):
+    noise = jax.random.normal(jax.random.fold_in(loop_key, j), shape)
+    return _reverse_sde_step(denoiser, x, times[j], times[j] - times[j + 1], noise, j < num_steps - 1), None
+
+  x, _ = jax.lax.scan(body, prior_sample(process, init_key, shape), jnp.arange(num_steps))
+  return x, num_steps
+
+
+def langevin_step(denoiser: Denoiser, x, t, key, snr: float):
+  """x + e score + sqrt(2e) z with e = 2 (snr ||z|| / ||score||)^2, the norms averaged over the batch as
+  Song et al. (2021) do (per-example norms of low-dimensional data make e explode near the mode)."""
+  score = denoiser.score(x, _batch_times(t, x.shape))
+  noise = jax.random.normal(key, x.shape)
+  mean_norm = lambda a: jnp.mean(jnp.sqrt(jnp.sum(a.reshape(a.shape[0], -1) ** 2, axis=-1)))
+  step = 2.0 * (snr * mean_norm(noise) / jnp.maximum(mean_norm(score), 1e-12)) ** 2
+  return x + step * score + jnp.sqrt(2.0 * step) * noise
+
+
+def predictor_corrector(denoiser: Denoiser, key, shape, num_steps: int, snr: float = 0.16,
+                        corrector_steps: int = 1):
+  """At each time: `corrector_steps` Langevin steps, then one Euler-Maruyama predictor step."""
+  process = denoiser.process
+  init_key, loop_key = jax.random.split(key)
+  times = jnp.linspace(1.0, process.t_min, num_steps + 1)
+
+  def body(x, j):
+    step_key = jax.random.fold_in(loop_key, j)
+    for c in range(corrector_steps):
+      x = langevin_step(denoiser, x, times[j], jax.random.fold_in(step_key, c + 1), snr)
+    noise = jax.random.normal(step_key, shape)
+    return _reverse_sde_step(denoiser, x, times[j], times[j] - times[j + 1], noise, j < num_steps - 1), None
+
+  x, _ = jax.lax.scan(body, prior_sample(process, init_key, shape), jnp.arange(num_steps))
+  return x, num_steps * (1 + corrector_steps)
+
+
+# Network evaluations per step, and once at the start for solvers that reuse their last stage (FSAL).
+ODE_SOLVERS = {"euler": (diffrax.Euler, 1, 0), "heun": (diffrax.Heun, 2, 0), "tsit5": (diffrax.Tsit5, 6, 1),
+               "dopri5": (diffrax.Dopri5, 6, 1)}
+
+
+def probability_flow_velocity(denoiser: Denoiser, x, t):
+  process = denoiser.process
+  return process.drift_coefficient(t) * x - 0.5 * process.diffusion2(t) * denoiser.score(x, _batch_times(t, x.shape))
+
+
+def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, rtol: float, atol: float):
+  """Integrates dy/dt = velocity(t, y) with diffrax; fixed steps when num_steps > 0, else adaptive.
+  Returns (y(t1), number of velocity evaluations)."""
+  if solver not in ODE_SOLVERS:
+    raise ValueError(f"unknown ODE solver {solver!r}; choose one of {sorted(ODE_SOLVERS)}")
+  solver_cls, evals_per_step, initial_evals = ODE_SOLVERS[solver]
+  if num_steps:
+    controller, dt0 = diffrax.ConstantStepSize(), (t1 - t0) / num_steps
+  else:
+    if solver in ("euler", "heun"):
+      raise ValueError(f"the {solver} solver runs with fixed steps; set num_steps > 0 or use tsit5/dopri5")
+    controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), None
+  sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, args: velocity(t, y)), solver_cls(), t0, t1, dt0, y0,
+                            stepsize_controller=controller, max_steps=100_000,
+                            adjoint=diffrax.RecursiveCheckpointAdjoint())
+  y1 = jax.tree.map(lambda a: a[-1], sol.ys)
+  return y1, sol.stats["num_steps"] * evals_per_step + initial_evals
+
+
+def probability_flow_ode(denoiser: Denoiser, key, shape, solver: str = "tsit5", num_steps: int = 0,
+                         rtol: float = 1e-5, atol: float = 1e-5):
+  process = denoiser.process
+  x1 = prior_sample(process, key, shape)
+  return solve_ode(lambda t, x: probability_flow_velocity(denoiser, x, t), x1, 1.0, process.t_min, solver,
+                   num_steps, rtol, atol)
+
+
+def invert_log_snr(process: Process, log_snr, iterations: int = 60) -> jax.Array:
+  """t in [t_min, 1] with process.log_snr(t) = log_snr (bisection; log-SNR decreases in t)."""
+  lo = jnp.full_like(log_snr, process.t_min)
+  hi = jnp.ones_like(log_snr)
+
+  def body(_, bounds):
+    lo, hi = bounds
+    mid = 0.5 * (lo + hi)
+    above = process.log_snr(mid) > log_snr
+    return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+  lo, hi = jax.lax.fori_loop(0, iterations, body, (lo, hi))
+  return 0.5 * (lo + hi)
+
+
+def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
+  """DPM-Solver++(2M) on times uniform in log-SNR from t = 1 to t_min, one evaluation per step:
+  x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i with h = half-log-SNR steps and
+  D_i the x0 prediction, extrapolated from the previous one after the first step."""
+  process = denoiser.process
+  start = jnp.float32(1.0)
+  end = jnp.float32(process.t_min if process.t_min > 0 else 1e-5)
+  log_snrs = jnp.linspace(process.log_snr(start), process.log_snr(end), num_steps + 1)
+  times = invert_log_snr(process, log_snrs).at[0].set(start).at[-1].set(end)
+  half = 0.5 * log_snrs  # DPM-Solver's lambda = log(alpha / sigma)
+
+  def body(carry, j):
+    x, prev_x0 = carry
+    t, s = times[j], times[j + 1]
+    x0_hat, _ = denoiser.x0_and_eps(x, _batch_times(t, shape))
+    h = half[j + 1] - half[j]
+    h_prev = half[j] - half[jnp.maximum(j - 1, 0)]
+    r = jnp.where(j == 0, 1.0, h_prev / h)  # unused at the first step
+    d = jnp.where(j == 0, x0_hat, (1 + 0.5 / r) * x0_hat - (0.5 / r) * prev_x0)
+    x = process.sigma(s) / process.sigma(t) * x - process.alpha(s) * jnp.expm1(-h) * d
+    return (x, x0_hat), None
+
+  x1 = prior_sample(process, key, shape)
+  (x, _), _ = jax.lax.scan(body, (x1, jnp.zeros(shape)), jnp.arange(num_steps))
+  return x, num_steps
