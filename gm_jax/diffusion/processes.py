@@ -14,7 +14,6 @@ ratio lambda(t) = log(alpha^2 / sigma^2) decreases in t.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
 import jax
@@ -72,10 +71,12 @@ def expand(v_B, x_B):
   return v_B.reshape(v_B.shape + (1,) * (x_B.ndim - v_B.ndim))
 
 
-def linear_betas(num_steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> np.ndarray:
-  """DDPM's linear schedule (given for T = 1000; scaled by 1000 / T so the process stays the same)."""
+def linear_betas(num_steps: int, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 max_beta: float = 0.999) -> np.ndarray:
+  """DDPM's linear schedule (given for T = 1000; scaled by 1000 / T so the process stays about the same
+  for other T, and capped below 1 for very short chains)."""
   scale = 1000.0 / num_steps
-  return np.linspace(scale * beta_start, scale * beta_end, num_steps, dtype=np.float64)
+  return np.minimum(np.linspace(scale * beta_start, scale * beta_end, num_steps, dtype=np.float64), max_beta)
 
 
 def cosine_betas(num_steps: int, offset: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -212,5 +213,3 @@ def gaussian_prior_kl(x0, process: Process) -> jax.Array:
   kl = 0.5 * (var / p_var + mean**2 / p_var - 1.0 - jnp.log(var / p_var))
   return jnp.sum(kl.reshape(x0.shape[0], -1), axis=-1)
 
-
-LOG_2PI = math.log(2 * math.pi)

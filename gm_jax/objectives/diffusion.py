@@ -136,9 +136,19 @@ def discretized_gaussian_log_likelihood(x0, mean, std, num_levels: int):
   return per_example_sum(log_diff_normal_cdf(lower, upper))
 
 
-def ddpm_vlb_term(denoiser: Denoiser, x0, i, eps, variance: str, num_levels: int):
+def discretized_decoder(num_levels: int):
+  """-log P(x0) under the discretized Gaussian N(mean, std^2) on the data's levels (images)."""
+  return lambda x0, mean, std: -discretized_gaussian_log_likelihood(x0, mean, std, num_levels)
+
+
+def gaussian_decoder(x0, mean, std):
+  """-log N(x0; mean, std^2): the density decoder for continuous data (points)."""
+  return per_example_sum(0.5 * ((x0 - mean) / std) ** 2 + jnp.log(std) + 0.5 * jnp.log(2 * jnp.pi))
+
+
+def ddpm_vlb_term(denoiser: Denoiser, x0, i, eps, variance: str, decoder):
   """The VLB term at integer step i (B,): KL(q(x_{i-1}|x_i, x_0) || p(x_{i-1}|x_i)) for i >= 2, and
-  -log p(x_0 | x_1) under the discretized Gaussian decoder for i = 1."""
+  decoder(x0, mean, std) = -log p(x_0 | x_1) for i = 1."""
   chain = denoiser.process
   t = i / chain.num_steps
   x_t = chain.marginal(x0, t, eps)
@@ -147,17 +157,16 @@ def ddpm_vlb_term(denoiser: Denoiser, x0, i, eps, variance: str, num_levels: int
   model_var = expand(reverse_variance(chain, i, variance), x0)
   model_mean = c0 * x0_hat + ci * x_t
   kl = per_example_sum(gaussian_kl(c0 * x0 + ci * x_t, jnp.maximum(post_var, 1e-20), model_mean, model_var))
-  decoder_nll = -discretized_gaussian_log_likelihood(x0, model_mean, jnp.sqrt(model_var), num_levels)
-  return jnp.where(i == 1, decoder_nll, kl)
+  return jnp.where(i == 1, decoder(x0, model_mean, jnp.sqrt(model_var)), kl)
 
 
-def ddpm_vlb(denoiser: Denoiser, x0, key, variance: str, num_levels: int):
-  """The full DDPM bound on -log P(x0) in nats (B,): prior KL + all T terms (T network evaluations)."""
+def ddpm_vlb(denoiser: Denoiser, x0, key, variance: str, decoder):
+  """The full DDPM bound on -log p(x0) in nats (B,): prior KL + all T terms (T network evaluations)."""
   chain = denoiser.process
 
   def body(total, i):
     eps = jax.random.normal(jax.random.fold_in(key, i), x0.shape)
-    return total + ddpm_vlb_term(denoiser, x0, jnp.full(x0.shape[:1], i), eps, variance, num_levels), None
+    return total + ddpm_vlb_term(denoiser, x0, jnp.full(x0.shape[:1], i), eps, variance, decoder), None
 
   terms, _ = jax.lax.scan(body, jnp.zeros(x0.shape[:1]), jnp.arange(1, chain.num_steps + 1))
   return terms + gaussian_prior_kl(x0, chain)

@@ -7,13 +7,14 @@ builder `build(config, dataset) -> Task` here, registered in BUILDERS.
 from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.tasks import density, flow, gan, language_model, pixelcnn, vae
+from gm_jax.tasks import density, diffusion, flow, gan, language_model, pixelcnn, vae
 from gm_jax.train.task import Task
 
 BUILDERS = {
     "gmm": density.build_gmm,
     "vae": vae.build,
     "flow": flow.build,
+    "diffusion": diffusion.build,
     "gan": gan.build,
     "language_model": language_model.build,
     "pixelcnn": pixelcnn.build,

@@ -1,0 +1,61 @@
+r"""DDPM (Ho et al. 2020) on scikit-learn digits (8x8, 17 grey levels scaled to [-1, 1]): T = 1000 linear
+betas, the DDPM U-Net scaled down (32 channels, multipliers (1, 2), two residual blocks per resolution,
+self-attention at 4x4, dropout 0.1), L_simple, EMA 0.999.
+
+Reported on the 300 test digits: the full 1000-term VLB with the discretized Gaussian decoder (nll_nats,
+bpd; estimator 'vlb', a true bound on the discrete data), and the probability-flow ODE likelihood
+(ode_nll_nats, ode_bpd; uniform dequantization, Hutchinson trace), both with the EMA parameters.
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_ddpm.py --workdir=/tmp/gm_jax/digits_ddpm
+Hardware: 2-core CPU, no accelerator.
+Our result: see docs/BASELINES.md.
+Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
+"""
+
+from gm_jax.tasks.diffusion import default_config
+
+
+def get_config(arg: str | None = None):
+  config = default_config()
+  config.data.name = "digits"
+  config.data.batch_size = 64
+  config.process.name = "ddpm_linear"
+  config.process.num_steps = 1000
+  config.model.net = "unet"
+  config.model.prediction = "eps"
+  config.model.channels = 32
+  config.model.channel_mults = (1, 2)
+  config.model.num_res_blocks = 2
+  config.model.attention_resolutions = (4,)
+  config.model.dropout = 0.1
+  config.objective.loss = "denoising"
+  config.objective.weighting = "eps"
+  config.optim.learning_rate = 1e-3
+  config.optim.schedule = "cosine"
+  config.optim.warmup_steps = 200
+  config.optim.end_lr_ratio = 0.01
+  config.optim.grad_clip_norm = 1.0
+  config.train.num_steps = 10_000
+  config.train.ema_decay = 0.999
+  config.train.log_every = 250
+  config.train.eval_every = 0
+  config.train.sample_every = 5000
+  config.train.checkpoint_every = 2500
+  config.eval.batch_size = 100
+  config.eval.ode_exact_trace = False
+  config.eval.sampler = "ddpm"
+  if arg == "tiny":
+    config.process.num_steps = 20
+    config.model.channels = 8
+    config.model.num_res_blocks = 1
+    config.optim.warmup_steps = 2
+    config.train.num_steps = 6
+    config.train.log_every = 3
+    config.train.sample_every = 0
+    config.train.checkpoint_every = 6
+    config.train.num_samples = 8
+    config.eval.ode_rtol = 1e-3
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  return config

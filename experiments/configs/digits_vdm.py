@@ -1,0 +1,26 @@
+r"""VDM (Kingma et al. 2021) on scikit-learn digits: learned log-SNR endpoints (initially gamma_0 = -13.3,
+gamma_1 = 5), the continuous-time ELBO with antithetic times, VDM's categorical decoder over the 17
+levels at t = 0; the same U-Net as digits_ddpm.py. Reported: the ELBO (nll_nats, bpd, estimator 'vlb')
+with its prior / diffusion / reconstruction terms, and the probability-flow ODE likelihood.
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_vdm.py --workdir=/tmp/gm_jax/digits_vdm
+Hardware: 2-core CPU, no accelerator.
+Our result: see docs/BASELINES.md.
+Paper: none on digits; compare the digits rows of docs/BASELINES.md.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_ddpm.py"), arg)
+  config.process.name = "vdm"
+  config.process.learned = "endpoints"
+  config.objective.loss = "vdm_elbo"
+  config.objective.antithetic = True
+  config.eval.sampler = "ddim"
+  config.eval.sampler_steps = 100 if arg != "tiny" else 5
+  return config

@@ -1,0 +1,29 @@
+r"""VDM (Kingma et al. 2021) on a 2-D toy density: a variance-preserving process with a learned log-SNR
+schedule (endpoints gamma_0 = -13.3, gamma_1 = 5 at initialization, learned; `--config.process.learned=network`
+adds VDM's monotone network for the interior), trained by the continuous-time ELBO with antithetic time
+sampling; the prior, diffusion and reconstruction terms are logged separately. Continuous data, so
+the reconstruction term is a Gaussian density decoder at t = 0. Same data and MLP as toy2d_ddpm.py.
+The schedule's interior is trained by the ELBO's gradient (whose expectation does not depend on it);
+VDM's variance-minimizing update of the interior is not implemented.
+
+Command:
+  python experiments/main.py --config=experiments/configs/toy2d_vdm.py --workdir=/tmp/gm_jax/toy2d_vdm
+Hardware: 2-core CPU, no accelerator.
+Our result: see docs/BASELINES.md.
+Paper: VDM reports no 2-D results; the floor is the entropy of the data distribution.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
+  config.process.name = "vdm"
+  config.process.learned = "endpoints"
+  config.objective.loss = "vdm_elbo"
+  config.objective.antithetic = True
+  config.eval.sampler = "ddim"
+  config.eval.sampler_steps = 100 if arg != "tiny" else 10
+  return config

@@ -1,0 +1,24 @@
+r"""Score SDE (Song et al. 2021) with the VP SDE (beta_min 0.1, beta_max 20) on a 2-D toy density:
+denoising score matching (the network predicts the noise; `--config.objective.weighting=likelihood`
+gives the likelihood weighting g(t)^2), predictor-corrector sampling (Euler-Maruyama + Langevin,
+snr 0.16), and the exact probability-flow ODE likelihood. Same data and MLP as toy2d_ddpm.py.
+
+Command:
+  python experiments/main.py --config=experiments/configs/toy2d_vpsde.py --workdir=/tmp/gm_jax/toy2d_vpsde
+Hardware: 2-core CPU, no accelerator.
+Our result: see docs/BASELINES.md.
+Paper: Song et al. report no 2-D likelihoods; the floor is the entropy of the data distribution.
+"""
+
+import pathlib
+
+from gm_jax.train.defaults import load_config_file
+
+
+def get_config(arg: str | None = None):
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
+  config.process.name = "vp"
+  config.objective.weighting = "eps"
+  config.eval.sampler = "pc"
+  config.eval.sampler_steps = 500 if arg != "tiny" else 10
+  return config

@@ -1,0 +1,32 @@
+"""An MLP denoiser for low-dimensional data: (x_t, t) -> a prediction of x's shape."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+from gm_jax.models.time_embedding import sinusoidal_embedding
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeMLPConfig:
+  hidden: tuple[int, ...] = (256, 256, 256)
+  time_dim: int = 64
+
+
+class TimeMLP(nn.Module):
+  """SiLU layers; the time embedding is projected and added to every hidden layer; zero-initialized
+  output (the initial prediction is 0)."""
+
+  config: TimeMLPConfig
+
+  @nn.compact
+  def __call__(self, x_BD, t_B, train: bool = False):
+    del train
+    cfg = self.config
+    temb = nn.silu(nn.Dense(cfg.time_dim)(sinusoidal_embedding(t_B, cfg.time_dim)))
+    h = x_BD
+    for width in cfg.hidden:
+      h = nn.silu(nn.Dense(width)(h) + nn.Dense(width)(temb))
+    return nn.Dense(x_BD.shape[-1], kernel_init=nn.initializers.zeros)(h)

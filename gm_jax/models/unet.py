@@ -1,0 +1,99 @@
+"""The DDPM U-Net (Ho et al. 2020): residual blocks with GroupNorm, SiLU, dropout and a projected
+time embedding, self-attention at chosen resolutions, channel multipliers per resolution, skip
+connections from every down-path block to the up path; nearest-neighbour upsampling + 3x3 conv and
+strided 3x3 conv downsampling. (B, H, W, C) images and (B,) times -> (B, H, W, C) predictions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gm_jax.models.time_embedding import sinusoidal_embedding
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+  channels: int = 128
+  channel_mults: tuple[int, ...] = (1, 2, 2, 2)
+  num_res_blocks: int = 2
+  attention_resolutions: tuple[int, ...] = (16,)
+  dropout: float = 0.1
+  num_groups: int = 32
+
+
+def group_norm(channels: int, num_groups: int) -> nn.GroupNorm:
+  groups = min(num_groups, channels)
+  while channels % groups:
+    groups -= 1
+  return nn.GroupNorm(num_groups=groups)
+
+
+class ResBlock(nn.Module):
+  out_channels: int
+  dropout: float
+  num_groups: int
+
+  @nn.compact
+  def __call__(self, x, temb, train: bool):
+    h = nn.silu(group_norm(x.shape[-1], self.num_groups)(x))
+    h = nn.Conv(self.out_channels, (3, 3))(h)
+    h = h + nn.Dense(self.out_channels)(nn.silu(temb))[:, None, None, :]
+    h = nn.silu(group_norm(self.out_channels, self.num_groups)(h))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    if x.shape[-1] != self.out_channels:
+      x = nn.Conv(self.out_channels, (1, 1), name="skip")(x)
+    return x + h
+
+
+class AttentionBlock(nn.Module):
+  num_groups: int
+
+  @nn.compact
+  def __call__(self, x):
+    b, h, w, c = x.shape
+    y = group_norm(c, self.num_groups)(x).reshape(b, h * w, c)
+    q, k, v = jnp.split(nn.Dense(3 * c)(y), 3, axis=-1)
+    weights = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) / jnp.sqrt(c).astype(x.dtype), axis=-1)
+    out = nn.Dense(c, kernel_init=nn.initializers.zeros)(jnp.einsum("bqk,bkc->bqc", weights, v))
+    return x + out.reshape(b, h, w, c)
+
+
+class UNet(nn.Module):
+  config: UNetConfig
+
+  @nn.compact
+  def __call__(self, x_BHWC, t_B, train: bool = False):
+    cfg = self.config
+    ch, groups = cfg.channels, cfg.num_groups
+    temb = sinusoidal_embedding(t_B, ch)
+    temb = nn.Dense(4 * ch)(nn.silu(nn.Dense(4 * ch)(temb)))
+    h = nn.Conv(ch, (3, 3))(x_BHWC)
+    skips = [h]
+    for level, mult in enumerate(cfg.channel_mults):
+      for _ in range(cfg.num_res_blocks):
+        h = ResBlock(ch * mult, cfg.dropout, groups)(h, temb, train)
+        if h.shape[1] in cfg.attention_resolutions:
+          h = AttentionBlock(groups)(h)
+        skips.append(h)
+      if level != len(cfg.channel_mults) - 1:
+        h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
+        skips.append(h)
+    h = ResBlock(h.shape[-1], cfg.dropout, groups)(h, temb, train)
+    h = AttentionBlock(groups)(h)
+    h = ResBlock(h.shape[-1], cfg.dropout, groups)(h, temb, train)
+    for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+      for _ in range(cfg.num_res_blocks + 1):
+        h = ResBlock(ch * mult, cfg.dropout, groups)(jnp.concatenate([h, skips.pop()], axis=-1), temb, train)
+        if h.shape[1] in cfg.attention_resolutions:
+          h = AttentionBlock(groups)(h)
+      if level != 0:
+        b, height, width, c = h.shape
+        h = jax.image.resize(h, (b, 2 * height, 2 * width, c), method="nearest")
+        h = nn.Conv(c, (3, 3))(h)
+    h = nn.silu(group_norm(h.shape[-1], groups)(h))
+    return nn.Conv(x_BHWC.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)

@@ -1,0 +1,259 @@
+"""Diffusion family (DDPM, VDM, score SDEs) through the one trainer.
+
+Data: points (toy2d) are used as they are; integer-level images are scaled to y = 2 k / (K - 1) - 1 in
+[-1, 1]. The network (TimeMLP or UNet) predicts config.model.prediction (eps | x0 | v | score) and is
+read through gm_jax.diffusion.parameterization everywhere, so every loss, sampler and likelihood below
+works with any of them.
+
+config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm), num_steps (DDPM's T),
+  beta_min/beta_max (VP, sub-VP), sigma_min/sigma_max (VE), gamma_min/gamma_max and learned
+  (fixed | endpoints | network) for VDM.
+config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood) or 'vdm_elbo' (VDM's
+  continuous-time ELBO: prior + diffusion + reconstruction, each logged); antithetic (time sampling).
+config.eval: vlb (bool), ode (bool), ode_exact_trace (bool; else Hutchinson), ode_rtol, sampler
+  (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver), sampler_steps, ddpm_variance (large | small),
+  ddim_eta.
+Likelihoods (nats per example, bits/dim on discrete data):
+- 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
+  points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
+  images, a Gaussian N(x; z/alpha, sigma^2/alpha^2) on points).
+- 'ode': the probability-flow ODE's log-density, on uniformly dequantized images with the bin width's
+  Jacobian included (so bits/dim bound the discrete data's).
+The ledger's `nll_nats` is the VLB on images and the ODE on points (an exact density there);
+the other is reported as `vlb_nll_nats` / `ode_nll_nats` (and `ode_bpd`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from gm_jax.data.dataset import Dataset
+from gm_jax.diffusion import processes
+from gm_jax.diffusion.denoiser import Denoiser
+from gm_jax.evaluation import ledger
+from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
+from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.models.noise_schedule import LearnedGamma
+from gm_jax.models.time_mlp import TimeMLP, TimeMLPConfig
+from gm_jax.models.unet import UNet, UNetConfig
+from gm_jax.objectives import diffusion as objectives
+from gm_jax.sampling import diffusion as samplers
+from gm_jax.tasks.density import toy2d_floor
+from gm_jax.train.optim import make_optimizer
+from gm_jax.train.task import Task, Update
+
+SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
+
+
+def make_network(config, spec):
+  m = config.model
+  if m.net == "mlp":
+    return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim))
+  if m.net == "unet":
+    return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
+                           attention_resolutions=tuple(m.attention_resolutions), dropout=m.dropout,
+                           num_groups=m.num_groups))
+  raise ValueError(f"unknown config.model.net {m.net!r}; use 'mlp' or 'unet'")
+
+
+def run_sampler(denoiser: Denoiser, key, shape, ev):
+  """Draws samples with config.eval's sampler; returns (samples, nfe)."""
+  name, steps = ev.sampler, ev.sampler_steps
+  if name == "ddpm":
+    return samplers.ddpm_ancestral(denoiser, key, shape, ev.ddpm_variance)
+  if name == "ddim":
+    return samplers.ddim(denoiser, key, shape, steps, ev.ddim_eta)
+  if name == "euler_maruyama":
+    return samplers.euler_maruyama(denoiser, key, shape, steps)
+  if name == "pc":
+    return samplers.predictor_corrector(denoiser, key, shape, steps)
+  if name == "ode":
+    return samplers.probability_flow_ode(denoiser, key, shape, ev.ode_solver, steps, ev.ode_rtol, ev.ode_rtol)
+  if name == "dpm_solver":
+    return samplers.dpm_solver_pp_2m(denoiser, key, shape, steps)
+  raise ValueError(f"unknown config.eval.sampler {name!r}; choose one of {SAMPLERS}")
+
+
+def to_model_space_of(spec, x):
+  """Images' integer levels to [-1, 1]; points unchanged."""
+  if spec.kind == "image":
+    return x.astype(jnp.float32) * (2.0 / (spec.num_levels - 1)) - 1.0
+  return x
+
+
+def gaussian_reconstruction_nll(process, x0, eps):
+  """-log N(x0; z/alpha, sigma^2/alpha^2) at t_min, z = alpha x0 + sigma eps: the continuous-data decoder."""
+  t = jnp.full(x0.shape[:1], process.t_min)
+  a, s = processes.expand(process.alpha(t), x0), processes.expand(process.sigma(t), x0)
+  z = a * x0 + s * eps
+  return objectives.gaussian_decoder(x0, z / a, s / a)
+
+
+class DiffusionModel:
+  """The config's network and forward process: `denoiser(params)` for losses, samplers, likelihoods."""
+
+  def __init__(self, config, spec):
+    pc, self.prediction = config.process, config.model.prediction
+    self.net = make_network(config, spec)
+    self.fixed_process = processes.make_process(pc)
+    self.learned = pc.name == "vdm" and pc.get("learned", "fixed") != "fixed"
+    self.schedule = LearnedGamma(pc.get("gamma_min", -13.3), pc.get("gamma_max", 5.0),
+                                 pc.get("learned", "endpoints")) if self.learned else None
+
+  def init(self, key, x):
+    params = {"net": self.net.init(key, x, jnp.zeros(x.shape[:1]))["params"]}
+    if self.learned:
+      params["schedule"] = self.schedule.init(key, jnp.zeros((1,)))["params"]
+    return params
+
+  def denoiser(self, params, train: bool = False, key=None) -> Denoiser:
+    process = self.fixed_process
+    if self.learned:
+      process = processes.LogSNRProcess(lambda t: -self.schedule.apply({"params": params["schedule"]}, t))
+    rngs = {"dropout": key} if train else {}
+    apply_fn = lambda x_t, t: self.net.apply({"params": params["net"]}, x_t, t, train, rngs=rngs)
+    return Denoiser(apply_fn, self.prediction, process)
+
+
+def build(config, dataset: Dataset) -> Task:
+  spec = dataset.spec
+  if spec.kind not in ("points", "image"):
+    raise ValueError(f"diffusion models points or images; data {dataset.name!r} is {spec.kind!r}")
+  is_image = spec.kind == "image"
+  levels = spec.num_levels
+  obj, ev = config.objective, config.eval
+  model = DiffusionModel(config, spec)
+  denoiser = model.denoiser
+  if model.learned and obj.loss != "vdm_elbo":
+    raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
+  is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
+
+  def to_model_space(x):
+    return to_model_space_of(spec, x)
+
+  def elbo_terms(d: Denoiser, x, key):
+    if is_chain:
+      decoder = objectives.discretized_decoder(levels) if is_image else objectives.gaussian_decoder
+      return {"vlb": objectives.ddpm_vlb(d, x, key, ev.ddpm_variance, decoder)}
+    terms = objectives.continuous_vlb_terms(d, x, key, levels, antithetic=False) if is_image else {
+        "prior": processes.gaussian_prior_kl(x, d.process),
+        "diffusion": objectives.continuous_diffusion_loss(d, x, key, antithetic=False),
+        "reconstruction": gaussian_reconstruction_nll(d.process, x, jax.random.normal(key, x.shape))}
+    return {**terms, "vlb": sum(terms.values())}
+
+  def loss_fn(params, model_state, batch, key):
+    x = to_model_space(batch["x"])
+    net_key, loss_key = jax.random.split(key)
+    d = denoiser(params["model"], train=True, key=net_key)
+    metrics = {}
+    if obj.loss == "denoising":
+      per_example = objectives.denoising_loss(d, x, loss_key, obj.weighting, obj.antithetic)
+    elif obj.loss == "vdm_elbo":
+      diff_key, rec_key = jax.random.split(loss_key)
+      terms = {"prior": processes.gaussian_prior_kl(x, d.process),
+               "diffusion": objectives.continuous_diffusion_loss(d, x, diff_key, obj.antithetic)}
+      eps0 = jax.random.normal(rec_key, x.shape)
+      terms["reconstruction"] = (objectives.vdm_reconstruction_nll(d.process, x, eps0, levels) if is_image
+                                 else gaussian_reconstruction_nll(d.process, x, eps0))
+      per_example = sum(terms.values())
+      metrics = {name: masked_mean(v, batch["mask"]) for name, v in terms.items()}
+    else:
+      raise ValueError(f"unknown config.objective.loss {obj.loss!r}; use 'denoising' or 'vdm_elbo'")
+    total, count = masked_mean(per_example, batch["mask"])
+    return total / (count * spec.num_dims), ({"loss_per_dim": (total / spec.num_dims, count), **metrics}, {})
+
+  def eval_fn(params, model_state, batch, key):
+    x = to_model_space(batch["x"])
+    d = denoiser(params["model"])
+    out = {}
+    vlb_key, ode_key, deq_key = jax.random.split(key, 3)
+    if ev.vlb:
+      out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v, batch["mask"])
+                  for k, v in elbo_terms(d, x, vlb_key).items()})
+    if ev.ode:
+      if is_image:  # uniform dequantization within each level's bin of width 2 / K
+        u = jax.random.uniform(deq_key, x.shape)
+        y = (batch["x"].astype(jnp.float32) + u) * (2.0 / levels) - 1.0
+        log_jacobian = spec.num_dims * math.log(2.0 / levels)
+      else:
+        y, log_jacobian = x, 0.0
+      logp, _ = ode_log_likelihood(d, y, ode_key, ev.ode_exact_trace, ev.ode_solver, 0, ev.ode_rtol, ev.ode_rtol)
+      out["ode_nll_nats"] = masked_mean(-(logp + log_jacobian), batch["mask"])
+    return out
+
+  def sample(params, model_state, key, n):
+    x, _ = run_sampler(denoiser(params["model"]), key, (n, *spec.shape), ev)
+    if is_image:
+      return jnp.clip(jnp.round((x + 1.0) * (levels - 1) / 2.0), 0, levels - 1).astype(jnp.int32)
+    return x
+
+  def init(key, batch):
+    return {"model": {"params": model.init(key, to_model_space(jnp.asarray(batch["x"][:1])))}}
+
+  @functools.cache
+  def floor():
+    return toy2d_floor(dataset, config.data.seed + 7)
+
+  def summarize(means):
+    """The ledger entry from the VLB (images) or the ODE (points), whichever was evaluated; the other
+    stays in the summary under its own name (with its bits/dim on images)."""
+    preferred = ("vlb_nll_nats", "ode_nll_nats") if is_image else ("ode_nll_nats", "vlb_nll_nats")
+    present = [name for name in preferred if name in means]
+    out = dict(floor())
+    if present:
+      out.update(ledger.likelihood_entry(means[present[0]], spec.num_dims, present[0].split("_")[0], is_image))
+    if is_image and len(present) == 2:
+      out[present[1].replace("nll_nats", "bpd")] = ledger.bits_per_dim(means[present[1]], spec.num_dims)
+    return out
+
+  tx, lr_schedule = make_optimizer(config.optim, config.train.num_steps)
+  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
+              schedules={"model": lr_schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+
+
+def default_config():
+  """The trainer's defaults plus the diffusion fields; experiment configs start from this."""
+  import ml_collections
+
+  from gm_jax.train.defaults import base_config
+
+  config = base_config()
+  config.task = "diffusion"
+  config.process = ml_collections.ConfigDict()
+  config.process.name = "ddpm_linear"
+  config.process.num_steps = 1000
+  config.process.beta_min = 0.1
+  config.process.beta_max = 20.0
+  config.process.sigma_min = 0.01
+  config.process.sigma_max = 50.0
+  config.process.gamma_min = -13.3
+  config.process.gamma_max = 5.0
+  config.process.learned = "fixed"
+  config.model.net = "mlp"
+  config.model.prediction = "eps"
+  config.model.hidden = (256, 256, 256)
+  config.model.time_dim = 64
+  config.model.channels = 64
+  config.model.channel_mults = (1, 2)
+  config.model.num_res_blocks = 2
+  config.model.attention_resolutions = (4,)
+  config.model.dropout = 0.1
+  config.model.num_groups = 32
+  config.objective = ml_collections.ConfigDict()
+  config.objective.loss = "denoising"
+  config.objective.weighting = "eps"
+  config.objective.antithetic = False
+  config.eval.vlb = True
+  config.eval.ode = True
+  config.eval.ode_exact_trace = True
+  config.eval.ode_solver = "tsit5"
+  config.eval.ode_rtol = 1e-5
+  config.eval.sampler = "ddpm"
+  config.eval.sampler_steps = 100
+  config.eval.ddpm_variance = "large"
+  config.eval.ddim_eta = 0.0
+  return config
