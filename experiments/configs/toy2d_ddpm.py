@@ -58,6 +58,8 @@ def get_config(arg: str | None = None):
     config.train.num_samples = 64
     config.train.checkpoint_every = 10
     config.eval.batch_size = 256
+    config.eval.ode_solver = "heun"  # fixed steps: the tiny run only checks the plumbing
+    config.eval.ode_steps = 4
   elif arg:
     raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

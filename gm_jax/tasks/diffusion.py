@@ -10,7 +10,8 @@ config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm), num_st
   (fixed | endpoints | network) for VDM.
 config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood) or 'vdm_elbo' (VDM's
   continuous-time ELBO: prior + diffusion + reconstruction, each logged); antithetic (time sampling).
-config.eval: vlb (bool), ode (bool), ode_exact_trace (bool; else Hutchinson), ode_rtol, sampler
+config.eval: vlb (bool), ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
+  ode_steps (0: adaptive), sampler
   (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver), sampler_steps, ddpm_variance (large | small),
   ddim_eta.
 Likelihoods (nats per example, bits/dim on discrete data):
@@ -181,7 +182,8 @@ def build(config, dataset: Dataset) -> Task:
         log_jacobian = spec.num_dims * math.log(2.0 / levels)
       else:
         y, log_jacobian = x, 0.0
-      logp, _ = ode_log_likelihood(d, y, ode_key, ev.ode_exact_trace, ev.ode_solver, 0, ev.ode_rtol, ev.ode_rtol)
+      logp, _ = ode_log_likelihood(d, y, ode_key, ev.ode_exact_trace, ev.ode_solver, ev.ode_steps, ev.ode_rtol,
+                                   ev.ode_rtol)
       out["ode_nll_nats"] = masked_mean(-(logp + log_jacobian), batch["mask"])
     return out
 
@@ -252,6 +254,7 @@ def default_config():
   config.eval.ode_exact_trace = True
   config.eval.ode_solver = "tsit5"
   config.eval.ode_rtol = 1e-5
+  config.eval.ode_steps = 0  # 0: adaptive (tsit5, dopri5); > 0: fixed steps (euler, heun, or any solver)
   config.eval.sampler = "ddpm"
   config.eval.sampler_steps = 100
   config.eval.ddpm_variance = "large"
