@@ -59,6 +59,20 @@ class Process:
   def log_snr_derivative(self, t):
     return self._elementwise_derivative(self.log_snr, t)
 
+  def time_at_log_snr(self, log_snr, iterations: int = 60) -> jax.Array:
+    """t in [t_min, 1] with log_snr(t) = log_snr (bisection: the log-SNR decreases in t)."""
+    lo = jnp.full_like(log_snr, self.t_min)
+    hi = jnp.ones_like(log_snr)
+
+    def body(_, bounds):
+      lo, hi = bounds
+      mid = 0.5 * (lo + hi)
+      above = self.log_snr(mid) > log_snr
+      return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, iterations, body, (lo, hi))
+    return 0.5 * (lo + hi)
+
   def marginal(self, x0, t, eps):
     """x_t for per-example t (B,) broadcast over x0's trailing axes."""
     a, s = (expand(v, x0) for v in (self.alpha(t), self.sigma(t)))

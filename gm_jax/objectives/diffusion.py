@@ -66,10 +66,25 @@ def denoising_loss(denoiser: Denoiser, x0, key, weighting: str = "eps", antithet
   return eps_weight(weighting, denoiser.process, t) * noise_error(denoiser, x0, t, eps)
 
 
-def continuous_diffusion_loss(denoiser: Denoiser, x0, key, antithetic: bool = True):
-  """VDM's L_inf: (1/2) E_t[-lambda'(t) ||eps_hat - eps||^2] over t in [t_min, 1], one t per example."""
+def continuous_diffusion_loss(denoiser: Denoiser, x0, key, antithetic: bool = True,
+                              uniform_in_log_snr: bool = False):
+  """VDM's L_inf: (1/2) E_t[-lambda'(t) ||eps_hat - eps||^2] over t in [t_min, 1], one t per example.
+
+  With uniform_in_log_snr the same integral is estimated as (1/2)(lambda(t_min) - lambda(1))
+  E_lambda[||eps_hat - eps||^2] with lambda uniform (t found by bisection): equal in expectation, and
+  without the 1/t weights that make the uniform-t estimate heavy-tailed for SDEs whose sigma(t_min) is
+  tiny (VP, sub-VP). Used for evaluation; training keeps uniform t, which a learned schedule can
+  differentiate."""
   process = denoiser.process
-  return 0.5 * (1.0 - process.t_min) * denoising_loss(denoiser, x0, key, "likelihood", antithetic)
+  if not uniform_in_log_snr:
+    return 0.5 * (1.0 - process.t_min) * denoising_loss(denoiser, x0, key, "likelihood", antithetic)
+  t_key, eps_key = jax.random.split(key)
+  u = sample_times(t_key, x0.shape[0], process, antithetic)  # uniform on [t_min, 1]
+  u = (u - process.t_min) / (1.0 - process.t_min)
+  high, low = process.log_snr(jnp.float32(process.t_min)), process.log_snr(jnp.float32(1.0))
+  t = process.time_at_log_snr(high + u * (low - high))
+  eps = jax.random.normal(eps_key, x0.shape)
+  return 0.5 * (high - low) * noise_error(denoiser, x0, t, eps)
 
 
 def discrete_diffusion_loss(denoiser: Denoiser, x0, key, num_steps: int):
@@ -186,10 +201,11 @@ def vdm_reconstruction_nll(process: Process, x0, eps, num_levels: int):
   return -per_example_sum(jnp.take_along_axis(log_probs, index[..., None], axis=-1)[..., 0])
 
 
-def continuous_vlb_terms(denoiser: Denoiser, x0, key, num_levels: int, antithetic: bool = True):
+def continuous_vlb_terms(denoiser: Denoiser, x0, key, num_levels: int, antithetic: bool = True,
+                         uniform_in_log_snr: bool = False):
   """VDM's ELBO terms (B,) each: {'prior', 'diffusion', 'reconstruction'}; their sum bounds -log P(x)."""
   diff_key, rec_key = jax.random.split(key)
   return {"prior": gaussian_prior_kl(x0, denoiser.process),
-          "diffusion": continuous_diffusion_loss(denoiser, x0, diff_key, antithetic),
+          "diffusion": continuous_diffusion_loss(denoiser, x0, diff_key, antithetic, uniform_in_log_snr),
           "reconstruction": vdm_reconstruction_nll(denoiser.process, x0, jax.random.normal(rec_key, x0.shape),
                                                    num_levels)}

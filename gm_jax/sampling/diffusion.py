@@ -169,21 +169,6 @@ def probability_flow_ode(denoiser: Denoiser, key, shape, solver: str = "tsit5", 
                    num_steps, rtol, atol)
 
 
-def invert_log_snr(process: Process, log_snr, iterations: int = 60) -> jax.Array:
-  """t in [t_min, 1] with process.log_snr(t) = log_snr (bisection; log-SNR decreases in t)."""
-  lo = jnp.full_like(log_snr, process.t_min)
-  hi = jnp.ones_like(log_snr)
-
-  def body(_, bounds):
-    lo, hi = bounds
-    mid = 0.5 * (lo + hi)
-    above = process.log_snr(mid) > log_snr
-    return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
-
-  lo, hi = jax.lax.fori_loop(0, iterations, body, (lo, hi))
-  return 0.5 * (lo + hi)
-
-
 def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
   """DPM-Solver++(2M) on times uniform in log-SNR from t = 1 to t_min, one evaluation per step:
   x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i with h = half-log-SNR steps and
@@ -192,7 +177,7 @@ def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
   start = jnp.float32(1.0)
   end = jnp.float32(process.t_min if process.t_min > 0 else 1e-5)
   log_snrs = jnp.linspace(process.log_snr(start), process.log_snr(end), num_steps + 1)
-  times = invert_log_snr(process, log_snrs).at[0].set(start).at[-1].set(end)
+  times = process.time_at_log_snr(log_snrs).at[0].set(start).at[-1].set(end)
   half = 0.5 * log_snrs  # DPM-Solver's lambda = log(alpha / sigma)
 
   def body(carry, j):

@@ -140,9 +140,10 @@ def build(config, dataset: Dataset) -> Task:
     if is_chain:
       decoder = objectives.discretized_decoder(levels) if is_image else objectives.gaussian_decoder
       return {"vlb": objectives.ddpm_vlb(d, x, key, ev.ddpm_variance, decoder)}
-    terms = objectives.continuous_vlb_terms(d, x, key, levels, antithetic=False) if is_image else {
+    # Evaluation samples the diffusion term uniformly in log-SNR: the low-variance form of the same integral.
+    terms = objectives.continuous_vlb_terms(d, x, key, levels, False, uniform_in_log_snr=True) if is_image else {
         "prior": processes.gaussian_prior_kl(x, d.process),
-        "diffusion": objectives.continuous_diffusion_loss(d, x, key, antithetic=False),
+        "diffusion": objectives.continuous_diffusion_loss(d, x, key, False, uniform_in_log_snr=True),
         "reconstruction": gaussian_reconstruction_nll(d.process, x, jax.random.normal(key, x.shape))}
     return {**terms, "vlb": sum(terms.values())}
 

@@ -122,3 +122,24 @@ def test_vdm_discrete_time_loss_approaches_the_continuous_one():
     gaps[steps] = abs(discrete - continuous) / continuous
   # 200k examples estimate each loss to about 0.5%.
   assert gaps[1000] < 0.02 and gaps[100] < gaps[10] < gaps[2], gaps
+
+
+def _expected_diffusion_loss(process, num=20_001):
+  """(1/2) int m(t(lambda)) d lambda for the exact Gaussian denoiser, m = E||eps - E[eps|x_t]||^2 =
+  tr(I - sigma^2 (alpha^2 Sigma + sigma^2 I)^{-1}), by the trapezoid rule on a log-SNR grid."""
+  from tests.diffusion.gaussian import marginal_cov
+
+  high, low = float(process.log_snr(process.t_min)), float(process.log_snr(1.0))
+  lam = np.linspace(low, high, num, dtype=np.float32)
+  t = process.time_at_log_snr(jnp.asarray(lam))
+  cov = marginal_cov(process, t)
+  m = 2.0 - process.sigma2(t) * jnp.trace(jnp.linalg.inv(cov), axis1=1, axis2=2)
+  return 0.5 * float(np.trapezoid(np.asarray(m), lam))
+
+
+@pytest.mark.parametrize("process", [VP, processes.SubVPSDE(), VE], ids=["vp", "subvp", "ve"])
+def test_diffusion_loss_uniform_in_log_snr_is_the_expected_integral(process):
+  x0 = data(jax.random.key(6), 100_000)
+  estimate = objectives.continuous_diffusion_loss(exact_denoiser(process), x0, jax.random.key(7),
+                                                  antithetic=True, uniform_in_log_snr=True)
+  assert float(jnp.mean(estimate)) == pytest.approx(_expected_diffusion_loss(process), rel=0.01)
