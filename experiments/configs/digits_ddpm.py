@@ -10,7 +10,7 @@ bpd; estimator 'vlb', a true bound on the discrete data), and the probability-fl
 Command:
   python experiments/main.py --config=experiments/configs/digits_ddpm.py --workdir=/tmp/gm_jax/digits_ddpm
 Hardware: 2-core CPU, no accelerator.
-Our result: see docs/BASELINES.md.
+Our result: not measured yet (only `:tiny` has run, in the test suite).
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
 """
 

@@ -6,7 +6,7 @@ with its prior / diffusion / reconstruction terms, and the probability-flow ODE 
 Command:
   python experiments/main.py --config=experiments/configs/digits_vdm.py --workdir=/tmp/gm_jax/digits_vdm
 Hardware: 2-core CPU, no accelerator.
-Our result: see docs/BASELINES.md.
+Our result: not measured yet (only `:tiny` has run, in the test suite).
 Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 """
 
