@@ -50,6 +50,8 @@ def get_config(arg: str | None = None):
   if arg == "tiny":
     config.process.num_steps = 20
     config.model.channels = 8
+    config.model.channel_mults = (1,)  # one resolution keeps compilation short; attention at 8x8
+    config.model.attention_resolutions = (8,)
     config.optim.warmup_steps = 2
     config.train.num_steps = 6
     config.train.log_every = 3
