@@ -10,7 +10,8 @@ bpd; estimator 'vlb', a true bound on the discrete data), and the probability-fl
 Command:
   python experiments/main.py --config=experiments/configs/digits_ddpm.py --workdir=/tmp/gm_jax/digits_ddpm
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured yet (only `:tiny` has run, in the test suite).
+Our result (jax 0.10.2, 38 min with the 2 cores shared): test VLB 137.45 nats = 3.098 bits/dim; ODE
+  99.13 nats = 2.235 bits/dim; samples in docs/BASELINES.md.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
 """
 
