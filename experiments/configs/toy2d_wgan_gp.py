@@ -6,7 +6,8 @@ and metrics as toy2d_gan.py.
 Command:
   python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py:ring --workdir=/tmp/gm_jax/toy2d_wgan_gp_ring
 Hardware: 2-core CPU, no accelerator.
-Our result: see docs/BASELINES.md (5 seeds per data set, mean +- s.e.).
+Our result (5 seeds, mean +- s.e.): grid, 50k steps: 24.2 +- 0.2 modes, 51.2 % high quality, reverse KL
+  0.26; ring, 20k steps: 6.6 +- 1.4 modes (one seed not yet spread at 20k; a 50k rerun is pending).
 Paper: WGAN-GP shows 2-D toy densities as pictures only; PacGAN's Table 1 is the mode-coverage
   reference for GANs.
 """
