@@ -201,11 +201,19 @@ def vdm_reconstruction_nll(process: Process, x0, eps, num_levels: int):
   return -per_example_sum(jnp.take_along_axis(log_probs, index[..., None], axis=-1)[..., 0])
 
 
-def continuous_vlb_terms(denoiser: Denoiser, x0, key, num_levels: int, antithetic: bool = True,
+def gaussian_reconstruction_nll(process: Process, x0, eps):
+  """-log N(x0; z_0/alpha_0, sigma_0^2/alpha_0^2) at t_min, z_0 = alpha_0 x0 + sigma_0 eps: the decoder
+  for continuous data (points)."""
+  t = jnp.full(x0.shape[:1], process.t_min)
+  alpha, sigma = expand(process.alpha(t), x0), expand(process.sigma(t), x0)
+  return gaussian_decoder(x0, (alpha * x0 + sigma * eps) / alpha, sigma / alpha)
+
+
+def continuous_vlb_terms(denoiser: Denoiser, x0, key, reconstruction_nll, antithetic: bool = True,
                          uniform_in_log_snr: bool = False):
-  """VDM's ELBO terms (B,) each: {'prior', 'diffusion', 'reconstruction'}; their sum bounds -log P(x)."""
+  """VDM's ELBO terms (B,) each: {'prior', 'diffusion', 'reconstruction'}; their sum bounds -log p(x).
+  reconstruction_nll(process, x0, eps): vdm_reconstruction_nll (images) or gaussian_reconstruction_nll."""
   diff_key, rec_key = jax.random.split(key)
   return {"prior": gaussian_prior_kl(x0, denoiser.process),
           "diffusion": continuous_diffusion_loss(denoiser, x0, diff_key, antithetic, uniform_in_log_snr),
-          "reconstruction": vdm_reconstruction_nll(denoiser.process, x0, jax.random.normal(rec_key, x0.shape),
-                                                   num_levels)}
+          "reconstruction": reconstruction_nll(denoiser.process, x0, jax.random.normal(rec_key, x0.shape))}
