@@ -13,6 +13,7 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 init_normal = nn.initializers.normal(0.02)
 
@@ -42,14 +43,24 @@ class TransformerConfig:
       raise ValueError(f"model.positions must be 'learned' or 'rotary', got {self.positions!r}")
 
 
-def rotary(x_BTHD: jax.Array, positions_T: jax.Array) -> jax.Array:
-  """Rotary position embedding: rotates channel pairs (i, i + D/2) by angle position * 10000^(-2i/D)."""
-  d = x_BTHD.shape[-1]
-  freqs = 10000.0 ** (-jnp.arange(0, d // 2) * 2.0 / d)
-  angles_TF = positions_T[:, None].astype(jnp.float32) * freqs[None, :]
-  cos, sin = jnp.cos(angles_TF)[None, :, None, :], jnp.sin(angles_TF)[None, :, None, :]
-  x1, x2 = x_BTHD[..., : d // 2], x_BTHD[..., d // 2:]
-  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+def rotary_tables(context: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+  """Rotary position embedding tables (context, head_dim) for `rotary`: channel pairs (i, i + D/2) turn
+  by angle position * 10000^(-2i/D). Built in NumPy so that they enter the graph as constants."""
+  freqs = 10000.0 ** (-np.arange(head_dim // 2) * 2.0 / head_dim)
+  angles = np.arange(context)[:, None] * freqs[None, :]
+  cos = np.concatenate([np.cos(angles), np.cos(angles)], axis=-1)
+  signed_sin = np.concatenate([-np.sin(angles), np.sin(angles)], axis=-1)
+  return cos.astype(np.float32), signed_sin.astype(np.float32)
+
+
+def rotary(x_BTHD: jax.Array, cos_TD, signed_sin_TD) -> jax.Array:
+  """Rotates each pair (x_i, x_{i+D/2}) of every head by its position's angle (tables from
+  `rotary_tables`): [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin], written as one multiply-add with the
+  halves swapped, which XLA fuses into a single elementwise pass (and its gradient into another)."""
+  half = x_BTHD.shape[-1] // 2
+  swapped = jnp.concatenate([x_BTHD[..., half:], x_BTHD[..., :half]], axis=-1)
+  cos, signed_sin = (jnp.asarray(a, x_BTHD.dtype)[None, :, None, :] for a in (cos_TD, signed_sin_TD))
+  return x_BTHD * cos + swapped * signed_sin
 
 
 class CausalSelfAttention(nn.Module):
@@ -64,7 +75,12 @@ class CausalSelfAttention(nn.Module):
     qkv = qkv.reshape(b, t, 3, c.num_heads, head_dim)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if c.positions == "rotary":
-      q, k = rotary(q, positions_T), rotary(k, positions_T)
+      cos, signed_sin = rotary_tables(c.context, head_dim)
+      if decode:  # positions come from the cache index
+        cos, signed_sin = jnp.take(cos, positions_T, axis=0), jnp.take(signed_sin, positions_T, axis=0)
+      else:
+        cos, signed_sin = cos[:t], signed_sin[:t]
+      q, k = rotary(q, cos, signed_sin), rotary(k, cos, signed_sin)
     if decode:
       cached_k = self.variable("cache", "key", jnp.zeros, (b, c.context, c.num_heads, head_dim), k.dtype)
       cached_v = self.variable("cache", "value", jnp.zeros, (b, c.context, c.num_heads, head_dim), v.dtype)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gm_jax.models.transformer import TransformerConfig, TransformerLM
+from gm_jax.models.transformer import TransformerConfig, TransformerLM, rotary, rotary_tables
 from gm_jax.sampling import autoregressive as ar
 
 
@@ -39,6 +39,25 @@ def test_kv_cache_decoding_matches_the_full_forward_pass(positions):
     logits, updates = step(cache, tokens[:, t:t + 1])
     cache = updates["cache"]
     np.testing.assert_allclose(logits[:, 0], full[:, t], atol=1e-5)
+
+
+def test_rotary_turns_channel_pairs_so_scores_depend_only_on_the_offset():
+  d, context = 8, 20
+  cos, signed_sin = rotary_tables(context, d)
+  q, k = (jax.random.normal(key, (1, 1, 1, d)) for key in jax.random.split(jax.random.key(0)))
+  # Position p turns the pair (x_i, x_{i+d/2}) by p * 10000^(-2i/d), as a complex number x_i + j x_{i+d/2}.
+  p = 7
+  angles = p * 10000.0 ** (-np.arange(d // 2) * 2.0 / d)
+  z = (np.asarray(q[0, 0, 0, : d // 2]) + 1j * np.asarray(q[0, 0, 0, d // 2:])) * np.exp(1j * angles)
+  turned = rotary(q, cos[p:p + 1], signed_sin[p:p + 1])[0, 0, 0]
+  np.testing.assert_allclose(turned, np.concatenate([z.real, z.imag]), atol=1e-5)
+
+  def score(m, n):
+    return float(jnp.sum(rotary(q, cos[m:m + 1], signed_sin[m:m + 1]) * rotary(k, cos[n:n + 1], signed_sin[n:n + 1])))
+
+  for offset in (0, 3, 11):
+    np.testing.assert_allclose([score(m + offset, m) for m in (0, 4, 8)], score(offset, 0), rtol=1e-4)
+  assert abs(score(3, 0) - score(0, 0)) > 1e-3
 
 
 def test_one_hot_embedding_equals_the_gather():
