@@ -92,7 +92,8 @@ class CausalSelfAttention(nn.Module):
     else:
       key_positions = positions_T
     mask_TS = key_positions[None, :] <= positions_T[:, None]
-    scores = jnp.einsum("bthd,bshd->bhts", q, k) / jnp.sqrt(head_dim).astype(q.dtype)
+    # Scale the queries, not the (T x T) scores: half the elements, and it fuses into the rotary pass.
+    scores = jnp.einsum("bthd,bshd->bhts", q * (1.0 / jnp.sqrt(head_dim)).astype(q.dtype), k)
     scores = jnp.where(mask_TS[None, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = nn.Dropout(c.dropout)(weights, deterministic=not train)
