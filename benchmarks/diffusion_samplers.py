@@ -75,7 +75,7 @@ def main(argv):
     raise ValueError("this benchmark scores samples against a toy2d density; use a toy2d diffusion config")
   state = restored[0]
   params = state.params(exp.use_ema)["model"]
-  denoiser = DiffusionModel(config, exp.dataset.spec).denoiser(params)
+  denoiser = DiffusionModel(config).denoiser(params)
   n = flags.FLAGS.num_samples
   test = exp.dataset.test[np.arange(min(n, len(exp.dataset.test)))]["x"]
   rows = []

@@ -39,3 +39,14 @@ def test_paper_config_tiny_under_mock_data(name, tmp_path):
     summary = _train(load_config(name, "tiny"), tmp_path)
   assert summary["bpd"] == pytest.approx(summary["nll_nats"] / (32 * 32 * 3 * np.log(2)))
   assert summary["bpd"] > 0 and summary["ode_bpd"] > 0
+
+
+@pytest.mark.parametrize("field,value,message", [("eval.sampler", "heun_sde", "unknown config.eval.sampler"),
+                                                 ("objective.loss", "score", "unknown config.objective.loss")])
+def test_bad_sampler_or_loss_is_rejected_before_training(field, value, message, tmp_path):
+  config = load_config("toy2d_ddpm", "tiny")
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    _train(config, tmp_path)
+  assert not (tmp_path / "checkpoints").exists()

@@ -46,7 +46,7 @@ class Process:
 
   def _elementwise_derivative(self, fn, t):
     t = jnp.asarray(t, jnp.float32)
-    return jnp.vectorize(jax.grad(lambda s: fn(s)))(t)
+    return jnp.vectorize(jax.grad(fn))(t)
 
   def drift_coefficient(self, t):
     """f(t) in dx = f(t) x dt + g(t) dW."""
@@ -207,13 +207,13 @@ def make_process(cfg) -> Process:
   if name == "ddpm_cosine":
     return DiscreteDDPM(cosine_betas(cfg.num_steps))
   if name == "vp":
-    return VPSDE(cfg.get("beta_min", 0.1), cfg.get("beta_max", 20.0))
+    return VPSDE(cfg.beta_min, cfg.beta_max)
   if name == "subvp":
-    return SubVPSDE(cfg.get("beta_min", 0.1), cfg.get("beta_max", 20.0))
+    return SubVPSDE(cfg.beta_min, cfg.beta_max)
   if name == "ve":
-    return VESDE(cfg.get("sigma_min", 0.01), cfg.get("sigma_max", 50.0))
+    return VESDE(cfg.sigma_min, cfg.sigma_max)
   if name == "vdm":
-    return LogSNRProcess(linear_log_snr(-cfg.get("gamma_min", -13.3), -cfg.get("gamma_max", 5.0)))
+    return LogSNRProcess(linear_log_snr(-cfg.gamma_min, -cfg.gamma_max))
   raise ValueError(f"unknown config.process.name {name!r}; choose ddpm_linear, ddpm_cosine, vp, subvp, ve "
                    "or vdm")
 

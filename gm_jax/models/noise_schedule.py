@@ -28,11 +28,6 @@ class LearnedGamma(nn.Module):
   kind: str = "endpoints"  # endpoints | network
   hidden: int = 1024
 
-  def _shape(self, t):
-    l1 = PositiveDense(1, name="l1")
-    h = l1(t[:, None])
-    return (h + PositiveDense(1, name="l3")(jax.nn.sigmoid(PositiveDense(self.hidden, name="l2")(h))))[:, 0]
-
   @nn.compact
   def __call__(self, t):
     t_shape = jnp.shape(t)

@@ -94,8 +94,7 @@ def discrete_diffusion_loss(denoiser: Denoiser, x0, key, num_steps: int):
   t_key, eps_key = jax.random.split(key)
   i = jax.random.randint(t_key, (x0.shape[0],), 1, num_steps + 1)
   t = i / num_steps
-  s = t - 1.0 / num_steps
-  s = jnp.maximum(s, process.t_min) if process.t_min > 0 else s
+  s = jnp.maximum(t - 1.0 / num_steps, process.t_min)
   eps = jax.random.normal(eps_key, x0.shape)
   x0_error = jnp.exp(-process.log_snr(t)) * noise_error(denoiser, x0, t, eps)
   snr_gap = jnp.expm1(process.log_snr(s) - process.log_snr(t)) * jnp.exp(process.log_snr(t))
@@ -144,10 +143,8 @@ def discretized_gaussian_log_likelihood(x0, mean, std, num_levels: int):
   """log P(x0) per example for data on the grid {-1, ..., 1} of `num_levels` values: each value owns
   the bin of half-width 1 / (num_levels - 1) around it, the end bins extend to -inf / +inf."""
   half = 1.0 / (num_levels - 1)
-  lower = jnp.where(x0 <= -1.0 + 1e-6, -jnp.inf, (x0 - half - mean) / std)
-  upper = jnp.where(x0 >= 1.0 - 1e-6, jnp.inf, (x0 + half - mean) / std)
-  lower = jnp.where(jnp.isinf(lower), -1e30, lower)
-  upper = jnp.where(jnp.isinf(upper), 1e30, upper)
+  lower = jnp.where(x0 <= -1.0 + 1e-6, -1e30, (x0 - half - mean) / std)  # -1e30 / 1e30: the open end bins
+  upper = jnp.where(x0 >= 1.0 - 1e-6, 1e30, (x0 + half - mean) / std)
   return per_example_sum(log_diff_normal_cdf(lower, upper))
 
 

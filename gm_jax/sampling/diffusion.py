@@ -92,16 +92,8 @@ def _reverse_sde_step(denoiser: Denoiser, x, t, dt, noise, add_noise):
 
 
 def euler_maruyama(denoiser: Denoiser, key, shape, num_steps: int):
-  process = denoiser.process
-  init_key, loop_key = jax.random.split(key)
-  times = jnp.linspace(1.0, process.t_min, num_steps + 1)
-
-  def body(x, j):
-    noise = jax.random.normal(jax.random.fold_in(loop_key, j), shape)
-    return _reverse_sde_step(denoiser, x, times[j], times[j] - times[j + 1], noise, j < num_steps - 1), None
-
-  x, _ = jax.lax.scan(body, prior_sample(process, init_key, shape), jnp.arange(num_steps))
-  return x, num_steps
+  """Euler-Maruyama on the reverse SDE from t = 1 to t_min (no noise at the last step)."""
+  return predictor_corrector(denoiser, key, shape, num_steps, corrector_steps=0)
 
 
 def langevin_step(denoiser: Denoiser, x, t, key, snr: float):

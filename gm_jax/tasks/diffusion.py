@@ -50,7 +50,7 @@ from gm_jax.train.task import Task, Update
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
 
 
-def make_network(config, spec):
+def make_network(config):
   m = config.model
   if m.net == "mlp":
     return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim))
@@ -79,23 +79,15 @@ def run_sampler(denoiser: Denoiser, key, shape, ev):
   raise ValueError(f"unknown config.eval.sampler {name!r}; choose one of {SAMPLERS}")
 
 
-def to_model_space_of(spec, x):
-  """Images' integer levels to [-1, 1]; points unchanged."""
-  if spec.kind == "image":
-    return x.astype(jnp.float32) * (2.0 / (spec.num_levels - 1)) - 1.0
-  return x
-
-
 class DiffusionModel:
   """The config's network and forward process: `denoiser(params)` for losses, samplers, likelihoods."""
 
-  def __init__(self, config, spec):
+  def __init__(self, config):
     pc, self.prediction = config.process, config.model.prediction
-    self.net = make_network(config, spec)
+    self.net = make_network(config)
     self.fixed_process = processes.make_process(pc)
-    self.learned = pc.name == "vdm" and pc.get("learned", "fixed") != "fixed"
-    self.schedule = LearnedGamma(pc.get("gamma_min", -13.3), pc.get("gamma_max", 5.0),
-                                 pc.get("learned", "endpoints")) if self.learned else None
+    self.learned = pc.name == "vdm" and pc.learned != "fixed"
+    self.schedule = LearnedGamma(pc.gamma_min, pc.gamma_max, pc.learned) if self.learned else None
 
   def init(self, key, x):
     params = {"net": self.net.init(key, x, jnp.zeros(x.shape[:1]))["params"]}
@@ -119,7 +111,11 @@ def build(config, dataset: Dataset) -> Task:
   is_image = spec.kind == "image"
   levels = spec.num_levels
   obj, ev = config.objective, config.eval
-  model = DiffusionModel(config, spec)
+  if obj.loss not in ("denoising", "vdm_elbo"):
+    raise ValueError(f"unknown config.objective.loss {obj.loss!r}; use 'denoising' or 'vdm_elbo'")
+  if ev.sampler not in SAMPLERS:
+    raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
+  model = DiffusionModel(config)
   denoiser = model.denoiser
   if model.learned and obj.loss != "vdm_elbo":
     raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
@@ -130,7 +126,8 @@ def build(config, dataset: Dataset) -> Task:
     reconstruction_nll = objectives.gaussian_reconstruction_nll
 
   def to_model_space(x):
-    return to_model_space_of(spec, x)
+    """Images' integer levels to [-1, 1]; points unchanged."""
+    return x.astype(jnp.float32) * (2.0 / (levels - 1)) - 1.0 if is_image else x
 
   def elbo_terms(d: Denoiser, x, key):
     if is_chain:
@@ -151,12 +148,10 @@ def build(config, dataset: Dataset) -> Task:
     metrics = {}
     if obj.loss == "denoising":
       per_example = objectives.denoising_loss(d, x, loss_key, obj.weighting, obj.antithetic)
-    elif obj.loss == "vdm_elbo":
+    else:  # vdm_elbo
       terms = objectives.continuous_vlb_terms(d, x, loss_key, reconstruction_nll, obj.antithetic)
       per_example = sum(terms.values())
       metrics = {name: masked_mean(v, batch["mask"]) for name, v in terms.items()}
-    else:
-      raise ValueError(f"unknown config.objective.loss {obj.loss!r}; use 'denoising' or 'vdm_elbo'")
     total, count = masked_mean(per_example, batch["mask"])
     return total / (count * spec.num_dims), ({"loss_per_dim": (total / spec.num_dims, count), **metrics}, {})
 

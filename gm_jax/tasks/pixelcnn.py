@@ -33,6 +33,8 @@ def build(config, dataset: Dataset) -> Task:
                      f"{spec.kind!r} with shape {spec.shape}")
   model = PixelCNN(pixelcnn_config(config, dataset))
   temperature = config.eval.sample_temperature
+  if temperature <= 0:
+    raise ValueError(f"config.eval.sample_temperature must be > 0 for PixelCNN sampling; got {temperature}")
 
   def nll_per_image(params, batch, key=None):
     x = batch["x"].astype(jnp.int32)
