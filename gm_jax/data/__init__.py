@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from gm_jax.data import digits, markov, text, tfds_source, toy2d
+from gm_jax.data import digits, image_folder, markov, npz, text, tfds_source, toy2d
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
 
@@ -39,10 +40,19 @@ def load_dataset(data_config) -> Dataset:
     return text.load(data_config.get("path", ""), data_config.get("tfds_name") or None,
                      data_config.get("level", "char"), data_config.context,
                      data_config.get("data_dir") or None)
+  if name == "image_folder":
+    return image_folder.load(data_config.get("path", ""), data_config.get("image_size", 0),
+                             data_config.get("num_levels", 0),
+                             data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION))
+  if name == "npz":
+    return npz.load(data_config.get("path", ""), data_config.get("num_levels", 0),
+                    data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION),
+                    data_config.get("image_size", 0))
   if name in tfds_source.IMAGE_SETS:
     return tfds_source.load(name, data_config.get("data_dir") or None, data_config.get("crop", 0),
                             data_config.get("image_size", 0))
-  raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text, markov or one of "
+  raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text, markov, image_folder (data.path "
+                   f"= a folder of images), npz (data.path = a .npy/.npz file) or one of "
                    f"{sorted(tfds_source.IMAGE_SETS)}")
 
 

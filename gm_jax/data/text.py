@@ -3,7 +3,8 @@
 As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation.
 A training example is a window of `context + 1` tokens starting anywhere in the training split (inputs
 and next-token targets); the test split is cut into consecutive windows that overlap by one token, so
-one pass over it scores every validation token exactly once.
+one pass over it scores every validation token exactly once. Character level needs UTF-8 text; byte
+level reads the file's raw bytes, so it takes any file.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ class ByteTokenizer:
   def vocab_size(self) -> int:
     return 256
 
-  def encode(self, text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
+  def encode(self, text: str | bytes) -> np.ndarray:
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
+    return np.frombuffer(data, np.uint8).astype(np.int32)
 
   def decode(self, ids) -> str:
     return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
@@ -72,17 +74,27 @@ class WindowSource:
     return {"x": self.tokens[offsets]}
 
 
-def read_corpus(path: str, tfds_name: str | None, data_dir: str | None) -> str:
+def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: str = "char") -> str | bytes:
+  """The corpus as text, or as raw bytes for level 'byte' (so any file, UTF-8 or not, can be modelled)."""
   if path:
     file = pathlib.Path(path).expanduser()
+    if file.is_dir():
+      raise ValueError(f"text corpus {str(file)!r} is a directory; set data.path to a text file")
     if not file.is_file():
       raise FileNotFoundError(f"text corpus {str(file)!r} does not exist; set data.path to a text file")
-    return file.read_text(encoding="utf-8")
+    if level == "byte":
+      return file.read_bytes()
+    try:
+      return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+      raise ValueError(f"text corpus {str(file)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                       f"offset {e.start}); set data.level='byte' to model its raw bytes") from None
   if tfds_name:
     from gm_jax.data.tfds_source import open_split
 
     parts = [open_split(tfds_name, split, data_dir)[0]["text"] for split in ("train", "validation", "test")]
-    return "".join(p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in parts)
+    parts = [p if isinstance(p, bytes) else str(p).encode("utf-8") for p in parts]
+    return b"".join(parts) if level == "byte" else b"".join(parts).decode("utf-8")
   raise ValueError("a text data set needs data.path (a text file) or data.tfds_name")
 
 
@@ -98,13 +110,10 @@ def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9)
 
 def load(path: str = "", tfds_name: str | None = None, level: str = "char", context: int = 64,
          data_dir: str | None = None) -> Dataset:
-  text = read_corpus(path, tfds_name, data_dir)
-  if level == "char":
-    tokenizer = CharTokenizer.fit(text)
-  elif level == "byte":
-    tokenizer = ByteTokenizer()
-  else:
+  if level not in ("char", "byte"):
     raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
+  text = read_corpus(path, tfds_name, data_dir, level)
+  tokenizer = CharTokenizer.fit(text) if level == "char" else ByteTokenizer()
   train, test = split_windows(tokenizer.encode(text), context)
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
                   extras={"tokenizer": tokenizer})

@@ -2,7 +2,8 @@
 
 Prepare a data set once on a machine with network access:
   tfds build mnist --file_format=array_record [--data_dir=DIR]
-Offline, a missing data set is reported in one line that says this.
+Offline, a missing data set is reported in one line that says this; a name TFDS does not know is
+reported as unknown.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ IMAGE_SETS: dict[str, ImageSetInfo] = {
 }
 
 
+def is_registered(name: str) -> bool:
+  """Whether TFDS knows a builder of this name (`name`, `name:version` or `name/config`)."""
+  import tensorflow_datasets as tfds
+
+  try:
+    tfds.builder_cls(name.split(":")[0].split("/")[0])
+  except tfds.core.DatasetNotFoundError:
+    return False
+  return True
+
+
 def open_split(name: str, split: str, data_dir: str | None) -> Sequence[dict[str, Any]]:
   """`tfds.data_source(name, split)` without downloading; a missing data set raises one clear line."""
   import tensorflow_datasets as tfds
@@ -39,6 +51,10 @@ def open_split(name: str, split: str, data_dir: str | None) -> Sequence[dict[str
     return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as e:  # tfds raises several unrelated types for "not prepared"
     where = data_dir or "~/tensorflow_datasets"
+    if not is_registered(name):
+      raise ValueError(f"unknown TFDS data set {name!r}: it is not in the TFDS catalog "
+                       f"(https://www.tensorflow.org/datasets/catalog) nor prepared in {where}; "
+                       f"check the name") from None
     raise FileNotFoundError(
         f"TFDS data set {name!r} (split {split!r}) is not prepared in {where}: on a machine with network "
         f"run `tfds build {name} --file_format=array_record --data_dir={where}` or set data.data_dir "

@@ -1,0 +1,338 @@
+"""Users' own data: image folders, .npy/.npz arrays, and the one-line errors of every data loader."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from gm_jax import data as data_lib
+from gm_jax.data import image_folder, text
+from gm_jax.train.defaults import load_config_file
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
+OWN_DATA_FIELDS = {"path": "", "image_size": 0, "num_levels": 0, "test_fraction": 0.1}
+
+
+def make_folder(root: pathlib.Path, mode: str = "L", classes: tuple[str, ...] = ("cats", "dogs"),
+                per_class: int = 32, size: tuple[int, int] = (8, 8), seed: int = 0) -> dict[str, np.ndarray]:
+  """Writes per_class images per class folder (odd ones PNG, even ones JPEG unless RGBA; no classes: in root).
+
+  Returns the pixels written to each PNG (lossless), keyed by path, for exact comparison.
+  """
+  rng = np.random.default_rng(seed)
+  channels = {"L": (), "RGB": (3,), "RGBA": (4,)}[mode]
+  written = {}
+  for name in classes or ("",):
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(per_class):
+      pixels = rng.integers(0, 256, (size[1], size[0], *channels), dtype=np.uint8)
+      path = folder / f"{i:03d}.{'png' if i % 2 or mode == 'RGBA' else 'jpg'}"
+      Image.fromarray(pixels, mode).save(path)
+      if path.suffix == ".png":
+        written[str(path)] = pixels.reshape(size[1], size[0], -1)
+  return written
+
+
+def load(name: str, path, **fields) -> data_lib.Dataset:
+  return data_lib.load_dataset(ml_collections.ConfigDict({"name": name, "path": str(path), **fields}))
+
+
+def all_of(source) -> dict[str, np.ndarray]:
+  return source[np.arange(len(source))]
+
+
+# image_folder -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode,channels", [("L", 1), ("RGB", 3)])
+def test_image_folder_with_classes(tmp_path, mode, channels):
+  written = make_folder(tmp_path / "pets", mode)
+  ds = load("image_folder", tmp_path / "pets")
+  assert ds.name == "pets"
+  assert ds.spec.kind == "image" and ds.spec.shape == (8, 8, channels) and ds.spec.num_levels == 256
+  assert ds.spec.extras["class_names"] == ["cats", "dogs"]
+  assert len(ds.train) == 58 and len(ds.test) == 6  # round(64 * 0.1) test images
+  assert not set(ds.train.files) & set(ds.test.files)
+  for source in (ds.train, ds.test):
+    batch = all_of(source)
+    assert batch["x"].shape == (len(source), 8, 8, channels) and batch["x"].dtype == np.uint8
+    assert batch["label"].dtype == np.int32
+    for path, x, label in zip(source.files, batch["x"], batch["label"]):
+      assert pathlib.Path(path).parent.name == ds.spec.extras["class_names"][label]
+      if path in written:
+        np.testing.assert_array_equal(x, written[path])
+  # A second read comes from the cache of decoded images and equals a fresh decode.
+  fresh = load("image_folder", tmp_path / "pets")
+  np.testing.assert_array_equal(all_of(ds.train)["x"], all_of(fresh.train)["x"])
+
+
+def test_image_folder_too_large_to_cache_decodes_every_read(tmp_path, monkeypatch):
+  make_folder(tmp_path, "RGB")
+  cached = load("image_folder", tmp_path)
+  monkeypatch.setattr(image_folder, "CACHE_BYTES", 0)
+  uncached = load("image_folder", tmp_path)
+  assert cached.train._cache is not None and uncached.train._cache is None
+  for _ in range(2):
+    np.testing.assert_array_equal(all_of(uncached.train)["x"], all_of(cached.train)["x"])
+
+
+def test_image_folder_split_is_fixed_and_independent_of_data_seed(tmp_path):
+  make_folder(tmp_path)
+  first = load("image_folder", tmp_path, seed=0)
+  second = load("image_folder", tmp_path, seed=123)
+  assert first.train.files == second.train.files and first.test.files == second.test.files
+  assert first.train.files == sorted(first.train.files)
+  other = load("image_folder", tmp_path, test_fraction=0.25)
+  assert len(other.test) == 16
+
+
+def test_image_folder_without_classes_and_with_explicit_split(tmp_path):
+  make_folder(tmp_path / "flat", classes=(), per_class=20)
+  ds = load("image_folder", tmp_path / "flat")
+  assert "label" not in ds.train[np.array([0])] and "class_names" not in ds.spec.extras
+  assert (len(ds.train), len(ds.test)) == (18, 2)
+
+  make_folder(tmp_path / "split" / "train", "RGB", per_class=6)
+  make_folder(tmp_path / "split" / "test", "RGB", classes=("dogs",), per_class=3)
+  ds = load("image_folder", tmp_path / "split")
+  assert (len(ds.train), len(ds.test)) == (12, 3)
+  assert ds.spec.extras["class_names"] == ["cats", "dogs"]
+  assert set(all_of(ds.test)["label"]) == {1}
+
+
+def test_image_folder_resize_and_requantize(tmp_path):
+  make_folder(tmp_path, classes=(), per_class=10, size=(12, 8))  # non-square: stretched to the square
+  Image.fromarray(np.full((8, 12), 200, np.uint8)).save(tmp_path / "constant.png")
+  ds = load("image_folder", tmp_path, image_size=4, num_levels=17)
+  assert ds.spec.shape == (4, 4, 1) and ds.spec.num_levels == 17
+  x = np.concatenate([all_of(ds.train)["x"], all_of(ds.test)["x"]])
+  assert x.max() <= 16
+  files = ds.train.files + ds.test.files
+  constant = x[files.index(str(tmp_path / "constant.png"))]
+  assert (constant == 200 * 17 // 256).all()  # box filter keeps a constant image; levels floor(k * 17 / 256)
+  assert load("image_folder", tmp_path, image_size=16).spec.shape == (16, 16, 1)  # bicubic upsampling
+
+
+def test_image_folder_batches_are_deterministic_and_resumable(tmp_path):
+  make_folder(tmp_path)
+  ds = load("image_folder", tmp_path)
+  it = data_lib.TrainIterator(ds.train, 16, seed=3)
+  run = [next(it)["x"] for _ in range(6)]  # 96 examples: crosses the epoch boundary at 58
+  again = data_lib.TrainIterator(load("image_folder", tmp_path).train, 16, seed=3)
+  np.testing.assert_array_equal(np.stack(run), np.stack([next(again)["x"] for _ in range(6)]))
+  resumed = data_lib.TrainIterator(ds.train, 16, seed=3)
+  resumed.set_state({"position": 4, "seed": 3, "global_batch_size": 16})
+  np.testing.assert_array_equal(next(resumed)["x"], run[4])
+
+
+# npz --------------------------------------------------------------------------------------------------------
+
+def test_npy_images_are_memory_mapped_with_levels_from_the_dtype(tmp_path):
+  x = np.random.default_rng(0).integers(0, 256, (40, 6, 5), dtype=np.uint8)
+  np.save(tmp_path / "images.npy", x)
+  ds = load("npz", tmp_path / "images.npy")
+  assert isinstance(ds.train.arrays["x"], np.memmap)
+  assert ds.spec.kind == "image" and ds.spec.shape == (6, 5, 1) and ds.spec.num_levels == 256
+  assert (len(ds.train), len(ds.test)) == (36, 4)
+  batch = all_of(ds.train)
+  np.testing.assert_array_equal(batch["x"][..., 0], x[ds.train.rows])
+  assert batch["x"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("dtype,values,num_levels,expected", [
+    (np.uint8, 17, 17, 17),  # declared: the stored values are levels 0..16
+    (np.int32, 17, 0, 17),  # other integer dtypes: largest value + 1
+    (bool, 2, 0, 2),
+])
+def test_npz_image_levels(tmp_path, dtype, values, num_levels, expected):
+  x = (np.arange(30 * 4 * 4 * 3).reshape(30, 4, 4, 3) % values).astype(dtype)
+  np.savez(tmp_path / "a.npz", x=x)
+  ds = load("npz", tmp_path / "a.npz", num_levels=num_levels)
+  assert ds.spec.num_levels == expected and ds.spec.shape == (4, 4, 3)
+  assert all_of(ds.test)["x"].dtype == np.uint8
+
+
+def test_npz_points_labels_and_explicit_test_split(tmp_path):
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / "p.npz", x=rng.normal(size=(50, 3)), label=np.arange(50) % 4,
+           x_test=rng.normal(size=(7, 3)), label_test=np.arange(7))
+  ds = load("npz", tmp_path / "p.npz")
+  assert ds.spec.kind == "points" and ds.spec.shape == (3,) and not ds.spec.is_discrete
+  assert (len(ds.train), len(ds.test)) == (50, 7)
+  test = all_of(ds.test)
+  assert test["x"].dtype == np.float32 and test["label"].dtype == np.int32
+  np.testing.assert_array_equal(test["label"], np.arange(7))
+
+
+# training through the trainer -------------------------------------------------------------------------------
+
+def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dict:
+  """Trains a few steps of `<config_name>:tiny` on the given data; returns summary.json."""
+  from gm_jax.train import loop
+
+  config = load_config_file(CONFIGS / f"{config_name}.py", "tiny")
+  config.unlock()
+  for name, default in OWN_DATA_FIELDS.items():  # the fields the launcher configs need to declare
+    if name not in config.data:
+      config.data[name] = default
+  config.data.update(data_fields)
+  config.train.num_steps = 3
+  config.train.checkpoint_every = 3
+  config.train.eval_every = 0
+  config.train.sample_every = 0
+  config.train.num_samples = 0
+  config.train.progress_bar = False
+  if "iwae_samples" in config.eval:
+    config.eval.iwae_samples = 4
+    config.eval.iwae_chunk = 4
+  loop.train(config, str(workdir))
+  return json.loads((workdir / "summary.json").read_text())
+
+
+def test_vae_trains_on_an_image_folder(tmp_path):
+  make_folder(tmp_path / "pets")
+  summary = train_summary("digits_vae", tmp_path / "run", name="image_folder", path=str(tmp_path / "pets"),
+                          num_levels=17)
+  assert summary["step"] == 3 and math.isfinite(summary["nll_nats"])
+
+
+def test_vae_trains_on_npz_images(tmp_path):
+  x = np.random.default_rng(0).integers(0, 17, (200, 8, 8, 1), dtype=np.uint8)
+  np.savez(tmp_path / "images.npz", x=x)
+  summary = train_summary("digits_vae", tmp_path / "run", name="npz", path=str(tmp_path / "images.npz"),
+                          num_levels=17)
+  assert math.isfinite(summary["nll_nats"])
+
+
+def test_gmm_trains_on_npz_points(tmp_path):
+  rng = np.random.default_rng(0)
+  centres = np.array([[-2.0, 0.0], [2.0, 0.0]])
+  np.savez(tmp_path / "points.npz", x=centres[rng.integers(0, 2, 2000)] + 0.1 * rng.normal(size=(2000, 2)))
+  summary = train_summary("toy2d_gmm", tmp_path / "run", name="npz", path=str(tmp_path / "points.npz"))
+  assert math.isfinite(summary["nll_nats"]) and "entropy_nats" not in summary
+
+
+# one-line errors --------------------------------------------------------------------------------------------
+
+def test_image_folder_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="image folder .*nowhere.* does not exist; set data.path"):
+    load("image_folder", tmp_path / "nowhere")
+  (tmp_path / "file.png").write_bytes(b"")
+  with pytest.raises(ValueError, match="is a file, but data.name='image_folder' expects a folder"):
+    load("image_folder", tmp_path / "file.png")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match="holds no PNG or JPEG images"):
+    load("image_folder", tmp_path / "empty")
+  with pytest.raises(ValueError, match="needs data.path"):
+    load("image_folder", "")
+
+  make_folder(tmp_path / "sizes", classes=(), per_class=4)
+  Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "sizes" / "wide.png")
+  with pytest.raises(ValueError, match=r"one size: .*000.jpg' is 8x8 but .*wide.png' is 12x10"):
+    load("image_folder", tmp_path / "sizes")
+
+  make_folder(tmp_path / "modes", classes=(), per_class=4)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "modes" / "colour.png")
+  with pytest.raises(ValueError, match=r"one mode: .*000.jpg' is L but .*colour.png' is RGB"):
+    load("image_folder", tmp_path / "modes")
+
+  make_folder(tmp_path / "alpha", "RGBA", classes=(), per_class=3)
+  with pytest.raises(ValueError, match="alpha channel .*convert the images to RGB"):
+    load("image_folder", tmp_path / "alpha")
+
+  make_folder(tmp_path / "broken", classes=(), per_class=4)
+  (tmp_path / "broken" / "bad.png").write_bytes(b"not an image")
+  with pytest.raises(ValueError, match=r"cannot read image .*bad.png"):
+    load("image_folder", tmp_path / "broken")
+
+  make_folder(tmp_path / "few", classes=(), per_class=3)
+  with pytest.raises(ValueError, match="has 3 images: too few for a train/test split"):
+    load("image_folder", tmp_path / "few")
+
+  make_folder(tmp_path / "mixed", classes=("cats",), per_class=4)
+  make_folder(tmp_path / "mixed", classes=(), per_class=2)
+  with pytest.raises(ValueError, match="holds both images and class subfolders"):
+    load("image_folder", tmp_path / "mixed")
+  make_folder(tmp_path / "hollow", per_class=4)
+  (tmp_path / "hollow" / "birds").mkdir()
+  with pytest.raises(ValueError, match=r"class folder .*birds' holds no PNG or JPEG images"):
+    load("image_folder", tmp_path / "hollow")
+
+  make_folder(tmp_path / "half" / "train", classes=(), per_class=3)
+  with pytest.raises(ValueError, match="has a train folder but no test folder"):
+    load("image_folder", tmp_path / "half")
+
+
+def test_truncated_image_is_named_when_read(tmp_path):
+  make_folder(tmp_path, classes=(), per_class=20)
+  path = tmp_path / "001.png"
+  path.write_bytes(path.read_bytes()[:60])  # the header survives, the pixels do not
+  ds = load("image_folder", tmp_path)
+  with pytest.raises(ValueError, match=r"cannot read image .*001.png"):
+    all_of(ds.train), all_of(ds.test)
+
+
+def test_npz_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match="does not exist; set data.path to a .npy or .npz file"):
+    load("npz", tmp_path / "missing.npz")
+  with pytest.raises(ValueError, match="is a folder, but data.name='npz' expects a .npy or .npz file"):
+    load("npz", tmp_path)
+  np.savez(tmp_path / "no_x.npz", images=np.zeros((4, 2)))
+  with pytest.raises(ValueError, match=r"arrays \['images'\] that data.name='npz' does not read"):
+    load("npz", tmp_path / "no_x.npz")
+  np.savez(tmp_path / "only_labels.npz", label=np.zeros(4, np.int32))
+  with pytest.raises(ValueError, match="has no array 'x'"):
+    load("npz", tmp_path / "only_labels.npz")
+  (tmp_path / "garbage.npy").write_bytes(b"not an array")
+  with pytest.raises(ValueError, match=r"cannot read .*garbage.npy' as .npy"):
+    load("npz", tmp_path / "garbage.npy")
+  np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}] * 4))
+  with pytest.raises(ValueError, match=r"cannot read .*objects.npz' as .npz .*save numeric arrays"):
+    load("npz", tmp_path / "objects.npz")
+  np.savez(tmp_path / "labels.npz", x=np.zeros((10, 2)), label=np.zeros(9, np.int32))
+  with pytest.raises(ValueError, match=r"label has shape \(9,\) but x holds 10 examples"):
+    load("npz", tmp_path / "labels.npz")
+  np.save(tmp_path / "float_images.npy", np.zeros((10, 4, 4), np.float32))
+  with pytest.raises(ValueError, match="float images are not read; quantize them .* or flatten them"):
+    load("npz", tmp_path / "float_images.npy")
+  np.save(tmp_path / "tiny.npy", np.zeros((3, 2)))
+  with pytest.raises(ValueError, match="has 3 examples: too few for a train/test split"):
+    load("npz", tmp_path / "tiny.npy")
+  np.save(tmp_path / "levels.npy", np.full((10, 2, 2), 20, np.uint8))
+  with pytest.raises(ValueError, match="values up to 20 but data.num_levels=17"):
+    load("npz", tmp_path / "levels.npy", num_levels=17)
+
+
+def test_unknown_data_name_lists_the_own_data_loaders():
+  with pytest.raises(ValueError, match="image_folder .*npz"):
+    data_lib.load_dataset(ml_collections.ConfigDict({"name": "folder"}))
+
+
+# faults of the text and TFDS loaders ------------------------------------------------------------------------
+
+def test_binary_corpus_names_the_file_and_suggests_byte_level(tmp_path):
+  path = tmp_path / "blob.bin"
+  path.write_bytes(bytes(range(256)) * 8)
+  with pytest.raises(ValueError, match=r"blob\.bin' is not UTF-8 text .*set data.level='byte'"):
+    text.load(str(path), context=8)
+  ds = text.load(str(path), level="byte", context=8)  # the suggested fix works
+  assert ds.spec.num_levels == 256 and len(ds.train.tokens) + len(ds.test.tokens) == 2048
+
+
+def test_directory_as_corpus_says_a_file_is_expected(tmp_path):
+  with pytest.raises(ValueError, match="is a directory; set data.path to a text file"):
+    text.load(str(tmp_path), context=8)
+
+
+def test_unknown_tfds_name_is_reported_as_unknown(tmp_path):
+  with pytest.raises(ValueError, match="unknown TFDS data set 'no_such_corpus'"):
+    text.load(tfds_name="no_such_corpus", context=8, data_dir=str(tmp_path))
+  # A known name that is not prepared still says how to build it.
+  with pytest.raises(FileNotFoundError, match="tfds build tiny_shakespeare"):
+    text.load(tfds_name="tiny_shakespeare", context=8, data_dir=str(tmp_path))
