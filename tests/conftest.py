@@ -6,12 +6,24 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
+
+# Trained feature networks (the digits classifier) are cached once per machine for the whole suite.
+os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "gm_jax_test_cache"))
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAIN = REPO / "experiments" / "main.py"
 CONFIGS = REPO / "experiments" / "configs"
+
+
+WALL_CLOCK_KEYS = ("examples_per_sec", "sample_ms_per_1000")
+
+
+def without_wall_clock(record: dict) -> dict:
+  """A metrics or summary record without its wall-clock fields (they differ between identical runs)."""
+  return {k: v for k, v in record.items() if k not in WALL_CLOCK_KEYS}
 
 
 def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300):

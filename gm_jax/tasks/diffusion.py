@@ -79,6 +79,11 @@ def run_sampler(denoiser: Denoiser, key, shape, ev):
   raise ValueError(f"unknown config.eval.sampler {name!r}; choose one of {SAMPLERS}")
 
 
+def to_levels(y, num_levels: int) -> jax.Array:
+  """Model space [-1, 1] back to the nearest of the data's integer levels."""
+  return jnp.clip(jnp.round((y + 1.0) * (num_levels - 1) / 2.0), 0, num_levels - 1).astype(jnp.int32)
+
+
 class DiffusionModel:
   """The config's network and forward process: `denoiser(params)` for losses, samplers, likelihoods."""
 
@@ -176,10 +181,10 @@ def build(config, dataset: Dataset) -> Task:
     return out
 
   def sample(params, model_state, key, n):
-    x, _ = run_sampler(denoiser(params["model"]), key, (n, *spec.shape), ev)
+    x, nfe = run_sampler(denoiser(params["model"]), key, (n, *spec.shape), ev)
     if is_image:
-      return jnp.clip(jnp.round((x + 1.0) * (levels - 1) / 2.0), 0, levels - 1).astype(jnp.int32)
-    return x
+      x = to_levels(x, levels)
+    return x, {"nfe": nfe}
 
   def init(key, batch):
     return {"model": {"params": model.init(key, to_model_space(jnp.asarray(batch["x"][:1])))}}
@@ -193,7 +198,7 @@ def build(config, dataset: Dataset) -> Task:
     stays in the summary under its own name (with its bits/dim on images)."""
     preferred = ("vlb_nll_nats", "ode_nll_nats") if is_image else ("ode_nll_nats", "vlb_nll_nats")
     present = [name for name in preferred if name in means]
-    out = dict(floor())
+    out = {**floor(), "sampler": ev.sampler}
     if present:
       out.update(ledger.likelihood_entry(means[present[0]], spec.num_dims, present[0].split("_")[0], is_image))
     if is_image and len(present) == 2:

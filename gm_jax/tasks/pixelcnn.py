@@ -54,7 +54,8 @@ def build(config, dataset: Dataset) -> Task:
     return {"model": model.init(key, jnp.asarray(batch["x"][:1], jnp.int32))}
 
   def sample(params, model_state, key, n):
-    return model.apply({"params": params["model"]}, key, n, temperature, method=PixelCNN.sample)
+    x = model.apply({"params": params["model"]}, key, n, temperature, method=PixelCNN.sample)
+    return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
   def summarize(means):
     return ledger.likelihood_entry(means["nll_nats"], spec.num_dims, "exact", discrete=True)

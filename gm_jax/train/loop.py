@@ -7,6 +7,7 @@ same command after a crash therefore continues and ends exactly as an uninterrup
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -22,12 +23,14 @@ from absl import logging
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation import metrics as metrics_lib
-from gm_jax.evaluation import pictures
+from gm_jax.evaluation import pictures, quality_report
+from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import Checkpointer
 from gm_jax.train.run_files import RunFiles, write_json_atomic
 from gm_jax.train.state import TrainState
+from gm_jax.train.task import split_samples
 
 # Fault injection for resume tests: SIGKILL this process right after dispatching the given step.
 KILL_AT_STEP_ENV = "GM_JAX_KILL_AT_STEP"
@@ -120,7 +123,7 @@ class Experiment:
       return None
     key = jax.random.fold_in(self.base_key, 3)
     params, model_state = state.params(self.use_ema), state.model_state()
-    samples = np.asarray(jax.device_get(self._sampler()(params, model_state, key)))
+    samples = np.asarray(jax.device_get(split_samples(self._sampler()(params, model_state, key))[0]))
     extra = {}
     if self.task.pictures_fn is not None:
       batch = self.dataset.test[np.arange(min(len(self.dataset.test), 64))]
@@ -156,9 +159,56 @@ class Experiment:
                                  out_shardings=sharding.replicated(self.mesh))
     return self._sample_jit
 
+  @functools.cached_property
+  def feature_space(self) -> FeatureSpace | None:
+    """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
+    if self.task.sample_fn is None:
+      return None
+    return tasks.build_feature_space(self.config, self.dataset)
+
+  def sample_quality(self, state: TrainState) -> dict[str, Any]:
+    """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),
+    both against the reference split, in the config's feature space; plus the sampler's cost."""
+    space = self.feature_space
+    if space is None:
+      return {}
+    ev = self.config.eval
+    if ev.quality_reference not in ("test", "train"):
+      raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
+    n = ev.quality_samples
+    samples, info, seconds = self._draw_samples(state, n)
+    if self.files.is_main and self.dataset.spec.kind == "image":  # the first 64 of the judged samples
+      path = self.files.sample_path(int(state.step))
+      pictures.save_image_grid(path.with_name(f"quality_{path.name}"), samples[:64], self.dataset.spec.num_levels,
+                               scale=4 if self.dataset.spec.shape[0] <= 16 else 1)
+    reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
+    floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
+    reference = reference_split[np.arange(min(len(reference_split), ev.quality_reference_max))]["x"]
+    floor = floor_split[np.arange(min(len(floor_split), n))]["x"]
+    result = quality_report.report(space, samples, reference, floor, kid_subsets=ev.kid_subsets,
+                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k)
+    return {**result, **info, "sample_ms_per_1000": 1e6 * seconds / n}
+
+  def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:
+    """n samples drawn in compiled chunks of eval.quality_batch_size, their info (e.g. nfe), and the
+    seconds the chunks took after compilation."""
+    chunk = min(n, self.config.eval.quality_batch_size)
+    params, model_state = state.params(self.use_ema), state.model_state()
+    key = jax.random.fold_in(self.base_key, 4)
+    draw = jax.jit(lambda p, s, k: self.task.sample_fn(p, s, k, chunk),
+                   out_shardings=sharding.replicated(self.mesh)).lower(params, model_state, key).compile()
+    start, outputs = time.perf_counter(), []
+    for i in range(-(-n // chunk)):
+      outputs.append(draw(params, model_state, jax.random.fold_in(key, i)))
+    outputs = jax.block_until_ready(outputs)
+    seconds = time.perf_counter() - start
+    samples = np.concatenate([np.asarray(jax.device_get(split_samples(o)[0])) for o in outputs])[:n]
+    info = {k: float(v) for k, v in jax.device_get(split_samples(outputs[0])[1]).items()}
+    return samples, info, seconds
+
   def summary(self, state: TrainState) -> dict[str, Any]:
     means = self.evaluate(state)
-    return {"step": int(state.step), **means, **self.task.summarize(means)}
+    return {"step": int(state.step), **means, **self.task.summarize(means), **self.sample_quality(state)}
 
   # guard ---------------------------------------------------------------------------------------------
   def check_finite(self, state: TrainState) -> None:
@@ -218,6 +268,7 @@ def train(config, workdir: str) -> dict[str, Any]:
   bar = None
   try:
     state, iterator = prepare_workdir(exp)
+    exp.feature_space  # fails before training if the feature network or its weights are missing
     step = int(state.step)
     kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
     acc = metrics_lib.Accumulator()

@@ -22,7 +22,12 @@ ModelState = dict[str, Any]
 Batch = dict[str, jax.Array]
 LossFn = Callable[[Params, ModelState, Batch, jax.Array], tuple[jax.Array, tuple[dict, ModelState]]]
 EvalFn = Callable[[Params, ModelState, Batch, jax.Array], dict]
-SampleFn = Callable[[Params, ModelState, jax.Array, int], jax.Array]
+SampleFn = Callable[[Params, ModelState, jax.Array, int], jax.Array | tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def split_samples(output) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """A sample_fn's output as (samples, info): info holds scalars such as the sampler's `nfe`."""
+  return output if isinstance(output, tuple) else (output, {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +52,9 @@ class Task:
   optimizers: {network: optax transformation}; schedules: {network: its learning-rate schedule}
     (both from gm_jax.train.optim.make_optimizer).
   eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`.
-  sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC).
+  sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
+    (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
+    reported beside the sample-quality metrics.
   summarize(eval_means) -> the summary fields (the likelihood ledger and any family-specific numbers).
   pictures_fn(params, model_state, key, test_batch) -> {name: images} of further pictures (e.g.
     reconstructions), saved beside the samples as samples/<name>_step_XXXXXXX.png.

@@ -1,0 +1,128 @@
+"""Feature spaces in which samples are compared with data: each is named in every report.
+
+- `raw`: the examples themselves, flattened (toy2d points).
+- `digits`: the penultimate layer of the project's digits classifier (gm_jax.models.classifier, trained
+  by experiments/configs/digits_classifier.py and cached under `cache_dir()`); its softmax also gives
+  the class of a sample. Numbers in it are "FD-digits".
+- `inception_v3`: pool3 of the standard FID Inception network, from a weight file the user supplies
+  (`eval.inception_weights`; gm_jax.evaluation.inception_weights converts the published one).
+Numbers from different feature spaces are never comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from typing import Any, Callable
+
+import flax.serialization
+import jax
+import numpy as np
+
+from gm_jax.evaluation import inception_weights
+from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
+
+CLASSIFIER_PARAMS = "params.msgpack"
+CLASSIFIER_INFO = "model.json"
+NAMES = ("none", "auto", "raw", "digits", "inception_v3")
+
+
+def cache_dir() -> pathlib.Path:
+  """Where trained feature networks and reference statistics are cached: $GM_JAX_CACHE or ~/.cache/gm_jax."""
+  return pathlib.Path(os.environ.get("GM_JAX_CACHE") or "~/.cache/gm_jax").expanduser()
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpace:
+  """`apply(x_batch) -> (features (B, D), class probabilities (B, C) or None)` of data-space examples,
+  applied in batches of `batch_size`; the probabilities exist when the space comes from a classifier."""
+
+  name: str
+  apply: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+  batch_size: int = 500
+
+  def embed(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features (N, D) float64, class probabilities (N, C) or None) of N examples."""
+    feats, probs = [], []
+    for start in range(0, len(examples), self.batch_size):
+      f, p = self.apply(np.asarray(examples[start:start + self.batch_size]))
+      feats.append(np.asarray(f, np.float64))
+      if p is not None:
+        probs.append(np.asarray(p, np.float64))
+    return np.concatenate(feats), (np.concatenate(probs) if probs else None)
+
+
+def resolve_name(name: str, data_name: str, kind: str) -> str:
+  """`auto` is raw for points, digits for the digits data set, and none otherwise."""
+  if name not in NAMES:
+    raise ValueError(f"unknown eval.feature_space {name!r}; choose one of {NAMES}")
+  if name != "auto":
+    return name
+  if kind == "points":
+    return "raw"
+  return "digits" if data_name == "digits" else "none"
+
+
+def raw() -> FeatureSpace:
+  return FeatureSpace("raw", lambda x: (np.asarray(x, np.float64).reshape(len(x), -1), None))
+
+
+# the digits classifier ------------------------------------------------------------------------------
+def classifier_is_exported(directory: pathlib.Path) -> bool:
+  return (directory / CLASSIFIER_PARAMS).exists() and (directory / CLASSIFIER_INFO).exists()
+
+
+def export_classifier(directory: pathlib.Path, params: Any, model_config: ClassifierConfig,
+                      info: dict[str, Any]) -> None:
+  """Writes a trained classifier's params and model config (the model file last: it marks completion)."""
+  tmp = directory / (CLASSIFIER_PARAMS + ".tmp")
+  tmp.write_bytes(flax.serialization.msgpack_serialize(jax.tree.map(np.asarray, params)))
+  os.replace(tmp, directory / CLASSIFIER_PARAMS)
+  tmp = directory / (CLASSIFIER_INFO + ".tmp")
+  tmp.write_text(json.dumps({"model": dataclasses.asdict(model_config), **info}, indent=2) + "\n")
+  os.replace(tmp, directory / CLASSIFIER_INFO)
+
+
+def load_classifier(directory: pathlib.Path) -> tuple[ConvClassifier, Any, dict[str, Any]]:
+  info = json.loads((directory / CLASSIFIER_INFO).read_text())
+  model_fields = dict(info["model"], channels=tuple(info["model"]["channels"]))
+  params = flax.serialization.msgpack_restore((directory / CLASSIFIER_PARAMS).read_bytes())
+  return ConvClassifier(ClassifierConfig(**model_fields)), params, info
+
+
+def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...], num_levels: int) -> FeatureSpace:
+  """The penultimate layer and softmax of the classifier exported in `directory`."""
+  model, params, info = load_classifier(directory)
+  if model.config.num_levels != num_levels:
+    raise ValueError(f"the {name} feature network reads {model.config.num_levels}-level images; this data has "
+                     f"{num_levels} levels: set eval.feature_space='none' or use matching data")
+  expected = tuple(info.get("input_shape", shape))
+  if tuple(shape) != expected:
+    raise ValueError(f"the {name} feature network reads images of shape {expected}; this data has {tuple(shape)}")
+
+  @jax.jit
+  def apply(x):
+    feats = model.apply({"params": params}, x, method=ConvClassifier.features)
+    return feats, jax.nn.softmax(model.apply({"params": params}, feats, method=ConvClassifier.classify))
+
+  return FeatureSpace(name, apply)
+
+
+# the FID Inception network -------------------------------------------------------------------------
+def inception_space(weights_path: str, num_levels: int, batch_size: int = 200) -> FeatureSpace:
+  """pool3 features of the FID Inception network (integer levels scaled to [0, 1]) and the softmax of its
+  1008 logits (for an Inception Score)."""
+  if not weights_path:
+    raise FileNotFoundError(
+        f"eval.feature_space='inception_v3' needs eval.inception_weights: convert {inception_weights.PTH_NAME} "
+        f"with `{inception_weights.CONVERT_COMMAND} --pth=FILE --out=inception_v3_fid.npz` and pass the .npz, "
+        f"or set eval.feature_space='none'")
+  network = inception_weights.InceptionFeatures.from_file(weights_path, batch_size=batch_size, with_logits=True)
+
+  def apply(x):
+    feats, logits = network(np.asarray(x, np.float32) / (num_levels - 1))
+    return feats, jax.nn.softmax(logits)
+
+  return FeatureSpace("inception_v3", apply, batch_size=batch_size)

@@ -1,0 +1,53 @@
+"""Sample quality of a model beside its data floor, in one named feature space.
+
+The generated samples and a held-out "floor" set of real examples (the same count) are each compared
+with the same reference set of real examples: Fréchet distance, KID, precision / recall / density /
+coverage, and for classifier feature spaces an Inception-Score-style number. The floor is what real
+data scores at that sample count (FD is biased upwards at small N), so a model is judged against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gm_jax.evaluation import sample_quality
+from gm_jax.evaluation.feature_spaces import FeatureSpace
+
+
+def inception_score(probs_NC: np.ndarray) -> float:
+  """exp(E_x KL(p(y | x) || p(y))) with p(y) the mean of p(y | x) over the set (Salimans et al. 2016)."""
+  p = np.clip(np.asarray(probs_NC, np.float64), 1e-12, 1.0)
+  marginal = p.mean(axis=0, keepdims=True)
+  return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def class_accuracy(probs_NC: np.ndarray, labels_N: np.ndarray) -> float:
+  """Fraction of samples whose most probable class under the feature classifier is their label."""
+  return float(np.mean(np.argmax(probs_NC, axis=1) == np.asarray(labels_N)))
+
+
+def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.ndarray, *, kid_subsets: int,
+            kid_subset_size: int, prdc_k: int) -> dict[str, float]:
+  """The metrics of one set of features against the reference features."""
+  kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND, num_subsets=kid_subsets,
+                                                               subset_size=kid_subset_size)
+  out = {"fd": sample_quality.frechet_distance(feats_ND, reference_ND), "kid": kid_mean, "kid_std": kid_std}
+  out.update(sample_quality.precision_recall_density_coverage(reference_ND, feats_ND, k=prdc_k))
+  if probs_NC is not None:
+    out["inception_score"] = inception_score(probs_NC)
+  return {k: float(v) for k, v in out.items()}
+
+
+def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
+           kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5) -> dict[str, Any]:
+  """Sample-quality fields of summary.json: each metric for the samples and, as `<metric>_floor`, for the
+  real floor set; both against `reference`."""
+  reference_feats, _ = space.embed(reference)
+  settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k)
+  out: dict[str, Any] = {"feature_space": space.name, "num_samples": len(samples),
+                         "num_reference": len(reference), "floor_num_samples": len(floor)}
+  out.update(compare(*space.embed(samples), reference_feats, **settings))
+  out.update({f"{k}_floor": v for k, v in compare(*space.embed(floor), reference_feats, **settings).items()})
+  return out

@@ -1,0 +1,76 @@
+"""Sample-quality report: Inception-Score algebra, the floor beside the samples, feature spaces."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from gm_jax.evaluation import feature_spaces, quality_report
+from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
+
+
+def test_inception_score_closed_forms():
+  # Confident and balanced over C classes: exp(log C) = C; identical predictions: exp(0) = 1.
+  assert quality_report.inception_score(np.eye(7)[np.arange(70) % 7]) == pytest.approx(7.0, rel=1e-6)
+  assert quality_report.inception_score(np.tile([0.2, 0.5, 0.3], (40, 1))) == pytest.approx(1.0, abs=1e-9)
+  # Two classes, p(y|x) = (a, 1-a) and (1-a, a) half each: exp(log 2 - H(a)).
+  a = 0.9
+  probs = np.array([[a, 1 - a], [1 - a, a]] * 10)
+  entropy = -(a * np.log(a) + (1 - a) * np.log(1 - a))
+  assert quality_report.inception_score(probs) == pytest.approx(np.exp(np.log(2) - entropy), rel=1e-9)
+
+
+def test_class_accuracy():
+  probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+  assert quality_report.class_accuracy(probs, np.array([0, 1, 1, 1])) == 0.75
+
+
+def test_report_judges_samples_against_the_floor():
+  rng = np.random.default_rng(0)
+  reference, floor = rng.normal(size=(2000, 3)), rng.normal(size=(1000, 3))
+  good, shifted = rng.normal(size=(1000, 3)), rng.normal(size=(1000, 3)) + np.array([5.0, 0.0, 0.0])
+  settings = dict(kid_subsets=20, kid_subset_size=500, prdc_k=5)
+  out_good = quality_report.report(feature_spaces.raw(), good, reference, floor, **settings)
+  out_bad = quality_report.report(feature_spaces.raw(), shifted, reference, floor, **settings)
+  assert out_good["feature_space"] == "raw" and out_good["num_samples"] == 1000
+  assert out_good["num_reference"] == 2000 and out_good["floor_num_samples"] == 1000
+  # Same distribution: the samples score like the floor (FD ~ D (1/N + 1/M) bias, ~0.005 here).
+  assert out_good["fd"] < 0.05 and out_good["fd_floor"] < 0.05
+  # A mean shift of 5 along one axis: FD = 25 up to sampling noise.
+  assert out_bad["fd"] == pytest.approx(25.0, rel=0.05)
+  assert out_bad["fd_floor"] == out_good["fd_floor"]  # the floor does not depend on the samples
+  assert out_bad["kid"] > 10 * max(out_good["kid"], out_good["kid_std"])
+  assert out_bad["precision"] < 0.1 and out_good["precision"] > 0.8
+  assert out_bad["coverage"] < 0.1 and out_good["coverage"] > 0.8
+  assert "inception_score" not in out_good  # raw features have no classifier
+
+
+def test_resolve_feature_space_names():
+  assert feature_spaces.resolve_name("auto", "toy2d", "points") == "raw"
+  assert feature_spaces.resolve_name("auto", "digits", "image") == "digits"
+  assert feature_spaces.resolve_name("auto", "cifar10", "image") == "none"
+  assert feature_spaces.resolve_name("inception_v3", "cifar10", "image") == "inception_v3"
+  with pytest.raises(ValueError, match="unknown eval.feature_space 'fid'"):
+    feature_spaces.resolve_name("fid", "digits", "image")
+
+
+def test_exported_classifier_gives_the_networks_features_and_probabilities(tmp_path):
+  config = ClassifierConfig(num_classes=10, num_levels=17, channels=(4, 8, 8), features=16)
+  model = ConvClassifier(config)
+  images = np.random.default_rng(1).integers(0, 17, size=(6, 8, 8, 1))
+  params = model.init(jax.random.key(0), images)["params"]
+  feature_spaces.export_classifier(tmp_path, params, config, {"input_shape": [8, 8, 1]})
+  assert feature_spaces.classifier_is_exported(tmp_path)
+  assert json.loads((tmp_path / feature_spaces.CLASSIFIER_INFO).read_text())["model"]["features"] == 16
+  space = feature_spaces.classifier_space(tmp_path, "digits", (8, 8, 1), 17)
+  space = feature_spaces.FeatureSpace(space.name, space.apply, batch_size=4)  # two batches
+  feats, probs = space.embed(images)
+  expected = model.apply({"params": params}, images, method=ConvClassifier.features)
+  np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(probs, jax.nn.softmax(model.apply({"params": params}, images)), rtol=1e-5)
+  assert feats.shape == (6, 16) and np.all(feats >= 0)
+  with pytest.raises(ValueError, match="reads 17-level images; this data has 256 levels"):
+    feature_spaces.classifier_space(tmp_path, "digits", (8, 8, 1), 256)
+  with pytest.raises(ValueError, match=r"reads images of shape \(8, 8, 1\)"):
+    feature_spaces.classifier_space(tmp_path, "digits", (28, 28, 1), 17)
