@@ -11,11 +11,15 @@ Command:
 Data: tfds celeb_a (prepare it once: `tfds build celeb_a --file_format=array_record`).
 Hardware: an accelerator is advised; one step of batch 64 takes 1.75 s on a 2-core CPU
   (benchmarks/dcgan_step.py). Only `:tiny` has run here (in the test suite, under tfds.testing.mock_data).
-Our result: not measured (no CelebA offline here; no FID implementation yet).
+Sample quality: FID (and KID, P/R/D/C, IS) in the FID Inception space, 50,000 samples against the
+  training split, test split as the data floor; pass the converted weights with
+  --config.eval.inception_weights=FILE (gm_jax/evaluation/inception_weights.py says how to make it).
+Our result: not measured (no CelebA offline here).
 Paper: samples only; Radford et al. report no quantitative sample-quality number for faces.
 """
 
 from gm_jax.tasks.gan import default_config
+from gm_jax.train.defaults import use_fid_protocol
 
 
 def get_config(arg: str | None = None):
@@ -39,6 +43,7 @@ def get_config(arg: str | None = None):
   config.train.sample_every = 2000
   config.train.checkpoint_every = 2000
   config.eval.batch_size = 500
+  use_fid_protocol(config, tiny=arg == "tiny")
   if arg == "tiny":
     config.data.batch_size = 4
     config.model.features = 4

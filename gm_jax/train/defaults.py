@@ -17,6 +17,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.name = ""
   config.data.batch_size = 128
   config.data.seed = 0  # shuffling order; toy2d also draws its fixed train/test samples with it
+  # Users' own data (docs/own_data.md): data.name = image_folder | npz | text reads data.path.
+  config.data.path = ""
+  config.data.image_size = 0  # 0: the files' size; > 0: resized to a square (image_folder, TFDS images)
+  config.data.num_levels = 0  # 0: from the files; image_folder requantizes to it, npz declares it
+  config.data.test_fraction = 0.1  # held out by a fixed seeded split when the data has no test split
 
   config.model = ml_collections.ConfigDict()
 
@@ -47,7 +52,30 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 1000
+  # Sample quality (gm_jax.evaluation.quality_report): the feature space (auto: raw for points, digits for
+  # the digits data, none otherwise | none | raw | digits | inception_v3), how many samples are drawn (in
+  # compiled chunks of quality_batch_size) and compared with the reference split (at most
+  # quality_reference_max examples); the other split's first quality_samples examples give the data floor.
+  config.eval.feature_space = "auto"
+  config.eval.quality_samples = 1000
+  config.eval.quality_batch_size = 500
+  config.eval.quality_reference = "test"
+  config.eval.quality_reference_max = 10000
+  config.eval.kid_subsets = 100
+  config.eval.kid_subset_size = 1000
+  config.eval.prdc_k = 5
+  config.eval.inception_weights = ""  # the converted FID Inception weights (.npz) for inception_v3
   return config
+
+
+def use_fid_protocol(config: ml_collections.ConfigDict, tiny: bool = False) -> None:
+  """The standard FID protocol: 50,000 samples against the statistics of (up to 50,000) training images in
+  the FID Inception network's pool3 space (weights from eval.inception_weights); the test split gives the
+  data floor. A tiny run measures nothing (the Inception network is too slow for CPU smoke tests)."""
+  config.eval.feature_space = "none" if tiny else "inception_v3"
+  config.eval.quality_samples = 50_000
+  config.eval.quality_reference = "train"
+  config.eval.quality_reference_max = 50_000
 
 
 def load_config_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
