@@ -18,7 +18,7 @@ from benchmarks.timing import emit, time_calls
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import optim, sharding, step as step_lib
 
 flags.DEFINE_integer("repeats", 5, "Timed steps.")
 flags.DEFINE_integer("image_size", 64, "Image size (64 is the seed's network).")
@@ -46,12 +46,13 @@ def main(argv):
   source = data_lib.ArraySource({"x": images})
   dataset = Dataset("synthetic", source, source, DataSpec("image", (size, size, 3), num_levels=256))
   task = gan.build(config, dataset)
+  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
   it = data_lib.TrainIterator(source, batch, seed=0)
   batches = [sharding.put_batch(next(it), mesh) for _ in range(4)]
-  state = step_lib.make_init(task, mesh, use_ema=False)(jax.random.key(0), next(
+  state = step_lib.make_init(task, optimizers, mesh, use_ema=False)(jax.random.key(0), next(
       data_lib.TrainIterator(source, batch, seed=0)))
-  train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, ema_decay=0.0)
+  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.0)
   start = time.perf_counter()
   compiled = train_step.jitted.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start

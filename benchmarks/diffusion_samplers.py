@@ -26,7 +26,7 @@ from benchmarks.timing import emit
 from gm_jax.diffusion.processes import DiscreteDDPM
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks.diffusion import DiffusionModel
-from gm_jax.train import loop
+from gm_jax import tasks
 
 config_flags.DEFINE_config_file("config", None, "The trained run's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained run's workdir.")
@@ -63,7 +63,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
-  exp = loop.Experiment(config, flags.FLAGS.workdir)
+  exp = tasks.experiment(config, flags.FLAGS.workdir)
   try:
     restored = exp.restore_latest()
   finally:

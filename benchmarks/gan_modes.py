@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from benchmarks.timing import emit
-from gm_jax.train import loop
+from gm_jax import tasks
 
 config_flags.DEFINE_config_file("config", None, "Toy GAN config file (FILE or FILE:ARG).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Parent directory; seed S trains in WORKDIR/seed_S.")
@@ -52,7 +52,7 @@ def main(argv):
   for seed in map(int, flags.FLAGS.seeds):
     run_config = config.copy_and_resolve_references()
     run_config.seed = seed
-    summary = loop.train(run_config, str(pathlib.Path(flags.FLAGS.workdir) / f"seed_{seed}"))
+    summary = tasks.train(run_config, str(pathlib.Path(flags.FLAGS.workdir) / f"seed_{seed}"))
     per_seed[seed] = {name: float(summary[name]) for name in REPORTED}
     print(json.dumps({"seed": seed, **per_seed[seed]}), flush=True)
   result = {"benchmark": "gan_modes", "loss": config.objective.loss,

@@ -25,14 +25,15 @@ flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do with
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+def main(argv, after_step=None):
+  """Runs --mode on --config in --workdir; after_step(step) runs after each train step (a test hook)."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   import jax
 
-  from gm_jax.train import loop
+  from gm_jax import tasks
 
   logging.info("devices: %s", jax.devices())
   config = flags.FLAGS.config
@@ -40,11 +41,11 @@ def main(argv):
   mode = flags.FLAGS.mode
   try:
     if mode == "train":
-      result = loop.train(config, workdir)
+      result = tasks.train(config, workdir, after_step=after_step)
     elif mode == "eval":
-      result = loop.evaluate(config, workdir)
+      result = tasks.evaluate(config, workdir)
     else:
-      result = {"samples": str(loop.sample(config, workdir))}
+      result = {"samples": str(tasks.sample(config, workdir))}
   except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
     # Bad input and failed runs end with one line that says what to change.
     # The run's files are already closed; exit at once so that late callbacks of background I/O

@@ -15,6 +15,7 @@ os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / 
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAIN = REPO / "experiments" / "main.py"
+KILL_AT_STEP = REPO / "tests" / "kill_at_step.py"  # main.py that SIGKILLs itself after a given step
 CONFIGS = REPO / "experiments" / "configs"
 
 
@@ -26,14 +27,15 @@ def without_wall_clock(record: dict) -> dict:
   return {k: v for k, v in record.items() if k not in WALL_CLOCK_KEYS}
 
 
-def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300):
-  """Runs experiments/main.py with the given flags; returns the CompletedProcess."""
+def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300,
+             script: pathlib.Path = MAIN):
+  """Runs experiments/main.py (or another launcher `script`) with the given flags; returns the process."""
   full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
   full_env.pop("XLA_FLAGS", None) if "XLA_FLAGS" not in (env or {}) else None
-  proc = subprocess.run([sys.executable, str(MAIN), *args], capture_output=True, text=True, env=full_env,
+  proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=full_env,
                         timeout=timeout, cwd=REPO)
   if check and proc.returncode != 0:
-    raise AssertionError(f"main.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    raise AssertionError(f"{script.name} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
   return proc
 
 

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config
 
 
 def _train(config, workdir):
   config.train.progress_bar = False
-  return loop.train(config, str(workdir))
+  return tasks.train(config, str(workdir))
 
 
 @pytest.mark.parametrize("name,distribution", [("toy2d_realnvp", "ring"), ("toy2d_realnvp", "checkerboard"),

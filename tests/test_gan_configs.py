@@ -6,13 +6,13 @@ import jax
 import numpy as np
 import pytest
 
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config
 
 
 def _train(config, workdir):
   config.train.progress_bar = False
-  return loop.train(config, str(workdir))
+  return tasks.train(config, str(workdir))
 
 
 @pytest.mark.parametrize("loss,data", [("minimax", "ring"), ("non_saturating", "grid"), ("hinge", "ring")])
@@ -51,7 +51,7 @@ def test_wgan_weight_clipping_through_the_trainer(tmp_path):
   config.optim_d.learning_rate = 5e-5
   config.optim_d.weight_clip = 0.01
   _train(config, tmp_path)
-  exp = loop.Experiment(config, tmp_path)
+  exp = tasks.experiment(config, tmp_path)
   state, _ = exp.restore_latest()
   exp.checkpointer.close()
   leaves = jax.tree.leaves(state.networks["discriminator"].params)

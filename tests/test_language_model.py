@@ -6,13 +6,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gm_jax.data import markov
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config
 
 
 def _train(config, workdir):
   config.train.progress_bar = False
-  return loop.train(config, str(workdir))
+  return tasks.train(config, str(workdir))
 
 
 def test_markov_chain_entropy_rate_is_exact():

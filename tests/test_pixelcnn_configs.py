@@ -7,13 +7,13 @@ import tensorflow_datasets as tfds
 from gm_jax import data as data_lib
 from gm_jax.data import markov
 from gm_jax.tasks import pixelcnn
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config
 
 
 def _train(config, workdir):
   config.train.progress_bar = False
-  return loop.train(config, str(workdir))
+  return tasks.train(config, str(workdir))
 
 
 def test_digits_pixelcnn_tiny(tmp_path):

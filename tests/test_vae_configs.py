@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config
 
 OFFLINE = ["digits_vae", "digits_hvae", "digits_iwae", "digits_autoencoder", "toy2d_vae"]
@@ -14,7 +14,7 @@ OFFLINE = ["digits_vae", "digits_hvae", "digits_iwae", "digits_autoencoder", "to
 
 def _train(config, workdir):
   config.train.progress_bar = False
-  return loop.train(config, str(workdir))
+  return tasks.train(config, str(workdir))
 
 
 @pytest.mark.parametrize("name", OFFLINE)

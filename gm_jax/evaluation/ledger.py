@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import math
 
+import jax
+import numpy as np
+
+from gm_jax.data import toy2d
+from gm_jax.data.dataset import Dataset
+
 ESTIMATORS = ("exact", "elbo", "vlb", "ode")
 
 
@@ -29,3 +35,23 @@ def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: b
   if discrete:
     entry["bpd"] = bits_per_dim(nll_nats, num_dims)
   return entry
+
+
+def data_floor(dataset: Dataset, seed: int) -> dict[str, float]:
+  """The floor a model's test NLL is compared with, for data whose distribution is known ({} otherwise).
+
+  Points (toy2d): entropy_nats, the distribution's true entropy (the lowest expected NLL; Monte Carlo
+  with `seed`, hence entropy_stderr). Tokens of a Markov chain: entropy_rate_nats per token. Both:
+  data_nll_nats, the true density's NLL on this very test split, so nll_nats - data_nll_nats estimates
+  KL(p || model) without the test split's sampling noise.
+  """
+  dist, chain = dataset.spec.extras.get("distribution"), dataset.spec.extras.get("chain")
+  if chain is not None:
+    test_tokens = np.asarray(dataset.test.tokens)
+    return {"entropy_rate_nats": chain.entropy_rate, "data_nll_nats": chain.nll(test_tokens)}
+  if dist is None:
+    return {}
+  h = toy2d.entropy(dist, jax.random.key(seed))
+  x_test = dataset.test[np.arange(len(dataset.test))]["x"]
+  data_nll = -float(np.mean(np.asarray(jax.jit(dist.log_prob)(x_test), np.float64)))
+  return {"entropy_nats": h.nats, "entropy_stderr": h.stderr, "data_nll_nats": data_nll}

@@ -8,12 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.objectives.sums import masked_mean  # noqa: F401  (losses report metrics through it too)
+
 Metrics = dict[str, tuple[jax.Array, jax.Array]]
-
-
-def masked_mean(values_B: jax.Array, mask_B: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """A per-example metric: (sum over real examples, number of real examples)."""
-  return jnp.sum(values_B * mask_B), jnp.sum(mask_B)
 
 
 def scalar(value: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -7,6 +7,8 @@ import pathlib
 
 import numpy as np
 
+from gm_jax.data.dataset import Dataset
+
 
 def image_grid(images_NHWC: np.ndarray, num_levels: int, columns: int | None = None,
                pad: int = 1) -> np.ndarray:
@@ -53,3 +55,34 @@ def save_points(path: pathlib.Path, points_N2: np.ndarray, bounds: tuple[float, 
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def _grid_scale(dataset: Dataset) -> int:
+  return 4 if dataset.spec.shape[0] <= 16 else 1  # small images (digits) are enlarged
+
+
+def save_samples(path: pathlib.Path, samples: np.ndarray, dataset: Dataset, title: str,
+                 extra: dict[str, np.ndarray] | None = None) -> pathlib.Path:
+  """Writes samples as the data's modality shows them: a scatter over test points, an image grid (and
+  the `extra` image grids beside it as <name>_<file>), or decoded text (.txt). Returns the path written."""
+  spec = dataset.spec
+  if spec.kind == "points":
+    dist = spec.extras.get("distribution")
+    save_points(path, samples, bounds=getattr(dist, "bounds", None),
+                reference_N2=dataset.test[np.arange(min(len(dataset.test), 5000))]["x"], title=title)
+  elif spec.kind == "image":
+    save_image_grid(path, samples, spec.num_levels, scale=_grid_scale(dataset))
+    for name, images in (extra or {}).items():
+      save_image_grid(path.with_name(f"{name}_{path.name}"), np.asarray(images), spec.num_levels,
+                      scale=_grid_scale(dataset), columns=8)
+  else:
+    path = path.with_suffix(".txt")
+    decode = spec.extras["tokenizer"].decode
+    path.write_text("\n\n-----\n\n".join(decode(row) for row in samples))
+  return path
+
+
+def save_judged_samples(path: pathlib.Path, samples: np.ndarray, dataset: Dataset) -> None:
+  """The first 64 of the samples judged by the sample-quality metrics, as an image grid (images only)."""
+  if dataset.spec.kind == "image":
+    save_image_grid(path, samples[:64], dataset.spec.num_levels, scale=_grid_scale(dataset))

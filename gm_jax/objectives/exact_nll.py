@@ -10,7 +10,7 @@ from typing import Callable
 
 import jax
 
-from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.objectives.sums import masked_mean
 
 LogProbFn = Callable[[dict, jax.Array], jax.Array]  # (params of the network, x_B...) -> log p(x)_B
 

@@ -1,14 +1,20 @@
-"""Builds the trainer's Task for `config.task` from a family's models and objectives.
+"""The built-in model families as Tasks for the trainer, and the runs that train them.
 
-To add a model family: write its models (gm_jax/models) and objective (gm_jax/objectives), then a
-builder `build(config, dataset) -> Task` here, registered in BUILDERS.
+`build(config, dataset)` gives the Task of `config.task`; `build_feature_space(config, dataset)` the
+sample-quality feature space; `train` / `evaluate` / `sample` run gm_jax.train.loop with both. A new
+family is one module with a builder `(config, dataset) -> Task` (docs/adding_a_model.md); it needs no
+change in gm_jax/train, and is registered in BUILDERS only to be reachable by name from configs.
 """
 
 from __future__ import annotations
 
+import pathlib
+from typing import Any
+
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import feature_spaces
 from gm_jax.tasks import classifier, density, diffusion, flow, gan, language_model, pixelcnn, vae
+from gm_jax.train import loop
 from gm_jax.train.task import Task
 
 BUILDERS = {
@@ -23,7 +29,8 @@ BUILDERS = {
 }
 
 
-def build_task(config, dataset: Dataset) -> Task:
+def build(config, dataset: Dataset) -> Task:
+  """The Task of the family `config.task` names."""
   if config.task not in BUILDERS:
     raise ValueError(f"unknown config.task {config.task!r}; choose one of {sorted(BUILDERS)}")
   return BUILDERS[config.task](config, dataset)
@@ -44,3 +51,23 @@ def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace
                                            spec.num_levels)
   return feature_spaces.inception_space(config.eval.inception_weights, spec.num_levels,
                                         batch_size=config.eval.quality_batch_size)
+
+
+def train(config, workdir: str | pathlib.Path, **kwargs) -> dict[str, Any]:
+  """loop.train of a built-in family's config (kwargs: e.g. after_step)."""
+  return loop.train(config, str(workdir), build, build_feature_space, **kwargs)
+
+
+def evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """loop.evaluate of a built-in family's config: the latest checkpoint's summary numbers."""
+  return loop.evaluate(config, str(workdir), build, build_feature_space)
+
+
+def sample(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
+  """loop.sample of a built-in family's config: the latest checkpoint's sample file."""
+  return loop.sample(config, str(workdir), build)
+
+
+def experiment(config, workdir: str | pathlib.Path) -> loop.Experiment:
+  """The loop's Experiment of a config (data, task, compiled steps, checkpoints) without running it."""
+  return loop.Experiment(config, pathlib.Path(workdir), build, build_feature_space)

@@ -21,7 +21,6 @@ from gm_jax.evaluation import feature_spaces
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
 from gm_jax.objectives import cross_entropy
-from gm_jax.train.optim import make_optimizer
 from gm_jax.train.task import Task, Update
 
 
@@ -57,11 +56,9 @@ def build(config, dataset: Dataset) -> Task:
     return {"model": model.init(key, jnp.asarray(batch["x"][:1]))}
 
   def summarize(means):
-    return {"estimator": None, "note": "a classifier: accuracy on the test split, no likelihood of x"}
+    return {"note": "a classifier: accuracy on the test split, no likelihood of x"}
 
-  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize)
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, summarize=summarize)
 
 
 def default_config():
@@ -105,13 +102,13 @@ def ensure_trained_classifier(name: str = "digits_classifier") -> pathlib.Path:
     if feature_spaces.classifier_is_exported(directory):
       return directory
     from gm_jax.data import load_dataset
-    from gm_jax.train import loop  # the trainer; imported here since it builds tasks itself
+    from gm_jax.train import loop
 
     config = default_config()
     run = directory / "run"
     shutil.rmtree(run, ignore_errors=True)
-    summary = loop.train(config, str(run))
-    exp = loop.Experiment(config, run)
+    summary = loop.train(config, str(run), build)
+    exp = loop.Experiment(config, run, build)
     try:
       state, _ = exp.restore_latest()
     finally:

@@ -43,9 +43,7 @@ from gm_jax.models.time_mlp import TimeMLP, TimeMLPConfig
 from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
-from gm_jax.tasks.density import toy2d_floor
-from gm_jax.train.optim import make_optimizer
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Likelihood, Task, Update
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
 
@@ -189,25 +187,20 @@ def build(config, dataset: Dataset) -> Task:
   def init(key, batch):
     return {"model": {"params": model.init(key, to_model_space(jnp.asarray(batch["x"][:1])))}}
 
-  @functools.cache
-  def floor():
-    return toy2d_floor(dataset, config.data.seed + 7)
+  # The ledger entry is the VLB (images) or the ODE (points), whichever is evaluated; the other stays in
+  # the summary under its own name (with its bits/dim on images).
+  preferred = ("vlb", "ode") if is_image else ("ode", "vlb")
+  present = [name for name in preferred if ev[name]]
+  likelihood = Likelihood(f"{present[0]}_nll_nats", present[0], spec.num_dims, is_image) if present else None
 
   def summarize(means):
-    """The ledger entry from the VLB (images) or the ODE (points), whichever was evaluated; the other
-    stays in the summary under its own name (with its bits/dim on images)."""
-    preferred = ("vlb_nll_nats", "ode_nll_nats") if is_image else ("ode_nll_nats", "vlb_nll_nats")
-    present = [name for name in preferred if name in means]
-    out = {**floor(), "sampler": ev.sampler}
-    if present:
-      out.update(ledger.likelihood_entry(means[present[0]], spec.num_dims, present[0].split("_")[0], is_image))
+    out = {"sampler": ev.sampler}
     if is_image and len(present) == 2:
-      out[present[1].replace("nll_nats", "bpd")] = ledger.bits_per_dim(means[present[1]], spec.num_dims)
+      out[f"{present[1]}_bpd"] = ledger.bits_per_dim(means[f"{present[1]}_nll_nats"], spec.num_dims)
     return out
 
-  tx, lr_schedule = make_optimizer(config.optim, config.train.num_steps)
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": lr_schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
+              summarize=summarize, sample_fn=sample)
 
 
 def default_config():

@@ -9,32 +9,25 @@ config.eval.sample_temperature: the base std multiplier for sample grids
 
 from __future__ import annotations
 
-import functools
-
-
 from gm_jax.data.dataset import Dataset
-from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
 from gm_jax.objectives import exact_nll
-from gm_jax.tasks.density import toy2d_floor
-from gm_jax.train.optim import make_optimizer
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Likelihood, Task, Update
 
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
-                    preprocess=m.preprocess, logit_alpha=m.get("logit_alpha", 0.05),
-                    conditioner=m.get("conditioner", "conv"))
+                    preprocess=m.preprocess, logit_alpha=m.logit_alpha,
+                    conditioner=m.conditioner)
 
 
 def build(config, dataset: Dataset) -> Task:
   cfg = flow_config(config, dataset)
-  temperature = config.eval.get("sample_temperature", 1.0)
-  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
+  temperature = config.eval.sample_temperature
   spec = dataset.spec
 
   if spec.kind == "points":
@@ -75,15 +68,8 @@ def build(config, dataset: Dataset) -> Task:
   else:
     raise ValueError(f"flows model points or images; data {dataset.name!r} is {spec.kind!r}")
 
-  @functools.cache
-  def floor():
-    return toy2d_floor(dataset, config.data.seed + 7)
-
-  def summarize(means):
-    return {**ledger.likelihood_entry(means["nll_nats"], spec.num_dims, estimator, discrete), **floor()}
-
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
+              likelihood=Likelihood("nll_nats", estimator, spec.num_dims, discrete))
 
 
 def default_config():

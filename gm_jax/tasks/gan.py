@@ -22,7 +22,6 @@ from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
-from gm_jax.train.optim import make_optimizer
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Task, Update
 
@@ -35,7 +34,7 @@ def make_networks(config, dataset: Dataset):
             MLPDiscriminator(tuple(m.discriminator_hidden)))
   if spec.kind == "image":
     size, _, channels = spec.shape
-    norm = m.get("discriminator_norm", "batch")
+    norm = m.discriminator_norm
     if config.objective.loss == "wgan_gp" and norm == "batch":
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
@@ -46,7 +45,7 @@ def make_networks(config, dataset: Dataset):
 def build(config, dataset: Dataset) -> Task:
   m, obj, spec = config.model, config.objective, dataset.spec
   loss_kind = adversarial.check_loss(obj.loss)
-  n_critic, gp_weight = obj.n_critic, obj.get("gp_weight", 10.0)
+  n_critic, gp_weight = obj.n_critic, obj.gp_weight
   generator, discriminator = make_networks(config, dataset)
   images = spec.kind == "image"
 
@@ -113,9 +112,8 @@ def build(config, dataset: Dataset) -> Task:
 
   def summarize(means):
     if mixture is None:
-      return {"estimator": None}
-    histogram = [means[f"mode_{k:02d}"] for k in range(len(mixture.means_K2))]
-    return {"estimator": None, **mode_coverage.summarize_histogram(histogram)}
+      return {}
+    return mode_coverage.summarize_histogram([means[f"mode_{k:02d}"] for k in range(len(mixture.means_K2))])
 
   def sample(params, model_state, key, n):
     out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), False, {})
@@ -127,13 +125,9 @@ def build(config, dataset: Dataset) -> Task:
     return {"generator": generator.init(k_g, z, train=False),
             "discriminator": discriminator.init(k_d, real_data(batch)[:2], train=False)}
 
-  tx_g, schedule_g = make_optimizer(config.optim, config.train.num_steps)
-  tx_d, schedule_d = make_optimizer(config.optim_d, config.train.num_steps)
-  return Task(init=init,
-              updates=(Update("discriminator", d_loss_fn, repeats=n_critic), Update("generator", g_loss_fn)),
-              optimizers={"discriminator": tx_d, "generator": tx_g},
-              schedules={"discriminator": schedule_d, "generator": schedule_g},
-              eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  updates = (Update("discriminator", d_loss_fn, repeats=n_critic, optimizer="optim_d"),
+             Update("generator", g_loss_fn))
+  return Task(init=init, updates=updates, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
 
 
 def default_config():

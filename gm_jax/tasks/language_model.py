@@ -11,15 +11,12 @@ config.eval: sample_temperature, sample_top_k, sample_length (for the text sampl
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.evaluation import ledger
 from gm_jax.models.transformer import TransformerConfig, TransformerLM
 from gm_jax.objectives import cross_entropy
 from gm_jax.sampling import autoregressive
-from gm_jax.train.optim import make_optimizer
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Likelihood, Task, Update
 
 
 def transformer_config(config, dataset: Dataset) -> TransformerConfig:
@@ -59,18 +56,9 @@ def build(config, dataset: Dataset) -> Task:
   def init(key, batch):
     return {"model": model.init(key, jnp.asarray(batch["x"][:1, :-1]))}
 
-  chain = dataset.spec.extras.get("chain")
-  floor = {}
-  if chain is not None:
-    test_tokens = np.asarray(dataset.test.tokens)
-    floor = {"entropy_rate_nats": chain.entropy_rate, "data_nll_nats": chain.nll(test_tokens)}
-
-  def summarize(means):
-    return {**ledger.likelihood_entry(means["nll_nats"], 1, "exact", discrete=True), **floor}
-
-  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  # Per token: bpd is bits per token (per character on char data).
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
+              likelihood=Likelihood("nll_nats", "exact", num_dims=1, discrete=True))
 
 
 def default_config():

@@ -11,12 +11,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.pixelcnn import PixelCNN, PixelCNNConfig
 from gm_jax.objectives import cross_entropy
-from gm_jax.train.optim import make_optimizer
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Likelihood, Task, Update
 
 
 def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
@@ -57,12 +55,8 @@ def build(config, dataset: Dataset) -> Task:
     x = model.apply({"params": params["model"]}, key, n, temperature, method=PixelCNN.sample)
     return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
-  def summarize(means):
-    return ledger.likelihood_entry(means["nll_nats"], spec.num_dims, "exact", discrete=True)
-
-  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
+              likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True))
 
 
 def default_config():

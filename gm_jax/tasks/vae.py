@@ -10,8 +10,6 @@ config.eval: iwae_samples, iwae_chunk (the IWAE log-likelihood estimator of the 
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -22,10 +20,8 @@ from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.decoders import Decoder
 from gm_jax.models.vae import HierarchicalVAE, VAEConfig
 from gm_jax.objectives import elbo as elbo_lib
-from gm_jax.tasks.density import toy2d_floor
-from gm_jax.train.optim import make_optimizer
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Likelihood, Task, Update
 
 NUM_PICTURE_EXAMPLES = 16
 
@@ -34,12 +30,12 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
   kind = config.model.decoder
   spec = dataset.spec
   if kind == "gaussian":
-    return Decoder("gaussian", fixed_std=config.model.get("decoder_std", 0.0))
+    return Decoder("gaussian", fixed_std=config.model.decoder_std)
   if spec.kind != "image":
     raise ValueError(f"model.decoder={kind!r} needs integer-level images; data {dataset.name!r} is "
                      f"{spec.kind!r}: use model.decoder='gaussian'")
   if kind == "bernoulli":
-    if spec.num_levels != 2 and not config.data.get("binarize", False):
+    if spec.num_levels != 2 and not config.data.binarize:
       raise ValueError(f"the bernoulli decoder needs binary data: {dataset.name!r} has {spec.num_levels} "
                        f"levels; set data.binarize=True or use a categorical/discretized_logistic decoder")
     return Decoder("bernoulli")
@@ -50,15 +46,14 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
   m = config.model
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
-                   activation=m.activation, conv_channels=tuple(m.get("conv_channels", ())))
+                   activation=m.activation, conv_channels=tuple(m.conv_channels))
 
 
 def build(config, dataset: Dataset) -> Task:
   cfg = model_config(config, dataset)
   model = HierarchicalVAE(cfg)
   objective = config.objective
-  beta, kl_mode = objective.get("beta", 1.0), objective.get("kl", "analytic")
-  train_k = objective.get("num_samples", 1)
+  beta, kl_mode, train_k = objective.beta, objective.kl, objective.num_samples
   binarize = cfg.decoder.kind == "bernoulli" and dataset.spec.num_levels != 2
   levels = dataset.spec.num_levels
 
@@ -138,32 +133,28 @@ def build(config, dataset: Dataset) -> Task:
     return {"reconstructions": to_data_levels(jnp.concatenate([x, recon]).reshape(-1, *shape)),
             "interpolations": to_data_levels(interp.reshape(-1, *shape))}
 
-  @functools.cache
-  def floor():
-    return toy2d_floor(dataset, config.data.seed + 7)
+  discrete = cfg.decoder.is_discrete
 
   def summarize(means):
     if objective.name == "autoencoder":
-      return {"estimator": None, "note": "an autoencoder has no likelihood; recon_nll_nats is -log p(x|z)"}
+      return {"note": "an autoencoder has no likelihood; recon_nll_nats is -log p(x|z)"}
     out = {"elbo_nll_nats": -means["elbo"]}
-    discrete = cfg.decoder.is_discrete
-    if "nll_nats" in means:
-      out.update(ledger.likelihood_entry(means["nll_nats"], dataset.spec.num_dims, f"iwae_{iwae_k}", discrete))
-    else:
-      out.update(ledger.likelihood_entry(-means["elbo"], dataset.spec.num_dims, "elbo", discrete))
     if discrete:
       out["elbo_bpd"] = ledger.bits_per_dim(-means["elbo"], dataset.spec.num_dims)
-    return {**out, **floor()}
+    return out
+
+  likelihood = None  # IWAE-K's estimate when evaluated, else the ELBO's bound
+  if objective.name != "autoencoder":
+    likelihood = (Likelihood("nll_nats", f"iwae_{iwae_k}", dataset.spec.num_dims, discrete) if iwae_k else
+                  Likelihood("elbo_nll_nats", "elbo", dataset.spec.num_dims, discrete))
 
   def init(key, batch):
     x = observe(batch, key)[0][:2]
     return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
                                 method=HierarchicalVAE.log_weights)}
 
-  tx, schedule = make_optimizer(config.optim, config.train.num_steps)
-  return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
-              schedules={"model": schedule}, eval_fn=eval_fn, summarize=summarize, sample_fn=sample,
-              pictures_fn=pictures)
+  return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
+              summarize=summarize, sample_fn=sample, pictures_fn=pictures)
 
 
 def _autoencoder_log_px(module: HierarchicalVAE, x):

@@ -1,7 +1,10 @@
 """The training loop shared by every family: train, periodic eval and samples, checkpoints, logging.
 
-`train(config, workdir)` resumes from the latest checkpoint in workdir when there is one; a rerun of the
-same command after a crash therefore continues and ends exactly as an uninterrupted run.
+`train(config, workdir, build_task)` resumes from the latest checkpoint in workdir when there is one; a
+rerun of the same command after a crash therefore continues and ends exactly as an uninterrupted run.
+The caller says what is trained: `build_task(config, dataset)` gives the family's Task (gm_jax.tasks.build
+for the built-in families) and `build_feature_space(config, dataset)` the sample-quality feature space.
+The trainer builds the rest from the config: optimizers, schedules, EMA and the likelihood ledger.
 """
 
 from __future__ import annotations
@@ -9,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import pathlib
-import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -21,19 +22,19 @@ import tqdm
 from absl import logging
 
 from gm_jax import data as data_lib
-from gm_jax import tasks
+from gm_jax.data.dataset import Dataset
+from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
-from gm_jax.evaluation import pictures, quality_report
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import sharding
+from gm_jax.train import optim, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import Checkpointer
 from gm_jax.train.run_files import RunFiles, write_json_atomic
 from gm_jax.train.state import TrainState
-from gm_jax.train.task import split_samples
+from gm_jax.train.task import Task, split_samples
 
-# Fault injection for resume tests: SIGKILL this process right after dispatching the given step.
-KILL_AT_STEP_ENV = "GM_JAX_KILL_AT_STEP"
+TaskBuilder = Callable[[Any, Dataset], Task]
+FeatureSpaceBuilder = Callable[[Any, Dataset], FeatureSpace | None]
 
 
 class NonFiniteError(FloatingPointError):
@@ -62,26 +63,32 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 @dataclasses.dataclass
 class Experiment:
-  """Everything built from a config: data, task, mesh, compiled functions, the run's files."""
+  """Everything built from a config: data, task, optimizers, mesh, compiled functions, the run's files.
+
+  build_feature_space: None measures no sample quality.
+  """
 
   config: Any
   workdir: pathlib.Path
+  build_task: TaskBuilder
+  build_feature_space: FeatureSpaceBuilder | None = None
 
   def __post_init__(self):
     config = self.config
     self.workdir = pathlib.Path(self.workdir)
     self.dataset = data_lib.load_dataset(config.data)
-    self.task = tasks.build_task(config, self.dataset)
+    self.task = self.build_task(config, self.dataset)
+    self.optimizers, self.schedules = optim.make_optimizers(config, self.task.optimizer_blocks)
     self.mesh = sharding.make_mesh()
     self.global_batch_size = config.data.batch_size * self.task.examples_per_step_factor
     sharding.check_batch_size(self.global_batch_size, self.mesh)
     sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
     self.base_key = jax.random.key(config.seed)
     self.use_ema = config.train.ema_decay > 0
-    self.train_step = step_lib.TrainStep(self.task, jax.random.fold_in(self.base_key, 1), self.mesh,
-                                         config.train.ema_decay)
+    self.train_step = step_lib.TrainStep(self.task, self.optimizers, jax.random.fold_in(self.base_key, 1),
+                                         self.mesh, config.train.ema_decay)
     self.eval_step = step_lib.make_eval_step(self.task, self.mesh)
-    self.init_fn = step_lib.make_init(self.task, self.mesh, self.use_ema)
+    self.init_fn = step_lib.make_init(self.task, self.optimizers, self.mesh, self.use_ema)
     self.files = RunFiles(self.workdir, jax.process_index() == 0)
     self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.train.keep_checkpoints,
                                      async_save=config.train.async_checkpoints)
@@ -133,24 +140,8 @@ class Experiment:
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
-    path = self.files.sample_path(step)
-    spec = self.dataset.spec
-    if spec.kind == "points":
-      dist = spec.extras.get("distribution")
-      pictures.save_points(path, samples, bounds=getattr(dist, "bounds", None),
-                           reference_N2=self.dataset.test[np.arange(min(len(self.dataset.test), 5000))]["x"],
-                           title=f"{self.dataset.name}, step {step}")
-    elif spec.kind == "image":
-      scale = 4 if spec.shape[0] <= 16 else 1
-      pictures.save_image_grid(path, samples, spec.num_levels, scale=scale)
-      for name, images in extra.items():
-        pictures.save_image_grid(path.with_name(f"{name}_{path.name}"), np.asarray(images), spec.num_levels,
-                                 scale=scale, columns=8)
-    else:
-      path = path.with_suffix(".txt")
-      decode = spec.extras["tokenizer"].decode
-      path.write_text("\n\n-----\n\n".join(decode(row) for row in samples))
-    return path
+    return pictures.save_samples(self.files.sample_path(step), samples, self.dataset,
+                                 f"{self.dataset.name}, step {step}", extra)
 
   def _sampler(self):
     if not hasattr(self, "_sample_jit"):
@@ -162,9 +153,9 @@ class Experiment:
   @functools.cached_property
   def feature_space(self) -> FeatureSpace | None:
     """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
-    if self.task.sample_fn is None:
+    if self.task.sample_fn is None or self.build_feature_space is None:
       return None
-    return tasks.build_feature_space(self.config, self.dataset)
+    return self.build_feature_space(self.config, self.dataset)
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
     """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),
@@ -177,10 +168,9 @@ class Experiment:
       raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
     n = ev.quality_samples
     samples, info, seconds = self._draw_samples(state, n)
-    if self.files.is_main and self.dataset.spec.kind == "image":  # the first 64 of the judged samples
+    if self.files.is_main:
       path = self.files.sample_path(int(state.step))
-      pictures.save_image_grid(path.with_name(f"quality_{path.name}"), samples[:64], self.dataset.spec.num_levels,
-                               scale=4 if self.dataset.spec.shape[0] <= 16 else 1)
+      pictures.save_judged_samples(path.with_name(f"quality_{path.name}"), samples, self.dataset)
     reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
     floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
     reference = reference_split[np.arange(min(len(reference_split), ev.quality_reference_max))]["x"]
@@ -206,9 +196,24 @@ class Experiment:
     info = {k: float(v) for k, v in jax.device_get(split_samples(outputs[0])[1]).items()}
     return samples, info, seconds
 
+  @functools.cached_property
+  def data_floor(self) -> dict[str, float]:
+    """The entropy floor of data with a known distribution (computed once; {} for other data)."""
+    return ledger.data_floor(self.dataset, self.config.data.seed + 7)
+
+  def likelihood_report(self, means: dict[str, float]) -> dict[str, Any]:
+    """The ledger entry the task's Likelihood names, the data floor beside it, the task's own fields."""
+    extra = self.task.summarize(means) if self.task.summarize is not None else {}
+    likelihood = self.task.likelihood
+    if likelihood is None:
+      return {"estimator": None, **extra}
+    nll = {**means, **extra}[likelihood.metric]
+    entry = ledger.likelihood_entry(nll, likelihood.num_dims, likelihood.estimator, likelihood.discrete)
+    return {**entry, **self.data_floor, **extra}
+
   def summary(self, state: TrainState) -> dict[str, Any]:
     means = self.evaluate(state)
-    return {"step": int(state.step), **means, **self.task.summarize(means), **self.sample_quality(state)}
+    return {"step": int(state.step), **means, **self.likelihood_report(means), **self.sample_quality(state)}
 
   # guard ---------------------------------------------------------------------------------------------
   def check_finite(self, state: TrainState) -> None:
@@ -225,11 +230,11 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
                bar) -> None:
   values = acc.means()
   values["examples_per_sec"] = examples / max(seconds, 1e-9)
-  schedules = exp.task.schedules
-  for name, schedule in schedules.items():
-    values[f"{name}/learning_rate" if len(schedules) > 1 else "learning_rate"] = float(schedule(step - 1))
+  for name, schedule in exp.schedules.items():
+    values[step_lib.metric_name(exp.task, name, "learning_rate")] = float(schedule(step - 1))
   exp.files.log(step, "train", values)
-  loss_key = next((k for k in values if k.endswith("loss")), None)
+  loss_key = step_lib.metric_name(exp.task, exp.task.updates[0].network, "loss")
+  loss_key = loss_key if loss_key in values else None
   bar.set_postfix({"loss": f"{values[loss_key]:.4f}" if loss_key else "-",
                    "ex/s": f"{values['examples_per_sec']:.0f}"})
   acc.reset()
@@ -261,16 +266,20 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
   return state, iterator
 
 
-def train(config, workdir: str) -> dict[str, Any]:
-  """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict."""
-  exp = Experiment(config, pathlib.Path(workdir))
+def train(config, workdir: str, build_task: TaskBuilder,
+          build_feature_space: FeatureSpaceBuilder | None = None,
+          after_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict.
+
+  after_step(step) runs right after each step is dispatched (tests inject faults through it).
+  """
+  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
   tc = config.train
   bar = None
   try:
     state, iterator = prepare_workdir(exp)
     exp.feature_space  # fails before training if the feature network or its weights are missing
     step = int(state.step)
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
     acc = metrics_lib.Accumulator()
     pending: list[dict] = []
     bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
@@ -282,8 +291,8 @@ def train(config, workdir: str) -> dict[str, Any]:
       pending.append(step_metrics)
       step += 1
       bar.update(1)
-      if step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+      if after_step is not None:
+        after_step(step)
       is_last = step == tc.num_steps
       if step % tc.log_every == 0 or is_last:
         for m in pending:
@@ -313,8 +322,9 @@ def train(config, workdir: str) -> dict[str, Any]:
     exp.files.close()
 
 
-def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
-  exp = Experiment(config, pathlib.Path(workdir))
+def _restored_experiment(config, workdir: str, build_task: TaskBuilder,
+                         build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState]:
+  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
   try:
     restored = exp.restore_latest()
     if restored is None:
@@ -325,9 +335,10 @@ def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
   return exp, restored[0]
 
 
-def evaluate(config, workdir: str) -> dict[str, Any]:
+def evaluate(config, workdir: str, build_task: TaskBuilder,
+             build_feature_space: FeatureSpaceBuilder | None = None) -> dict[str, Any]:
   """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary)."""
-  exp, state = _restored_experiment(config, workdir)
+  exp, state = _restored_experiment(config, workdir, build_task, build_feature_space)
   try:
     result = exp.summary(state)
     if exp.files.is_main:
@@ -337,9 +348,9 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
     exp.checkpointer.close()
 
 
-def sample(config, workdir: str) -> pathlib.Path | None:
+def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
   """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
-  exp, state = _restored_experiment(config, workdir)
+  exp, state = _restored_experiment(config, workdir, build_task, None)
   try:
     return exp.write_samples(state, int(state.step))
   finally:

@@ -83,3 +83,11 @@ def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, o
   if weight_clip:
     tx = optax.chain(tx, clip_parameters(weight_clip))
   return tx, schedule
+
+
+def make_optimizers(config, blocks: dict[str, str]) -> tuple[dict[str, optax.GradientTransformation],
+                                                             dict[str, optax.Schedule]]:
+  """({network: optimizer}, {network: schedule}) from config[block] for each network's block."""
+  built = {network: make_optimizer(config[block], config.train.num_steps)
+           for network, block in blocks.items()}
+  return {n: tx for n, (tx, _) in built.items()}, {n: schedule for n, (_, schedule) in built.items()}

@@ -32,8 +32,13 @@ def guard_names(task: Task) -> list[str]:
   return names
 
 
+def metric_name(task: Task, network: str, metric: str) -> str:
+  """A train metric's logged name: prefixed by its network when the task trains several."""
+  return f"{network}/{metric}" if len(task.networks) > 1 else metric
+
+
 class TrainStep:
-  """Builds and holds the compiled train step of a task.
+  """Builds and holds the compiled train step of a task with its optimizers ({network: optax transform}).
 
   step(state, batch) -> (state, metrics): the step's key is fold_in(base_key, state.step); update u,
   repeat i uses fold_in(fold_in(key, u), i). Objectives derive per-example keys from batch['index'],
@@ -42,12 +47,13 @@ class TrainStep:
   (for lowering and compiling ahead of time, as the benchmarks do).
   """
 
-  def __init__(self, task: Task, base_key: jax.Array, mesh: Mesh, ema_decay: float):
+  def __init__(self, task: Task, optimizers: dict[str, optax.GradientTransformation], base_key: jax.Array,
+               mesh: Mesh, ema_decay: float):
     self.task = task
+    self.optimizers = optimizers
     self.base_key = base_key
     self.ema_decay = ema_decay
     self.num_traces = 0
-    self._prefix = len(task.networks) > 1
     self.jitted = jax.jit(self._step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
                            out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
                            donate_argnums=(0,))
@@ -56,7 +62,7 @@ class TrainStep:
     return self.jitted(state, batch)
 
   def _name(self, network: str, metric: str) -> str:
-    return f"{network}/{metric}" if self._prefix else metric
+    return metric_name(self.task, network, metric)
 
   def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
     """One gradient update of update.network; skipped (state kept) when loss or grads are non-finite."""
@@ -69,7 +75,7 @@ class TrainStep:
 
     (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(net.params)
     grad_norm = optax.global_norm(grads)
-    updates, new_opt_state = self.task.optimizers[update.network].update(grads, net.opt_state, net.params)
+    updates, new_opt_state = self.optimizers[update.network].update(grads, net.opt_state, net.params)
     new_params = optax.apply_updates(net.params, updates)
     finite = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm)])
     ok = jnp.all(finite)
@@ -134,12 +140,12 @@ def make_eval_step(task: Task, mesh: Mesh):
   return jax.jit(task.eval_fn, in_shardings=(rep, rep, sharding.batch_sharded(mesh), rep), out_shardings=rep)
 
 
-def make_init(task: Task, mesh: Mesh, use_ema: bool):
+def make_init(task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh, use_ema: bool):
   """init(key, batch) -> TrainState, computed under jit and placed replicated on the mesh."""
   rep = sharding.replicated(mesh)
 
   def init(key, batch) -> TrainState:
-    return state_lib.create(task.init(key, batch), task.optimizers, use_ema)
+    return state_lib.create(task.init(key, batch), optimizers, use_ema)
 
   return jax.jit(init, out_shardings=rep)
 

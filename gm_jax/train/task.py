@@ -1,7 +1,9 @@
 """What a model family hands the trainer: networks, their losses, evaluation and sampling.
 
 A family adds a Task builder (gm_jax/tasks) made of its models and objectives; the trainer runs every
-Task with the same loop. Loss functions follow one signature,
+Task with the same loop and builds everything else from the config: optimizers and schedules (with
+gradient clipping), EMA, the likelihood ledger and the data's entropy floor.
+Loss functions follow one signature,
 
     loss_fn(params, model_state, batch, key) -> (loss, (metrics, new_model_state))
 
@@ -15,7 +17,6 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import optax
 
 Params = dict[str, Any]
 ModelState = dict[str, Any]
@@ -42,6 +43,22 @@ class Update:
   network: str
   loss_fn: LossFn
   repeats: int = 1
+  optimizer: str = "optim"  # the config block of this network's optimizer (e.g. a GAN's optim_d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+  """How a Task's evaluation reports -log p(x) in the ledger (gm_jax.evaluation.ledger).
+
+  `metric` names an eval mean, or a field of the Task's summarize, holding nats per example;
+  `estimator` says which quantity it is (exact | elbo | iwae_K | vlb | ode); `num_dims` divides it into
+  bits per dimension when `discrete`.
+  """
+
+  metric: str
+  estimator: str
+  num_dims: int
+  discrete: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,29 +66,40 @@ class Task:
   """A model family's contract with the trainer.
 
   init(key, batch) -> {network: variables} with 'params' and any other collections (model state).
-  optimizers: {network: optax transformation}; schedules: {network: its learning-rate schedule}
-    (both from gm_jax.train.optim.make_optimizer).
+  updates: the optimizer updates of one train step, in order (each names its network).
   eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`.
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
     reported beside the sample-quality metrics.
-  summarize(eval_means) -> the summary fields (the likelihood ledger and any family-specific numbers).
+  likelihood: what the ledger reports (None: the model has no likelihood, the summary says
+    estimator None); the trainer adds the data's entropy floor beside it.
+  summarize(eval_means) -> further summary fields of the family (e.g. a second bound).
   pictures_fn(params, model_state, key, test_batch) -> {name: images} of further pictures (e.g.
     reconstructions), saved beside the samples as samples/<name>_step_XXXXXXX.png.
   """
 
   init: Callable[[jax.Array, Batch], dict[str, dict[str, Any]]]
   updates: tuple[Update, ...]
-  optimizers: dict[str, optax.GradientTransformation]
   eval_fn: EvalFn
-  summarize: Callable[[dict[str, float]], dict[str, Any]]
-  schedules: dict[str, optax.Schedule]
+  likelihood: Likelihood | None = None
+  summarize: Callable[[dict[str, float]], dict[str, Any]] | None = None
   sample_fn: SampleFn | None = None
   pictures_fn: Callable[[Params, ModelState, jax.Array, Batch], dict[str, jax.Array]] | None = None
 
   @property
   def networks(self) -> tuple[str, ...]:
-    return tuple(self.optimizers)
+    """The trained networks in the order of their first update."""
+    return tuple(dict.fromkeys(u.network for u in self.updates))
+
+  @property
+  def optimizer_blocks(self) -> dict[str, str]:
+    """{network: the config block of its optimizer}; every update of a network must name the same one."""
+    blocks: dict[str, str] = {}
+    for u in self.updates:
+      if blocks.setdefault(u.network, u.optimizer) != u.optimizer:
+        raise ValueError(f"network {u.network!r} is updated with two optimizers, {blocks[u.network]!r} "
+                         f"and {u.optimizer!r}")
+    return blocks
 
   @property
   def examples_per_step_factor(self) -> int:

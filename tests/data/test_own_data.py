@@ -174,7 +174,7 @@ def test_npz_points_labels_and_explicit_test_split(tmp_path):
 
 def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dict:
   """Trains a few steps of `<config_name>:tiny` on the given data; returns summary.json."""
-  from gm_jax.train import loop
+  from gm_jax import tasks
 
   config = load_config_file(CONFIGS / f"{config_name}.py", "tiny")
   config.unlock()
@@ -191,7 +191,7 @@ def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dic
   if "iwae_samples" in config.eval:
     config.eval.iwae_samples = 4
     config.eval.iwae_chunk = 4
-  loop.train(config, str(workdir))
+  tasks.train(config, str(workdir))
   return json.loads((workdir / "summary.json").read_text())
 
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gm_jax.evaluation import inception_weights as iw
-from gm_jax.train import loop
+from gm_jax import tasks
 from tests.conftest import load_config, without_wall_clock
 from tests.models.test_inception import _random_leaf
 
@@ -18,7 +18,7 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
   config.train.progress_bar = False
   config.eval.quality_samples = 200
   config.eval.quality_batch_size = 128  # two compiled chunks, the second one trimmed
-  summary = loop.train(config, str(tmp_path))
+  summary = tasks.train(config, str(tmp_path))
   assert summary["feature_space"] == "digits" and summary["num_samples"] == 200
   assert summary["floor_num_samples"] == 200 and summary["num_reference"] == 300
   # 20 steps of a VAE are far from the data: worse than 200 real training digits on every axis.
@@ -27,7 +27,7 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
   assert summary["inception_score"] < summary["inception_score_floor"] <= 10
   assert summary["sample_ms_per_1000"] > 0 and "bpd" in summary
   assert (tmp_path / "samples" / "quality_step_0000020.png").exists()
-  evaluated = loop.evaluate(config, str(tmp_path))
+  evaluated = tasks.evaluate(config, str(tmp_path))
   assert without_wall_clock(evaluated) == without_wall_clock(summary)
   assert json.loads((tmp_path / "eval_step_0000020.json").read_text())["fd"] == summary["fd"]
 
@@ -35,7 +35,7 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
 def test_points_are_judged_in_raw_space(tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  summary = loop.train(config, str(tmp_path))
+  summary = tasks.train(config, str(tmp_path))
   assert summary["feature_space"] == "raw" and summary["num_samples"] == config.eval.quality_samples
   assert "inception_score" not in summary and summary["fd_floor"] < summary["fd"]
 
@@ -68,7 +68,7 @@ def test_paper_config_fid_protocol_on_a_random_inception_network(random_inceptio
   assert load_config("ddpm_cifar10").eval.feature_space == "inception_v3"
   assert load_config("ddpm_cifar10").eval.quality_reference == "train"
   with tfds.testing.mock_data(num_examples=8):
-    summary = loop.train(config, str(tmp_path))
+    summary = tasks.train(config, str(tmp_path))
   assert summary["feature_space"] == "inception_v3" and summary["num_samples"] == 4
   assert summary["num_reference"] == 8 and summary["floor_num_samples"] == 4
   assert np.isfinite([summary["fd"], summary["fd_floor"], summary["kid"], summary["inception_score"]]).all()
@@ -78,8 +78,8 @@ def test_paper_config_fid_protocol_on_a_random_inception_network(random_inceptio
 def test_missing_inception_weights_fail_before_training(tmp_path):
   config = _tiny_fid_config(tmp_path / "absent.npz")
   with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError, match=iw.CONVERT_COMMAND):
-    loop.train(config, str(tmp_path / "run"))
+    tasks.train(config, str(tmp_path / "run"))
   assert not list((tmp_path / "run").glob("checkpoints/*"))
   config.eval.inception_weights = ""
   with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError, match="eval.inception_weights"):
-    loop.train(config, str(tmp_path / "run2"))
+    tasks.train(config, str(tmp_path / "run2"))

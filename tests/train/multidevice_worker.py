@@ -14,7 +14,7 @@ import optax
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.train import rng, sharding, step as step_lib
+from gm_jax.train import optim, rng, sharding, step as step_lib
 from gm_jax.train.task import Task, Update
 from tests.conftest import load_config
 
@@ -27,17 +27,15 @@ def noisy_task() -> Task:
     return total / count, ({}, {})
 
   return Task(init=lambda key, batch: {"net": {"params": {"w": jnp.ones(2)}}},
-              updates=(Update("net", loss_fn),), optimizers={"net": optax.adam(0.05)},
-              schedules={"net": optax.constant_schedule(0.05)}, eval_fn=lambda *a: {},
-              summarize=lambda m: {})
+              updates=(Update("net", loss_fn),), eval_fn=lambda *a: {})
 
 
-def losses(task, dataset, batch_size, num_steps):
+def losses(task, optimizers, dataset, batch_size, num_steps):
   mesh = sharding.make_mesh()
   it = data_lib.TrainIterator(dataset.train, batch_size, seed=0)
-  state = step_lib.make_init(task, mesh, use_ema=True)(jax.random.key(0), next(data_lib.TrainIterator(
-      dataset.train, batch_size, seed=0)))
-  train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, ema_decay=0.9)
+  first = next(data_lib.TrainIterator(dataset.train, batch_size, seed=0))
+  state = step_lib.make_init(task, optimizers, mesh, use_ema=True)(jax.random.key(0), first)
+  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.9)
   out = []
   for _ in range(num_steps):
     state, metrics = train_step(state, sharding.put_batch(next(it), mesh))
@@ -48,8 +46,9 @@ def losses(task, dataset, batch_size, num_steps):
 def main():
   config = load_config("toy2d_gmm", "tiny")
   dataset = data_lib.load_dataset(config.data)
-  gmm, devices = losses(tasks.build_task(config, dataset), dataset, 64, 5)
-  noisy, _ = losses(noisy_task(), dataset, 64, 5)
+  gmm_task = tasks.build(config, dataset)
+  gmm, devices = losses(gmm_task, optim.make_optimizers(config, gmm_task.optimizer_blocks)[0], dataset, 64, 5)
+  noisy, _ = losses(noisy_task(), {"net": optax.adam(0.05)}, dataset, 64, 5)
   json.dump({"devices": devices, "gmm": gmm, "noisy": noisy}, sys.stdout)
 
 

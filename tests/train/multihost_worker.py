@@ -14,12 +14,12 @@ def main():
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=num_processes,
                              process_id=process_id)
-  from gm_jax.train import loop
+  from gm_jax import tasks
   from tests.conftest import load_config
 
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  summary = loop.train(config, workdir)
+  summary = tasks.train(config, workdir)
   result = {"summary": summary, "process_count": jax.process_count(), "devices": jax.device_count()}
   print("\n" + json.dumps(result), flush=True)  # last line; collective libraries also print to stdout
 

@@ -33,11 +33,11 @@ def test_two_processes_match_one_process(tmp_path):
   assert all(o["process_count"] == 2 and o["devices"] == 2 for o in outputs)
   assert without_wall_clock(outputs[0]["summary"]) == without_wall_clock(outputs[1]["summary"])
 
-  from gm_jax.train import loop
+  from gm_jax import tasks
 
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  single = loop.train(config, str(tmp_path / "one_host"))
+  single = tasks.train(config, str(tmp_path / "one_host"))
   assert outputs[0]["summary"]["step"] == single["step"]
   assert outputs[0]["summary"]["nll_nats"] == pytest.approx(single["nll_nats"], abs=1e-5)
   # Only process 0 writes the run's files; the checkpoint holds the final step.

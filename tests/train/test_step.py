@@ -9,7 +9,7 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import optim, sharding, step as step_lib
 from gm_jax.train.task import Task, Update
 from tests.conftest import load_config
 
@@ -21,13 +21,14 @@ def _gmm_setup(num_components=1, lr=0.01):
   config.optim.warmup_steps = 0
   config.optim.schedule = "constant"
   dataset = data_lib.load_dataset(config.data)
-  task = tasks.build_task(config, dataset)
+  task = tasks.build(config, dataset)
+  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
-  init = step_lib.make_init(task, mesh, use_ema=False)
+  init = step_lib.make_init(task, optimizers, mesh, use_ema=False)
   it = data_lib.TrainIterator(dataset.train, config.data.batch_size, config.data.seed)
   batch = next(it)
   state = init(jax.random.key(0), batch)
-  train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, ema_decay=0.0)
+  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.0)
   return config, dataset, it, batch, state, train_step, mesh
 
 
@@ -67,9 +68,10 @@ def _noise_task(repeats: int, record: list | None = None) -> Task:
     return total / count, ({"first_index": (batch["index"][0].astype(jnp.float32), jnp.float32(1))}, {})
 
   return Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
-              updates=(Update("net", loss_fn, repeats=repeats),),
-              optimizers={"net": optax.sgd(0.1)}, schedules={"net": optax.constant_schedule(0.1)},
-              eval_fn=lambda *a: {}, summarize=lambda m: {})
+              updates=(Update("net", loss_fn, repeats=repeats),), eval_fn=lambda *a: {})
+
+
+SGD = {"net": optax.sgd(0.1)}
 
 
 def test_repeats_run_sequential_updates_on_disjoint_microbatches():
@@ -77,8 +79,9 @@ def test_repeats_run_sequential_updates_on_disjoint_microbatches():
   mesh = sharding.make_mesh()
   x = np.arange(8, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
   batch = {"x": x, "index": np.arange(8), "mask": np.ones(8, np.float32)}
-  state = step_lib.make_init(task, mesh, use_ema=False)(jax.random.key(0), batch)
-  state, metrics = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)(state, sharding.put_batch(batch, mesh))
+  state = step_lib.make_init(task, SGD, mesh, use_ema=False)(jax.random.key(0), batch)
+  state, metrics = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, 0.0)(state,
+                                                                              sharding.put_batch(batch, mesh))
   # Repeat 0 sees rows 0,2,4,6 (mean 3), repeat 1 rows 1,3,5,7 (mean 4); SGD on (x - w)^2 with lr 0.1.
   w = 0.0
   w = w - 0.1 * 2 * (w - 3.0)
@@ -92,8 +95,8 @@ def test_ema_tracks_params():
   task = _noise_task(repeats=1)
   mesh = sharding.make_mesh()
   batch = {"x": np.full((4, 2), 1.0, np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, mesh, use_ema=True)(jax.random.key(0), batch)
-  step = step_lib.TrainStep(task, jax.random.key(0), mesh, ema_decay=0.9)
+  state = step_lib.make_init(task, SGD, mesh, use_ema=True)(jax.random.key(0), batch)
+  step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, ema_decay=0.9)
   state, _ = step(state, sharding.put_batch(batch, mesh))
   w1 = np.asarray(state.networks["net"].params["w"])
   np.testing.assert_allclose(state.networks["net"].ema_params["w"], 0.1 * w1, rtol=1e-6)
@@ -106,13 +109,12 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
     return loss, ({}, {})
 
   task = Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
-              updates=(Update("net", loss_fn),), optimizers={"net": optax.sgd(0.1)},
-              schedules={"net": optax.constant_schedule(0.1)}, eval_fn=lambda *a: {}, summarize=lambda m: {})
+              updates=(Update("net", loss_fn),), eval_fn=lambda *a: {})
   mesh = sharding.make_mesh()
-  step = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)
+  step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, 0.0)
   make = lambda s: {"x": np.ones((4, 2), np.float32), "index": np.arange(4 * s, 4 * s + 4),
                     "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), make(0))
+  state = step_lib.make_init(task, SGD, mesh, False)(jax.random.key(0), make(0))
   for s in range(4):
     before = np.asarray(state.networks["net"].params["w"]).copy()
     state, _ = step(state, sharding.put_batch(make(s), mesh))
@@ -134,13 +136,12 @@ def test_two_networks_update_in_order_within_one_step():
   task = Task(init=lambda key, batch: {"critic": {"params": {"c": jnp.zeros(())}},
                                        "gen": {"params": {"g": jnp.zeros(())}}},
               updates=(Update("critic", critic_loss, repeats=2), Update("gen", gen_loss)),
-              optimizers={"critic": optax.sgd(0.25), "gen": optax.sgd(0.5)},
-              schedules={"critic": optax.constant_schedule(0.25), "gen": optax.constant_schedule(0.5)},
-              eval_fn=lambda *a: {}, summarize=lambda m: {})
+              eval_fn=lambda *a: {})
+  optimizers = {"critic": optax.sgd(0.25), "gen": optax.sgd(0.5)}
   mesh = sharding.make_mesh()
   batch = {"x": np.zeros((4, 1), np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), batch)
-  step = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)
+  state = step_lib.make_init(task, optimizers, mesh, False)(jax.random.key(0), batch)
+  step = step_lib.TrainStep(task, optimizers, jax.random.key(0), mesh, 0.0)
   state, metrics = step(state, sharding.put_batch(batch, mesh))
   c = 0.0
   for _ in range(2):
@@ -167,14 +168,15 @@ def test_batch_statistics_are_carried_in_the_model_state():
     return jnp.mean(y**2), ({}, {"net": updates})
 
   task = Task(init=lambda key, batch: {"net": net.init(key, batch["x"], False)},
-              updates=(Update("net", loss_fn),), optimizers={"net": optax.sgd(0.0)},
-              schedules={"net": optax.constant_schedule(0.0)}, eval_fn=lambda *a: {}, summarize=lambda m: {})
+              updates=(Update("net", loss_fn),), eval_fn=lambda *a: {})
   mesh = sharding.make_mesh()
   x = np.random.default_rng(0).normal(3.0, 1.0, size=(64, 2)).astype(np.float32)
   batch = {"x": x, "index": np.arange(64), "mask": np.ones(64, np.float32)}
-  state = step_lib.make_init(task, mesh, False)(jax.random.key(0), batch)
+  frozen = {"net": optax.sgd(0.0)}
+  state = step_lib.make_init(task, frozen, mesh, False)(jax.random.key(0), batch)
   params = jax.device_get(state.networks["net"].params)  # the step donates the state
-  state, _ = step_lib.TrainStep(task, jax.random.key(0), mesh, 0.0)(state, sharding.put_batch(batch, mesh))
+  state, _ = step_lib.TrainStep(task, frozen, jax.random.key(0), mesh, 0.0)(state,
+                                                                           sharding.put_batch(batch, mesh))
   dense_out = x @ np.asarray(params["Dense_0"]["kernel"]) + np.asarray(params["Dense_0"]["bias"])
   mean = np.asarray(state.networks["net"].model_state["batch_stats"]["BatchNorm_0"]["mean"])
   np.testing.assert_allclose(mean, 0.5 * dense_out.mean(0), rtol=1e-4)

@@ -1,0 +1,29 @@
+"""experiments/main.py whose training process SIGKILLs itself right after dispatching a given step.
+
+  python tests/kill_at_step.py STEP --config=... --workdir=...
+
+The resume tests use it to crash a run at a known point through the trainer's after_step hook.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+import signal
+import sys
+
+from absl import app
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+import main as launcher  # noqa: E402
+
+
+def kill_at(step: int, current: int) -> None:
+  if current == step:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+  step = int(sys.argv.pop(1))
+  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, step)))
