@@ -6,14 +6,13 @@ import jax
 import numpy as np
 
 from gm_jax.data import digits, image_folder, markov, npz, text, tfds_source, toy2d
-from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
 
 
 def toy2d_distribution(data_config):
   """The toy distribution a config names, with its geometry taken from the config."""
-  geometry = dict(data_config.get("geometry", {}))
+  geometry = dict(data_config.geometry)
   return toy2d.make(data_config.distribution, **geometry)
 
 
@@ -37,20 +36,16 @@ def load_dataset(data_config) -> Dataset:
     return markov.load(data_config.vocab_size, data_config.num_tokens, data_config.context,
                        data_config.concentration, data_config.seed)
   if name == "text":
-    return text.load(data_config.get("path", ""), data_config.get("tfds_name") or None,
-                     data_config.get("level", "char"), data_config.context,
-                     data_config.get("data_dir") or None)
+    return text.load(data_config.path, data_config.tfds_name or None, data_config.level, data_config.context,
+                     data_config.data_dir or None)
   if name == "image_folder":
-    return image_folder.load(data_config.get("path", ""), data_config.get("image_size", 0),
-                             data_config.get("num_levels", 0),
-                             data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION))
+    return image_folder.load(data_config.path, data_config.image_size, data_config.num_levels,
+                             data_config.test_fraction)
   if name == "npz":
-    return npz.load(data_config.get("path", ""), data_config.get("num_levels", 0),
-                    data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION),
-                    data_config.get("image_size", 0))
+    return npz.load(data_config.path, data_config.num_levels, data_config.test_fraction,
+                    data_config.image_size)
   if name in tfds_source.IMAGE_SETS:
-    return tfds_source.load(name, data_config.get("data_dir") or None, data_config.get("crop", 0),
-                            data_config.get("image_size", 0))
+    return tfds_source.load(name, data_config.data_dir or None, data_config.crop, data_config.image_size)
   raise ValueError(f"unknown data.name {name!r}; choose toy2d, digits, text, markov, image_folder (data.path "
                    f"= a folder of images), npz (data.path = a .npy/.npz file) or one of "
                    f"{sorted(tfds_source.IMAGE_SETS)}")

@@ -147,7 +147,5 @@ def default_config():
   config.objective.loss = "non_saturating"
   config.objective.n_critic = 1
   config.objective.gp_weight = 10.0
-  config.optim_d = ml_collections.ConfigDict(config.optim.to_dict())
-  config.optim_d.weight_clip = 0.0
-  config.optim.weight_clip = 0.0
+  config.optim_d = ml_collections.ConfigDict(config.optim.to_dict())  # the discriminator's optimizer
   return config

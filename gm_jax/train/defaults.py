@@ -22,6 +22,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.image_size = 0  # 0: the files' size; > 0: resized to a square (image_folder, TFDS images)
   config.data.num_levels = 0  # 0: from the files; image_folder requantizes to it, npz declares it
   config.data.test_fraction = 0.1  # held out by a fixed seeded split when the data has no test split
+  config.data.geometry = {}  # toy2d: the distribution's parameters ({}: its defaults)
+  config.data.tfds_name = ""  # text: a TFDS text data set instead of data.path
+  config.data.level = "char"  # text: char | word tokens
+  config.data.data_dir = ""  # TFDS data directory ("": TFDS's default)
+  config.data.crop = 0  # TFDS images: a central square crop of this size before resizing (0: none)
 
   config.model = ml_collections.ConfigDict()
 
@@ -37,6 +42,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.decay_steps = 0  # 0: the run's num_steps
   config.optim.end_lr_ratio = 0.0
   config.optim.grad_clip_norm = 0.0  # 0: no clipping
+  config.optim.weight_clip = 0.0  # 0: none; > 0: every parameter kept in [-c, c] (the original WGAN)
+  config.optim.decay_matrices_only = True  # adamw: weight decay on parameters with ndim >= 2 only
+  config.optim.decay = 0.99  # rmsprop
+  config.optim.centered = False  # rmsprop
+  config.optim.initial_accumulator = 0.1  # adagrad
 
   config.train = ml_collections.ConfigDict()
   config.train.num_steps = 1000

@@ -19,10 +19,10 @@ import optax
 
 def make_schedule(cfg, num_steps: int) -> optax.Schedule:
   peak = cfg.learning_rate
-  warmup = cfg.get("warmup_steps", 0)
-  decay_steps = cfg.get("decay_steps", 0) or num_steps
-  end = peak * cfg.get("end_lr_ratio", 0.0)
-  kind = cfg.get("schedule", "constant")
+  warmup = cfg.warmup_steps
+  decay_steps = cfg.decay_steps or num_steps
+  end = peak * cfg.end_lr_ratio
+  kind = cfg.schedule
   if kind == "constant":
     after = optax.constant_schedule(peak)
   elif kind == "cosine":
@@ -63,23 +63,23 @@ def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, o
   schedule = make_schedule(cfg, num_steps)
   name = cfg.name
   if name == "adam":
-    tx = optax.adam(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8))
+    tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif name == "adamw":
-    mask = _matrices if cfg.get("decay_matrices_only", True) else None
-    tx = optax.adamw(schedule, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8),
-                     weight_decay=cfg.get("weight_decay", 0.0), mask=mask)
+    mask = _matrices if cfg.decay_matrices_only else None
+    tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+                     weight_decay=cfg.weight_decay, mask=mask)
   elif name == "rmsprop":
-    tx = optax.rmsprop(schedule, decay=cfg.get("decay", 0.99), eps=cfg.get("eps", 1e-8),
-                       centered=cfg.get("centered", False))
+    tx = optax.rmsprop(schedule, decay=cfg.decay, eps=cfg.eps,
+                       centered=cfg.centered)
   elif name == "adagrad":
-    tx = optax.adagrad(schedule, initial_accumulator_value=cfg.get("initial_accumulator", 0.1),
-                       eps=cfg.get("eps", 1e-7))
+    tx = optax.adagrad(schedule, initial_accumulator_value=cfg.initial_accumulator,
+                       eps=cfg.eps)
   else:
     raise ValueError(f"unknown optim.name {name!r}; use adam, adamw, rmsprop or adagrad")
-  clip = cfg.get("grad_clip_norm", 0.0)
+  clip = cfg.grad_clip_norm
   if clip:
     tx = optax.chain(optax.clip_by_global_norm(clip), tx)
-  weight_clip = cfg.get("weight_clip", 0.0)
+  weight_clip = cfg.weight_clip
   if weight_clip:
     tx = optax.chain(tx, clip_parameters(weight_clip))
   return tx, schedule

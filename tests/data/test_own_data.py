@@ -6,14 +6,13 @@ import json
 import math
 import pathlib
 
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
 from gm_jax import data as data_lib
 from gm_jax.data import image_folder, text
-from gm_jax.train.defaults import load_config_file
+from gm_jax.train.defaults import base_config, load_config_file
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
 OWN_DATA_FIELDS = {"path": "", "image_size": 0, "num_levels": 0, "test_fraction": 0.1}
@@ -41,7 +40,9 @@ def make_folder(root: pathlib.Path, mode: str = "L", classes: tuple[str, ...] = 
 
 
 def load(name: str, path, **fields) -> data_lib.Dataset:
-  return data_lib.load_dataset(ml_collections.ConfigDict({"name": name, "path": str(path), **fields}))
+  config = base_config().data
+  config.update({"name": name, "path": str(path), **fields})
+  return data_lib.load_dataset(config)
 
 
 def all_of(source) -> dict[str, np.ndarray]:
@@ -311,7 +312,7 @@ def test_npz_errors(tmp_path):
 
 def test_unknown_data_name_lists_the_own_data_loaders():
   with pytest.raises(ValueError, match="image_folder .*npz"):
-    data_lib.load_dataset(ml_collections.ConfigDict({"name": "folder"}))
+    load("folder", "")
 
 
 # faults of the text and TFDS loaders ------------------------------------------------------------------------

@@ -6,13 +6,13 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 from jax.scipy.stats import norm
 
 from gm_jax.objectives import adversarial
+from gm_jax.train.defaults import base_config
 from gm_jax.train.optim import make_optimizer
 
 P = (0.0, 1.0)  # data: N(0, 1)
@@ -83,8 +83,8 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 def test_weights_stay_in_the_clip_range_after_an_update():
-  cfg = ml_collections.ConfigDict(dict(name="rmsprop", learning_rate=5e-2, decay=0.99, eps=1e-8,
-                                       schedule="constant", weight_clip=0.01))
+  cfg = base_config().optim
+  cfg.update(name="rmsprop", learning_rate=5e-2, decay=0.99, eps=1e-8, schedule="constant", weight_clip=0.01)
   tx, _ = make_optimizer(cfg, 10)
   params = {"w": jax.random.normal(jax.random.key(0), (20, 20)) * 0.005, "b": jnp.zeros(20)}
   state = tx.init(params)

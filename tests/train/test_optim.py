@@ -1,17 +1,16 @@
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
+from gm_jax.train.defaults import base_config
 from gm_jax.train.optim import make_optimizer, make_schedule
 
 
 def _cfg(**kw):
-  base = dict(name="adam", learning_rate=1.0, schedule="constant", warmup_steps=0, decay_steps=0,
-              end_lr_ratio=0.0, grad_clip_norm=0.0, weight_decay=0.0)
-  base.update(kw)
-  return ml_collections.ConfigDict(base)
+  cfg = base_config().optim
+  cfg.update({"learning_rate": 1.0, **kw})
+  return cfg
 
 
 def test_warmup_then_cosine_to_end_ratio():
