@@ -39,48 +39,30 @@ def parse_arg(arg: str | None) -> dict:
 def get_config(arg: str | None = None):
   options = parse_arg(arg)
   config = default_config()
-  config.data.name = "binarized_mnist"
-  config.data.batch_size = 20
+  config.data.update(name="binarized_mnist", batch_size=20)
   config.model.decoder = "bernoulli"
-  config.model.activation = "tanh"
   if options["layers"] == "1":
-    config.model.latent_dims = (50,)
-    config.model.hidden = ((200, 200),)
+    config.model.update(latent_dims=(50,), hidden=((200, 200),))
   elif options["layers"] == "2":
-    config.model.latent_dims = (100, 50)
-    config.model.hidden = ((100, 100), (50, 50))
+    config.model.update(latent_dims=(100, 50), hidden=((100, 100), (50, 50)))
   else:
     raise ValueError("layers must be 1 or 2")
-  config.objective.name = {"vae": "elbo", "iwae": "iwae"}[options["objective"]]
-  config.objective.num_samples = int(options["k"])
+  config.objective.update(name={"vae": "elbo", "iwae": "iwae"}[options["objective"]],
+                          num_samples=int(options["k"]))
 
-  config.optim.name = "adam"
-  config.optim.learning_rate = 1e-3
-  config.optim.eps = 1e-4
-  config.optim.schedule = "piecewise"
+  config.optim.update(eps=1e-4, schedule="piecewise")
   epochs_done = [sum(3**j for j in range(i + 1)) for i in range(7)]  # 1, 4, 13, ..., 1093
-  config.optim.boundaries = tuple(e * STEPS_PER_EPOCH for e in epochs_done)
-  config.optim.scales = tuple(10 ** (-i / 7) for i in range(8))
+  config.optim.update(boundaries=tuple(e * STEPS_PER_EPOCH for e in epochs_done),
+                      scales=tuple(10 ** (-i / 7) for i in range(8)))
   config.train.num_steps = sum(3**i for i in range(8)) * STEPS_PER_EPOCH  # 3,280 epochs
-  config.train.log_every = 1000
-  config.train.eval_every = 500 * STEPS_PER_EPOCH
-  config.train.sample_every = 100 * STEPS_PER_EPOCH
-  config.train.checkpoint_every = 20 * STEPS_PER_EPOCH
+  config.train.update(log_every=1000, eval_every=500 * STEPS_PER_EPOCH, sample_every=100 * STEPS_PER_EPOCH,
+                      checkpoint_every=20 * STEPS_PER_EPOCH)
   config.eval.batch_size = 100
-  config.eval.iwae_samples = 5000
-  config.eval.iwae_chunk = 500
 
   if options["tiny"]:
     config.data.batch_size = 4
-    config.optim.boundaries = (2, 4)
-    config.optim.scales = (1.0, 0.5, 0.25)
-    config.train.num_steps = 6
-    config.train.log_every = 2
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 6
-    config.train.num_samples = 4
-    config.eval.batch_size = 4
-    config.eval.iwae_samples = 10
-    config.eval.iwae_chunk = 5
+    config.optim.update(boundaries=(2, 4), scales=(1.0, 0.5, 0.25))
+    config.train.update(num_steps=6, log_every=2, eval_every=0, sample_every=0, checkpoint_every=6,
+                        num_samples=4)
+    config.eval.update(batch_size=4, iwae_samples=10, iwae_chunk=5)
   return config

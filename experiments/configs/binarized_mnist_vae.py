@@ -17,37 +17,19 @@ Paper: Kingma & Welling report the lower bound only as training curves (their Fi
 """
 
 from gm_jax.tasks.vae import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "binarized_mnist"
-  config.data.batch_size = 100
-  config.model.latent_dims = (20,)
-  config.model.hidden = ((500,),)
-  config.model.activation = "tanh"
-  config.model.decoder = "bernoulli"
-  config.objective.name = "elbo"
-  config.optim.name = "adagrad"
-  config.optim.learning_rate = 0.02
-  config.optim.initial_accumulator = 0.0
-  config.train.num_steps = 1_000_000
-  config.train.log_every = 1000
-  config.train.eval_every = 100_000
-  config.train.sample_every = 50_000
-  config.train.checkpoint_every = 10_000
+  config.data.update(name="binarized_mnist", batch_size=100)
+  config.model.update(latent_dims=(20,), hidden=((500,),), decoder="bernoulli")
+  config.optim.update(name="adagrad", learning_rate=0.02, initial_accumulator=0.0)
+  config.train.update(num_steps=1_000_000, log_every=1000, eval_every=100_000, sample_every=50_000,
+                      checkpoint_every=10_000)
   config.eval.batch_size = 100
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
-    config.train.num_steps = 6
-    config.train.log_every = 2
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 6
-    config.train.num_samples = 4
-    config.eval.batch_size = 4
-    config.eval.iwae_samples = 10
-    config.eval.iwae_chunk = 5
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+    tiny_run(config, 6, log_every=2, num_samples=4)
+    config.eval.update(batch_size=4, iwae_samples=10, iwae_chunk=5)
   return config

@@ -19,41 +19,24 @@ Paper: samples only; Radford et al. report no quantitative sample-quality number
 """
 
 from gm_jax.tasks.gan import default_config
-from gm_jax.train.defaults import use_fid_protocol
+from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "celeb_a"
-  config.data.crop = 108
-  config.data.image_size = 64
-  config.data.batch_size = 128
+  config.data.update(name="celeb_a", crop=108, image_size=64)
   config.model.latent_dim = 100
-  config.model.features = 64
-  config.model.discriminator_norm = "batch"
-  config.objective.loss = "non_saturating"
-  config.objective.n_critic = 1
   for optim in (config.optim, config.optim_d):
     optim.name = "adam"
     optim.learning_rate = 2e-4
     optim.b1 = 0.5
   config.train.num_steps = 25 * 162_770 // 128  # 25 epochs of the training split
-  config.train.log_every = 200
-  config.train.eval_every = 5000
-  config.train.sample_every = 2000
-  config.train.checkpoint_every = 2000
+  config.train.update(log_every=200, eval_every=5000, sample_every=2000, checkpoint_every=2000)
   config.eval.batch_size = 500
   use_fid_protocol(config, tiny=arg == "tiny")
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
     config.model.features = 4
-    config.train.num_steps = 2
-    config.train.log_every = 1
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 2
-    config.train.num_samples = 4
+    tiny_run(config, 2, num_samples=4)
     config.eval.batch_size = 4
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

@@ -21,9 +21,7 @@ from gm_jax.train.defaults import load_config_file
 
 def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("dcgan_celeba64.py"), arg)
-  config.data.name = "cifar10"
-  config.data.crop = 0
-  config.data.image_size = 0
+  config.data.update(name="cifar10", crop=0, image_size=0)
   if arg != "tiny":
     config.train.num_steps = 100_000
   return config

@@ -19,55 +19,27 @@ Paper: FID 3.17 and NLL <= 3.75 bits/dim for L_simple; NLL <= 3.70 bits/dim when
 """
 
 from gm_jax.tasks.diffusion import default_config
-from gm_jax.train.defaults import use_fid_protocol
+from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
 
 
 def get_config(arg: str | None = None):
   config = default_config()
   config.data.name = "cifar10"
-  config.data.batch_size = 128
-  config.process.name = "ddpm_linear"
-  config.process.num_steps = 1000
-  config.model.net = "unet"
-  config.model.prediction = "eps"
-  config.model.channels = 128
-  config.model.channel_mults = (1, 2, 2, 2)
-  config.model.num_res_blocks = 2
-  config.model.attention_resolutions = (16,)
-  config.model.dropout = 0.1
-  config.objective.loss = "denoising"
-  config.objective.weighting = "eps"
-  config.optim.name = "adam"
-  config.optim.learning_rate = 2e-4
-  config.optim.warmup_steps = 5000
-  config.optim.grad_clip_norm = 1.0
-  config.train.num_steps = 800_000
-  config.train.ema_decay = 0.9999
-  config.train.log_every = 1000
-  config.train.eval_every = 0
-  config.train.sample_every = 50_000
-  config.train.checkpoint_every = 10_000
+  config.model.update(net="unet", channels=128, channel_mults=(1, 2, 2, 2), attention_resolutions=(16,))
+  config.optim.update(learning_rate=2e-4, warmup_steps=5000, grad_clip_norm=1.0)
+  config.train.update(num_steps=800_000, ema_decay=0.9999, log_every=1000, sample_every=50_000,
+                      checkpoint_every=10_000)
   config.eval.batch_size = 500
   config.eval.ode = False  # the DDPM paper reports the VLB; enable for the ODE likelihood
   config.eval.ode_exact_trace = False
-  config.eval.sampler = "ddpm"
   use_fid_protocol(config, tiny=arg == "tiny")
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
     config.process.num_steps = 10
-    config.model.channels = 8
-    config.model.channel_mults = (1, 2)
-    config.model.num_res_blocks = 1
+    config.model.update(channels=8, channel_mults=(1, 2), num_res_blocks=1)
     config.optim.warmup_steps = 1
-    config.train.num_steps = 2
-    config.train.log_every = 1
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 2
-    config.train.num_samples = 2
-    config.eval.batch_size = 4
-    config.eval.ode = True
+    tiny_run(config, 2, num_samples=2)
+    config.eval.update(batch_size=4, ode=True)
     config.eval.ode_solver = "heun"  # two fixed steps: the tiny run only checks the plumbing
     config.eval.ode_steps = 2
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

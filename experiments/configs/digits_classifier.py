@@ -17,15 +17,11 @@ Paper: none; a feature network, required to reach >= 97% test accuracy.
 """
 
 from gm_jax.tasks.classifier import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  if arg == "tiny":
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.eval_every = 0
-    config.train.checkpoint_every = 10
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  if is_tiny(arg):
+    tiny_run(config, 10)
   return config

@@ -13,35 +13,20 @@ Paper: none on digits; DCGAN (Radford et al. 2016) reports no likelihood or FID.
 """
 
 from gm_jax.tasks.gan import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "digits"
-  config.data.batch_size = 64
+  config.data.update(name="digits", batch_size=64)
   config.model.latent_dim = 100
-  config.model.features = 64
-  config.model.discriminator_norm = "batch"
-  config.objective.loss = "non_saturating"
-  config.objective.n_critic = 1
   for optim in (config.optim, config.optim_d):
     optim.name = "adam"
     optim.learning_rate = 2e-4
     optim.b1 = 0.5
-  config.train.num_steps = 5000
-  config.train.log_every = 100
-  config.train.eval_every = 1000
-  config.train.sample_every = 1000
-  config.train.checkpoint_every = 1000
+  config.train.update(num_steps=5000, eval_every=1000, sample_every=1000)
   config.eval.batch_size = 100
-  if arg == "tiny":
+  if is_tiny(arg):
     config.model.features = 8
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 10
-    config.train.num_samples = 16
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+    tiny_run(config, 10, num_samples=16)
   return config

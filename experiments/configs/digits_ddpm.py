@@ -16,51 +16,24 @@ Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is
 """
 
 from gm_jax.tasks.diffusion import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "digits"
-  config.data.batch_size = 64
-  config.process.name = "ddpm_linear"
-  config.process.num_steps = 1000
-  config.model.net = "unet"
-  config.model.prediction = "eps"
-  config.model.channels = 32
-  config.model.channel_mults = (1, 2)
-  config.model.num_res_blocks = 1
-  config.model.attention_resolutions = (4,)
-  config.model.dropout = 0.1
-  config.objective.loss = "denoising"
-  config.objective.weighting = "eps"
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 200
-  config.optim.end_lr_ratio = 0.01
-  config.optim.grad_clip_norm = 1.0
-  config.train.num_steps = 5000
-  config.train.ema_decay = 0.999
-  config.train.log_every = 250
-  config.train.eval_every = 0
-  config.train.sample_every = 5000
-  config.train.checkpoint_every = 2500
-  config.eval.batch_size = 100
-  config.eval.ode_exact_trace = False
-  config.eval.ode_rtol = 1e-4
-  config.eval.sampler = "ddpm"
-  if arg == "tiny":
+  config.data.update(name="digits", batch_size=64)
+  config.model.update(net="unet", channels=32, num_res_blocks=1)
+  config.optim.update(schedule="cosine", warmup_steps=200, end_lr_ratio=0.01, grad_clip_norm=1.0)
+  config.train.update(num_steps=5000, ema_decay=0.999, log_every=250, sample_every=5000,
+                      checkpoint_every=2500)
+  config.eval.update(batch_size=100, ode_exact_trace=False, ode_rtol=1e-4)
+  if is_tiny(arg):
     config.process.num_steps = 20
     config.model.channels = 8
     config.model.channel_mults = (1,)  # one resolution keeps compilation short; attention at 8x8
     config.model.attention_resolutions = (8,)
     config.optim.warmup_steps = 2
-    config.train.num_steps = 6
-    config.train.log_every = 3
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 6
-    config.train.num_samples = 8
+    tiny_run(config, 6, num_samples=8)
     config.eval.ode_solver = "heun"  # two fixed steps: the tiny run only checks the plumbing
     config.eval.ode_steps = 2
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

@@ -22,8 +22,7 @@ from gm_jax.train.defaults import load_config_file
 def get_config(arg: str | None = None):
   """digits_realnvp.py (same data, dequantization, optimizer, schedule and `:tiny` size) with Glow."""
   config = load_config_file(pathlib.Path(__file__).with_name("digits_realnvp.py"), arg)
-  config.model.architecture = "glow"
-  config.model.preprocess = "shift"
+  config.model.update(architecture="glow", preprocess="shift")
   if arg != "tiny":
     config.model.steps_per_level = 4
   return config

@@ -22,6 +22,5 @@ from gm_jax.train.defaults import load_config_file
 def get_config(arg: str | None = None):
   """digits_vae.py (same data, schedule and `:tiny` size) with these changes."""
   config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"), arg)
-  config.model.latent_dims = (32, 16)
-  config.model.hidden = ((200, 200), (100, 100))
+  config.model.update(latent_dims=(32, 16), hidden=((200, 200), (100, 100)))
   return config

@@ -22,6 +22,5 @@ from gm_jax.train.defaults import load_config_file
 def get_config(arg: str | None = None):
   """digits_vae.py (same data, schedule and `:tiny` size) with these changes."""
   config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"), arg)
-  config.objective.name = "iwae"
-  config.objective.num_samples = 50
+  config.objective.update(name="iwae", num_samples=50)
   return config

@@ -15,39 +15,19 @@ Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family,
 """
 
 from gm_jax.tasks.flow import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "digits"
-  config.data.batch_size = 64
-  config.model.architecture = "realnvp"
+  config.data.update(name="digits", batch_size=64)
   config.model.hidden = (32, 32)  # conv features, then one residual block
-  config.model.num_levels = 2
-  config.model.steps_per_level = 3
-  config.model.preprocess = "logit"
-  config.model.logit_alpha = 0.05
-  config.objective.dequantization = "uniform"
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 100
-  config.optim.grad_clip_norm = 100.0
-  config.train.num_steps = 3000
-  config.train.log_every = 100
-  config.train.eval_every = 1000
-  config.train.sample_every = 2000
-  config.train.checkpoint_every = 1000
+  config.model.update(num_levels=2, steps_per_level=3, preprocess="logit")
+  config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=100.0)
+  config.train.update(num_steps=3000, eval_every=1000, sample_every=2000)
   config.eval.batch_size = 100
-  if arg == "tiny":
-    config.model.hidden = (8, 8)
-    config.model.steps_per_level = 1
+  if is_tiny(arg):
+    config.model.update(hidden=(8, 8), steps_per_level=1)
     config.optim.warmup_steps = 2
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 10
-    config.train.num_samples = 16
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+    tiny_run(config, 10, num_samples=16)
   return config

@@ -14,31 +14,16 @@ Paper: none on digits (scikit-learn's 8x8 digits have no published VAE likelihoo
 """
 
 from gm_jax.tasks.vae import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "digits"
-  config.data.batch_size = 100
-  config.model.latent_dims = (16,)
-  config.model.hidden = ((100, 100),)
-  config.model.decoder = "discretized_logistic"
-  config.objective.name = "elbo"
-  config.optim.learning_rate = 1e-3
-  config.train.num_steps = 3000
-  config.train.log_every = 100
-  config.train.eval_every = 1000
-  config.train.sample_every = 1000
-  config.train.checkpoint_every = 1000
+  config.data.update(name="digits", batch_size=100)
+  config.model.update(hidden=((100, 100),), decoder="discretized_logistic")
+  config.train.update(num_steps=3000, eval_every=1000, sample_every=1000)
   config.eval.batch_size = 100
-  if arg == "tiny":
-    config.train.num_steps = 20
-    config.train.log_every = 10
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 20
-    config.eval.iwae_samples = 20
-    config.eval.iwae_chunk = 10
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  if is_tiny(arg):
+    tiny_run(config, 20)
+    config.eval.update(iwae_samples=20, iwae_chunk=10)
   return config

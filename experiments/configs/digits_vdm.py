@@ -13,15 +13,11 @@ Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 
 import pathlib
 
+from gm_jax.tasks import diffusion
 from gm_jax.train.defaults import load_config_file
 
 
 def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("digits_ddpm.py"), arg)
-  config.process.name = "vdm"
-  config.process.learned = "endpoints"
-  config.objective.loss = "vdm_elbo"
-  config.objective.antithetic = True
-  config.eval.sampler = "ddim"
-  config.eval.sampler_steps = 100 if arg != "tiny" else 5
+  diffusion.use_vdm(config, "endpoints", 100 if arg != "tiny" else 5)
   return config

@@ -11,17 +11,12 @@ Paper: none on digits.
 
 import pathlib
 
+from gm_jax.tasks import gan
 from gm_jax.train.defaults import load_config_file
 
 
 def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("digits_dcgan.py"), arg)
   config.model.discriminator_norm = "layer"
-  config.objective.loss = "wgan_gp"
-  config.objective.n_critic = 5
-  config.objective.gp_weight = 10.0
-  for optim in (config.optim, config.optim_d):
-    optim.learning_rate = 1e-4
-    optim.b1 = 0.0
-    optim.b2 = 0.9
+  gan.use_wgan_gp(config)
   return config

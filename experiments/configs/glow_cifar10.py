@@ -21,44 +21,23 @@ Paper FID: none (the paper reports bits/dim and samples).
 """
 
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import use_fid_protocol
+from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "cifar10"
-  config.data.batch_size = 64
-  config.model.architecture = "glow"
-  config.model.conditioner = "glow"
-  config.model.hidden = (512,)
-  config.model.num_levels = 3
-  config.model.steps_per_level = 32
-  config.model.base = "learned"
-  config.model.preprocess = "shift"
-  config.objective.dequantization = "uniform"
-  config.optim.learning_rate = 1e-3
+  config.data.update(name="cifar10", batch_size=64)
+  config.model.update(architecture="glow", conditioner="glow", hidden=(512,), num_levels=3,
+                      steps_per_level=32, base="learned", preprocess="shift")
   config.optim.warmup_steps = 7_800
-  config.optim.schedule = "constant"
-  config.train.num_steps = 1_500_000
-  config.train.log_every = 500
-  config.train.eval_every = 20_000
-  config.train.sample_every = 10_000
-  config.train.checkpoint_every = 5_000
-  config.eval.batch_size = 500
-  config.eval.sample_temperature = 0.7
+  config.train.update(num_steps=1_500_000, log_every=500, eval_every=20_000, sample_every=10_000,
+                      checkpoint_every=5_000)
+  config.eval.update(batch_size=500, sample_temperature=0.7)
   use_fid_protocol(config, tiny=arg == "tiny")
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
-    config.model.hidden = (4,)
-    config.model.steps_per_level = 1
+    config.model.update(hidden=(4,), steps_per_level=1)
     config.optim.warmup_steps = 2
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 4
-    config.train.num_samples = 4
+    tiny_run(config, 4, num_samples=4)
     config.eval.batch_size = 4
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

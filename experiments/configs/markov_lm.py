@@ -13,41 +13,20 @@ Paper: none; the floor is the chain's entropy rate.
 """
 
 from gm_jax.tasks.language_model import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "markov"
-  config.data.vocab_size = 8
-  config.data.num_tokens = 400_000
-  config.data.context = 32
-  config.data.concentration = 0.3
-  config.data.batch_size = 64
-  config.model.num_layers = 2
-  config.model.num_heads = 2
-  config.model.embed_dim = 64
-  config.optim.name = "adamw"
-  config.optim.learning_rate = 3e-3
-  config.optim.b2 = 0.99
-  config.optim.weight_decay = 0.01
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 50
-  config.optim.end_lr_ratio = 0.05
-  config.optim.grad_clip_norm = 1.0
-  config.train.num_steps = 1500
-  config.train.log_every = 100
-  config.train.eval_every = 500
-  config.train.checkpoint_every = 500
-  config.train.num_samples = 4
-  config.eval.batch_size = 250
-  config.eval.sample_length = 32
-  if arg == "tiny":
+  config.data.update(name="markov", vocab_size=8, num_tokens=400_000, context=32, concentration=0.3,
+                     batch_size=64)
+  config.model.update(num_layers=2, num_heads=2, embed_dim=64)
+  config.optim.update(name="adamw", learning_rate=3e-3, b2=0.99, weight_decay=0.01, schedule="cosine",
+                      warmup_steps=50, end_lr_ratio=0.05, grad_clip_norm=1.0)
+  config.train.update(num_steps=1500, eval_every=500, checkpoint_every=500, num_samples=4)
+  config.eval.update(batch_size=250, sample_length=32)
+  if is_tiny(arg):
     config.data.num_tokens = 20_000
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.eval_every = 0
-    config.train.checkpoint_every = 10
+    tiny_run(config, 10)
     config.eval.batch_size = 50
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

@@ -22,45 +22,23 @@ Paper FID: none (the paper reports bits/dim and samples).
 """
 
 from gm_jax.tasks.pixelcnn import default_config
-from gm_jax.train.defaults import use_fid_protocol
+from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "cifar10"
-  config.data.batch_size = 64
-  config.model.features = 384
-  config.model.num_layers = 20
-  config.model.first_kernel = 7
-  config.model.kernel = 5
+  config.data.update(name="cifar10", batch_size=64)
+  config.model.update(features=384, num_layers=20, kernel=5)
   config.model.head_features = 1026  # a multiple of the 3 channels
-  config.optim.name = "adam"
-  config.optim.learning_rate = 3e-4
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 1000
-  config.optim.grad_clip_norm = 1.0
-  config.train.num_steps = 500_000
-  config.train.log_every = 500
-  config.train.eval_every = 20_000
-  config.train.sample_every = 50_000
-  config.train.checkpoint_every = 5_000
-  config.train.num_samples = 16
+  config.optim.update(learning_rate=3e-4, schedule="cosine", warmup_steps=1000, grad_clip_norm=1.0)
+  config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=50_000,
+                      checkpoint_every=5_000, num_samples=16)
   config.eval.batch_size = 500
   use_fid_protocol(config, tiny=arg == "tiny")
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
-    config.model.features = 6
-    config.model.num_layers = 2
-    config.model.kernel = 3
-    config.model.head_features = 12
+    config.model.update(features=6, num_layers=2, kernel=3, head_features=12)
     config.optim.warmup_steps = 1
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 4
-    config.train.num_samples = 2
+    tiny_run(config, 4, num_samples=2)
     config.eval.batch_size = 4
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

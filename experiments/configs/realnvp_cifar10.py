@@ -22,40 +22,21 @@ Paper FID: none (the paper reports bits/dim and samples).
 """
 
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import use_fid_protocol
+from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "cifar10"
-  config.data.batch_size = 64
-  config.model.architecture = "realnvp"
+  config.data.update(name="cifar10", batch_size=64)
   config.model.hidden = (64,) * 9  # 64 features, 8 residual blocks
-  config.model.num_levels = 3
-  config.model.steps_per_level = 3
-  config.model.preprocess = "logit"
-  config.model.logit_alpha = 0.05
-  config.objective.dequantization = "uniform"
-  config.optim.name = "adam"
-  config.optim.learning_rate = 1e-3
-  config.train.num_steps = 500_000
-  config.train.log_every = 500
-  config.train.eval_every = 20_000
-  config.train.sample_every = 10_000
-  config.train.checkpoint_every = 5_000
+  config.model.update(num_levels=3, steps_per_level=3, preprocess="logit")
+  config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=10_000,
+                      checkpoint_every=5_000)
   config.eval.batch_size = 500
   use_fid_protocol(config, tiny=arg == "tiny")
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.batch_size = 4
-    config.model.hidden = (4, 4)
-    config.model.steps_per_level = 1
-    config.train.num_steps = 4
-    config.train.log_every = 2
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 4
-    config.train.num_samples = 4
+    config.model.update(hidden=(4, 4), steps_per_level=1)
+    tiny_run(config, 4, num_samples=4)
     config.eval.batch_size = 4
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

@@ -22,16 +22,9 @@ def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("shakespeare_char_cpu.py"), arg)
   if arg == "tiny":
     return config  # the CPU config's tiny size
-  config.data.context = 256
-  config.data.batch_size = 64
-  config.model.num_layers = 6
-  config.model.num_heads = 6
-  config.model.embed_dim = 384
-  config.model.dropout = 0.2
+  config.data.update(context=256, batch_size=64)
+  config.model.update(num_layers=6, num_heads=6, embed_dim=384, dropout=0.2)
   config.optim.decay_steps = 5000
-  config.train.num_steps = 5000
-  config.train.log_every = 250
-  config.train.eval_every = 250
-  config.train.checkpoint_every = 1000
+  config.train.update(num_steps=5000, log_every=250, eval_every=250, checkpoint_every=1000)
   config.eval.sample_length = 256
   return config

@@ -25,49 +25,20 @@ Reference: nanoGPT reaches about 1.88 validation loss with this setting (1.886 m
 """
 
 from gm_jax.tasks.language_model import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "text"
-  config.data.path = ""
-  config.data.tfds_name = "tiny_shakespeare"
-  config.data.level = "char"
-  config.data.context = 64
-  config.data.batch_size = 12
-  config.model.num_layers = 4
-  config.model.num_heads = 4
-  config.model.embed_dim = 128
-  config.model.dropout = 0.0
+  config.data.update(name="text", tfds_name="tiny_shakespeare", context=64, batch_size=12)
   config.model.positions = "rotary"
-  config.optim.name = "adamw"
-  config.optim.learning_rate = 1e-3
-  config.optim.b1 = 0.9
-  config.optim.b2 = 0.99
-  config.optim.weight_decay = 0.1
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 100
-  config.optim.decay_steps = 2000
-  config.optim.end_lr_ratio = 0.1
-  config.optim.grad_clip_norm = 1.0
-  config.train.num_steps = 2000
-  config.train.log_every = 100
-  config.train.eval_every = 500
-  config.train.checkpoint_every = 500
-  config.train.num_samples = 2
+  config.optim.update(name="adamw", b2=0.99, weight_decay=0.1, schedule="cosine", warmup_steps=100,
+                      decay_steps=2000, end_lr_ratio=0.1, grad_clip_norm=1.0)
+  config.train.update(num_steps=2000, eval_every=500, checkpoint_every=500, num_samples=2)
   config.eval.batch_size = 256
-  config.eval.sample_length = 64
-  config.eval.sample_top_k = 0
-  if arg == "tiny":
+  if is_tiny(arg):
     config.data.context = 16
-    config.model.num_layers = 1
-    config.model.embed_dim = 32
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.eval_every = 0
-    config.train.checkpoint_every = 10
-    config.eval.batch_size = 16
-    config.eval.sample_length = 16
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+    config.model.update(num_layers=1, embed_dim=32)
+    tiny_run(config, 10)
+    config.eval.update(batch_size=16, sample_length=16)
   return config

@@ -15,52 +15,25 @@ Paper: DDPM reports no 2-D results; the floor is the entropy of the data distrib
 """
 
 from gm_jax.tasks.diffusion import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "toy2d"
-  config.data.distribution = "ring"
+  config.data.update(name="toy2d", distribution="ring")
   config.data.geometry = {}  # the distribution's defaults (ring: radius 2, std 0.02)
-  config.data.num_train = 100_000
-  config.data.num_test = 5_000
-  config.data.batch_size = 512
-  config.process.name = "ddpm_linear"
-  config.process.num_steps = 1000
-  config.model.net = "mlp"
-  config.model.hidden = (256, 256, 256)
-  config.model.prediction = "eps"
-  config.objective.loss = "denoising"
-  config.objective.weighting = "eps"
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 200
-  config.optim.end_lr_ratio = 0.01
-  config.train.num_steps = 10_000
-  config.train.ema_decay = 0.999
-  config.train.log_every = 500
-  config.train.eval_every = 0
-  config.train.sample_every = 5000
-  config.train.num_samples = 4000
-  config.train.checkpoint_every = 5000
+  config.data.update(num_train=100_000, num_test=5_000, batch_size=512)
+  config.optim.update(schedule="cosine", warmup_steps=200, end_lr_ratio=0.01)
+  config.train.update(num_steps=10_000, ema_decay=0.999, log_every=500, sample_every=5000, num_samples=4000,
+                      checkpoint_every=5000)
   config.eval.batch_size = 5000
-  config.eval.sampler = "ddpm"
-  if arg == "tiny":
-    config.data.num_train = 2048
-    config.data.num_test = 256
-    config.data.batch_size = 128
+  if is_tiny(arg):
+    config.data.update(num_train=2048, num_test=256, batch_size=128)
     config.process.num_steps = 50
-    config.model.hidden = (16, 16)
-    config.model.time_dim = 8
+    config.model.update(hidden=(16, 16), time_dim=8)
     config.optim.warmup_steps = 2
-    config.train.num_steps = 10
-    config.train.log_every = 5
-    config.train.sample_every = 0
-    config.train.num_samples = 64
-    config.train.checkpoint_every = 10
+    tiny_run(config, 10, num_samples=64)
     config.eval.batch_size = 256
     config.eval.ode_solver = "heun"  # fixed steps: the tiny run only checks the plumbing
     config.eval.ode_steps = 4
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

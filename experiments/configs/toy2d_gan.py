@@ -35,39 +35,20 @@ def get_config(arg: str | None = None):
     raise ValueError(f"unknown config argument {arg!r}; use ring or grid, optionally with ',tiny'")
   distribution = "grid" if "grid" in options else "ring"
   config = default_config()
-  config.data.name = "toy2d"
-  config.data.distribution = distribution
-  config.data.geometry = PACGAN_DATA[distribution]
-  config.data.num_train = 100_000
-  config.data.num_test = 2500
-  config.data.batch_size = 100
-  config.model.latent_dim = 2
-  config.model.generator_hidden = (400, 400, 400)
-  config.model.discriminator_hidden = (200, 200, 200)
-  config.objective.loss = "non_saturating"
-  config.objective.n_critic = 1
+  config.data.update(name="toy2d", distribution=distribution, geometry=PACGAN_DATA[distribution],
+                     num_train=100_000, num_test=2500, batch_size=100)
+  config.model.update(generator_hidden=(400, 400, 400), discriminator_hidden=(200, 200, 200))
   for optim in (config.optim, config.optim_d):
     optim.name = "adam"
     optim.learning_rate = 1e-4
     optim.b1 = 0.8
-  config.train.num_steps = 400_000
-  config.train.log_every = 1000
-  config.train.eval_every = 50_000
-  config.train.sample_every = 50_000
-  config.train.num_samples = 2500
-  config.train.checkpoint_every = 10_000
+  config.train.update(num_steps=400_000, log_every=1000, eval_every=50_000, sample_every=50_000,
+                      num_samples=2500, checkpoint_every=10_000)
   config.eval.batch_size = 500
   if "tiny" in options:
-    config.data.num_train = 2048
-    config.data.num_test = 512
-    config.data.batch_size = 64
-    config.model.generator_hidden = (16,)
-    config.model.discriminator_hidden = (16,)
-    config.train.num_steps = 20
-    config.train.log_every = 10
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.num_samples = 128
-    config.train.checkpoint_every = 20
+    config.data.update(num_train=2048, num_test=512, batch_size=64)
+    config.model.update(generator_hidden=(16,), discriminator_hidden=(16,))
+    config.train.update(num_steps=20, log_every=10, eval_every=0, sample_every=0, num_samples=128,
+                        checkpoint_every=20)
     config.eval.batch_size = 256
   return config

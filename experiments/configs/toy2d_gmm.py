@@ -14,47 +14,28 @@ Paper: none; the floor is the ring's true entropy, log 8 + log(2 pi e sigma^2) f
 `:tiny` shrinks steps and data for smoke tests.
 """
 
-from gm_jax.train.defaults import base_config
+from gm_jax.train.defaults import base_config, is_tiny
 
 
 def get_config(arg: str | None = None):
   config = base_config()
   config.task = "gmm"
 
-  config.data.name = "toy2d"
-  config.data.distribution = "ring"
-  config.data.geometry = {"num_modes": 8, "radius": 2.0, "std": 0.02}
-  config.data.num_train = 100_000
-  config.data.num_test = 100_000
-  config.data.batch_size = 512
+  config.data.update(name="toy2d", distribution="ring",
+                     geometry={"num_modes": 8, "radius": 2.0, "std": 0.02}, num_train=100_000,
+                     num_test=100_000, batch_size=512)
 
   config.model.num_components = 16
 
-  config.optim.name = "adam"
-  config.optim.learning_rate = 2e-2
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 50
-  config.optim.end_lr_ratio = 0.01
+  config.optim.update(learning_rate=2e-2, schedule="cosine", warmup_steps=50, end_lr_ratio=0.01)
 
-  config.train.num_steps = 3000
-  config.train.log_every = 100
-  config.train.eval_every = 1000
-  config.train.sample_every = 1000
-  config.train.num_samples = 2000
-  config.train.checkpoint_every = 500
+  config.train.update(num_steps=3000, eval_every=1000, sample_every=1000, num_samples=2000,
+                      checkpoint_every=500)
   config.eval.batch_size = 10_000
 
-  if arg == "tiny":
-    config.data.num_train = 4096
-    config.data.num_test = 4096
-    config.data.batch_size = 64
-    config.train.num_steps = 40
-    config.train.log_every = 10
-    config.train.eval_every = 20
-    config.train.sample_every = 20
-    config.train.num_samples = 256
-    config.train.checkpoint_every = 10
+  if is_tiny(arg):
+    config.data.update(num_train=4096, num_test=4096, batch_size=64)
+    config.train.update(num_steps=40, log_every=10, eval_every=20, sample_every=20, num_samples=256,
+                        checkpoint_every=10)
     config.eval.batch_size = 1024
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

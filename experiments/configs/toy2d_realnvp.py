@@ -13,46 +13,22 @@ Paper: none (Dinh et al. 2017 show 2-D densities only as pictures); the floor is
 """
 
 from gm_jax.tasks.flow import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "toy2d"
-  config.data.distribution = "ring"
+  config.data.update(name="toy2d", distribution="ring")
   config.data.geometry = {}  # the distribution's defaults (ring: radius 2, std 0.02)
-  config.data.num_train = 100_000
-  config.data.num_test = 20_000
-  config.data.batch_size = 512
-  config.model.architecture = "realnvp"
-  config.model.hidden = (128, 128)
-  config.model.num_levels = 1
-  config.model.steps_per_level = 8
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 200
-  config.optim.end_lr_ratio = 0.01
-  config.optim.grad_clip_norm = 100.0
-  config.train.num_steps = 6000
-  config.train.log_every = 250
-  config.train.eval_every = 3000
-  config.train.sample_every = 3000
-  config.train.num_samples = 4000
-  config.train.checkpoint_every = 3000
+  config.data.update(num_train=100_000, num_test=20_000, batch_size=512)
+  config.optim.update(schedule="cosine", warmup_steps=200, end_lr_ratio=0.01, grad_clip_norm=100.0)
+  config.train.update(num_steps=6000, log_every=250, eval_every=3000, sample_every=3000, num_samples=4000,
+                      checkpoint_every=3000)
   config.eval.batch_size = 5000
-  if arg == "tiny":
-    config.data.num_train = 2048
-    config.data.num_test = 1024
-    config.data.batch_size = 128
-    config.model.hidden = (16, 16)
-    config.model.steps_per_level = 2
+  if is_tiny(arg):
+    config.data.update(num_train=2048, num_test=1024, batch_size=128)
+    config.model.update(hidden=(16, 16), steps_per_level=2)
     config.optim.warmup_steps = 2
-    config.train.num_steps = 20
-    config.train.log_every = 10
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.num_samples = 128
-    config.train.checkpoint_every = 20
+    tiny_run(config, 20, num_samples=128)
     config.eval.batch_size = 512
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
   return config

@@ -13,45 +13,21 @@ Paper: none; the floor is the ring's entropy (Monte Carlo, 1M samples).
 """
 
 from gm_jax.tasks.vae import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
   config = default_config()
-  config.data.name = "toy2d"
-  config.data.distribution = "ring"
-  config.data.geometry = {"num_modes": 8, "radius": 2.0, "std": 0.02}
-  config.data.num_train = 100_000
-  config.data.num_test = 10_000
-  config.data.batch_size = 256
-  config.model.latent_dims = (2,)
-  config.model.hidden = ((128, 128),)
-  config.model.activation = "tanh"
-  config.model.decoder = "gaussian"
-  config.model.decoder_std = 0.0
-  config.optim.learning_rate = 1e-3
-  config.optim.schedule = "cosine"
-  config.optim.warmup_steps = 100
-  config.train.num_steps = 10_000
-  config.train.log_every = 250
-  config.train.eval_every = 5000
-  config.train.sample_every = 5000
-  config.train.num_samples = 2000
-  config.train.checkpoint_every = 2500
-  config.eval.batch_size = 1000
-  config.eval.iwae_samples = 1000
-  config.eval.iwae_chunk = 250
-  if arg == "tiny":
-    config.data.num_train = 2048
-    config.data.num_test = 512
-    config.train.num_steps = 20
-    config.train.log_every = 10
-    config.train.eval_every = 0
-    config.train.sample_every = 0
-    config.train.checkpoint_every = 20
-    config.train.num_samples = 64
-    config.eval.batch_size = 256
-    config.eval.iwae_samples = 20
-    config.eval.iwae_chunk = 10
-  elif arg:
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  config.data.update(name="toy2d", distribution="ring",
+                     geometry={"num_modes": 8, "radius": 2.0, "std": 0.02}, num_train=100_000,
+                     num_test=10_000, batch_size=256)
+  config.model.update(latent_dims=(2,), hidden=((128, 128),), decoder="gaussian")
+  config.optim.update(schedule="cosine", warmup_steps=100)
+  config.train.update(num_steps=10_000, log_every=250, eval_every=5000, sample_every=5000, num_samples=2000,
+                      checkpoint_every=2500)
+  config.eval.update(iwae_samples=1000, iwae_chunk=250)
+  if is_tiny(arg):
+    config.data.update(num_train=2048, num_test=512)
+    tiny_run(config, 20, num_samples=64)
+    config.eval.update(batch_size=256, iwae_samples=20, iwae_chunk=10)
   return config

@@ -16,15 +16,11 @@ Paper: VDM reports no 2-D results; the floor is the entropy of the data distribu
 
 import pathlib
 
+from gm_jax.tasks import diffusion
 from gm_jax.train.defaults import load_config_file
 
 
 def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
-  config.process.name = "vdm"
-  config.process.learned = "endpoints"
-  config.objective.loss = "vdm_elbo"
-  config.objective.antithetic = True
-  config.eval.sampler = "ddim"
-  config.eval.sampler_steps = 100 if arg != "tiny" else 10
+  diffusion.use_vdm(config, "endpoints", 100 if arg != "tiny" else 10)
   return config

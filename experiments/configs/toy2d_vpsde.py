@@ -20,6 +20,5 @@ def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
   config.process.name = "vp"
   config.objective.weighting = "eps"
-  config.eval.sampler = "pc"
-  config.eval.sampler_steps = 500 if arg != "tiny" else 10
+  config.eval.update(sampler="pc", sampler_steps=500 if arg != "tiny" else 10)
   return config

@@ -247,3 +247,11 @@ def default_config():
   config.eval.ddpm_variance = "large"
   config.eval.ddim_eta = 0.0
   return config
+
+
+def use_vdm(config, learned: str, sampler_steps: int) -> None:
+  """VDM's recipe (Kingma et al. 2021): its process with a `learned` noise schedule, trained by the
+  continuous-time ELBO with antithetic times, sampled by DDIM in sampler_steps steps."""
+  config.process.update(name="vdm", learned=learned)
+  config.objective.update(loss="vdm_elbo", antithetic=True)
+  config.eval.update(sampler="ddim", sampler_steps=sampler_steps)

@@ -149,3 +149,11 @@ def default_config():
   config.objective.gp_weight = 10.0
   config.optim_d = ml_collections.ConfigDict(config.optim.to_dict())  # the discriminator's optimizer
   return config
+
+
+def use_wgan_gp(config) -> None:
+  """WGAN-GP's recipe (Gulrajani et al. 2017): the gradient penalty (weight 10), 5 critic updates per
+  generator update, Adam with lr 1e-4, b1 0 and b2 0.9 for both networks."""
+  config.objective.update(loss="wgan_gp", n_critic=5, gp_weight=10.0)
+  for optim in (config.optim, config.optim_d):
+    optim.update(name="adam", learning_rate=1e-4, b1=0.0, b2=0.9)

@@ -88,6 +88,24 @@ def use_fid_protocol(config: ml_collections.ConfigDict, tiny: bool = False) -> N
   config.eval.quality_reference_max = 50_000
 
 
+def is_tiny(arg: str | None) -> bool:
+  """Whether a config file's argument asks for its `:tiny` size (a smoke-test run of a few steps); any
+  other argument than 'tiny' or none is an error."""
+  if arg and arg != "tiny":
+    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
+  return arg == "tiny"
+
+
+def tiny_run(config: ml_collections.ConfigDict, num_steps: int, log_every: int | None = None,
+             num_samples: int | None = None) -> None:
+  """The train fields of a `:tiny` run: num_steps steps, logged every log_every (default num_steps / 2),
+  evaluated and sampled only at the end, one checkpoint at the end; num_samples written samples."""
+  config.train.update(num_steps=num_steps, log_every=log_every or num_steps // 2, eval_every=0, sample_every=0,
+                      checkpoint_every=num_steps)
+  if num_samples is not None:
+    config.train.num_samples = num_samples
+
+
 def load_config_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(arg)` of a config file, as `--config=path:arg` would give it (unlocked)."""
   path = pathlib.Path(path)
