@@ -100,8 +100,8 @@ def tiny_run(config: ml_collections.ConfigDict, num_steps: int, log_every: int |
              num_samples: int | None = None) -> None:
   """The train fields of a `:tiny` run: num_steps steps, logged every log_every (default num_steps / 2),
   evaluated and sampled only at the end, one checkpoint at the end; num_samples written samples."""
-  config.train.update(num_steps=num_steps, log_every=log_every or num_steps // 2, eval_every=0, sample_every=0,
-                      checkpoint_every=num_steps)
+  config.train.update(num_steps=num_steps, log_every=log_every or num_steps // 2, eval_every=0,
+                      sample_every=0, checkpoint_every=num_steps)
   if num_samples is not None:
     config.train.num_samples = num_samples
 
