@@ -115,3 +115,25 @@ def test_every_loss_prefers_telling_real_from_fake(kind):
 def test_unknown_loss_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown objective.loss 'lsgan'"):
     adversarial.check_loss("lsgan")
+
+
+def test_gradient_penalty_of_a_quadratic_critic():
+  """f(x) = ||x||^2 / 2 has gradient x, so the penalty is (||x_hat|| - 1)^2 at the interpolate x_hat;
+  with real == fake, x_hat is that point whatever e is drawn."""
+  critic = lambda x: 0.5 * jnp.sum(x**2, axis=-1)
+  real = jax.random.normal(jax.random.key(0), (6, 3)) * jnp.arange(1.0, 7.0)[:, None]
+  gp = adversarial.gradient_penalty(critic, real, real, jax.random.key(2))
+  np.testing.assert_allclose(gp, (np.linalg.norm(np.asarray(real), axis=-1) - 1.0) ** 2, rtol=1e-5)
+  fake = jnp.zeros_like(real)
+  e = np.asarray(jax.random.uniform(jax.random.key(2), (6, 1)))  # the per-example interpolation weight
+  gp = adversarial.gradient_penalty(critic, real, fake, jax.random.key(2))
+  np.testing.assert_allclose(gp, (e[:, 0] * np.linalg.norm(np.asarray(real), axis=-1) - 1.0) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["minimax", "non_saturating", "wgan", "wgan_gp", "hinge"])
+def test_generator_losses_against_their_closed_forms(kind):
+  logits = np.array([-3.0, -0.5, 0.0, 0.7, 4.0], np.float32)
+  d = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # D(G(z)) for the probabilistic losses
+  expected = {"minimax": np.log(1.0 - d), "non_saturating": -np.log(d), "wgan": -logits, "wgan_gp": -logits,
+              "hinge": -logits}[kind]
+  np.testing.assert_allclose(adversarial.generator_loss(kind, jnp.asarray(logits)), expected, rtol=1e-5)
