@@ -140,3 +140,70 @@ def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mo
     loop.train(config, str(tmp_path))
   assert not (tmp_path / "summary.json").exists()
   assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 20
+
+
+def _poisoned_gmm(monkeypatch, loss_nan_index: int | None = None, update_nan_from: int | None = None):
+  """Makes the gmm task's loss NaN on a batch holding example `loss_nan_index`, or its update NaN from
+  optimizer step `update_nan_from` on (finite loss and gradients, as a broken schedule would give)."""
+  import jax.numpy as jnp
+  import optax
+  from gm_jax import tasks
+
+  real_build = tasks.BUILDERS["gmm"]
+
+  def poisoned(config, dataset):
+    task = real_build(config, dataset)
+    update = task.updates[0]
+
+    def loss_fn(params, model_state, batch, key):
+      loss, aux = update.loss_fn(params, model_state, batch, key)
+      if loss_nan_index is not None:
+        loss = jnp.where(jnp.any(batch["index"] == loss_nan_index), jnp.nan, loss)
+      return loss, aux
+
+    optimizers = dict(task.optimizers)
+    if update_nan_from is not None:
+      nan_later = optax.scale_by_schedule(lambda count: jnp.where(count >= update_nan_from, jnp.nan, 1.0))
+      optimizers["model"] = optax.chain(optimizers["model"], nan_later)
+    return task.__class__(**{**task.__dict__, "updates": (update.__class__("model", loss_fn),),
+                             "optimizers": optimizers})
+
+  monkeypatch.setitem(tasks.BUILDERS, "gmm", poisoned)
+
+
+def test_nonfinite_update_is_never_checkpointed(tmp_path, monkeypatch):
+  _poisoned_gmm(monkeypatch, update_nan_from=3)
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  config.train.checkpoint_every = 1
+  with pytest.raises(loop.NonFiniteError,
+                     match=r"non-finite model/update_norm at step 3; .* last good checkpoint: step 3 "):
+    loop.train(config, str(tmp_path))
+  assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 3
+  result = loop.evaluate(config, str(tmp_path))
+  assert result["step"] == 3 and np.isfinite(result["nll_nats"])
+
+
+def test_nonfinite_before_the_first_checkpoint_says_none_was_written(tmp_path, monkeypatch):
+  _poisoned_gmm(monkeypatch, loss_nan_index=5)
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  with pytest.raises(loop.NonFiniteError, match=r"model/loss at step 0; .* no checkpoint was written") as e:
+    loop.train(config, str(tmp_path))
+  assert "None" not in str(e.value)
+
+
+@pytest.mark.parametrize("lr", ["0", "-1e-3", "inf"])
+def test_learning_rate_must_be_finite_and_positive(lr):
+  config = load_config("toy2d_gmm", "tiny")
+  config.optim.learning_rate = float(lr)
+  with pytest.raises(ValueError, match=r"optim.learning_rate=.* must be a finite number > 0"):
+    loop.check_config(config)
+
+
+def test_nan_learning_rate_is_one_line_before_anything_is_written(tmp_path):
+  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "--config.optim.learning_rate=nan", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"]
+  assert not (tmp_path / "w").exists()

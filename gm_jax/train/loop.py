@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import signal
@@ -15,6 +16,7 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 from absl import logging
@@ -161,14 +163,54 @@ class Experiment:
     return {"step": int(state.step), **means, **self.task.summarize(means)}
 
   # guard ---------------------------------------------------------------------------------------------
+  def kept_checkpoint(self) -> str:
+    kept = self.checkpointer.latest_step()
+    if kept is None:
+      return "no checkpoint was written, so a rerun starts afresh"
+    return f"last good checkpoint: step {kept}"
+
   def check_finite(self, state: TrainState) -> None:
     bad_step = int(state.nonfinite_step)
     if bad_step >= 0:
       name = step_lib.guard_names(self.task)[int(state.nonfinite_metric)]
-      kept = self.checkpointer.latest_step()
       raise NonFiniteError(f"non-finite {name} at step {bad_step}; the update was not applied and the run "
-                           f"stopped; last good checkpoint: step {kept} (lower the learning rate or "
-                           f"enable optim.grad_clip_norm)")
+                           f"stopped; {self.kept_checkpoint()} (lower the learning rate or enable "
+                           f"optim.grad_clip_norm, in a new --workdir)")
+
+  def check_savable(self, state: TrainState) -> None:
+    """Raises unless the guard is clear and every float in the state is finite: never save a NaN state."""
+    self.check_finite(state)
+    if not bool(_all_finite(state.networks)):
+      raise NonFiniteError(f"the state at step {int(state.step)} holds non-finite values and was not saved; "
+                           f"the run stopped; {self.kept_checkpoint()}")
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
+  """Every `learning_rate` field of the config (optim and per-network blocks such as optim_d)."""
+  found = []
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      found += _learning_rates(value, f"{prefix}{key}.")
+    elif key == "learning_rate":
+      found.append((f"{prefix}{key}", value))
+  return found
+
+
+def check_config(config) -> None:
+  """Rejects settings that cannot train, before anything is built or written."""
+  for name, value in _learning_rates(config):
+    try:
+      ok = math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+      ok = False
+    if not ok:
+      raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
 
 
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
@@ -213,6 +255,7 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
 
 def train(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict."""
+  check_config(config)
   exp = Experiment(config, pathlib.Path(workdir))
   tc = config.train
   bar = None
@@ -247,7 +290,7 @@ def train(config, workdir: str) -> dict[str, Any]:
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
         exp.write_samples(state, step)
       if step % tc.checkpoint_every == 0 or is_last:
-        exp.check_finite(state)
+        exp.check_savable(state)
         exp.checkpointer.save(step, state, iterator.get_state())
     exp.checkpointer.wait()
     summary = exp.summary(state)
