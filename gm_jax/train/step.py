@@ -63,7 +63,7 @@ class TrainStep:
     return f"{network}/{metric}" if self._prefix else metric
 
   def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
-    """One gradient update of update.network; skipped (state kept) when loss, grads or update are not finite."""
+    """One update of update.network; skipped (state kept) when the loss, grads or update are not finite."""
     net = networks[update.network]
     params = {name: n.params for name, n in networks.items()}
     model_state = {name: n.model_state for name, n in networks.items()}
