@@ -11,7 +11,6 @@ with the same workdir resumes from the latest checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -32,7 +31,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   import jax
 
-  from gm_jax.train import loop
+  from gm_jax.train import loop, run_files
 
   logging.info("devices: %s", jax.devices())
   config = flags.FLAGS.config
@@ -52,7 +51,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)
-  print(json.dumps(result, indent=2, sort_keys=True, default=str))
+  print(run_files.to_json(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

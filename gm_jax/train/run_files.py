@@ -1,7 +1,8 @@
 """The files every run writes: config.json, metrics.jsonl, TensorBoard events, samples/, summary.json.
 
 Only process 0 writes. On resume, metrics.jsonl is cut back to the restored step, so a resumed run's
-files match an uninterrupted run's.
+files match an uninterrupted run's. Every JSON file (and the launcher's printed result) is strict JSON:
+a non-finite float is written as null.
 """
 
 from __future__ import annotations
@@ -16,21 +17,32 @@ import numpy as np
 
 
 def _json_default(value):
-  if isinstance(value, (np.floating, np.integer)):
+  if isinstance(value, np.integer):
     return value.item()
-  if isinstance(value, tuple):
-    return list(value)
   raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def finite_or_null(obj: Any) -> Any:
+  """`obj` with every non-finite float (NaN, +-inf, also NumPy's) replaced by None, tuples as lists."""
+  if isinstance(obj, (float, np.floating)):
+    return float(obj) if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: finite_or_null(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_or_null(v) for v in obj]
+  return obj
+
+
+def to_json(obj: Any, **kwargs) -> str:
+  """Strict JSON: non-finite floats are written as null (bare NaN/Infinity are not JSON)."""
+  kwargs.setdefault("default", _json_default)
+  return json.dumps(finite_or_null(obj), allow_nan=False, sort_keys=True, **kwargs)
 
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+  tmp.write_text(to_json(obj, indent=2) + "\n")
   os.replace(tmp, path)
-
-
-def _finite_or_none(value):
-  return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 class RunFiles:
@@ -64,9 +76,9 @@ class RunFiles:
   def log(self, step: int, split: str, values: dict[str, Any]) -> None:
     if not self.is_main:
       return
-    record = {"step": step, "split": split, **{k: _finite_or_none(v) for k, v in values.items()}}
+    record = {"step": step, "split": split, **values}
     with self.metrics_path.open("a") as f:
-      f.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
+      f.write(to_json(record) + "\n")
     tb = self._tensorboard()
     for name, value in values.items():
       if isinstance(value, (int, float)) and not isinstance(value, bool):
