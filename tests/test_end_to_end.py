@@ -207,3 +207,40 @@ def test_nan_learning_rate_is_one_line_before_anything_is_written(tmp_path):
   assert proc.stderr.strip().splitlines() == [
       "error: optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"]
   assert not (tmp_path / "w").exists()
+
+
+def _files(workdir):
+  return {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+
+
+def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path):
+  workdir = tmp_path / "other_data"
+  shutil.copytree(uninterrupted, workdir)
+  before = _files(workdir)
+  for mode in ("eval", "sample"):
+    proc = run_main(TINY, f"--workdir={workdir}", f"--mode={mode}", "--config.data.seed=1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert proc.stderr.startswith(f"error: workdir {workdir} was trained with a different config (data.seed)")
+  assert _files(workdir) == before
+
+
+def test_eval_settings_may_change_and_are_listed(uninterrupted, tmp_path):
+  workdir = tmp_path / "eval_batch"
+  shutil.copytree(uninterrupted, workdir)
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512")
+  printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+  written = json.loads((workdir / "eval_step_0000040.json").read_text())
+  assert printed == written
+  assert written["eval_config_changes"] == {"eval.batch_size": {"stored": 1024, "now": 512}}
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert written["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
+
+
+def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):
+  for mode in ("eval", "sample"):
+    proc = run_main(TINY, f"--workdir={tmp_path / 'empty'}", f"--mode={mode}", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no checkpoint in {tmp_path / 'empty' / 'checkpoints'}; train first (--mode=train)"]
+    assert not (tmp_path / "empty").exists()

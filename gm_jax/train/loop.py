@@ -305,7 +305,40 @@ def train(config, workdir: str) -> dict[str, Any]:
     exp.files.close()
 
 
-def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
+def _field(tree: dict, path: str) -> Any:
+  for key in path.split("."):
+    if not isinstance(tree, dict) or key not in tree:
+      return "<missing>"
+    tree = tree[key]
+  return tree
+
+
+def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any]]:
+  """Checks, without writing anything, that eval/sample can use `workdir` with `config`.
+
+  The workdir must hold a checkpoint, and `config` may differ from the stored config.json only inside
+  `eval` (sample counts, samplers, likelihood estimators); returns those differences as
+  {field: {"stored": value, "now": value}}.
+  """
+  directory = workdir / "checkpoints"
+  if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
+    raise FileNotFoundError(f"no checkpoint in {directory}; train first (--mode=train)")
+  stored = RunFiles(workdir, is_main=False).read_config()
+  if stored is None:
+    raise WorkdirConflictError(f"workdir {workdir} holds checkpoints without a config.json; cannot check "
+                               f"that they belong to this config")
+  now = config_to_dict(config)
+  diffs = _config_differences(stored, now)
+  outside = [d for d in diffs if not d.startswith("eval.")]
+  if outside:
+    fields = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
+    raise WorkdirConflictError(f"workdir {workdir} was trained with a different config ({fields}); only "
+                               f"eval.* may change after training: pass the stored config.json's values")
+  return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
+
+
+def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState, dict]:
+  changes = check_eval_workdir(config, pathlib.Path(workdir))
   exp = Experiment(config, pathlib.Path(workdir))
   try:
     restored = exp.restore_latest()
@@ -314,14 +347,19 @@ def _restored_experiment(config, workdir: str) -> tuple[Experiment, TrainState]:
   except BaseException:
     exp.checkpointer.close()
     raise
-  return exp, restored[0]
+  return exp, restored[0], changes
 
 
 def evaluate(config, workdir: str) -> dict[str, Any]:
-  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary)."""
-  exp, state = _restored_experiment(config, workdir)
+  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary).
+
+  eval.* settings may differ from training's; the result lists them under `eval_config_changes`.
+  """
+  exp, state, changes = _restored_experiment(config, workdir)
   try:
     result = exp.summary(state)
+    if changes:
+      result["eval_config_changes"] = changes
     if exp.files.is_main:
       write_json_atomic(exp.workdir / f"eval_step_{result['step']:07d}.json", result)
     return result
@@ -331,7 +369,9 @@ def evaluate(config, workdir: str) -> dict[str, Any]:
 
 def sample(config, workdir: str) -> pathlib.Path | None:
   """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
-  exp, state = _restored_experiment(config, workdir)
+  exp, state, changes = _restored_experiment(config, workdir)
+  if changes:
+    logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:
     return exp.write_samples(state, int(state.step))
   finally:
