@@ -88,6 +88,9 @@ def test_eval_and_sample_modes(uninterrupted, tmp_path):
 def test_override_and_misspelt_key(tmp_path):
   proc = run_main(TINY, f"--workdir={tmp_path / 'a'}", "--config.optim.learning_rat=0.1", check=False)
   assert proc.returncode != 0 and "learning_rat" in proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      "error: --config.optim.learning_rat: the config has no field 'learning_rat' (did you mean "
+      "'learning_rate'?); see the config file for its fields"]
   assert not (tmp_path / "a").exists()
   run_main(TINY, f"--workdir={tmp_path / 'b'}", "--config.train.num_steps=10")
   assert json.loads((tmp_path / "b" / "summary.json").read_text())["step"] == 10
@@ -244,3 +247,55 @@ def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: no checkpoint in {tmp_path / 'empty' / 'checkpoints'}; train first (--mode=train)"]
     assert not (tmp_path / "empty").exists()
+
+
+def test_second_launch_into_a_workdir_in_use_fails_at_once(tmp_path):
+  from gm_jax.train.run_files import WorkdirLock
+
+  workdir = tmp_path / "busy"
+  workdir.mkdir()
+  held = WorkdirLock(workdir)
+  assert held.acquire()  # as a running launch would; flock conflicts between open files, even in one process
+  try:
+    proc = run_main(TINY, f"--workdir={workdir}", check=False)
+  finally:
+    held.release()
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {workdir} is in use by another run (it holds {workdir / '.lock'}); wait for that run "
+      f"to end or use a new --workdir"]
+  assert [p.name for p in workdir.iterdir()] == [".lock"]
+  # A lock left by a dead process does not block: see the SIGKILL-then-rerun test.
+
+
+def _mount_tmpfs(path, options: str) -> bool:
+  """Mounts a tmpfs (root only); False where that is not allowed."""
+  import subprocess
+
+  path.mkdir(parents=True, exist_ok=True)
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                        capture_output=True).returncode == 0
+
+
+def _umount(path):
+  import subprocess
+
+  subprocess.run(["umount", str(path)], check=True)
+
+
+def test_unusable_workdir_is_one_line(tmp_path):
+  (tmp_path / "a_file").write_text("not a workdir")
+  proc = run_main(TINY, f"--workdir={tmp_path / 'a_file'}", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {tmp_path / 'a_file'} is a file, not a directory; use another --workdir"]
+  read_only = tmp_path / "read_only"
+  if not _mount_tmpfs(read_only, "ro,size=64k"):
+    pytest.skip("mounting a read-only tmpfs needs root")
+  try:
+    proc = run_main(TINY, f"--workdir={read_only / 'run'}", check=False)
+  finally:
+    _umount(read_only)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {read_only / 'run'} cannot be written (Read-only file system); use another --workdir"]

@@ -28,7 +28,7 @@ from gm_jax.evaluation import pictures
 from gm_jax.train import sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import Checkpointer
-from gm_jax.train.run_files import RunFiles, write_json_atomic
+from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
 from gm_jax.train.state import TrainState
 
 # Fault injection for resume tests: SIGKILL this process right after dispatching the given step.
@@ -253,10 +253,44 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
   return state, iterator
 
 
+def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:
+  """Creates `workdir` and takes its lock on process 0; every process raises one line if that failed."""
+  lock = WorkdirLock(workdir)
+  status, reason = 0, ""
+  if jax.process_index() == 0:
+    try:
+      if workdir.exists() and not workdir.is_dir():
+        status, reason = 2, "is a file, not a directory"
+      else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        status = 0 if lock.acquire() else 1
+    except OSError as e:  # a read-only file system, no permission, ...
+      status, reason = 2, f"cannot be written ({e.strerror or e})"
+  if jax.process_count() > 1:  # the other processes learn process 0's outcome instead of hanging
+    from jax.experimental import multihost_utils
+
+    status = int(multihost_utils.broadcast_one_to_all(np.int32(status)))
+  if status == 1:
+    raise WorkdirConflictError(f"workdir {workdir} is in use by another run (it holds {lock.path}); wait "
+                               f"for that run to end or use a new --workdir")
+  if status == 2:
+    raise WorkdirConflictError(f"workdir {workdir} {reason or 'cannot be used (see process 0)'}; "
+                               f"use another --workdir")
+  return lock
+
+
 def train(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint) and returns summary.json's dict."""
   check_config(config)
-  exp = Experiment(config, pathlib.Path(workdir))
+  lock = lock_workdir(pathlib.Path(workdir))
+  try:
+    return _train_locked(config, pathlib.Path(workdir))
+  finally:
+    lock.release()
+
+
+def _train_locked(config, workdir: pathlib.Path) -> dict[str, Any]:
+  exp = Experiment(config, workdir)
   tc = config.train
   bar = None
   try:

@@ -7,6 +7,8 @@ a non-finite float is written as null.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
 import os
@@ -113,3 +115,36 @@ class RunFiles:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
+
+
+class WorkdirLock:
+  """An exclusive `flock` on workdir/.lock, held while a run trains in the workdir.
+
+  A second launch into the same workdir fails at once instead of interleaving metrics.jsonl. The kernel
+  releases the lock when the holder dies (even by SIGKILL), so a killed run never blocks its rerun, which
+  a pid file could. The file itself stays (removing it would race with a launch that has just opened it).
+  """
+
+  NAME = ".lock"
+
+  def __init__(self, workdir: pathlib.Path):
+    self.path = pathlib.Path(workdir) / self.NAME
+    self._fd: int | None = None
+
+  def acquire(self) -> bool:
+    """Takes the lock without waiting; False when another process holds it. OSError if unwritable."""
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      os.close(fd)
+      if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+        return False
+      raise
+    self._fd = fd
+    return True
+
+  def release(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)  # closing the descriptor drops the flock
+      self._fd = None
