@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gm_jax.train import loop
-from tests.conftest import CONFIGS, load_config, run_main
+from gm_jax.train.run_files import event_of, read_event_records
+from tests.conftest import CONFIGS, assert_runs_close, load_config, run_main
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
 
@@ -68,9 +69,11 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
   workdir = tmp_path / "again"
   shutil.copytree(uninterrupted, workdir)
-  before = (workdir / "summary.json").read_text()
-  run_main(TINY, f"--workdir={workdir}")
-  assert (workdir / "summary.json").read_text() == before
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  proc = run_main(TINY, f"--workdir={workdir}")
+  assert json.loads(proc.stdout[proc.stdout.index("{"):]) == json.loads((workdir / "summary.json").read_text())
+  # No second final evaluation row in metrics.jsonl, no new TensorBoard file, no file touched.
+  assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
 def test_eval_and_sample_modes(uninterrupted, tmp_path):
@@ -299,3 +302,39 @@ def test_unusable_workdir_is_one_line(tmp_path):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines() == [
       f"error: workdir {read_only / 'run'} cannot be written (Read-only file system); use another --workdir"]
+
+
+def _event_steps(workdir) -> dict[str, list[int]]:
+  """{tag: steps} over every TensorBoard event file of the run, repeats included."""
+  steps = {}
+  for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+    for record in read_event_records(path):
+      event = event_of(record)
+      for value in event.summary.value:
+        steps.setdefault(value.tag, []).append(event.step)
+  return {tag: sorted(s) for tag, s in steps.items()}
+
+
+def test_resume_on_another_device_count_is_noticed_and_logs_no_step_twice(uninterrupted, tmp_path):
+  workdir = tmp_path / "moved"
+  # Synchronous checkpoints every 20 steps and a kill after step 35: the killed run logged step 30, the
+  # resumed run starts from step 20 and logs step 30 again.
+  every_20 = ("--config.train.checkpoint_every=20", "--config.train.async_checkpoints=False")
+  proc = run_main(TINY, f"--workdir={workdir}", *every_20, env={loop.KILL_AT_STEP_ENV: "35"}, check=False)
+  assert proc.returncode == -signal.SIGKILL
+  assert 30 in _event_steps(workdir)["train/loss"]
+  proc = run_main(TINY, f"--workdir={workdir}", *every_20,
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
+  assert len(notices) == 1, proc.stderr
+  assert notices[0].endswith("checkpoint 20 was written on 1 device(s) in 1 process(es); now on 2 device(s) "
+                             "in 1 process(es): the run continues, and its numbers may differ from an "
+                             "uninterrupted run in float32 rounding")
+  assert _event_steps(workdir) == _event_steps(uninterrupted)
+  assert_runs_close(workdir, uninterrupted)
+
+
+def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupted, tmp_path):
+  workdir = tmp_path / "eight"
+  run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert_runs_close(workdir, uninterrupted)

@@ -43,6 +43,15 @@ class WorkdirConflictError(RuntimeError):
   pass
 
 
+def topology() -> dict[str, int]:
+  """The device and process counts, stored with every checkpoint to notice a resume on other hardware."""
+  return {"devices": jax.device_count(), "processes": jax.process_count()}
+
+
+def _describe(t: dict[str, int]) -> str:
+  return f"{t['devices']} device(s) in {t['processes']} process(es)"
+
+
 def config_to_dict(config) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
@@ -103,7 +112,13 @@ class Experiment:
     if step is None:
       return None
     abstract = jax.eval_shape(self.init_fn, *self._init_args())
-    return self.checkpointer.restore(step, abstract)
+    state, data_state = self.checkpointer.restore(step, abstract)
+    written_on = data_state.pop("topology", None)
+    if written_on is not None and written_on != topology():
+      logging.warning("checkpoint %d was written on %s; now on %s: the run continues, and its numbers may "
+                      "differ from an uninterrupted run in float32 rounding", step, _describe(written_on),
+                      _describe(topology()))
+    return state, data_state
 
   # evaluation and samples --------------------------------------------------------------------------
   def evaluate(self, state: TrainState) -> dict[str, float]:
@@ -227,24 +242,34 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
   acc.reset()
 
 
-def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
-  """Fresh state, or the latest checkpoint when this workdir already holds the same run."""
-  config_dict = config_to_dict(exp.config)
+def check_workdir(exp: Experiment) -> None:
+  """Refuses a workdir that holds another run: a different config.json, or results without one."""
   stored = exp.files.read_config()
-  latest = exp.checkpointer.latest_step()
   if stored is not None:
-    diffs = _config_differences(stored, config_dict)
+    diffs = _config_differences(stored, config_to_dict(exp.config))
     if diffs:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
-  elif latest is not None or (exp.workdir / "summary.json").exists():
+  elif exp.checkpointer.latest_step() is not None or (exp.workdir / "summary.json").exists():
     raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
                                f"use a new --workdir")
+
+
+def finished_summary(exp: Experiment) -> dict[str, Any] | None:
+  """summary.json's dict when the workdir's run is complete (its last checkpoint is the final step)."""
+  path = exp.workdir / "summary.json"
+  if path.exists() and exp.checkpointer.latest_step() == exp.config.train.num_steps:
+    return json.loads(path.read_text())
+  return None
+
+
+def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
+  """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir)."""
   iterator = exp.train_iterator()
   restored = exp.restore_latest()
   if restored is None:
     exp.files.truncate_metrics(-1)
-    exp.files.write_config(config_dict)
+    exp.files.write_config(config_to_dict(exp.config))
     return exp.init_state(), iterator
   state, data_state = restored
   iterator.set_state(data_state)
@@ -294,6 +319,10 @@ def _train_locked(config, workdir: pathlib.Path) -> dict[str, Any]:
   tc = config.train
   bar = None
   try:
+    check_workdir(exp)
+    finished = finished_summary(exp)
+    if finished is not None:
+      return finished  # a rerun of a finished run changes nothing (no second final eval or row)
     state, iterator = prepare_workdir(exp)
     step = int(state.step)
     kill_at = int(os.environ.get(KILL_AT_STEP_ENV, "-1"))
@@ -325,7 +354,7 @@ def _train_locked(config, workdir: pathlib.Path) -> dict[str, Any]:
         exp.write_samples(state, step)
       if step % tc.checkpoint_every == 0 or is_last:
         exp.check_savable(state)
-        exp.checkpointer.save(step, state, iterator.get_state())
+        exp.checkpointer.save(step, state, {**iterator.get_state(), "topology": topology()})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})

@@ -13,6 +13,8 @@ import json
 import math
 import os
 import pathlib
+import struct
+import time
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,44 @@ def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def read_event_records(path: pathlib.Path) -> list[bytes]:
+  """The complete TFRecord records of a TensorBoard event file, each as its raw bytes (length, length CRC,
+  payload, payload CRC); a record cut short by a kill is left out."""
+  data = path.read_bytes()
+  records, pos = [], 0
+  while pos + 12 <= len(data):
+    (length,) = struct.unpack("<Q", data[pos:pos + 8])
+    end = pos + 12 + length + 4
+    if end > len(data):
+      break
+    records.append(data[pos:end])
+    pos = end
+  return records
+
+
+def event_of(record: bytes):
+  """The `Event` proto in a raw record from read_event_records."""
+  from tensorboardX.proto import event_pb2
+
+  return event_pb2.Event.FromString(record[12:-4])
+
+
+def _truncate_events(path: pathlib.Path, last_step: int) -> None:
+  """Rewrites an event file without the summaries of steps after `last_step` (records kept byte for
+  byte, CRCs included); removes it when no summary is left."""
+  records = read_event_records(path)
+  events = [event_of(r) for r in records]
+  kept = [r for r, e in zip(records, events) if not (e.HasField("summary") and e.step > last_step)]
+  if len(kept) == len(records) and sum(len(r) for r in records) == path.stat().st_size:
+    return
+  if not any(e.HasField("summary") and e.step <= last_step for e in events):
+    path.unlink()
+    return
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_bytes(b"".join(kept))
+  os.replace(tmp, path)
+
+
 class RunFiles:
   """Writer for a run's workdir (a no-op on processes other than 0)."""
 
@@ -70,9 +110,13 @@ class RunFiles:
   # metrics -----------------------------------------------------------------------------------------
   def _tensorboard(self):
     if self._tb is None:
-      from tensorboardX import SummaryWriter
+      from tensorboardX.event_file_writer import EventsWriter
 
-      self._tb = SummaryWriter(logdir=str(self.workdir / "tensorboard"))
+      directory = self.workdir / "tensorboard"
+      directory.mkdir(parents=True, exist_ok=True)
+      # Synchronous, without SummaryWriter's queue and thread: a logged step is in the file when log()
+      # returns, so a killed run's events end where its metrics.jsonl does (and truncate alike).
+      self._tb = EventsWriter(str(directory / "events"), f".{os.getpid()}")
     return self._tb
 
   def log(self, step: int, split: str, values: dict[str, Any]) -> None:
@@ -81,15 +125,26 @@ class RunFiles:
     record = {"step": step, "split": split, **values}
     with self.metrics_path.open("a") as f:
       f.write(to_json(record) + "\n")
-    tb = self._tensorboard()
-    for name, value in values.items():
-      if isinstance(value, (int, float)) and not isinstance(value, bool):
-        tb.add_scalar(f"{split}/{name}", value, step)
-    tb.flush()
+    scalars = [(f"{split}/{name}", float(value)) for name, value in values.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    if scalars:
+      from tensorboardX.proto import event_pb2, summary_pb2
+
+      summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)
+                                           for tag, value in scalars])
+      tb = self._tensorboard()
+      tb.write_event(event_pb2.Event(summary=summary, step=step, wall_time=time.time()))
+      tb.flush()
 
   def truncate_metrics(self, last_step: int) -> None:
-    """Drops metric records after `last_step` (written by a run that died before its next checkpoint)."""
-    if not self.is_main or not self.metrics_path.exists():
+    """Drops metric records after `last_step` (written by a run that died before its next checkpoint),
+    from metrics.jsonl and from the TensorBoard event files, so that the resumed run's records of those
+    steps do not appear twice."""
+    if not self.is_main:
+      return
+    for path in sorted((self.workdir / "tensorboard").glob("events.out.tfevents.*")):
+      _truncate_events(path, last_step)
+    if not self.metrics_path.exists():
       return
     kept = []
     for line in self.metrics_path.read_text().splitlines():
