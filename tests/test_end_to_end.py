@@ -110,17 +110,43 @@ def test_changed_config_in_an_existing_workdir_is_refused(uninterrupted, tmp_pat
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
-def test_corrupt_checkpoint_is_one_line_and_kept(uninterrupted, tmp_path):
-  workdir = tmp_path / "corrupt"
-  shutil.copytree(uninterrupted, workdir)
-  for f in (workdir / "checkpoints" / "40" / "state").rglob("*"):
+def _corrupt(workdir, step: int) -> None:
+  for f in (workdir / "checkpoints" / str(step) / "state").rglob("*"):
     if f.is_file() and f.parent.name == "d":
       f.write_bytes(b"garbage")
+
+
+def test_corrupt_latest_checkpoint_falls_back_and_is_kept(uninterrupted, tmp_path):
+  workdir = tmp_path / "corrupt"
+  shutil.copytree(uninterrupted, workdir)
+  _corrupt(workdir, 40)
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval")
+  warnings = [line for line in proc.stderr.splitlines() if "cannot be restored" in line]
+  assert len(warnings) == 1 and "checkpoint 40 cannot be restored" in warnings[0], proc.stderr
+  assert "skipped for step 30, the newest that restores" in warnings[0]
+  assert json.loads((workdir / "eval_step_0000030.json").read_text())["step"] == 30
+  assert (workdir / "checkpoints" / "40").exists()
+  # When no checkpoint restores, the newest one's error is one line, and every checkpoint stays.
+  _corrupt(workdir, 30)
+  _corrupt(workdir, 20)
   proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", check=False)
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: checkpoint") and "cannot be restored" in last
-  assert (workdir / "checkpoints" / "40").exists()
+  assert last.startswith(f"error: checkpoint {workdir / 'checkpoints' / '40'} cannot be restored")
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "30", "40"]
+
+
+def test_training_resumes_from_the_newest_checkpoint_that_restores(uninterrupted, tmp_path):
+  workdir = tmp_path / "corrupt_unfinished"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "summary.json").unlink()  # as if killed while writing its final files
+  _corrupt(workdir, 40)
+  proc = run_main(TINY, f"--workdir={workdir}")
+  assert "checkpoint 40 cannot be restored" in proc.stderr and "skipped for step 30" in proc.stderr
+  assert (workdir / "checkpoints_unreadable" / "40" / "state").is_dir()  # kept, out of the way
+  assert json.loads((workdir / "summary.json").read_text()) == json.loads(
+      (uninterrupted / "summary.json").read_text())
+  assert _metrics(workdir) == _metrics(uninterrupted)
 
 
 def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):

@@ -13,8 +13,16 @@ from typing import Any, Iterator
 import orbax.checkpoint as ocp
 
 
+UNREADABLE_DIR = "checkpoints_unreadable"
+
+
 class CheckpointError(RuntimeError):
-  pass
+  """A checkpoint that cannot be written or restored; `reason` is the underlying error, shortened."""
+
+  def __init__(self, message: str, step: int | None = None, reason: str = ""):
+    super().__init__(message)
+    self.step = step
+    self.reason = reason
 
 
 @contextlib.contextmanager
@@ -71,9 +79,24 @@ class Checkpointer:
       reason = message.splitlines()[0][:200] if message else type(error).__name__
       raise CheckpointError(
           f"checkpoint {self.directory / str(step)} cannot be restored ({reason}); it is damaged or "
-          f"from a different model: move it away to resume from an earlier one, or use a new --workdir")
+          f"from a different model: use a new --workdir", step=step, reason=reason)
     sys.stderr.write(captured[0].decode(errors="replace"))  # a successful restore's warnings, if any
     return restored["state"], dict(restored["data"])
+
+  def set_aside(self, step: int) -> pathlib.Path:
+    """Moves checkpoint `step` to UNREADABLE_DIR beside the checkpoints (kept for inspection, not deleted),
+    so that the resumed run can save that step again; returns where it went."""
+    target_dir = self.directory.parent / UNREADABLE_DIR
+    target_dir.mkdir(exist_ok=True)
+    target, n = target_dir / str(step), 1
+    while target.exists():
+      target, n = target_dir / f"{step}.{n}", n + 1
+    os.replace(self.directory / str(step), target)
+    return target
+
+  def reload(self) -> None:
+    """Rereads the list of steps from disk (after another process moved one)."""
+    self._manager.reload()
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

@@ -27,7 +27,7 @@ from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation import pictures
 from gm_jax.train import sharding
 from gm_jax.train import step as step_lib
-from gm_jax.train.checkpoint import Checkpointer
+from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
 from gm_jax.train.state import TrainState
 
@@ -50,6 +50,13 @@ def topology() -> dict[str, int]:
 
 def _describe(t: dict[str, int]) -> str:
   return f"{t['devices']} device(s) in {t['processes']} process(es)"
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
 
 
 def config_to_dict(config) -> dict[str, Any]:
@@ -107,12 +114,37 @@ class Experiment:
   def init_state(self) -> TrainState:
     return self.init_fn(*self._init_args())
 
-  def restore_latest(self) -> tuple[TrainState, dict] | None:
-    step = self.checkpointer.latest_step()
-    if step is None:
+  def restore_latest(self, set_aside_unreadable: bool = False) -> tuple[TrainState, dict] | None:
+    """The newest checkpoint that restores, or None when there is none.
+
+    A newer checkpoint that cannot be restored (damaged) is skipped with one log line; with
+    `set_aside_unreadable` (training) it is moved to checkpoints_unreadable/, never deleted, so that its
+    step can be saved again. When no checkpoint restores, the newest one's error is raised.
+    """
+    steps = sorted(self.checkpointer.all_steps(), reverse=True)
+    if not steps:
       return None
     abstract = jax.eval_shape(self.init_fn, *self._init_args())
-    state, data_state = self.checkpointer.restore(step, abstract)
+    skipped: list[CheckpointError] = []
+    for step in steps:
+      try:
+        state, data_state = self.checkpointer.restore(step, abstract)
+      except CheckpointError as e:
+        skipped.append(e)
+        continue
+      break
+    else:
+      raise skipped[0]
+    for e in skipped:
+      kept = f"; it is kept in {self.workdir / UNREADABLE_DIR}" if set_aside_unreadable else ""
+      logging.warning("checkpoint %d cannot be restored (%s); skipped for step %d, the newest that "
+                      "restores%s", e.step, e.reason, step, kept)
+    if skipped and set_aside_unreadable:
+      if jax.process_index() == 0:
+        for e in skipped:
+          self.checkpointer.set_aside(e.step)
+      _sync_processes("unreadable checkpoints set aside")
+      self.checkpointer.reload()
     written_on = data_state.pop("topology", None)
     if written_on is not None and written_on != topology():
       logging.warning("checkpoint %d was written on %s; now on %s: the run continues, and its numbers may "
@@ -266,7 +298,7 @@ def finished_summary(exp: Experiment) -> dict[str, Any] | None:
 def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
   """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir)."""
   iterator = exp.train_iterator()
-  restored = exp.restore_latest()
+  restored = exp.restore_latest(set_aside_unreadable=True)
   if restored is None:
     exp.files.truncate_metrics(-1)
     exp.files.write_config(config_to_dict(exp.config))
