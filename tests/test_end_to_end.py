@@ -71,7 +71,8 @@ def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
   shutil.copytree(uninterrupted, workdir)
   before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
   proc = run_main(TINY, f"--workdir={workdir}")
-  assert json.loads(proc.stdout[proc.stdout.index("{"):]) == json.loads((workdir / "summary.json").read_text())
+  printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+  assert printed == json.loads((workdir / "summary.json").read_text())
   # No second final evaluation row in metrics.jsonl, no new TensorBoard file, no file touched.
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
@@ -364,3 +365,27 @@ def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupte
   workdir = tmp_path / "eight"
   run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert_runs_close(workdir, uninterrupted)
+
+
+def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterrupted, tmp_path):
+  import subprocess
+
+  # A real full disk rather than a monkeypatched writer, since the noise came from orbax's and tensorstore's
+  # background threads: a 120 KB tmpfs (mounting needs root; skipped elsewhere) fills up at checkpoint 20.
+  disk = tmp_path / "disk"
+  if not _mount_tmpfs(disk, "size=120k"):
+    pytest.skip("mounting a tmpfs needs root")
+  try:
+    no_bar = "--config.train.progress_bar=False"  # the bar would write to stderr too
+    proc = run_main(TINY, f"--workdir={disk / 'run'}", no_bar, check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert "No space left on device" in lines[0] and "rerun the same command to resume" in lines[0]
+    subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
+    run_main(TINY, f"--workdir={disk / 'run'}", no_bar)
+    assert json.loads((disk / "run" / "summary.json").read_text()) == json.loads(
+        (uninterrupted / "summary.json").read_text())
+    assert _metrics(disk / "run") == _metrics(uninterrupted)
+  finally:
+    _umount(disk)
