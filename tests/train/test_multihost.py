@@ -50,3 +50,19 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   assert names(two) == names(one)
   assert names(two / "samples") == names(one / "samples")
   assert len(list((two / "tensorboard").iterdir())) == 1
+
+
+def test_bad_distributed_flags_are_one_line(tmp_path):
+  # Without cluster variables in the environment, --distributed=auto has nothing to detect.
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("SLURM_", "OMPI_", "PMI_", "TPU_", "MEGASCALE_", "CLOUD_TPU"))}
+  env["JAX_PLATFORMS"] = "cpu"
+  cases = {("--distributed=auto",): "error: jax.distributed.initialize failed: ",
+           ("--num_processes=2", "--process_id=0"): "error: missing --coordinator_address: a multi-process run "}
+  for flags, start in cases.items():
+    proc = subprocess.run([sys.executable, str(MAIN), TINY, f"--workdir={tmp_path / 'w'}", *flags],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(start), proc.stderr[-3000:]
+  assert not (tmp_path / "w").exists()
