@@ -113,14 +113,15 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
-  def _write_error(self, error: BaseException, step: int) -> CheckpointError:
+  def _write_error(self, error: BaseException, step: int | None) -> CheckpointError:
     self._failed = True
-    intact = [int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and int(p.name) < step]
+    bound = step if step is not None else float("inf")
+    intact = [int(p.name) for p in self.directory.iterdir() if p.name.isdigit() and int(p.name) < bound]
     kept = f"checkpoints up to step {max(intact)} are intact" if intact else "no earlier checkpoint"
     reason = short_reason(error)
-    return CheckpointError(f"checkpoint {self.directory / str(step)} could not be written ({reason}); the "
-                           f"run stopped and {kept}: fix that and rerun the same command to resume",
-                           step=step, reason=reason)
+    what = f"checkpoint {self.directory / str(step)}" if step is not None else "a checkpoint"
+    return CheckpointError(f"{what} could not be written ({reason}); the run stopped and {kept}: fix that "
+                           f"and rerun the same command to resume", step=step, reason=reason)
 
   def save(self, step: int, state: Any, data_state: dict[str, Any]) -> None:
     """Starts saving `step`; raises CheckpointError if this or the previous (async) save failed."""
@@ -172,7 +173,7 @@ class Checkpointer:
     try:
       self._manager.wait_until_finished()
     except Exception as e:
-      raise self._write_error(e, self._pending if self._pending is not None else -1) from None
+      raise self._write_error(e, self._pending) from None
     self._pending = None
 
   def close(self) -> None:
