@@ -1,0 +1,152 @@
+"""Mixed precision: matmuls and convolutions in a compute dtype (bfloat16) accumulated in float32.
+
+`train.compute_dtype` reaches the models as a `dtype` field. Parameters stay float32 (the optimizer
+state and EMA with them); only the inputs of matmuls and convolutions are cast, and their results come
+out float32 (`preferred_element_type`), so normalization, softmax, logits and likelihoods stay float32.
+On XLA:CPU a bfloat16 x bfloat16 -> float32 dot runs on the bfloat16 units, whereas a bfloat16 result
+or a mixed float32 x bfloat16 dot is upcast to a float32 one: `dot` therefore has its own gradient, whose
+two matmuls also take bfloat16 operands (the incoming gradient is rounded to bfloat16, as in any
+bfloat16 training) and return float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> Any:
+  """The jnp dtype of a `train.compute_dtype` name."""
+  if name not in DTYPES:
+    raise ValueError(f"train.compute_dtype must be one of {sorted(DTYPES)}, got {name!r}")
+  return DTYPES[name]
+
+
+def is_mixed(dtype: Any) -> bool:
+  return jnp.dtype(dtype) != jnp.dtype(jnp.float32)
+
+
+def _einsum_specs(lhs_ndim: int, rhs_ndim: int, dimension_numbers) -> tuple[str, str, str]:
+  """Einsum subscripts (lhs, rhs, out) of a dot_general: out = batch, lhs kept, rhs kept."""
+  (lc, rc), (lb, rb) = dimension_numbers
+  letters = iter(string.ascii_letters)
+  lhs = [next(letters) for _ in range(lhs_ndim)]
+  rhs = [""] * rhs_ndim
+  for i, j in zip(lc, rc):
+    rhs[j] = lhs[i]
+  for i, j in zip(lb, rb):
+    rhs[j] = lhs[i]
+  rhs = [s or next(letters) for s in rhs]
+  out = [lhs[i] for i in lb] + [lhs[i] for i in range(lhs_ndim) if i not in lc and i not in lb]
+  out += [rhs[j] for j in range(rhs_ndim) if j not in rc and j not in rb]
+  return "".join(lhs), "".join(rhs), "".join(out)
+
+
+def _transpose(x: jax.Array, perm: list[int]) -> jax.Array:
+  if perm == sorted(perm):
+    return x
+  return lax.optimization_barrier(jnp.transpose(x, perm))
+
+
+def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str) -> jax.Array:
+  """einsum(x_spec, y_spec -> out_spec) as one (batch, M, K) x (batch, K, N) -> float32 matmul.
+
+  XLA:CPU's generic dot kernel lacks the bfloat16 -> float32 case, and XLA folds operand transposes into
+  the dot, which can send it there: transposed operands and results are materialized behind an
+  optimization barrier, which keeps every low-precision dot a plain row-major one."""
+  batch = [a for a in x_spec if a in y_spec and a in out_spec]
+  contract = [a for a in x_spec if a in y_spec and a not in out_spec]
+  x_free = [a for a in x_spec if a not in y_spec]
+  y_free = [a for a in y_spec if a not in x_spec]
+  size = dict(zip(x_spec, x.shape)) | dict(zip(y_spec, y.shape))
+  prod = lambda letters: int(np.prod([size[a] for a in letters], dtype=np.int64))
+  xt = _transpose(x, [x_spec.index(a) for a in batch + x_free + contract])
+  yt = _transpose(y, [y_spec.index(a) for a in batch + contract + y_free])
+  if batch:
+    z = lax.dot_general(xt.reshape(prod(batch), prod(x_free), prod(contract)),
+                        yt.reshape(prod(batch), prod(contract), prod(y_free)),
+                        (((2,), (1,)), ((0,), (0,))), preferred_element_type=jnp.float32)
+  else:
+    z = lax.dot_general(xt.reshape(prod(x_free), prod(contract)), yt.reshape(prod(contract), prod(y_free)),
+                        (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  order = batch + x_free + y_free
+  perm = [order.index(a) for a in out_spec]
+  if perm != sorted(perm):
+    z = lax.optimization_barrier(z)
+  return jnp.transpose(z.reshape([size[a] for a in order]), perm)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _low_dot(lhs, rhs, dimension_numbers):
+  ls, rs, os_ = _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers)
+  return _canonical_dot(lhs, rhs, ls, rs, os_)
+
+
+def _low_dot_fwd(lhs, rhs, dimension_numbers):
+  return _low_dot(lhs, rhs, dimension_numbers), (lhs, rhs)
+
+
+def _low_dot_bwd(dimension_numbers, residuals, g):
+  lhs, rhs = residuals
+  ls, rs, os_ = _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers)
+  g = g.astype(lhs.dtype)
+  d_lhs = _canonical_dot(g, rhs, os_, rs, ls)
+  d_rhs = _canonical_dot(lhs, g, ls, os_, rs)
+  return d_lhs.astype(lhs.dtype), d_rhs.astype(rhs.dtype)
+
+
+_low_dot.defvjp(_low_dot_fwd, _low_dot_bwd)
+
+
+def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kwargs):
+  """lax.dot_general that, given low-precision operands, multiplies them with a float32 result and a
+  low-precision backward pass; float32 operands take the plain path. Usable as Flax's `dot_general`."""
+  del preferred_element_type, kwargs
+  if lhs.dtype == rhs.dtype and is_mixed(lhs.dtype):
+    return _low_dot(lhs, rhs, dimension_numbers)
+  return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision)
+
+
+def einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+  """Two-operand einsum computed in `dtype` with a float32 result (see `dot_general`)."""
+  if not is_mixed(dtype):
+    return jnp.einsum(spec, a, b)
+  return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), _dot_general=dot_general)
+
+
+def matmul(a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+  """a @ b over the last axis of a and the first of b, in `dtype` with a float32 result."""
+  if not is_mixed(dtype):
+    return a @ b
+  return dot_general(a.astype(dtype), b.astype(dtype), (((a.ndim - 1,), (0,)), ((), ())))
+
+
+def conv_general_dilated(lhs, rhs, *args, preferred_element_type=None, **kwargs):
+  """lax.conv_general_dilated with a float32 result for low-precision operands (Flax's hook)."""
+  del preferred_element_type
+  if lhs.dtype == rhs.dtype and is_mixed(lhs.dtype):
+    return lax.conv_general_dilated(lhs, rhs, *args, preferred_element_type=jnp.float32, **kwargs)
+  return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
+
+
+def Dense(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Dense:  # noqa: N802 (a layer factory)
+  """nn.Dense computing in `dtype` with float32 parameters and a float32 result."""
+  if not is_mixed(dtype):
+    return nn.Dense(*args, **kwargs)
+  return nn.Dense(*args, dtype=dtype, dot_general=dot_general, **kwargs)
+
+
+def Conv(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Conv:  # noqa: N802 (a layer factory)
+  """nn.Conv computing in `dtype` with float32 parameters and a float32 result."""
+  if not is_mixed(dtype):
+    return nn.Conv(*args, **kwargs)
+  return nn.Conv(*args, dtype=dtype, conv_general_dilated=conv_general_dilated, **kwargs)
