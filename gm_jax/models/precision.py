@@ -51,26 +51,34 @@ def _einsum_specs(lhs_ndim: int, rhs_ndim: int, dimension_numbers) -> tuple[str,
   return "".join(lhs), "".join(rhs), "".join(out)
 
 
-def _transpose(x: jax.Array, perm: list[int]) -> jax.Array:
+def _materialize(x: jax.Array) -> jax.Array:
+  """x in a row-major buffer of its own: XLA may neither fold a transpose that made it into its consumer
+  nor give it another layout (a flat array has only one)."""
+  return lax.optimization_barrier(x.reshape(-1)).reshape(x.shape)
+
+
+def _transpose_cast(x: jax.Array, perm: list[int], dtype: Any) -> jax.Array:
   if perm == sorted(perm):
-    return x
-  return lax.optimization_barrier(jnp.transpose(x, perm))
+    return x.astype(dtype)
+  return _materialize(jnp.transpose(x, perm).astype(dtype))
 
 
-def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str) -> jax.Array:
-  """einsum(x_spec, y_spec -> out_spec) as one (batch, M, K) x (batch, K, N) -> float32 matmul.
+def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str, dtype: Any) -> jax.Array:
+  """einsum(x_spec, y_spec -> out_spec) as one (batch, M, K) x (batch, K, N) matmul of `dtype` operands
+  with a float32 result.
 
-  XLA:CPU's generic dot kernel lacks the bfloat16 -> float32 case, and XLA folds operand transposes into
-  the dot, which can send it there: transposed operands and results are materialized behind an
-  optimization barrier, which keeps every low-precision dot a plain row-major one."""
+  XLA:CPU runs a bfloat16 dot on its bfloat16 units only with plain row-major operands and result:
+  it folds a transpose of an operand or of the result into the dot, and then either upcasts the dot to
+  float32 or sends it to a generic kernel that lacks the bfloat16 -> float32 case. Transposed operands
+  and results are therefore materialized (`_materialize`)."""
   batch = [a for a in x_spec if a in y_spec and a in out_spec]
   contract = [a for a in x_spec if a in y_spec and a not in out_spec]
   x_free = [a for a in x_spec if a not in y_spec]
   y_free = [a for a in y_spec if a not in x_spec]
   size = dict(zip(x_spec, x.shape)) | dict(zip(y_spec, y.shape))
   prod = lambda letters: int(np.prod([size[a] for a in letters], dtype=np.int64))
-  xt = _transpose(x, [x_spec.index(a) for a in batch + x_free + contract])
-  yt = _transpose(y, [y_spec.index(a) for a in batch + contract + y_free])
+  xt = _transpose_cast(x, [x_spec.index(a) for a in batch + x_free + contract], dtype)
+  yt = _transpose_cast(y, [y_spec.index(a) for a in batch + contract + y_free], dtype)
   if batch:
     z = lax.dot_general(xt.reshape(prod(batch), prod(x_free), prod(contract)),
                         yt.reshape(prod(batch), prod(contract), prod(y_free)),
@@ -81,53 +89,61 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
   order = batch + x_free + y_free
   perm = [order.index(a) for a in out_spec]
   if perm != sorted(perm):
-    z = lax.optimization_barrier(z)
+    z = _materialize(z)
   return jnp.transpose(z.reshape([size[a] for a in order]), perm)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _low_dot(lhs, rhs, dimension_numbers):
-  ls, rs, os_ = _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers)
-  return _canonical_dot(lhs, rhs, ls, rs, os_)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _mixed_einsum(x, y, specs: tuple[str, str, str], dtype):
+  return _canonical_dot(x, y, *specs, dtype)
 
 
-def _low_dot_fwd(lhs, rhs, dimension_numbers):
-  return _low_dot(lhs, rhs, dimension_numbers), (lhs, rhs)
+def _mixed_einsum_fwd(x, y, specs, dtype):
+  return _mixed_einsum(x, y, specs, dtype), (x, y)  # float32 residuals: transposed before the cast
 
 
-def _low_dot_bwd(dimension_numbers, residuals, g):
-  lhs, rhs = residuals
-  ls, rs, os_ = _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers)
-  g = g.astype(lhs.dtype)
-  d_lhs = _canonical_dot(g, rhs, os_, rs, ls)
-  d_rhs = _canonical_dot(lhs, g, ls, os_, rs)
-  return d_lhs.astype(lhs.dtype), d_rhs.astype(rhs.dtype)
+def _mixed_einsum_bwd(specs, dtype, residuals, g):
+  x, y = residuals
+  xs, ys, out = specs
+  return (_canonical_dot(g, y, out, ys, xs, dtype).astype(x.dtype),
+          _canonical_dot(x, g, xs, out, ys, dtype).astype(y.dtype))
 
 
-_low_dot.defvjp(_low_dot_fwd, _low_dot_bwd)
+_mixed_einsum.defvjp(_mixed_einsum_fwd, _mixed_einsum_bwd)
 
 
-def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kwargs):
-  """lax.dot_general that, given low-precision operands, multiplies them with a float32 result and a
-  low-precision backward pass; float32 operands take the plain path. Usable as Flax's `dot_general`."""
-  del preferred_element_type, kwargs
-  if lhs.dtype == rhs.dtype and is_mixed(lhs.dtype):
-    return _low_dot(lhs, rhs, dimension_numbers)
-  return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision)
+def _mixed_dot(lhs, rhs, dimension_numbers, dtype):
+  return _mixed_einsum(lhs, rhs, _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers), dtype)
+
+
+def mixed_dot_general(dtype: Any):
+  """A lax.dot_general (Flax's `dot_general` hook) multiplying in `dtype` with a float32 result and a
+  backward pass whose matmuls are in `dtype` too (the incoming gradient rounded to it, as in any
+  bfloat16 training); float32 is the plain dot."""
+
+  def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kwargs):
+    del preferred_element_type, kwargs
+    if not is_mixed(dtype):
+      return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision)
+    return _mixed_dot(lhs, rhs, dimension_numbers, dtype)
+
+  return dot_general
 
 
 def einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
   """Two-operand einsum computed in `dtype` with a float32 result (see `dot_general`)."""
   if not is_mixed(dtype):
     return jnp.einsum(spec, a, b)
-  return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), _dot_general=dot_general)
+  ls, rest = spec.split(",")
+  rs, os_ = rest.split("->")
+  return _mixed_einsum(a, b, (ls, rs, os_), dtype)
 
 
 def matmul(a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
   """a @ b over the last axis of a and the first of b, in `dtype` with a float32 result."""
   if not is_mixed(dtype):
     return a @ b
-  return dot_general(a.astype(dtype), b.astype(dtype), (((a.ndim - 1,), (0,)), ((), ())))
+  return _mixed_dot(a, b, (((a.ndim - 1,), (0,)), ((), ())), dtype)
 
 
 def conv_general_dilated(lhs, rhs, *args, preferred_element_type=None, **kwargs):
@@ -142,7 +158,7 @@ def Dense(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Dense:  # noqa: N802 
   """nn.Dense computing in `dtype` with float32 parameters and a float32 result."""
   if not is_mixed(dtype):
     return nn.Dense(*args, **kwargs)
-  return nn.Dense(*args, dtype=dtype, dot_general=dot_general, **kwargs)
+  return nn.Dense(*args, dot_general=mixed_dot_general(dtype), **kwargs)
 
 
 def Conv(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Conv:  # noqa: N802 (a layer factory)

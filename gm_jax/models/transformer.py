@@ -151,7 +151,7 @@ class TransformerLM(nn.Module):
       positions = jnp.arange(t)
     embed = nn.Embed(c.vocab_size, c.embed_dim, embedding_init=init_normal, name="embed")
     if c.one_hot_embedding:
-      x = precision.matmul(jax.nn.one_hot(tokens_BT, c.vocab_size, dtype=c.dtype), embed.embedding, c.dtype)
+      x = precision.matmul(jax.nn.one_hot(tokens_BT, c.vocab_size), embed.embedding, c.dtype)
     else:
       x = embed(tokens_BT)
     if c.positions == "learned":
