@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from benchmarks.timing import compiled_flops, emit, matmul_peaks, time_interleaved
+from benchmarks.timing import compiled_flops, emit, matmul_peaks, time_interleaved, use_threads
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
@@ -28,6 +28,7 @@ flags.DEFINE_integer("per_round", 2, "Steps of each framework per round.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "gm_jax's train.compute_dtype.")
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
+flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
 
 IMAGE_SIZE = 64  # the seed's network (the PyTorch reference is built for it)
 
@@ -48,6 +49,7 @@ def dcgan_config(batch_size: int, compute_dtype: str = "float32"):
 
 def main(argv):
   del argv
+  threads = use_threads(flags.FLAGS.threads)
   size, batch = IMAGE_SIZE, flags.FLAGS.batch_size
   config = dcgan_config(batch, flags.FLAGS.compute_dtype)
   images = np.random.default_rng(0).integers(0, 256, size=(4 * batch, size, size, 3), dtype=np.uint8)
@@ -79,7 +81,7 @@ def main(argv):
 
     from benchmarks import torch_reference as ref
 
-    record["threads"] = ref.set_threads()
+    ref.set_threads()
     ref.seed(0)
     g, d = ref.TorchDCGANGenerator(config.model.latent_dim), ref.TorchDCGANDiscriminator()
     if (ref.num_params(g), ref.num_params(d)) != (counts["generator"], counts["discriminator"]):

@@ -22,7 +22,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.timing import (compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
-                               time_interleaved)
+                               time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import split_windows
@@ -32,6 +32,7 @@ from gm_jax.train import sharding, step as step_lib
 config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_cpu.py", "LM config.",
                                 lock_config=True)
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
+flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
 flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.")
 flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.")
 
@@ -46,6 +47,7 @@ def synthetic_dataset(context: int, seed: int = 0) -> Dataset:
 
 def main(argv):
   del argv
+  threads = use_threads(flags.FLAGS.threads)
   config = flags.FLAGS.config
   dataset = synthetic_dataset(config.data.context)
   task = language_model.build(config, dataset)
@@ -69,14 +71,14 @@ def main(argv):
   fns = {"jax": jax_step}
   record = {"benchmark": "lm_step", "config": "shakespeare_char_cpu", "data": "random tokens, vocab 65",
             "compute_dtype": config.train.compute_dtype, "batch_size": batch_size,
-            "context": config.data.context, "num_params": num_params, "compile_s": compile_s,
+            "context": config.data.context, "num_params": num_params, "compile_s": compile_s, "threads": threads,
             "memory_mb": (jax_step_memory_bytes(compiled) or 0) / 2**20}
   if flags.FLAGS.reference == "torch":
     import torch
 
     from benchmarks import torch_reference as ref
 
-    record["threads"] = ref.set_threads()
+    ref.set_threads()
     ref.seed(0)
     model = ref.TorchGPT(language_model.transformer_config(config, dataset))
     if ref.num_params(model) != num_params:

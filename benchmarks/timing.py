@@ -85,3 +85,18 @@ def jax_step_memory_bytes(compiled) -> int | None:
   if m is None:
     return None
   return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def use_threads(n: int) -> int:
+  """Restricts this process to its first n cores (0: all it may use) before JAX starts its CPU backend,
+  so that gm_jax and the PyTorch reference run with the same number of threads; returns that number.
+  On one core XLA:CPU's thread pool is turned off: its second thread would only preempt the first."""
+  import os
+
+  cores = sorted(os.sched_getaffinity(0))
+  if n:
+    cores = cores[:n]
+    os.sched_setaffinity(0, cores)
+  if len(cores) == 1:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+  return len(cores)

@@ -4,9 +4,9 @@
 state and EMA with them); only the inputs of matmuls and convolutions are cast, and their results come
 out float32 (`preferred_element_type`), so normalization, softmax, logits and likelihoods stay float32.
 On XLA:CPU a bfloat16 x bfloat16 -> float32 dot runs on the bfloat16 units, whereas a bfloat16 result
-or a mixed float32 x bfloat16 dot is upcast to a float32 one: `dot` therefore has its own gradient, whose
-two matmuls also take bfloat16 operands (the incoming gradient is rounded to bfloat16, as in any
-bfloat16 training) and return float32.
+or a mixed float32 x bfloat16 dot is upcast to a float32 one, as are the dots of the automatic backward
+pass. `custom_gradient=True` gives a dot its own backward pass in bfloat16 (reverse mode only; the
+Transformer uses it); elsewhere the backward pass stays automatic, so that jax.jvp works.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def _transpose_cast(x: jax.Array, perm: list[int], dtype: Any) -> jax.Array:
   return _materialize(jnp.transpose(x, perm).astype(dtype))
 
 
-def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str, dtype: Any) -> jax.Array:
+def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str,
+                   dtype: Any) -> jax.Array:
   """einsum(x_spec, y_spec -> out_spec) as one (batch, M, K) x (batch, K, N) matmul of `dtype` operands
   with a float32 result.
 
@@ -116,53 +117,64 @@ def _mixed_dot(lhs, rhs, dimension_numbers, dtype):
   return _mixed_einsum(lhs, rhs, _einsum_specs(lhs.ndim, rhs.ndim, dimension_numbers), dtype)
 
 
-def mixed_dot_general(dtype: Any):
-  """A lax.dot_general (Flax's `dot_general` hook) multiplying in `dtype` with a float32 result and a
-  backward pass whose matmuls are in `dtype` too (the incoming gradient rounded to it, as in any
-  bfloat16 training); float32 is the plain dot."""
+def dot_general_fn(dtype: Any, custom_gradient: bool = False):
+  """A lax.dot_general (Flax's `dot_general` hook) multiplying `dtype` operands with a float32 result.
+
+  custom_gradient=True: as one row-major matmul with its own backward pass, whose two matmuls take
+  `dtype` operands too (the incoming gradient rounded to it, as in any bfloat16 training); faster on
+  XLA:CPU even in float32, but reverse mode only (no jax.jvp through it). False: the plain dot, whose
+  automatic backward pass XLA:CPU computes in float32."""
 
   def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, **kwargs):
     del preferred_element_type, kwargs
+    if custom_gradient:
+      return _mixed_dot(lhs, rhs, dimension_numbers, dtype)
     if not is_mixed(dtype):
       return lax.dot_general(lhs, rhs, dimension_numbers, precision=precision)
-    return _mixed_dot(lhs, rhs, dimension_numbers, dtype)
+    return lax.dot_general(lhs.astype(dtype), rhs.astype(dtype), dimension_numbers,
+                           preferred_element_type=jnp.float32)
 
   return dot_general
 
 
-def einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-  """Two-operand einsum computed in `dtype` with a float32 result (see `dot_general`)."""
+def einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = jnp.float32,
+           custom_gradient: bool = False) -> jax.Array:
+  """Two-operand einsum of `dtype` operands with a float32 result (see `dot_general_fn`)."""
+  if custom_gradient:
+    ls, rest = spec.split(",")
+    rs, out = rest.split("->")
+    return _mixed_einsum(a, b, (ls, rs, out), dtype)
   if not is_mixed(dtype):
     return jnp.einsum(spec, a, b)
-  ls, rest = spec.split(",")
-  rs, os_ = rest.split("->")
-  return _mixed_einsum(a, b, (ls, rs, os_), dtype)
+  return jnp.einsum(spec, a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
 
 
-def matmul(a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
-  """a @ b over the last axis of a and the first of b, in `dtype` with a float32 result."""
-  if not is_mixed(dtype):
-    return a @ b
-  return _mixed_dot(a, b, (((a.ndim - 1,), (0,)), ((), ())), dtype)
+def matmul(a: jax.Array, b: jax.Array, dtype: Any = jnp.float32, custom_gradient: bool = False) -> jax.Array:
+  """a @ b over the last axis of a and the first of b (see `dot_general_fn`)."""
+  return dot_general_fn(dtype, custom_gradient)(a, b, (((a.ndim - 1,), (0,)), ((), ())))
 
 
-def conv_general_dilated(lhs, rhs, *args, preferred_element_type=None, **kwargs):
-  """lax.conv_general_dilated with a float32 result for low-precision operands (Flax's hook)."""
+def _conv_f32_result(lhs, rhs, *args, preferred_element_type=None, **kwargs):
   del preferred_element_type
-  if lhs.dtype == rhs.dtype and is_mixed(lhs.dtype):
-    return lax.conv_general_dilated(lhs, rhs, *args, preferred_element_type=jnp.float32, **kwargs)
-  return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
+  return lax.conv_general_dilated(lhs, rhs, *args, preferred_element_type=jnp.float32, **kwargs)
 
 
-def Dense(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Dense:  # noqa: N802 (a layer factory)
-  """nn.Dense computing in `dtype` with float32 parameters and a float32 result."""
+def conv(x: jax.Array, kernel: jax.Array, *args, dtype: Any = jnp.float32, **kwargs) -> jax.Array:
+  """lax.conv_general_dilated of `dtype` operands with a float32 result."""
   if not is_mixed(dtype):
+    return lax.conv_general_dilated(x, kernel, *args, **kwargs)
+  return _conv_f32_result(x.astype(dtype), kernel.astype(dtype), *args, **kwargs)
+
+
+def Dense(*args, dtype: Any = jnp.float32, custom_gradient: bool = False, **kwargs) -> nn.Dense:  # noqa: N802
+  """nn.Dense computing in `dtype` with float32 parameters and a float32 result."""
+  if not is_mixed(dtype) and not custom_gradient:
     return nn.Dense(*args, **kwargs)
-  return nn.Dense(*args, dot_general=mixed_dot_general(dtype), **kwargs)
+  return nn.Dense(*args, dot_general=dot_general_fn(dtype, custom_gradient), **kwargs)
 
 
 def Conv(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Conv:  # noqa: N802 (a layer factory)
   """nn.Conv computing in `dtype` with float32 parameters and a float32 result."""
   if not is_mixed(dtype):
     return nn.Conv(*args, **kwargs)
-  return nn.Conv(*args, dtype=dtype, conv_general_dilated=conv_general_dilated, **kwargs)
+  return nn.Conv(*args, dtype=dtype, conv_general_dilated=_conv_f32_result, **kwargs)

@@ -39,7 +39,8 @@ def make_networks(config, dataset: Dataset):
     if config.objective.loss == "wgan_gp" and norm == "batch":
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
-    return (DCGANGenerator(size, channels, m.features), DCGANDiscriminator(size, m.features, norm))
+    cd = config.train.compute_dtype
+    return (DCGANGenerator(size, channels, m.features, cd), DCGANDiscriminator(size, m.features, norm, cd))
   raise ValueError(f"the gan task models points or images; data {dataset.name!r} is {spec.kind!r}")
 
 
