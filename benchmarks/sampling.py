@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from benchmarks.lm_step import VOCAB
 from benchmarks.timing import emit, time_calls, time_interleaved, use_threads
 from gm_jax.diffusion import processes
 from gm_jax.models.transformer import TransformerLM
@@ -34,6 +33,8 @@ flags.DEFINE_string("lm_config", "experiments/configs/shakespeare_char_cpu.py", 
 flags.DEFINE_string("diffusion_config", "experiments/configs/digits_ddpm.py", "Diffusion config file.")
 flags.DEFINE_integer("num_samples", 64, "Diffusion samples per call.")
 flags.DEFINE_integer("rounds", 5, "Interleaved decoding rounds.")
+
+VOCAB = 65  # Tiny Shakespeare's characters
 
 
 def lm_decoding(threads: int) -> None:
