@@ -41,7 +41,8 @@ def compile_seconds(config) -> float:
   mesh = sharding.make_mesh()
   batch = sharding.put_batch(batch, mesh)
   use_ema = config.train.ema_decay > 0
-  state = jax.eval_shape(lambda key, b: step_lib.make_init(task, mesh, use_ema)(key, b), jax.random.key(0), batch)
+  init = step_lib.make_init(task, mesh, use_ema)
+  state = jax.eval_shape(lambda key, b: init(key, b), jax.random.key(0), batch)
   train_step = step_lib.TrainStep(task, jax.random.key(1), mesh, config.train.ema_decay)
   start = time.perf_counter()
   train_step.jitted.lower(state, batch).compile()

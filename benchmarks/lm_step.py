@@ -71,7 +71,8 @@ def main(argv):
   fns = {"jax": jax_step}
   record = {"benchmark": "lm_step", "config": "shakespeare_char_cpu", "data": "random tokens, vocab 65",
             "compute_dtype": config.train.compute_dtype, "batch_size": batch_size,
-            "context": config.data.context, "num_params": num_params, "compile_s": compile_s, "threads": threads,
+            "context": config.data.context, "num_params": num_params, "compile_s": compile_s,
+            "threads": threads,
             "memory_mb": (jax_step_memory_bytes(compiled) or 0) / 2**20}
   if flags.FLAGS.reference == "torch":
     import torch

@@ -1,7 +1,8 @@
 r"""Sampling throughput where users wait, as JSON lines: the char GPT's key/value-cache decoding beside
 the same decoder in PyTorch, and every diffusion sampler's samples per second and network evaluations.
 
-  python -m benchmarks.sampling [--threads=1] [--batch=12] [--diffusion_config=experiments/configs/digits_ddpm.py]
+  python -m benchmarks.sampling [--threads=1] [--batch=12] \
+      [--diffusion_config=experiments/configs/digits_ddpm.py]
 
 Throughput does not depend on the weights, so both models are freshly initialized (no checkpoint, no
 corpus). Decoding: `gm_jax.sampling.autoregressive.generate` (one compiled scan over positions) from a

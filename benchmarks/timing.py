@@ -98,5 +98,6 @@ def use_threads(n: int) -> int:
     cores = cores[:n]
     os.sched_setaffinity(0, cores)
   if len(cores) == 1:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    existing = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = (existing + " --xla_cpu_multi_thread_eigen=false").strip()
   return len(cores)

@@ -50,7 +50,8 @@ def test_bfloat16_training_tracks_float32_and_keeps_float32_state(name):
   np.testing.assert_allclose(losses16, losses32, rtol=0.02)
   for leaf in jax.tree.leaves(state16.networks):
     assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype  # params, Adam moments, counts
-  assert jax.tree.map(lambda a: a.dtype, state16.networks) == jax.tree.map(lambda a: a.dtype, state32.networks)
+  dtypes = lambda state: jax.tree.map(lambda a: a.dtype, state.networks)
+  assert dtypes(state16) == dtypes(state32)
   # No recompilation after the first step: one trace, one compiled executable.
   assert steps16.num_traces == 1 and steps16.jitted._cache_size() == 1
   if name == "toy2d_ddpm":
