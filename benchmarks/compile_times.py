@@ -3,7 +3,7 @@ r"""Compile time of the train step of every experiment config, full size and `:t
   python -m benchmarks.compile_times [--only=shakespeare,dcgan] [--sizes=tiny,full] [--threads=0]
 
 Compiles only (nothing is trained or initialized: the state is abstract); TFDS data sets are replaced
-by tfds.testing.mock_data, which gives the real shapes. One line per (config, size) with `compile_s`
+by tfds.testing.mock_data, which gives the real shapes, and text corpora by random characters. One line per (config, size) with `compile_s`
 (lowering plus XLA compilation of the step) or the error that prevented it, then a summary line with
 the slowest configs.
 """
@@ -14,11 +14,14 @@ import pathlib
 import time
 
 import jax
+import numpy as np
 from absl import app, flags
 
 from benchmarks.timing import emit, use_threads
 from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.text import split_windows
 from gm_jax.train import sharding, step as step_lib
 from gm_jax.train.defaults import load_config_file
 
@@ -34,7 +37,12 @@ def compile_seconds(config) -> float:
   import tensorflow_datasets as tfds
 
   with tfds.testing.mock_data(num_examples=max(2 * config.data.batch_size, 64)):
-    dataset = data_lib.load_dataset(config.data)
+    if config.data.name == "text":  # a mock corpus is too short: random characters of the same shape
+      tokens = np.random.default_rng(0).integers(0, 65, size=100_000, dtype=np.int32)
+      train, test = split_windows(tokens, config.data.context)
+      dataset = Dataset("random_chars", train, test, DataSpec("tokens", (config.data.context + 1,), 65))
+    else:
+      dataset = data_lib.load_dataset(config.data)
     task = tasks.build_task(config, dataset)
     batch_size = config.data.batch_size * task.examples_per_step_factor
     batch = next(data_lib.TrainIterator(dataset.train, batch_size, config.data.seed))
