@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.models import bijectors as bj
+from gm_jax.models import precision
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -38,6 +39,13 @@ class FlowConfig:
   preprocess: str = "none"  # none | logit | shift
   logit_alpha: float = 0.05
   conditioner: str = "conv"  # images: conv (ResNet) or glow (Glow's 3x3-1x1-3x3 network)
+  # Of the conditioner networks only (gm_jax.models.precision): couplings, log-determinants, 1x1
+  # convolutions, actnorm and the base density stay float32.
+  compute_dtype: str = "float32"
+
+  @property
+  def dtype(self):
+    return precision.compute_dtype(self.compute_dtype)
 
   @property
   def is_image(self) -> bool:
@@ -56,7 +64,8 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
   kind = cfg.conditioner if len(shape) == 3 else "mlp"
-  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2),
+  outputs = 1 if additive else 2
+  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype),
                       additive=additive) for i in range(count)]
 
 
@@ -70,7 +79,7 @@ def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
   layers = []
   for i in range(n):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=i),
-               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2, cfg.dtype))]
   return layers
 
 
@@ -94,7 +103,8 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   layers = [bj.Squeeze()]
   for i in range(cfg.steps_per_level):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=100 * level + i),
-               bj.Coupling(bj.channel_mask(squeezed, 0), bj.make_conditioner(cfg.conditioner, cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(squeezed, 0),
+                           bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype))]
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_glow_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
   layers += [bj.Squeeze(undo=True)]

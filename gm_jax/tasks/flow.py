@@ -28,7 +28,7 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
                     preprocess=m.preprocess, logit_alpha=m.get("logit_alpha", 0.05),
-                    conditioner=m.get("conditioner", "conv"))
+                    conditioner=m.get("conditioner", "conv"), compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:

@@ -23,7 +23,8 @@ def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
-                        kernel=m.kernel, head_features=m.head_features, dropout=m.dropout)
+                        kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
+                        compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:

@@ -50,7 +50,8 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
   m = config.model
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
-                   activation=m.activation, conv_channels=tuple(m.get("conv_channels", ())))
+                   activation=m.activation, conv_channels=tuple(m.get("conv_channels", ())),
+                   compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:
