@@ -9,6 +9,7 @@ Architectures built from config (`FlowConfig`):
             couplings, factor out half, recurse; last level: checkerboard couplings only
   glow      per level: squeeze, then K steps of ActNorm -> invertible 1x1 conv (LU) -> affine channel
             coupling, factor out half (vectors: the same steps without squeezing)
+  nsf, maf, iaf  spline couplings and autoregressive flows (gm_jax.models.flow_architectures)
 Images are first mapped from [0, 1) by the preprocessing bijector (logit for RealNVP/NICE, x - 0.5 for
 Glow), so its Jacobian is part of log p.
 """
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.models import bijectors as bj
+from gm_jax.models import flow_architectures
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -38,6 +40,9 @@ class FlowConfig:
   preprocess: str = "none"  # none | logit | shift
   logit_alpha: float = 0.05
   conditioner: str = "conv"  # images: conv (ResNet) or glow (Glow's 3x3-1x1-3x3 network)
+  transform: str = "affine"  # maf / iaf: affine | spline
+  num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
+  tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
 
   @property
   def is_image(self) -> bool:
@@ -102,6 +107,8 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
 
 
 def build_bijector(cfg: FlowConfig) -> bj.Chain:
+  if cfg.architecture in flow_architectures.ARCHITECTURES:
+    return bj.Chain(_preprocess(cfg) + flow_architectures.build_layers(cfg))
   if cfg.architecture not in ("nice", "realnvp", "glow"):
     raise ValueError(f"unknown model.architecture {cfg.architecture!r}; use nice, realnvp or glow")
   if not cfg.is_image:
