@@ -59,6 +59,7 @@ def build_layers(cfg) -> list[nn.Module]:
     for i in range(n):
       layers += [bj.ActNorm(),
                  made.MaskedAutoregressive(cfg.hidden, kind=cfg.architecture, transform=cfg.transform,
-                                           reverse=i % 2 == 1, num_bins=cfg.num_bins, bound=cfg.tail_bound)]
+                                           reverse=i % 2 == 1, num_bins=cfg.num_bins, bound=cfg.tail_bound,
+                                           scale_init=cfg.coupling_scale_init)]
     return layers
   raise ValueError(f"unknown flow architecture {cfg.architecture!r}; use one of {ARCHITECTURES}")

@@ -43,6 +43,7 @@ class FlowConfig:
   transform: str = "affine"  # maf / iaf: affine | spline
   num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
   tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
+  coupling_scale_init: float = 1.0  # affine couplings: the initial bound on each layer's log-scale
 
   @property
   def is_image(self) -> bool:
@@ -62,7 +63,7 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
   kind = cfg.conditioner if len(shape) == 3 else "mlp"
   return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2),
-                      additive=additive) for i in range(count)]
+                      additive=additive, scale_init=cfg.coupling_scale_init) for i in range(count)]
 
 
 def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
@@ -75,7 +76,8 @@ def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
   layers = []
   for i in range(n):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=i),
-               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2),
+                           scale_init=cfg.coupling_scale_init)]
   return layers
 
 
@@ -99,7 +101,8 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   layers = [bj.Squeeze()]
   for i in range(cfg.steps_per_level):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=100 * level + i),
-               bj.Coupling(bj.channel_mask(squeezed, 0), bj.make_conditioner(cfg.conditioner, cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(squeezed, 0), bj.make_conditioner(cfg.conditioner, cfg.hidden, 2),
+                           scale_init=cfg.coupling_scale_init)]
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_glow_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
   layers += [bj.Squeeze(undo=True)]

@@ -102,6 +102,7 @@ class MaskedAutoregressive(nn.Module):
   reverse: bool = False
   num_bins: int = 8
   bound: float = 3.0
+  scale_init: float = 1.0  # affine: the initial per-dimension bound a on the log-scale
 
   def _order(self, d: int) -> np.ndarray:
     return np.arange(d)[::-1].copy() if self.reverse else np.arange(d)
@@ -120,7 +121,8 @@ class MaskedAutoregressive(nn.Module):
     x_BD = x.reshape(shape[0], -1)
     d = x_BD.shape[-1]
     made = MADE(tuple(self.hidden), outputs, tuple(int(i) for i in self._order(d)))
-    scale = self.param("scale", nn.initializers.ones, (d,)) if self.transform == "affine" else None
+    scale = (self.param("scale", nn.initializers.constant(self.scale_init), (d,))
+             if self.transform == "affine" else None)
 
     def tau(u, params, inv):
       if self.transform == "affine":
