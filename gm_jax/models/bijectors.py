@@ -133,12 +133,15 @@ class Coupling(nn.Module):
   """y = m * x + (1 - m) * (x * exp(s) + t), with (s, t) = net(m * x [, cond]).
 
   additive=True is NICE's coupling (s = 0, volume preserving). Otherwise s = scale * tanh(raw), a learned
-  per-dimension bound on the log-scale (RealNVP). log |det| = sum over the changed dims of s.
+  per-dimension bound on the log-scale (RealNVP), starting at `scale_init`. log |det| = sum over the
+  changed dims of s. The bound hardly moves in training (its gradient averages tanh(raw) over the batch,
+  which stays near zero), so `scale_init` is in effect the largest log-scale one coupling can apply.
   """
 
   mask: np.ndarray
   conditioner: nn.Module
   additive: bool = False
+  scale_init: float = 1.0
 
   @nn.compact
   def __call__(self, x, inverse: bool = False, cond=None):
@@ -153,7 +156,7 @@ class Coupling(nn.Module):
     if self.additive:
       s = jnp.zeros_like(t)
     else:
-      scale = self.param("scale", nn.initializers.ones, x.shape[1:])
+      scale = self.param("scale", nn.initializers.constant(self.scale_init), x.shape[1:])
       s = scale * jnp.tanh(out[..., 1])
     s, t = (1 - m) * s, (1 - m) * t
     if inverse:

@@ -1,8 +1,9 @@
 """Normalizing-flow family: exact maximum likelihood (continuous points) or the dequantization bound
 (integer-level images), through gm_jax.models.flows.
 
-config.model: architecture (nice | realnvp | glow), hidden, num_levels, steps_per_level, base
-  (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow)
+config.model: architecture (nice | realnvp | glow | nsf | maf | iaf), hidden, num_levels, steps_per_level,
+  base (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow);
+  optional: transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init
 config.objective: dequantization (uniform | variational), dequantizer_hidden, dequantizer_couplings
 config.eval.sample_temperature: the base std multiplier for sample grids
 """
@@ -28,7 +29,10 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
                     preprocess=m.preprocess, logit_alpha=m.get("logit_alpha", 0.05),
-                    conditioner=m.get("conditioner", "conv"), compute_dtype=config.train.compute_dtype)
+                    conditioner=m.get("conditioner", "conv"), transform=m.get("transform", "affine"),
+                    num_bins=m.get("num_bins", 8), tail_bound=m.get("tail_bound", 3.0),
+                    coupling_scale_init=m.get("coupling_scale_init", 1.0),
+                    compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -102,6 +106,7 @@ def default_config():
   config.model.preprocess = "none"
   config.model.logit_alpha = 0.05
   config.model.conditioner = "conv"
+  config.model.coupling_scale_init = 1.0
   config.objective = ml_collections.ConfigDict()
   config.objective.dequantization = "uniform"
   config.objective.dequantizer_hidden = (32, 32)

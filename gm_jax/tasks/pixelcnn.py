@@ -2,7 +2,8 @@
 
 -log p(x) = -sum over sub-pixels of log p(x_t | x_<t) is exact, so the reported nll_nats and bpd
 (estimator 'exact') are the model's true negative log-likelihood on the discrete data.
-config.model: features, num_layers, first_kernel, kernel, head_features, dropout
+config.model: features, num_layers, first_kernel, kernel, head_features, dropout; architecture row_lstm or
+  diagonal_bilstm makes it a PixelRNN (gm_jax.tasks.pixelrnn)
 config.eval.sample_temperature: the softmax temperature of the written samples
 """
 
@@ -15,6 +16,7 @@ from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.pixelcnn import PixelCNN, PixelCNNConfig
 from gm_jax.objectives import cross_entropy
+from gm_jax.tasks import pixelrnn
 from gm_jax.train.optim import make_optimizer
 from gm_jax.train.task import Task, Update
 
@@ -32,7 +34,10 @@ def build(config, dataset: Dataset) -> Task:
   if spec.kind != "image" or len(spec.shape) != 3:
     raise ValueError(f"the pixelcnn task needs integer-level images (H, W, C); {dataset.name!r} is "
                      f"{spec.kind!r} with shape {spec.shape}")
-  model = PixelCNN(pixelcnn_config(config, dataset))
+  if config.model.get("architecture", "gated_pixelcnn") in pixelrnn.ARCHITECTURES:
+    model = pixelrnn.build_model(config, dataset)  # same output head, loss and sampler
+  else:
+    model = PixelCNN(pixelcnn_config(config, dataset))
   temperature = config.eval.sample_temperature
   if temperature <= 0:
     raise ValueError(f"config.eval.sample_temperature must be > 0 for PixelCNN sampling; got {temperature}")
@@ -55,7 +60,7 @@ def build(config, dataset: Dataset) -> Task:
     return {"model": model.init(key, jnp.asarray(batch["x"][:1], jnp.int32))}
 
   def sample(params, model_state, key, n):
-    x = model.apply({"params": params["model"]}, key, n, temperature, method=PixelCNN.sample)
+    x = model.apply({"params": params["model"]}, key, n, temperature, method="sample")
     return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
   def summarize(means):

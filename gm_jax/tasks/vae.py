@@ -1,7 +1,8 @@
 """VAE family: ELBO / IWAE / autoencoder training of gm_jax.models.vae.HierarchicalVAE.
 
 config.model: latent_dims, hidden (one tuple of sizes per stochastic layer), activation, conv_channels,
-  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned)
+  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned);
+  optional posterior (gaussian | iaf: gm_jax.models.vae_iaf) with iaf_steps, iaf_hidden, iaf_context
 config.objective: name (elbo | iwae | autoencoder), beta, kl (analytic | mc), num_samples (K of the
   training bound; 1 for the ELBO)
 config.data.binarize: dynamic binarization of integer-level images for the Bernoulli decoder
@@ -21,6 +22,7 @@ from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.decoders import Decoder
 from gm_jax.models.vae import HierarchicalVAE, VAEConfig
+from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.tasks.density import toy2d_floor
 from gm_jax.train.optim import make_optimizer
@@ -56,7 +58,7 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
 
 def build(config, dataset: Dataset) -> Task:
   cfg = model_config(config, dataset)
-  model = HierarchicalVAE(cfg)
+  model = make_vae(cfg, config.model)  # model.posterior: gaussian | iaf
   objective = config.objective
   beta, kl_mode = objective.get("beta", 1.0), objective.get("kl", "analytic")
   train_k = objective.get("num_samples", 1)
@@ -81,7 +83,7 @@ def build(config, dataset: Dataset) -> Task:
     return x, per_example_keys(k_z, batch["index"]), batch["mask"]
 
   def log_weights(params, x, keys_B, k):
-    return model.apply({"params": params}, x, keys_B, k, method=HierarchicalVAE.log_weights)
+    return model.apply({"params": params}, x, keys_B, k, method="log_weights")
 
   def autoencoder_nll(params, x, mask):
     return masked_mean(-model.apply({"params": params["model"]}, x, method=_autoencoder_log_px), mask)
@@ -159,7 +161,7 @@ def build(config, dataset: Dataset) -> Task:
   def init(key, batch):
     x = observe(batch, key)[0][:2]
     return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
-                                method=HierarchicalVAE.log_weights)}
+                                method="log_weights")}
 
   tx, schedule = make_optimizer(config.optim, config.train.num_steps)
   return Task(init=init, updates=(Update("model", loss_fn),), optimizers={"model": tx},
