@@ -10,7 +10,9 @@ out half. Reported: the dequantization bound on the 300 test digits (nll_nats, b
 Command:
   python experiments/main.py --config=experiments/configs/digits_nsf.py --workdir=/tmp/gm_jax/digits_nsf
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured.
+Our result (jax 0.10.2, 416,352 parameters, 359 s on 2 shared cores): test nll_nats 89.79 = 2.024 bits/dim
+  (uniform dequantization bound; RealNVP 2.046); FD-digits 121.0 (data floor 46.9), precision 0.84,
+  recall 0.97. It overfits: training loss 74.5 nats at the end.
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim with the same dequantization).
 """
 

@@ -11,7 +11,9 @@ Command:
   python experiments/main.py --config=experiments/configs/toy2d_maf.py --workdir=/tmp/gm_jax/toy2d_maf_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured.
+Our result (jax 0.10.2, 2,000 steps, 182,672 parameters): test nll_nats (exact) ring -2.889 (floor -2.906),
+  checkerboard 2.125 (floor 2.079), moons 0.903 (floor 0.898); 165-195 s on 2 shared cores. Affine
+  transforms (139,344 parameters): ring -1.310 (113 s), the affine flows' limit (docs/BASELINES.md).
 Paper: none (Papamakarios et al. 2017 report UCI and image data); the floor is the true entropy.
 """
 

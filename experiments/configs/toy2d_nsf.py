@@ -10,7 +10,8 @@ Command:
   python experiments/main.py --config=experiments/configs/toy2d_nsf.py --workdir=/tmp/gm_jax/toy2d_nsf_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured.
+Our result (jax 0.10.2, 2,000 steps, 182,720 parameters): test nll_nats (exact) ring -2.879 (floor -2.906),
+  checkerboard 2.153 (floor 2.079), moons 0.900 (floor 0.898); 138-184 s on 2 shared cores.
 Paper: none (Durkan et al. 2019 show 2-D densities only as pictures); the floor is the true entropy.
 """
 
