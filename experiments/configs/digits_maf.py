@@ -9,7 +9,7 @@ bits/dim; estimator `elbo`), with the dequantization and logit Jacobians include
 Command:
   python experiments/main.py --config=experiments/configs/digits_maf.py --workdir=/tmp/gm_jax/digits_maf
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured to the end (the run was killed from outside after step 2,800). Its evaluations
+Our result: not measured to the end (the run was stopped after step 2,800). Its evaluations
   at steps 1,000 and 2,000 gave 97.99 and 106.54 nats (2.209 and 2.402 bits/dim): it overfits (training
   loss 75.3 at step 2,800), so fewer steps or a smaller MADE would do better here.
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim with the same dequantization).
