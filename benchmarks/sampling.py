@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
 from benchmarks.timing import emit, time_calls, time_interleaved, use_threads
