@@ -213,6 +213,11 @@ class Experiment:
     """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
     if self.task.sample_fn is None:
       return None
+    ev = self.config.eval
+    if ev.quality_reference not in ("test", "train"):
+      raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
+    if ev.quality_samples < 2:
+      raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
     return tasks.build_feature_space(self.config, self.dataset)
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
@@ -222,8 +227,6 @@ class Experiment:
     if space is None:
       return {}
     ev = self.config.eval
-    if ev.quality_reference not in ("test", "train"):
-      raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
     n = ev.quality_samples
     samples, info, seconds = self._draw_samples(state, n)
     if self.files.is_main and self.dataset.spec.kind == "image":  # the first 64 of the judged samples
