@@ -1,13 +1,17 @@
-r"""Sample quality against network evaluations (NFE) for every diffusion sampler, on a trained toy2d run.
+r"""Sample quality against network evaluations (NFE) for every diffusion sampler, on a trained run.
 
   python -m benchmarks.diffusion_samplers --config=experiments/configs/toy2d_ddpm.py \
       --workdir=/tmp/gm_jax/toy2d_ddpm [--num_samples=5000]
+  python -m benchmarks.diffusion_samplers --config=experiments/configs/digits_ddpm.py \
+      --workdir=/tmp/gm_jax/digits_ddpm --num_samples=1000
 
 Restores the run's latest checkpoint (EMA parameters when the run keeps them) and draws samples with
-each sampler at several step counts. Quality, against the toy density's closed form and its test
-points: `sample_nll_nats` = -mean log p_data(sample) (compare with the entropy: a sampler that
+each sampler at several step counts. Quality on toy2d, against the toy density's closed form and its
+test points: `sample_nll_nats` = -mean log p_data(sample) (compare with the entropy: a sampler that
 collapses onto the modes scores below it, a blurry one above), and `energy_distance` between the
-samples and as many test points (0 for equal distributions; it penalizes both kinds of error).
+samples and as many test points (0 for equal distributions; it penalizes both kinds of error). On
+images: the run's sample-quality metrics (FD, KID, precision/recall/density/coverage) in its feature
+space (FD-digits on digits) against the test split, with the data floor in the final line.
 Prints one JSON line per (sampler, steps) and a final summary line.
 """
 
@@ -24,9 +28,10 @@ from ml_collections import config_flags
 
 from benchmarks.timing import emit
 from gm_jax.diffusion.processes import DiscreteDDPM
+from gm_jax.evaluation import quality_report
 from gm_jax.sampling import diffusion as samplers
-from gm_jax.tasks.diffusion import DiffusionModel
 from gm_jax import tasks
+from gm_jax.tasks.diffusion import DiffusionModel, to_levels
 
 config_flags.DEFINE_config_file("config", None, "The trained run's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained run's workdir.")
@@ -40,10 +45,14 @@ def energy_distance(x, y) -> float:
   return float(2 * pair_mean(x, y) - pair_mean(x, x) - pair_mean(y, y))
 
 
-def settings(process) -> list[tuple[str, dict]]:
+def settings(process, images: bool = False) -> list[tuple[str, dict]]:
+  """The (sampler, arguments) grid. On images (a U-Net per evaluation) the few-step deterministic samplers
+  only: the run's own evaluation already scores its configured sampler."""
   runs = [("ddim", {"num_steps": n}) for n in (10, 20, 50, 100)]
   runs += [("dpm_solver_pp_2m", {"num_steps": n}) for n in (5, 10, 20)]
-  runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in (10, 25, 50)]
+  runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in ((10, 25) if images else (10, 25, 50))]
+  if images:
+    return runs
   runs += [("ode_tsit5_adaptive", {"solver": "tsit5", "rtol": 1e-3, "atol": 1e-3}),
            ("ode_tsit5_adaptive", {"solver": "tsit5", "rtol": 1e-5, "atol": 1e-5})]
   runs += [("euler_maruyama", {"num_steps": n}) for n in (100, 1000)]
@@ -70,30 +79,43 @@ def main(argv):
     exp.checkpointer.close()
   if restored is None:
     raise FileNotFoundError(f"no checkpoint in {flags.FLAGS.workdir}; train the config first")
-  dist = exp.dataset.spec.extras.get("distribution")
-  if dist is None:
-    raise ValueError("this benchmark scores samples against a toy2d density; use a toy2d diffusion config")
+  spec = exp.dataset.spec
+  dist = spec.extras.get("distribution")
+  space = exp.feature_space if spec.kind == "image" else None
+  if dist is None and space is None:
+    raise ValueError("this benchmark scores samples against a toy2d density or in an image feature space; "
+                     "use a toy2d or image diffusion config with eval.feature_space set")
   state = restored[0]
   params = state.params(exp.use_ema)["model"]
   denoiser = DiffusionModel(config).denoiser(params)
   n = flags.FLAGS.num_samples
   test = exp.dataset.test[np.arange(min(n, len(exp.dataset.test)))]["x"]
+  ev = config.eval
+  quality = dict(kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k)
+  floor = {}
+  if space is not None:
+    reference_feats, _ = space.embed(test)
+    floor_feats, floor_probs = space.embed(exp.dataset.train[np.arange(min(n, len(exp.dataset.train)))]["x"])
+    floor = quality_report.compare(floor_feats, floor_probs, reference_feats, **quality)
   rows = []
-  for name, kwargs in settings(denoiser.process):
-    fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs: fn(denoiser, key, (n, 2), **kwargs))
+  for name, kwargs in settings(denoiser.process, images=space is not None):
+    fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs: fn(denoiser, key, (n, *spec.shape), **kwargs))
     fn(jax.random.key(0))  # compile
     start = time.perf_counter()
     x, nfe = jax.block_until_ready(fn(jax.random.key(1)))
     seconds = time.perf_counter() - start
     x = np.asarray(x)
-    row = {"sampler": name, **kwargs, "nfe": int(nfe), "seconds": seconds,
-           "sample_nll_nats": -float(np.mean(np.asarray(dist.log_prob(x)))),
-           "energy_distance": energy_distance(x, test)}
+    row = {"sampler": name, **kwargs, "nfe": int(nfe), "seconds": seconds}
+    if space is None:
+      row.update(sample_nll_nats=-float(np.mean(np.asarray(dist.log_prob(x)))), energy_distance=energy_distance(x, test))
+    else:
+      images = np.asarray(to_levels(x, spec.num_levels))
+      row.update(quality_report.compare(*space.embed(images), reference_feats, **quality))
     rows.append(row)
     print(json.dumps(row), flush=True)
   emit({"benchmark": "diffusion_samplers", "config": config.process.name, "num_samples": n,
-        "step": int(state.step), "results": rows})
-
+        "step": int(state.step), "feature_space": space.name if space else None,
+        "floor": floor, "results": rows})
 
 if __name__ == "__main__":
   app.run(main)

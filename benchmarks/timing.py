@@ -45,3 +45,59 @@ def emit(record: dict[str, Any]) -> None:
   """Prints one benchmark record as a JSON line, with the platform it ran on."""
   record = {"backend": jax.default_backend(), "devices": jax.device_count(), **record}
   print(json.dumps(record, sort_keys=True), flush=True)
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], warmup: int = 2, rounds: int = 10,
+                     per_round: int = 5) -> dict[str, dict[str, float]]:
+  """Times several blocking fns against each other on a noisy machine: after `warmup` calls of each,
+  `rounds` rounds in which every fn runs `per_round` times in turn, so that load changes hit all of them
+  alike. Returns ms statistics per name over all rounds."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  times: dict[str, list[float]] = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      for _ in range(per_round):
+        start = time.perf_counter()
+        fn()
+        times[name].append((time.perf_counter() - start) * 1e3)
+  return {name: {"ms_median": statistics.median(t), "ms_min": min(t), "ms_max": max(t), "repeats": len(t)}
+          for name, t in times.items()}
+
+
+def matmul_peaks(n: int = 1024) -> dict[str, float]:
+  """Measured matmul FLOP/s in JAX for float32 and for bfloat16 inputs with float32 accumulation."""
+  import jax.numpy as jnp
+
+  out = {}
+  for name, dtype in (("float32", jnp.float32), ("bfloat16", jnp.bfloat16)):
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+    matmul = jax.jit(lambda x: jnp.matmul(x, x, preferred_element_type=jnp.float32))
+    stats = time_calls(lambda: matmul(a).block_until_ready(), warmup=2, repeats=10)
+    out[name] = 2 * n**3 / (stats["ms_min"] / 1e3)
+  return out
+
+
+def jax_step_memory_bytes(compiled) -> int | None:
+  """Bytes a compiled step holds at its peak: arguments, outputs (less donated aliases) and temporaries."""
+  m = compiled.memory_analysis()
+  if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def use_threads(n: int) -> int:
+  """Restricts this process to its first n cores (0: all it may use) before JAX starts its CPU backend,
+  so that gm_jax and the PyTorch reference run with the same number of threads; returns that number.
+  On one core XLA:CPU's thread pool is turned off: its second thread would only preempt the first."""
+  import os
+
+  cores = sorted(os.sched_getaffinity(0))
+  if n:
+    cores = cores[:n]
+    os.sched_setaffinity(0, cores)
+  if len(cores) == 1:
+    existing = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = (existing + " --xla_cpu_multi_thread_eigen=false").strip()
+  return len(cores)

@@ -49,3 +49,60 @@ def load_config(name: str, arg: str | None = None):
   from gm_jax.train.defaults import load_config_file
 
   return load_config_file(CONFIGS / f"{name}.py", arg)
+
+
+# The tolerance within which runs on different device or process counts agree (README, "On several
+# devices"): cross-device sums add in another order, so results agree to float32 rounding, not bit for bit.
+DEVICE_COUNT_RTOL, DEVICE_COUNT_ATOL = 1e-5, 1e-6
+
+
+def run_metrics(workdir: pathlib.Path) -> list[dict]:
+  """metrics.jsonl's records without wall-clock fields."""
+  import json
+
+  return [without_wall_clock(json.loads(line)) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def final_params(workdir: pathlib.Path, config_arg: str = "tiny"):
+  """The networks of the latest checkpoint of a toy2d_gmm run, on the host."""
+  import jax
+
+  from gm_jax import tasks
+
+  exp = tasks.experiment(load_config("toy2d_gmm", config_arg), workdir)
+  try:
+    state, _ = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  return jax.device_get(state.networks)
+
+
+def assert_runs_close(workdir_a: pathlib.Path, workdir_b: pathlib.Path, rtol: float = DEVICE_COUNT_RTOL,
+                      atol: float = DEVICE_COUNT_ATOL) -> None:
+  """Two toy2d_gmm:tiny runs agree: metrics, summary.json and final parameters within rtol/atol."""
+  import json
+
+  import jax
+  import numpy as np
+
+  def close(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+      assert a == pytest.approx(b, rel=rtol, abs=atol)
+    else:
+      assert a == b
+
+  metrics_a, metrics_b = run_metrics(workdir_a), run_metrics(workdir_b)
+  assert [(r["step"], r["split"], sorted(r)) for r in metrics_a] == [
+      (r["step"], r["split"], sorted(r)) for r in metrics_b]
+  for a, b in zip(metrics_a, metrics_b):
+    for k in a:
+      close(a[k], b[k])
+  summary_a = without_wall_clock(json.loads((workdir_a / "summary.json").read_text()))
+  summary_b = without_wall_clock(json.loads((workdir_b / "summary.json").read_text()))
+  assert summary_a.keys() == summary_b.keys()
+  for k in summary_a:
+    close(summary_a[k], summary_b[k])
+  leaves_a, leaves_b = jax.tree.leaves(final_params(workdir_a)), jax.tree.leaves(final_params(workdir_b))
+  assert len(leaves_a) == len(leaves_b)
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)

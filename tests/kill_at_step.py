@@ -26,4 +26,5 @@ def kill_at(step: int, current: int) -> None:
 
 if __name__ == "__main__":
   step = int(sys.argv.pop(1))
-  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, step)))
+  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, step)),
+          flags_parser=launcher.parse_flags)

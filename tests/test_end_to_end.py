@@ -1,5 +1,6 @@
 """The launcher end to end: files written, SIGKILL + rerun resumes exactly, bad input fails clearly."""
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -9,23 +10,12 @@ import numpy as np
 import pytest
 
 from gm_jax import tasks
-from gm_jax.train import loop
-from tests.conftest import CONFIGS, KILL_AT_STEP, load_config, run_main, without_wall_clock
+from gm_jax.train import loop, optim
+from gm_jax.train.run_files import event_of, read_event_records
+from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
+                            run_metrics, without_wall_clock)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
-
-
-def _metrics(workdir):
-  return [without_wall_clock(json.loads(line)) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _final_params(workdir):
-  exp = tasks.experiment(load_config("toy2d_gmm", "tiny"), workdir)
-  try:
-    state, _ = exp.restore_latest()
-  finally:
-    exp.checkpointer.close()
-  return jax.device_get(state.networks)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def test_run_writes_every_file(uninterrupted):
   summary = json.loads((w / "summary.json").read_text())
   assert summary["step"] == 40 and summary["estimator"] == "exact"
   assert {"nll_nats", "entropy_nats", "data_nll_nats"} <= set(summary)
-  records = _metrics(w)
+  records = run_metrics(w)
   assert [r["step"] for r in records if r["split"] == "train"] == [10, 20, 30, 40]
   assert [r["step"] for r in records if r["split"] == "test"] == [20, 40]
   assert sorted(p.name for p in (w / "samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
@@ -57,8 +47,8 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
   run_main(TINY, f"--workdir={workdir}")
   assert without_wall_clock(json.loads((workdir / "summary.json").read_text())) == without_wall_clock(
       json.loads((uninterrupted / "summary.json").read_text()))
-  assert _metrics(workdir) == _metrics(uninterrupted)
-  resumed, straight = _final_params(workdir), _final_params(uninterrupted)
+  assert run_metrics(workdir) == run_metrics(uninterrupted)
+  resumed, straight = final_params(workdir), final_params(uninterrupted)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(straight)):
     np.testing.assert_array_equal(a, b)
 
@@ -66,9 +56,12 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
   workdir = tmp_path / "again"
   shutil.copytree(uninterrupted, workdir)
-  before = json.loads((workdir / "summary.json").read_text())
-  run_main(TINY, f"--workdir={workdir}")
-  assert without_wall_clock(json.loads((workdir / "summary.json").read_text())) == without_wall_clock(before)
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+  proc = run_main(TINY, f"--workdir={workdir}")
+  printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+  assert printed == json.loads((workdir / "summary.json").read_text())
+  # No second final evaluation row in metrics.jsonl, no new TensorBoard file, no file touched.
+  assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
 def test_eval_and_sample_modes(uninterrupted, tmp_path):
@@ -86,6 +79,9 @@ def test_eval_and_sample_modes(uninterrupted, tmp_path):
 def test_override_and_misspelt_key(tmp_path):
   proc = run_main(TINY, f"--workdir={tmp_path / 'a'}", "--config.optim.learning_rat=0.1", check=False)
   assert proc.returncode != 0 and "learning_rat" in proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      "error: --config.optim.learning_rat: the config has no field 'learning_rat' (did you mean "
+      "'learning_rate'?); see the config file for its fields"]
   assert not (tmp_path / "a").exists()
   run_main(TINY, f"--workdir={tmp_path / 'b'}", "--config.train.num_steps=10")
   assert json.loads((tmp_path / "b" / "summary.json").read_text())["step"] == 10
@@ -102,21 +98,60 @@ def test_changed_config_in_an_existing_workdir_is_refused(uninterrupted, tmp_pat
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
-def test_corrupt_checkpoint_is_one_line_and_kept(uninterrupted, tmp_path):
-  workdir = tmp_path / "corrupt"
-  shutil.copytree(uninterrupted, workdir)
-  for f in (workdir / "checkpoints" / "40" / "state").rglob("*"):
+def _corrupt(workdir, step: int) -> None:
+  for f in (workdir / "checkpoints" / str(step) / "state").rglob("*"):
     if f.is_file() and f.parent.name == "d":
       f.write_bytes(b"garbage")
+
+
+def test_corrupt_latest_checkpoint_falls_back_and_is_kept(uninterrupted, tmp_path):
+  workdir = tmp_path / "corrupt"
+  shutil.copytree(uninterrupted, workdir)
+  _corrupt(workdir, 40)
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval")
+  warnings = [line for line in proc.stderr.splitlines() if "cannot be restored" in line]
+  assert len(warnings) == 1 and "checkpoint 40 cannot be restored" in warnings[0], proc.stderr
+  assert "skipped for step 30, the newest that restores" in warnings[0]
+  assert json.loads((workdir / "eval_step_0000030.json").read_text())["step"] == 30
+  assert (workdir / "checkpoints" / "40").exists()
+  # When no checkpoint restores, the newest one's error is one line, and every checkpoint stays.
+  _corrupt(workdir, 30)
+  _corrupt(workdir, 20)
   proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", check=False)
   assert proc.returncode == 1
   last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith("error: checkpoint") and "cannot be restored" in last
-  assert (workdir / "checkpoints" / "40").exists()
+  assert last.startswith(f"error: checkpoint {workdir / 'checkpoints' / '40'} cannot be restored")
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "30", "40"]
+
+
+def test_training_resumes_from_the_newest_checkpoint_that_restores(uninterrupted, tmp_path):
+  workdir = tmp_path / "corrupt_unfinished"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "summary.json").unlink()  # as if killed while writing its final files
+  _corrupt(workdir, 40)
+  proc = run_main(TINY, f"--workdir={workdir}")
+  assert "checkpoint 40 cannot be restored" in proc.stderr and "skipped for step 30" in proc.stderr
+  assert (workdir / "checkpoints_unreadable" / "40" / "state").is_dir()  # kept, out of the way
+  assert without_wall_clock(json.loads((workdir / "summary.json").read_text())) == without_wall_clock(
+      json.loads((uninterrupted / "summary.json").read_text()))
+  assert run_metrics(workdir) == run_metrics(uninterrupted)
 
 
 def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  _poisoned_gmm(monkeypatch, loss_nan_index=64 * 23 + 5)
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  with pytest.raises(loop.NonFiniteError, match=r"non-finite model/loss at step 23; .* checkpoint: step 20"):
+    tasks.train(config, str(tmp_path))
+  assert not (tmp_path / "summary.json").exists()
+  assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 20
+
+
+def _poisoned_gmm(monkeypatch, loss_nan_index: int | None = None, update_nan_from: int | None = None):
+  """Makes the gmm task's loss NaN on a batch holding example `loss_nan_index`, or its update NaN from
+  optimizer step `update_nan_from` on (finite loss and gradients, as a broken schedule would give)."""
   import jax.numpy as jnp
+  import optax
 
   real_build = tasks.BUILDERS["gmm"]
 
@@ -126,14 +161,206 @@ def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mo
 
     def loss_fn(params, model_state, batch, key):
       loss, aux = update.loss_fn(params, model_state, batch, key)
-      return jnp.where(jnp.any(batch["index"] == 64 * 23 + 5), jnp.nan, loss), aux
+      if loss_nan_index is not None:
+        loss = jnp.where(jnp.any(batch["index"] == loss_nan_index), jnp.nan, loss)
+      return loss, aux
 
-    return task.__class__(**{**task.__dict__, "updates": (update.__class__("model", loss_fn),)})
+    return dataclasses.replace(task, updates=(dataclasses.replace(update, loss_fn=loss_fn),))
+
+  real_optimizers = optim.make_optimizers
+
+  def nan_later(config, blocks):
+    optimizers, schedules = real_optimizers(config, blocks)
+    scale = optax.scale_by_schedule(lambda count: jnp.where(count >= update_nan_from, jnp.nan, 1.0))
+    return {n: optax.chain(tx, scale) for n, tx in optimizers.items()}, schedules
 
   monkeypatch.setitem(tasks.BUILDERS, "gmm", poisoned)
+  if update_nan_from is not None:
+    monkeypatch.setattr(optim, "make_optimizers", nan_later)
+
+
+def test_nonfinite_update_is_never_checkpointed(tmp_path, monkeypatch):
+  _poisoned_gmm(monkeypatch, update_nan_from=3)
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  with pytest.raises(loop.NonFiniteError, match=r"non-finite model/loss at step 23; .* checkpoint: step 20"):
+  config.train.checkpoint_every = 1
+  with pytest.raises(loop.NonFiniteError,
+                     match=r"non-finite model/update_norm at step 3; .* last good checkpoint: step 3 "):
     tasks.train(config, str(tmp_path))
-  assert not (tmp_path / "summary.json").exists()
-  assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 20
+  assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 3
+  result = tasks.evaluate(config, str(tmp_path))
+  assert result["step"] == 3 and np.isfinite(result["nll_nats"])
+
+
+def test_nonfinite_before_the_first_checkpoint_says_none_was_written(tmp_path, monkeypatch):
+  _poisoned_gmm(monkeypatch, loss_nan_index=5)
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  with pytest.raises(loop.NonFiniteError, match=r"model/loss at step 0; .* no checkpoint was written") as e:
+    tasks.train(config, str(tmp_path))
+  assert "None" not in str(e.value)
+
+
+@pytest.mark.parametrize("lr", ["0", "-1e-3", "inf"])
+def test_learning_rate_must_be_finite_and_positive(lr):
+  config = load_config("toy2d_gmm", "tiny")
+  config.optim.learning_rate = float(lr)
+  with pytest.raises(ValueError, match=r"optim.learning_rate=.* must be a finite number > 0"):
+    loop.check_config(config)
+
+
+def test_nan_learning_rate_is_one_line_before_anything_is_written(tmp_path):
+  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "--config.optim.learning_rate=nan", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"]
+  assert not (tmp_path / "w").exists()
+
+
+def _files(workdir):
+  return {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
+
+
+def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path):
+  workdir = tmp_path / "other_data"
+  shutil.copytree(uninterrupted, workdir)
+  before = _files(workdir)
+  for mode in ("eval", "sample"):
+    proc = run_main(TINY, f"--workdir={workdir}", f"--mode={mode}", "--config.data.seed=1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert proc.stderr.startswith(f"error: workdir {workdir} was trained with a different config (data.seed)")
+  assert _files(workdir) == before
+
+
+def test_eval_settings_may_change_and_are_listed(uninterrupted, tmp_path):
+  workdir = tmp_path / "eval_batch"
+  shutil.copytree(uninterrupted, workdir)
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512")
+  printed = json.loads(proc.stdout[proc.stdout.index("{"):])
+  written = json.loads((workdir / "eval_step_0000040.json").read_text())
+  assert printed == written
+  assert written["eval_config_changes"] == {"eval.batch_size": {"stored": 1024, "now": 512}}
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert written["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
+
+
+def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):
+  for mode in ("eval", "sample"):
+    proc = run_main(TINY, f"--workdir={tmp_path / 'empty'}", f"--mode={mode}", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no checkpoint in {tmp_path / 'empty' / 'checkpoints'}; train first (--mode=train)"]
+    assert not (tmp_path / "empty").exists()
+
+
+def test_second_launch_into_a_workdir_in_use_fails_at_once(tmp_path):
+  from gm_jax.train.run_files import WorkdirLock
+
+  workdir = tmp_path / "busy"
+  workdir.mkdir()
+  held = WorkdirLock(workdir)
+  assert held.acquire()  # as a running launch would; flock conflicts between open files, even in one process
+  try:
+    proc = run_main(TINY, f"--workdir={workdir}", check=False)
+  finally:
+    held.release()
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {workdir} is in use by another run (it holds {workdir / '.lock'}); wait for that run "
+      f"to end or use a new --workdir"]
+  assert [p.name for p in workdir.iterdir()] == [".lock"]
+  # A lock left by a dead process does not block: see the SIGKILL-then-rerun test.
+
+
+def _mount_tmpfs(path, options: str) -> bool:
+  """Mounts a tmpfs (root only); False where that is not allowed."""
+  import subprocess
+
+  path.mkdir(parents=True, exist_ok=True)
+  return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                        capture_output=True).returncode == 0
+
+
+def _umount(path):
+  import subprocess
+
+  subprocess.run(["umount", str(path)], check=True)
+
+
+def test_unusable_workdir_is_one_line(tmp_path):
+  (tmp_path / "a_file").write_text("not a workdir")
+  proc = run_main(TINY, f"--workdir={tmp_path / 'a_file'}", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {tmp_path / 'a_file'} is a file, not a directory; use another --workdir"]
+  read_only = tmp_path / "read_only"
+  if not _mount_tmpfs(read_only, "ro,size=64k"):
+    pytest.skip("mounting a read-only tmpfs needs root")
+  try:
+    proc = run_main(TINY, f"--workdir={read_only / 'run'}", check=False)
+  finally:
+    _umount(read_only)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {read_only / 'run'} cannot be written (Read-only file system); use another --workdir"]
+
+
+def _event_steps(workdir) -> dict[str, list[int]]:
+  """{tag: steps} over every TensorBoard event file of the run, repeats included."""
+  steps = {}
+  for path in (workdir / "tensorboard").glob("events.out.tfevents.*"):
+    for record in read_event_records(path):
+      event = event_of(record)
+      for value in event.summary.value:
+        steps.setdefault(value.tag, []).append(event.step)
+  return {tag: sorted(s) for tag, s in steps.items()}
+
+
+def test_resume_on_another_device_count_is_noticed_and_logs_no_step_twice(uninterrupted, tmp_path):
+  workdir = tmp_path / "moved"
+  # Synchronous checkpoints every 20 steps and a kill after step 35: the killed run logged step 30, the
+  # resumed run starts from step 20 and logs step 30 again.
+  every_20 = ("--config.train.checkpoint_every=20", "--config.train.async_checkpoints=False")
+  proc = run_main("35", TINY, f"--workdir={workdir}", *every_20, script=KILL_AT_STEP, check=False)
+  assert proc.returncode == -signal.SIGKILL
+  assert 30 in _event_steps(workdir)["train/loss"]
+  proc = run_main(TINY, f"--workdir={workdir}", *every_20,
+                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
+  assert len(notices) == 1, proc.stderr
+  assert notices[0].endswith("checkpoint 20 was written on 1 device(s) in 1 process(es); now on 2 device(s) "
+                             "in 1 process(es): the run continues, and its numbers may differ from an "
+                             "uninterrupted run in float32 rounding")
+  assert _event_steps(workdir) == _event_steps(uninterrupted)
+  assert_runs_close(workdir, uninterrupted)
+
+
+def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupted, tmp_path):
+  workdir = tmp_path / "eight"
+  run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert_runs_close(workdir, uninterrupted)
+
+
+def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterrupted, tmp_path):
+  import subprocess
+
+  # A real full disk rather than a monkeypatched writer, since the noise came from orbax's and tensorstore's
+  # background threads: a 120 KB tmpfs (mounting needs root; skipped elsewhere) fills up at checkpoint 20.
+  disk = tmp_path / "disk"
+  if not _mount_tmpfs(disk, "size=120k"):
+    pytest.skip("mounting a tmpfs needs root")
+  try:
+    no_bar = "--config.train.progress_bar=False"  # the bar would write to stderr too
+    proc = run_main(TINY, f"--workdir={disk / 'run'}", no_bar, check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert "No space left on device" in lines[0] and "rerun the same command to resume" in lines[0]
+    subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
+    run_main(TINY, f"--workdir={disk / 'run'}", no_bar)
+    resumed = json.loads((disk / "run" / "summary.json").read_text())
+    assert without_wall_clock(resumed) == without_wall_clock(json.loads((uninterrupted / "summary.json").read_text()))
+    assert run_metrics(disk / "run") == run_metrics(uninterrupted)
+  finally:
+    _umount(disk)

@@ -8,12 +8,9 @@ counts are tested).
 
 Command:
   python experiments/main.py --config=experiments/configs/dcgan_celeba64.py --workdir=/tmp/gm_jax/dcgan_celeba64
-Data: tfds celeb_a (prepare it once: `tfds build celeb_a --file_format=array_record`).
-Hardware: an accelerator is advised; one step of batch 64 takes 1.75 s on a 2-core CPU
-  (benchmarks/dcgan_step.py). Only `:tiny` has run here (in the test suite, under tfds.testing.mock_data).
-Sample quality: FID (and KID, P/R/D/C, IS) in the FID Inception space, 50,000 samples against the
-  training split, test split as the data floor; pass the converted weights with
-  --config.eval.inception_weights=FILE (gm_jax/evaluation/inception_weights.py says how to make it).
+Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds celeb_a;
+  FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
+  One step of batch 64 takes 1.75 s on CPU-2 (benchmarks/dcgan_step.py).
 Our result: not measured (no CelebA offline here).
 Paper: samples only; Radford et al. report no quantitative sample-quality number for faces.
 """

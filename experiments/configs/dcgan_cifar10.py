@@ -5,11 +5,8 @@ sized for 32x32x3 images.
 
 Command:
   python experiments/main.py --config=experiments/configs/dcgan_cifar10.py --workdir=/tmp/gm_jax/dcgan_cifar10
-Data: tfds cifar10 (prepare it once: `tfds build cifar10 --file_format=array_record`).
-Hardware: an accelerator is advised; only `:tiny` has run here (in the test suite, under mock data).
-Sample quality: FID (and KID, P/R/D/C, IS) in the FID Inception space, 50,000 samples against the
-  training split, test split as the data floor; pass the converted weights with
-  --config.eval.inception_weights=FILE (gm_jax/evaluation/inception_weights.py says how to make it).
+Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
+  FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
 Paper: Radford et al. (2016) evaluate CIFAR-10 through features for classification, not sample quality.
 """

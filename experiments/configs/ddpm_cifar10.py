@@ -7,12 +7,8 @@ ancestral sampling. Differences: no random horizontal flips (the data pipeline h
 
 Command:
   python experiments/main.py --config=experiments/configs/ddpm_cifar10.py --workdir=/tmp/gm_jax/ddpm_cifar10
-Data: tfds cifar10 (prepare it once: `tfds build cifar10 --file_format=array_record`).
-Hardware: needs accelerators; on a 2-core CPU only `:tiny` has been run (in the test suite, under
-  tfds.testing.mock_data).
-Sample quality: FID (and KID, P/R/D/C, IS) in the FID Inception space, 50,000 samples against the
-  training split, test split as the data floor; pass the converted weights with
-  --config.eval.inception_weights=FILE (gm_jax/evaluation/inception_weights.py says how to make it).
+Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
+  FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
 Paper: FID 3.17 and NLL <= 3.75 bits/dim for L_simple; NLL <= 3.70 bits/dim when trained on the full
   VLB (Table 2).

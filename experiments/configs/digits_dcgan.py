@@ -8,7 +8,10 @@ the 17 grey levels.
 Command:
   python experiments/main.py --config=experiments/configs/digits_dcgan.py --workdir=/tmp/gm_jax/digits_dcgan
 Hardware: 2-core CPU, no accelerator.
-Our result: not yet measured (sample grids only; no sample-quality metric for digits yet).
+Our result (jax 0.10.2, 2 cores shared with other runs): no likelihood (a GAN); its sample quality:
+Sample quality, FD-digits of 1,000 samples against the 300 test digits
+  (experiments/digits_report.py): FD 142.4 (data floor 46.9), KID 161.4, precision 0.717,
+  recall 0.943, density 0.349, coverage 0.780, IS 8.61.
 Paper: none on digits; DCGAN (Radford et al. 2016) reports no likelihood or FID.
 """
 

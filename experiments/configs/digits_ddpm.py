@@ -12,6 +12,9 @@ Command:
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 38 min with the 2 cores shared): test VLB 137.45 nats = 3.098 bits/dim; ODE
   99.13 nats = 2.235 bits/dim; samples in docs/BASELINES.md.
+Sample quality (ddpm sampler, 1000 NFE), FD-digits of 1,000 samples against the 300 test digits
+  (experiments/digits_report.py): FD 51.4 (data floor 46.9), KID 4.7, precision 0.935,
+  recall 0.930, density 0.857, coverage 0.993, IS 9.59.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
 """
 

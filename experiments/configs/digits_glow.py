@@ -11,6 +11,9 @@ Command:
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 87 s): test nll_nats 108.72 = 2.451 bits/dim (uniform dequantization bound);
   it overfits the 1,497 training images (train 89.6 nats).
+Sample quality, FD-digits of 1,000 samples against the 300 test digits
+  (experiments/digits_report.py): FD 179.8 (data floor 46.9), KID 371.0, precision 0.873,
+  recall 0.953, density 0.580, coverage 0.940, IS 8.63.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).
 """
 

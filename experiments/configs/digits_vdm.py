@@ -8,6 +8,9 @@ Command:
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 31 min with the 2 cores shared): test ELBO 164.56 nats = 3.709 bits/dim (prior
   0.18, diffusion 164.37, reconstruction 0.00; 16 log-SNR draws per digit); ODE 108.98 nats = 2.457 bits/dim.
+Sample quality (ddim sampler, 100 NFE), FD-digits of 1,000 samples against the 300 test digits
+  (experiments/digits_report.py): FD 84.0 (data floor 46.9), KID 101.7, precision 0.831,
+  recall 0.983, density 0.549, coverage 0.990, IS 9.22.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 """
 

@@ -9,12 +9,8 @@ rather than VDM's variance-minimizing objective; the paper trains for 10M steps,
 
 Command:
   python experiments/main.py --config=experiments/configs/vdm_cifar10.py --workdir=/tmp/gm_jax/vdm_cifar10
-Data: tfds cifar10 (prepare it once: `tfds build cifar10 --file_format=array_record`).
-Hardware: needs accelerators; on a 2-core CPU only `:tiny` has been run (in the test suite, under
-  tfds.testing.mock_data).
-Sample quality: FID (and KID, P/R/D/C, IS) in the FID Inception space, 50,000 samples against the
-  training split, test split as the data floor; pass the converted weights with
-  --config.eval.inception_weights=FILE (gm_jax/evaluation/inception_weights.py says how to make it).
+Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
+  FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
 Paper: 2.65 bits/dim on the CIFAR-10 test set (Table 1, with Fourier features).
 """

@@ -37,13 +37,22 @@ def save_image_grid(path: pathlib.Path, images_NHWC: np.ndarray, num_levels: int
 
 def save_points(path: pathlib.Path, points_N2: np.ndarray, bounds: tuple[float, float] | None = None,
                 reference_N2: np.ndarray | None = None, title: str = "") -> None:
-  """Scatter of 2-D samples, optionally over reference data in grey."""
+  """Scatter of the first two coordinates of the samples, optionally over reference data in grey (a
+  histogram for 1-D data)."""
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+  if points_N2.shape[1] == 1:  # 1-D data: histograms of samples and reference
+    if reference_N2 is not None:
+      ax.hist(reference_N2[:, 0], bins=100, density=True, color="0.75")
+    ax.hist(points_N2[:, 0], bins=100, density=True, histtype="step", color="tab:blue")
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path)
+    plt.close(fig)
+    return
   if reference_N2 is not None:
     ax.scatter(reference_N2[:, 0], reference_N2[:, 1], s=1, c="0.75", linewidths=0)
   ax.scatter(points_N2[:, 0], points_N2[:, 1], s=1, c="tab:blue", linewidths=0)

@@ -12,12 +12,15 @@ runs the forward direction.
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gm_jax.models import precision
 
 
 def _sum_except_batch(a: jax.Array) -> jax.Array:
@@ -63,13 +66,16 @@ class MLPConditioner(nn.Module):
 
   hidden: Sequence[int]
   outputs: int
+  dtype: Any = jnp.float32  # compute dtype of the network (gm_jax.models.precision); outputs are float32
 
   @nn.compact
   def __call__(self, h):
+    dense = functools.partial(precision.Dense, dtype=self.dtype)
     d = h.shape[-1]
     for f in self.hidden:
-      h = nn.relu(nn.Dense(f)(h))
-    return nn.Dense(d * self.outputs, kernel_init=nn.initializers.zeros)(h).reshape(h.shape[0], d, self.outputs)
+      h = nn.relu(dense(f)(h))
+    out = dense(d * self.outputs, kernel_init=nn.initializers.zeros)(h)
+    return out.reshape(h.shape[0], d, self.outputs)
 
 
 class ConvConditioner(nn.Module):
@@ -78,15 +84,17 @@ class ConvConditioner(nn.Module):
   features: int
   num_blocks: int
   outputs: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h):
+    conv = functools.partial(precision.Conv, dtype=self.dtype)
     c = h.shape[-1]
-    h = nn.relu(nn.Conv(self.features, (3, 3))(h))
+    h = nn.relu(conv(self.features, (3, 3))(h))
     for _ in range(self.num_blocks):
-      r = nn.relu(nn.Conv(self.features, (3, 3))(h))
-      h = nn.relu(h + nn.Conv(self.features, (1, 1))(r))
-    out = nn.Conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
+      r = nn.relu(conv(self.features, (3, 3))(h))
+      h = nn.relu(h + conv(self.features, (1, 1))(r))
+    out = conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
     return out.reshape(*h.shape[:-1], c, self.outputs)
 
 
@@ -95,25 +103,27 @@ class GlowConditioner(nn.Module):
 
   features: int
   outputs: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h):
+    conv = functools.partial(precision.Conv, dtype=self.dtype)
     c = h.shape[-1]
-    h = nn.relu(nn.Conv(self.features, (3, 3))(h))
-    h = nn.relu(nn.Conv(self.features, (1, 1))(h))
-    out = nn.Conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    h = nn.relu(conv(self.features, (3, 3))(h))
+    h = nn.relu(conv(self.features, (1, 1))(h))
+    out = conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
     return out.reshape(*h.shape[:-1], c, self.outputs)
 
 
-def make_conditioner(kind: str, hidden: Sequence[int], outputs: int) -> nn.Module:
+def make_conditioner(kind: str, hidden: Sequence[int], outputs: int, dtype: Any = jnp.float32) -> nn.Module:
   """mlp: Dense layers of the given sizes; conv: a ResNet with hidden[0] features and len(hidden) - 1
   residual blocks; glow: Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0] features."""
   if kind == "mlp":
-    return MLPConditioner(tuple(hidden), outputs)
+    return MLPConditioner(tuple(hidden), outputs, dtype)
   if kind == "conv":
-    return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs)
+    return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs, dtype=dtype)
   if kind == "glow":
-    return GlowConditioner(features=hidden[0], outputs=outputs)
+    return GlowConditioner(features=hidden[0], outputs=outputs, dtype=dtype)
   raise ValueError(f"unknown conditioner {kind!r}; use mlp, conv or glow")
 
 
@@ -123,12 +133,15 @@ class Coupling(nn.Module):
   """y = m * x + (1 - m) * (x * exp(s) + t), with (s, t) = net(m * x [, cond]).
 
   additive=True is NICE's coupling (s = 0, volume preserving). Otherwise s = scale * tanh(raw), a learned
-  per-dimension bound on the log-scale (RealNVP). log |det| = sum over the changed dims of s.
+  per-dimension bound on the log-scale (RealNVP), starting at `scale_init`. log |det| = sum over the
+  changed dims of s. The bound hardly moves in training (its gradient averages tanh(raw) over the batch,
+  which stays near zero), so `scale_init` is in effect the largest log-scale one coupling can apply.
   """
 
   mask: np.ndarray
   conditioner: nn.Module
   additive: bool = False
+  scale_init: float = 1.0
 
   @nn.compact
   def __call__(self, x, inverse: bool = False, cond=None):
@@ -143,7 +156,7 @@ class Coupling(nn.Module):
     if self.additive:
       s = jnp.zeros_like(t)
     else:
-      scale = self.param("scale", nn.initializers.ones, x.shape[1:])
+      scale = self.param("scale", nn.initializers.constant(self.scale_init), x.shape[1:])
       s = scale * jnp.tanh(out[..., 1])
     s, t = (1 - m) * s, (1 - m) * t
     if inverse:

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.models import precision
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
@@ -20,6 +22,7 @@ class ClassifierConfig:
   channels: tuple[int, ...] = (32, 64, 64)  # 3x3 convolutions; the second halves the resolution
   features: int = 128  # width of the penultimate layer (the feature space)
   dropout: float = 0.0
+  compute_dtype: str = "float32"  # of convolutions and matmuls (gm_jax.models.precision)
 
 
 class ConvClassifier(nn.Module):
@@ -29,11 +32,12 @@ class ConvClassifier(nn.Module):
 
   def setup(self):
     c = self.config
-    self.convs = [nn.Conv(ch, (3, 3), strides=(2, 2) if i == 1 else (1, 1), name=f"conv{i}")
-                  for i, ch in enumerate(c.channels)]
-    self.hidden = nn.Dense(c.features, name="hidden")
+    dtype = precision.compute_dtype(c.compute_dtype)
+    self.convs = [precision.Conv(ch, (3, 3), strides=(2, 2) if i == 1 else (1, 1), dtype=dtype,
+                                 name=f"conv{i}") for i, ch in enumerate(c.channels)]
+    self.hidden = precision.Dense(c.features, dtype=dtype, name="hidden")
     self.drop = nn.Dropout(c.dropout)
-    self.head = nn.Dense(c.num_classes, name="head")
+    self.head = precision.Dense(c.num_classes, dtype=dtype, name="head")
 
   def features(self, images_NHWC: jax.Array) -> jax.Array:
     h = images_NHWC.astype(jnp.float32) / (self.config.num_levels - 1)

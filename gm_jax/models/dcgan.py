@@ -18,10 +18,13 @@ transposed convolution's.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gm_jax.models import precision
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -71,12 +74,13 @@ class ConvTranspose5x5Stride2(nn.Module):
 
   features: int
   use_bias: bool = False
+  dtype: Any = jnp.float32  # compute dtype (gm_jax.models.precision); the result is float32
 
   @nn.compact
   def __call__(self, x_BHWC):
     kernel = self.param("kernel", dcgan_init, (5, 5, x_BHWC.shape[-1], self.features))
-    y = jax.lax.conv_general_dilated(x_BHWC, subpixel_kernel(kernel), (1, 1), ((1, 1), (1, 1)),
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = precision.conv(x_BHWC, subpixel_kernel(kernel), (1, 1), ((1, 1), (1, 1)),
+                       dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=self.dtype)
     y = depth_to_space(y)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
@@ -108,19 +112,21 @@ class DCGANGenerator(nn.Module):
   image_size: int = 64
   channels: int = 3
   features: int = 64
+  compute_dtype: str = "float32"  # of matmuls and convolutions; BatchNorm statistics stay float32
 
   @nn.compact
   def __call__(self, z, train: bool = True):
     n, base = _num_upsamplings(self.image_size)
     width = self.features * 2 ** (n - 1)
-    h = nn.Dense(width * base * base, use_bias=False, kernel_init=dcgan_init)(z)
+    dtype = precision.compute_dtype(self.compute_dtype)
+    h = precision.Dense(width * base * base, dtype=dtype, use_bias=False, kernel_init=dcgan_init)(z)
     h = nn.relu(_batch_norm(train)(h))
     # PyTorch views the vector as (C, s, s): reorder to (s, s, C) for NHWC.
     h = h.reshape(z.shape[0], width, base, base).transpose(0, 2, 3, 1)
     for _ in range(n - 1):
       width //= 2
-      h = nn.relu(_batch_norm(train)(ConvTranspose5x5Stride2(width)(h)))
-    return jnp.tanh(ConvTranspose5x5Stride2(self.channels)(h))
+      h = nn.relu(_batch_norm(train)(ConvTranspose5x5Stride2(width, dtype=dtype)(h)))
+    return jnp.tanh(ConvTranspose5x5Stride2(self.channels, dtype=dtype)(h))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -129,11 +135,14 @@ class DCGANDiscriminator(nn.Module):
   image_size: int = 64
   features: int = 64
   norm: str = "batch"  # batch | layer | none
+  compute_dtype: str = "float32"  # of the convolutions; normalization statistics stay float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     n, base = _num_upsamplings(self.image_size)
-    conv = lambda f, k, s, p: nn.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)), kernel_init=dcgan_init)
+    dtype = precision.compute_dtype(self.compute_dtype)
+    conv = lambda f, k, s, p: precision.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)),
+                                             kernel_init=dcgan_init, dtype=dtype)
     h = nn.leaky_relu(conv(self.features, 4, 2, 1)(x), 0.2)
     width = self.features
     for _ in range(n - 1):

@@ -9,6 +9,7 @@ Architectures built from config (`FlowConfig`):
             couplings, factor out half, recurse; last level: checkerboard couplings only
   glow      per level: squeeze, then K steps of ActNorm -> invertible 1x1 conv (LU) -> affine channel
             coupling, factor out half (vectors: the same steps without squeezing)
+  nsf, maf, iaf  spline couplings and autoregressive flows (gm_jax.models.flow_architectures)
 Images are first mapped from [0, 1) by the preprocessing bijector (logit for RealNVP/NICE, x - 0.5 for
 Glow), so its Jacobian is part of log p.
 """
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.models import bijectors as bj
+from gm_jax.models import flow_architectures, precision
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -38,6 +40,17 @@ class FlowConfig:
   preprocess: str = "none"  # none | logit | shift
   logit_alpha: float = 0.05
   conditioner: str = "conv"  # images: conv (ResNet) or glow (Glow's 3x3-1x1-3x3 network)
+  # Of the conditioner networks only (gm_jax.models.precision): couplings, log-determinants, 1x1
+  # convolutions, actnorm and the base density stay float32.
+  compute_dtype: str = "float32"
+  transform: str = "affine"  # maf / iaf: affine | spline
+  num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
+  tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
+  coupling_scale_init: float = 1.0  # affine couplings: the initial bound on each layer's log-scale
+
+  @property
+  def dtype(self):
+    return precision.compute_dtype(self.compute_dtype)
 
   @property
   def is_image(self) -> bool:
@@ -56,8 +69,9 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
   kind = cfg.conditioner if len(shape) == 3 else "mlp"
-  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2),
-                      additive=additive) for i in range(count)]
+  outputs = 1 if additive else 2
+  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype),
+                      additive=additive, scale_init=cfg.coupling_scale_init) for i in range(count)]
 
 
 def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
@@ -70,7 +84,8 @@ def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
   layers = []
   for i in range(n):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=i),
-               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2, cfg.dtype),
+                           scale_init=cfg.coupling_scale_init)]
   return layers
 
 
@@ -94,7 +109,9 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   layers = [bj.Squeeze()]
   for i in range(cfg.steps_per_level):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=100 * level + i),
-               bj.Coupling(bj.channel_mask(squeezed, 0), bj.make_conditioner(cfg.conditioner, cfg.hidden, 2))]
+               bj.Coupling(bj.channel_mask(squeezed, 0),
+                           bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype),
+                           scale_init=cfg.coupling_scale_init)]
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_glow_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
   layers += [bj.Squeeze(undo=True)]
@@ -102,6 +119,8 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
 
 
 def build_bijector(cfg: FlowConfig) -> bj.Chain:
+  if cfg.architecture in flow_architectures.ARCHITECTURES:
+    return bj.Chain(_preprocess(cfg) + flow_architectures.build_layers(cfg))
   if cfg.architecture not in ("nice", "realnvp", "glow"):
     raise ValueError(f"unknown model.architecture {cfg.architecture!r}; use nice, realnvp or glow")
   if not cfg.is_image:

@@ -16,11 +16,14 @@ Together the stacks see every earlier sub-pixel (no blind spot), which the tests
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gm_jax.models import precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,7 @@ class PixelCNNConfig:
   kernel: int = 3
   head_features: int = 256  # a multiple of C
   dropout: float = 0.0  # on the gated horizontal features, before their 1x1 convolution
+  compute_dtype: str = "float32"  # of the convolutions (gm_jax.models.precision); logits stay float32
 
 
 def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
@@ -58,13 +62,14 @@ class MaskedConv(nn.Module):
   features: int
   mask: np.ndarray  # (kh, kw, in, features)
   padding: tuple[tuple[int, int], tuple[int, int]]
+  dtype: Any = jnp.float32  # compute dtype (gm_jax.models.precision); the result is float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), self.mask.shape, jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-    y = jax.lax.conv_general_dilated(x, kernel * jnp.asarray(self.mask, x.dtype), (1, 1), self.padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = precision.conv(x, kernel * jnp.asarray(self.mask, kernel.dtype), (1, 1), self.padding,
+                       dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=self.dtype)
     return y + bias
 
 
@@ -76,15 +81,16 @@ def horizontal_mask(kernel: int, in_groups: np.ndarray, out_groups: np.ndarray, 
   return mask
 
 
-def horizontal_conv(features_out: int, kernel: int, in_groups, out_groups, mask_type: str) -> MaskedConv:
+def horizontal_conv(features_out: int, kernel: int, in_groups, out_groups, mask_type: str,
+                    dtype: Any = jnp.float32) -> MaskedConv:
   return MaskedConv(features_out, horizontal_mask(kernel, in_groups, out_groups, mask_type),
-                    ((0, 0), (kernel // 2, 0)))
+                    ((0, 0), (kernel // 2, 0)), dtype)
 
 
-def vertical_conv(features_out: int, kernel: int, num_in: int) -> MaskedConv:
+def vertical_conv(features_out: int, kernel: int, num_in: int, dtype: Any = jnp.float32) -> MaskedConv:
   """Rows i - kernel//2 .. i, all kernel columns centred on j (no mask needed: used after a shift)."""
   mask = np.ones((kernel // 2 + 1, kernel, num_in, features_out), np.float32)
-  return MaskedConv(features_out, mask, ((kernel // 2, 0), (kernel // 2, kernel // 2)))
+  return MaskedConv(features_out, mask, ((kernel // 2, 0), (kernel // 2, kernel // 2)), dtype)
 
 
 def shift_down(x_BHWC: jax.Array) -> jax.Array:
@@ -103,6 +109,7 @@ class GatedBlock(nn.Module):
   num_channels: int
   first: bool
   dropout: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, v, h, train: bool = False):
@@ -110,11 +117,12 @@ class GatedBlock(nn.Module):
     groups = channel_groups(f, c)
     doubled = np.concatenate([groups, groups])  # the gate pairs feature i with feature f + i
     in_groups = np.arange(c) if self.first else groups
-    v_pre = vertical_conv(2 * f, self.kernel, v.shape[-1])(v)
-    link = nn.Conv(2 * f, (1, 1), name="vertical_to_horizontal")(shift_down(v_pre))
-    h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, "A" if self.first else "B")(h) + link
+    v_pre = vertical_conv(2 * f, self.kernel, v.shape[-1], self.dtype)(v)
+    link = precision.Conv(2 * f, (1, 1), dtype=self.dtype, name="vertical_to_horizontal")(shift_down(v_pre))
+    mask_type = "A" if self.first else "B"
+    h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, mask_type, self.dtype)(h) + link
     h_gated = nn.Dropout(self.dropout, deterministic=not train)(gate(h_pre))
-    h_out = MaskedConv(f, centre_mask(groups, groups, "B")[None, None], ((0, 0), (0, 0)))(h_gated)
+    h_out = MaskedConv(f, centre_mask(groups, groups, "B")[None, None], ((0, 0), (0, 0)), self.dtype)(h_gated)
     if not self.first:
       h_out = h_out + h
     return gate(v_pre), h_out
@@ -136,18 +144,20 @@ class PixelCNN(nn.Module):
     """The network on inputs already in [-1, 1]; continuous, so its Jacobian shows the dependencies."""
     cfg = self.config
     c, levels = cfg.shape[-1], cfg.num_levels
+    dtype = precision.compute_dtype(cfg.compute_dtype)
     v = h = x
     for i in range(cfg.num_layers):
       kernel = cfg.first_kernel if i == 0 else cfg.kernel
-      v, h = GatedBlock(cfg.features, kernel, c, first=i == 0, dropout=cfg.dropout, name=f"block_{i}")(v, h, train)
+      v, h = GatedBlock(cfg.features, kernel, c, first=i == 0, dropout=cfg.dropout, dtype=dtype,
+                        name=f"block_{i}")(v, h, train)
     groups = channel_groups(cfg.features, c)
     head_groups = channel_groups(cfg.head_features, c)
     out_groups = np.repeat(np.arange(c), levels)  # logits laid out (C, levels)
     no_pad = ((0, 0), (0, 0))
     y = MaskedConv(cfg.head_features, centre_mask(groups, head_groups, "B")[None, None], no_pad,
-                   name="head_hidden")(nn.relu(h))
+                   dtype=dtype, name="head_hidden")(nn.relu(h))
     y = MaskedConv(c * levels, centre_mask(head_groups, out_groups, "B")[None, None], no_pad,
-                   name="head_logits")(nn.relu(y))
+                   dtype=dtype, name="head_logits")(nn.relu(y))
     return y.reshape(*y.shape[:-1], c, levels)
 
   def sample(self, key: jax.Array, num: int, temperature: float = 1.0) -> jax.Array:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.linen as nn
+
+from gm_jax.models import precision
 
 from gm_jax.models.time_embedding import sinusoidal_embedding
 
@@ -13,6 +16,7 @@ from gm_jax.models.time_embedding import sinusoidal_embedding
 class TimeMLPConfig:
   hidden: tuple[int, ...] = (256, 256, 256)
   time_dim: int = 64
+  compute_dtype: str = "float32"  # of the matmuls (gm_jax.models.precision)
 
 
 class TimeMLP(nn.Module):
@@ -25,8 +29,9 @@ class TimeMLP(nn.Module):
   def __call__(self, x_BD, t_B, train: bool = False):
     del train
     cfg = self.config
-    temb = nn.silu(nn.Dense(cfg.time_dim)(sinusoidal_embedding(t_B, cfg.time_dim)))
+    dense = functools.partial(precision.Dense, dtype=precision.compute_dtype(cfg.compute_dtype))
+    temb = nn.silu(dense(cfg.time_dim)(sinusoidal_embedding(t_B, cfg.time_dim)))
     h = x_BD
     for width in cfg.hidden:
-      h = nn.silu(nn.Dense(width)(h) + nn.Dense(width)(temb))
-    return nn.Dense(x_BD.shape[-1], kernel_init=nn.initializers.zeros)(h)
+      h = nn.silu(dense(width)(h) + dense(width)(temb))
+    return dense(x_BD.shape[-1], kernel_init=nn.initializers.zeros)(h)

@@ -7,11 +7,14 @@ strided 3x3 conv downsampling. (B, H, W, C) images and (B,) times -> (B, H, W, C
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.models import precision
 from gm_jax.models.time_embedding import sinusoidal_embedding
 
 
@@ -23,6 +26,7 @@ class UNetConfig:
   attention_resolutions: tuple[int, ...] = (16,)
   dropout: float = 0.1
   num_groups: int = 32
+  compute_dtype: str = "float32"  # of convolutions and matmuls (gm_jax.models.precision)
 
 
 def group_norm(channels: int, num_groups: int) -> nn.GroupNorm:
@@ -36,30 +40,34 @@ class ResBlock(nn.Module):
   out_channels: int
   dropout: float
   num_groups: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, temb, train: bool):
+    conv = functools.partial(precision.Conv, dtype=self.dtype)
     h = nn.silu(group_norm(x.shape[-1], self.num_groups)(x))
-    h = nn.Conv(self.out_channels, (3, 3))(h)
-    h = h + nn.Dense(self.out_channels)(nn.silu(temb))[:, None, None, :]
+    h = conv(self.out_channels, (3, 3))(h)
+    h = h + precision.Dense(self.out_channels, dtype=self.dtype)(nn.silu(temb))[:, None, None, :]
     h = nn.silu(group_norm(self.out_channels, self.num_groups)(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    h = nn.Conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
+    h = conv(self.out_channels, (3, 3), kernel_init=nn.initializers.zeros)(h)
     if x.shape[-1] != self.out_channels:
-      x = nn.Conv(self.out_channels, (1, 1), name="skip")(x)
+      x = conv(self.out_channels, (1, 1), name="skip")(x)
     return x + h
 
 
 class AttentionBlock(nn.Module):
   num_groups: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     b, h, w, c = x.shape
     y = group_norm(c, self.num_groups)(x).reshape(b, h * w, c)
-    q, k, v = jnp.split(nn.Dense(3 * c)(y), 3, axis=-1)
-    weights = jax.nn.softmax(jnp.einsum("bqc,bkc->bqk", q, k) / jnp.sqrt(c).astype(x.dtype), axis=-1)
-    out = nn.Dense(c, kernel_init=nn.initializers.zeros)(jnp.einsum("bqk,bkc->bqc", weights, v))
+    q, k, v = jnp.split(precision.Dense(3 * c, dtype=self.dtype)(y), 3, axis=-1)
+    scores = precision.einsum("bqc,bkc->bqk", q, k, self.dtype) / jnp.sqrt(c).astype(jnp.float32)
+    out = precision.einsum("bqk,bkc->bqc", jax.nn.softmax(scores, axis=-1), v, self.dtype)
+    out = precision.Dense(c, dtype=self.dtype, kernel_init=nn.initializers.zeros)(out)
     return x + out.reshape(b, h, w, c)
 
 
@@ -70,30 +78,34 @@ class UNet(nn.Module):
   def __call__(self, x_BHWC, t_B, train: bool = False):
     cfg = self.config
     ch, groups = cfg.channels, cfg.num_groups
+    dtype = precision.compute_dtype(cfg.compute_dtype)
+    conv = functools.partial(precision.Conv, dtype=dtype)
+    dense = functools.partial(precision.Dense, dtype=dtype)
     temb = sinusoidal_embedding(t_B, ch)
-    temb = nn.Dense(4 * ch)(nn.silu(nn.Dense(4 * ch)(temb)))
-    h = nn.Conv(ch, (3, 3))(x_BHWC)
+    temb = dense(4 * ch)(nn.silu(dense(4 * ch)(temb)))
+    h = conv(ch, (3, 3))(x_BHWC)
     skips = [h]
     for level, mult in enumerate(cfg.channel_mults):
       for _ in range(cfg.num_res_blocks):
-        h = ResBlock(ch * mult, cfg.dropout, groups)(h, temb, train)
+        h = ResBlock(ch * mult, cfg.dropout, groups, dtype)(h, temb, train)
         if h.shape[1] in cfg.attention_resolutions:
-          h = AttentionBlock(groups)(h)
+          h = AttentionBlock(groups, dtype)(h)
         skips.append(h)
       if level != len(cfg.channel_mults) - 1:
-        h = nn.Conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
+        h = conv(h.shape[-1], (3, 3), strides=(2, 2))(h)
         skips.append(h)
-    h = ResBlock(h.shape[-1], cfg.dropout, groups)(h, temb, train)
-    h = AttentionBlock(groups)(h)
-    h = ResBlock(h.shape[-1], cfg.dropout, groups)(h, temb, train)
+    h = ResBlock(h.shape[-1], cfg.dropout, groups, dtype)(h, temb, train)
+    h = AttentionBlock(groups, dtype)(h)
+    h = ResBlock(h.shape[-1], cfg.dropout, groups, dtype)(h, temb, train)
     for level, mult in reversed(list(enumerate(cfg.channel_mults))):
       for _ in range(cfg.num_res_blocks + 1):
-        h = ResBlock(ch * mult, cfg.dropout, groups)(jnp.concatenate([h, skips.pop()], axis=-1), temb, train)
+        h = jnp.concatenate([h, skips.pop()], axis=-1)
+        h = ResBlock(ch * mult, cfg.dropout, groups, dtype)(h, temb, train)
         if h.shape[1] in cfg.attention_resolutions:
-          h = AttentionBlock(groups)(h)
+          h = AttentionBlock(groups, dtype)(h)
       if level != 0:
         b, height, width, c = h.shape
         h = jax.image.resize(h, (b, 2 * height, 2 * width, c), method="nearest")
-        h = nn.Conv(c, (3, 3))(h)
+        h = conv(c, (3, 3))(h)
     h = nn.silu(group_norm(h.shape[-1], groups)(h))
-    return nn.Conv(x_BHWC.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)
+    return conv(x_BHWC.shape[-1], (3, 3), kernel_init=nn.initializers.zeros)(h)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gm_jax.models import precision
 from gm_jax.models.decoders import Decoder
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -46,11 +47,12 @@ def kl_to_standard_normal(mean: jax.Array, log_std: jax.Array) -> jax.Array:
 class MLP(nn.Module):
   features: Sequence[int]
   activation: str = "tanh"
+  dtype: Any = jnp.float32  # compute dtype of the matmuls (gm_jax.models.precision)
 
   @nn.compact
   def __call__(self, h):
     for f in self.features:
-      h = ACTIVATIONS[self.activation](nn.Dense(f)(h))
+      h = ACTIVATIONS[self.activation](precision.Dense(f, dtype=self.dtype)(h))
     return h
 
 
@@ -60,12 +62,13 @@ class GaussianHead(nn.Module):
   hidden: Sequence[int]
   dim: int
   activation: str = "tanh"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h):
-    h = MLP(self.hidden, self.activation)(h)
-    mean = nn.Dense(self.dim, name="mean")(h)
-    log_std = nn.Dense(self.dim, name="log_std")(h)
+    h = MLP(self.hidden, self.activation, self.dtype)(h)
+    mean = precision.Dense(self.dim, dtype=self.dtype, name="mean")(h)
+    log_std = precision.Dense(self.dim, dtype=self.dtype, name="log_std")(h)
     return mean, log_std
 
 
@@ -74,12 +77,14 @@ class ConvFeatures(nn.Module):
 
   channels: Sequence[int]
   activation: str = "relu"
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x_BHWC):
     h = x_BHWC
     for c in self.channels:
-      h = ACTIVATIONS[self.activation](nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME")(h))
+      h = ACTIVATIONS[self.activation](precision.Conv(c, (3, 3), strides=(2, 2), padding="SAME",
+                                                      dtype=self.dtype)(h))
     return h.reshape(h.shape[0], -1)
 
 
@@ -99,6 +104,11 @@ class VAEConfig:
   activation: str = "tanh"
   conv_channels: tuple[int, ...] = ()
   min_log_std: float = -6.0
+  compute_dtype: str = "float32"  # of matmuls and convolutions; likelihoods stay float32
+
+  @property
+  def dtype(self):
+    return precision.compute_dtype(self.compute_dtype)
 
   def __post_init__(self):
     if len(self.hidden) != len(self.latent_dims):
@@ -116,13 +126,13 @@ class HierarchicalVAE(nn.Module):
   def setup(self):
     c = self.config
     num_layers = len(c.latent_dims)
-    self.conv = ConvFeatures(c.conv_channels) if c.conv_channels else None
-    self.q = [GaussianHead(c.hidden[l], c.latent_dims[l], c.activation, name=f"q_z{l + 1}")
+    self.conv = ConvFeatures(c.conv_channels, dtype=c.dtype) if c.conv_channels else None
+    self.q = [GaussianHead(c.hidden[l], c.latent_dims[l], c.activation, c.dtype, name=f"q_z{l + 1}")
               for l in range(num_layers)]
-    self.p = [GaussianHead(tuple(reversed(c.hidden[l])), c.latent_dims[l - 1], c.activation,
+    self.p = [GaussianHead(tuple(reversed(c.hidden[l])), c.latent_dims[l - 1], c.activation, c.dtype,
                            name=f"p_z{l}") for l in range(1, num_layers)]
-    self.x_trunk = MLP(tuple(reversed(c.hidden[0])), c.activation, name="p_x_trunk")
-    self.x_out = nn.Dense(c.x_dim * c.decoder.params_per_dim, name="p_x_out")
+    self.x_trunk = MLP(tuple(reversed(c.hidden[0])), c.activation, c.dtype, name="p_x_trunk")
+    self.x_out = precision.Dense(c.x_dim * c.decoder.params_per_dim, dtype=c.dtype, name="p_x_out")
 
   # building blocks ------------------------------------------------------------------------------------
   def encoder_input(self, x: jax.Array) -> jax.Array:

@@ -27,7 +27,8 @@ from gm_jax.train.task import Task, Update
 def classifier_config(config, dataset: Dataset) -> ClassifierConfig:
   m = config.model
   return ClassifierConfig(num_classes=m.num_classes, num_levels=dataset.spec.num_levels,
-                          channels=tuple(m.channels), features=m.features, dropout=m.dropout)
+                          channels=tuple(m.channels), features=m.features, dropout=m.dropout,
+                          compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:

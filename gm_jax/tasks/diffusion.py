@@ -51,11 +51,12 @@ SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
 def make_network(config):
   m = config.model
   if m.net == "mlp":
-    return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim))
+    return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim,
+                                 compute_dtype=config.train.compute_dtype))
   if m.net == "unet":
     return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
                            attention_resolutions=tuple(m.attention_resolutions), dropout=m.dropout,
-                           num_groups=m.num_groups))
+                           num_groups=m.num_groups, compute_dtype=config.train.compute_dtype))
   raise ValueError(f"unknown config.model.net {m.net!r}; use 'mlp' or 'unet'")
 
 

@@ -1,8 +1,9 @@
 """Normalizing-flow family: exact maximum likelihood (continuous points) or the dequantization bound
 (integer-level images), through gm_jax.models.flows.
 
-config.model: architecture (nice | realnvp | glow), hidden, num_levels, steps_per_level, base
-  (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow)
+config.model: architecture (nice | realnvp | glow | nsf | maf | iaf), hidden, num_levels, steps_per_level,
+  base (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow),
+  transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init
 config.objective: dequantization (uniform | variational), dequantizer_hidden, dequantizer_couplings
 config.eval.sample_temperature: the base std multiplier for sample grids
 """
@@ -21,8 +22,9 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
-                    preprocess=m.preprocess, logit_alpha=m.logit_alpha,
-                    conditioner=m.conditioner)
+                    preprocess=m.preprocess, logit_alpha=m.logit_alpha, conditioner=m.conditioner,
+                    transform=m.transform, num_bins=m.num_bins, tail_bound=m.tail_bound,
+                    coupling_scale_init=m.coupling_scale_init, compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -88,6 +90,10 @@ def default_config():
   config.model.preprocess = "none"
   config.model.logit_alpha = 0.05
   config.model.conditioner = "conv"
+  config.model.coupling_scale_init = 1.0
+  config.model.transform = "affine"  # maf / iaf: affine | spline
+  config.model.num_bins = 8  # spline bins
+  config.model.tail_bound = 3.0  # splines are the identity outside [-tail_bound, tail_bound]
   config.objective = ml_collections.ConfigDict()
   config.objective.dequantization = "uniform"
   config.objective.dequantizer_hidden = (32, 32)

@@ -28,17 +28,17 @@ from gm_jax.train.task import Task, Update
 
 def make_networks(config, dataset: Dataset):
   """(generator, discriminator) for the data: MLPs for points, the seed's DCGAN for images."""
-  m, spec = config.model, dataset.spec
+  m, spec, cd = config.model, dataset.spec, config.train.compute_dtype
   if spec.kind == "points":
-    return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0]),
-            MLPDiscriminator(tuple(m.discriminator_hidden)))
+    return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0], cd),
+            MLPDiscriminator(tuple(m.discriminator_hidden), cd))
   if spec.kind == "image":
     size, _, channels = spec.shape
     norm = m.discriminator_norm
     if config.objective.loss == "wgan_gp" and norm == "batch":
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
-    return (DCGANGenerator(size, channels, m.features), DCGANDiscriminator(size, m.features, norm))
+    return (DCGANGenerator(size, channels, m.features, cd), DCGANDiscriminator(size, m.features, norm, cd))
   raise ValueError(f"the gan task models points or images; data {dataset.name!r} is {spec.kind!r}")
 
 

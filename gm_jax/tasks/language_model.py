@@ -25,7 +25,8 @@ def transformer_config(config, dataset: Dataset) -> TransformerConfig:
                            num_layers=m.num_layers, num_heads=m.num_heads, embed_dim=m.embed_dim,
                            mlp_ratio=m.mlp_ratio, dropout=m.dropout, positions=m.positions,
                            tie_embeddings=m.tie_embeddings, one_hot_embedding=m.one_hot_embedding,
-                           use_bias=m.use_bias, exact_gelu=m.exact_gelu)
+                           use_bias=m.use_bias, exact_gelu=m.exact_gelu,
+                           compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:

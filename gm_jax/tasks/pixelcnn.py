@@ -2,7 +2,8 @@
 
 -log p(x) = -sum over sub-pixels of log p(x_t | x_<t) is exact, so the reported nll_nats and bpd
 (estimator 'exact') are the model's true negative log-likelihood on the discrete data.
-config.model: features, num_layers, first_kernel, kernel, head_features, dropout
+config.model: features, num_layers, first_kernel, kernel, head_features, dropout; architecture row_lstm or
+  diagonal_bilstm makes it a PixelRNN (gm_jax.tasks.pixelrnn)
 config.eval.sample_temperature: the softmax temperature of the written samples
 """
 
@@ -14,6 +15,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.pixelcnn import PixelCNN, PixelCNNConfig
 from gm_jax.objectives import cross_entropy
+from gm_jax.tasks import pixelrnn
 from gm_jax.train.task import Likelihood, Task, Update
 
 
@@ -21,7 +23,8 @@ def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
-                        kernel=m.kernel, head_features=m.head_features, dropout=m.dropout)
+                        kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
+                        compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -29,7 +32,10 @@ def build(config, dataset: Dataset) -> Task:
   if spec.kind != "image" or len(spec.shape) != 3:
     raise ValueError(f"the pixelcnn task needs integer-level images (H, W, C); {dataset.name!r} is "
                      f"{spec.kind!r} with shape {spec.shape}")
-  model = PixelCNN(pixelcnn_config(config, dataset))
+  if config.model.architecture in pixelrnn.ARCHITECTURES:
+    model = pixelrnn.build_model(config, dataset)  # same output head, loss and sampler
+  else:
+    model = PixelCNN(pixelcnn_config(config, dataset))
   temperature = config.eval.sample_temperature
   if temperature <= 0:
     raise ValueError(f"config.eval.sample_temperature must be > 0 for PixelCNN sampling; got {temperature}")
@@ -52,7 +58,7 @@ def build(config, dataset: Dataset) -> Task:
     return {"model": model.init(key, jnp.asarray(batch["x"][:1], jnp.int32))}
 
   def sample(params, model_state, key, n):
-    x = model.apply({"params": params["model"]}, key, n, temperature, method=PixelCNN.sample)
+    x = model.apply({"params": params["model"]}, key, n, temperature, method="sample")
     return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
@@ -65,6 +71,7 @@ def default_config():
 
   config = base_config()
   config.task = "pixelcnn"
+  config.model.architecture = "gated_pixelcnn"  # or a PixelRNN: gm_jax.tasks.pixelrnn.ARCHITECTURES
   config.model.features = 64
   config.model.num_layers = 5
   config.model.first_kernel = 7

@@ -1,7 +1,8 @@
 """VAE family: ELBO / IWAE / autoencoder training of gm_jax.models.vae.HierarchicalVAE.
 
 config.model: latent_dims, hidden (one tuple of sizes per stochastic layer), activation, conv_channels,
-  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned)
+  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned);
+  posterior (gaussian | iaf: gm_jax.models.vae_iaf) with iaf_steps, iaf_hidden, iaf_context, iaf_transform
 config.objective: name (elbo | iwae | autoencoder), beta, kl (analytic | mc), num_samples (K of the
   training bound; 1 for the ELBO)
 config.data.binarize: dynamic binarization of integer-level images for the Bernoulli decoder
@@ -19,6 +20,7 @@ from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.decoders import Decoder
 from gm_jax.models.vae import HierarchicalVAE, VAEConfig
+from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
@@ -46,12 +48,13 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
   m = config.model
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
-                   activation=m.activation, conv_channels=tuple(m.conv_channels))
+                   activation=m.activation, conv_channels=tuple(m.conv_channels),
+                   compute_dtype=config.train.compute_dtype)
 
 
 def build(config, dataset: Dataset) -> Task:
   cfg = model_config(config, dataset)
-  model = HierarchicalVAE(cfg)
+  model = make_vae(cfg, config.model)  # model.posterior: gaussian | iaf
   objective = config.objective
   beta, kl_mode, train_k = objective.beta, objective.kl, objective.num_samples
   binarize = cfg.decoder.kind == "bernoulli" and dataset.spec.num_levels != 2
@@ -75,7 +78,7 @@ def build(config, dataset: Dataset) -> Task:
     return x, per_example_keys(k_z, batch["index"]), batch["mask"]
 
   def log_weights(params, x, keys_B, k):
-    return model.apply({"params": params}, x, keys_B, k, method=HierarchicalVAE.log_weights)
+    return model.apply({"params": params}, x, keys_B, k, method="log_weights")
 
   def autoencoder_nll(params, x, mask):
     return masked_mean(-model.apply({"params": params["model"]}, x, method=_autoencoder_log_px), mask)
@@ -151,7 +154,7 @@ def build(config, dataset: Dataset) -> Task:
   def init(key, batch):
     x = observe(batch, key)[0][:2]
     return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
-                                method=HierarchicalVAE.log_weights)}
+                                method="log_weights")}
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
               summarize=summarize, sample_fn=sample, pictures_fn=pictures)
@@ -183,6 +186,11 @@ def default_config():
   config.model.conv_channels = ()
   config.model.decoder = "categorical"
   config.model.decoder_std = 0.0
+  config.model.posterior = "gaussian"  # gaussian | iaf (refined by the iaf_* fields' flow)
+  config.model.iaf_steps = 2
+  config.model.iaf_hidden = (64, 64)
+  config.model.iaf_context = 16
+  config.model.iaf_transform = "affine"  # affine | spline
   config.objective = ml_collections.ConfigDict()
   config.objective.name = "elbo"
   config.objective.beta = 1.0

@@ -59,6 +59,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.async_checkpoints = True
   config.train.ema_decay = 0.0  # 0: no EMA parameters
   config.train.progress_bar = True
+  # float32 | bfloat16: the dtype of matmuls and convolutions (accumulated in float32); parameters,
+  # optimizer state, normalization statistics, softmax, losses and likelihoods stay float32.
+  config.train.compute_dtype = "float32"
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 1000

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import pathlib
 import time
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tqdm
 from absl import logging
@@ -28,8 +30,8 @@ from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import optim, sharding
 from gm_jax.train import step as step_lib
-from gm_jax.train.checkpoint import Checkpointer
-from gm_jax.train.run_files import RunFiles, write_json_atomic
+from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
+from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -43,6 +45,22 @@ class NonFiniteError(FloatingPointError):
 
 class WorkdirConflictError(RuntimeError):
   pass
+
+
+def topology() -> dict[str, int]:
+  """The device and process counts, stored with every checkpoint to notice a resume on other hardware."""
+  return {"devices": jax.device_count(), "processes": jax.process_count()}
+
+
+def _describe(t: dict[str, int]) -> str:
+  return f"{t['devices']} device(s) in {t['processes']} process(es)"
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(name)
 
 
 def config_to_dict(config) -> dict[str, Any]:
@@ -106,12 +124,43 @@ class Experiment:
   def init_state(self) -> TrainState:
     return self.init_fn(*self._init_args())
 
-  def restore_latest(self) -> tuple[TrainState, dict] | None:
-    step = self.checkpointer.latest_step()
-    if step is None:
+  def restore_latest(self, set_aside_unreadable: bool = False) -> tuple[TrainState, dict] | None:
+    """The newest checkpoint that restores, or None when there is none.
+
+    A newer checkpoint that cannot be restored (damaged) is skipped with one log line; with
+    `set_aside_unreadable` (training) it is moved to checkpoints_unreadable/, never deleted, so that its
+    step can be saved again. When no checkpoint restores, the newest one's error is raised.
+    """
+    steps = sorted(self.checkpointer.all_steps(), reverse=True)
+    if not steps:
       return None
     abstract = jax.eval_shape(self.init_fn, *self._init_args())
-    return self.checkpointer.restore(step, abstract)
+    skipped: list[CheckpointError] = []
+    for step in steps:
+      try:
+        state, data_state = self.checkpointer.restore(step, abstract)
+      except CheckpointError as e:
+        skipped.append(e)
+        continue
+      break
+    else:
+      raise skipped[0]
+    for e in skipped:
+      kept = f"; it is kept in {self.workdir / UNREADABLE_DIR}" if set_aside_unreadable else ""
+      logging.warning("checkpoint %d cannot be restored (%s); skipped for step %d, the newest that "
+                      "restores%s", e.step, e.reason, step, kept)
+    if skipped and set_aside_unreadable:
+      if jax.process_index() == 0:
+        for e in skipped:
+          self.checkpointer.set_aside(e.step)
+      _sync_processes("unreadable checkpoints set aside")
+      self.checkpointer.reload()
+    written_on = data_state.pop("topology", None)
+    if written_on is not None and written_on != topology():
+      logging.warning("checkpoint %d was written on %s; now on %s: the run continues, and its numbers may "
+                      "differ from an uninterrupted run in float32 rounding", step, _describe(written_on),
+                      _describe(topology()))
+    return state, data_state
 
   # evaluation and samples --------------------------------------------------------------------------
   def evaluate(self, state: TrainState) -> dict[str, float]:
@@ -155,6 +204,11 @@ class Experiment:
     """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
     if self.task.sample_fn is None or self.build_feature_space is None:
       return None
+    ev = self.config.eval
+    if ev.quality_reference not in ("test", "train"):
+      raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
+    if ev.quality_samples < 2:
+      raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
     return self.build_feature_space(self.config, self.dataset)
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
@@ -164,8 +218,6 @@ class Experiment:
     if space is None:
       return {}
     ev = self.config.eval
-    if ev.quality_reference not in ("test", "train"):
-      raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
     n = ev.quality_samples
     samples, info, seconds = self._draw_samples(state, n)
     if self.files.is_main:
@@ -216,14 +268,54 @@ class Experiment:
     return {"step": int(state.step), **means, **self.likelihood_report(means), **self.sample_quality(state)}
 
   # guard ---------------------------------------------------------------------------------------------
+  def kept_checkpoint(self) -> str:
+    kept = self.checkpointer.latest_step()
+    if kept is None:
+      return "no checkpoint was written, so a rerun starts afresh"
+    return f"last good checkpoint: step {kept}"
+
   def check_finite(self, state: TrainState) -> None:
     bad_step = int(state.nonfinite_step)
     if bad_step >= 0:
       name = step_lib.guard_names(self.task)[int(state.nonfinite_metric)]
-      kept = self.checkpointer.latest_step()
       raise NonFiniteError(f"non-finite {name} at step {bad_step}; the update was not applied and the run "
-                           f"stopped; last good checkpoint: step {kept} (lower the learning rate or "
-                           f"enable optim.grad_clip_norm)")
+                           f"stopped; {self.kept_checkpoint()} (lower the learning rate or enable "
+                           f"optim.grad_clip_norm, in a new --workdir)")
+
+  def check_savable(self, state: TrainState) -> None:
+    """Raises unless the guard is clear and every float in the state is finite: never save a NaN state."""
+    self.check_finite(state)
+    if not bool(_all_finite(state.networks)):
+      raise NonFiniteError(f"the state at step {int(state.step)} holds non-finite values and was not saved; "
+                           f"the run stopped; {self.kept_checkpoint()}")
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
+  """Every `learning_rate` field of the config (optim and per-network blocks such as optim_d)."""
+  found = []
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      found += _learning_rates(value, f"{prefix}{key}.")
+    elif key == "learning_rate":
+      found.append((f"{prefix}{key}", value))
+  return found
+
+
+def check_config(config) -> None:
+  """Rejects settings that cannot train, before anything is built or written."""
+  for name, value in _learning_rates(config):
+    try:
+      ok = math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+      ok = False
+    if not ok:
+      raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
 
 
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
@@ -240,30 +332,66 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
   acc.reset()
 
 
-def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
-  """Fresh state, or the latest checkpoint when this workdir already holds the same run."""
-  config_dict = config_to_dict(exp.config)
+def check_workdir(exp: Experiment) -> None:
+  """Refuses a workdir that holds another run: a different config.json, or results without one."""
   stored = exp.files.read_config()
-  latest = exp.checkpointer.latest_step()
   if stored is not None:
-    diffs = _config_differences(stored, config_dict)
+    diffs = _config_differences(stored, config_to_dict(exp.config))
     if diffs:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
-  elif latest is not None or (exp.workdir / "summary.json").exists():
+  elif exp.checkpointer.latest_step() is not None or (exp.workdir / "summary.json").exists():
     raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
                                f"use a new --workdir")
+
+
+def finished_summary(exp: Experiment) -> dict[str, Any] | None:
+  """summary.json's dict when the workdir's run is complete (its last checkpoint is the final step)."""
+  path = exp.workdir / "summary.json"
+  if path.exists() and exp.checkpointer.latest_step() == exp.config.train.num_steps:
+    return json.loads(path.read_text())
+  return None
+
+
+def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
+  """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir)."""
   iterator = exp.train_iterator()
-  restored = exp.restore_latest()
+  restored = exp.restore_latest(set_aside_unreadable=True)
   if restored is None:
     exp.files.truncate_metrics(-1)
-    exp.files.write_config(config_dict)
+    exp.files.write_config(config_to_dict(exp.config))
     return exp.init_state(), iterator
   state, data_state = restored
   iterator.set_state(data_state)
   exp.files.truncate_metrics(int(state.step))
   logging.info("resumed from step %d", int(state.step))
   return state, iterator
+
+
+def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:
+  """Creates `workdir` and takes its lock on process 0; every process raises one line if that failed."""
+  lock = WorkdirLock(workdir)
+  status, reason = 0, ""
+  if jax.process_index() == 0:
+    try:
+      if workdir.exists() and not workdir.is_dir():
+        status, reason = 2, "is a file, not a directory"
+      else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        status = 0 if lock.acquire() else 1
+    except OSError as e:  # a read-only file system, no permission, ...
+      status, reason = 2, f"cannot be written ({e.strerror or e})"
+  if jax.process_count() > 1:  # the other processes learn process 0's outcome instead of hanging
+    from jax.experimental import multihost_utils
+
+    status = int(multihost_utils.broadcast_one_to_all(np.int32(status)))
+  if status == 1:
+    raise WorkdirConflictError(f"workdir {workdir} is in use by another run (it holds {lock.path}); wait "
+                               f"for that run to end or use a new --workdir")
+  if status == 2:
+    raise WorkdirConflictError(f"workdir {workdir} {reason or 'cannot be used (see process 0)'}; "
+                               f"use another --workdir")
+  return lock
 
 
 def train(config, workdir: str, build_task: TaskBuilder,
@@ -273,10 +401,23 @@ def train(config, workdir: str, build_task: TaskBuilder,
 
   after_step(step) runs right after each step is dispatched (tests inject faults through it).
   """
-  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
+  check_config(config)
+  lock = lock_workdir(pathlib.Path(workdir))
+  try:
+    return _train_locked(Experiment(config, pathlib.Path(workdir), build_task, build_feature_space), after_step)
+  finally:
+    lock.release()
+
+
+def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> dict[str, Any]:
+  config = exp.config
   tc = config.train
   bar = None
   try:
+    check_workdir(exp)
+    finished = finished_summary(exp)
+    if finished is not None:
+      return finished  # a rerun of a finished run changes nothing (no second final eval or row)
     state, iterator = prepare_workdir(exp)
     exp.feature_space  # fails before training if the feature network or its weights are missing
     step = int(state.step)
@@ -307,8 +448,8 @@ def train(config, workdir: str, build_task: TaskBuilder,
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
         exp.write_samples(state, step)
       if step % tc.checkpoint_every == 0 or is_last:
-        exp.check_finite(state)
-        exp.checkpointer.save(step, state, iterator.get_state())
+        exp.check_savable(state)
+        exp.checkpointer.save(step, state, {**iterator.get_state(), "topology": topology()})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
@@ -322,8 +463,41 @@ def train(config, workdir: str, build_task: TaskBuilder,
     exp.files.close()
 
 
+def _field(tree: dict, path: str) -> Any:
+  for key in path.split("."):
+    if not isinstance(tree, dict) or key not in tree:
+      return "<missing>"
+    tree = tree[key]
+  return tree
+
+
+def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any]]:
+  """Checks, without writing anything, that eval/sample can use `workdir` with `config`.
+
+  The workdir must hold a checkpoint, and `config` may differ from the stored config.json only inside
+  `eval` (sample counts, samplers, likelihood estimators); returns those differences as
+  {field: {"stored": value, "now": value}}.
+  """
+  directory = workdir / "checkpoints"
+  if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
+    raise FileNotFoundError(f"no checkpoint in {directory}; train first (--mode=train)")
+  stored = RunFiles(workdir, is_main=False).read_config()
+  if stored is None:
+    raise WorkdirConflictError(f"workdir {workdir} holds checkpoints without a config.json; cannot check "
+                               f"that they belong to this config")
+  now = config_to_dict(config)
+  diffs = _config_differences(stored, now)
+  outside = [d for d in diffs if not d.startswith("eval.")]
+  if outside:
+    fields = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
+    raise WorkdirConflictError(f"workdir {workdir} was trained with a different config ({fields}); only "
+                               f"eval.* may change after training: pass the stored config.json's values")
+  return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
+
+
 def _restored_experiment(config, workdir: str, build_task: TaskBuilder,
-                         build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState]:
+                         build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState, dict]:
+  changes = check_eval_workdir(config, pathlib.Path(workdir))
   exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
   try:
     restored = exp.restore_latest()
@@ -332,15 +506,20 @@ def _restored_experiment(config, workdir: str, build_task: TaskBuilder,
   except BaseException:
     exp.checkpointer.close()
     raise
-  return exp, restored[0]
+  return exp, restored[0], changes
 
 
 def evaluate(config, workdir: str, build_task: TaskBuilder,
              build_feature_space: FeatureSpaceBuilder | None = None) -> dict[str, Any]:
-  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary)."""
-  exp, state = _restored_experiment(config, workdir, build_task, build_feature_space)
+  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary).
+
+  eval.* settings may differ from training's; the result lists them under `eval_config_changes`.
+  """
+  exp, state, changes = _restored_experiment(config, workdir, build_task, build_feature_space)
   try:
     result = exp.summary(state)
+    if changes:
+      result["eval_config_changes"] = changes
     if exp.files.is_main:
       write_json_atomic(exp.workdir / f"eval_step_{result['step']:07d}.json", result)
     return result
@@ -350,7 +529,9 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
 
 def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
   """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
-  exp, state = _restored_experiment(config, workdir, build_task, None)
+  exp, state, changes = _restored_experiment(config, workdir, build_task, None)
+  if changes:
+    logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:
     return exp.write_samples(state, int(state.step))
   finally:

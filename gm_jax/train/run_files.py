@@ -1,36 +1,90 @@
 """The files every run writes: config.json, metrics.jsonl, TensorBoard events, samples/, summary.json.
 
 Only process 0 writes. On resume, metrics.jsonl is cut back to the restored step, so a resumed run's
-files match an uninterrupted run's.
+files match an uninterrupted run's. Every JSON file (and the launcher's printed result) is strict JSON:
+a non-finite float is written as null.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import math
 import os
 import pathlib
+import struct
+import time
 from typing import Any
 
 import numpy as np
 
 
 def _json_default(value):
-  if isinstance(value, (np.floating, np.integer)):
+  if isinstance(value, np.integer):
     return value.item()
-  if isinstance(value, tuple):
-    return list(value)
   raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def finite_or_null(obj: Any) -> Any:
+  """`obj` with every non-finite float (NaN, +-inf, also NumPy's) replaced by None, tuples as lists."""
+  if isinstance(obj, (float, np.floating)):
+    return float(obj) if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: finite_or_null(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [finite_or_null(v) for v in obj]
+  return obj
+
+
+def to_json(obj: Any, **kwargs) -> str:
+  """Strict JSON: non-finite floats are written as null (bare NaN/Infinity are not JSON)."""
+  kwargs.setdefault("default", _json_default)
+  return json.dumps(finite_or_null(obj), allow_nan=False, sort_keys=True, **kwargs)
 
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+  tmp.write_text(to_json(obj, indent=2) + "\n")
   os.replace(tmp, path)
 
 
-def _finite_or_none(value):
-  return value if not isinstance(value, float) or math.isfinite(value) else None
+def read_event_records(path: pathlib.Path) -> list[bytes]:
+  """The complete TFRecord records of a TensorBoard event file, each as its raw bytes (length, length CRC,
+  payload, payload CRC); a record cut short by a kill is left out."""
+  data = path.read_bytes()
+  records, pos = [], 0
+  while pos + 12 <= len(data):
+    (length,) = struct.unpack("<Q", data[pos:pos + 8])
+    end = pos + 12 + length + 4
+    if end > len(data):
+      break
+    records.append(data[pos:end])
+    pos = end
+  return records
+
+
+def event_of(record: bytes):
+  """The `Event` proto in a raw record from read_event_records."""
+  from tensorboardX.proto import event_pb2
+
+  return event_pb2.Event.FromString(record[12:-4])
+
+
+def _truncate_events(path: pathlib.Path, last_step: int) -> None:
+  """Rewrites an event file without the summaries of steps after `last_step` (records kept byte for
+  byte, CRCs included); removes it when no summary is left."""
+  records = read_event_records(path)
+  events = [event_of(r) for r in records]
+  kept = [r for r, e in zip(records, events) if not (e.HasField("summary") and e.step > last_step)]
+  if len(kept) == len(records) and sum(len(r) for r in records) == path.stat().st_size:
+    return
+  if not any(e.HasField("summary") and e.step <= last_step for e in events):
+    path.unlink()
+    return
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_bytes(b"".join(kept))
+  os.replace(tmp, path)
 
 
 class RunFiles:
@@ -56,26 +110,41 @@ class RunFiles:
   # metrics -----------------------------------------------------------------------------------------
   def _tensorboard(self):
     if self._tb is None:
-      from tensorboardX import SummaryWriter
+      from tensorboardX.event_file_writer import EventsWriter
 
-      self._tb = SummaryWriter(logdir=str(self.workdir / "tensorboard"))
+      directory = self.workdir / "tensorboard"
+      directory.mkdir(parents=True, exist_ok=True)
+      # Synchronous, without SummaryWriter's queue and thread: a logged step is in the file when log()
+      # returns, so a killed run's events end where its metrics.jsonl does (and truncate alike).
+      self._tb = EventsWriter(str(directory / "events"), f".{os.getpid()}")
     return self._tb
 
   def log(self, step: int, split: str, values: dict[str, Any]) -> None:
     if not self.is_main:
       return
-    record = {"step": step, "split": split, **{k: _finite_or_none(v) for k, v in values.items()}}
+    record = {"step": step, "split": split, **values}
     with self.metrics_path.open("a") as f:
-      f.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
-    tb = self._tensorboard()
-    for name, value in values.items():
-      if isinstance(value, (int, float)) and not isinstance(value, bool):
-        tb.add_scalar(f"{split}/{name}", value, step)
-    tb.flush()
+      f.write(to_json(record) + "\n")
+    scalars = [(f"{split}/{name}", float(value)) for name, value in values.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    if scalars:
+      from tensorboardX.proto import event_pb2, summary_pb2
+
+      summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)
+                                           for tag, value in scalars])
+      tb = self._tensorboard()
+      tb.write_event(event_pb2.Event(summary=summary, step=step, wall_time=time.time()))
+      tb.flush()
 
   def truncate_metrics(self, last_step: int) -> None:
-    """Drops metric records after `last_step` (written by a run that died before its next checkpoint)."""
-    if not self.is_main or not self.metrics_path.exists():
+    """Drops metric records after `last_step` (written by a run that died before its next checkpoint),
+    from metrics.jsonl and from the TensorBoard event files, so that the resumed run's records of those
+    steps do not appear twice."""
+    if not self.is_main:
+      return
+    for path in sorted((self.workdir / "tensorboard").glob("events.out.tfevents.*")):
+      _truncate_events(path, last_step)
+    if not self.metrics_path.exists():
       return
     kept = []
     for line in self.metrics_path.read_text().splitlines():
@@ -101,3 +170,36 @@ class RunFiles:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
+
+
+class WorkdirLock:
+  """An exclusive `flock` on workdir/.lock, held while a run trains in the workdir.
+
+  A second launch into the same workdir fails at once instead of interleaving metrics.jsonl. The kernel
+  releases the lock when the holder dies (even by SIGKILL), so a killed run never blocks its rerun, which
+  a pid file could. The file itself stays (removing it would race with a launch that has just opened it).
+  """
+
+  NAME = ".lock"
+
+  def __init__(self, workdir: pathlib.Path):
+    self.path = pathlib.Path(workdir) / self.NAME
+    self._fd: int | None = None
+
+  def acquire(self) -> bool:
+    """Takes the lock without waiting; False when another process holds it. OSError if unwritable."""
+    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      os.close(fd)
+      if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+        return False
+      raise
+    self._fd = fd
+    return True
+
+  def release(self) -> None:
+    if self._fd is not None:
+      os.close(self._fd)  # closing the descriptor drops the flock
+      self._fd = None

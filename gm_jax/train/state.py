@@ -23,8 +23,8 @@ class NetworkState:
 class TrainState:
   """The step counter, the networks, and the non-finite guard.
 
-  `nonfinite_step` is -1 until a loss or gradient norm is non-finite; then it holds that step and
-  `nonfinite_metric` the index of the metric in the trainer's guard list. A non-finite update is not
+  `nonfinite_step` is -1 until a loss, gradient norm or update norm is non-finite; then it holds that
+  step and `nonfinite_metric` the index of the metric in the trainer's guard list. A non-finite update is not
   applied, so the state stays the last good one.
   """
 

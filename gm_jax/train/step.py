@@ -25,10 +25,14 @@ def _microbatch(batch: dict[str, jax.Array], i: jax.Array, repeats: int) -> dict
 
 
 def guard_names(task: Task) -> list[str]:
-  """The metrics whose non-finiteness stops a run, in the order `nonfinite_metric` indexes them."""
+  """The metrics whose non-finiteness stops a run, in the order `nonfinite_metric` indexes them.
+
+  `update_norm` is the global norm of the optimizer's update: finite loss and gradients can still give a
+  non-finite update (e.g. a non-finite learning-rate schedule), which would make the parameters NaN.
+  """
   names = []
   for update in task.updates:
-    names += [f"{update.network}/loss", f"{update.network}/grad_norm"]
+    names += [f"{update.network}/loss", f"{update.network}/grad_norm", f"{update.network}/update_norm"]
   return names
 
 
@@ -65,7 +69,7 @@ class TrainStep:
     return metric_name(self.task, network, metric)
 
   def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
-    """One gradient update of update.network; skipped (state kept) when loss or grads are non-finite."""
+    """One update of update.network; skipped (state kept) when the loss, grads or update are not finite."""
     net = networks[update.network]
     params = {name: n.params for name, n in networks.items()}
     model_state = {name: n.model_state for name, n in networks.items()}
@@ -77,7 +81,9 @@ class TrainStep:
     grad_norm = optax.global_norm(grads)
     updates, new_opt_state = self.optimizers[update.network].update(grads, net.opt_state, net.params)
     new_params = optax.apply_updates(net.params, updates)
-    finite = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm)])
+    # One reduction over the update covers the new parameters: finite old params + finite update.
+    update_norm = optax.global_norm(updates)
+    finite = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm), jnp.isfinite(update_norm)])
     ok = jnp.all(finite)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
     new_networks = dict(networks)

@@ -83,3 +83,14 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
   config.eval.inception_weights = ""
   with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError, match="eval.inception_weights"):
     tasks.train(config, str(tmp_path / "run2"))
+
+
+@pytest.mark.parametrize("field,value,message", [("quality_reference", "valid", "'test' or 'train'"),
+                                                  ("quality_samples", 1, "at least 2")])
+def test_bad_quality_settings_fail_before_training(field, value, message, tmp_path):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  setattr(config.eval, field, value)
+  with pytest.raises(ValueError, match=message):
+    tasks.train(config, str(tmp_path))
+  assert not list(tmp_path.glob("checkpoints/*"))

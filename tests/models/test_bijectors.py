@@ -46,10 +46,10 @@ def _input(shape, name, n=3):
   return jax.nn.sigmoid(x) if name == "logit" else x
 
 
-def _check(layer, x, variables):
+def _check(layer, x, variables, atol=1e-5):
   y, log_det = jax.jit(lambda v: layer.apply(variables, v))(x)
   x_back, inv_log_det = jax.jit(lambda v: layer.apply(variables, v, inverse=True))(y)
-  np.testing.assert_allclose(x_back, x, atol=1e-5)
+  np.testing.assert_allclose(x_back, x, atol=atol)
   np.testing.assert_allclose(inv_log_det, -log_det, atol=1e-4)
   f = lambda v: layer.apply(variables, v.reshape(1, *x.shape[1:]))[0].reshape(-1)
   jac = jax.jit(jax.vmap(jax.jacobian(f)))(x.reshape(x.shape[0], -1))

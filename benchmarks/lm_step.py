@@ -1,0 +1,116 @@
+r"""The char GPT's train step (shakespeare_char_cpu: 4 layers, 4 heads, 128 dims, context 64, batch 12,
+AdamW) beside the same model in PyTorch, timed in one run, as one JSON line.
+
+  python -m benchmarks.lm_step [--config.train.compute_dtype=bfloat16] [--reference=torch|none]
+
+The corpus is not needed: random tokens over the Shakespeare character vocabulary (65 symbols) stand in
+for it, since a step's cost does not depend on the token values. gm_jax's step is the trainer's own
+compiled step; PyTorch's is nanoGPT's (fused causal attention, AdamW with decay on matrices only,
+gradient clipping) in float32 with as many threads as XLA:CPU. Rounds of gm_jax and PyTorch steps
+alternate so that changes in machine load hit both alike; `ratio` is gm_jax's median over PyTorch's.
+Also reported: compile time, XLA's FLOP count and MFU against the measured matmul peak of the step's
+compute dtype, and the step's memory beside a lower bound on PyTorch's (see torch_reference).
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from benchmarks.timing import (compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
+                               time_interleaved, use_threads)
+from gm_jax import data as data_lib
+from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.text import split_windows
+from gm_jax.tasks import language_model
+from gm_jax.train import optim, sharding, step as step_lib
+
+config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_cpu.py", "LM config.",
+                                lock_config=True)
+flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
+flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
+flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.")
+flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.")
+
+VOCAB = 65  # Tiny Shakespeare's characters
+
+
+def synthetic_dataset(context: int, seed: int = 0) -> Dataset:
+  tokens = np.random.default_rng(seed).integers(0, VOCAB, size=200_000, dtype=np.int32)
+  train, test = split_windows(tokens, context)
+  return Dataset("random_chars", train, test, DataSpec("tokens", (context + 1,), num_levels=VOCAB))
+
+
+def main(argv):
+  del argv
+  threads = use_threads(flags.FLAGS.threads)
+  config = flags.FLAGS.config
+  dataset = synthetic_dataset(config.data.context)
+  task = language_model.build(config, dataset)
+  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
+  mesh = sharding.make_mesh()
+  batch_size = config.data.batch_size
+  it = data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)
+  batches = [sharding.put_batch(next(it), mesh) for _ in range(8)]
+  state = step_lib.make_init(task, optimizers, mesh, config.train.ema_decay > 0)(jax.random.key(config.seed), batches[0])
+  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, config.train.ema_decay)
+  start = time.perf_counter()
+  compiled = train_step.jitted.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - start
+  num_params = sum(p.size for p in jax.tree.leaves(state.networks["model"].params))
+  holder = {"state": state, "i": 0}
+
+  def jax_step():
+    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % len(batches)])
+    holder["i"] += 1
+    jax.block_until_ready(metrics)
+
+  fns = {"jax": jax_step}
+  record = {"benchmark": "lm_step", "config": "shakespeare_char_cpu", "data": "random tokens, vocab 65",
+            "compute_dtype": config.train.compute_dtype, "batch_size": batch_size,
+            "context": config.data.context, "num_params": num_params, "compile_s": compile_s,
+            "threads": threads,
+            "memory_mb": (jax_step_memory_bytes(compiled) or 0) / 2**20}
+  if flags.FLAGS.reference == "torch":
+    import torch
+
+    from benchmarks import torch_reference as ref
+
+    ref.set_threads()
+    ref.seed(0)
+    model = ref.TorchGPT(language_model.transformer_config(config, dataset))
+    if ref.num_params(model) != num_params:
+      raise RuntimeError(f"the PyTorch GPT has {ref.num_params(model)} parameters, gm_jax's {num_params}")
+    o = config.optim
+    torch_step = ref.gpt_step(model, o.learning_rate, (o.b1, o.b2), o.weight_decay, o.grad_clip_norm)
+    torch_batches = [torch.from_numpy(np.array(b["x"])).long() for b in batches]
+    count = {"i": 0}
+
+    def torch_run():
+      torch_step(torch_batches[count["i"] % len(torch_batches)])
+      count["i"] += 1
+
+    fns["torch"] = torch_run
+    record["reference_memory_mb_lower_bound"] = ref.training_memory_bytes(
+        list(model.parameters()), 2, lambda: model(torch_batches[0][:, :-1])) / 2**20
+  stats = time_interleaved(fns, warmup=5, rounds=flags.FLAGS.rounds, per_round=flags.FLAGS.per_round)
+  record.update(stats["jax"])
+  if "torch" in stats:
+    record["reference_ms_median"] = stats["torch"]["ms_median"]
+    record["ratio"] = stats["jax"]["ms_median"] / stats["torch"]["ms_median"]
+  flops = compiled_flops(compiled)
+  peaks = matmul_peaks()
+  peak = peaks["bfloat16" if config.train.compute_dtype == "bfloat16" else "float32"]
+  step_s = record["ms_median"] / 1e3
+  record.update({"step_gflop": flops / 1e9 if flops else None,
+                 "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
+                 "mfu": flops / step_s / peak if flops else None})
+  emit(record)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,113 @@
+r"""Sampling throughput where users wait, as JSON lines: the char GPT's key/value-cache decoding beside
+the same decoder in PyTorch, and every diffusion sampler's samples per second and network evaluations.
+
+  python -m benchmarks.sampling [--threads=1] [--batch=12] \
+      [--diffusion_config=experiments/configs/digits_ddpm.py]
+
+Throughput does not depend on the weights, so both models are freshly initialized (no checkpoint, no
+corpus). Decoding: `gm_jax.sampling.autoregressive.generate` (one compiled scan over positions) from a
+one-token prompt to the full context, temperature 1, against `TorchGPT.decode` (nanoGPT-style loop
+with a key/value cache, float32); rounds alternate, `ratio` is gm_jax's median time over PyTorch's.
+Diffusion: each sampler compiled, then timed drawing `--num_samples` samples in one call.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from benchmarks.timing import emit, time_calls, time_interleaved, use_threads
+from gm_jax.diffusion import processes
+from gm_jax.models.transformer import TransformerLM
+from gm_jax.sampling import autoregressive
+from gm_jax.sampling import diffusion as samplers
+from gm_jax.tasks import language_model
+from gm_jax.tasks.diffusion import DiffusionModel
+from gm_jax.train.defaults import load_config_file
+
+flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
+flags.DEFINE_integer("batch", 12, "Sequences decoded at once.")
+flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch decoder too, or not.")
+flags.DEFINE_string("lm_config", "experiments/configs/shakespeare_char_cpu.py", "LM config file.")
+flags.DEFINE_string("diffusion_config", "experiments/configs/digits_ddpm.py", "Diffusion config file.")
+flags.DEFINE_integer("num_samples", 64, "Diffusion samples per call.")
+flags.DEFINE_integer("rounds", 5, "Interleaved decoding rounds.")
+
+VOCAB = 65  # Tiny Shakespeare's characters
+
+
+def lm_decoding(threads: int) -> None:
+  config = load_config_file(flags.FLAGS.lm_config)
+  spec = type("Spec", (), {"num_levels": VOCAB, "shape": (config.data.context + 1,)})
+  cfg = language_model.transformer_config(config, type("Data", (), {"spec": spec}))
+  model = TransformerLM(cfg)
+  b, new = flags.FLAGS.batch, cfg.context - 1
+  prompt = jnp.zeros((b, 1), jnp.int32)
+  params = model.init(jax.random.key(0), jnp.zeros((1, cfg.context), jnp.int32))["params"]
+  generate = jax.jit(lambda p, key: autoregressive.generate(model, p, prompt, key, new, 1.0, 0))
+  jax.block_until_ready(generate(params, jax.random.key(1)))
+  fns = {"jax": lambda: jax.block_until_ready(generate(params, jax.random.key(1)))}
+  record = {"benchmark": "lm_decoding", "config": "shakespeare_char_cpu", "batch": b, "new_tokens": new,
+            "compute_dtype": cfg.compute_dtype, "threads": threads}
+  if flags.FLAGS.reference == "torch":
+    import torch
+
+    from benchmarks import torch_reference as ref
+
+    ref.set_threads()
+    ref.seed(0)
+    torch_model = ref.TorchGPT(cfg).eval()
+    torch_prompt = torch.zeros((b, 1), dtype=torch.long)
+    fns["torch"] = lambda: torch_model.decode(torch_prompt, new)
+  stats = time_interleaved(fns, warmup=2, rounds=flags.FLAGS.rounds, per_round=2)
+  record["ms_median"] = stats["jax"]["ms_median"]
+  record["tokens_per_s"] = b * new / (record["ms_median"] / 1e3)
+  if "torch" in stats:
+    record["reference_ms_median"] = stats["torch"]["ms_median"]
+    record["reference_tokens_per_s"] = b * new / (record["reference_ms_median"] / 1e3)
+    record["ratio"] = record["ms_median"] / record["reference_ms_median"]
+  emit(record)
+
+
+def diffusion_sampling(threads: int) -> None:
+  config = load_config_file(flags.FLAGS.diffusion_config)
+  model = DiffusionModel(config)
+  shape = (flags.FLAGS.num_samples, *config_shape(config))
+  params = model.init(jax.random.key(0), jnp.zeros((1, *shape[1:])))
+  denoiser = model.denoiser(params)
+  runs = [("ddim", samplers.ddim, {"num_steps": 50}), ("dpm_solver_pp_2m", samplers.dpm_solver_pp_2m,
+                                                         {"num_steps": 20}),
+          ("ode_heun", samplers.probability_flow_ode, {"solver": "heun", "num_steps": 25}),
+          ("euler_maruyama", samplers.euler_maruyama, {"num_steps": 100})]
+  if isinstance(denoiser.process, processes.DiscreteDDPM):
+    runs.append(("ddpm_ancestral", samplers.ddpm_ancestral, {}))
+  for name, fn, kwargs in runs:
+    sample = jax.jit(lambda key, fn=fn, kwargs=kwargs: fn(denoiser, key, shape, **kwargs))
+    _, nfe = jax.block_until_ready(sample(jax.random.key(0)))
+    stats = time_calls(lambda: jax.block_until_ready(sample(jax.random.key(1))), warmup=0, repeats=3)
+    emit({"benchmark": "diffusion_sampling", "config": flags.FLAGS.diffusion_config.split("/")[-1],
+          "sampler": name, **kwargs, "nfe": int(nfe), "num_samples": shape[0], "threads": threads,
+          "ms_median": stats["ms_median"], "samples_per_s": shape[0] / (stats["ms_median"] / 1e3)})
+
+
+def config_shape(config) -> tuple[int, ...]:
+  """One example's shape from the data config, without loading the data."""
+  name = config.data.name
+  if name == "digits":
+    return (8, 8, 1)
+  if name == "toy2d":
+    return (2,)
+  size = config.data.get("image_size", 0) or 32
+  return (size, size, 3)
+
+
+def main(argv):
+  del argv
+  threads = use_threads(flags.FLAGS.threads)
+  lm_decoding(threads)
+  diffusion_sampling(threads)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,33 @@
+r"""PixelRNN (van den Oord et al. 2016) on scikit-learn digits (8x8, 17 grey levels): Diagonal BiLSTM
+by default, Row LSTM with --config.model.architecture=row_lstm.
+
+A 7x7 mask-A convolution to 64 features, 2 Diagonal BiLSTM layers of 32 units (the paper's residual
+block: 2h features in, h LSTM units, a 1x1 mask-B convolution back to 2h) with dropout 0.5 on the LSTM
+output, two ReLU + 1x1 mask-B output layers (64 features, then 17 logits per pixel). The loss, the exact
+likelihood (estimator 'exact') and the raster sampler are the Gated PixelCNN's (digits_pixelcnn.py).
+Adam 1e-3 with cosine decay, batch 64, 2000 steps.
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_pixelrnn.py --workdir=/tmp/gm_jax/digits_pixelrnn
+Hardware: 2-core CPU, no accelerator.
+Our result: not measured.
+Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim is the comparison.
+"""
+
+from gm_jax.tasks.pixelrnn import default_config
+from gm_jax.train.defaults import is_tiny, tiny_run
+
+
+def get_config(arg: str | None = None):
+  config = default_config()
+  config.data.update(name="digits", batch_size=64)
+  # dropout: 1,497 training digits (digits_pixelcnn.py needs it too)
+  config.model.update(features=64, dropout=0.5)
+  config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=1.0)
+  config.train.update(num_steps=2000, eval_every=500, sample_every=1000)
+  config.eval.batch_size = 100
+  if is_tiny(arg):
+    config.model.update(features=8, hidden=4, num_layers=1, first_kernel=3, head_features=8)
+    config.optim.warmup_steps = 2
+    tiny_run(config, 10, num_samples=16)
+  return config

@@ -1,0 +1,47 @@
+r"""Van den Oord et al. (2016), "Pixel Recurrent Neural Networks", on CIFAR-10: Row LSTM or Diagonal
+BiLSTM (`:row_lstm` or `:diagonal_bilstm`, the default).
+
+The paper's model: a 7x7 mask-A convolution, 12 LSTM layers of h = 128 units with residual connections
+(2h = 256 features in, a 1x1 mask-B convolution back to 2h), mask-B input-to-state maps (Row LSTM: 1x3
+input-to-state and 1x3 state-to-state convolutions; Diagonal BiLSTM: 1x1 input-to-state and 2x1
+state-to-state on the skewed map, the right-to-left output shifted down one row), R -> G -> B ordering
+inside each pixel, two ReLU + 1x1 mask-B output layers and a 256-way softmax per sub-pixel; exact
+likelihood. The optimizer, schedule, batch, run length and the 1,026-feature output layer are ours
+(Adam 3e-4 with warmup and cosine decay, batch 16, 500k steps, gradient clipping 1.0).
+
+Command:
+  python experiments/main.py --config=experiments/configs/pixelrnn_cifar10.py:diagonal_bilstm --workdir=/tmp/gm_jax/pixelrnn_cifar10
+Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
+  FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
+Our result: not measured (no CIFAR-10 offline here).
+Paper: Row LSTM 3.07 and Diagonal BiLSTM 3.00 bits/dim on the CIFAR-10 test set (Table 5).
+Paper FID: none (the paper reports bits/dim and samples).
+"""
+
+from gm_jax.tasks.pixelrnn import ARCHITECTURES, default_config
+from gm_jax.train.defaults import tiny_run, use_fid_protocol
+
+
+def get_config(arg: str | None = None):
+  parts = [p for p in (arg or "").split(",") if p]
+  for part in parts:
+    if part not in (*ARCHITECTURES, "tiny"):
+      raise ValueError(f"unknown config argument {part!r}; use row_lstm, diagonal_bilstm and/or tiny")
+  tiny = "tiny" in parts
+  config = default_config()
+  config.data.update(name="cifar10", batch_size=16)
+  config.model.architecture = next((p for p in parts if p in ARCHITECTURES), "diagonal_bilstm")
+  # head_features: a multiple of the 3 channels
+  config.model.update(features=256, hidden=128, num_layers=12, head_features=1026)
+  config.optim.update(learning_rate=3e-4, schedule="cosine", warmup_steps=1000, grad_clip_norm=1.0)
+  config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=50_000,
+                      checkpoint_every=5_000, num_samples=16)
+  config.eval.batch_size = 100
+  use_fid_protocol(config, tiny=tiny)
+  if tiny:
+    config.data.batch_size = 4
+    config.model.update(features=6, hidden=3, num_layers=1, first_kernel=3, head_features=6)
+    config.optim.warmup_steps = 1
+    tiny_run(config, 4, num_samples=2)
+    config.eval.batch_size = 4
+  return config

@@ -1,0 +1,31 @@
+"""The run's files: strict JSON (non-finite floats as null)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from gm_jax.train import run_files
+
+
+def _strict_loads(text: str):
+  def refuse(constant):
+    raise ValueError(f"not JSON: {constant}")
+
+  return json.loads(text, parse_constant=refuse)
+
+
+def test_non_finite_floats_are_written_as_null(tmp_path):
+  obj = {"nll": float("nan"), "bpd": np.float32("inf"), "ok": np.float64(1.5), "n": np.int64(3),
+         "rows": [1.0, -math.inf, (np.nan, 2.0)]}
+  expected = {"nll": None, "bpd": None, "ok": 1.5, "n": 3, "rows": [1.0, None, [None, 2.0]]}
+  run_files.write_json_atomic(tmp_path / "eval.json", obj)
+  assert _strict_loads((tmp_path / "eval.json").read_text()) == expected
+  assert _strict_loads(run_files.to_json(obj, indent=2)) == expected
+  files = run_files.RunFiles(tmp_path, is_main=True)
+  files.log(7, "test", {"nll": float("nan"), "bpd": 1.25})
+  files.close()
+  record = _strict_loads((tmp_path / "metrics.jsonl").read_text())
+  assert record == {"step": 7, "split": "test", "nll": None, "bpd": 1.25}
