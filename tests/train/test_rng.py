@@ -1,0 +1,41 @@
+"""Per-example randomness is a function of the example's global index alone: not of its position in the
+batch, of the other examples beside it, or of how the batch is split over devices."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gm_jax.train.rng import per_example_keys
+
+INDEX = jnp.array([7, 0, 12, 3, 5, 9, 1, 30])
+
+
+def _bits(keys):
+  return np.asarray(jax.random.key_data(keys))
+
+
+def test_each_key_is_fold_in_of_the_global_index():
+  key = jax.random.key(3)
+  expected = np.stack([_bits(jax.random.fold_in(key, int(i))) for i in INDEX])
+  np.testing.assert_array_equal(_bits(per_example_keys(key, INDEX)), expected)
+  # Distinct examples draw distinct noise; the same example twice draws the same noise.
+  draws = np.asarray(jax.vmap(lambda k: jax.random.normal(k, (3,)))(per_example_keys(key, INDEX)))
+  assert len({tuple(row) for row in draws.round(6)}) == len(INDEX)
+  twice = _bits(per_example_keys(key, jnp.array([5, 5])))
+  np.testing.assert_array_equal(twice[0], twice[1])
+  # Another step's key gives other noise for the same example.
+  assert not np.array_equal(_bits(per_example_keys(jax.random.key(4), INDEX)), _bits(per_example_keys(key, INDEX)))
+
+
+def test_keys_do_not_depend_on_batch_position_or_device_split():
+  key = jax.random.key(3)
+  full = _bits(per_example_keys(key, INDEX))
+  permutation = np.random.default_rng(0).permutation(len(INDEX))
+  np.testing.assert_array_equal(_bits(per_example_keys(key, INDEX[permutation])), full[permutation])
+  np.testing.assert_array_equal(_bits(per_example_keys(key, INDEX[2:5])), full[2:5])  # a sub-batch
+  for devices in (2, 4, 8):
+    # Each device computes the keys of its own shard of the global batch (with their global indices).
+    shards = jax.vmap(per_example_keys, in_axes=(None, 0))(key, INDEX.reshape(devices, -1))
+    np.testing.assert_array_equal(_bits(shards).reshape(full.shape), full)
+    per_device = np.concatenate([_bits(jax.jit(per_example_keys)(key, s)) for s in np.split(INDEX, devices)])
+    np.testing.assert_array_equal(per_device, full)
