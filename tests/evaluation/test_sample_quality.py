@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import inspect
+
 import jax
 import numpy as np
 import prdc
 import pytest
 import scipy.linalg
 
+from gm_jax.evaluation import quality_report
 from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance,
                                               frechet_distance_from_statistics, kernel_inception_distance,
                                               precision_recall_density_coverage)
+from gm_jax.train.defaults import base_config
 
 
 def _gaussian_fd(mu1_D: np.ndarray, cov1_DD: np.ndarray, mu2_D: np.ndarray, cov2_DD: np.ndarray) -> float:
@@ -228,3 +232,21 @@ def test_bad_input_is_rejected(call, match):
 def test_npz_without_count_is_rejected(tmp_path):
   with pytest.raises(ValueError, match=r"lacks \['count'\]"):
     _save_without_count(tmp_path / "stats.npz")
+
+
+def test_metric_defaults_are_the_published_settings():
+  """KID: 100 subsets of 1,000 (Bińkowski et al.; torch-fidelity), drawn from seed 0; PRDC: k = 5 (Naeem et
+  al. 2020). The sample-quality report and the trainer's config use the same values."""
+  defaults = lambda fn: {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                         if p.default is not inspect.Parameter.empty}
+  assert defaults(kernel_inception_distance) == {"num_subsets": 100, "subset_size": 1000, "key_or_seed": 0}
+  assert defaults(precision_recall_density_coverage) == {"k": 5, "chunk_size": 512}
+  assert defaults(quality_report.report) == {"kid_subsets": 100, "kid_subset_size": 1000, "prdc_k": 5}
+  ev = base_config().eval
+  assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k) == (100, 1000, 5)
+  rng = np.random.default_rng(8)
+  real_ND, fake_MD = rng.normal(size=(60, 3)), rng.normal(size=(50, 3)) + 0.2
+  default = precision_recall_density_coverage(real_ND, fake_MD)
+  assert default == precision_recall_density_coverage(real_ND, fake_MD, k=5)
+  assert default == pytest.approx({name: float(value) for name, value in prdc.compute_prdc(real_ND, fake_MD, 5).items()},
+                                  abs=1e-12)

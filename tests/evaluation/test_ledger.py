@@ -1,0 +1,46 @@
+"""The likelihood ledger's units and the exact (sum, count) averaging of metrics."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gm_jax.evaluation import ledger, metrics
+
+
+def test_bits_per_dim_and_the_ledger_entry():
+  assert ledger.bits_per_dim(2.0 * math.log(2.0) * 7, 7) == pytest.approx(2.0, rel=1e-15)
+  assert ledger.likelihood_entry(5.5, 4, "iwae_5000", discrete=True) == {
+      "nll_nats": 5.5, "estimator": "iwae_5000", "bpd": pytest.approx(5.5 / (4 * math.log(2.0)), rel=1e-15)}
+  assert ledger.likelihood_entry(-1.25, 2, "exact", discrete=False) == {"nll_nats": -1.25, "estimator": "exact"}
+
+
+@pytest.mark.parametrize("estimator", ["exact", "elbo", "vlb", "ode", "iwae_1", "iwae_5000"])
+def test_known_estimators(estimator):
+  assert ledger.check_estimator(estimator) == estimator
+
+
+@pytest.mark.parametrize("estimator", ["iwae_", "iwae_k", "iwae", "nll", "ELBO"])
+def test_unknown_estimators_are_rejected(estimator):
+  with pytest.raises(ValueError, match=f"unknown likelihood estimator {estimator!r}"):
+    ledger.check_estimator(estimator)
+
+
+def test_metrics_average_exactly_over_batches():
+  """Two batches of sizes 3 and 1: the mean is over the 4 examples, not the mean of the 2 batch means."""
+  first = {"nll": metrics.masked_mean(jnp.array([1.0, 2.0, 3.0, 100.0]), jnp.array([1.0, 1.0, 1.0, 0.0])),
+           "loss": metrics.scalar(jnp.float32(0.5))}
+  second = {"nll": metrics.masked_mean(jnp.array([10.0, 7.0]), jnp.array([1.0, 0.0])),
+            "loss": metrics.scalar(jnp.float32(1.5))}
+  summed = metrics.add(first, second)
+  np.testing.assert_allclose([summed["nll"][0], summed["nll"][1]], [16.0, 4.0])
+  acc = metrics.Accumulator()
+  acc.add(first)
+  acc.add(second)
+  assert acc.means() == {"nll": 4.0, "loss": 1.0}
+  # Float64 sums on the host: 10^8 + 1 is kept, which float32 loses.
+  acc.reset()
+  acc.add({"big": (np.float32(1e8), np.float32(1.0))})
+  acc.add({"big": (np.float32(1.0), np.float32(1.0))})
+  assert acc.means() == {"big": (1e8 + 1.0) / 2}
