@@ -1,5 +1,6 @@
 """Diffusion objectives against closed forms: the prediction algebra, losses whose gradient vanishes at
-the exact denoiser, the VLB's KL terms, the discretized decoder, and VDM's T -> infinity limit."""
+the exact denoiser, every loss weighting and loss in float64 at the times it draws, the DDPM bound term by
+term, the decoders, the prior KL, and VDM's T -> infinity limit."""
 
 import itertools
 
@@ -7,9 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import special
+from scipy.stats import norm
 
 from gm_jax.diffusion import parameterization, processes
+from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.objectives import diffusion as objectives
+from tests.diffusion import reference
 from tests.diffusion.gaussian import MU, data, exact_denoiser
 
 DDPM = processes.DiscreteDDPM(processes.linear_betas(1000))
@@ -71,46 +76,6 @@ def _posterior_by_conditioning(chain, i, x0, x_t):
   return mean, var_prev - cov**2 / var_t
 
 
-@pytest.mark.parametrize("variance", ["large", "small"])
-@pytest.mark.parametrize("i", [2, 10, 500, 1000])
-def test_vlb_kl_term_equals_the_closed_form_gaussian_kl(i, variance):
-  chain = DDPM
-  x0 = np.array([[0.3, -0.7]], np.float32)
-  eps = np.array([[0.5, 1.2]], np.float32)
-  denoiser = exact_denoiser(chain, mu=MU + 0.2)  # any network; a wrong one makes the KL non-zero
-  term = float(objectives.ddpm_vlb_term(denoiser, jnp.asarray(x0), jnp.array([i]), jnp.asarray(eps), variance,
-                                          objectives.discretized_decoder(256))[0])
-
-  x_t = np.sqrt(np.exp(chain.log_abar[i])) * x0 + np.sqrt(1 - np.exp(chain.log_abar[i])) * eps
-  x0_hat = np.asarray(denoiser.x0_and_eps(jnp.asarray(x_t, jnp.float32), jnp.array([i / 1000.0]))[0])
-  q_mean, q_var = _posterior_by_conditioning(chain, i, x0, x_t)
-  p_mean, _ = _posterior_by_conditioning(chain, i, x0_hat, x_t)  # the model's mean: x0 replaced by x0_hat
-  p_var = chain.betas[i - 1] if variance == "large" else _posterior_by_conditioning(chain, i, x0, x_t)[1]
-  d = x0.size
-  expected = 0.5 * (d * np.log(p_var / q_var) + (d * q_var + np.sum((q_mean - p_mean) ** 2)) / p_var - d)
-  assert term == pytest.approx(expected, rel=2e-3, abs=1e-5)
-
-
-def test_discretized_gaussian_decoder_is_a_distribution_over_the_levels():
-  levels = 17
-  grid = jnp.linspace(-1.0, 1.0, levels)[:, None]
-  for mean, std in [(0.1, 0.05), (-0.95, 0.3), (0.99, 1e-3), (3.0, 0.5)]:
-    log_p = objectives.discretized_gaussian_log_likelihood(grid, jnp.full_like(grid, mean), std, levels)
-    assert float(jnp.sum(jnp.exp(log_p))) == pytest.approx(1.0, abs=1e-4)
-
-
-def test_vdm_decoder_is_a_distribution_over_the_levels():
-  levels = 5
-  grid = jnp.linspace(-1.0, 1.0, levels)[:, None]
-  process = processes.LogSNRProcess(processes.linear_log_snr(3.0, -5.0))
-  eps = jnp.full_like(grid, 0.4)  # one z_0 for every candidate x: z_0 = alpha x_true + sigma eps
-  z0 = process.alpha(0.0) * 0.5 + process.sigma(0.0) * 0.4
-  eps_each = (z0 - process.alpha(0.0) * grid) / process.sigma(0.0)
-  nll = objectives.vdm_reconstruction_nll(process, grid, eps_each, levels)
-  assert float(jnp.sum(jnp.exp(-nll))) == pytest.approx(1.0, abs=1e-5)
-  del eps
-
-
 def test_vdm_discrete_time_loss_approaches_the_continuous_one():
   process = processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0))
   denoiser = exact_denoiser(process)
@@ -143,3 +108,291 @@ def test_diffusion_loss_uniform_in_log_snr_is_the_expected_integral(process):
   estimate = objectives.continuous_diffusion_loss(exact_denoiser(process), x0, jax.random.key(7),
                                                   antithetic=True, uniform_in_log_snr=True)
   assert float(jnp.mean(estimate)) == pytest.approx(_expected_diffusion_loss(process), rel=0.01)
+
+
+# --- weights, times and every loss in closed form ---------------------------------------------------
+
+WEIGHTED = {"ddpm": DDPM, "vp": VP, "subvp": processes.SubVPSDE(), "ve": VE,
+            "vdm": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
+            "vp_late_start": processes.VPSDE(t_min=0.05)}  # a t_min that matters
+
+
+def _zero_x0_denoiser(process):
+  """Predicts x0 = 0: then eps_hat = x_t / sigma and eps_hat - eps = (alpha / sigma) x0 whatever eps was drawn."""
+  return Denoiser(lambda x_t, t: jnp.zeros_like(x_t), "x0", process)
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTED))
+def test_eps_weights_are_the_errors_of_each_prediction(name):
+  """w(t) with ||pred_hat - pred||^2 = w ||eps_hat - eps||^2, from the definitions x0 = (x_t - sigma eps) / alpha
+  and v = alpha eps - sigma x0; 'likelihood' is the score-matching weight g(t)^2 on ||score_hat - score||^2 =
+  ||eps_hat - eps||^2 / sigma^2, i.e. -lambda'(t); all in float64 from the process's closed form."""
+  process = WEIGHTED[name]
+  t = np.array([0.0105, 0.1, 0.37, 0.5, 0.8135, 0.99])  # off DDPM's grid points, where lambda' is defined
+  c = reference.coefficients(process, t)
+  rng = np.random.default_rng(0)
+  x0, eps, delta = rng.normal(size=(3, len(t), 4))
+  x_t = c.alpha[:, None] * x0 + c.sigma[:, None] * eps
+  eps_hat = eps + delta
+  x0_hat = (x_t - c.sigma[:, None] * eps_hat) / c.alpha[:, None]
+  v, v_hat = (c.alpha[:, None] * e - c.sigma[:, None] * x for e, x in ((eps, x0), (eps_hat, x0_hat)))
+  sq = lambda a: np.sum(a**2, -1)
+  expected = {"eps": np.ones_like(t), "x0": sq(x0_hat - x0) / sq(delta), "v": sq(v_hat - v) / sq(delta),
+              "likelihood": c.neg_log_snr_derivative}
+  if c.g2 is not None:
+    np.testing.assert_allclose(expected["likelihood"], c.g2 / c.sigma2, rtol=1e-12)
+  for weighting in objectives.WEIGHTINGS:
+    got = objectives.eps_weight(weighting, process, jnp.asarray(t, jnp.float32))
+    np.testing.assert_allclose(got, expected[weighting], rtol=2e-4, err_msg=weighting)
+  with pytest.raises(ValueError, match="unknown diffusion loss weighting 'snr'"):
+    objectives.eps_weight("snr", process, jnp.asarray(t))
+
+
+@pytest.mark.parametrize("antithetic", [False, True])
+@pytest.mark.parametrize("name", ["ddpm", "vp"])
+def test_sample_times(name, antithetic):
+  """Uniform u (antithetic: one uniform shifted by i / B mod 1) mapped to the grid {1..T}/T of a chain, or to
+  [t_min, 1]."""
+  process = processes.DiscreteDDPM(processes.linear_betas(10)) if name == "ddpm" else VP
+  key = jax.random.key(3)
+  batch = 8
+  if antithetic:
+    u = np.mod(float(jax.random.uniform(key, ())) + np.arange(batch) / batch, 1.0)
+  else:
+    u = np.asarray(jax.random.uniform(key, (batch,)), np.float64)
+  expected = (np.floor(u * 10) + 1) / 10 if name == "ddpm" else process.t_min + (1 - process.t_min) * u
+  np.testing.assert_allclose(objectives.sample_times(key, batch, process, antithetic), expected, rtol=1e-6)
+
+
+def _x0_and_times(process, key, batch, antithetic):
+  """Data, and the times the losses draw from `key` (the first of its split; pinned by test_sample_times)."""
+  x0 = np.random.default_rng(1).normal(size=(batch, 3)) * np.array([1.0, 0.5, 2.0])
+  t = np.asarray(objectives.sample_times(jax.random.split(key)[0], batch, process, antithetic), np.float64)
+  return x0, t
+
+
+# Not DDPM's likelihood weighting: lambda' of the piecewise-linear chain is undefined on its grid, where its
+# times are drawn.
+@pytest.mark.parametrize("name,weighting", [(name, weighting) for name in sorted(WEIGHTED)
+                                            for weighting in objectives.WEIGHTINGS
+                                            if (name, weighting) != ("ddpm", "likelihood")])
+def test_denoising_loss_in_closed_form(name, weighting):
+  """For the x0 = 0 predictor, ||eps_hat - eps||^2 = e^lambda ||x0||^2, so w(t) ||eps_hat - eps||^2 is known
+  exactly at the drawn t: ||x0||^2 itself for the x0 weighting, (alpha^2 + sigma^2)^2 / sigma^2 ||x0||^2 for v."""
+  process = WEIGHTED[name]
+  key = jax.random.key(4)
+  x0, t = _x0_and_times(process, key, 16, False)
+  c = reference.coefficients(process, t)
+  sq = np.sum(x0**2, -1)
+  expected = {"eps": c.alpha2 / c.sigma2 * sq, "x0": sq, "v": (c.alpha2 + c.sigma2) ** 2 / c.sigma2 * sq,
+              "likelihood": c.neg_log_snr_derivative * c.alpha2 / c.sigma2 * sq}[weighting]
+  loss = objectives.denoising_loss(_zero_x0_denoiser(process), jnp.asarray(x0, jnp.float32), key, weighting)
+  np.testing.assert_allclose(loss, expected, rtol=2e-3 if name == "ve" else 2e-4)
+
+
+@pytest.mark.parametrize("name", ["vp", "ve", "vdm", "vp_late_start"])
+def test_continuous_diffusion_loss_in_closed_form(name):
+  """Uniform t (antithetic): (1/2)(1 - t_min) (-lambda'(t)) ||eps_hat - eps||^2; uniform in log-SNR:
+  (1/2)(lambda(t_min) - lambda(1)) ||eps_hat - eps||^2 at lambda = lambda(t_min) + u (lambda(1) - lambda(t_min))."""
+  process = WEIGHTED[name]
+  key = jax.random.key(5)
+  denoiser = _zero_x0_denoiser(process)
+  x0, t = _x0_and_times(process, key, 16, True)
+  c = reference.coefficients(process, t)
+  sq = np.sum(x0**2, -1)
+  loss = objectives.continuous_diffusion_loss(denoiser, jnp.asarray(x0, jnp.float32), key)
+  expected = 0.5 * (1 - process.t_min) * c.neg_log_snr_derivative * c.alpha2 / c.sigma2 * sq
+  np.testing.assert_allclose(loss, expected, rtol=2e-3 if name == "ve" else 2e-4)
+
+  high, low = (float(reference.coefficients(process, s).log_snr) for s in (process.t_min, 1.0))
+  u = (t - process.t_min) / (1 - process.t_min)
+  lam = high + u * (low - high)
+  loss = objectives.continuous_diffusion_loss(denoiser, jnp.asarray(x0, jnp.float32), key, uniform_in_log_snr=True)
+  np.testing.assert_allclose(loss, 0.5 * (high - low) * np.exp(lam) * sq, rtol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["vdm", "vp", "vp_late_start"])
+def test_discrete_diffusion_loss_in_closed_form(name):
+  """(T/2)(SNR(s) - SNR(t)) ||x0_hat - x0||^2 at t = i / T, s = max(t - 1/T, t_min), i uniform on 1..T; the
+  x0 = 0 predictor's error is ||x0||^2."""
+  process = WEIGHTED[name]
+  key = jax.random.key(6)
+  steps = 20
+  x0 = np.random.default_rng(1).normal(size=(16, 3))
+  i = np.asarray(jax.random.randint(jax.random.split(key)[0], (16,), 1, steps + 1))
+  t = i / steps
+  s = np.maximum(t - 1.0 / steps, process.t_min)
+  snr = lambda time: np.exp(reference.coefficients(process, time).log_snr)
+  expected = 0.5 * steps * (snr(s) - snr(t)) * np.sum(x0**2, -1)
+  loss = objectives.discrete_diffusion_loss(_zero_x0_denoiser(process), jnp.asarray(x0, jnp.float32), key, steps)
+  np.testing.assert_allclose(loss, expected, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTED))
+def test_gaussian_prior_kl(name):
+  """KL(N(alpha_1 x0, sigma_1^2) || N(0, s^2)) per dimension, s = 1 (s = sigma_max for VE), summed."""
+  process = WEIGHTED[name]
+  x0 = np.random.default_rng(2).normal(size=(4, 3)) * 2.0
+  c = reference.coefficients(process, 1.0)
+  prior_var = process.sigma_max**2 if name == "ve" else 1.0
+  expected = np.sum(np.log(np.sqrt(prior_var / c.sigma2)) + (c.sigma2 + c.alpha2 * x0**2) / (2 * prior_var) - 0.5, -1)
+  np.testing.assert_allclose(processes.gaussian_prior_kl(jnp.asarray(x0, jnp.float32), process), expected,
+                             rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("chain", [processes.DiscreteDDPM(processes.linear_betas(1000)),
+                                   processes.DiscreteDDPM(processes.cosine_betas(50)),
+                                   processes.DiscreteDDPM(np.array([0.05, 0.1, 0.2, 0.4]))],
+                         ids=["linear1000", "cosine50", "four_steps"])
+def test_posterior_coefficients_and_reverse_variances(chain):
+  """q(x_{i-1} | x_i, x0) by conditioning the joint Gaussian of (x_{i-1}, x_i); the reverse variance is beta_i
+  ('large') or the posterior's beta_tilde_i = (1 - abar_{i-1}) / (1 - abar_i) beta_i ('small'), beta_tilde_2
+  at i = 1."""
+  steps = np.arange(1, chain.num_steps + 1)
+  abar = np.exp(chain.log_abar)
+  beta = chain.betas
+  cov = np.sqrt(1 - beta) * (1 - abar[:-1])  # Cov(x_{i-1}, x_i | x0)
+  ci = cov / (1 - abar[1:])
+  c0 = np.sqrt(abar[:-1]) - ci * np.sqrt(abar[1:])
+  var = (1 - abar[:-1]) - cov**2 / (1 - abar[1:])
+  got = objectives.posterior_coefficients(chain, jnp.asarray(steps))
+  # float32 1 - abar_i loses about 1e-7 / (1 - abar_i) relatively: 3e-4 at the linear chain's second step.
+  for name, value, expected in zip(("c0", "ci", "var"), got, (c0, ci, var)):
+    np.testing.assert_allclose(value, expected, rtol=1e-3, atol=1e-9, err_msg=name)
+  beta_tilde = (1 - abar[:-1]) / (1 - abar[1:]) * beta
+  np.testing.assert_allclose(objectives.reverse_variance(chain, jnp.asarray(steps), "large"), beta, rtol=1e-6)
+  small = objectives.reverse_variance(chain, jnp.asarray(steps), "small")
+  np.testing.assert_allclose(small, np.concatenate([beta_tilde[1:2], beta_tilde[1:]]), rtol=1e-3)
+  with pytest.raises(ValueError, match="unknown reverse variance 'learned'"):
+    objectives.reverse_variance(chain, jnp.asarray(steps), "learned")
+
+
+def _log_gaussian_bin(lower, upper):
+  """log(Phi(upper) - Phi(lower)) in float64, stable in both tails."""
+  lower_tail = lower + upper <= 0
+  hi = np.where(lower_tail, special.log_ndtr(upper), special.log_ndtr(-lower))
+  lo = np.where(lower_tail, special.log_ndtr(lower), special.log_ndtr(-upper))
+  return hi + np.log1p(-np.exp(lo - hi))
+
+
+def _discretized_gaussian_log_likelihood(x0, mean, std, levels):
+  """Each level owns [x - 1 / (levels - 1), x + 1 / (levels - 1)]; the bins of -1 and 1 reach to -inf and +inf."""
+  half = 1.0 / (levels - 1)
+  lower = np.where(np.isclose(x0, -1.0), -np.inf, (x0 - half - mean) / std)
+  upper = np.where(np.isclose(x0, 1.0), np.inf, (x0 + half - mean) / std)
+  return np.sum(_log_gaussian_bin(lower, upper).reshape(len(x0), -1), -1)
+
+
+def test_discretized_gaussian_likelihood_against_the_normal_cdf():
+  """Every level under means near, on, beyond the edge of and far from the data, from sharp to flat: the normal
+  CDF's mass on each bin, and the levels' probabilities sum to 1 for one mean."""
+  levels = 9
+  grid = np.linspace(-1.0, 1.0, levels)
+  x0 = np.stack([grid] * 5 + [grid[::-1]], 0)
+  mean = np.stack([np.full(levels, m) for m in (0.1, -0.95, 0.99, 3.0, -2.5)] + [grid[::-1] + 0.05], 0)
+  for std in (1e-3, 0.02, 0.3, 2.0):
+    got = objectives.discretized_gaussian_log_likelihood(x0.reshape(-1, 1), mean.reshape(-1, 1), std, levels)
+    expected = _discretized_gaussian_log_likelihood(x0.reshape(-1, 1), mean.reshape(-1, 1), std, levels)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.exp(np.asarray(got, np.float64)).reshape(6, levels)[:5].sum(-1), 1.0, atol=1e-5)
+
+
+def _np_vlb_terms(chain, x0, eps_by_step, variance, decoder, levels, mu):
+  """The DDPM bound's terms in float64: the prior KL, KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i)) for i >= 2 with
+  p's mean the posterior mean at x0_hat, and -log p(x0 | x1) (discretized or density) for i = 1."""
+  abar = np.exp(chain.log_abar)
+  beta = chain.betas
+  beta_tilde = (1 - abar[:-1]) / (1 - abar[1:]) * beta
+  terms = []
+  for i in range(1, chain.num_steps + 1):
+    x_t = np.sqrt(abar[i]) * x0 + np.sqrt(1 - abar[i]) * eps_by_step[i]
+    x0_hat = reference.exact_x0(chain, x_t, i / chain.num_steps, mu=mu)
+    q_mean, q_var = _posterior_by_conditioning(chain, i, x0, x_t)
+    p_mean, _ = _posterior_by_conditioning(chain, i, x0_hat, x_t)
+    p_var = beta[i - 1] if variance == "large" else beta_tilde[max(i, 2) - 1]
+    if i == 1:
+      std = np.sqrt(p_var)
+      if decoder == "gaussian":
+        terms.append(-np.sum(norm.logpdf(x0, p_mean, std), -1))
+      else:
+        terms.append(-_discretized_gaussian_log_likelihood(x0, p_mean, std, levels))
+    else:
+      terms.append(np.sum(0.5 * (np.log(p_var / q_var) + (q_var + (q_mean - p_mean) ** 2) / p_var - 1.0), -1))
+  prior = np.sum(0.5 * (abar[-1] * x0**2 + (1 - abar[-1]) - 1.0 - np.log(1 - abar[-1])), -1)
+  return prior, terms
+
+
+FOUR_STEPS = processes.DiscreteDDPM(np.array([0.05, 0.1, 0.2, 0.4]))
+
+
+@pytest.mark.parametrize("chain,variance,decoder", [(FOUR_STEPS, "large", "discretized"), (FOUR_STEPS, "small", "gaussian"),
+                                                    (DDPM, "small", "discretized"), (DDPM, "large", "gaussian")],
+                         ids=["four_steps-large-discretized", "four_steps-small-gaussian", "linear1000-small-discretized",
+                              "linear1000-large-gaussian"])
+def test_ddpm_vlb_is_the_prior_kl_plus_every_term(chain, variance, decoder):
+  """ddpm_vlb = KL(q(x_T | x0) || N(0, I)) + sum_i L_i, step i's noise drawn from fold_in(key, i); each term
+  (ddpm_vlb_term) and the total against float64 closed forms, for a denoiser that is not the exact one: the KL
+  between q(x_{i-1} | x_i, x0) and p's Gaussian of mean q's mean at x0_hat and variance beta_i or beta_tilde_i,
+  and -log p(x0 | x1) under the discretized or the density decoder."""
+  levels = 9
+  x0 = np.array([[-1.0, 0.25], [1.0, -0.5], [0.0, 0.75]])  # on the 9-level grid, edges included
+  key = jax.random.key(7)
+  eps_by_step = {i: np.asarray(jax.random.normal(jax.random.fold_in(key, i), x0.shape), np.float64)
+                 for i in range(1, chain.num_steps + 1)}
+  mu = MU + 0.2
+  denoiser = exact_denoiser(chain, mu=mu)
+  nll = objectives.discretized_decoder(levels) if decoder == "discretized" else objectives.gaussian_decoder
+  prior, terms = _np_vlb_terms(chain, x0, eps_by_step, variance, decoder, levels, mu)
+  x0_32 = jnp.asarray(x0, jnp.float32)
+  check = [1, 2, 10, 500, 1000] if chain.num_steps > 4 else range(1, 5)
+  term_at = jax.jit(lambda i, eps: objectives.ddpm_vlb_term(denoiser, x0_32, i, eps, variance, nll))
+  for i in check:
+    term = term_at(jnp.full(3, i), jnp.asarray(eps_by_step[i], jnp.float32))
+    np.testing.assert_allclose(term, terms[i - 1], rtol=2e-3, atol=1e-4, err_msg=f"step {i}")
+  total = jax.jit(lambda x: objectives.ddpm_vlb(denoiser, x, key, variance, nll))(x0_32)
+  # Relative to the terms' magnitude: in float32 each term is good to a few 1e-4 (1 - abar_i at the first steps),
+  # and the density decoder's -log p(x0 | x1) is about -7 where the KLs sum to about +8.
+  magnitude = prior + np.sum(np.abs(terms), 0)
+  np.testing.assert_array_less(np.abs(np.asarray(total) - (prior + np.sum(terms, 0))), 1e-3 * magnitude)
+
+
+def test_reconstruction_nlls_in_closed_form():
+  """VDM's decoder: p(x = k | z0) proportional to N(z0; alpha_0 k, sigma_0^2) over the levels, z0 = alpha_0 x0 +
+  sigma_0 eps at t_min; the density decoder: -log N(x0; z0 / alpha_0, sigma_0^2 / alpha_0^2)."""
+  levels = 5
+  process = processes.LogSNRProcess(processes.linear_log_snr(3.0, -5.0))
+  x0 = np.array([[-1.0, 0.5, 0.0], [1.0, -0.5, 0.5]])
+  eps = np.random.default_rng(3).normal(size=x0.shape)
+  c = reference.coefficients(process, process.t_min)
+  z0 = c.alpha * x0 + c.sigma * eps
+  grid = np.linspace(-1.0, 1.0, levels)
+  log_probs = special.log_softmax(-0.5 * ((z0[..., None] - c.alpha * grid) / c.sigma) ** 2, -1)
+  index = np.round((x0 + 1) * (levels - 1) / 2).astype(int)
+  expected = -np.take_along_axis(log_probs, index[..., None], -1)[..., 0].sum(-1)
+  got = objectives.vdm_reconstruction_nll(process, jnp.asarray(x0, jnp.float32), jnp.asarray(eps, jnp.float32), levels)
+  np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+  expected = -norm.logpdf(x0, z0 / c.alpha, c.sigma / c.alpha).sum(-1)
+  got = objectives.gaussian_reconstruction_nll(process, jnp.asarray(x0, jnp.float32), jnp.asarray(eps, jnp.float32))
+  np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("uniform_in_log_snr", [False, True])
+def test_continuous_vlb_terms(uniform_in_log_snr):
+  """prior + diffusion + reconstruction, the diffusion term from the first half of the key's split and the
+  reconstruction noise from the second."""
+  process = WEIGHTED["vdm"]
+  key = jax.random.key(8)
+  diff_key, rec_key = jax.random.split(key)
+  x0 = np.array([[-1.0, 0.5, 0.0], [1.0, -0.5, 0.5], [0.0, 0.0, 1.0]])
+  x0_32 = jnp.asarray(x0, jnp.float32)
+  denoiser = _zero_x0_denoiser(process)
+  terms = objectives.continuous_vlb_terms(denoiser, x0_32, key, objectives.gaussian_reconstruction_nll,
+                                          uniform_in_log_snr=uniform_in_log_snr)
+  assert sorted(terms) == ["diffusion", "prior", "reconstruction"]
+  np.testing.assert_allclose(terms["prior"], processes.gaussian_prior_kl(x0_32, process), rtol=1e-6)
+  np.testing.assert_allclose(terms["diffusion"], objectives.continuous_diffusion_loss(
+      denoiser, x0_32, diff_key, True, uniform_in_log_snr), rtol=1e-6)
+  eps = np.asarray(jax.random.normal(rec_key, x0.shape), np.float64)
+  c = reference.coefficients(process, process.t_min)
+  expected = -norm.logpdf(x0, x0 + c.sigma / c.alpha * eps, c.sigma / c.alpha).sum(-1)
+  np.testing.assert_allclose(terms["reconstruction"], expected, rtol=1e-4)
