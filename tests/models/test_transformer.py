@@ -1,4 +1,5 @@
-"""Transformer LM: causality, KV-cache decoding equals the full forward pass, and the samplers."""
+"""Transformer LM: causality, KV-cache decoding equals the full forward pass, and the samplers' greedy,
+temperature, top-k and top-p distributions."""
 
 import jax
 import jax.numpy as jnp
@@ -88,20 +89,36 @@ def test_temperature_to_zero_equals_greedy():
     np.testing.assert_array_equal(cold, greedy)
 
 
-def test_top_k_never_samples_outside_the_top_k():
-  logits = jax.random.normal(jax.random.key(0), (8, 30))
-  allowed = np.asarray(jax.lax.top_k(logits, 5)[1])
-  draws = jax.vmap(lambda k: ar.next_token(k, logits, 1.0, top_k=5))(jax.random.split(jax.random.key(1), 500))
-  for row in range(8):
-    assert set(np.asarray(draws[:, row]).tolist()) <= set(allowed[row].tolist())
-  assert len(set(np.asarray(draws[:, 0]).tolist())) > 1
+LOGITS = np.array([2.0, 1.5, 0.3, 0.0, -0.5, -2.0])
 
 
-def test_top_p_keeps_the_smallest_nucleus():
-  probs = jnp.array([[0.5, 0.3, 0.15, 0.05]])
-  logits = jnp.log(probs)
-  kept = np.isfinite(np.asarray(ar.filter_logits(logits, top_p=0.75))) & (
-      np.asarray(ar.filter_logits(logits, top_p=0.75)) > -1e30)
-  np.testing.assert_array_equal(kept[0], [True, True, False, False])
-  draws = jax.vmap(lambda k: ar.next_token(k, logits, 1.0, top_p=0.75))(jax.random.split(jax.random.key(0), 400))
-  assert set(np.asarray(draws).ravel().tolist()) == {0, 1}
+def _filtered_tempered_probs(temperature, top_k, top_p):
+  """softmax(logits / temperature) over the kept tokens: the top k, then the smallest set of those whose
+  probability (at temperature 1, renormalized over the top k) reaches top_p."""
+  kept = np.ones(len(LOGITS), bool)
+  if top_k:
+    kept &= LOGITS >= np.sort(LOGITS)[::-1][top_k - 1]
+  if top_p < 1.0:
+    order = np.argsort(-LOGITS)
+    p = np.where(kept, np.exp(LOGITS), 0.0)[order]
+    p /= p.sum()
+    mass_before = np.cumsum(p) - p
+    kept[order[mass_before >= top_p]] = False
+  w = np.where(kept, np.exp(LOGITS / temperature), 0.0)
+  return w / w.sum()
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p,support", [(2.0, 0, 1.0, 6), (0.5, 3, 1.0, 3), (1.5, 0, 0.7, 2),
+                                                             (1.5, 0, 0.9, 4), (0.7, 4, 0.9, 3)])
+def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k, top_p, support):
+  """Token frequencies over 20,000 draws within 5 standard errors of the filtered, tempered softmax; filtered
+  tokens never drawn. (With top_p 0.9 the top 4 alone keep only 3 tokens: the nucleus is of the top-k mass.)"""
+  expected = _filtered_tempered_probs(temperature, top_k, top_p)
+  assert np.count_nonzero(expected) == support
+  draws = 20_000
+  logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (draws, len(LOGITS)))
+  draw = jax.jit(lambda k, l: ar.next_token(k, l, temperature, top_k, top_p))  # logits an argument, not a constant
+  tokens = np.asarray(draw(jax.random.key(3), logits))
+  freq = np.bincount(tokens, minlength=len(LOGITS)) / draws
+  assert np.all(freq[expected == 0] == 0)
+  assert np.all(np.abs(freq - expected) <= 5 * np.sqrt(expected * (1 - expected) / draws)), (freq, expected)
