@@ -4,11 +4,13 @@ against a float64 NumPy reference of its updates, on its own draws and through t
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from gm_jax.diffusion import processes
-from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
+from gm_jax.evaluation.diffusion_likelihood import gaussian_log_prob, ode_log_likelihood
 from gm_jax.sampling import diffusion as samplers
 from tests.diffusion import reference
 from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser, log_density
@@ -135,3 +137,17 @@ def test_hutchinson_ode_log_likelihood_is_unbiased():
   standard_error = logp.std(1) / np.sqrt(probes)
   assert np.all(np.abs(error) < 4 * standard_error), (error, standard_error)
   assert np.all(standard_error < 0.05)
+
+
+def test_time_grids_prior_log_density_and_bad_settings():
+  np.testing.assert_allclose(samplers.time_grid(DDPM, 3), [1.0, 0.667, 0.333, 0.0], rtol=1e-6)  # whole steps
+  np.testing.assert_allclose(samplers.time_grid(VP, 4), np.linspace(1.0, VP.t_min, 5), rtol=1e-6)
+  x = np.random.default_rng(0).normal(size=(3, 2, 2)) * 5.0
+  np.testing.assert_allclose(gaussian_log_prob(jnp.asarray(x, jnp.float32), 20.0),
+                             norm.logpdf(x, 0.0, 20.0).reshape(3, -1).sum(-1), rtol=1e-6)
+  with pytest.raises(ValueError, match="ancestral sampling needs a discrete DDPM process"):
+    samplers.ddpm_ancestral(exact_denoiser(VP), jax.random.key(0), (2, 2))
+  with pytest.raises(ValueError, match="unknown ODE solver 'rk4'"):
+    samplers.probability_flow_ode(exact_denoiser(VP), jax.random.key(0), (2, 2), solver="rk4", num_steps=3)
+  with pytest.raises(ValueError, match="the euler solver runs with fixed steps"):
+    samplers.probability_flow_ode(exact_denoiser(VP), jax.random.key(0), (2, 2), solver="euler")
