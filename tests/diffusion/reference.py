@@ -214,7 +214,8 @@ def ode_fixed_steps(process, solver, num_steps, mu=MU):
 
 def ode_exact(process, mu=MU, sigma_data=SIGMA):
   """The probability-flow ODE solved exactly, from t = 1 to t_min: with K_t = alpha_t^2 Sigma + sigma_t^2 I its
-  solution is x_t = alpha_t mu + K_t^{1/2} K_1^{-1/2} (x_1 - alpha_1 mu) (d K^{1/2} / dt = (f + g^2 K^-1 / 2) K^{1/2})."""
+  solution is x_t = alpha_t mu + K_t^{1/2} K_1^{-1/2} (x_1 - alpha_1 mu), as
+  d K^{1/2} / dt = (f + g^2 K^-1 / 2) K^{1/2}."""
   eigval, eigvec = np.linalg.eigh(np.asarray(sigma_data, np.float64))
   c1, c0 = coefficients(process, 1.0), coefficients(process, process.t_min)
   ratio = eigvec @ np.diag(np.sqrt((c0.alpha2 * eigval + c0.sigma2) / (c1.alpha2 * eigval + c1.sigma2))) @ eigvec.T

@@ -248,5 +248,5 @@ def test_metric_defaults_are_the_published_settings():
   real_ND, fake_MD = rng.normal(size=(60, 3)), rng.normal(size=(50, 3)) + 0.2
   default = precision_recall_density_coverage(real_ND, fake_MD)
   assert default == precision_recall_density_coverage(real_ND, fake_MD, k=5)
-  assert default == pytest.approx({name: float(value) for name, value in prdc.compute_prdc(real_ND, fake_MD, 5).items()},
-                                  abs=1e-12)
+  reference = prdc.compute_prdc(real_ND, fake_MD, 5)
+  assert default == pytest.approx({name: float(value) for name, value in reference.items()}, abs=1e-12)

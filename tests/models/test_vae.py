@@ -101,11 +101,12 @@ def test_three_layer_terms_equal_a_numpy_forward_pass():
   p1, p2 = _head(p["p_z1"], z2), _head(p["p_z2"], z3)
   logits = (_mlp(p["p_x_trunk"], z1) @ p["p_x_out"]["kernel"] + p["p_x_out"]["bias"]).reshape(k, 3, 64, LEVELS)
   log_probs = special.log_softmax(logits, -1)
+  levels = np.broadcast_to(xn.astype(int), (k, 3, 64))
   expected = {
       "log_qz1": norm.logpdf(z1, *q1).sum(-1), "log_qz2": norm.logpdf(z2, *q2).sum(-1),
       "log_qz3": norm.logpdf(z3, *q3).sum(-1), "log_pz1": norm.logpdf(z1, *p1).sum(-1),
       "log_pz2": norm.logpdf(z2, *p2).sum(-1), "log_pz3": norm.logpdf(z3).sum(-1),
-      "log_px": np.take_along_axis(log_probs, np.broadcast_to(xn.astype(int), (k, 3, 64))[..., None], -1).sum((-2, -1)),
+      "log_px": np.take_along_axis(log_probs, levels[..., None], -1).sum((-2, -1)),
       "kl_top_analytic": 0.5 * np.sum(q3[1] ** 2 + q3[0] ** 2 - 1.0 - 2 * np.log(q3[1]), -1)}
   assert sorted(terms) == sorted(expected)
   for name, value in expected.items():

@@ -235,7 +235,8 @@ def test_gaussian_prior_kl(name):
   x0 = np.random.default_rng(2).normal(size=(4, 3)) * 2.0
   c = reference.coefficients(process, 1.0)
   prior_var = process.sigma_max**2 if name == "ve" else 1.0
-  expected = np.sum(np.log(np.sqrt(prior_var / c.sigma2)) + (c.sigma2 + c.alpha2 * x0**2) / (2 * prior_var) - 0.5, -1)
+  per_dim = np.log(np.sqrt(prior_var / c.sigma2)) + (c.sigma2 + c.alpha2 * x0**2) / (2 * prior_var) - 0.5
+  expected = np.sum(per_dim, -1)
   np.testing.assert_allclose(processes.gaussian_prior_kl(jnp.asarray(x0, jnp.float32), process), expected,
                              rtol=1e-4, atol=1e-6)
 
@@ -325,10 +326,11 @@ def _np_vlb_terms(chain, x0, eps_by_step, variance, decoder, levels, mu):
 FOUR_STEPS = processes.DiscreteDDPM(np.array([0.05, 0.1, 0.2, 0.4]))
 
 
-@pytest.mark.parametrize("chain,variance,decoder", [(FOUR_STEPS, "large", "discretized"), (FOUR_STEPS, "small", "gaussian"),
-                                                    (DDPM, "small", "discretized"), (DDPM, "large", "gaussian")],
-                         ids=["four_steps-large-discretized", "four_steps-small-gaussian", "linear1000-small-discretized",
-                              "linear1000-large-gaussian"])
+@pytest.mark.parametrize("chain,variance,decoder",
+                         [(FOUR_STEPS, "large", "discretized"), (FOUR_STEPS, "small", "gaussian"),
+                          (DDPM, "small", "discretized"), (DDPM, "large", "gaussian")],
+                         ids=["four_steps-large-discretized", "four_steps-small-gaussian",
+                              "linear1000-small-discretized", "linear1000-large-gaussian"])
 def test_ddpm_vlb_is_the_prior_kl_plus_every_term(chain, variance, decoder):
   """ddpm_vlb = KL(q(x_T | x0) || N(0, I)) + sum_i L_i, step i's noise drawn from fold_in(key, i); each term
   (ddpm_vlb_term) and the total against float64 closed forms, for a denoiser that is not the exact one: the KL
@@ -369,10 +371,11 @@ def test_reconstruction_nlls_in_closed_form():
   log_probs = special.log_softmax(-0.5 * ((z0[..., None] - c.alpha * grid) / c.sigma) ** 2, -1)
   index = np.round((x0 + 1) * (levels - 1) / 2).astype(int)
   expected = -np.take_along_axis(log_probs, index[..., None], -1)[..., 0].sum(-1)
-  got = objectives.vdm_reconstruction_nll(process, jnp.asarray(x0, jnp.float32), jnp.asarray(eps, jnp.float32), levels)
+  x0_32, eps_32 = jnp.asarray(x0, jnp.float32), jnp.asarray(eps, jnp.float32)
+  got = objectives.vdm_reconstruction_nll(process, x0_32, eps_32, levels)
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
   expected = -norm.logpdf(x0, z0 / c.alpha, c.sigma / c.alpha).sum(-1)
-  got = objectives.gaussian_reconstruction_nll(process, jnp.asarray(x0, jnp.float32), jnp.asarray(eps, jnp.float32))
+  got = objectives.gaussian_reconstruction_nll(process, x0_32, eps_32)
   np.testing.assert_allclose(got, expected, rtol=1e-4)
 
 

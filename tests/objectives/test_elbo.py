@@ -168,8 +168,9 @@ def test_chunked_estimate_is_the_log_mean_of_every_chunks_weights():
   example's estimate depends on its own key only."""
   model, params, _ = _model_and_params(mean_shift=0.4, std_scale=1.6)
   x, _ = _data()
-  log_w = jax.jit(lambda xx, keys, k: model.apply({"params": params}, xx, keys, k, method=HierarchicalVAE.log_weights),
-                  static_argnums=2)
+  log_w = jax.jit(
+      lambda xx, keys, k: model.apply({"params": params}, xx, keys, k, method=HierarchicalVAE.log_weights),
+      static_argnums=2)
   keys = per_example_keys(jax.random.key(5), jnp.arange(8))
   estimate = jax.jit(lambda xx, kk: elbo_lib.iwae_estimate(log_w, xx, kk, 400, 100))
   reversed_batch = estimate(x[::-1], keys[::-1])
@@ -227,7 +228,8 @@ def _two_layer(q1_shift=0.0, q2_scale=1.0):
   model, params = _init(VAEConfig(x_shape=(D,), latent_dims=(d, d), hidden=((), ()),
                                   decoder=Decoder("gaussian", fixed_std=S)))
   params["q_z1"] = {"mean": _dense(A1.T, a1 + q1_shift), "log_std": _dense(np.zeros((D, d)), 0.5 * np.log(v1))}
-  params["q_z2"] = {"mean": _dense(A2.T, a2), "log_std": _dense(np.zeros((d, d)), 0.5 * np.log(v2) + np.log(q2_scale))}
+  params["q_z2"] = {"mean": _dense(A2.T, a2),
+                    "log_std": _dense(np.zeros((d, d)), 0.5 * np.log(v2) + np.log(q2_scale))}
   params["p_z1"] = {"mean": _dense(M.T, C), "log_std": _dense(np.zeros((d, d)), np.log(S1))}
   params["p_x_out"] = _dense(W.T, b)
   reference = dict(W=W, b=b, M=M, mean_x=mean_x, cov_x=cov_x, A1=A1, a1=a1 + q1_shift, v1=v1, A2=A2, a2=a2,
