@@ -35,9 +35,9 @@ def split_samples(output) -> tuple[jax.Array, dict[str, jax.Array]]:
 class Update:
   """One optimizer update of `network` by `loss_fn`, run `repeats` times per train step.
 
-  With repeats R > 1 (a GAN's n_critic), repeat i sees the microbatch of rows j with j % R == i, so the
-  data loader supplies R * B examples per step and every repeat gets fresh data; that row pattern
-  keeps each microbatch spread over all devices.
+  With repeats R > 1 (e.g. R critic updates per generator update), repeat i sees the microbatch of
+  rows j with j % R == i, so the data loader supplies R * B examples per step and every repeat gets
+  fresh data; that row pattern keeps each microbatch spread over all devices.
   """
 
   network: str
