@@ -18,8 +18,9 @@ Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
   points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
   images, a Gaussian N(x; z/alpha, sigma^2/alpha^2) on points).
-- 'ode': the probability-flow ODE's log-density, on uniformly dequantized images with the bin width's
-  Jacobian included (so bits/dim bound the discrete data's).
+- 'ode': the probability-flow ODE's log-density, on images dequantized uniformly within bins of width
+  2 / (K - 1) centred on the levels as trained, with the bin width's Jacobian included (so bits/dim bound
+  the discrete data's).
 The ledger's `nll_nats` is the VLB on images and the ODE on points (an exact density there);
 the other is reported as `vlb_nll_nats` / `ode_nll_nats` (and `ode_bpd`).
 """
@@ -168,10 +169,10 @@ def build(config, dataset: Dataset) -> Task:
       out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v, batch["mask"])
                   for k, v in elbo_terms(d, x, vlb_key).items()})
     if ev.ode:
-      if is_image:  # uniform dequantization within each level's bin of width 2 / K
+      if is_image:  # uniform within the bin of width 2 / (K - 1) centred on each level as trained
         u = jax.random.uniform(deq_key, x.shape)
-        y = (batch["x"].astype(jnp.float32) + u) * (2.0 / levels) - 1.0
-        log_jacobian = spec.num_dims * math.log(2.0 / levels)
+        y = x + (u - 0.5) * (2.0 / (levels - 1))
+        log_jacobian = spec.num_dims * math.log(2.0 / (levels - 1))
       else:
         y, log_jacobian = x, 0.0
       logp, _ = ode_log_likelihood(d, y, ode_key, ev.ode_exact_trace, ev.ode_solver, ev.ode_steps, ev.ode_rtol,
