@@ -72,8 +72,9 @@ def ddim(denoiser: Denoiser, key, shape, num_steps: int, eta: float = 0.0, clip_
       x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
       eps_hat = (x - process.alpha(t) * x0_hat) / process.sigma(t)
     sigma2_s = process.sigma2(s)
-    snr_ratio = jnp.where(s > 0, jnp.exp(process.log_snr(t) - jnp.where(s > 0, process.log_snr(s), 0.0)), 0.0)
-    c2 = eta**2 * sigma2_s * (1.0 - snr_ratio)
+    # eta^2 times the posterior variance of q(x_s | x_t, x_0), also at s = 0, where only a discrete chain has
+    # sigma = 0 (log-SNR +inf, so c = 0); a log-SNR schedule such as VDM's keeps sigma(0) > 0.
+    c2 = eta**2 * sigma2_s * -jnp.expm1(process.log_snr(t) - process.log_snr(s))
     noise = jax.random.normal(jax.random.fold_in(loop_key, j), shape)
     x = process.alpha(s) * x0_hat + jnp.sqrt(jnp.maximum(sigma2_s - c2, 0.0)) * eps_hat + jnp.sqrt(c2) * noise
     return x, None

@@ -3,10 +3,12 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gm_jax.diffusion import processes
+from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
 from gm_jax.sampling import diffusion as samplers
 from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser, log_density
@@ -45,6 +47,25 @@ def test_sampler_with_exact_score_reproduces_the_gaussian(name):
     assert 10 < int(nfe) < 2000
   else:
     assert int(nfe) == expected_nfe
+
+
+def test_ddim_with_eta_1_steps_by_the_posterior_also_into_a_noisy_t_0():
+  """With eta = 1 a DDIM step from t to s draws from q(x_s | x_t, x0 = x0_hat), also at the last step into
+  t = 0, where a log-SNR schedule (VDM's) leaves sigma(0) > 0. With x0_hat = 0 that posterior is
+  N(alpha_ts sigma_s^2 / sigma_t^2 x_t, sigma_ts^2 sigma_s^2 / sigma_t^2), alpha_ts = alpha_t / alpha_s,
+  sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2 (Kingma et al. 2021, appendix A), so one step from
+  x_1 ~ N(0, I) to t = 0 gives a Gaussian whose variance is the squared mean coefficient plus that one."""
+  process = processes.LogSNRProcess(processes.linear_log_snr(1.0, -1.0))
+  predicts_zero = Denoiser(lambda x_t, t: jnp.zeros_like(x_t), "x0", process)
+  x, _ = jax.jit(lambda k: samplers.ddim(predicts_zero, k, (200_000, 2), num_steps=1, eta=1.0))(
+      jax.random.key(0))
+  sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))
+  alpha2_t, sigma2_t, alpha2_s, sigma2_s = sigmoid(-1.0), sigmoid(1.0), sigmoid(1.0), sigmoid(-1.0)
+  alpha2_ts = alpha2_t / alpha2_s
+  sigma2_ts = sigma2_t - alpha2_ts * sigma2_s
+  expected = alpha2_ts * sigma2_s**2 / sigma2_t**2 + sigma2_ts * sigma2_s / sigma2_t
+  # Standard error about 0.2%; a step that takes sigma(0) for 0 draws variance sigma_s^2, 5% lower.
+  assert float(np.var(np.asarray(x))) == pytest.approx(expected, rel=0.01)
 
 
 # A log-SNR schedule that ends as noisy as VP's (VDM's own -5 ends with alpha_1 = 0.08, where the
