@@ -49,6 +49,47 @@ def test_sampler_with_exact_score_reproduces_the_gaussian(name):
     assert int(nfe) == expected_nfe
 
 
+def _counting(denoiser: Denoiser):
+  """The denoiser and a host-side list that gets one entry per (batched) network evaluation."""
+  calls = []
+
+  def apply_fn(x_t, t):
+    jax.debug.callback(lambda: calls.append(t.shape))
+    return denoiser.apply_fn(x_t, t)
+
+  return Denoiser(apply_fn, denoiser.kind, denoiser.process), calls
+
+
+NFE_CASES = {
+    "ddpm_ancestral": (processes.DiscreteDDPM(processes.linear_betas(50)), samplers.ddpm_ancestral),
+    "ddim_eta1": (DDPM, functools.partial(samplers.ddim, num_steps=10, eta=1.0)),
+    "euler_maruyama": (VP, functools.partial(samplers.euler_maruyama, num_steps=10)),
+    "predictor_corrector_2": (VE, functools.partial(samplers.predictor_corrector, num_steps=10,
+                                                    corrector_steps=2)),
+    "ode_euler": (VP, functools.partial(samplers.probability_flow_ode, solver="euler", num_steps=10)),
+    "ode_heun": (VE, functools.partial(samplers.probability_flow_ode, solver="heun", num_steps=10)),
+    "ode_tsit5_fixed": (VP, functools.partial(samplers.probability_flow_ode, solver="tsit5", num_steps=5)),
+    "ode_tsit5_adaptive": (VP, functools.partial(samplers.probability_flow_ode, solver="tsit5")),
+    "ode_dopri5_adaptive": (VE, functools.partial(samplers.probability_flow_ode, solver="dopri5", rtol=1e-3,
+                                                  atol=1e-3)),
+    "dpm_solver_pp_2m": (VP, functools.partial(samplers.dpm_solver_pp_2m, num_steps=10)),
+    "likelihood_tsit5_exact": (VP, lambda d, k, shape: ode_log_likelihood(d, data(k, shape[0]))),
+    "likelihood_dopri5_hutchinson": (VE, lambda d, k, shape: ode_log_likelihood(
+        d, data(k, shape[0]), k, exact_trace=False, solver="dopri5", rtol=1e-3, atol=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NFE_CASES))
+def test_reported_nfe_counts_every_network_evaluation(name):
+  """Fixed-step solvers, the adaptive solvers' first-same-as-last stage and rejected steps, and any
+  evaluation the step-size controller makes to choose the first step all count."""
+  process, sampler = NFE_CASES[name]
+  denoiser, calls = _counting(exact_denoiser(process))
+  _, nfe = jax.block_until_ready(jax.jit(lambda k: sampler(denoiser, k, (16, 2)))(jax.random.key(0)))
+  jax.effects_barrier()
+  assert int(nfe) == len(calls) > 0
+
+
 def test_ddim_with_eta_1_steps_by_the_posterior_also_into_a_noisy_t_0():
   """With eta = 1 a DDIM step from t to s draws from q(x_s | x_t, x0 = x0_hat), also at the last step into
   t = 0, where a log-SNR schedule (VDM's) leaves sigma(0) > 0. With x0_hat = 0 that posterior is
