@@ -67,7 +67,8 @@ class Task:
 
   init(key, batch) -> {network: variables} with 'params' and any other collections (model state).
   updates: the optimizer updates of one train step, in order (each names its network).
-  eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`.
+  eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`; `key` is the
+    same for every batch, so randomness is drawn per example from batch['index'] (gm_jax.train.rng).
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
     reported beside the sample-quality metrics.

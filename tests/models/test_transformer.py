@@ -105,3 +105,21 @@ def test_top_p_keeps_the_smallest_nucleus():
   np.testing.assert_array_equal(kept[0], [True, True, False, False])
   draws = jax.vmap(lambda k: ar.next_token(k, logits, 1.0, top_p=0.75))(jax.random.split(jax.random.key(0), 400))
   assert set(np.asarray(draws).ravel().tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("temperature,top_p", [(2.0, 0.45), (0.5, 0.6)])
+def test_top_p_nucleus_is_taken_from_the_tempered_distribution(temperature, top_p):
+  """Temperature first, then the nucleus: a draw from q = softmax(logits / T) restricted to the fewest most
+  likely tokens whose mass under q reaches top_p, renormalized. (A nucleus of the untempered distribution
+  would be {0} at T = 2 and {0, 1} at T = 0.5 here, against {0, 1} and {0}.)"""
+  probs = np.array([0.5, 0.3, 0.2])
+  q = probs ** (1.0 / temperature)
+  q /= q.sum()
+  mass_before = np.cumsum(q) - q  # q is already sorted in decreasing order
+  expected = np.where(mass_before < top_p, q, 0.0)
+  expected /= expected.sum()
+  logits = jnp.log(jnp.asarray(probs, jnp.float32))[None]
+  draws = jax.vmap(lambda k: ar.next_token(k, logits, temperature, top_p=top_p))(
+      jax.random.split(jax.random.key(0), 20_000))
+  frequencies = np.bincount(np.asarray(draws).ravel(), minlength=3) / draws.size
+  np.testing.assert_allclose(frequencies, expected, atol=0.02)  # standard error <= 0.004
