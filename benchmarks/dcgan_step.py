@@ -41,9 +41,8 @@ def dcgan_config(batch_size: int, compute_dtype: str = "float32"):
   config.model.features = 64
   config.objective.loss = "non_saturating"
   config.train.compute_dtype = compute_dtype
-  for optim in (config.optim, config.optim_d):
-    optim.learning_rate = 2e-4
-    optim.b1 = 0.5
+  for block in (config.optim, config.optim_d):
+    block.update(learning_rate=2e-4, b1=0.5)
   return config
 
 
@@ -76,7 +75,8 @@ def main(argv):
   counts = {name: sum(p.size for p in jax.tree.leaves(state.networks[name].params))
             for name in ("generator", "discriminator")}
   record = {"benchmark": "dcgan_step", "image_size": size, "batch_size": batch, "updates": "1 D + 1 G",
-            "compute_dtype": flags.FLAGS.compute_dtype, "num_params": counts, "compile_s": compile_s}
+            "compute_dtype": flags.FLAGS.compute_dtype, "num_params": counts, "compile_s": compile_s,
+            "threads": threads}
   if flags.FLAGS.reference == "torch":
     import torch
 

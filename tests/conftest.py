@@ -13,6 +13,25 @@ import pytest
 # Trained feature networks (the digits classifier) are cached once per machine for the whole suite.
 os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "gm_jax_test_cache"))
 
+
+def _reuse_compiled_programs() -> None:
+  """XLA's persistent compilation cache, one per test process and session: the many tests that train the
+  same tiny configs then compile each program once (a hit returns the same executable, so results do not
+  change). Launcher subprocesses are not given it, so concurrent processes never share a cache."""
+  import atexit
+  import shutil
+
+  import jax
+
+  directory = tempfile.mkdtemp(prefix="gm_jax_test_xla_cache_")
+  atexit.register(shutil.rmtree, directory, ignore_errors=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_reuse_compiled_programs()
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAIN = REPO / "experiments" / "main.py"
 KILL_AT_STEP = REPO / "tests" / "kill_at_step.py"  # main.py that SIGKILLs itself after a given step

@@ -1,12 +1,15 @@
 """The language-model task end to end: the Markov-chain entropy rate, and the Shakespeare config on a
 small corpus written by the test."""
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gm_jax.data import markov
+from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.data import markov
+from gm_jax.tasks import language_model
 from tests.conftest import load_config
 
 
@@ -30,6 +33,23 @@ def test_transformer_reaches_the_markov_chains_entropy_rate(tmp_path):
   assert summary["estimator"] == "exact"
   assert abs(summary["nll_nats"] - summary["entropy_rate_nats"]) < 0.02
   assert summary["bpd"] == pytest.approx(summary["nll_nats"] / np.log(2))
+
+
+def test_evaluation_scores_every_test_token_after_the_first_once(tmp_path):
+  """One pass over the test split (in padded batches) scores len(test) - 1 tokens: none of the < context
+  tokens after the last full stride is dropped, and none the final window repeats is counted twice."""
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("".join(chr(97 + i * 7 % 26) for i in range(1203)))  # 121 test tokens, context 16
+  config = load_config("shakespeare_char_cpu", "tiny")
+  config.data.path = str(corpus)
+  dataset = data_lib.load_dataset(config.data)
+  assert (len(dataset.test.tokens) - 1) % config.data.context  # a remainder after the last stride
+  task = language_model.build(config, dataset)
+  batches = list(data_lib.eval_batches(dataset.test, 4))
+  params = {"model": task.init(jax.random.key(0), batches[0])["model"]["params"]}
+  eval_fn = jax.jit(task.eval_fn)
+  count = sum(float(eval_fn(params, {}, batch, jax.random.key(1))["nll_nats"][1]) for batch in batches)
+  assert count == len(dataset.test.tokens) - 1
 
 
 def test_shakespeare_char_config_on_a_text_file(tmp_path):

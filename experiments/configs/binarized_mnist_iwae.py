@@ -19,6 +19,7 @@ Paper (Table 1, test NLL in nats, IWAE-5000): 1 layer: VAE k=1 86.76, IWAE k=50 
 """
 
 from gm_jax.tasks.vae import default_config
+from gm_jax.train.defaults import tiny_run
 
 STEPS_PER_EPOCH = 50_000 // 20  # tfds binarized_mnist: 50,000 training images
 
@@ -62,7 +63,6 @@ def get_config(arg: str | None = None):
   if options["tiny"]:
     config.data.batch_size = 4
     config.optim.update(boundaries=(2, 4), scales=(1.0, 0.5, 0.25))
-    config.train.update(num_steps=6, log_every=2, eval_every=0, sample_every=0, checkpoint_every=6,
-                        num_samples=4)
+    tiny_run(config, 6, log_every=2, num_samples=4)
     config.eval.update(batch_size=4, iwae_samples=10, iwae_chunk=5)
   return config

@@ -20,6 +20,7 @@ Paper: PacGAN Table 1, GAN: 6.3 of 8 ring modes, 17.3 of 25 grid modes.
 """
 
 from gm_jax.tasks.gan import default_config
+from gm_jax.train.defaults import tiny_run
 
 
 PACGAN_DATA = {
@@ -48,7 +49,6 @@ def get_config(arg: str | None = None):
   if "tiny" in options:
     config.data.update(num_train=2048, num_test=512, batch_size=64)
     config.model.update(generator_hidden=(16,), discriminator_hidden=(16,))
-    config.train.update(num_steps=20, log_every=10, eval_every=0, sample_every=0, num_samples=128,
-                        checkpoint_every=20)
+    tiny_run(config, 20, num_samples=128)
     config.eval.batch_size = 256
   return config

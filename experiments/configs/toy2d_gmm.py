@@ -14,7 +14,7 @@ Paper: none; the floor is the ring's true entropy, log 8 + log(2 pi e sigma^2) f
 `:tiny` shrinks steps and data for smoke tests.
 """
 
-from gm_jax.train.defaults import base_config, is_tiny
+from gm_jax.train.defaults import base_config, is_tiny, tiny_run
 
 
 def get_config(arg: str | None = None):
@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
 
   if is_tiny(arg):
     config.data.update(num_train=4096, num_test=4096, batch_size=64)
-    config.train.update(num_steps=40, log_every=10, eval_every=20, sample_every=20, num_samples=256,
-                        checkpoint_every=10)
+    tiny_run(config, 40, log_every=10, num_samples=256)
+    config.train.update(eval_every=20, sample_every=20, checkpoint_every=10)  # the launcher tests' schedule
     config.eval.batch_size = 1024
   return config

@@ -2,9 +2,10 @@
 
 As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation.
 A training example is a window of `context + 1` tokens starting anywhere in the training split (inputs
-and next-token targets); the test split is cut into consecutive windows that overlap by one token, so
-one pass over it scores every validation token exactly once. Character level needs UTF-8 text; byte
-level reads the file's raw bytes, so it takes any file.
+and next-token targets); the test split is cut into consecutive windows that overlap by one token, and
+when they do not reach its end a last window ends at its last token, with `target_mask` 0 on the targets
+the window before it scored; so one pass scores every validation token after the first exactly once.
+Character level needs UTF-8 text; byte level reads the file's raw bytes, so it takes any file.
 """
 
 from __future__ import annotations
@@ -60,18 +61,24 @@ class ByteTokenizer:
 
 @dataclasses.dataclass(frozen=True)
 class WindowSource:
-  """Windows tokens[s : s + context + 1] for s in starts; `x` is (N, context + 1) int32."""
+  """Windows tokens[s : s + context + 1] for s in starts; `x` is (N, context + 1) int32. With
+  `first_scored` (the test split's windows) also `target_mask` (N, context) float32: 1 on the targets
+  x[:, 1:] from index first_scored of each window on, which are the ones it scores."""
 
   tokens: np.ndarray
   starts: np.ndarray
   context: int
+  first_scored: np.ndarray | None = None
 
   def __len__(self) -> int:
     return len(self.starts)
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     offsets = self.starts[indices][:, None] + np.arange(self.context + 1)
-    return {"x": self.tokens[offsets]}
+    out = {"x": self.tokens[offsets]}
+    if self.first_scored is not None:
+      out["target_mask"] = (np.arange(self.context) >= self.first_scored[indices][:, None]).astype(np.float32)
+    return out
 
 
 def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: str = "char") -> str | bytes:
@@ -105,7 +112,13 @@ def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9)
     raise ValueError(f"corpus of {len(tokens)} tokens is too short for context {context}")
   train_starts = np.arange(len(train) - context, dtype=np.int64)
   test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
-  return WindowSource(train, train_starts, context), WindowSource(test, test_starts, context)
+  first_scored = np.zeros(len(test_starts), np.int64)
+  covered = test_starts[-1] + context  # the last position the strided windows score
+  if covered < len(test) - 1:  # the rest (< context tokens) in a window ending at the last token
+    last_start = len(test) - 1 - context
+    test_starts = np.append(test_starts, last_start)
+    first_scored = np.append(first_scored, covered - last_start)
+  return WindowSource(train, train_starts, context), WindowSource(test, test_starts, context, first_scored)
 
 
 def load(path: str = "", tfds_name: str | None = None, level: str = "char", context: int = 64,

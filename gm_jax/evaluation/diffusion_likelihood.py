@@ -44,13 +44,17 @@ def _velocity_and_hutchinson_divergence(velocity, t, y, probe):
 
 def ode_log_likelihood(denoiser: Denoiser, x, key=None, exact_trace: bool = True, solver: str = "tsit5",
                        num_steps: int = 0, rtol: float = 1e-5, atol: float = 1e-5):
-  """(log p_{t_min}(x) per example in nats, number of velocity evaluations)."""
+  """(log p_{t_min}(x) per example in nats, number of velocity evaluations). `key` draws Hutchinson's
+  probes: one key for the batch, or one per example (B,) so that each example's probe is its own."""
   process = denoiser.process
   velocity = lambda t, y: probability_flow_velocity(denoiser, y, t)
   if exact_trace:
     augmented = lambda t, state: _velocity_and_exact_divergence(velocity, t, state[0])
   else:
-    probe = jax.random.rademacher(key, x.shape).astype(x.dtype)
+    if key.ndim:
+      probe = jax.vmap(lambda k: jax.random.rademacher(k, x.shape[1:]))(key).astype(x.dtype)
+    else:
+      probe = jax.random.rademacher(key, x.shape).astype(x.dtype)
     augmented = lambda t, state: _velocity_and_hutchinson_divergence(velocity, t, state[0], probe)
   (x1, integral), nfe = solve_ode(augmented, (x, jnp.zeros(x.shape[:1])), process.t_min, 1.0, solver,
                                   num_steps, rtol, atol)

@@ -13,7 +13,8 @@ def token_nll(logits_BTV: jax.Array, targets_BT: jax.Array) -> jax.Array:
   return -jnp.take_along_axis(log_probs, targets_BT[..., None], axis=-1)[..., 0]
 
 
-def sums(nll_BT: jax.Array, mask_B: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """(sum of the NLL over the real examples' tokens, number of those tokens)."""
-  weights = jnp.broadcast_to(mask_B[:, None], nll_BT.shape)
+def sums(nll_BT: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(sum of the NLL over the scored tokens, number of those tokens); mask (B,) marks the real examples,
+  (B, T) the scored tokens."""
+  weights = jnp.broadcast_to(mask[:, None] if mask.ndim == 1 else mask, nll_BT.shape)
   return jnp.sum(nll_BT * weights), jnp.sum(weights)

@@ -108,10 +108,13 @@ def posterior_coefficients(chain: DiscreteDDPM, i):
   """q(x_{i-1} | x_i, x_0) = N(c0 x_0 + ci x_i, var) for integer steps i >= 1, as (c0, ci, var)."""
   log_abar = jnp.asarray(chain.log_abar, jnp.float32)
   betas = jnp.asarray(chain.betas, jnp.float32)
-  abar, abar_prev, beta = jnp.exp(log_abar[i]), jnp.exp(log_abar[i - 1]), betas[i - 1]
-  c0 = jnp.sqrt(abar_prev) * beta / (1.0 - abar)
-  ci = jnp.sqrt(1.0 - beta) * (1.0 - abar_prev) / (1.0 - abar)
-  var = (1.0 - abar_prev) * beta / (1.0 - abar)
+  beta = betas[i - 1]
+  # 1 - abar from log abar by expm1, as the forward process does: by subtraction in float32 it loses
+  # digits where abar is close to 1 (c0 at i = 1 came out 0.99983, not 1).
+  one_minus_abar, one_minus_abar_prev = -jnp.expm1(log_abar[i]), -jnp.expm1(log_abar[i - 1])
+  c0 = jnp.exp(0.5 * log_abar[i - 1]) * beta / one_minus_abar
+  ci = jnp.sqrt(1.0 - beta) * one_minus_abar_prev / one_minus_abar
+  var = one_minus_abar_prev * beta / one_minus_abar
   return c0, ci, var
 
 

@@ -31,10 +31,11 @@ def filter_logits(logits_BV: jax.Array, top_k: int = 0, top_p: float = 1.0) -> j
 
 def next_token(key: jax.Array, logits_BV: jax.Array, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0) -> jax.Array:
-  """temperature 0 is greedy (argmax); otherwise a draw from softmax(filtered logits / temperature)."""
+  """temperature 0 is greedy (argmax); otherwise a draw from softmax(logits / temperature) after the
+  filters, which act on that tempered distribution (the nucleus is top_p of its mass, not of the model's)."""
   if temperature == 0.0:
     return jnp.argmax(logits_BV, axis=-1)
-  return jax.random.categorical(key, filter_logits(logits_BV, top_k, top_p) / temperature, axis=-1)
+  return jax.random.categorical(key, filter_logits(logits_BV / temperature, top_k, top_p), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_new", "temperature", "top_k", "top_p"))

@@ -72,8 +72,9 @@ def ddim(denoiser: Denoiser, key, shape, num_steps: int, eta: float = 0.0, clip_
       x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
       eps_hat = (x - process.alpha(t) * x0_hat) / process.sigma(t)
     sigma2_s = process.sigma2(s)
-    snr_ratio = jnp.where(s > 0, jnp.exp(process.log_snr(t) - jnp.where(s > 0, process.log_snr(s), 0.0)), 0.0)
-    c2 = eta**2 * sigma2_s * (1.0 - snr_ratio)
+    # eta^2 times the posterior variance of q(x_s | x_t, x_0), also at s = 0, where only a discrete chain has
+    # sigma = 0 (log-SNR +inf, so c = 0); a log-SNR schedule such as VDM's keeps sigma(0) > 0.
+    c2 = eta**2 * sigma2_s * -jnp.expm1(process.log_snr(t) - process.log_snr(s))
     noise = jax.random.normal(jax.random.fold_in(loop_key, j), shape)
     x = process.alpha(s) * x0_hat + jnp.sqrt(jnp.maximum(sigma2_s - c2, 0.0)) * eps_hat + jnp.sqrt(c2) * noise
     return x, None
@@ -96,13 +97,14 @@ def euler_maruyama(denoiser: Denoiser, key, shape, num_steps: int):
   return predictor_corrector(denoiser, key, shape, num_steps, corrector_steps=0)
 
 
-def langevin_step(denoiser: Denoiser, x, t, key, snr: float):
-  """x + e score + sqrt(2e) z with e = 2 (snr ||z|| / ||score||)^2, the norms averaged over the batch as
-  Song et al. (2021) do (per-example norms of low-dimensional data make e explode near the mode)."""
+def langevin_step(denoiser: Denoiser, x, t, key, snr: float, alpha=1.0):
+  """x + e score + sqrt(2e) z with e = 2 alpha (snr ||z|| / ||score||)^2 (Song et al. 2021, Algorithm 5:
+  alpha = alpha_i = 1 - beta_i of the VP chain's step, 1 for VE), the norms averaged over the batch as
+  Song et al. do (per-example norms of low-dimensional data make e explode near the mode)."""
   score = denoiser.score(x, _batch_times(t, x.shape))
   noise = jax.random.normal(key, x.shape)
   mean_norm = lambda a: jnp.mean(jnp.sqrt(jnp.sum(a.reshape(a.shape[0], -1) ** 2, axis=-1)))
-  step = 2.0 * (snr * mean_norm(noise) / jnp.maximum(mean_norm(score), 1e-12)) ** 2
+  step = 2.0 * alpha * (snr * mean_norm(noise) / jnp.maximum(mean_norm(score), 1e-12)) ** 2
   return x + step * score + jnp.sqrt(2.0 * step) * noise
 
 
@@ -115,8 +117,11 @@ def predictor_corrector(denoiser: Denoiser, key, shape, num_steps: int, snr: flo
 
   def body(x, j):
     step_key = jax.random.fold_in(loop_key, j)
+    # alpha_i = alpha(t_i)^2 / alpha(t_{i+1})^2: the signal the forward process keeps over this step
+    # (1 - beta_i for VP and sub-VP, 1 for VE).
+    alpha = jnp.exp(2.0 * (process.log_alpha(times[j]) - process.log_alpha(times[j + 1])))
     for c in range(corrector_steps):
-      x = langevin_step(denoiser, x, times[j], jax.random.fold_in(step_key, c + 1), snr)
+      x = langevin_step(denoiser, x, times[j], jax.random.fold_in(step_key, c + 1), snr, alpha)
     noise = jax.random.normal(step_key, shape)
     return _reverse_sde_step(denoiser, x, times[j], times[j] - times[j + 1], noise, j < num_steps - 1), None
 
@@ -125,6 +130,8 @@ def predictor_corrector(denoiser: Denoiser, key, shape, num_steps: int, snr: flo
 
 
 # Network evaluations per step, and once at the start for solvers that reuse their last stage (FSAL).
+# diffrax's adaptive controller picks the first step without evaluating the network (0.01 for the
+# direction-wrapped terms it is handed), so there is nothing more to count.
 ODE_SOLVERS = {"euler": (diffrax.Euler, 1, 0), "heun": (diffrax.Heun, 2, 0), "tsit5": (diffrax.Tsit5, 6, 1),
                "dopri5": (diffrax.Dopri5, 6, 1)}
 

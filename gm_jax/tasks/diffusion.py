@@ -18,8 +18,9 @@ Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
   points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
   images, a Gaussian N(x; z/alpha, sigma^2/alpha^2) on points).
-- 'ode': the probability-flow ODE's log-density, on uniformly dequantized images with the bin width's
-  Jacobian included (so bits/dim bound the discrete data's).
+- 'ode': the probability-flow ODE's log-density, on images dequantized uniformly within bins of width
+  2 / (K - 1) centred on the levels as trained, with the bin width's Jacobian included (so bits/dim bound
+  the discrete data's).
 The ledger's `nll_nats` is the VLB on images and the ODE on points (an exact density there);
 the other is reported as `vlb_nll_nats` / `ode_nll_nats` (and `ode_bpd`).
 """
@@ -43,6 +44,7 @@ from gm_jax.models.time_mlp import TimeMLP, TimeMLPConfig
 from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
+from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
@@ -163,19 +165,23 @@ def build(config, dataset: Dataset) -> Task:
     x = to_model_space(batch["x"])
     d = denoiser(params["model"])
     out = {}
-    vlb_key, ode_key, deq_key = jax.random.split(key, 3)
+    # Every batch comes with the same key: each example draws from its own, keyed by its index in the split,
+    # so no two batches share noise and an example's does not depend on how the split is batched.
+    keys = jax.vmap(lambda k: jax.random.split(k, 3))(per_example_keys(key, batch["index"]))
+    vlb_keys, ode_keys, deq_keys = keys[:, 0], keys[:, 1], keys[:, 2]
     if ev.vlb:
-      out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v, batch["mask"])
-                  for k, v in elbo_terms(d, x, vlb_key).items()})
+      terms = jax.vmap(lambda x1, k: elbo_terms(d, x1[None], k))(x, vlb_keys)
+      out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v[:, 0], batch["mask"])
+                  for k, v in terms.items()})
     if ev.ode:
-      if is_image:  # uniform dequantization within each level's bin of width 2 / K
-        u = jax.random.uniform(deq_key, x.shape)
-        y = (batch["x"].astype(jnp.float32) + u) * (2.0 / levels) - 1.0
-        log_jacobian = spec.num_dims * math.log(2.0 / levels)
+      if is_image:  # uniform within the bin of width 2 / (K - 1) centred on each level as trained
+        u = jax.vmap(lambda k: jax.random.uniform(k, x.shape[1:]))(deq_keys)
+        y = x + (u - 0.5) * (2.0 / (levels - 1))
+        log_jacobian = spec.num_dims * math.log(2.0 / (levels - 1))
       else:
         y, log_jacobian = x, 0.0
-      logp, _ = ode_log_likelihood(d, y, ode_key, ev.ode_exact_trace, ev.ode_solver, ev.ode_steps, ev.ode_rtol,
-                                   ev.ode_rtol)
+      logp, _ = ode_log_likelihood(d, y, ode_keys, ev.ode_exact_trace, ev.ode_solver, ev.ode_steps,
+                                   ev.ode_rtol, ev.ode_rtol)
       out["ode_nll_nats"] = masked_mean(-(logp + log_jacobian), batch["mask"])
     return out
 

@@ -1,8 +1,9 @@
 """Autoregressive language model family: a Transformer LM trained by next-token cross-entropy.
 
 Batches hold windows x of context + 1 tokens: inputs x[:, :-1], targets x[:, 1:]. Evaluation is the
-cross-entropy over the whole validation split (its consecutive windows score every token after the
-first once), reported as nll_nats per token and bpd = bits per token (per character for char data).
+cross-entropy over the whole validation split (its windows, with their target_mask, score every token
+after the first once), reported as nll_nats per token and bpd = bits per token (per character for char
+data).
 config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, tie_embeddings,
   one_hot_embedding, use_bias, exact_gelu
 config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs)
@@ -40,7 +41,10 @@ def build(config, dataset: Dataset) -> Task:
     x = batch["x"]
     rngs = {"dropout": key} if train else {}
     logits = model.apply({"params": params["model"]}, x[:, :-1], train=train, rngs=rngs)
-    return cross_entropy.sums(cross_entropy.token_nll(logits, x[:, 1:]), batch["mask"])
+    mask = batch["mask"]
+    if "target_mask" in batch:  # test windows: the last one's first targets are its predecessor's
+      mask = mask[:, None] * batch["target_mask"]
+    return cross_entropy.sums(cross_entropy.token_nll(logits, x[:, 1:]), mask)
 
   def loss_fn(params, model_state, batch, key):
     total, count = nll(params, batch, key, train=True)

@@ -102,9 +102,11 @@ def is_tiny(arg: str | None) -> bool:
 def tiny_run(config: ml_collections.ConfigDict, num_steps: int, log_every: int | None = None,
              num_samples: int | None = None) -> None:
   """The train fields of a `:tiny` run: num_steps steps, logged every log_every (default num_steps / 2),
-  evaluated and sampled only at the end, one checkpoint at the end; num_samples written samples."""
+  evaluated and sampled only at the end, one checkpoint at the end; num_samples written samples; sample
+  quality of 200 samples (KID over 10 subsets of 100), enough to exercise every metric quickly."""
   config.train.update(num_steps=num_steps, log_every=log_every or num_steps // 2, eval_every=0,
                       sample_every=0, checkpoint_every=num_steps)
+  config.eval.update(quality_samples=200, kid_subsets=10, kid_subset_size=100)
   if num_samples is not None:
     config.train.num_samples = num_samples
 

@@ -166,6 +166,8 @@ class Experiment:
   def evaluate(self, state: TrainState) -> dict[str, float]:
     """Means of the task's eval metrics over the whole test split (EMA params when EMA is on)."""
     params, model_state = state.params(self.use_ema), state.model_state()
+    # One key for every batch: tasks draw per-example randomness from fold_in(key, batch['index']), which no
+    # other batch shares and which does not depend on the batch size or the device count.
     key = jax.random.fold_in(self.base_key, 2)
     acc = metrics_lib.Accumulator()
     for batch in data_lib.eval_batches(self.dataset.test, self.config.eval.batch_size,

@@ -7,7 +7,7 @@ config fields (config.optim or a per-network block):
   learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
   rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
   grad_clip_norm (0 = off); weight_clip (0 = off): after every update each parameter is clipped to
-  [-weight_clip, weight_clip] (the original WGAN's Lipschitz constraint). name may also be adagrad
+  [-weight_clip, weight_clip] (a crude Lipschitz constraint on a critic). name may also be adagrad
   (initial_accumulator).
 """
 

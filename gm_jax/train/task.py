@@ -35,9 +35,9 @@ def split_samples(output) -> tuple[jax.Array, dict[str, jax.Array]]:
 class Update:
   """One optimizer update of `network` by `loss_fn`, run `repeats` times per train step.
 
-  With repeats R > 1 (a GAN's n_critic), repeat i sees the microbatch of rows j with j % R == i, so the
-  data loader supplies R * B examples per step and every repeat gets fresh data; that row pattern
-  keeps each microbatch spread over all devices.
+  With repeats R > 1 (e.g. R critic updates per generator update), repeat i sees the microbatch of
+  rows j with j % R == i, so the data loader supplies R * B examples per step and every repeat gets
+  fresh data; that row pattern keeps each microbatch spread over all devices.
   """
 
   network: str
@@ -67,7 +67,8 @@ class Task:
 
   init(key, batch) -> {network: variables} with 'params' and any other collections (model state).
   updates: the optimizer updates of one train step, in order (each names its network).
-  eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`.
+  eval_fn(params, model_state, batch, key) -> metrics (sums) on a test batch with its `mask`; `key` is the
+    same for every batch, so randomness is drawn per example from batch['index'] (gm_jax.train.rng).
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
     reported beside the sample-quality metrics.

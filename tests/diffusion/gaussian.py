@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.diffusion.denoiser import Denoiser
-from gm_jax.diffusion.processes import Process
+from gm_jax.diffusion.processes import Process, expand
 
 MU = np.array([1.0, -0.5], np.float32)
 SIGMA = np.array([[0.5, 0.2], [0.2, 0.3]], np.float32)
@@ -44,3 +44,14 @@ def log_density(x, process: Process, t: float):
   diff = np.asarray(x) - np.asarray(process.alpha(t)) * MU
   inv = np.linalg.inv(cov)
   return -0.5 * np.einsum("bi,ij,bj->b", diff, inv, diff) - 0.5 * np.log(np.linalg.det(2 * np.pi * cov))
+
+
+def isotropic_denoiser(process: Process, mean: float, var: float) -> Denoiser:
+  """The exact denoiser of data N(mean, var I) of any shape: eps_hat = sigma (x_t - alpha mean) /
+  (alpha^2 var + sigma^2)."""
+
+  def eps_hat(x_t, t):
+    alpha, sigma = (expand(v, x_t) for v in (process.alpha(t), process.sigma(t)))
+    return sigma * (x_t - alpha * mean) / (alpha**2 * var + sigma**2)
+
+  return Denoiser(eps_hat, "eps", process)

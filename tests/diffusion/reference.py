@@ -101,6 +101,7 @@ class Step:
   noise_key: Callable | None = None
   langevin_snr: float | None = None  # a Langevin step: apply(state, z, step_size)
   score: Callable | None = None  # the Langevin step's score(x), affine in x
+  langevin_alpha: float = 1.0  # Song et al.'s alpha_i in the step size (1 - beta_i for VP, 1 for VE)
 
 
 @dataclasses.dataclass
@@ -169,17 +170,19 @@ def _score(process, t, mu=MU):
 
 
 def predictor_corrector(process, num_steps, snr=0.16, corrector_steps=1, mu=MU):
-  """At each t_j of linspace(1, t_min): Langevin steps x + e score + sqrt(2e) z with e = 2 (snr E||z|| /
-  E||score||)^2 (norms averaged over the batch), then Euler-Maruyama x - (f x - g^2 score) dt + g sqrt(dt) z
-  (no noise at the last step)."""
+  """At each t_j of linspace(1, t_min): Langevin steps x + e score + sqrt(2e) z with e = 2 alpha_j (snr E||z|| /
+  E||score||)^2 (norms averaged over the batch; alpha_j = alpha^2(t_j) / alpha^2(t_{j+1}), Song et al. 2021,
+  Algorithm 5), then Euler-Maruyama x - (f x - g^2 score) dt + g sqrt(dt) z (no noise at the last step)."""
   times = np.linspace(1.0, process.t_min, num_steps + 1)
   out = []
   for j in range(num_steps):
     c, dt, score = coefficients(process, times[j]), times[j] - times[j + 1], _score(process, times[j], mu)
+    alpha = float(c.alpha2 / coefficients(process, times[j + 1]).alpha2)
     step_key = lambda key, j=j: jax.random.fold_in(_split(key, 1), j)
     for k in range(corrector_steps):
       out.append(Step(lambda x, z, e, score=score: x + e * score(x) + np.sqrt(2 * e) * z,
-                      lambda key, step_key=step_key, k=k: jax.random.fold_in(step_key(key), k + 1), snr, score))
+                      lambda key, step_key=step_key, k=k: jax.random.fold_in(step_key(key), k + 1), snr, score,
+                      alpha))
 
     def predictor(x, z, c=c, dt=dt, score=score, noise=j < num_steps - 1):
       return x - (c.f * x - c.g2 * score(x)) * dt + (np.sqrt(c.g2 * dt) if noise else 0.0) * z
@@ -256,7 +259,7 @@ def run(sampler: Sampler, key, shape):
     z = np.zeros(shape) if step.noise_key is None else np.asarray(jax.random.normal(step.noise_key(key), shape),
                                                                    np.float64)
     if step.langevin_snr is not None:
-      e = 2 * (step.langevin_snr * mean_norm(z) / max(mean_norm(step.score(state)), 1e-12)) ** 2
+      e = 2 * step.langevin_alpha * (step.langevin_snr * mean_norm(z) / max(mean_norm(step.score(state)), 1e-12)) ** 2
       state = step.apply(state, z, e)
     else:
       state = step.apply(state, z)
@@ -285,7 +288,8 @@ def law(sampler: Sampler):
       offset = step.score(np.zeros((1, 2)))[0]
       jac = step.score(np.eye(2)) - offset  # row i: score(e_i) - score(0)
       score_mean, score_cov = jac.T @ mean + offset, jac.T @ cov @ jac
-      extra = (2 * (step.langevin_snr * np.sqrt(np.pi / 2) / _expected_norm(score_mean, score_cov)) ** 2,)
+      extra = (2 * step.langevin_alpha * (step.langevin_snr * np.sqrt(np.pi / 2) / _expected_norm(score_mean,
+                                                                                                  score_cov)) ** 2,)
     offset = step.apply(np.zeros((1, k)), np.zeros((1, 2)), *extra)[0]
     along_state = (step.apply(np.eye(k), np.zeros((k, 2)), *extra) - offset).T
     along_noise = (step.apply(np.zeros((2, k)), np.eye(2), *extra) - offset).T

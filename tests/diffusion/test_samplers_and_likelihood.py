@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from gm_jax.diffusion import processes
+from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation.diffusion_likelihood import gaussian_log_prob, ode_log_likelihood
 from gm_jax.sampling import diffusion as samplers
 from tests.diffusion import reference
@@ -94,6 +95,8 @@ STEPS = {
                              reference.euler_maruyama(SUBVP, 3)),
     "predictor_corrector_ve": (VE, partial(samplers.predictor_corrector, num_steps=2, snr=0.2, corrector_steps=2),
                                reference.predictor_corrector(VE, 2, snr=0.2, corrector_steps=2)),
+    "predictor_corrector_vp": (VP, partial(samplers.predictor_corrector, num_steps=2, snr=0.2, corrector_steps=2),
+                               reference.predictor_corrector(VP, 2, snr=0.2, corrector_steps=2)),
     "ode_euler_vp": (VP, partial(samplers.probability_flow_ode, solver="euler", num_steps=3),
                      reference.ode_fixed_steps(VP, "euler", 3)),
     "ode_heun_ve": (VE, partial(samplers.probability_flow_ode, solver="heun", num_steps=3),
@@ -116,6 +119,88 @@ def test_sampler_steps_equal_the_hand_computed_updates_on_the_same_draws(name):
   x, _ = jax.jit(lambda k: sampler(exact_denoiser(process), k, shape))(key)
   tolerance = 3e-4 if name == "ode_tsit5_vp" else 1e-4
   np.testing.assert_allclose(x, reference.run(ref, key, shape), rtol=tolerance, atol=tolerance)
+
+
+def _counting(denoiser: Denoiser):
+  """The denoiser and a host-side list that gets one entry per (batched) network evaluation."""
+  calls = []
+
+  def apply_fn(x_t, t):
+    jax.debug.callback(lambda: calls.append(t.shape))
+    return denoiser.apply_fn(x_t, t)
+
+  return Denoiser(apply_fn, denoiser.kind, denoiser.process), calls
+
+
+NFE_CASES = {
+    "ddpm_ancestral": (processes.DiscreteDDPM(processes.linear_betas(50)), samplers.ddpm_ancestral),
+    "ddim_eta1": (DDPM, functools.partial(samplers.ddim, num_steps=10, eta=1.0)),
+    "euler_maruyama": (VP, functools.partial(samplers.euler_maruyama, num_steps=10)),
+    "predictor_corrector_2": (VE, functools.partial(samplers.predictor_corrector, num_steps=10,
+                                                    corrector_steps=2)),
+    "ode_euler": (VP, functools.partial(samplers.probability_flow_ode, solver="euler", num_steps=10)),
+    "ode_heun": (VE, functools.partial(samplers.probability_flow_ode, solver="heun", num_steps=10)),
+    "ode_tsit5_fixed": (VP, functools.partial(samplers.probability_flow_ode, solver="tsit5", num_steps=5)),
+    "ode_tsit5_adaptive": (VP, functools.partial(samplers.probability_flow_ode, solver="tsit5")),
+    "ode_dopri5_adaptive": (VE, functools.partial(samplers.probability_flow_ode, solver="dopri5", rtol=1e-3,
+                                                  atol=1e-3)),
+    "dpm_solver_pp_2m": (VP, functools.partial(samplers.dpm_solver_pp_2m, num_steps=10)),
+    "likelihood_tsit5_exact": (VP, lambda d, k, shape: ode_log_likelihood(d, data(k, shape[0]))),
+    "likelihood_dopri5_hutchinson": (VE, lambda d, k, shape: ode_log_likelihood(
+        d, data(k, shape[0]), k, exact_trace=False, solver="dopri5", rtol=1e-3, atol=1e-3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NFE_CASES))
+def test_reported_nfe_counts_every_network_evaluation(name):
+  """Fixed-step solvers, the adaptive solvers' first-same-as-last stage and rejected steps, and any
+  evaluation the step-size controller makes to choose the first step all count."""
+  process, sampler = NFE_CASES[name]
+  denoiser, calls = _counting(exact_denoiser(process))
+  _, nfe = jax.block_until_ready(jax.jit(lambda k: sampler(denoiser, k, (16, 2)))(jax.random.key(0)))
+  jax.effects_barrier()
+  assert int(nfe) == len(calls) > 0
+
+
+def test_ddim_with_eta_1_steps_by_the_posterior_also_into_a_noisy_t_0():
+  """With eta = 1 a DDIM step from t to s draws from q(x_s | x_t, x0 = x0_hat), also at the last step into
+  t = 0, where a log-SNR schedule (VDM's) leaves sigma(0) > 0. With x0_hat = 0 that posterior is
+  N(alpha_ts sigma_s^2 / sigma_t^2 x_t, sigma_ts^2 sigma_s^2 / sigma_t^2), alpha_ts = alpha_t / alpha_s,
+  sigma_ts^2 = sigma_t^2 - alpha_ts^2 sigma_s^2 (Kingma et al. 2021, appendix A), so one step from
+  x_1 ~ N(0, I) to t = 0 gives a Gaussian whose variance is the squared mean coefficient plus that one."""
+  process = processes.LogSNRProcess(processes.linear_log_snr(1.0, -1.0))
+  predicts_zero = Denoiser(lambda x_t, t: jnp.zeros_like(x_t), "x0", process)
+  x, _ = jax.jit(lambda k: samplers.ddim(predicts_zero, k, (200_000, 2), num_steps=1, eta=1.0))(
+      jax.random.key(0))
+  sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))
+  alpha2_t, sigma2_t, alpha2_s, sigma2_s = sigmoid(-1.0), sigmoid(1.0), sigmoid(1.0), sigmoid(-1.0)
+  alpha2_ts = alpha2_t / alpha2_s
+  sigma2_ts = sigma2_t - alpha2_ts * sigma2_s
+  expected = alpha2_ts * sigma2_s**2 / sigma2_t**2 + sigma2_ts * sigma2_s / sigma2_t
+  # Standard error about 0.2%; a step that takes sigma(0) for 0 draws variance sigma_s^2, 5% lower.
+  assert float(np.var(np.asarray(x))) == pytest.approx(expected, rel=0.01)
+
+
+def test_langevin_corrector_step_size_has_the_alpha_factor_of_song_et_al():
+  """Song et al. (2021), Algorithm 5 (VP SDE): the corrector steps x + e s + sqrt(2e) z with
+  e = 2 alpha_i (r ||z|| / ||s||)^2, alpha_i = 1 - beta_i the chain's signal kept over the step. One
+  step (num_steps = 1: a corrector step at t = 1, then the noise-free predictor step to t_min) from
+  x ~ N(0, I) with the score s(x) = -x / v: ||z|| / ||s|| -> v, so e = 2 alpha r^2 v^2, the corrector gives
+  variance (1 - e / v)^2 + 2e, and the Euler step x - (f x - g^2 s) dt multiplies x by
+  1 - (g^2 / v - beta(1) / 2) dt with f = -beta(1) / 2, g^2 = beta(1)."""
+  beta_min, beta_max, v, r = 0.1, 1.0, 0.5, 1.0
+  process = processes.VPSDE(beta_min, beta_max)
+  score = Denoiser(lambda x_t, t: -x_t / v, "score", process)
+  x, nfe = jax.jit(lambda k: samplers.predictor_corrector(score, k, (100_000, 2), num_steps=1, snr=r))(
+      jax.random.key(0))
+  t0, dt = process.t_min, 1.0 - process.t_min
+  alpha = np.exp(-(beta_min * dt + 0.5 * (beta_max - beta_min) * (1.0 - t0**2)))  # exp(-int_t0^1 beta)
+  e = 2.0 * alpha * r**2 * v**2
+  beta_1 = beta_max
+  expected = (1.0 - (beta_1 / v - beta_1 / 2) * dt) ** 2 * ((1.0 - e / v) ** 2 + 2.0 * e)
+  # Standard error about 0.3%; without alpha (0.58 here) e = 0.5 and the variance is 0.25, not 0.19.
+  assert float(np.var(np.asarray(x))) == pytest.approx(expected, rel=0.02)
+  assert int(nfe) == 2
 
 
 # A log-SNR schedule that ends as noisy as VP's (VDM's own -5 ends with alpha_1 = 0.08, where the

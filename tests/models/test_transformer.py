@@ -94,13 +94,13 @@ LOGITS = np.array([2.0, 1.5, 0.3, 0.0, -0.5, -2.0])
 
 def _filtered_tempered_probs(temperature, top_k, top_p):
   """softmax(logits / temperature) over the kept tokens: the top k, then the smallest set of those whose
-  probability (at temperature 1, renormalized over the top k) reaches top_p."""
+  probability (at this temperature, renormalized over the top k) reaches top_p."""
   kept = np.ones(len(LOGITS), bool)
   if top_k:
     kept &= LOGITS >= np.sort(LOGITS)[::-1][top_k - 1]
   if top_p < 1.0:
     order = np.argsort(-LOGITS)
-    p = np.where(kept, np.exp(LOGITS), 0.0)[order]
+    p = np.where(kept, np.exp(LOGITS / temperature), 0.0)[order]
     p /= p.sum()
     mass_before = np.cumsum(p) - p
     kept[order[mass_before >= top_p]] = False
@@ -108,11 +108,12 @@ def _filtered_tempered_probs(temperature, top_k, top_p):
   return w / w.sum()
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p,support", [(2.0, 0, 1.0, 6), (0.5, 3, 1.0, 3), (1.5, 0, 0.7, 2),
-                                                             (1.5, 0, 0.9, 4), (0.7, 4, 0.9, 3)])
+@pytest.mark.parametrize("temperature,top_k,top_p,support", [(2.0, 0, 1.0, 6), (0.5, 3, 1.0, 3), (1.5, 0, 0.7, 3),
+                                                             (1.5, 0, 0.85, 4), (0.7, 4, 0.9, 2)])
 def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k, top_p, support):
   """Token frequencies over 20,000 draws within 5 standard errors of the filtered, tempered softmax; filtered
-  tokens never drawn. (With top_p 0.9 the top 4 alone keep only 3 tokens: the nucleus is of the top-k mass.)"""
+  tokens never drawn. (With top_k 4 and top_p 0.9 only 2 tokens remain: the nucleus is of the tempered
+  top-k mass.)"""
   expected = _filtered_tempered_probs(temperature, top_k, top_p)
   assert np.count_nonzero(expected) == support
   draws = 20_000
@@ -122,3 +123,21 @@ def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k,
   freq = np.bincount(tokens, minlength=len(LOGITS)) / draws
   assert np.all(freq[expected == 0] == 0)
   assert np.all(np.abs(freq - expected) <= 5 * np.sqrt(expected * (1 - expected) / draws)), (freq, expected)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(2.0, 0.45), (0.5, 0.6)])
+def test_top_p_nucleus_is_taken_from_the_tempered_distribution(temperature, top_p):
+  """Temperature first, then the nucleus: a draw from q = softmax(logits / T) restricted to the fewest most
+  likely tokens whose mass under q reaches top_p, renormalized. (A nucleus of the untempered distribution
+  would be {0} at T = 2 and {0, 1} at T = 0.5 here, against {0, 1} and {0}.)"""
+  probs = np.array([0.5, 0.3, 0.2])
+  q = probs ** (1.0 / temperature)
+  q /= q.sum()
+  mass_before = np.cumsum(q) - q  # q is already sorted in decreasing order
+  expected = np.where(mass_before < top_p, q, 0.0)
+  expected /= expected.sum()
+  logits = jnp.log(jnp.asarray(probs, jnp.float32))[None]
+  draws = jax.vmap(lambda k: ar.next_token(k, logits, temperature, top_p=top_p))(
+      jax.random.split(jax.random.key(0), 20_000))
+  frequencies = np.bincount(np.asarray(draws).ravel(), minlength=3) / draws.size
+  np.testing.assert_allclose(frequencies, expected, atol=0.02)  # standard error <= 0.004
