@@ -1,16 +1,19 @@
-"""Every config's `:tiny` size end to end: train, evaluate, sample, and resume after an interruption.
+"""Every config's `:tiny` size end to end: train (with its final evaluation, sample quality and sample
+files), and resume after an interruption.
 
 A run is trained once straight through; a second run of the same config is interrupted after its middle
-checkpoint and rerun, and must end with the same summary and metrics. Variants add the code paths that
-no config's default reaches. TFDS data is mocked, and text configs read a corpus written here, so the test
-needs no download.
+checkpoint and rerun, and must end with the same parameters, training metrics and likelihood numbers (it
+skips the sample-quality measurement, which depends only on those parameters). Variants add the code
+paths that no config's default reaches. TFDS data is mocked, and text configs read a corpus written here,
+so the test needs no download. (--mode=eval and --mode=sample are tested on one config in
+test_end_to_end.py.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 
+import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -41,15 +44,12 @@ def _interrupt_at(stop: int):
   return after_step
 
 
-@contextlib.contextmanager
-def _offline_data(config, tmp_path):
-  """Mock TFDS data, and a written corpus for text configs (the mock TFDS corpus is too short for them)."""
+def _write_corpus_for_text(config, tmp_path):
+  """A written corpus for text configs (the mock TFDS corpus is too short for them); the caller mocks TFDS."""
   if config.data.name == "text":
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("To be, or not to be, that is the question.\n" * 200)
     config.data.path = str(corpus)
-  with tfds.testing.mock_data(num_examples=8):
-    yield
 
 
 def _check_summary(summary: dict, exp, config, workdir) -> None:
@@ -75,18 +75,9 @@ def _check_summary(summary: dict, exp, config, workdir) -> None:
       assert summary["fd"] >= 0 and summary["fd_floor"] >= 0
 
 
-def _numbers_agree(a: dict, b: dict) -> None:
-  assert a.keys() == b.keys()
-  for key, value in a.items():
-    if isinstance(value, float):
-      assert b[key] == pytest.approx(value, rel=1e-6, abs=1e-9, nan_ok=True), key
-    else:
-      assert b[key] == value, key
-
-
 @pytest.mark.parametrize("name,arg,overrides", RUNS,
                          ids=[f"{n}:{a}" + "".join(f",{k}={v}" for k, v in o.items()) for n, a, o in RUNS])
-def test_tiny_config_trains_evaluates_samples_and_resumes(name, arg, overrides, tmp_path):
+def test_tiny_config_trains_and_resumes(name, arg, overrides, tmp_path):
   config = load_config(name, arg)
   for field, value in overrides.items():
     section, key = field.split(".")
@@ -96,20 +87,34 @@ def test_tiny_config_trains_evaluates_samples_and_resumes(name, arg, overrides, 
   middle = max(steps // 2, 1)
   # A checkpoint and a metrics row at the middle step, so an interrupted run resumes from there.
   config.train.update(checkpoint_every=middle, log_every=middle, async_checkpoints=False)
+  _write_corpus_for_text(config, tmp_path)
+  resume_config = config.copy_and_resolve_references()
+  resume_config.eval.feature_space = "none"
   straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-  with _offline_data(config, tmp_path):
+  with tfds.testing.mock_data(num_examples=8):
     summary = tasks.train(config, straight)
     assert summary["step"] == steps
     exp = tasks.experiment(config, straight)
     exp.checkpointer.close()
     _check_summary(summary, exp, config, straight)
 
-    _numbers_agree(without_wall_clock(summary), without_wall_clock(tasks.evaluate(config, straight)))
-    if exp.task.sample_fn is not None:
-      assert tasks.sample(config, straight).exists()
-
     with pytest.raises(Interrupted):
-      tasks.train(config, resumed, after_step=_interrupt_at(middle + 1))
+      tasks.train(resume_config, resumed, after_step=_interrupt_at(middle + 1))
     assert not (resumed / "summary.json").exists()
-    assert without_wall_clock(tasks.train(config, resumed)) == without_wall_clock(summary)
-  assert run_metrics(resumed) == run_metrics(straight)
+    resumed_summary = without_wall_clock(tasks.train(resume_config, resumed))
+    networks = [_final_networks(c, w) for c, w in ((config, straight), (resume_config, resumed))]
+  assert resumed_summary == {k: v for k, v in summary.items() if k in resumed_summary}
+  assert len(resumed_summary) > 2  # the step and the likelihood or losses, at least
+  rows = lambda workdir: [r for r in run_metrics(workdir) if r["split"] == "train"]
+  assert rows(resumed) == rows(straight)
+  for a, b in zip(*map(jax.tree.leaves, networks), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def _final_networks(config, workdir):
+  exp = tasks.experiment(config, workdir)
+  try:
+    state, _ = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  return jax.device_get(state.networks)
