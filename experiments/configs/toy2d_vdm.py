@@ -9,8 +9,8 @@ VDM's variance-minimizing update of the interior is not implemented.
 Command:
   python experiments/main.py --config=experiments/configs/toy2d_vdm.py --workdir=/tmp/gm_jax/toy2d_vdm
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2, ring): test NLL -2.845 nats by the ODE, ELBO -2.811 (prior 0.017, diffusion
-  7.840, reconstruction -10.668; 16 log-SNR draws per point); entropy floor -2.906.
+Our result (jax 0.10.2, ring): test NLL -2.845 nats by the ODE, ELBO -2.812 (prior 0.017, diffusion
+  7.844, reconstruction -10.673; 16 log-SNR draws per point, from its own key); entropy floor -2.906.
 Paper: VDM reports no 2-D results; the floor is the entropy of the data distribution.
 """
 
