@@ -22,7 +22,7 @@ from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import split_windows
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 from gm_jax.train.defaults import load_config_file
 
 flags.DEFINE_list("only", [], "Substrings of config names to include (default: all).")
@@ -44,15 +44,12 @@ def compile_seconds(config) -> float:
     else:
       dataset = data_lib.load_dataset(config.data)
     task = tasks.build(config, dataset)
-    optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
     batch_size = config.data.batch_size * task.examples_per_step_factor
     batch = next(data_lib.TrainIterator(dataset.train, batch_size, config.data.seed))
   mesh = sharding.make_mesh()
   batch = sharding.put_batch(batch, mesh)
-  use_ema = config.train.ema_decay > 0
-  init = step_lib.make_init(task, optimizers, mesh, use_ema)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   state = jax.eval_shape(lambda key, b: init(key, b), jax.random.key(0), batch)
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, config.train.ema_decay)
   start = time.perf_counter()
   train_step.jitted.lower(state, batch).compile()
   return time.perf_counter() - start

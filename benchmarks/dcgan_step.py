@@ -17,11 +17,12 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from benchmarks.timing import compiled_flops, emit, matmul_peaks, time_interleaved, use_threads
+from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, time_interleaved,
+                               use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
 flags.DEFINE_integer("per_round", 2, "Steps of each framework per round.")
@@ -55,12 +56,11 @@ def main(argv):
   source = data_lib.ArraySource({"x": images})
   dataset = Dataset("synthetic", source, source, DataSpec("image", (size, size, 3), num_levels=256))
   task = gan.build(config, dataset)
-  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
   it = data_lib.TrainIterator(source, batch, seed=0)
   batches = [sharding.put_batch(next(it), mesh) for _ in range(4)]
-  state = step_lib.make_init(task, optimizers, mesh, use_ema=False)(jax.random.key(0), batches[0])
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.0)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
+  state = init(jax.random.key(0), batches[0])
   start = time.perf_counter()
   compiled = train_step.jitted.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
@@ -99,10 +99,7 @@ def main(argv):
 
     fns["torch"] = torch_run
   stats = time_interleaved(fns, warmup=1, rounds=flags.FLAGS.rounds, per_round=flags.FLAGS.per_round)
-  record.update(stats["jax"])
-  if "torch" in stats:
-    record["reference_ms_median"] = stats["torch"]["ms_median"]
-    record["ratio"] = stats["jax"]["ms_median"] / stats["torch"]["ms_median"]
+  add_timings(record, stats)
   flops = compiled_flops(compiled)
   peaks = matmul_peaks()
   peak = peaks[flags.FLAGS.compute_dtype]

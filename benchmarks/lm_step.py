@@ -21,13 +21,13 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.timing import (compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
+from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
                                time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import split_windows
 from gm_jax.tasks import language_model
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 
 config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_cpu.py", "LM config.",
                                 lock_config=True)
@@ -51,13 +51,12 @@ def main(argv):
   config = flags.FLAGS.config
   dataset = synthetic_dataset(config.data.context)
   task = language_model.build(config, dataset)
-  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
   batch_size = config.data.batch_size
   it = data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)
   batches = [sharding.put_batch(next(it), mesh) for _ in range(8)]
-  state = step_lib.make_init(task, optimizers, mesh, config.train.ema_decay > 0)(jax.random.key(config.seed), batches[0])
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, config.train.ema_decay)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
+  state = init(jax.random.key(config.seed), batches[0])
   start = time.perf_counter()
   compiled = train_step.jitted.lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
@@ -98,10 +97,7 @@ def main(argv):
     record["reference_memory_mb_lower_bound"] = ref.training_memory_bytes(
         list(model.parameters()), 2, lambda: model(torch_batches[0][:, :-1])) / 2**20
   stats = time_interleaved(fns, warmup=5, rounds=flags.FLAGS.rounds, per_round=flags.FLAGS.per_round)
-  record.update(stats["jax"])
-  if "torch" in stats:
-    record["reference_ms_median"] = stats["torch"]["ms_median"]
-    record["ratio"] = stats["jax"]["ms_median"] / stats["torch"]["ms_median"]
+  add_timings(record, stats)
   flops = compiled_flops(compiled)
   peaks = matmul_peaks()
   peak = peaks["bfloat16" if config.train.compute_dtype == "bfloat16" else "float32"]

@@ -66,6 +66,15 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], warmup: int = 2, rounds:
           for name, t in times.items()}
 
 
+def add_timings(record: dict[str, Any], stats: dict[str, dict[str, float]]) -> None:
+  """time_interleaved's gm_jax ("jax") timings into `record`, with the PyTorch reference's ("torch") median
+  and the ratio gm_jax / PyTorch when the reference ran."""
+  record.update(stats["jax"])
+  if "torch" in stats:
+    record["reference_ms_median"] = stats["torch"]["ms_median"]
+    record["ratio"] = stats["jax"]["ms_median"] / stats["torch"]["ms_median"]
+
+
 def matmul_peaks(n: int = 1024) -> dict[str, float]:
   """Measured matmul FLOP/s in JAX for float32 and for bfloat16 inputs with float32 accumulation."""
   import jax.numpy as jnp

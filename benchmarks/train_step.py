@@ -19,7 +19,7 @@ from ml_collections import config_flags
 from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, time_calls
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 
 config_flags.DEFINE_config_file("config", None, "Config file (FILE or FILE:ARG).", lock_config=True)
 flags.DEFINE_integer("repeats", 20, "Timed steps.")
@@ -32,15 +32,14 @@ def main(argv):
   config = flags.FLAGS.config
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
-  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
   batch_size = config.data.batch_size * task.examples_per_step_factor
   it = data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)
   n = flags.FLAGS.warmup + flags.FLAGS.repeats + 1
   batches = [sharding.put_batch(next(it), mesh) for _ in range(n)]
-  state = step_lib.make_init(task, optimizers, mesh, config.train.ema_decay > 0)(
-      jax.random.key(config.seed), next(data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)))
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, config.train.ema_decay)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
+  state = init(jax.random.key(config.seed), next(data_lib.TrainIterator(dataset.train, batch_size,
+                                                                         config.data.seed)))
 
   start = time.perf_counter()
   compiled = train_step.jitted.lower(state, batches[0]).compile()

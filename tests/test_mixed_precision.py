@@ -11,7 +11,7 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.models import precision
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 from tests.conftest import load_config
 
 STEPS = 4
@@ -22,13 +22,12 @@ def _setup(name: str, compute_dtype: str):
   config.train.compute_dtype = compute_dtype
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
-  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
   batch_size = config.data.batch_size * task.examples_per_step_factor
   it = data_lib.TrainIterator(dataset.train, batch_size, config.data.seed)
   batches = [sharding.put_batch(next(it), mesh) for _ in range(STEPS)]
-  state = step_lib.make_init(task, optimizers, mesh, config.train.ema_decay > 0)(jax.random.key(0), batches[0])
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, config.train.ema_decay)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
+  state = init(jax.random.key(0), batches[0])
   return task, state, batches, train_step
 
 

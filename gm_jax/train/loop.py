@@ -28,7 +28,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import optim, sharding
+from gm_jax.train import sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
@@ -96,17 +96,15 @@ class Experiment:
     self.workdir = pathlib.Path(self.workdir)
     self.dataset = data_lib.load_dataset(config.data)
     self.task = self.build_task(config, self.dataset)
-    self.optimizers, self.schedules = optim.make_optimizers(config, self.task.optimizer_blocks)
     self.mesh = sharding.make_mesh()
     self.global_batch_size = config.data.batch_size * self.task.examples_per_step_factor
     sharding.check_batch_size(self.global_batch_size, self.mesh)
     sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
     self.base_key = jax.random.key(config.seed)
     self.use_ema = config.train.ema_decay > 0
-    self.train_step = step_lib.TrainStep(self.task, self.optimizers, jax.random.fold_in(self.base_key, 1),
-                                         self.mesh, config.train.ema_decay)
+    self.init_fn, self.train_step, self.schedules = step_lib.from_config(
+        self.task, config, self.mesh, jax.random.fold_in(self.base_key, 1))
     self.eval_step = step_lib.make_eval_step(self.task, self.mesh)
-    self.init_fn = step_lib.make_init(self.task, self.optimizers, self.mesh, self.use_ema)
     self.files = RunFiles(self.workdir, jax.process_index() == 0)
     self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.train.keep_checkpoints,
                                      async_save=config.train.async_checkpoints)

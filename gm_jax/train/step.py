@@ -8,7 +8,7 @@ import optax
 from jax.sharding import Mesh
 
 from gm_jax.evaluation import metrics as metrics_lib
-from gm_jax.train import sharding
+from gm_jax.train import optim, sharding
 from gm_jax.train import state as state_lib
 from gm_jax.train.state import NetworkState, TrainState
 from gm_jax.train.task import Task, Update
@@ -155,3 +155,11 @@ def make_init(task: Task, optimizers: dict[str, optax.GradientTransformation], m
 
   return jax.jit(init, out_shardings=rep)
 
+
+def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
+  """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules and EMA that
+  `config` names: what the trainer runs, for benchmarks and tests that drive steps themselves."""
+  optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
+  use_ema = config.train.ema_decay > 0
+  return (make_init(task, optimizers, mesh, use_ema), TrainStep(task, optimizers, key, mesh, config.train.ema_decay),
+          schedules)

@@ -9,7 +9,7 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.train import optim, sharding, step as step_lib
+from gm_jax.train import sharding, step as step_lib
 from gm_jax.train.task import Task, Update
 from tests.conftest import load_config
 
@@ -22,13 +22,11 @@ def _gmm_setup(num_components=1, lr=0.01):
   config.optim.schedule = "constant"
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
-  optimizers, _ = optim.make_optimizers(config, task.optimizer_blocks)
   mesh = sharding.make_mesh()
-  init = step_lib.make_init(task, optimizers, mesh, use_ema=False)
+  init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   it = data_lib.TrainIterator(dataset.train, config.data.batch_size, config.data.seed)
   batch = next(it)
   state = init(jax.random.key(0), batch)
-  train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.0)
   return config, dataset, it, batch, state, train_step, mesh
 
 
