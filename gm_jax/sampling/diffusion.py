@@ -143,7 +143,7 @@ def probability_flow_velocity(denoiser: Denoiser, x, t):
 
 def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, rtol: float, atol: float):
   """Integrates dy/dt = velocity(t, y) with diffrax; fixed steps when num_steps > 0, else adaptive.
-  Returns (y(t1), number of velocity evaluations)."""
+  Returns (y(t1), number of velocity evaluations); y(t1) is NaN where the solve failed."""
   if solver not in ODE_SOLVERS:
     raise ValueError(f"unknown ODE solver {solver!r}; choose one of {sorted(ODE_SOLVERS)}")
   solver_cls, evals_per_step, initial_evals = ODE_SOLVERS[solver]
@@ -153,10 +153,13 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
     if solver in ("euler", "heun"):
       raise ValueError(f"the {solver} solver runs with fixed steps; set num_steps > 0 or use tsit5/dopri5")
     controller, dt0 = diffrax.PIDController(rtol=rtol, atol=atol), None
+  # throw=False: a failed solve (max_steps reached) gives NaN instead of raising through a host callback,
+  # which would keep every program holding a solve out of XLA's persistent compilation cache.
   sol = diffrax.diffeqsolve(diffrax.ODETerm(lambda t, y, args: velocity(t, y)), solver_cls(), t0, t1, dt0, y0,
                             stepsize_controller=controller, max_steps=100_000,
-                            adjoint=diffrax.RecursiveCheckpointAdjoint())
-  y1 = jax.tree.map(lambda a: a[-1], sol.ys)
+                            adjoint=diffrax.RecursiveCheckpointAdjoint(), throw=False)
+  solved = sol.result == diffrax.RESULTS.successful
+  y1 = jax.tree.map(lambda a: jnp.where(solved, a[-1], jnp.nan), sol.ys)
   return y1, sol.stats["num_steps"] * evals_per_step + initial_evals
 
 
