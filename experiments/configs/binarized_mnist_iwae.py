@@ -18,25 +18,23 @@ Paper (Table 1, test NLL in nats, IWAE-5000): 1 layer: VAE k=1 86.76, IWAE k=50 
   2 layers: VAE k=1 85.33, IWAE k=50 82.90.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.vae import default_config
-from gm_jax.train.defaults import tiny_run
 
 STEPS_PER_EPOCH = 50_000 // 20  # tfds binarized_mnist: 50,000 training images
 
 
 def parse_arg(arg: str | None) -> dict:
-  options = {"layers": "1", "k": "1", "objective": "vae", "tiny": False}
+  options = {"layers": "1", "k": "1", "objective": "vae"}
   for item in filter(None, (arg or "").split(",")):
-    if item == "tiny":
-      options["tiny"] = True
-      continue
     key, _, value = item.partition("=")
     if key not in options or not value:
-      raise ValueError(f"unknown config argument {item!r}; use layers=1|2, k=1|5|50, objective=vae|iwae, tiny")
+      raise ValueError(f"unknown config argument {item!r}; use layers=1|2, k=1|5|50, objective=vae|iwae")
     options[key] = value
   return options
 
 
+@with_tiny_size
 def get_config(arg: str | None = None):
   options = parse_arg(arg)
   config = default_config()
@@ -59,10 +57,4 @@ def get_config(arg: str | None = None):
   config.train.update(log_every=1000, eval_every=500 * STEPS_PER_EPOCH, sample_every=100 * STEPS_PER_EPOCH,
                       checkpoint_every=20 * STEPS_PER_EPOCH)
   config.eval.batch_size = 100
-
-  if options["tiny"]:
-    config.data.batch_size = 4
-    config.optim.update(boundaries=(2, 4), scales=(1.0, 0.5, 0.25))
-    tiny_run(config, 6, log_every=2, num_samples=4)
-    config.eval.update(batch_size=4, iwae_samples=10, iwae_chunk=5)
   return config

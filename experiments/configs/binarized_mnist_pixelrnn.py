@@ -16,11 +16,12 @@ Paper: Diagonal BiLSTM (7 layers, h = 16) 79.20 nats on the binarized MNIST test
   (Table 4).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.pixelrnn import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="binarized_mnist", batch_size=16)
   config.model.update(hidden=16, num_layers=7, head_features=32)
@@ -28,10 +29,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=200_000, log_every=500, eval_every=20_000, sample_every=20_000,
                       checkpoint_every=5_000, num_samples=16)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.model.update(features=4, hidden=2, num_layers=1, first_kernel=3, head_features=4)
-    config.optim.warmup_steps = 1
-    tiny_run(config, 4, num_samples=2)
-    config.eval.batch_size = 4
   return config

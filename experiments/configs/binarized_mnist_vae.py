@@ -16,11 +16,12 @@ Paper: Kingma & Welling report the lower bound only as training curves (their Fi
   (IWAE-5000) with their 200-200 architecture (binarized_mnist_iwae.py).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.vae import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="binarized_mnist", batch_size=100)
   config.model.update(latent_dims=(20,), hidden=((500,),), decoder="bernoulli")
@@ -28,8 +29,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=1_000_000, log_every=1000, eval_every=100_000, sample_every=50_000,
                       checkpoint_every=10_000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    tiny_run(config, 6, log_every=2, num_samples=4)
-    config.eval.update(batch_size=4, iwae_samples=10, iwae_chunk=5)
   return config

@@ -15,11 +15,13 @@ Our result: not measured (no CelebA offline here).
 Paper: samples only; Radford et al. report no quantitative sample-quality number for faces.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.gan import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="celeb_a", crop=108, image_size=64)
   config.model.latent_dim = 100
@@ -30,10 +32,5 @@ def get_config(arg: str | None = None):
   config.train.num_steps = 25 * 162_770 // 128  # 25 epochs of the training split
   config.train.update(log_every=200, eval_every=5000, sample_every=2000, checkpoint_every=2000)
   config.eval.batch_size = 500
-  use_fid_protocol(config, tiny=arg == "tiny")
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.model.features = 4
-    tiny_run(config, 2, num_samples=4)
-    config.eval.batch_size = 4
+  use_fid_protocol(config)
   return config

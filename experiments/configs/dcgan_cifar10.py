@@ -13,12 +13,13 @@ Paper: Radford et al. (2016) evaluate CIFAR-10 through features for classificati
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("dcgan_celeba64.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("dcgan_celeba64.py"))
   config.data.update(name="cifar10", crop=0, image_size=0)
-  if arg != "tiny":
-    config.train.num_steps = 100_000
+  config.train.num_steps = 100_000
   return config

@@ -14,11 +14,13 @@ Paper: FID 3.17 and NLL <= 3.75 bits/dim for L_simple; NLL <= 3.70 bits/dim when
   VLB (Table 2).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.diffusion import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.name = "cifar10"
   config.model.update(net="unet", channels=128, channel_mults=(1, 2, 2, 2), attention_resolutions=(16,))
@@ -28,12 +30,5 @@ def get_config(arg: str | None = None):
   config.eval.batch_size = 500
   config.eval.ode = False  # the DDPM paper reports the VLB; enable for the ODE likelihood
   config.eval.ode_exact_trace = False
-  use_fid_protocol(config, tiny=arg == "tiny")
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.process.num_steps = 10
-    config.model.update(channels=8, channel_mults=(1, 2), num_res_blocks=1)
-    config.optim.warmup_steps = 1
-    tiny_run(config, 2, num_samples=2)
-    config.eval.batch_size = 4  # the ODE likelihood's plumbing is checked by score_sde_vp_cifar10:tiny
+  use_fid_protocol(config)
   return config

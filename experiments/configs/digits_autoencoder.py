@@ -18,11 +18,13 @@ Paper: none; compare with digits_vae.py in docs/BASELINES.md.
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  """digits_vae.py (same data, schedule and `:tiny` size) with these changes."""
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"), arg)
+@with_tiny_size
+def get_config():
+  """digits_vae.py (same data and schedule) with these changes."""
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"))
   config.objective.name = "autoencoder"
   return config

@@ -16,12 +16,11 @@ Our result (jax 0.10.2): see docs/BASELINES.md.
 Paper: none; a feature network, required to reach >= 97% test accuracy.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.classifier import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
-  if is_tiny(arg):
-    tiny_run(config, 10)
   return config

@@ -15,11 +15,12 @@ Sample quality, FD-digits of 1,000 samples against the 300 test digits
 Paper: none on digits; DCGAN (Radford et al. 2016) reports no likelihood or FID.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.gan import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   config.model.latent_dim = 100
@@ -29,7 +30,4 @@ def get_config(arg: str | None = None):
     optim.b1 = 0.5
   config.train.update(num_steps=5000, eval_every=1000, sample_every=1000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.features = 8
-    tiny_run(config, 10, num_samples=16)
   return config

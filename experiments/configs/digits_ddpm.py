@@ -20,11 +20,12 @@ Sample quality (ddpm sampler, 1000 NFE), FD-digits of 1,000 samples against the 
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.diffusion import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   config.model.update(net="unet", channels=32, num_res_blocks=1)
@@ -32,13 +33,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=5000, ema_decay=0.999, log_every=250, sample_every=5000,
                       checkpoint_every=2500)
   config.eval.update(batch_size=100, ode_exact_trace=False, ode_rtol=1e-4)
-  if is_tiny(arg):
-    config.process.num_steps = 20
-    config.model.channels = 8
-    config.model.channel_mults = (1,)  # one resolution keeps compilation short; attention at 8x8
-    config.model.attention_resolutions = (8,)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 6, num_samples=8)
-    config.eval.ode_solver = "heun"  # two fixed steps: the tiny run only checks the plumbing
-    config.eval.ode_steps = 2
   return config

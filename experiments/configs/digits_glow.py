@@ -19,13 +19,14 @@ Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family,
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  """digits_realnvp.py (same data, dequantization, optimizer, schedule and `:tiny` size) with Glow."""
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_realnvp.py"), arg)
+@with_tiny_size
+def get_config():
+  """digits_realnvp.py (same data, dequantization, optimizer and schedule) with Glow."""
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_realnvp.py"))
   config.model.update(architecture="glow", preprocess="shift")
-  if arg != "tiny":
-    config.model.steps_per_level = 4
+  config.model.steps_per_level = 4
   return config

@@ -19,11 +19,13 @@ Paper: none on digits (scikit-learn's 8x8 digits have no published VAE likelihoo
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  """digits_vae.py (same data, schedule and `:tiny` size) with these changes."""
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"), arg)
+@with_tiny_size
+def get_config():
+  """digits_vae.py (same data and schedule) with these changes."""
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"))
   config.model.update(latent_dims=(32, 16), hidden=((200, 200), (100, 100)))
   return config

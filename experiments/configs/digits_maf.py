@@ -15,19 +15,16 @@ Our result: not measured to the end (the run was stopped after step 2,800). Its 
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim with the same dequantization).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   config.model.update(architecture="maf", hidden=(256, 256), steps_per_level=5, preprocess="logit")
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=100.0)
   config.train.update(num_steps=3000, eval_every=1000, sample_every=3000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.update(hidden=(32,), steps_per_level=2)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=16)
   return config

@@ -16,11 +16,12 @@ Our result (jax 0.10.2, 416,352 parameters, 359 s on 2 shared cores): test nll_n
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim with the same dequantization).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   # conv conditioners: features, then one residual block
@@ -28,8 +29,4 @@ def get_config(arg: str | None = None):
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=100.0)
   config.train.update(num_steps=3000, eval_every=1000, sample_every=3000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.update(hidden=(8, 8), steps_per_level=1, num_bins=4)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=16)
   return config

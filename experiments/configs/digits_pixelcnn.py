@@ -12,19 +12,16 @@ Our result (jax 0.10.2): test NLL 77.93 nats = 1.757 bits/dim (exact), 13 min wi
 Paper: none on digits; this is the exact-likelihood row the other digits models are compared with.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.pixelcnn import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   config.model.dropout = 0.5  # 1,497 training digits: without it the test NLL rises after ~500 steps
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=1.0)
   config.train.update(num_steps=2000, eval_every=500, sample_every=1000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.update(features=8, num_layers=2, head_features=16)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=16)
   return config

@@ -14,11 +14,12 @@ Our result: not measured.
 Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim is the comparison.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.pixelrnn import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   # dropout: 1,497 training digits (digits_pixelcnn.py needs it too)
@@ -26,8 +27,4 @@ def get_config(arg: str | None = None):
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=1.0)
   config.train.update(num_steps=2000, eval_every=500, sample_every=1000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.update(features=8, hidden=4, num_layers=1, first_kernel=3, head_features=8)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=16)
   return config

@@ -14,11 +14,12 @@ Our result (jax 0.10.2, 128 s): test nll_nats 90.76 = 2.046 bits/dim (uniform de
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   config.model.hidden = (32, 32)  # conv features, then one residual block
@@ -26,8 +27,4 @@ def get_config(arg: str | None = None):
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=100.0)
   config.train.update(num_steps=3000, eval_every=1000, sample_every=2000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    config.model.update(hidden=(8, 8), steps_per_level=1)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=16)
   return config

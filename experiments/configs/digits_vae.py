@@ -13,17 +13,15 @@ Paper: none on digits (scikit-learn's 8x8 digits have no published VAE likelihoo
   the other digits rows of docs/BASELINES.md.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.vae import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=100)
   config.model.update(hidden=((100, 100),), decoder="discretized_logistic")
   config.train.update(num_steps=3000, eval_every=1000, sample_every=1000)
   config.eval.batch_size = 100
-  if is_tiny(arg):
-    tiny_run(config, 20)
-    config.eval.update(iwae_samples=20, iwae_chunk=10)
   return config

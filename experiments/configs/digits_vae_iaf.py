@@ -16,12 +16,12 @@ Paper: none on digits (Kingma et al. 2016 report binarized MNIST and CIFAR-10); 
 
 import pathlib
 
-from gm_jax.train.defaults import is_tiny, load_config_file
+from gm_jax.tasks import with_tiny_size
+from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"))
   config.model.posterior = "iaf"  # the vae family's iaf_* defaults: 2 steps, MADE 64-64, context 16
-  if is_tiny(arg):
-    config.model.iaf_hidden = (16,)
   return config

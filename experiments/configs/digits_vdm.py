@@ -16,11 +16,12 @@ Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 
 import pathlib
 
-from gm_jax.tasks import diffusion
+from gm_jax.tasks import diffusion, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_ddpm.py"), arg)
-  diffusion.use_vdm(config, "endpoints", 100 if arg != "tiny" else 5)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_ddpm.py"))
+  diffusion.use_vdm(config, "endpoints", 100)
   return config

@@ -11,12 +11,13 @@ Paper: none on digits.
 
 import pathlib
 
-from gm_jax.tasks import gan
+from gm_jax.tasks import gan, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("digits_dcgan.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_dcgan.py"))
   config.model.discriminator_norm = "layer"
   gan.use_wgan_gp(config)
   return config

@@ -16,11 +16,13 @@ Paper: 3.35 bits/dim on the CIFAR-10 test set (affine coupling, 1x1 convolution;
 Paper FID: none (the paper reports bits/dim and samples).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="cifar10", batch_size=64)
   config.model.update(architecture="glow", conditioner="glow", hidden=(512,), num_levels=3,
@@ -29,11 +31,5 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=1_500_000, log_every=500, eval_every=20_000, sample_every=10_000,
                       checkpoint_every=5_000)
   config.eval.update(batch_size=500, sample_temperature=0.7)
-  use_fid_protocol(config, tiny=arg == "tiny")
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.model.update(hidden=(4,), steps_per_level=1)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 4, num_samples=4)
-    config.eval.batch_size = 4
+  use_fid_protocol(config)
   return config

@@ -12,11 +12,12 @@ Our result (jax 0.10.2, 38 s): test cross-entropy 1.4245 nats/token against the 
 Paper: none; the floor is the chain's entropy rate.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.language_model import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="markov", vocab_size=8, num_tokens=400_000, context=32, concentration=0.3,
                      batch_size=64)
@@ -25,8 +26,4 @@ def get_config(arg: str | None = None):
                       warmup_steps=50, end_lr_ratio=0.05, grad_clip_norm=1.0)
   config.train.update(num_steps=1500, eval_every=500, checkpoint_every=500, num_samples=4)
   config.eval.update(batch_size=250, sample_length=32)
-  if is_tiny(arg):
-    config.data.num_tokens = 20_000
-    tiny_run(config, 10)
-    config.eval.batch_size = 50
   return config

@@ -18,11 +18,13 @@ Paper: RQ-NSF (C) 3.38 bits/dim on the CIFAR-10 test set (Table 4).
 Paper FID: none (the paper reports bits/dim and samples).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="cifar10", batch_size=512)
   # conv conditioners: features, then one entry per residual block
@@ -32,10 +34,5 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=100_000, log_every=500, eval_every=10_000, sample_every=10_000,
                       checkpoint_every=5_000)
   config.eval.batch_size = 500
-  use_fid_protocol(config, tiny=is_tiny(arg))
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.model.update(hidden=(4, 4), num_levels=2, steps_per_level=1, num_bins=4)
-    tiny_run(config, 4, num_samples=4)
-    config.eval.batch_size = 4
+  use_fid_protocol(config)
   return config

@@ -17,11 +17,13 @@ Paper: 3.03 bits/dim on the CIFAR-10 test set (Table 1).
 Paper FID: none (the paper reports bits/dim and samples).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.pixelcnn import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="cifar10", batch_size=64)
   config.model.update(features=384, num_layers=20, kernel=5)
@@ -30,11 +32,5 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=50_000,
                       checkpoint_every=5_000, num_samples=16)
   config.eval.batch_size = 500
-  use_fid_protocol(config, tiny=arg == "tiny")
-  if is_tiny(arg):
-    config.data.batch_size = 4
-    config.model.update(features=6, num_layers=2, kernel=3, head_features=12)
-    config.optim.warmup_steps = 1
-    tiny_run(config, 4, num_samples=2)
-    config.eval.batch_size = 4
+  use_fid_protocol(config)
   return config

@@ -18,16 +18,17 @@ Paper: Row LSTM 3.07 and Diagonal BiLSTM 3.00 bits/dim on the CIFAR-10 test set 
 Paper FID: none (the paper reports bits/dim and samples).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.pixelrnn import ARCHITECTURES, default_config
-from gm_jax.train.defaults import tiny_run, use_fid_protocol
+from gm_jax.train.defaults import use_fid_protocol
 
 
+@with_tiny_size
 def get_config(arg: str | None = None):
   parts = [p for p in (arg or "").split(",") if p]
   for part in parts:
-    if part not in (*ARCHITECTURES, "tiny"):
-      raise ValueError(f"unknown config argument {part!r}; use row_lstm, diagonal_bilstm and/or tiny")
-  tiny = "tiny" in parts
+    if part not in ARCHITECTURES:
+      raise ValueError(f"unknown config argument {part!r}; use row_lstm or diagonal_bilstm (and/or tiny)")
   config = default_config()
   config.data.update(name="cifar10", batch_size=16)
   config.model.architecture = next((p for p in parts if p in ARCHITECTURES), "diagonal_bilstm")
@@ -37,11 +38,5 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=50_000,
                       checkpoint_every=5_000, num_samples=16)
   config.eval.batch_size = 100
-  use_fid_protocol(config, tiny=tiny)
-  if tiny:
-    config.data.batch_size = 4
-    config.model.update(features=6, hidden=3, num_layers=1, first_kernel=3, head_features=6)
-    config.optim.warmup_steps = 1
-    tiny_run(config, 4, num_samples=2)
-    config.eval.batch_size = 4
+  use_fid_protocol(config)
   return config

@@ -20,17 +20,15 @@ Paper FID: the paper's best CIFAR-10 FID, 2.20, is a different model (NCSN++ con
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("ddpm_cifar10.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("ddpm_cifar10.py"))
   config.process.name = "vp"
-  config.eval.update(ode=True, vlb=False, sampler="pc", sampler_steps=1000 if arg != "tiny" else 3)
-  if arg == "tiny":
-    config.model.channel_mults = (1,)  # down/up-sampling is covered by ddpm_cifar10:tiny
-    config.eval.update(ode_solver="heun", ode_steps=2)  # two fixed steps: the tiny run checks the plumbing
-  else:
-    config.model.num_res_blocks = 4
-    config.train.num_steps = 1_300_000
+  config.eval.update(ode=True, vlb=False, sampler="pc", sampler_steps=1000)
+  config.model.num_res_blocks = 4
+  config.train.num_steps = 1_300_000
   return config

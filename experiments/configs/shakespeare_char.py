@@ -15,13 +15,13 @@ Reference: nanoGPT reports validation loss 1.4697 (its 200-batch estimate).
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("shakespeare_char_cpu.py"), arg)
-  if arg == "tiny":
-    return config  # the CPU config's tiny size
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("shakespeare_char_cpu.py"))
   config.data.update(context=256, batch_size=64)
   config.model.update(num_layers=6, num_heads=6, embed_dim=384, dropout=0.2)
   config.optim.decay_steps = 5000

@@ -24,11 +24,12 @@ Reference: nanoGPT reaches about 1.88 validation loss with this setting (1.886 m
   PyTorch code on this 2-core machine) at about 60 ms per train step.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.language_model import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="text", tfds_name="tiny_shakespeare", context=64, batch_size=12)
   config.model.positions = "rotary"
@@ -36,9 +37,4 @@ def get_config(arg: str | None = None):
                       decay_steps=2000, end_lr_ratio=0.1, grad_clip_norm=1.0)
   config.train.update(num_steps=2000, eval_every=500, checkpoint_every=500, num_samples=2)
   config.eval.batch_size = 256
-  if is_tiny(arg):
-    config.data.context = 16
-    config.model.update(num_layers=1, embed_dim=32)
-    tiny_run(config, 10)
-    config.eval.update(batch_size=16, sample_length=16)
   return config

@@ -14,11 +14,12 @@ Our result (jax 0.10.2, ring): test NLL -2.802 nats by the ODE (exact trace), VL
 Paper: DDPM reports no 2-D results; the floor is the entropy of the data distribution.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.diffusion import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="toy2d", distribution="ring")
   config.data.geometry = {}  # the distribution's defaults (ring: radius 2, std 0.02)
@@ -27,13 +28,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=10_000, ema_decay=0.999, log_every=500, sample_every=5000, num_samples=4000,
                       checkpoint_every=5000)
   config.eval.batch_size = 5000
-  if is_tiny(arg):
-    config.data.update(num_train=2048, num_test=256, batch_size=128)
-    config.process.num_steps = 50
-    config.model.update(hidden=(16, 16), time_dim=8)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 10, num_samples=64)
-    config.eval.batch_size = 256
-    config.eval.ode_solver = "heun"  # fixed steps: the tiny run only checks the plumbing
-    config.eval.ode_steps = 4
   return config

@@ -1,7 +1,7 @@
 r"""Glow on a 2-D toy density: steps of ActNorm, an invertible linear map (LU) and an affine coupling.
 
 Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
-Same data, schedule and `:tiny` size as toy2d_realnvp.py; learning rate 2e-3, log-scale bound 1.
+Same data and schedule as toy2d_realnvp.py; learning rate 2e-3, log-scale bound 1.
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
@@ -17,11 +17,13 @@ Paper: none (Kingma & Dhariwal 2018 report images only); the floor is the true e
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"))
   config.model.architecture = "glow"
   config.model.coupling_scale_init = 1.0  # a bound of 3 slowed Glow down on the ring (ActNorm rescales)
   config.optim.learning_rate = 2e-3

@@ -11,13 +11,15 @@ Our result (2026-11, jax 0.10.2): test nll_nats -2.9123 (exact) after 3000 steps
   estimated KL(p || model) is 0.0009 nats.
 Paper: none; the floor is the ring's true entropy, log 8 + log(2 pi e sigma^2) for separated modes
   (estimated by Monte Carlo with 1M samples).
-`:tiny` shrinks steps and data for smoke tests.
+`:tiny` (gm_jax.tasks.density.tiny) is the launcher tests' run of 40 steps.
 """
 
-from gm_jax.train.defaults import base_config, is_tiny, tiny_run
+from gm_jax.tasks import with_tiny_size
+from gm_jax.train.defaults import base_config
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = base_config()
   config.task = "gmm"
 
@@ -32,10 +34,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=3000, eval_every=1000, sample_every=1000, num_samples=2000,
                       checkpoint_every=500)
   config.eval.batch_size = 10_000
-
-  if is_tiny(arg):
-    config.data.update(num_train=4096, num_test=4096, batch_size=64)
-    tiny_run(config, 40, log_every=10, num_samples=256)
-    config.train.update(eval_every=20, sample_every=20, checkpoint_every=10)  # the launcher tests' schedule
-    config.eval.batch_size = 1024
   return config

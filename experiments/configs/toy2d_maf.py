@@ -4,7 +4,7 @@ tails outside [-3, 3]; the autoregressive RQ-NSF of Durkan et al. 2019); MAF's a
 --config.model.transform=affine.
 
 Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
-Same data, optimizer, steps and `:tiny` size as toy2d_nsf.py (2,000 steps).
+Same data, optimizer and steps as toy2d_nsf.py (2,000 steps).
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
@@ -19,11 +19,13 @@ Paper: none (Papamakarios et al. 2017 report UCI and image data); the floor is t
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_nsf.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_nsf.py"))
   config.model.architecture = "maf"
   config.model.transform = "spline"  # affine (MAF proper) with --config.model.transform=affine
   config.model.coupling_scale_init = 1.0  # affine transforms only

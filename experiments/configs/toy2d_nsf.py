@@ -3,7 +3,7 @@ linear map (LU) and a rational-quadratic spline coupling (8 bins, tails outside 
 alternating masks and MLP conditioners.
 
 Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
-Same data, optimizer and `:tiny` size as toy2d_realnvp.py; 2,000 steps.
+Same data and optimizer as toy2d_realnvp.py; 2,000 steps.
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
@@ -17,14 +17,15 @@ Paper: none (Durkan et al. 2019 show 2-D densities only as pictures); the floor 
 
 import pathlib
 
-from gm_jax.train.defaults import is_tiny, load_config_file
+from gm_jax.tasks import with_tiny_size
+from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"))
   config.model.architecture = "nsf"
-  if not is_tiny(arg):
-    # toy2d_realnvp.py's 16 couplings are for affine maps; near the floor on the ring by 2,000 steps
-    config.model.steps_per_level = 8
-    config.train.update(num_steps=2000, eval_every=1000, sample_every=2000, checkpoint_every=1000)
+  # toy2d_realnvp.py's 16 couplings are for affine maps; near the floor on the ring by 2,000 steps
+  config.model.steps_per_level = 8
+  config.train.update(num_steps=2000, eval_every=1000, sample_every=2000, checkpoint_every=1000)
   return config

@@ -14,11 +14,12 @@ Our result (jax 0.10.2, 6,000 steps): with 16 couplings and log-scale bound 3 (t
 Paper: none (Dinh et al. 2017 show 2-D densities only as pictures); the floor is the true entropy.
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.flow import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="toy2d", distribution="ring")
   config.data.geometry = {}  # the distribution's defaults (ring: radius 2, std 0.02)
@@ -31,10 +32,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=6000, log_every=250, eval_every=3000, sample_every=3000, num_samples=4000,
                       checkpoint_every=3000)
   config.eval.batch_size = 5000
-  if is_tiny(arg):
-    config.data.update(num_train=2048, num_test=1024, batch_size=128)
-    config.model.update(hidden=(16, 16), steps_per_level=2)
-    config.optim.warmup_steps = 2
-    tiny_run(config, 20, num_samples=128)
-    config.eval.batch_size = 512
   return config

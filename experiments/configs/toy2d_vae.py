@@ -12,11 +12,12 @@ Our result (jax 0.10.2, 70 s): test nll_nats -2.094 (IWAE-1000), -ELBO -1.197, a
 Paper: none; the floor is the ring's entropy (Monte Carlo, 1M samples).
 """
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.tasks.vae import default_config
-from gm_jax.train.defaults import is_tiny, tiny_run
 
 
-def get_config(arg: str | None = None):
+@with_tiny_size
+def get_config():
   config = default_config()
   config.data.update(name="toy2d", distribution="ring",
                      geometry={"num_modes": 8, "radius": 2.0, "std": 0.02}, num_train=100_000,
@@ -26,8 +27,4 @@ def get_config(arg: str | None = None):
   config.train.update(num_steps=10_000, log_every=250, eval_every=5000, sample_every=5000, num_samples=2000,
                       checkpoint_every=2500)
   config.eval.update(iwae_samples=1000, iwae_chunk=250)
-  if is_tiny(arg):
-    config.data.update(num_train=2048, num_test=512)
-    tiny_run(config, 20, num_samples=64)
-    config.eval.update(batch_size=256, iwae_samples=20, iwae_chunk=10)
   return config

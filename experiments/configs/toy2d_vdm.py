@@ -16,11 +16,12 @@ Paper: VDM reports no 2-D results; the floor is the entropy of the data distribu
 
 import pathlib
 
-from gm_jax.tasks import diffusion
+from gm_jax.tasks import diffusion, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
-  diffusion.use_vdm(config, "endpoints", 100 if arg != "tiny" else 10)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"))
+  diffusion.use_vdm(config, "endpoints", 100)
   return config

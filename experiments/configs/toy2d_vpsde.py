@@ -13,12 +13,14 @@ Paper: Song et al. report no 2-D likelihoods; the floor is the entropy of the da
 
 import pathlib
 
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("toy2d_ddpm.py"))
   config.process.name = "vp"
   config.objective.weighting = "eps"
-  config.eval.update(sampler="pc", sampler_steps=500 if arg != "tiny" else 10)
+  config.eval.update(sampler="pc", sampler_steps=500)
   return config

@@ -16,10 +16,11 @@ Paper: WGAN-GP shows 2-D toy densities as pictures only; PacGAN's Table 1 is the
 
 import pathlib
 
-from gm_jax.tasks import gan
+from gm_jax.tasks import gan, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
+@with_tiny_size
 def get_config(arg: str | None = None):
   config = load_config_file(pathlib.Path(__file__).with_name("toy2d_gan.py"), arg)
   gan.use_wgan_gp(config)

@@ -17,17 +17,14 @@ Paper: 2.65 bits/dim on the CIFAR-10 test set (Table 1, with Fourier features).
 
 import pathlib
 
-from gm_jax.tasks import diffusion
+from gm_jax.tasks import diffusion, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("ddpm_cifar10.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("ddpm_cifar10.py"))
   diffusion.use_vdm(config, "network", 1000)
-  if arg == "tiny":
-    config.model.update(channel_mults=(1,), attention_resolutions=())
-    config.eval.sampler_steps = 4
-    return config
   config.model.update(channel_mults=(1,), num_res_blocks=32, attention_resolutions=())
   config.train.num_steps = 2_000_000
   return config

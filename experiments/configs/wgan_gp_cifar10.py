@@ -17,15 +17,15 @@ Paper FID: none (the paper reports Inception scores).
 
 import pathlib
 
-from gm_jax.tasks import gan
+from gm_jax.tasks import gan, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
-def get_config(arg: str | None = None):
-  config = load_config_file(pathlib.Path(__file__).with_name("dcgan_cifar10.py"), arg)
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("dcgan_cifar10.py"))
   config.model.discriminator_norm = "layer"
   gan.use_wgan_gp(config)
-  if arg != "tiny":
-    config.data.batch_size = 64
-    config.train.num_steps = 100_000
+  config.data.batch_size = 64
+  config.train.num_steps = 100_000
   return config

@@ -8,13 +8,15 @@ change in gm_jax/train, and is registered in BUILDERS only to be reachable by na
 
 from __future__ import annotations
 
+import functools
+import inspect
 import pathlib
-from typing import Any
+from typing import Any, Callable
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import feature_spaces
 from gm_jax.tasks import classifier, density, diffusion, flow, gan, language_model, pixelcnn, vae
-from gm_jax.train import loop
+from gm_jax.train import defaults, loop
 from gm_jax.train.task import Task
 
 BUILDERS = {
@@ -27,6 +29,38 @@ BUILDERS = {
     "pixelcnn": pixelcnn.build,
     "classifier": classifier.build,
 }
+
+# Each family's `:tiny` size, applied after gm_jax.train.defaults.tiny_run (the classifier needs no more).
+TINY_SIZES = {
+    "gmm": density.tiny,
+    "vae": vae.tiny,
+    "flow": flow.tiny,
+    "diffusion": diffusion.tiny,
+    "gan": gan.tiny,
+    "language_model": language_model.tiny,
+    "pixelcnn": pixelcnn.tiny,
+}
+
+
+def with_tiny_size(get_config: Callable) -> Callable:
+  """Decorates an experiment config file's get_config so that `tiny` among its comma-separated arguments
+  gives the config's smoke-test size, the same for every config of a family: tiny_run, then the family's
+  TINY_SIZES entry, applied to the finished config. The other arguments go to get_config (an error if it
+  takes none)."""
+  takes_arg = bool(inspect.signature(get_config).parameters)
+
+  @functools.wraps(get_config)
+  def sized_get_config(arg: str | None = None):
+    rest, tiny = defaults.split_tiny(arg)
+    if rest and not takes_arg:
+      raise ValueError(f"unknown config argument {rest!r}; use ':tiny' or nothing")
+    config = get_config(rest) if takes_arg else get_config()
+    if tiny:
+      defaults.tiny_run(config)
+      TINY_SIZES.get(config.task, lambda config: None)(config)
+    return config
+
+  return sized_get_config
 
 
 def build(config, dataset: Dataset) -> Task:

@@ -256,6 +256,16 @@ def default_config():
   return config
 
 
+def tiny(config) -> None:
+  """The diffusion family's `:tiny` size: one U-Net resolution (tests/models/test_unet.py covers the
+  others), 8 channels, 20 discrete steps, and every evaluation path in its fewest steps."""
+  config.process.num_steps = 20
+  config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
+                      attention_resolutions=())
+  config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2,
+                     sampler_steps=min(config.eval.sampler_steps, 4))
+
+
 def use_vdm(config, learned: str, sampler_steps: int) -> None:
   """VDM's recipe (Kingma et al. 2021): its process with a `learned` noise schedule, trained by the
   continuous-time ELBO with antithetic times, sampled by DDIM in sampler_steps steps."""

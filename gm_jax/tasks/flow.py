@@ -100,3 +100,10 @@ def default_config():
   config.objective.dequantizer_couplings = 4
   config.eval.sample_temperature = 1.0
   return config
+
+
+def tiny(config) -> None:
+  """The flow family's `:tiny` size: one step per level of 8-unit conditioners, at most two levels."""
+  config.model.update(hidden=(8, 8), steps_per_level=1, num_levels=min(config.model.num_levels, 2),
+                      num_bins=4)
+  config.objective.update(dequantizer_hidden=(8,), dequantizer_couplings=2)

@@ -151,6 +151,11 @@ def default_config():
   return config
 
 
+def tiny(config) -> None:
+  """The GAN family's `:tiny` size: 16-unit MLPs or DCGANs of 4 base features."""
+  config.model.update(generator_hidden=(16,), discriminator_hidden=(16,), features=4)
+
+
 def use_wgan_gp(config) -> None:
   """WGAN-GP's recipe (Gulrajani et al. 2017): the gradient penalty (weight 10), 5 critic updates per
   generator update, Adam with lr 1e-4, b1 0 and b2 0.9 for both networks."""

@@ -86,3 +86,13 @@ def default_config():
   config.eval.sample_top_k = 0
   config.eval.sample_length = 64
   return config
+
+
+def tiny(config) -> None:
+  """The language model's `:tiny` size: one layer of 32 dimensions over a context of 16 tokens (and a
+  Markov corpus of 20,000)."""
+  config.data.context = 16
+  if config.data.name == "markov":
+    config.data.num_tokens = 20_000
+  config.model.update(num_layers=1, num_heads=4, embed_dim=32)
+  config.eval.sample_length = 16

@@ -80,3 +80,11 @@ def default_config():
   config.model.dropout = 0.0
   config.eval.sample_temperature = 1.0
   return config
+
+
+def tiny(config) -> None:
+  """The `:tiny` size of the PixelCNN and PixelRNN architectures: 6 features (a multiple of 3 colour
+  channels), 3x3 kernels, two gated layers or one LSTM layer of 3 units."""
+  recurrent = "hidden" in config.model
+  config.model.update(features=6, first_kernel=3, head_features=6, num_layers=1 if recurrent else 2)
+  config.model.update(hidden=3) if recurrent else config.model.update(kernel=3)

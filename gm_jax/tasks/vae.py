@@ -199,3 +199,10 @@ def default_config():
   config.eval.iwae_samples = 5000
   config.eval.iwae_chunk = 500
   return config
+
+
+def tiny(config) -> None:
+  """The VAE family's `:tiny` size: 32-unit layers (as many as the config has), a 16-unit IAF, and an
+  importance-weighted bound of 10 samples in chunks of 5."""
+  config.model.update(hidden=tuple((32,) * len(layers) for layers in config.model.hidden), iaf_hidden=(16,))
+  config.eval.update(iwae_samples=10, iwae_chunk=5)

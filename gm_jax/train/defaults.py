@@ -81,34 +81,53 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
-def use_fid_protocol(config: ml_collections.ConfigDict, tiny: bool = False) -> None:
+def use_fid_protocol(config: ml_collections.ConfigDict) -> None:
   """The standard FID protocol: 50,000 samples against the statistics of (up to 50,000) training images in
   the FID Inception network's pool3 space (weights from eval.inception_weights); the test split gives the
-  data floor. A tiny run measures nothing (the Inception network is too slow for CPU smoke tests)."""
-  config.eval.feature_space = "none" if tiny else "inception_v3"
+  data floor."""
+  config.eval.feature_space = "inception_v3"
   config.eval.quality_samples = 50_000
   config.eval.quality_reference = "train"
   config.eval.quality_reference_max = 50_000
 
 
-def is_tiny(arg: str | None) -> bool:
-  """Whether a config file's argument asks for its `:tiny` size (a smoke-test run of a few steps); any
-  other argument than 'tiny' or none is an error."""
-  if arg and arg != "tiny":
-    raise ValueError(f"unknown config argument {arg!r}; use ':tiny' or nothing")
-  return arg == "tiny"
+TINY_STEPS = 4
+# Data read whole in memory at its real size; any other source (TFDS, users' files) is read in batches
+# of 4, which tfds.testing.mock_data's few examples can fill.
+_IN_MEMORY_DATA = ("toy2d", "digits", "markov", "text")
 
 
-def tiny_run(config: ml_collections.ConfigDict, num_steps: int, log_every: int | None = None,
-             num_samples: int | None = None) -> None:
-  """The train fields of a `:tiny` run: num_steps steps, logged every log_every (default num_steps / 2),
-  evaluated and sampled only at the end, one checkpoint at the end; num_samples written samples; sample
-  quality of 200 samples (KID over 10 subsets of 100), enough to exercise every metric quickly."""
-  config.train.update(num_steps=num_steps, log_every=log_every or num_steps // 2, eval_every=0,
-                      sample_every=0, checkpoint_every=num_steps)
+def tiny_run(config: ml_collections.ConfigDict) -> None:
+  """The family-independent part of every `:tiny` size (a smoke test of every code path in seconds):
+  TINY_STEPS steps, logged at the middle, evaluated, sampled and checkpointed at the end; schedules that
+  fit in them; small batches and toy2d splits; sample quality of 200 samples (KID over 10 subsets of 100),
+  and none in the Inception space (too slow for CPU smoke tests)."""
+  config.train.update(num_steps=TINY_STEPS, log_every=TINY_STEPS // 2, eval_every=0, sample_every=0,
+                      checkpoint_every=TINY_STEPS)
+  for optim in (config.optim, config.get("optim_d")):
+    if optim is not None:
+      optim.update(warmup_steps=min(optim.warmup_steps, 1), decay_steps=0)
+      if "boundaries" in optim:  # piecewise: one scale per step
+        optim.boundaries = tuple(range(1, len(optim.boundaries) + 1))
   config.eval.update(quality_samples=200, kid_subsets=10, kid_subset_size=100)
-  if num_samples is not None:
-    config.train.num_samples = num_samples
+  if config.eval.feature_space == "inception_v3":
+    config.eval.feature_space = "none"
+  if config.data.name == "toy2d":
+    config.data.update(num_train=2048, num_test=512)
+  if config.data.name in _IN_MEMORY_DATA:
+    config.data.batch_size = min(config.data.batch_size, 64)
+    config.eval.batch_size = min(config.eval.batch_size, 256)
+    config.train.num_samples = min(config.train.num_samples, 16)
+  else:  # large images: an autoregressive sample of 32x32x3 takes 3,072 network evaluations
+    config.data.batch_size = config.eval.batch_size = 4
+    config.train.num_samples = min(config.train.num_samples, 2)
+
+
+def split_tiny(arg: str | None) -> tuple[str | None, bool]:
+  """A config file's argument without its `tiny` item, and whether it had one (`:tiny`, `:grid,tiny`)."""
+  items = [item for item in (arg or "").split(",") if item]
+  rest = ",".join(item for item in items if item != "tiny")
+  return rest or None, "tiny" in items
 
 
 def load_config_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
