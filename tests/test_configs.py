@@ -19,6 +19,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gm_jax import tasks
+from gm_jax.train.defaults import TINY_STEPS
 from tests.conftest import CONFIGS, load_config, run_metrics, without_wall_clock
 
 RUNS = [(p.stem, "tiny", {}) for p in sorted(CONFIGS.glob("*.py"))] + [
@@ -29,6 +30,19 @@ RUNS = [(p.stem, "tiny", {}) for p in sorted(CONFIGS.glob("*.py"))] + [
 ]
 # Not here, to keep the suite's time: variational dequantization (tests/models/test_flows.py), the Row LSTM
 # (tests/models/test_pixelrnn.py) and two-layer IWAE training (digits_hvae's run) have their own tests.
+
+
+def test_tiny_is_one_size_per_family_applied_last_and_other_arguments_are_refused():
+  full, tiny = load_config("digits_vdm"), load_config("digits_vdm", "tiny")  # digits_vdm loads digits_ddpm
+  assert tiny.process.name == full.process.name == "vdm" and tiny.train.num_steps == TINY_STEPS
+  family_fields = lambda config: {k: config.model[k] for k in ("channels", "channel_mults", "num_res_blocks")}
+  assert family_fields(tiny) == family_fields(load_config("ddpm_cifar10", "tiny")) != family_fields(full)
+  grid = load_config("toy2d_gan", "grid,tiny")
+  assert grid.data.geometry.side == 5 and grid.train.num_steps == TINY_STEPS
+  with pytest.raises(ValueError, match="unknown config argument 'big'; use ':tiny' or nothing"):
+    load_config("digits_ddpm", "tiny,big")
+  with pytest.raises(ValueError, match="unknown config argument 'ring,big'"):
+    load_config("toy2d_gan", "ring,big")
 
 
 class Interrupted(Exception):
