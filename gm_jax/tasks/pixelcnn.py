@@ -87,4 +87,7 @@ def tiny(config) -> None:
   channels), 3x3 kernels, two gated layers or one LSTM layer of 3 units."""
   recurrent = "hidden" in config.model
   config.model.update(features=6, first_kernel=3, head_features=6, num_layers=1 if recurrent else 2)
-  config.model.update(hidden=3) if recurrent else config.model.update(kernel=3)
+  if recurrent:
+    config.model.hidden = 3
+  else:
+    config.model.kernel = 3

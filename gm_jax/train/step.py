@@ -160,6 +160,5 @@ def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules and EMA that
   `config` names: what the trainer runs, for benchmarks and tests that drive steps themselves."""
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
-  use_ema = config.train.ema_decay > 0
-  return (make_init(task, optimizers, mesh, use_ema), TrainStep(task, optimizers, key, mesh, config.train.ema_decay),
-          schedules)
+  init = make_init(task, optimizers, mesh, use_ema=config.train.ema_decay > 0)
+  return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay), schedules

@@ -245,6 +245,6 @@ def test_ode_solve_is_accurate_and_a_failed_solve_is_nan_not_a_number_from_where
       jnp.ones(2))
   np.testing.assert_allclose(decay, np.exp(-1.0), rtol=1e-5)
   # dy/dt = y^2 from y(0) = 1 blows up at t = 1: the adaptive solver cannot reach t = 2.
-  blow_up, _ = jax.jit(lambda y0: samplers.solve_ode(lambda t, y: y**2, y0, 0.0, 2.0, "tsit5", 0, 1e-5, 1e-5))(
-      jnp.ones(2))
+  blow_up, _ = jax.jit(
+      lambda y0: samplers.solve_ode(lambda t, y: y**2, y0, 0.0, 2.0, "tsit5", 0, 1e-5, 1e-5))(jnp.ones(2))
   assert np.all(np.isnan(blow_up))
