@@ -11,6 +11,7 @@ uninterrupted run would have seen, for any number of processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -43,8 +44,13 @@ class ArraySource:
     return {k: v[indices] for k, v in self.arrays.items()}
 
 
+@functools.lru_cache(maxsize=4)
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-  return np.random.default_rng([seed, epoch]).permutation(n)
+  """The order of epoch `epoch` (read-only). Cached: drawing it costs O(n), and every batch of the epoch
+  reads it (a batch spans at most two epochs)."""
+  order = np.random.default_rng([seed, epoch]).permutation(n)
+  order.flags.writeable = False
+  return order
 
 
 def stream_indices(seed: int, start: int, count: int, n: int) -> np.ndarray:
