@@ -29,9 +29,13 @@ def test_markov_chain_entropy_rate_is_exact():
 
 
 def test_transformer_reaches_the_markov_chains_entropy_rate(tmp_path):
-  summary = _train(load_config("markov_lm"), tmp_path)
+  """markov_lm's model and data, trained for a third of its schedule (it is within 0.002 nats of the floor
+  by then; the baseline's 1,500 steps reach 0.0003), without its intermediate evaluations."""
+  config = load_config("markov_lm")
+  config.train.update(num_steps=500, eval_every=0, checkpoint_every=500)
+  summary = _train(config, tmp_path)
   assert summary["estimator"] == "exact"
-  assert abs(summary["nll_nats"] - summary["entropy_rate_nats"]) < 0.02
+  assert abs(summary["nll_nats"] - summary["entropy_rate_nats"]) < 0.01
   assert summary["bpd"] == pytest.approx(summary["nll_nats"] / np.log(2))
 
 
