@@ -13,7 +13,7 @@ from gm_jax import tasks
 from gm_jax.train import loop, optim
 from gm_jax.train.run_files import event_of, read_event_records
 from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
-                            run_metrics, without_wall_clock)
+                            run_metrics, without_wall_clock, xla_flags)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
 
@@ -326,7 +326,7 @@ def test_resume_on_another_device_count_is_noticed_and_logs_no_step_twice(uninte
   assert proc.returncode == -signal.SIGKILL
   assert 30 in _event_steps(workdir)["train/loss"]
   proc = run_main(TINY, f"--workdir={workdir}", *every_20,
-                  env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                  env={"XLA_FLAGS": xla_flags(devices=2)})
   notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
   assert len(notices) == 1, proc.stderr
   assert notices[0].endswith("checkpoint 20 was written on 1 device(s) in 1 process(es); now on 2 device(s) "
@@ -338,7 +338,7 @@ def test_resume_on_another_device_count_is_noticed_and_logs_no_step_twice(uninte
 
 def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupted, tmp_path):
   workdir = tmp_path / "eight"
-  run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": xla_flags(devices=8)})
   assert_runs_close(workdir, uninterrupted)
 
 

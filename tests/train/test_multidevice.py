@@ -7,12 +7,12 @@ import sys
 
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, xla_flags
 
 
 def _run(devices: int) -> dict:
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+         "XLA_FLAGS": xla_flags(devices)}
   proc = subprocess.run([sys.executable, "-m", "tests.train.multidevice_worker"], capture_output=True,
                         text=True, env=env, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
