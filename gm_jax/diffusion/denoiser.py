@@ -19,16 +19,24 @@ class Denoiser:
   kind: str
   process: Process
 
-  def coefficients(self, x_t, t):
-    return expand(self.process.alpha(t), x_t), expand(self.process.sigma(t), x_t)
+  def coefficients(self, x_t, t, with_derivatives: bool = False):
+    """(alpha, sigma), and their time derivatives when asked for (a velocity needs them), broadcast
+    against x_t."""
+    p = self.process
+    fns = (p.alpha, p.sigma, p.d_alpha, p.d_sigma) if with_derivatives else (p.alpha, p.sigma)
+    return tuple(expand(fn(t), x_t) for fn in fns)
 
   def predict(self, x_t, t, to_kind: str) -> jax.Array:
-    alpha, sigma = self.coefficients(x_t, t)
-    return parameterization.convert(self.apply_fn(x_t, t), self.kind, to_kind, x_t, alpha, sigma)
+    c = self.coefficients(x_t, t, "velocity" in (self.kind, to_kind))
+    return parameterization.convert(self.apply_fn(x_t, t), self.kind, to_kind, x_t, *c)
 
   def x0_and_eps(self, x_t, t) -> tuple[jax.Array, jax.Array]:
-    alpha, sigma = self.coefficients(x_t, t)
-    return parameterization.to_x0_and_eps(self.kind, self.apply_fn(x_t, t), x_t, alpha, sigma)
+    c = self.coefficients(x_t, t, self.kind == "velocity")
+    return parameterization.to_x0_and_eps(self.kind, self.apply_fn(x_t, t), x_t, *c)
 
   def score(self, x_t, t) -> jax.Array:
     return self.predict(x_t, t, "score")
+
+  def velocity(self, x_t, t) -> jax.Array:
+    """dx_t/dt of the probability-flow ODE: alpha' E[x_0 | x_t] + sigma' E[eps | x_t]."""
+    return self.predict(x_t, t, "velocity")

@@ -9,6 +9,9 @@ ratio lambda(t) = log(alpha^2 / sigma^2) decreases in t.
   exactly the chain's, and between grid points log abar is linear (a VP SDE with piecewise constant beta).
 - VPSDE, SubVPSDE, VESDE: Song et al. (2021).
 - LogSNRProcess: variance preserving with a given log-SNR function (VDM's learned schedule).
+- LinearInterpolant, CosineInterpolant: flow matching's paths from data at t = 0 to pure noise at t = 1
+  (alpha(1) = 0), which state alpha and sigma themselves; their SDE coefficients f and g^2 diverge at
+  t = 1, so only the velocity form of the probability-flow ODE (d_alpha, d_sigma) is used there.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Process:
   prior_std: float = 1.0
   #: Smallest t used by continuous-time losses, samplers and likelihoods.
   t_min: float = 0.0
+  #: alpha(1) = 0: the log-SNR and the SDE's coefficients are infinite at t = 1.
+  ends_in_pure_noise: bool = False
 
   def log_alpha(self, t):
     raise NotImplementedError
@@ -47,6 +52,14 @@ class Process:
   def _elementwise_derivative(self, fn, t):
     t = jnp.asarray(t, jnp.float32)
     return jnp.vectorize(jax.grad(fn))(t)
+
+  def d_alpha(self, t):
+    """d alpha / dt."""
+    return self._elementwise_derivative(self.alpha, t)
+
+  def d_sigma(self, t):
+    """d sigma / dt (infinite where sigma = 0 for the processes that state sigma^2)."""
+    return self._elementwise_derivative(self.sigma, t)
 
   def drift_coefficient(self, t):
     """f(t) in dx = f(t) x dt + g(t) dW."""
@@ -191,12 +204,50 @@ class LogSNRProcess(Process):
     return jax.nn.sigmoid(-self.log_snr(t))
 
 
+class Interpolant(Process):
+  """x_t = alpha(t) x_0 + sigma(t) eps from alpha(0) = 1, sigma(0) = 0 to alpha(1) = 0, sigma(1) = 1
+  (Albergo & Vanden-Eijnden 2023); subclasses state alpha and sigma."""
+
+  t_min: float = 0.0
+  ends_in_pure_noise: bool = True
+
+  def log_alpha(self, t):
+    return jnp.log(self.alpha(t))
+
+  def sigma2(self, t):
+    return self.sigma(t) ** 2
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearInterpolant(Interpolant):
+  """alpha = 1 - t, sigma = t: rectified flow (Liu et al. 2023), the optimal-transport path of Lipman et
+  al. (2023) with sigma_min = 0; its velocity eps - x_0 is constant along each pair's straight line."""
+
+  def alpha(self, t):
+    return 1.0 - jnp.asarray(t, jnp.float32)
+
+  def sigma(self, t):
+    return jnp.asarray(t, jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CosineInterpolant(Interpolant):
+  """alpha = cos(pi t / 2), sigma = sin(pi t / 2): the variance-preserving path (alpha^2 + sigma^2 = 1)."""
+
+  def alpha(self, t):
+    return jnp.cos(0.5 * jnp.pi * jnp.asarray(t, jnp.float32))
+
+  def sigma(self, t):
+    return jnp.sin(0.5 * jnp.pi * jnp.asarray(t, jnp.float32))
+
+
 def linear_log_snr(log_snr_start: float, log_snr_end: float) -> Callable[[jax.Array], jax.Array]:
   return lambda t: log_snr_start + (log_snr_end - log_snr_start) * t
 
 
 def make_process(cfg) -> Process:
-  """From config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm) and its fields.
+  """From config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | linear_interpolant |
+  cosine_interpolant) and its fields.
 
   For 'vdm' the learned schedule's parameters live in the model; this returns the process for its
   initial (fixed, linear) log-SNR, used where no parameters are at hand.
@@ -214,8 +265,12 @@ def make_process(cfg) -> Process:
     return VESDE(cfg.sigma_min, cfg.sigma_max)
   if name == "vdm":
     return LogSNRProcess(linear_log_snr(-cfg.gamma_min, -cfg.gamma_max))
-  raise ValueError(f"unknown config.process.name {name!r}; choose ddpm_linear, ddpm_cosine, vp, subvp, ve "
-                   "or vdm")
+  if name == "linear_interpolant":
+    return LinearInterpolant()
+  if name == "cosine_interpolant":
+    return CosineInterpolant()
+  raise ValueError(f"unknown config.process.name {name!r}; choose ddpm_linear, ddpm_cosine, vp, subvp, ve, "
+                   "vdm, linear_interpolant or cosine_interpolant")
 
 
 def gaussian_prior_kl(x0, process: Process) -> jax.Array:

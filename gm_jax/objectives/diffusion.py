@@ -9,6 +9,8 @@ All losses are per example (B,), summed over dimensions, in terms of the noise e
 - continuous_vlb_terms: VDM's ELBO: prior KL + (1/2) E_t[-lambda'(t) ||eps_hat - eps||^2] + reconstruction.
 - discrete-time: the DDPM VLB's KL terms with either fixed reverse variance and the discretized
   Gaussian decoder at t = 0; VDM's T-step diffusion loss.
+- flow_matching_loss: conditional flow matching, ||velocity_hat - (alpha' x0 + sigma' eps)||^2, read as a
+  velocity rather than through the noise error (its weight would diverge where alpha = 0).
 Here lambda(t) = log(alpha_t^2 / sigma_t^2), the log signal-to-noise ratio.
 """
 
@@ -64,6 +66,18 @@ def denoising_loss(denoiser: Denoiser, x0, key, weighting: str = "eps", antithet
   t = sample_times(t_key, x0.shape[0], denoiser.process, antithetic)
   eps = jax.random.normal(eps_key, x0.shape)
   return eps_weight(weighting, denoiser.process, t) * noise_error(denoiser, x0, t, eps)
+
+
+def flow_matching_loss(denoiser: Denoiser, x0, key):
+  """Conditional flow matching (Lipman et al. 2023; Liu et al. 2023; Albergo & Vanden-Eijnden 2023):
+  ||velocity_hat(x_t, t) - (alpha'(t) x0 + sigma'(t) eps)||^2 at one t ~ U[t_min, 1] per example; (B,).
+  Its minimizer is E[alpha' x0 + sigma' eps | x_t], the probability-flow ODE's velocity."""
+  process = denoiser.process
+  t_key, eps_key = jax.random.split(key)
+  t = sample_times(t_key, x0.shape[0], process)
+  eps = jax.random.normal(eps_key, x0.shape)
+  target = expand(process.d_alpha(t), x0) * x0 + expand(process.d_sigma(t), x0) * eps
+  return per_example_sum((denoiser.velocity(process.marginal(x0, t, eps), t) - target) ** 2)
 
 
 def continuous_diffusion_loss(denoiser: Denoiser, x0, key, antithetic: bool = True,

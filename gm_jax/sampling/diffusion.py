@@ -5,8 +5,8 @@
 - ddim: Song et al.'s DDIM on a subsequence of times, eta = 0 deterministic, eta = 1 ancestral-like.
 - euler_maruyama: the reverse-time SDE dx = [f x - g^2 score] dt + g dW.
 - predictor_corrector: Euler-Maruyama predictor with Langevin corrector steps (Song et al. 2021).
-- probability_flow_ode: dx/dt = f x - g^2 score / 2 through diffrax (Euler, Heun fixed-step; Tsit5 or
-  Dopri5 adaptive).
+- probability_flow_ode: dx/dt = alpha' x0_hat + sigma' eps_hat (= f x - g^2 score / 2) through diffrax
+  (Euler, Heun fixed-step; Tsit5 or Dopri5 adaptive); the flow-matching sampler.
 - dpm_solver_pp_2m: DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in log-SNR, for few steps.
 """
 
@@ -83,6 +83,12 @@ def ddim(denoiser: Denoiser, key, shape, num_steps: int, eta: float = 0.0, clip_
   return x, num_steps
 
 
+def require_finite_log_snr_at_one(process: Process, sampler: str) -> None:
+  if process.ends_in_pure_noise:
+    raise ValueError(f"the {sampler} sampler needs a finite log-SNR at t = 1, which a path ending in pure "
+                     f"noise (alpha(1) = 0) lacks; use the ode or ddim sampler")
+
+
 def _reverse_sde_step(denoiser: Denoiser, x, t, dt, noise, add_noise):
   """One Euler-Maruyama step of the reverse SDE from t to t - dt."""
   process = denoiser.process
@@ -112,6 +118,7 @@ def predictor_corrector(denoiser: Denoiser, key, shape, num_steps: int, snr: flo
                         corrector_steps: int = 1):
   """At each time: `corrector_steps` Langevin steps, then one Euler-Maruyama predictor step."""
   process = denoiser.process
+  require_finite_log_snr_at_one(process, "euler_maruyama or predictor-corrector")
   init_key, loop_key = jax.random.split(key)
   times = jnp.linspace(1.0, process.t_min, num_steps + 1)
 
@@ -137,8 +144,9 @@ ODE_SOLVERS = {"euler": (diffrax.Euler, 1, 0), "heun": (diffrax.Heun, 2, 0), "ts
 
 
 def probability_flow_velocity(denoiser: Denoiser, x, t):
-  process = denoiser.process
-  return process.drift_coefficient(t) * x - 0.5 * process.diffusion2(t) * denoiser.score(x, _batch_times(t, x.shape))
+  """dx/dt at a scalar time t. Written as alpha' x0_hat + sigma' eps_hat rather than f x - g^2 score / 2 (the
+  same field): it stays finite where a flow's path reaches pure noise (alpha = 0, f and g^2 infinite)."""
+  return denoiser.velocity(x, _batch_times(t, x.shape))
 
 
 def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, rtol: float, atol: float):
@@ -176,6 +184,7 @@ def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
   x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i with h = half-log-SNR steps and
   D_i the x0 prediction, extrapolated from the previous one after the first step."""
   process = denoiser.process
+  require_finite_log_snr_at_one(process, "dpm_solver")
   start = jnp.float32(1.0)
   end = jnp.float32(process.t_min if process.t_min > 0 else 1e-5)
   log_snrs = jnp.linspace(process.log_snr(start), process.log_snr(end), num_steps + 1)

@@ -1,15 +1,17 @@
-"""Diffusion family (DDPM, VDM, score SDEs) through the one trainer.
+"""Diffusion family (DDPM, VDM, score SDEs, flow matching) through the one trainer.
 
 Data: points (toy2d) are used as they are; integer-level images are scaled to y = 2 k / (K - 1) - 1 in
 [-1, 1]. The network (TimeMLP or UNet) predicts config.model.prediction (eps | x0 | v | score) and is
 read through gm_jax.diffusion.parameterization everywhere, so every loss, sampler and likelihood below
-works with any of them.
+works with any of them (and velocity, flow matching's, which the interpolant paths need).
 
-config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm), num_steps (DDPM's T),
+config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | linear_interpolant |
+  cosine_interpolant), num_steps (DDPM's T),
   beta_min/beta_max (VP, sub-VP), sigma_min/sigma_max (VE), gamma_min/gamma_max and learned
   (fixed | endpoints | network) for VDM.
-config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood) or 'vdm_elbo' (VDM's
-  continuous-time ELBO: prior + diffusion + reconstruction, each logged); antithetic (time sampling).
+config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood), 'vdm_elbo' (VDM's
+  continuous-time ELBO: prior + diffusion + reconstruction, each logged) or 'flow_matching' (the
+  conditional flow-matching loss on the process's path); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
   ode_steps (0: adaptive), sampler
   (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver), sampler_steps, ddpm_variance (large | small),
@@ -48,6 +50,8 @@ from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
+LOSSES = ("denoising", "vdm_elbo", "flow_matching")
+FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver")  # they start from the SDE or log-SNR at t = 1
 
 
 def make_network(config):
@@ -117,8 +121,8 @@ def build(config, dataset: Dataset) -> Task:
   is_image = spec.kind == "image"
   levels = spec.num_levels
   obj, ev = config.objective, config.eval
-  if obj.loss not in ("denoising", "vdm_elbo"):
-    raise ValueError(f"unknown config.objective.loss {obj.loss!r}; use 'denoising' or 'vdm_elbo'")
+  if obj.loss not in LOSSES:
+    raise ValueError(f"unknown config.objective.loss {obj.loss!r}; choose one of {LOSSES}")
   if ev.sampler not in SAMPLERS:
     raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
   model = DiffusionModel(config)
@@ -126,6 +130,11 @@ def build(config, dataset: Dataset) -> Task:
   if model.learned and obj.loss != "vdm_elbo":
     raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
   is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
+  if model.fixed_process.ends_in_pure_noise and ev.vlb:
+    raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {config.process.name!r} "
+                     f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
+  if ev.sampler in FINITE_LOG_SNR_SAMPLERS:
+    samplers.require_finite_log_snr_at_one(model.fixed_process, ev.sampler)
   if is_image:
     reconstruction_nll = functools.partial(objectives.vdm_reconstruction_nll, num_levels=levels)
   else:
@@ -154,6 +163,8 @@ def build(config, dataset: Dataset) -> Task:
     metrics = {}
     if obj.loss == "denoising":
       per_example = objectives.denoising_loss(d, x, loss_key, obj.weighting, obj.antithetic)
+    elif obj.loss == "flow_matching":
+      per_example = objectives.flow_matching_loss(d, x, loss_key)
     else:  # vdm_elbo
       terms = objectives.continuous_vlb_terms(d, x, loss_key, reconstruction_nll, obj.antithetic)
       per_example = sum(terms.values())
@@ -272,3 +283,13 @@ def use_vdm(config, learned: str, sampler_steps: int) -> None:
   config.process.update(name="vdm", learned=learned)
   config.objective.update(loss="vdm_elbo", antithetic=True)
   config.eval.update(sampler="ddim", sampler_steps=sampler_steps)
+
+
+def use_flow_matching(config, path: str = "linear_interpolant") -> None:
+  """Flow matching's recipe: an interpolant `path`, a network predicting its velocity, the conditional
+  flow-matching loss, samples by 20 fixed steps of the likelihood's ODE solver and the exact likelihood by
+  the probability-flow ODE (the VLB is not defined on a path that starts with sigma = 0)."""
+  config.process.name = path
+  config.model.prediction = "velocity"
+  config.objective.loss = "flow_matching"
+  config.eval.update(vlb=False, sampler="ode", sampler_steps=20)

@@ -19,16 +19,33 @@ def marginal_cov(process: Process, t_B, sigma_data=SIGMA):
   return a2 * jnp.asarray(sigma_data) + s2 * jnp.eye(sigma_data.shape[0])
 
 
-def exact_denoiser(process: Process, mu=MU, sigma_data=SIGMA) -> Denoiser:
-  """eps_hat = E[eps | x_t] = sigma (alpha^2 Sigma + sigma^2 I)^{-1} (x_t - alpha mu)."""
-  mu = jnp.asarray(mu)
+def exact_denoiser(process: Process, mu=MU, sigma_data=SIGMA, kind: str = "eps") -> Denoiser:
+  """With K = alpha^2 Sigma + sigma^2 I: eps_hat = E[eps | x_t] = sigma K^{-1} (x_t - alpha mu) (kind 'eps'),
+  or the velocity alpha' E[x_0 | x_t] + sigma' eps_hat with E[x_0 | x_t] = mu + alpha Sigma K^{-1} (x_t - alpha mu)
+  (kind 'velocity', finite also where alpha = 0 or sigma = 0)."""
+  mu, sigma_data = jnp.asarray(mu), jnp.asarray(sigma_data)
+
+  def whitened(x_t, t):  # K^{-1} (x_t - alpha mu)
+    cov = marginal_cov(process, t, sigma_data)
+    return jnp.linalg.solve(cov, (x_t - process.alpha(t)[:, None] * mu)[..., None])[..., 0]
 
   def eps_hat(x_t, t):
-    cov = marginal_cov(process, t, sigma_data)
-    centred = x_t - process.alpha(t)[:, None] * mu
-    return process.sigma(t)[:, None] * jnp.linalg.solve(cov, centred[..., None])[..., 0]
+    return process.sigma(t)[:, None] * whitened(x_t, t)
 
-  return Denoiser(eps_hat, "eps", process)
+  def velocity(x_t, t):
+    w = whitened(x_t, t)
+    x0_hat = mu + process.alpha(t)[:, None] * w @ sigma_data.T
+    return process.d_alpha(t)[:, None] * x0_hat + process.d_sigma(t)[:, None] * process.sigma(t)[:, None] * w
+
+  if kind not in ("eps", "velocity"):
+    raise ValueError(kind)
+  return Denoiser(eps_hat if kind == "eps" else velocity, kind, process)
+
+
+def exact_field(process: Process, mu=MU, sigma_data=SIGMA) -> Denoiser:
+  """The exact denoiser in the form a process can use at both ends: a velocity for a path that reaches pure
+  noise, else an eps prediction."""
+  return exact_denoiser(process, mu, sigma_data, "velocity" if process.ends_in_pure_noise else "eps")
 
 
 def data(key, n):

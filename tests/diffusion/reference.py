@@ -62,6 +62,14 @@ def coefficients(process: processes.Process, t) -> Coefficients:
     sigma2 = (process.sigma_min * (process.sigma_max / process.sigma_min) ** t) ** 2
     return Coefficients(np.ones_like(t), sigma2, np.zeros_like(t), 2.0 * log_ratio * sigma2,
                         np.full_like(t, 2.0 * log_ratio))
+  if isinstance(process, processes.LinearInterpolant):  # alpha = 1 - t, sigma = t
+    with np.errstate(divide="ignore"):
+      return Coefficients((1.0 - t) ** 2, t**2, -1.0 / (1.0 - t), 2.0 * t / (1.0 - t), 2.0 / (t * (1.0 - t)))
+  if isinstance(process, processes.CosineInterpolant):  # alpha = cos(theta), sigma = sin(theta), theta = pi t / 2
+    theta = 0.5 * np.pi * t
+    with np.errstate(divide="ignore"):
+      return Coefficients(np.cos(theta) ** 2, np.sin(theta) ** 2, -0.5 * np.pi * np.tan(theta), np.pi * np.tan(theta),
+                          np.pi / (np.sin(theta) * np.cos(theta)))
   if isinstance(process, processes.LogSNRProcess):
     # Only the linear schedules of the tests: lambda(t) = lambda(0) + (lambda(1) - lambda(0)) t.
     start, end = float(process.log_snr_fn(0.0)), float(process.log_snr_fn(1.0))

@@ -14,13 +14,14 @@ from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation.diffusion_likelihood import gaussian_log_prob, ode_log_likelihood
 from gm_jax.sampling import diffusion as samplers
 from tests.diffusion import reference
-from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser, log_density
+from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser, exact_field, log_density
 
 N = 4000
 DDPM = processes.DiscreteDDPM(processes.linear_betas(1000))
 FOUR_STEPS = processes.DiscreteDDPM(np.array([0.05, 0.1, 0.2, 0.4]))
 VP, SUBVP, VE = processes.VPSDE(), processes.SubVPSDE(), processes.VESDE(sigma_max=20.0)
 VDM = processes.LogSNRProcess(processes.linear_log_snr(13.3, -5.0))
+LINEAR, COSINE = processes.LinearInterpolant(), processes.CosineInterpolant()  # flow matching's paths
 partial = functools.partial
 
 # name: (process, sampler, expected NFE (None: adaptive), its float64 reference, bound). The bound is on the
@@ -50,6 +51,10 @@ CASES = {
                     lambda: reference.ode_fixed_steps(VE, "heun", 50), 0.035),
     "ode_tsit5_vp": (VP, partial(samplers.probability_flow_ode, solver="tsit5"), None,
                      lambda: reference.ode_exact(VP), 0.005),
+    "ode_tsit5_linear_interpolant": (LINEAR, partial(samplers.probability_flow_ode, solver="tsit5"), None,
+                                     lambda: reference.ode_exact(LINEAR), 1e-3),
+    "ode_tsit5_cosine_interpolant": (COSINE, partial(samplers.probability_flow_ode, solver="tsit5"), None,
+                                     lambda: reference.ode_exact(COSINE), 1e-3),
     "dpm_solver_pp_2m_vp": (VP, partial(samplers.dpm_solver_pp_2m, num_steps=20), 20,
                             lambda: reference.dpm_solver_pp_2m(VP, 20), 0.025),
     "dpm_solver_pp_2m_ddpm": (DDPM, partial(samplers.dpm_solver_pp_2m, num_steps=20), 20,
@@ -64,7 +69,7 @@ def test_sampler_with_exact_score_reproduces_the_gaussian(name):
   covariance entry (at most 0.011 for either here; float32 rounding adds about 1e-5); that law lies within
   the sampler's bound of N(MU, SIGMA)."""
   process, sampler, expected_nfe, make_reference, bound = CASES[name]
-  x, nfe = jax.jit(lambda k: sampler(exact_denoiser(process), k, (N, 2)))(jax.random.key(0))
+  x, nfe = jax.jit(lambda k: sampler(exact_field(process), k, (N, 2)))(jax.random.key(0))
   x = np.asarray(x, np.float64)
   mean, cov = reference.law(make_reference())
   var = np.diag(cov)
@@ -102,6 +107,8 @@ STEPS = {
     "ode_heun_ve": (VE, partial(samplers.probability_flow_ode, solver="heun", num_steps=3),
                     reference.ode_fixed_steps(VE, "heun", 3)),
     "ode_tsit5_vp": (VP, partial(samplers.probability_flow_ode, solver="tsit5"), reference.ode_exact(VP)),
+    "ode_tsit5_linear_interpolant": (LINEAR, partial(samplers.probability_flow_ode, solver="tsit5"),
+                                     reference.ode_exact(LINEAR)),
     "dpm_solver_pp_2m_vp": (VP, partial(samplers.dpm_solver_pp_2m, num_steps=3), reference.dpm_solver_pp_2m(VP, 3)),
     "dpm_solver_pp_2m_ddpm": (DDPM, partial(samplers.dpm_solver_pp_2m, num_steps=3),
                               reference.dpm_solver_pp_2m(DDPM, 3)),
@@ -116,8 +123,8 @@ def test_sampler_steps_equal_the_hand_computed_updates_on_the_same_draws(name):
   process, sampler, ref = STEPS[name]
   shape = (6, 2)
   key = jax.random.key(11)
-  x, _ = jax.jit(lambda k: sampler(exact_denoiser(process), k, shape))(key)
-  tolerance = 3e-4 if name == "ode_tsit5_vp" else 1e-4
+  x, _ = jax.jit(lambda k: sampler(exact_field(process), k, shape))(key)
+  tolerance = 3e-4 if name.startswith("ode_tsit5") else 1e-4
   np.testing.assert_allclose(x, reference.run(ref, key, shape), rtol=tolerance, atol=tolerance)
 
 
@@ -205,11 +212,11 @@ def test_langevin_corrector_step_size_has_the_alpha_factor_of_song_et_al():
 
 # A log-SNR schedule that ends as noisy as VP's (VDM's own -5 ends with alpha_1 = 0.08, where the
 # N(0, I) prior is not the marginal and the ODE likelihood carries that mismatch).
-@pytest.mark.parametrize("process", [VP, SUBVP, processes.LogSNRProcess(processes.linear_log_snr(13.3, -12.0))],
-                         ids=["vp", "subvp", "log_snr"])
+@pytest.mark.parametrize("process", [VP, SUBVP, processes.LogSNRProcess(processes.linear_log_snr(13.3, -12.0)),
+                                     LINEAR, COSINE], ids=["vp", "subvp", "log_snr", "linear", "cosine"])
 def test_ode_log_likelihood_with_exact_score_is_the_exact_density(process):
   x = data(jax.random.key(1), 64)
-  logp, _ = jax.jit(lambda x: ode_log_likelihood(exact_denoiser(process), x))(x)
+  logp, _ = jax.jit(lambda x: ode_log_likelihood(exact_field(process), x))(x)
   exact = log_density(x, process, process.t_min)
   np.testing.assert_allclose(np.asarray(logp), exact, rtol=0.01)
 
@@ -224,6 +231,27 @@ def test_hutchinson_ode_log_likelihood_is_unbiased():
   standard_error = logp.std(1) / np.sqrt(probes)
   assert np.all(np.abs(error) < 4 * standard_error), (error, standard_error)
   assert np.all(standard_error < 0.05)
+
+
+def test_ddim_on_the_linear_path_is_euler_on_the_flow_matching_ode():
+  """x_s = alpha_s x0_hat + sigma_s eps_hat equals x_t + (s - t)(eps_hat - x0_hat) when alpha = 1 - t, sigma = t:
+  two implementations (DDIM's update, diffrax's Euler on the velocity) of one sampler."""
+  shape, key = (64, 2), jax.random.key(5)
+  denoiser = exact_field(LINEAR)
+  by_ddim, _ = jax.jit(lambda k: samplers.ddim(denoiser, k, shape, num_steps=7))(key)
+  x1 = samplers.prior_sample(LINEAR, jax.random.split(key)[0], shape)  # DDIM's prior draw
+  velocity = lambda t, x: samplers.probability_flow_velocity(denoiser, x, t)
+  by_euler, _ = jax.jit(lambda x1: samplers.solve_ode(velocity, x1, 1.0, 0.0, "euler", 7, 0.0, 0.0))(x1)
+  np.testing.assert_allclose(by_ddim, by_euler, rtol=1e-5, atol=1e-5)
+  assert np.max(np.abs(np.cov(np.asarray(by_ddim).T) - SIGMA)) > 0.01  # 7 steps are not exact: a real check
+
+
+@pytest.mark.parametrize("sampler", [partial(samplers.euler_maruyama, num_steps=3),
+                                     partial(samplers.predictor_corrector, num_steps=3),
+                                     partial(samplers.dpm_solver_pp_2m, num_steps=3)])
+def test_samplers_that_need_a_finite_log_snr_refuse_a_path_ending_in_pure_noise(sampler):
+  with pytest.raises(ValueError, match="needs a finite log-SNR at t = 1.*use the ode or ddim sampler"):
+    sampler(exact_field(LINEAR), jax.random.key(0), (2, 2))
 
 
 def test_time_grids_prior_log_density_and_bad_settings():

@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import special
+from scipy import integrate, special
 from scipy.stats import norm
 
 from gm_jax.diffusion import parameterization, processes
 from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.objectives import diffusion as objectives
 from tests.diffusion import reference
-from tests.diffusion.gaussian import MU, data, exact_denoiser
+from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser, exact_field
 
 DDPM = processes.DiscreteDDPM(processes.linear_betas(1000))
 VP = processes.VPSDE()
@@ -24,16 +24,36 @@ VE = processes.VESDE(sigma_max=20.0)
 
 @pytest.mark.parametrize("start,end", list(itertools.permutations(parameterization.KINDS, 2)))
 def test_parameterizations_round_trip(start, end):
-  keys = jax.random.split(jax.random.key(0), 4)
+  keys = jax.random.split(jax.random.key(0), 6)
   x_t, pred = jax.random.normal(keys[0], (5, 3)), jax.random.normal(keys[1], (5, 3))
   alpha = jax.random.uniform(keys[2], (5, 1), minval=0.1, maxval=2.0)  # also non-VP (VE: alpha = 1)
   sigma = jax.random.uniform(keys[3], (5, 1), minval=0.1, maxval=2.0)
-  there = parameterization.convert(pred, start, end, x_t, alpha, sigma)
-  back = parameterization.convert(there, end, start, x_t, alpha, sigma)
+  d_alpha = -jax.random.uniform(keys[4], (5, 1), minval=0.1, maxval=2.0)
+  d_sigma = jax.random.uniform(keys[5], (5, 1), minval=0.1, maxval=2.0)
+  c = (alpha, sigma, d_alpha, d_sigma)
+  there = parameterization.convert(pred, start, end, x_t, *c)
+  back = parameterization.convert(there, end, start, x_t, *c)
   np.testing.assert_allclose(back, pred, rtol=1e-4, atol=1e-4)
-  # Each kind is consistent with x_t = alpha x0 + sigma eps.
-  x0, eps = parameterization.to_x0_and_eps(start, pred, x_t, alpha, sigma)
+  # Each kind is consistent with x_t = alpha x0 + sigma eps, and the velocity is alpha' x0 + sigma' eps.
+  x0, eps = parameterization.to_x0_and_eps(start, pred, x_t, *c)
   np.testing.assert_allclose(alpha * x0 + sigma * eps, x_t, rtol=1e-4, atol=1e-4)
+  velocity = parameterization.convert(pred, start, "velocity", x_t, *c)
+  np.testing.assert_allclose(velocity, d_alpha * x0 + d_sigma * eps, rtol=1e-4, atol=1e-4)
+
+
+def test_velocity_is_finite_and_exact_where_a_path_reaches_pure_noise_or_data():
+  """On the linear path at t = 1 (alpha = 0) and t = 0 (sigma = 0), a velocity converts to x0 and eps
+  exactly, where eps and score predictions divide by zero."""
+  x0, eps = jnp.array([[0.3, -1.2]]), jnp.array([[0.7, 0.4]])
+  path = processes.LinearInterpolant()
+  for t in (0.0, 1.0):
+    c = [jnp.full((1, 1), f(jnp.float32(t))) for f in (path.alpha, path.sigma, path.d_alpha, path.d_sigma)]
+    x_t, velocity = c[0] * x0 + c[1] * eps, eps - x0
+    back = parameterization.to_x0_and_eps("velocity", velocity, x_t, *c)
+    np.testing.assert_allclose(back[0], x0, rtol=1e-6)
+    np.testing.assert_allclose(back[1], eps, rtol=1e-6)
+  with pytest.raises(ValueError, match="needs the path's time derivatives"):
+    parameterization.convert(x0, "eps", "velocity", x0, 1.0, 1.0)
 
 
 LOSSES = {
@@ -44,26 +64,57 @@ LOSSES = {
     "ve_dsm": lambda d, x, k: objectives.denoising_loss(d, x, k, "eps"),
     "vdm_continuous": lambda d, x, k: objectives.continuous_diffusion_loss(d, x, k),
     "vdm_discrete": lambda d, x, k: objectives.discrete_diffusion_loss(d, x, k, 100),
+    "flow_matching_linear": objectives.flow_matching_loss,
+    "flow_matching_cosine": objectives.flow_matching_loss,
 }
 PROCESS = {"ddpm_simple": DDPM, "ddpm_x0": DDPM, "vp_v": VP, "vp_likelihood_dsm": VP, "ve_dsm": VE,
            "vdm_continuous": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
-           "vdm_discrete": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0))}
+           "vdm_discrete": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
+           "flow_matching_linear": processes.LinearInterpolant(), "flow_matching_cosine": processes.CosineInterpolant()}
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_loss_gradient_vanishes_at_the_exact_denoiser(name):
-  """eps_hat = E[eps | x_t] minimizes every weighting; its family here is the Gaussian's exact denoiser
-  with a free mean, so the gradient in that mean is zero at the true mean (up to Monte Carlo error)."""
+  """eps_hat = E[eps | x_t] minimizes every weighting (and its velocity the flow-matching loss); its family
+  here is the Gaussian's exact denoiser with a free mean, so the gradient in that mean is zero at the true
+  mean (up to Monte Carlo error)."""
   process, loss = PROCESS[name], LOSSES[name]
   x0 = data(jax.random.key(1), 400_000)
 
   def mean_loss(mu):
-    return jnp.mean(loss(exact_denoiser(process, mu=mu), x0, jax.random.key(2)))
+    return jnp.mean(loss(exact_field(process, mu=mu), x0, jax.random.key(2)))
 
   grad = jax.jit(jax.grad(mean_loss))
   at_optimum = np.linalg.norm(grad(jnp.asarray(MU)))
   away = np.linalg.norm(grad(jnp.asarray(MU) + 0.3))
   assert at_optimum < 0.05 * away, (at_optimum, away)
+
+
+@pytest.mark.parametrize("process", [processes.LinearInterpolant(), processes.CosineInterpolant()],
+                         ids=["linear", "cosine"])
+def test_flow_matching_loss_at_the_exact_velocity_is_the_targets_conditional_variance(process):
+  """At the exact velocity the loss is E_t tr Cov(alpha' x0 + sigma' eps | x_t): with K = alpha^2 Sigma + sigma^2 I
+  and C = alpha alpha' Sigma + sigma sigma' I, tr(alpha'^2 Sigma + sigma'^2 I - C K^-1 C) at each t, integrated
+  over t ~ U[0, 1] in float64; and a constant error delta in the velocity adds exactly ||delta||^2."""
+  sigma_data = np.asarray(SIGMA, np.float64)
+
+  def conditional_variance(t):
+    c = reference.coefficients(process, t)
+    d_alpha, d_sigma = (float(f(jnp.float32(t))) for f in (process.d_alpha, process.d_sigma))
+    cross = c.alpha * d_alpha * sigma_data + c.sigma * d_sigma * np.eye(2)
+    k = c.alpha2 * sigma_data + c.sigma2 * np.eye(2)
+    return np.trace(d_alpha**2 * sigma_data + d_sigma**2 * np.eye(2) - cross @ np.linalg.solve(k, cross))
+
+  expected = integrate.quad(conditional_variance, 0.0, 1.0)[0]
+  x0 = data(jax.random.key(3), 400_000)
+  exact = exact_field(process)
+  losses = jax.jit(lambda k: objectives.flow_matching_loss(exact, x0, k))(jax.random.key(4))
+  standard_error = float(jnp.std(losses)) / np.sqrt(len(losses))
+  assert abs(float(jnp.mean(losses)) - expected) < 4 * standard_error, (float(jnp.mean(losses)), expected)
+  delta = jnp.array([0.3, -0.2])
+  shifted = Denoiser(lambda x_t, t: exact.apply_fn(x_t, t) + delta, "velocity", process)
+  excess = objectives.flow_matching_loss(shifted, x0, jax.random.key(4)) - losses
+  assert float(jnp.mean(excess)) == pytest.approx(0.13, abs=4 * float(jnp.std(excess)) / np.sqrt(len(excess)))
 
 
 def _posterior_by_conditioning(chain, i, x0, x_t):

@@ -1,0 +1,27 @@
+r"""Flow matching (Lipman et al. 2023) / rectified flow (Liu et al. 2023) on scikit-learn digits (8x8, 17
+grey levels scaled to [-1, 1]): the linear path, digits_ddpm's U-Net predicting the velocity, the
+conditional flow-matching loss, the same optimizer, schedule, steps and EMA as digits_ddpm.py.
+
+Reported on the 300 test digits: the probability-flow ODE's likelihood (nll_nats, bpd; estimator 'ode',
+uniform dequantization within the training bins, Hutchinson trace, adaptive Tsit5 from t = 0, where the
+path starts at the data), a bound on the discrete data; samples by 20 fixed Tsit5 steps (120 NFE).
+
+Command:
+  python experiments/main.py --config=experiments/configs/digits_flow_matching.py \
+      --workdir=/tmp/gm_jax/digits_flow_matching
+Hardware: 2-core CPU, no accelerator.
+Our result (jax 0.10.2): see docs/BASELINES.md, "Flow matching".
+Paper: none on digits; compare the digits rows of docs/BASELINES.md.
+"""
+
+import pathlib
+
+from gm_jax.tasks import diffusion, with_tiny_size
+from gm_jax.train.defaults import load_config_file
+
+
+@with_tiny_size
+def get_config():
+  config = load_config_file(pathlib.Path(__file__).with_name("digits_ddpm.py"))
+  diffusion.use_flow_matching(config)
+  return config
