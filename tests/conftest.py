@@ -18,14 +18,17 @@ def xla_flags(devices: int | None = None) -> str:
   """XLA_FLAGS for the tests' processes (this one, launcher subprocesses, notebook kernels). The suite is
   compile-bound (tiny programs run a few steps), and LLVM's optimization level 1 compiles CPU programs
   about a quarter faster than the default while running them about as fast; it changes no result (no
-  fast-math). `devices` fakes that many CPU devices."""
-  flags = ["--xla_backend_optimization_level=1"]
+  fast-math). One compute thread per process: the suite runs a process per core. `devices` fakes that
+  many CPU devices."""
+  flags = ["--xla_backend_optimization_level=1", "--xla_cpu_multi_thread_eigen=false"]
   if devices is not None:
     flags.append(f"--xla_force_host_platform_device_count={devices}")
   return " ".join(flags)
 
 
-os.environ["XLA_FLAGS"] = xla_flags()  # before JAX starts its backend; kernels and subprocesses inherit it
+# Before JAX starts its backend; notebook kernels inherit it. Not over a value already set: a test's own
+# subprocess (e.g. a multi-device worker importing this module) keeps the flags it was started with.
+os.environ.setdefault("XLA_FLAGS", xla_flags())
 
 
 def _reuse_compiled_programs() -> None:
@@ -63,7 +66,7 @@ def without_wall_clock(record: dict) -> dict:
 def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300,
              script: pathlib.Path = MAIN):
   """Runs experiments/main.py (or another launcher `script`) with the given flags; returns the process."""
-  full_env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+  full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(), **(env or {})}
   proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=full_env,
                         timeout=timeout, cwd=REPO)
   if check and proc.returncode != 0:
