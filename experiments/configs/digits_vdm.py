@@ -6,7 +6,9 @@ with its prior / diffusion / reconstruction terms, and the probability-flow ODE 
 Command:
   python experiments/main.py --config=experiments/configs/digits_vdm.py --workdir=/tmp/gm_jax/digits_vdm
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2, 13.6 min with evaluation on a quiet machine; re-measured after the evaluation fixes
+Our result (jax 0.10.2, with digits_ddpm.py's U-Net before its GroupNorm fix: 32 groups, whose first-level
+  blocks ignored the time; not yet re-measured with 8 groups; 13.6 min with evaluation on a quiet
+  machine; re-measured after the evaluation fixes
   of docs/BASELINES.md, "Diffusion", the same trained network): test ELBO 165.44 nats = 3.729 bits/dim
   (prior 0.18, diffusion 165.26, reconstruction 0.00; 16 log-SNR draws per digit; was 3.709 with one
   noise draw shared by a batch); ODE 100.53 nats = 2.266 bits/dim (was 2.457 with dequantization bins

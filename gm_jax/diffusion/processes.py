@@ -9,6 +9,8 @@ ratio lambda(t) = log(alpha^2 / sigma^2) decreases in t.
   exactly the chain's, and between grid points log abar is linear (a VP SDE with piecewise constant beta).
 - VPSDE, SubVPSDE, VESDE: Song et al. (2021).
 - LogSNRProcess: variance preserving with a given log-SNR function (VDM's learned schedule).
+- KarrasProcess: EDM's (Karras et al. 2022) alpha = 1 with sigma(t) = (sigma_min^(1/rho) + t (sigma_max^(1/rho) -
+  sigma_min^(1/rho)))^rho, so that equal steps in t are EDM's rho = 7 time steps.
 - LinearInterpolant, CosineInterpolant: flow matching's paths from data at t = 0 to pure noise at t = 1
   (alpha(1) = 0), which state alpha and sigma themselves; their SDE coefficients f and g^2 diverge at
   t = 1, so only the velocity form of the probability-flow ODE (d_alpha, d_sigma) is used there.
@@ -204,6 +206,35 @@ class LogSNRProcess(Process):
     return jax.nn.sigmoid(-self.log_snr(t))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class KarrasProcess(Process):
+  """x_t = x_0 + sigma(t) eps on EDM's rho-warped noise levels from sigma_min (t = 0) to sigma_max (t = 1)."""
+
+  sigma_min: float = 0.002
+  sigma_max: float = 80.0
+  rho: float = 7.0
+  t_min: float = 0.0
+
+  @property
+  def prior_std(self) -> float:
+    return self.sigma_max
+
+  def log_alpha(self, t):
+    return jnp.zeros_like(jnp.asarray(t, jnp.float32))
+
+  def sigma(self, t):
+    low, high = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
+    return (low + jnp.asarray(t, jnp.float32) * (high - low)) ** self.rho
+
+  def sigma2(self, t):
+    return self.sigma(t) ** 2
+
+  def time_at_log_snr(self, log_snr, iterations: int = 0) -> jax.Array:
+    """Closed form: sigma = exp(-log_snr / 2) inverted (t outside [0, 1] beyond the noise range)."""
+    low, high = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
+    return (jnp.exp(-log_snr / (2 * self.rho)) - low) / (high - low)
+
+
 class Interpolant(Process):
   """x_t = alpha(t) x_0 + sigma(t) eps from alpha(0) = 1, sigma(0) = 0 to alpha(1) = 0, sigma(1) = 1
   (Albergo & Vanden-Eijnden 2023); subclasses state alpha and sigma."""
@@ -246,8 +277,8 @@ def linear_log_snr(log_snr_start: float, log_snr_end: float) -> Callable[[jax.Ar
 
 
 def make_process(cfg) -> Process:
-  """From config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | linear_interpolant |
-  cosine_interpolant) and its fields.
+  """From config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | karras |
+  linear_interpolant | cosine_interpolant) and its fields.
 
   For 'vdm' the learned schedule's parameters live in the model; this returns the process for its
   initial (fixed, linear) log-SNR, used where no parameters are at hand.
@@ -265,12 +296,14 @@ def make_process(cfg) -> Process:
     return VESDE(cfg.sigma_min, cfg.sigma_max)
   if name == "vdm":
     return LogSNRProcess(linear_log_snr(-cfg.gamma_min, -cfg.gamma_max))
+  if name == "karras":
+    return KarrasProcess(cfg.sigma_min, cfg.sigma_max, cfg.rho)
   if name == "linear_interpolant":
     return LinearInterpolant()
   if name == "cosine_interpolant":
     return CosineInterpolant()
   raise ValueError(f"unknown config.process.name {name!r}; choose ddpm_linear, ddpm_cosine, vp, subvp, ve, "
-                   "vdm, linear_interpolant or cosine_interpolant")
+                   "vdm, karras, linear_interpolant or cosine_interpolant")
 
 
 def gaussian_prior_kl(x0, process: Process) -> jax.Array:

@@ -41,13 +41,21 @@ def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.
 
 
 def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
-           kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5) -> dict[str, Any]:
+           kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
+           labels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
   """Sample-quality fields of summary.json: each metric for the samples and, as `<metric>_floor`, for the
-  real floor set; both against `reference`."""
+  real floor set; both against `reference`. With `labels` (the samples' conditioning labels, the floor
+  set's labels) and a classifier space, also `class_accuracy`: how often the classifier names the class a
+  sample was drawn for (its floor: the classifier's accuracy on the real floor set)."""
   reference_feats, _ = space.embed(reference)
   settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k)
   out: dict[str, Any] = {"feature_space": space.name, "num_samples": len(samples),
                          "num_reference": len(reference), "floor_num_samples": len(floor)}
-  out.update(compare(*space.embed(samples), reference_feats, **settings))
-  out.update({f"{k}_floor": v for k, v in compare(*space.embed(floor), reference_feats, **settings).items()})
+  sample_labels, floor_labels = labels if labels is not None else (None, None)
+  for suffix, examples, example_labels in (("", samples, sample_labels), ("_floor", floor, floor_labels)):
+    feats, probs = space.embed(examples)
+    metrics = compare(feats, probs, reference_feats, **settings)
+    if example_labels is not None and probs is not None:
+      metrics["class_accuracy"] = class_accuracy(probs, example_labels)
+    out.update({f"{k}{suffix}": v for k, v in metrics.items()})
   return out

@@ -1,7 +1,8 @@
 """The DDPM U-Net (Ho et al. 2020): residual blocks with GroupNorm, SiLU, dropout and a projected
 time embedding, self-attention at chosen resolutions, channel multipliers per resolution, skip
 connections from every down-path block to the up path; nearest-neighbour upsampling + 3x3 conv and
-strided 3x3 conv downsampling. (B, H, W, C) images and (B,) times -> (B, H, W, C) predictions.
+strided 3x3 conv downsampling. (B, H, W, C) images and (B,) times -> (B, H, W, C) predictions; with
+num_classes > 0, (B,) labels too, embedded and added to the time embedding (as in Ho & Salimans 2021).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.models import precision
-from gm_jax.models.time_embedding import sinusoidal_embedding
+from gm_jax.models.time_embedding import label_embedding, sinusoidal_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,13 +28,19 @@ class UNetConfig:
   dropout: float = 0.1
   num_groups: int = 32
   compute_dtype: str = "float32"  # of convolutions and matmuls (gm_jax.models.precision)
+  num_classes: int = 0  # > 0: conditioned on a label in [0, num_classes], num_classes being "no label"
 
 
-def group_norm(channels: int, num_groups: int) -> nn.GroupNorm:
+def num_norm_groups(channels: int, num_groups: int) -> int:
+  """The largest divisor of `channels` that is at most num_groups."""
   groups = min(num_groups, channels)
   while channels % groups:
     groups -= 1
-  return nn.GroupNorm(num_groups=groups)
+  return groups
+
+
+def group_norm(channels: int, num_groups: int) -> nn.GroupNorm:
+  return nn.GroupNorm(num_groups=num_norm_groups(channels, num_groups))
 
 
 class ResBlock(nn.Module):
@@ -44,6 +51,12 @@ class ResBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, temb, train: bool):
+    # The time (and label) embedding is a per-channel shift followed by GroupNorm: with one channel per
+    # group the normalization subtracts it again and the block ignores the time.
+    groups = num_norm_groups(self.out_channels, self.num_groups)
+    if self.out_channels // groups < 2:
+      raise ValueError(f"GroupNorm with {groups} groups on {self.out_channels} channels (one channel per group) "
+                       f"removes the time embedding; set model.num_groups to at most {self.out_channels // 2}")
     conv = functools.partial(precision.Conv, dtype=self.dtype)
     h = nn.silu(group_norm(x.shape[-1], self.num_groups)(x))
     h = conv(self.out_channels, (3, 3))(h)
@@ -75,14 +88,14 @@ class UNet(nn.Module):
   config: UNetConfig
 
   @nn.compact
-  def __call__(self, x_BHWC, t_B, train: bool = False):
+  def __call__(self, x_BHWC, t_B, train: bool = False, label_B=None):
     cfg = self.config
     ch, groups = cfg.channels, cfg.num_groups
     dtype = precision.compute_dtype(cfg.compute_dtype)
     conv = functools.partial(precision.Conv, dtype=dtype)
     dense = functools.partial(precision.Dense, dtype=dtype)
     temb = sinusoidal_embedding(t_B, ch)
-    temb = dense(4 * ch)(nn.silu(dense(4 * ch)(temb)))
+    temb = dense(4 * ch)(nn.silu(dense(4 * ch)(temb))) + label_embedding(cfg.num_classes, 4 * ch, label_B)
     h = conv(ch, (3, 3))(x_BHWC)
     skips = [h]
     for level, mult in enumerate(cfg.channel_mults):

@@ -9,6 +9,7 @@ All losses are per example (B,), summed over dimensions, in terms of the noise e
 - continuous_vlb_terms: VDM's ELBO: prior KL + (1/2) E_t[-lambda'(t) ||eps_hat - eps||^2] + reconstruction.
 - discrete-time: the DDPM VLB's KL terms with either fixed reverse variance and the discretized
   Gaussian decoder at t = 0; VDM's T-step diffusion loss.
+- edm_loss: Karras et al.'s (2022) loss, lambda(s) ||x0_hat - x0||^2 at log-normal noise levels s.
 - flow_matching_loss: conditional flow matching, ||velocity_hat - (alpha' x0 + sigma' eps)||^2, read as a
   velocity rather than through the noise error (its weight would diverge where alpha = 0).
 Here lambda(t) = log(alpha_t^2 / sigma_t^2), the log signal-to-noise ratio.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gm_jax.diffusion import preconditioning
 from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.diffusion.processes import DiscreteDDPM, Process, expand, gaussian_prior_kl
 
@@ -66,6 +68,20 @@ def denoising_loss(denoiser: Denoiser, x0, key, weighting: str = "eps", antithet
   t = sample_times(t_key, x0.shape[0], denoiser.process, antithetic)
   eps = jax.random.normal(eps_key, x0.shape)
   return eps_weight(weighting, denoiser.process, t) * noise_error(denoiser, x0, t, eps)
+
+
+def edm_loss(denoiser: Denoiser, x0, key, sigma_data: float, p_mean: float = -1.2, p_std: float = 1.2):
+  """EDM's training loss (Karras et al. 2022, eq. 8 and Table 1): ln s ~ N(p_mean, p_std^2) per example,
+  lambda(s) ||x0_hat - x0||^2 with lambda = (s^2 + sd^2) / (s sd)^2; (B,). s is the noise level of
+  x_t / alpha(t), found as the time whose log-SNR is -2 ln s."""
+  process = denoiser.process
+  s_key, eps_key = jax.random.split(key)
+  log_s = p_mean + p_std * jax.random.normal(s_key, x0.shape[:1])
+  t = process.time_at_log_snr(-2.0 * log_s)
+  eps = jax.random.normal(eps_key, x0.shape)
+  x0_hat = denoiser.predict(process.marginal(x0, t, eps), t, "x0")
+  noise_level = process.sigma(t) / process.alpha(t)
+  return preconditioning.loss_weight(noise_level, sigma_data) * per_example_sum((x0_hat - x0) ** 2)
 
 
 def flow_matching_loss(denoiser: Denoiser, x0, key):

@@ -8,6 +8,7 @@
 - probability_flow_ode: dx/dt = alpha' x0_hat + sigma' eps_hat (= f x - g^2 score / 2) through diffrax
   (Euler, Heun fixed-step; Tsit5 or Dopri5 adaptive); the flow-matching sampler.
 - dpm_solver_pp_2m: DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in log-SNR, for few steps.
+- edm_heun: Karras et al.'s (2022) Heun sampler on rho-warped noise levels, deterministic or with "churn".
 """
 
 from __future__ import annotations
@@ -205,3 +206,51 @@ def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
   x1 = prior_sample(process, key, shape)
   (x, _), _ = jax.lax.scan(body, (x1, jnp.zeros(shape)), jnp.arange(num_steps))
   return x, num_steps
+
+
+def karras_noise_levels(high: float, low: float, num_steps: int, rho: float = 7.0) -> jax.Array:
+  """EDM's num_steps noise levels from `high` down to `low`, equally spaced in s^(1/rho), then 0."""
+  i = jnp.arange(num_steps, dtype=jnp.float32) / max(num_steps - 1, 1)
+  levels = (high ** (1 / rho) + i * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+  return jnp.concatenate([levels, jnp.zeros(1)])
+
+
+def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0, s_tmin: float = 0.0,
+             s_tmax: float = float("inf"), s_noise: float = 1.0, rho: float = 7.0):
+  """Karras et al. (2022), Algorithm 2 (Algorithm 1 when churn = 0): Heun's method on dx/ds = (x - D(x; s)) / s
+  for the scaled variable x = x_t / alpha(t) at noise level s = sigma / alpha, over num_steps rho-warped levels
+  from the process's s(1) to s(t_min) and a last Euler step to s = 0 (so 2 num_steps - 1 evaluations). With
+  churn > 0, each step whose level lies in [s_tmin, s_tmax] first raises it by gamma = min(churn / num_steps,
+  sqrt(2) - 1) with fresh noise of scale s_noise."""
+  process = denoiser.process
+  require_finite_log_snr_at_one(process, "edm_heun")
+  init_key, loop_key = jax.random.split(key)
+  noise_level = lambda t: process.sigma(t) / process.alpha(t)
+  levels = karras_noise_levels(noise_level(jnp.float32(1.0)), noise_level(jnp.float32(process.t_min)), num_steps,
+                               rho)
+  gamma_max = min(churn / num_steps, 2**0.5 - 1)
+
+  def slope(x, s):
+    """(x - D(x; s)) / s, with D read from the denoiser at the time whose noise level is s."""
+    t = process.time_at_log_snr(-2.0 * jnp.log(s))
+    x0_hat = denoiser.predict(process.alpha(t) * x, _batch_times(t, shape), "x0")
+    return (x - x0_hat) / s
+
+  def churned(x, i):
+    s = levels[i]
+    gamma = jnp.where((s >= s_tmin) & (s <= s_tmax), gamma_max, 0.0)
+    s_hat = s * (1.0 + gamma)
+    noise = jax.random.normal(jax.random.fold_in(loop_key, i), shape)
+    # sqrt(s_hat^2 - s^2) written so that gamma = 0 gives exactly 0 (a fused s_hat^2 - s^2 can be -1e-8: NaN).
+    return x + s * jnp.sqrt(gamma * (2.0 + gamma)) * s_noise * noise, s_hat
+
+  def heun_step(x, i):
+    x_hat, s_hat = churned(x, i)
+    d = slope(x_hat, s_hat)
+    x_next = x_hat + (levels[i + 1] - s_hat) * d
+    return x_hat + (levels[i + 1] - s_hat) * 0.5 * (d + slope(x_next, levels[i + 1])), None
+
+  x = prior_sample(process, init_key, shape) / process.alpha(jnp.float32(1.0))
+  x, _ = jax.lax.scan(heun_step, x, jnp.arange(num_steps - 1))
+  x_hat, s_hat = churned(x, num_steps - 1)  # the last step, to s = 0, is Euler: x = D(x_hat; s_hat)
+  return x_hat - s_hat * slope(x_hat, s_hat), 2 * num_steps - 1

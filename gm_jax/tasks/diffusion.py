@@ -1,21 +1,27 @@
-"""Diffusion family (DDPM, VDM, score SDEs, flow matching) through the one trainer.
+"""Diffusion family (DDPM, VDM, score SDEs, EDM, flow matching) through the one trainer.
 
 Data: points (toy2d) are used as they are; integer-level images are scaled to y = 2 k / (K - 1) - 1 in
-[-1, 1]. The network (TimeMLP or UNet) predicts config.model.prediction (eps | x0 | v | score) and is
-read through gm_jax.diffusion.parameterization everywhere, so every loss, sampler and likelihood below
-works with any of them (and velocity, flow matching's, which the interpolant paths need).
+[-1, 1]. The network (TimeMLP or UNet) predicts config.model.prediction (eps | x0 | v | score |
+velocity) and is read through gm_jax.diffusion.parameterization everywhere, so every loss, sampler and
+likelihood below works with any of them (the interpolant paths need velocity, flow matching's).
+With config.model.num_classes > 0 the network is class-conditional on the data's `label`: trained with
+the label replaced by "none" at rate objective.label_dropout, evaluated as log p(x | label), sampled in
+equal runs of each class with classifier-free guidance of scale eval.guidance (0: the conditional model).
 
-config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | linear_interpolant |
+config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | karras | linear_interpolant |
   cosine_interpolant), num_steps (DDPM's T),
-  beta_min/beta_max (VP, sub-VP), sigma_min/sigma_max (VE), gamma_min/gamma_max and learned
-  (fixed | endpoints | network) for VDM.
+  beta_min/beta_max (VP, sub-VP), sigma_min/sigma_max (VE, karras) and rho (karras), gamma_min/gamma_max
+  and learned (fixed | endpoints | network) for VDM.
+config.model: preconditioning = 'edm' wraps the network in EDM's c_skip, c_out, c_in, c_noise (with
+  sigma_data; the network then predicts x0).
 config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood), 'vdm_elbo' (VDM's
-  continuous-time ELBO: prior + diffusion + reconstruction, each logged) or 'flow_matching' (the
-  conditional flow-matching loss on the process's path); antithetic (time sampling).
+  continuous-time ELBO: prior + diffusion + reconstruction, each logged), 'flow_matching' (the
+  conditional flow-matching loss on the process's path) or 'edm' (EDM's weighted x0 loss at log-normal
+  noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
   ode_steps (0: adaptive), sampler
-  (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver), sampler_steps, ddpm_variance (large | small),
-  ddim_eta.
+  (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps, ddpm_variance
+  (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
 Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
   points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
@@ -34,9 +40,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.diffusion import processes
+from gm_jax.diffusion import guidance as classifier_free
+from gm_jax.diffusion import preconditioning, processes
 from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation import ledger
 from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
@@ -49,20 +57,21 @@ from gm_jax.sampling import diffusion as samplers
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
-SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver")
-LOSSES = ("denoising", "vdm_elbo", "flow_matching")
-FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver")  # they start from the SDE or log-SNR at t = 1
+SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
+LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
+FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")  # they start from the SDE or log-SNR at t = 1
 
 
 def make_network(config):
   m = config.model
   if m.net == "mlp":
     return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim,
-                                 compute_dtype=config.train.compute_dtype))
+                                 compute_dtype=config.train.compute_dtype, num_classes=m.num_classes))
   if m.net == "unet":
     return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
                            attention_resolutions=tuple(m.attention_resolutions), dropout=m.dropout,
-                           num_groups=m.num_groups, compute_dtype=config.train.compute_dtype))
+                           num_groups=m.num_groups, compute_dtype=config.train.compute_dtype,
+                           num_classes=m.num_classes))
   raise ValueError(f"unknown config.model.net {m.net!r}; use 'mlp' or 'unet'")
 
 
@@ -81,6 +90,9 @@ def run_sampler(denoiser: Denoiser, key, shape, ev):
     return samplers.probability_flow_ode(denoiser, key, shape, ev.ode_solver, steps, ev.ode_rtol, ev.ode_rtol)
   if name == "dpm_solver":
     return samplers.dpm_solver_pp_2m(denoiser, key, shape, steps)
+  if name == "edm_heun":
+    return samplers.edm_heun(denoiser, key, shape, steps, ev.edm_churn, ev.edm_s_tmin, ev.edm_s_tmax, ev.edm_s_noise,
+                             ev.edm_rho)
   raise ValueError(f"unknown config.eval.sampler {name!r}; choose one of {SAMPLERS}")
 
 
@@ -94,24 +106,41 @@ class DiffusionModel:
 
   def __init__(self, config):
     pc, self.prediction = config.process, config.model.prediction
+    self.num_classes = config.model.num_classes
+    if config.model.preconditioning not in ("none", "edm"):
+      raise ValueError(f"unknown config.model.preconditioning {config.model.preconditioning!r}; use 'none' or 'edm'")
+    self.sigma_data = config.model.sigma_data if config.model.preconditioning == "edm" else None
+    if self.sigma_data is not None and self.prediction != "x0":
+      raise ValueError("EDM preconditioning makes the network's output an x0 prediction; set model.prediction='x0'")
     self.net = make_network(config)
     self.fixed_process = processes.make_process(pc)
     self.learned = pc.name == "vdm" and pc.learned != "fixed"
     self.schedule = LearnedGamma(pc.gamma_min, pc.gamma_max, pc.learned) if self.learned else None
 
   def init(self, key, x):
-    params = {"net": self.net.init(key, x, jnp.zeros(x.shape[:1]))["params"]}
+    label = jnp.zeros(x.shape[:1], jnp.int32) if self.num_classes else None
+    params = {"net": self.net.init(key, x, jnp.zeros(x.shape[:1]), label_B=label)["params"]}
     if self.learned:
       params["schedule"] = self.schedule.init(key, jnp.zeros((1,)))["params"]
     return params
 
-  def denoiser(self, params, train: bool = False, key=None) -> Denoiser:
+  def denoiser(self, params, train: bool = False, key=None, label=None, guidance: float = 0.0) -> Denoiser:
+    """The network as a Denoiser; a class-conditional one given (B,) `label`s, with classifier-free
+    guidance of scale `guidance` (gm_jax.diffusion.guidance)."""
     process = self.fixed_process
     if self.learned:
       process = processes.LogSNRProcess(lambda t: -self.schedule.apply({"params": params["schedule"]}, t))
     rngs = {"dropout": key} if train else {}
-    apply_fn = lambda x_t, t: self.net.apply({"params": params["net"]}, x_t, t, train, rngs=rngs)
-    return Denoiser(apply_fn, self.prediction, process)
+    net = lambda x_t, t, y: self.net.apply({"params": params["net"]}, x_t, t, train, y, rngs=rngs)
+    if self.sigma_data is not None:
+      net = preconditioning.precondition(net, process, self.sigma_data)
+    if label is None:
+      return Denoiser(lambda x_t, t: net(x_t, t, None), self.prediction, process)
+    return Denoiser(classifier_free.guided(net, label, self.num_classes, guidance), self.prediction, process)
+
+  def sample_labels(self, n: int) -> np.ndarray:
+    """n labels in equal contiguous runs of each class (one row per class in a square sample grid)."""
+    return (np.arange(n) * self.num_classes // n).astype(np.int32)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -133,6 +162,12 @@ def build(config, dataset: Dataset) -> Task:
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
     raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {config.process.name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
+  conditional = model.num_classes > 0
+  if conditional and "label" not in dataset.train[np.arange(1)]:
+    raise ValueError(f"model.num_classes={model.num_classes} conditions on labels, which data {dataset.name!r} "
+                     f"lacks; set model.num_classes=0")
+  if ev.guidance and not conditional:
+    raise ValueError("eval.guidance needs a class-conditional model; set model.num_classes or eval.guidance=0")
   if ev.sampler in FINITE_LOG_SNR_SAMPLERS:
     samplers.require_finite_log_snr_at_one(model.fixed_process, ev.sampler)
   if is_image:
@@ -158,13 +193,18 @@ def build(config, dataset: Dataset) -> Task:
 
   def loss_fn(params, model_state, batch, key):
     x = to_model_space(batch["x"])
-    net_key, loss_key = jax.random.split(key)
-    d = denoiser(params["model"], train=True, key=net_key)
+    net_key, loss_key, label_key = jax.random.split(key, 3)
+    label = None
+    if conditional:  # label dropout trains the unconditional model beside the conditional one
+      label = classifier_free.drop_labels(label_key, batch["label"], obj.label_dropout, model.num_classes)
+    d = denoiser(params["model"], train=True, key=net_key, label=label)
     metrics = {}
     if obj.loss == "denoising":
       per_example = objectives.denoising_loss(d, x, loss_key, obj.weighting, obj.antithetic)
     elif obj.loss == "flow_matching":
       per_example = objectives.flow_matching_loss(d, x, loss_key)
+    elif obj.loss == "edm":
+      per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean, obj.edm_p_std)
     else:  # vdm_elbo
       terms = objectives.continuous_vlb_terms(d, x, loss_key, reconstruction_nll, obj.antithetic)
       per_example = sum(terms.values())
@@ -174,7 +214,7 @@ def build(config, dataset: Dataset) -> Task:
 
   def eval_fn(params, model_state, batch, key):
     x = to_model_space(batch["x"])
-    d = denoiser(params["model"])
+    d = denoiser(params["model"], label=batch["label"] if conditional else None)  # log p(x | label)
     out = {}
     # Every batch comes with the same key: each example draws from its own, keyed by its index in the split,
     # so no two batches share noise and an example's does not depend on how the split is batched.
@@ -197,7 +237,8 @@ def build(config, dataset: Dataset) -> Task:
     return out
 
   def sample(params, model_state, key, n):
-    x, nfe = run_sampler(denoiser(params["model"]), key, (n, *spec.shape), ev)
+    label = jnp.asarray(model.sample_labels(n)) if conditional else None
+    x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key, (n, *spec.shape), ev)
     if is_image:
       x = to_levels(x, levels)
     return x, {"nfe": nfe}
@@ -218,7 +259,7 @@ def build(config, dataset: Dataset) -> Task:
     return out
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
-              summarize=summarize, sample_fn=sample)
+              summarize=summarize, sample_fn=sample, sample_labels=model.sample_labels if conditional else None)
 
 
 def default_config():
@@ -239,6 +280,7 @@ def default_config():
   config.process.gamma_min = -13.3
   config.process.gamma_max = 5.0
   config.process.learned = "fixed"
+  config.process.rho = 7.0  # karras: the warp of its noise levels
   config.model.net = "mlp"
   config.model.prediction = "eps"
   config.model.hidden = (256, 256, 256)
@@ -249,10 +291,16 @@ def default_config():
   config.model.attention_resolutions = (4,)
   config.model.dropout = 0.1
   config.model.num_groups = 32
+  config.model.num_classes = 0  # > 0: class-conditional (the data's `label`)
+  config.model.preconditioning = "none"  # 'edm': Karras et al.'s c_skip, c_out, c_in, c_noise around the network
+  config.model.sigma_data = 0.5  # the data's standard deviation, for EDM's preconditioning and loss
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "denoising"
   config.objective.weighting = "eps"
   config.objective.antithetic = False
+  config.objective.edm_p_mean = -1.2  # loss 'edm': ln(noise level) ~ N(p_mean, p_std^2)
+  config.objective.edm_p_std = 1.2
+  config.objective.label_dropout = 0.1  # class-conditional: the rate at which the label is replaced by none
   config.eval.vlb = True
   config.eval.vlb_time_samples = 16  # diffusion-term draws per example for a continuous-time VLB
   config.eval.ode = True
@@ -264,15 +312,21 @@ def default_config():
   config.eval.sampler_steps = 100
   config.eval.ddpm_variance = "large"
   config.eval.ddim_eta = 0.0
+  config.eval.edm_churn = 0.0  # edm_heun: S_churn (0: deterministic), S_tmin, S_tmax, S_noise, rho
+  config.eval.edm_s_tmin = 0.0
+  config.eval.edm_s_tmax = 1e9
+  config.eval.edm_s_noise = 1.0
+  config.eval.edm_rho = 7.0
+  config.eval.guidance = 0.0  # classifier-free guidance scale w of class-conditional samples (0: none)
   return config
 
 
 def tiny(config) -> None:
   """The diffusion family's `:tiny` size: one U-Net resolution (tests/models/test_unet.py covers the
-  others), 8 channels, 20 discrete steps, and every evaluation path in its fewest steps."""
+  others), 8 channels in 2 groups, 20 discrete steps, and every evaluation path in its fewest steps."""
   config.process.num_steps = 20
   config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
-                      attention_resolutions=())
+                      attention_resolutions=(), num_groups=2)
   config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2,
                      sampler_steps=min(config.eval.sampler_steps, 4))
 
@@ -293,3 +347,14 @@ def use_flow_matching(config, path: str = "linear_interpolant") -> None:
   config.model.prediction = "velocity"
   config.objective.loss = "flow_matching"
   config.eval.update(vlb=False, sampler="ode", sampler_steps=20)
+
+
+def use_edm(config, sampler_steps: int = 18) -> None:
+  """EDM's recipe (Karras et al. 2022, "config F" of Table 2 without its architecture): noise levels from
+  0.002 to 80 warped by rho = 7, the preconditioned network as an x0 prediction, the log-normal training
+  noise levels and loss weighting, and the deterministic Heun sampler in `sampler_steps` levels
+  (2 sampler_steps - 1 network evaluations: 35 for 18)."""
+  config.process.update(name="karras", sigma_min=0.002, sigma_max=80.0, rho=7.0)
+  config.model.update(preconditioning="edm", prediction="x0", sigma_data=0.5)
+  config.objective.loss = "edm"
+  config.eval.update(sampler="edm_heun", sampler_steps=sampler_steps)

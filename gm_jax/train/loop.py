@@ -226,9 +226,13 @@ class Experiment:
     reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
     floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
     reference = reference_split[np.arange(min(len(reference_split), ev.quality_reference_max))]["x"]
-    floor = floor_split[np.arange(min(len(floor_split), n))]["x"]
-    result = quality_report.report(space, samples, reference, floor, kid_subsets=ev.kid_subsets,
-                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k)
+    floor = floor_split[np.arange(min(len(floor_split), n))]
+    labels = None
+    if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
+      chunk = min(n, ev.quality_batch_size)
+      labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
+    result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
+                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels)
     return {**result, **info, "sample_ms_per_1000": 1e6 * seconds / n}
 
   def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:

@@ -17,6 +17,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import numpy as np
 
 Params = dict[str, Any]
 ModelState = dict[str, Any]
@@ -77,6 +78,8 @@ class Task:
   summarize(eval_means) -> further summary fields of the family (e.g. a second bound).
   pictures_fn(params, model_state, key, test_batch) -> {name: images} of further pictures (e.g.
     reconstructions), saved beside the samples as samples/<name>_step_XXXXXXX.png.
+  sample_labels(n) -> the (n,) class labels a class-conditional sample_fn gives its n samples (None:
+    unconditional); the sample-quality report then scores the feature classifier's accuracy on them.
   """
 
   init: Callable[[jax.Array, Batch], dict[str, dict[str, Any]]]
@@ -86,6 +89,7 @@ class Task:
   summarize: Callable[[dict[str, float]], dict[str, Any]] | None = None
   sample_fn: SampleFn | None = None
   pictures_fn: Callable[[Params, ModelState, jax.Array, Batch], dict[str, jax.Array]] | None = None
+  sample_labels: Callable[[int], np.ndarray] | None = None
 
   @property
   def networks(self) -> tuple[str, ...]:

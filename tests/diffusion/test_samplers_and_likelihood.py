@@ -152,6 +152,7 @@ NFE_CASES = {
     "ode_dopri5_adaptive": (VE, functools.partial(samplers.probability_flow_ode, solver="dopri5", rtol=1e-3,
                                                   atol=1e-3)),
     "dpm_solver_pp_2m": (VP, functools.partial(samplers.dpm_solver_pp_2m, num_steps=10)),
+    "edm_heun": (processes.KarrasProcess(), functools.partial(samplers.edm_heun, num_steps=6)),
     "likelihood_tsit5_exact": (VP, lambda d, k, shape: ode_log_likelihood(d, data(k, shape[0]))),
     "likelihood_dopri5_hutchinson": (VE, lambda d, k, shape: ode_log_likelihood(
         d, data(k, shape[0]), k, exact_trace=False, solver="dopri5", rtol=1e-3, atol=1e-3)),

@@ -46,6 +46,23 @@ def test_report_judges_samples_against_the_floor():
   assert "inception_score" not in out_good  # raw features have no classifier
 
 
+def test_report_scores_the_class_accuracy_of_labelled_samples_and_of_the_floor():
+  """A classifier space that calls x[:, 0] > 0 class 1: samples drawn for labels 0, 1 score the fraction
+  on the right side; the floor's accuracy is on its own labels; no labels, no accuracy."""
+  space = feature_spaces.FeatureSpace(
+      "sign", lambda x: (x, np.stack([x[:, 0] <= 0, x[:, 0] > 0], axis=1).astype(np.float64)))
+  rng = np.random.default_rng(3)
+  samples = rng.normal(size=(400, 2)) + np.array([2.0, 0.0])  # all but ~2% on the class-1 side
+  sample_labels = np.repeat([0, 1], 200)
+  floor = rng.normal(size=(400, 2))
+  floor_labels = (floor[:, 0] > 0).astype(int)
+  settings = dict(kid_subsets=4, kid_subset_size=100, prdc_k=5)
+  out = quality_report.report(space, samples, floor, floor, labels=(sample_labels, floor_labels), **settings)
+  assert out["class_accuracy"] == np.mean((samples[:, 0] > 0) == sample_labels) == pytest.approx(0.5, abs=0.02)
+  assert out["class_accuracy_floor"] == 1.0
+  assert "class_accuracy" not in quality_report.report(space, samples, floor, floor, **settings)
+
+
 def test_resolve_feature_space_names():
   assert feature_spaces.resolve_name("auto", "toy2d", "points") == "raw"
   assert feature_spaces.resolve_name("auto", "digits", "image") == "digits"

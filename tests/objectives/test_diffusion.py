@@ -64,12 +64,14 @@ LOSSES = {
     "ve_dsm": lambda d, x, k: objectives.denoising_loss(d, x, k, "eps"),
     "vdm_continuous": lambda d, x, k: objectives.continuous_diffusion_loss(d, x, k),
     "vdm_discrete": lambda d, x, k: objectives.discrete_diffusion_loss(d, x, k, 100),
+    "edm": lambda d, x, k: objectives.edm_loss(d, x, k, sigma_data=0.5),
     "flow_matching_linear": objectives.flow_matching_loss,
     "flow_matching_cosine": objectives.flow_matching_loss,
 }
 PROCESS = {"ddpm_simple": DDPM, "ddpm_x0": DDPM, "vp_v": VP, "vp_likelihood_dsm": VP, "ve_dsm": VE,
            "vdm_continuous": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
            "vdm_discrete": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
+           "edm": processes.KarrasProcess(sigma_min=1e-4, sigma_max=1e3),
            "flow_matching_linear": processes.LinearInterpolant(), "flow_matching_cosine": processes.CosineInterpolant()}
 
 
