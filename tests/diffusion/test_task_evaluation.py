@@ -15,7 +15,8 @@ MEAN, VAR = 0.2, 0.5  # the data N(MEAN, VAR I) in model space, whose exact deno
 
 
 def _task(monkeypatch, num_examples: int, process: str = "vp", num_steps: int = 1000, **eval_fields):
-  exact = lambda self, params, train=False, key=None: isotropic_denoiser(self.fixed_process, MEAN, VAR)
+  exact = lambda self, params, train=False, key=None, label=None: isotropic_denoiser(self.fixed_process, MEAN,
+                                                                                     VAR)
   monkeypatch.setattr(diffusion_task.DiffusionModel, "denoiser", exact)
   config = diffusion_task.default_config()
   config.process.update(name=process, num_steps=num_steps)
