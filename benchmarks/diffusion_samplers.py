@@ -36,6 +36,7 @@ from gm_jax.tasks.diffusion import DiffusionModel, to_levels
 config_flags.DEFINE_config_file("config", None, "The trained run's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained run's workdir.")
 flags.DEFINE_integer("num_samples", 5000, "Samples per sampler setting.")
+flags.DEFINE_list("samplers", [], "Only these samplers of the grid (e.g. ode_heun,edm_heun); default: all.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -47,14 +48,16 @@ def energy_distance(x, y) -> float:
 
 def settings(process, images: bool = False) -> list[tuple[str, dict]]:
   """The (sampler, arguments) grid: DDIM at the NFE of the cross-method comparison (5, 10, 20, 35, 100; on
-  the linear interpolant it is Euler on the flow-matching ODE) and at 50. On images (a U-Net per
+  the linear interpolant it is Euler on the flow-matching ODE) and at 50, EDM's Heun at 5, 9, 19 and 35,
+  the probability-flow ODE by Heun. On images (a U-Net per
   evaluation) the few-step deterministic samplers only: the run's own evaluation already scores its
   configured sampler. Samplers that need a finite log-SNR at t = 1 are left out for flow-matching paths."""
   finite_log_snr = not process.ends_in_pure_noise
   runs = [("ddim", {"num_steps": n}) for n in (5, 10, 20, 35, 50, 100)]
   if finite_log_snr:
     runs += [("dpm_solver_pp_2m", {"num_steps": n}) for n in (5, 10, 20)]
-  runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in ((10, 25) if images else (10, 25, 50))]
+    runs += [("edm_heun", {"num_steps": n}) for n in (3, 5, 10, 18)]  # NFE 5, 9, 19, 35
+  runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in ((5, 10, 25) if images else (10, 25, 50))]
   if images:
     return runs
   runs += [("ode_tsit5_adaptive", {"solver": "tsit5", "rtol": 1e-3, "atol": 1e-3}),
@@ -67,7 +70,7 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
   return runs
 
 
-SAMPLER_FNS = {"ddim": samplers.ddim, "dpm_solver_pp_2m": samplers.dpm_solver_pp_2m,
+SAMPLER_FNS = {"ddim": samplers.ddim, "dpm_solver_pp_2m": samplers.dpm_solver_pp_2m, "edm_heun": samplers.edm_heun,
                "ode_heun": samplers.probability_flow_ode, "ode_tsit5_adaptive": samplers.probability_flow_ode,
                "euler_maruyama": samplers.euler_maruyama, "predictor_corrector": samplers.predictor_corrector,
                "ddpm_ancestral": samplers.ddpm_ancestral}
@@ -103,7 +106,10 @@ def main(argv):
     floor_feats, floor_probs = space.embed(exp.dataset.train[np.arange(min(n, len(exp.dataset.train)))]["x"])
     floor = quality_report.compare(floor_feats, floor_probs, reference_feats, **quality)
   rows = []
-  for name, kwargs in settings(denoiser.process, images=space is not None):
+  grid = settings(denoiser.process, images=space is not None)
+  if flags.FLAGS.samplers:
+    grid = [(name, kwargs) for name, kwargs in grid if name in flags.FLAGS.samplers]
+  for name, kwargs in grid:
     fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs: fn(denoiser, key, (n, *spec.shape), **kwargs))
     fn(jax.random.key(0))  # compile
     start = time.perf_counter()

@@ -10,7 +10,10 @@ Command:
   python experiments/main.py --config=experiments/configs/digits_flow_matching.py \
       --workdir=/tmp/gm_jax/digits_flow_matching
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2): see docs/BASELINES.md, "Flow matching".
+Our result (jax 0.10.2, 15 min with evaluation, the 2 cores partly shared): ODE bound 102.60 nats =
+  2.313 bits/dim; FD-digits of 1,000 samples 45.3 at 121 NFE (data floor 46.9; digits_ddpm 51.4 at 1000
+  NFE), KID -5.2, precision 0.936, recall 0.973, density 0.859, coverage 1.000, IS 9.63. FD against NFE
+  in docs/BASELINES.md, "Flow matching, EDM and classifier-free guidance".
 Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 """
 

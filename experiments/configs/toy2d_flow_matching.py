@@ -8,7 +8,10 @@ Command:
   python experiments/main.py --config=experiments/configs/toy2d_flow_matching.py \
       --workdir=/tmp/gm_jax/toy2d_flow_matching_DIST --config.data.distribution=DIST
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2): see docs/BASELINES.md, "Flow matching".
+Our result (jax 0.10.2): test NLL by the ODE -2.869 nats on the ring (entropy floor -2.906, gap 0.037),
+  0.916 on two moons (floor 0.898, gap 0.018), 2.278 on the checkerboard (floor 2.079, gap 0.199: its
+  sharp-edged squares); samples at the data floor's FD in all three (docs/BASELINES.md, "Flow matching,
+  EDM and classifier-free guidance").
 Paper: Lipman et al. and Liu et al. report no 2-D likelihoods; the floor is the entropy of the data
   distribution.
 """
