@@ -13,7 +13,11 @@ Command:
   python experiments/main.py --config=experiments/configs/digits_flow_matching_conditional.py \
       --workdir=/tmp/gm_jax/digits_flow_matching_conditional
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2): see docs/BASELINES.md, "Flow matching".
+Our result (jax 0.10.2, 15.0 min, the 2 cores partly shared): ODE bound on log p(x | label) 98.64 nats =
+  2.224 bits/dim. Samples at w = 1 (this config): class accuracy 100.0 %, FD-digits 86.3 (data floor
+  46.9), recall 0.730; at w = 0 (--mode=eval --config.eval.guidance=0): 98.3 %, FD 34.9, recall 0.927;
+  at w = 3: 100.0 %, FD 181.0, recall 0.467 (docs/BASELINES.md, "Flow matching, EDM and
+  classifier-free guidance").
 Paper: none on digits (Ho & Salimans report ImageNet 64x64 FID/IS against w).
 """
 
