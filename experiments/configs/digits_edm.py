@@ -10,7 +10,11 @@ uniform dequantization, Hutchinson trace), both on the discrete data; FD-digits 
 Command:
   python experiments/main.py --config=experiments/configs/digits_edm.py --workdir=/tmp/gm_jax/digits_edm
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2): see docs/BASELINES.md, "Flow matching and EDM".
+Our result (jax 0.10.2, 10.9 min with evaluation on a quiet machine): FD-digits of 1,000 samples 45.1 at
+  35 NFE (data floor 46.9), KID 4.4, precision 0.915, recall 0.947, density 0.824, coverage 1.000, IS
+  9.67; ODE bound 102.87 nats = 2.319 bits/dim; the ELBO is loose, 216.49 nats = 4.880 bits/dim (EDM's
+  log-normal weighting spends little training at the small noise levels the bound needs). FD against NFE
+  in docs/BASELINES.md, "Flow matching, EDM and classifier-free guidance".
 Paper: none on digits; CIFAR-10 in edm_cifar10.py.
 """
 
