@@ -206,25 +206,22 @@ class LogSNRProcess(Process):
     return jax.nn.sigmoid(-self.log_snr(t))
 
 
+def rho_warp(start, end, u, rho: float):
+  """(start^(1/rho) + u (end^(1/rho) - start^(1/rho)))^rho: EDM's noise levels, equally spaced in s^(1/rho)."""
+  return (start ** (1 / rho) + u * (end ** (1 / rho) - start ** (1 / rho))) ** rho
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class KarrasProcess(Process):
-  """x_t = x_0 + sigma(t) eps on EDM's rho-warped noise levels from sigma_min (t = 0) to sigma_max (t = 1)."""
+class KarrasProcess(VESDE):
+  """The VE process on EDM's rho-warped noise levels: sigma(t) = rho_warp(sigma_min, sigma_max, t, rho)."""
 
   sigma_min: float = 0.002
   sigma_max: float = 80.0
-  rho: float = 7.0
   t_min: float = 0.0
-
-  @property
-  def prior_std(self) -> float:
-    return self.sigma_max
-
-  def log_alpha(self, t):
-    return jnp.zeros_like(jnp.asarray(t, jnp.float32))
+  rho: float = 7.0
 
   def sigma(self, t):
-    low, high = self.sigma_min ** (1 / self.rho), self.sigma_max ** (1 / self.rho)
-    return (low + jnp.asarray(t, jnp.float32) * (high - low)) ** self.rho
+    return rho_warp(self.sigma_min, self.sigma_max, jnp.asarray(t, jnp.float32), self.rho)
 
   def sigma2(self, t):
     return self.sigma(t) ** 2
@@ -297,7 +294,7 @@ def make_process(cfg) -> Process:
   if name == "vdm":
     return LogSNRProcess(linear_log_snr(-cfg.gamma_min, -cfg.gamma_max))
   if name == "karras":
-    return KarrasProcess(cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    return KarrasProcess(sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho)
   if name == "linear_interpolant":
     return LinearInterpolant()
   if name == "cosine_interpolant":

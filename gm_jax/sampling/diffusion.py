@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from gm_jax.diffusion.denoiser import Denoiser
-from gm_jax.diffusion.processes import DiscreteDDPM, Process, expand
+from gm_jax.diffusion.processes import DiscreteDDPM, Process, expand, rho_warp
 from gm_jax.objectives.diffusion import posterior_coefficients, reverse_variance
 
 
@@ -210,9 +210,8 @@ def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):
 
 def karras_noise_levels(high: float, low: float, num_steps: int, rho: float = 7.0) -> jax.Array:
   """EDM's num_steps noise levels from `high` down to `low`, equally spaced in s^(1/rho), then 0."""
-  i = jnp.arange(num_steps, dtype=jnp.float32) / max(num_steps - 1, 1)
-  levels = (high ** (1 / rho) + i * (low ** (1 / rho) - high ** (1 / rho))) ** rho
-  return jnp.concatenate([levels, jnp.zeros(1)])
+  u = jnp.arange(num_steps, dtype=jnp.float32) / max(num_steps - 1, 1)
+  return jnp.concatenate([rho_warp(high, low, u, rho), jnp.zeros(1)])
 
 
 def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0, s_tmin: float = 0.0,

@@ -57,16 +57,16 @@ def coefficients(process: processes.Process, t) -> Coefficients:
       return Coefficients(alpha2, (1.0 - alpha2) ** 2, -0.5 * beta, beta * (1.0 - alpha2**2),
                           beta * (1.0 + alpha2) / (1.0 - alpha2))
     return Coefficients(alpha2, 1.0 - alpha2, -0.5 * beta, beta, beta / (1.0 - alpha2))
-  if isinstance(process, processes.VESDE):
-    log_ratio = np.log(process.sigma_max / process.sigma_min)
-    sigma2 = (process.sigma_min * (process.sigma_max / process.sigma_min) ** t) ** 2
-    return Coefficients(np.ones_like(t), sigma2, np.zeros_like(t), 2.0 * log_ratio * sigma2,
-                        np.full_like(t, 2.0 * log_ratio))
   if isinstance(process, processes.KarrasProcess):  # alpha = 1, sigma = (a + t (b - a))^rho
     a, b, rho = process.sigma_min ** (1 / process.rho), process.sigma_max ** (1 / process.rho), process.rho
     sigma = (a + t * (b - a)) ** rho
     d_sigma = rho * (b - a) * (a + t * (b - a)) ** (rho - 1)
     return Coefficients(np.ones_like(t), sigma**2, np.zeros_like(t), 2 * sigma * d_sigma, 2 * d_sigma / sigma)
+  if isinstance(process, processes.VESDE):
+    log_ratio = np.log(process.sigma_max / process.sigma_min)
+    sigma2 = (process.sigma_min * (process.sigma_max / process.sigma_min) ** t) ** 2
+    return Coefficients(np.ones_like(t), sigma2, np.zeros_like(t), 2.0 * log_ratio * sigma2,
+                        np.full_like(t, 2.0 * log_ratio))
   if isinstance(process, processes.LinearInterpolant):  # alpha = 1 - t, sigma = t
     with np.errstate(divide="ignore"):
       return Coefficients((1.0 - t) ** 2, t**2, -1.0 / (1.0 - t), 2.0 * t / (1.0 - t), 2.0 / (t * (1.0 - t)))
