@@ -7,6 +7,9 @@ Discriminator: 4x4 stride-2 conv + LeakyReLU(0.2) -> 4x4 stride-2 convs with nor
 doubling the width -> an s x s valid conv to one logit. All weights start from N(0, 0.02) and BatchNorm
 scales from N(1, 0.02), as the seed's weights_init. For WGAN-GP the critic's normalization must not mix
 examples: `norm='layer'` (or 'none') replaces BatchNorm there.
+Class-conditional (num_classes > 0): the generator reads z with the label's one-hot vector appended, and
+the discriminator is a projection discriminator (Miyato & Koyama 2018): its logit gains the inner product
+of a learned class vector with the features phi(x) its last (linear) layer reads.
 
 The transposed convolution is computed in its sub-pixel form: a stride-2, 5x5 transposed convolution
 equals a 3x3 convolution to 4x the channels followed by depth-to-space (each output parity only meets
@@ -24,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax.models import precision
+from gm_jax.models import labels, precision
 
 dcgan_init = nn.initializers.normal(0.02)
 
@@ -113,12 +116,14 @@ class DCGANGenerator(nn.Module):
   channels: int = 3
   features: int = 64
   compute_dtype: str = "float32"  # of matmuls and convolutions; BatchNorm statistics stay float32
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, label_B=None, train: bool = True):
     n, base = _num_upsamplings(self.image_size)
     width = self.features * 2 ** (n - 1)
     dtype = precision.compute_dtype(self.compute_dtype)
+    z = labels.append_one_hot(z, label_B, self.num_classes)
     h = precision.Dense(width * base * base, dtype=dtype, use_bias=False, kernel_init=dcgan_init)(z)
     h = nn.relu(_batch_norm(train)(h))
     # PyTorch views the vector as (C, s, s): reorder to (s, s, C) for NHWC.
@@ -136,9 +141,10 @@ class DCGANDiscriminator(nn.Module):
   features: int = 64
   norm: str = "batch"  # batch | layer | none
   compute_dtype: str = "float32"  # of the convolutions; normalization statistics stay float32
+  num_classes: int = 0
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, label_B=None, train: bool = True):
     n, base = _num_upsamplings(self.image_size)
     dtype = precision.compute_dtype(self.compute_dtype)
     conv = lambda f, k, s, p: precision.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)),
@@ -155,4 +161,5 @@ class DCGANDiscriminator(nn.Module):
       elif self.norm != "none":
         raise ValueError(f"unknown discriminator norm {self.norm!r}; use batch, layer or none")
       h = nn.leaky_relu(h, 0.2)
-    return conv(1, base, 1, 0)(h).reshape(x.shape[0])
+    logit = conv(1, base, 1, 0)(h).reshape(x.shape[0])  # a linear function of phi(x) = h
+    return logit + labels.projection(h.reshape(x.shape[0], -1), label_B, self.num_classes)

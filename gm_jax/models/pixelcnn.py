@@ -10,6 +10,9 @@ so the logits for sub-pixel (i, j, c) may depend only on rows < i, on row i colu
   input groups < g, mask B (later layers, 1x1 convolutions) groups <= g. With one channel, mask A
   removes the centre tap entirely.
 - Gated activation tanh(a) * sigmoid(b); residual connections in the horizontal stack.
+- Class-conditional (num_classes > 0, the paper's conditional PixelCNN): a learned projection of the
+  label's one-hot vector is added to both stacks' gate pre-activations in every block, the same at every
+  position, so p(x | label) keeps the raster order's factorization.
 Together the stacks see every earlier sub-pixel (no blind spot), which the tests check.
 """
 
@@ -23,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax.models import precision
+from gm_jax.models import labels, precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +40,7 @@ class PixelCNNConfig:
   head_features: int = 256  # a multiple of C
   dropout: float = 0.0  # on the gated horizontal features, before their 1x1 convolution
   compute_dtype: str = "float32"  # of the convolutions (gm_jax.models.precision); logits stay float32
+  num_classes: int = 0  # > 0: conditional on a label in [0, num_classes)
 
 
 def channel_groups(num_features: int, num_channels: int) -> np.ndarray:
@@ -112,15 +116,17 @@ class GatedBlock(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, v, h, train: bool = False):
+  def __call__(self, v, h, train: bool = False, label_BK=None):
     f, c = self.features, self.num_channels
     groups = channel_groups(f, c)
     doubled = np.concatenate([groups, groups])  # the gate pairs feature i with feature f + i
     in_groups = np.arange(c) if self.first else groups
     v_pre = vertical_conv(2 * f, self.kernel, v.shape[-1], self.dtype)(v)
-    link = precision.Conv(2 * f, (1, 1), dtype=self.dtype, name="vertical_to_horizontal")(shift_down(v_pre))
-    mask_type = "A" if self.first else "B"
-    h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, mask_type, self.dtype)(h) + link
+    h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, "A" if self.first else "B", self.dtype)(h)
+    if label_BK is not None:  # the label's bias on both gates, the same at every position
+      v_pre = v_pre + nn.Dense(2 * f, name="label_to_vertical")(label_BK)[:, None, None]
+      h_pre = h_pre + nn.Dense(2 * f, name="label_to_horizontal")(label_BK)[:, None, None]
+    h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype, name="vertical_to_horizontal")(shift_down(v_pre))
     h_gated = nn.Dropout(self.dropout, deterministic=not train)(gate(h_pre))
     h_out = MaskedConv(f, centre_mask(groups, groups, "B")[None, None], ((0, 0), (0, 0)), self.dtype)(h_gated)
     if not self.first:
@@ -136,20 +142,21 @@ class PixelCNN(nn.Module):
   def scaled_input(self, x_BHWC):
     return x_BHWC.astype(jnp.float32) * (2.0 / (self.config.num_levels - 1)) - 1.0
 
-  def __call__(self, x_BHWC, train: bool = False):
-    return self.logits_from_scaled(self.scaled_input(x_BHWC), train)
+  def __call__(self, x_BHWC, train: bool = False, label_B=None):
+    return self.logits_from_scaled(self.scaled_input(x_BHWC), train, label_B)
 
   @nn.compact
-  def logits_from_scaled(self, x, train: bool = False):
+  def logits_from_scaled(self, x, train: bool = False, label_B=None):
     """The network on inputs already in [-1, 1]; continuous, so its Jacobian shows the dependencies."""
     cfg = self.config
+    label_BK = labels.one_hot(label_B, cfg.num_classes)
     c, levels = cfg.shape[-1], cfg.num_levels
     dtype = precision.compute_dtype(cfg.compute_dtype)
     v = h = x
     for i in range(cfg.num_layers):
       kernel = cfg.first_kernel if i == 0 else cfg.kernel
       v, h = GatedBlock(cfg.features, kernel, c, first=i == 0, dropout=cfg.dropout, dtype=dtype,
-                        name=f"block_{i}")(v, h, train)
+                        name=f"block_{i}")(v, h, train, label_BK)
     groups = channel_groups(cfg.features, c)
     head_groups = channel_groups(cfg.head_features, c)
     out_groups = np.repeat(np.arange(c), levels)  # logits laid out (C, levels)
@@ -160,15 +167,16 @@ class PixelCNN(nn.Module):
                    dtype=dtype, name="head_logits")(nn.relu(y))
     return y.reshape(*y.shape[:-1], c, levels)
 
-  def sample(self, key: jax.Array, num: int, temperature: float = 1.0) -> jax.Array:
-    """Raster-order ancestral sampling: one network evaluation per sub-pixel."""
+  def sample(self, key: jax.Array, num: int, temperature: float = 1.0, label_B=None) -> jax.Array:
+    """Raster-order ancestral sampling (given (num,) labels if conditional): one network evaluation per
+    sub-pixel."""
     h, w, c = self.config.shape
     x = jnp.zeros((num, h, w, c), jnp.int32)
 
     def body(position, x):
       i, rest = jnp.divmod(position, w * c)
       j, ch = jnp.divmod(rest, c)
-      logits = self(x)[:, i, j, ch] / temperature
+      logits = self(x, label_B=label_B)[:, i, j, ch] / temperature
       value = jax.random.categorical(jax.random.fold_in(key, position), logits)
       return x.at[:, i, j, ch].set(value.astype(jnp.int32))
 

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.models import labels
 from gm_jax.models.pixelcnn import MaskedConv, PixelCNN, centre_mask, channel_groups, horizontal_conv
 
 
@@ -166,8 +167,10 @@ class PixelRNN(nn.Module):
   sample = PixelCNN.sample  # raster-order ancestral sampling, one network evaluation per sub-pixel
 
   @nn.compact
-  def logits_from_scaled(self, x, train: bool = False):
-    """The network on inputs already in [-1, 1]; continuous, so its Jacobian shows the dependencies."""
+  def logits_from_scaled(self, x, train: bool = False, label_B=None):
+    """The network on inputs already in [-1, 1]; continuous, so its Jacobian shows the dependencies.
+    Unconditional: `label_B` must be None."""
+    labels.check(label_B, 0)
     cfg = self.config
     c, levels = cfg.shape[-1], cfg.num_levels
     groups = channel_groups(cfg.features, c)

@@ -7,9 +7,8 @@ import functools
 
 import flax.linen as nn
 
-from gm_jax.models import precision
-
-from gm_jax.models.time_embedding import label_embedding, sinusoidal_embedding
+from gm_jax.models import labels, precision
+from gm_jax.models.time_embedding import sinusoidal_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +31,7 @@ class TimeMLP(nn.Module):
     cfg = self.config
     dense = functools.partial(precision.Dense, dtype=precision.compute_dtype(cfg.compute_dtype))
     temb = nn.silu(dense(cfg.time_dim)(sinusoidal_embedding(t_B, cfg.time_dim))
-                   + label_embedding(cfg.num_classes, cfg.time_dim, label_B))
+                   + labels.embedding(cfg.num_classes, cfg.time_dim, label_B))
     h = x_BD
     for width in cfg.hidden:
       h = nn.silu(dense(width)(h) + dense(width)(temb))

@@ -15,8 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax.models import precision
-from gm_jax.models.time_embedding import label_embedding, sinusoidal_embedding
+from gm_jax.models import labels, precision
+from gm_jax.models.time_embedding import sinusoidal_embedding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ class UNet(nn.Module):
     conv = functools.partial(precision.Conv, dtype=dtype)
     dense = functools.partial(precision.Dense, dtype=dtype)
     temb = sinusoidal_embedding(t_B, ch)
-    temb = dense(4 * ch)(nn.silu(dense(4 * ch)(temb))) + label_embedding(cfg.num_classes, 4 * ch, label_B)
+    temb = dense(4 * ch)(nn.silu(dense(4 * ch)(temb))) + labels.embedding(cfg.num_classes, 4 * ch, label_B)
     h = conv(ch, (3, 3))(x_BHWC)
     skips = [h]
     for level, mult in enumerate(cfg.channel_mults):

@@ -7,6 +7,10 @@ Inference chain:
 Every conditional between latents is a diagonal Gaussian whose mean and log-std an MLP computes; the
 first inference step may be convolutional. p(x | z_1) is any gm_jax.models.decoders.Decoder.
 
+With num_classes > 0 it is a conditional VAE (Sohn et al. 2015) of p(x | y) for a class label y: the
+label's one-hot vector joins the inputs of q(z_1 | x, y) and of p(x | z_1, y), and the latents' prior
+stays label-free, so the bounds below are bounds on log p(x | y).
+
 `log_weights(x, key, K)` draws K samples of the whole chain per example and returns the terms of
 log w = log p(x, z) - log q(z | x); the ELBO, the IWAE bound and its estimator are built from them
 (gm_jax.objectives.elbo).
@@ -22,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gm_jax.models import precision
+from gm_jax.models import labels, precision
 from gm_jax.models.decoders import Decoder
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -105,6 +109,7 @@ class VAEConfig:
   conv_channels: tuple[int, ...] = ()
   min_log_std: float = -6.0
   compute_dtype: str = "float32"  # of matmuls and convolutions; likelihoods stay float32
+  num_classes: int = 0  # > 0: conditional on a label in [0, num_classes)
 
   @property
   def dtype(self):
@@ -147,6 +152,10 @@ class HierarchicalVAE(nn.Module):
       return self.conv(h.reshape(h.shape[0], *c.x_shape))
     return h.reshape(h.shape[0], -1)
 
+  def encoder_features(self, x: jax.Array, label_B: jax.Array | None = None) -> jax.Array:
+    """The input of q(z_1 | x) (with the label, if conditional)."""
+    return labels.append_one_hot(self.encoder_input(x), label_B, self.config.num_classes)
+
   def posterior(self, layer: int, h: jax.Array) -> tuple[jax.Array, jax.Array]:
     mean, log_std = self.q[layer](h)
     return mean, jnp.maximum(log_std, self.config.min_log_std)
@@ -156,17 +165,18 @@ class HierarchicalVAE(nn.Module):
     mean, log_std = self.p[layer](z_above)
     return mean, jnp.maximum(log_std, self.config.min_log_std)
 
-  def decode(self, z1: jax.Array) -> jax.Array:
+  def decode(self, z1: jax.Array, label_B: jax.Array | None = None) -> jax.Array:
     """The decoder's parameters for x, shape (..., x_dim, params_per_dim)."""
-    out = self.x_out(self.x_trunk(z1))
+    out = self.x_out(self.x_trunk(labels.append_one_hot(z1, label_B, self.config.num_classes)))
     return out.reshape(*z1.shape[:-1], self.config.x_dim, self.config.decoder.params_per_dim)
 
   # the model ------------------------------------------------------------------------------------------
-  def __call__(self, x: jax.Array, key: jax.Array, num_samples: int = 1) -> dict[str, jax.Array]:
-    return self.log_weights(x, key, num_samples)
+  def __call__(self, x: jax.Array, key: jax.Array, num_samples: int = 1, label_B=None) -> dict[str, jax.Array]:
+    return self.log_weights(x, key, num_samples, label_B)
 
-  def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int) -> dict[str, jax.Array]:
-    """K = num_samples draws of z ~ q(z | x) per example, from per-example keys.
+  def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,
+                  label_B: jax.Array | None = None) -> dict[str, jax.Array]:
+    """K = num_samples draws of z ~ q(z | x) per example, from per-example keys (and labels, if conditional).
 
     Returns arrays of shape (K, B): 'log_px' = log p(x | z_1); 'log_pz_l' / 'log_qz_l' for l = 1..L
     (log p(z_l | z_{l+1}) with p(z_L) = N(0, I), and log q(z_l | z_{l-1})); 'kl_top_analytic' =
@@ -176,7 +186,7 @@ class HierarchicalVAE(nn.Module):
     num_layers = len(c.latent_dims)
     sample_keys = jax.vmap(lambda k: jax.random.split(k, num_layers))(keys_B)  # (B, L)
     x_flat = x.reshape(x.shape[0], -1)
-    h = self.encoder_input(x)  # (B, F)
+    h = self.encoder_features(x, label_B)  # (B, F)
     out: dict[str, jax.Array] = {}
     zs = []
     below = jnp.broadcast_to(h, (num_samples, *h.shape))  # (K, B, F)
@@ -196,29 +206,23 @@ class HierarchicalVAE(nn.Module):
       else:
         mean, log_std = self.prior(l, zs[l + 1])
         out[f"log_pz{l + 1}"] = gaussian_log_prob(zs[l], mean, log_std)
-    decoder_out = self.decode(zs[0])  # (K, B, D, P)
+    decoder_out = self.decode(zs[0], label_B)  # (K, B, D, P)
     x_rep = jnp.broadcast_to(x_flat, (num_samples, *x_flat.shape))
     out["log_px"] = c.decoder.log_prob(decoder_out, x_rep)
     return out
 
-  def reconstruct(self, x: jax.Array, key: jax.Array) -> jax.Array:
-    """x -> z_1 = mean of q(z_1 | x) -> a draw of x from p(x | z_1) (for pictures)."""
-    mean, _ = self.posterior(0, self.encoder_input(x))
-    return self.config.decoder.sample(key, self.decode(mean))
+  def encode_mean(self, x: jax.Array, label_B: jax.Array | None = None) -> jax.Array:
+    """The mean of q(z_1 | x) (for reconstructions and interpolations)."""
+    return self.posterior(0, self.encoder_features(x, label_B))[0]
 
-  def encode_mean(self, x: jax.Array) -> jax.Array:
-    return self.posterior(0, self.encoder_input(x))[0]
-
-  def decode_sample(self, z1: jax.Array, key: jax.Array) -> jax.Array:
-    return self.config.decoder.sample(key, self.decode(z1))
-
-  def sample(self, key: jax.Array, n: int) -> jax.Array:
-    """Ancestral sampling: z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x ~ p(x | z_1); x as (n, *x_shape)."""
+  def sample(self, key: jax.Array, n: int, label_B: jax.Array | None = None) -> jax.Array:
+    """Ancestral sampling: z_L ~ N(0, I), z_l ~ p(z_l | z_{l+1}), x ~ p(x | z_1) (given (n,) labels if
+    conditional); x as (n, *x_shape)."""
     c = self.config
     keys = jax.random.split(key, len(c.latent_dims) + 1)
     z = jax.random.normal(keys[-1], (n, c.latent_dims[-1]))
     for l in reversed(range(len(c.latent_dims) - 1)):
       mean, log_std = self.prior(l, z)
       z = mean + jnp.exp(log_std) * jax.random.normal(keys[l + 1], mean.shape)
-    x = c.decoder.sample(keys[0], self.decode(z))
+    x = c.decoder.sample(keys[0], self.decode(z, label_B))
     return x.reshape(n, *c.x_shape)

@@ -38,10 +38,11 @@ class IAFPosteriorVAE(HierarchicalVAE):
     self.iaf = bj.Chain([MaskedAutoregressive(tuple(self.iaf_hidden), kind="iaf", transform=self.iaf_transform,
                                               reverse=i % 2 == 1) for i in range(self.iaf_steps)])
 
-  def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int) -> dict[str, jax.Array]:
+  def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,
+                  label_B: jax.Array | None = None) -> dict[str, jax.Array]:
     """K draws z_T ~ q(z_T | x) per example; the same (K, B) terms as HierarchicalVAE.log_weights."""
     c = self.config
-    h = self.encoder_input(x)
+    h = self.encoder_features(x, label_B)
     mean, log_std = self.posterior(0, h)
     context = self.context(h)  # (B, context_dim)
     d = c.latent_dims[0]
@@ -56,7 +57,7 @@ class IAFPosteriorVAE(HierarchicalVAE):
     log_p = standard_normal_log_prob(z)
     x_flat = x.reshape(x.shape[0], -1)
     x_rep = jnp.broadcast_to(x_flat, (num_samples, *x_flat.shape))
-    return {"log_px": c.decoder.log_prob(self.decode(z), x_rep), "log_qz1": log_q, "log_pz1": log_p,
+    return {"log_px": c.decoder.log_prob(self.decode(z, label_B), x_rep), "log_qz1": log_q, "log_pz1": log_p,
             "kl_top_analytic": log_q - log_p}
 
 

@@ -67,7 +67,10 @@ def build(config, dataset: Dataset) -> Task:
   """The Task of the family `config.task` names."""
   if config.task not in BUILDERS:
     raise ValueError(f"unknown config.task {config.task!r}; choose one of {sorted(BUILDERS)}")
-  return BUILDERS[config.task](config, dataset)
+  task = BUILDERS[config.task](config, dataset)
+  if config.model.num_classes and task.sample_fn is not None and task.sample_labels is None:
+    raise ValueError(f"family {config.task!r} has no class-conditional model; set model.num_classes=0")
+  return task
 
 
 def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace | None:

@@ -3,7 +3,9 @@
 Each train step runs objective.n_critic discriminator updates, each on its own microbatch of real data
 (so data.batch_size real examples per update), then one generator update, inside one compiled step.
 
-config.model: latent_dim; points: generator_hidden, discriminator_hidden (MLPs); images: features and
+config.model: num_classes (> 0: class-conditional, the generator given the label, the discriminator a
+  projection discriminator; fakes take the labels of the real microbatch they are judged beside),
+  latent_dim; points: generator_hidden, discriminator_hidden (MLPs); images: features and
   discriminator_norm (batch | layer | none) of the seed's DCGAN (gm_jax.models.dcgan)
 config.objective: loss (minimax | non_saturating | wgan | wgan_gp | hinge), n_critic, gp_weight
 config.optim: the generator's optimizer; config.optim_d: the discriminator's (see gm_jax.train.optim;
@@ -22,6 +24,7 @@ from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
+from gm_jax.tasks import conditioning
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Task, Update
 
@@ -29,16 +32,18 @@ from gm_jax.train.task import Task, Update
 def make_networks(config, dataset: Dataset):
   """(generator, discriminator) for the data: MLPs for points, the seed's DCGAN for images."""
   m, spec, cd = config.model, dataset.spec, config.train.compute_dtype
+  classes = conditioning.num_classes(config, dataset)
   if spec.kind == "points":
-    return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0], cd),
-            MLPDiscriminator(tuple(m.discriminator_hidden), cd))
+    return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0], cd, classes),
+            MLPDiscriminator(tuple(m.discriminator_hidden), cd, classes))
   if spec.kind == "image":
     size, _, channels = spec.shape
     norm = m.discriminator_norm
     if config.objective.loss == "wgan_gp" and norm == "batch":
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
-    return (DCGANGenerator(size, channels, m.features, cd), DCGANDiscriminator(size, m.features, norm, cd))
+    return (DCGANGenerator(size, channels, m.features, cd, classes),
+            DCGANDiscriminator(size, m.features, norm, cd, classes))
   raise ValueError(f"the gan task models points or images; data {dataset.name!r} is {spec.kind!r}")
 
 
@@ -48,16 +53,22 @@ def build(config, dataset: Dataset) -> Task:
   n_critic, gp_weight = obj.n_critic, obj.gp_weight
   generator, discriminator = make_networks(config, dataset)
   images = spec.kind == "image"
+  num_classes = config.model.num_classes
+  conditional = num_classes > 0
 
-  def run(module, name, params, model_state, x, train, updated):
-    """Applies a network; in training its batch statistics (if any) are updated into `updated`."""
+  def run(module, name, params, model_state, x, label, train, updated):
+    """Applies a network (given the labels if conditional, else None); in training its batch statistics
+    (if any) are updated into `updated`."""
     state = updated.get(name, model_state[name])
     variables = {"params": params[name], **state}
     if train and state:
-      out, new_state = module.apply(variables, x, train=True, mutable=list(state))
+      out, new_state = module.apply(variables, x, label, train=True, mutable=list(state))
       updated[name] = new_state
       return out
-    return module.apply(variables, x, train=False)
+    return module.apply(variables, x, label, train=False)
+
+  def labels(batch):
+    return batch["label"] if conditional else None
 
   def noise(key, index_B):
     return jax.vmap(lambda k: jax.random.normal(k, (m.latent_dim,)))(per_example_keys(key, index_B))
@@ -68,15 +79,15 @@ def build(config, dataset: Dataset) -> Task:
   def d_loss_fn(params, model_state, batch, key):
     k_z, k_gp = jax.random.split(key)
     updated = {}
-    real = real_data(batch)
+    real, label = real_data(batch), labels(batch)
     fake = jax.lax.stop_gradient(
-        run(generator, "generator", params, model_state, noise(k_z, batch["index"]), True, updated))
-    real_logits = run(discriminator, "discriminator", params, model_state, real, True, updated)
-    fake_logits = run(discriminator, "discriminator", params, model_state, fake, True, updated)
+        run(generator, "generator", params, model_state, noise(k_z, batch["index"]), label, True, updated))
+    real_logits = run(discriminator, "discriminator", params, model_state, real, label, True, updated)
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, label, True, updated)
     per_example = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
     metrics = {"d_real": masked_mean(real_logits, batch["mask"]), "d_fake": masked_mean(fake_logits, batch["mask"])}
     if loss_kind == "wgan_gp":
-      critic = lambda x: run(discriminator, "discriminator", params, model_state, x, False, {})
+      critic = lambda x: run(discriminator, "discriminator", params, model_state, x, label, False, {})
       gp = adversarial.gradient_penalty(critic, real, fake, k_gp)
       metrics["gradient_penalty"] = masked_mean(gp, batch["mask"])
       per_example = per_example + gp_weight * gp
@@ -85,10 +96,11 @@ def build(config, dataset: Dataset) -> Task:
 
   def g_loss_fn(params, model_state, batch, key):
     # One fake per real example of one critic microbatch: the first batch_size / n_critic indices.
-    index = batch["index"][: batch["index"].shape[0] // n_critic]
+    size = batch["index"].shape[0] // n_critic
+    label = None if not conditional else batch["label"][:size]
     updated = {}
-    fake = run(generator, "generator", params, model_state, noise(key, index), True, updated)
-    fake_logits = run(discriminator, "discriminator", params, model_state, fake, True, updated)
+    fake = run(generator, "generator", params, model_state, noise(key, batch["index"][:size]), label, True, updated)
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, label, True, updated)
     return jnp.mean(adversarial.generator_loss(loss_kind, fake_logits)), ({}, updated)
 
   mixture = dataset.spec.extras.get("distribution")
@@ -98,9 +110,10 @@ def build(config, dataset: Dataset) -> Task:
   def eval_fn(params, model_state, batch, key):
     """The discriminator's loss on test data against one fresh fake per test example (the game's value,
     estimated); on Gaussian-mixture data also the fakes' high-quality histogram over the modes."""
-    fake = run(generator, "generator", params, model_state, noise(key, batch["index"]), False, {})
-    fake_logits = run(discriminator, "discriminator", params, model_state, fake, False, {})
-    real_logits = run(discriminator, "discriminator", params, model_state, real_data(batch), False, {})
+    label = labels(batch)
+    fake = run(generator, "generator", params, model_state, noise(key, batch["index"]), label, False, {})
+    fake_logits = run(discriminator, "discriminator", params, model_state, fake, label, False, {})
+    real_logits = run(discriminator, "discriminator", params, model_state, real_data(batch), label, False, {})
     value = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
     metrics = {"d_loss": masked_mean(value, batch["mask"]),
                "g_loss": masked_mean(adversarial.generator_loss(loss_kind, fake_logits), batch["mask"])}
@@ -115,19 +128,25 @@ def build(config, dataset: Dataset) -> Task:
       return {}
     return mode_coverage.summarize_histogram([means[f"mode_{k:02d}"] for k in range(len(mixture.means_K2))])
 
+  def sample_labels(n):
+    return conditioning.class_runs(n, num_classes)
+
   def sample(params, model_state, key, n):
-    out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), False, {})
+    label = jnp.asarray(sample_labels(n)) if conditional else None
+    out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), label, False, {})
     return transforms.from_symmetric(out, spec.num_levels) if images else out
 
   def init(key, batch):
     k_g, k_d = jax.random.split(key)
     z = jnp.zeros((2, m.latent_dim))
-    return {"generator": generator.init(k_g, z, train=False),
-            "discriminator": discriminator.init(k_d, real_data(batch)[:2], train=False)}
+    label = jnp.zeros((2,), jnp.int32) if conditional else None
+    return {"generator": generator.init(k_g, z, label, train=False),
+            "discriminator": discriminator.init(k_d, real_data(batch)[:2], label, train=False)}
 
   updates = (Update("discriminator", d_loss_fn, repeats=n_critic, optimizer="optim_d"),
              Update("generator", g_loss_fn))
-  return Task(init=init, updates=updates, eval_fn=eval_fn, summarize=summarize, sample_fn=sample)
+  return Task(init=init, updates=updates, eval_fn=eval_fn, summarize=summarize, sample_fn=sample,
+              sample_labels=sample_labels if conditional else None)
 
 
 def default_config():

@@ -2,8 +2,9 @@
 
 -log p(x) = -sum over sub-pixels of log p(x_t | x_<t) is exact, so the reported nll_nats and bpd
 (estimator 'exact') are the model's true negative log-likelihood on the discrete data.
-config.model: features, num_layers, first_kernel, kernel, head_features, dropout; architecture row_lstm or
-  diagonal_bilstm makes it a PixelRNN (gm_jax.tasks.pixelrnn)
+config.model: num_classes (> 0: class-conditional, p(x | label); the gated PixelCNN only), features,
+  num_layers, first_kernel, kernel, head_features, dropout; architecture row_lstm or diagonal_bilstm makes it
+  a PixelRNN (gm_jax.tasks.pixelrnn)
 config.eval.sample_temperature: the softmax temperature of the written samples
 """
 
@@ -15,7 +16,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.pixelcnn import PixelCNN, PixelCNNConfig
 from gm_jax.objectives import cross_entropy
-from gm_jax.tasks import pixelrnn
+from gm_jax.tasks import conditioning, pixelrnn
 from gm_jax.train.task import Likelihood, Task, Update
 
 
@@ -24,7 +25,7 @@ def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
-                        compute_dtype=config.train.compute_dtype)
+                        compute_dtype=config.train.compute_dtype, num_classes=conditioning.num_classes(config, dataset))
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -33,9 +34,14 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError(f"the pixelcnn task needs integer-level images (H, W, C); {dataset.name!r} is "
                      f"{spec.kind!r} with shape {spec.shape}")
   if config.model.architecture in pixelrnn.ARCHITECTURES:
+    if config.model.num_classes:
+      raise ValueError("the PixelRNN is not class-conditional; set model.architecture='gated_pixelcnn' or "
+                       "model.num_classes=0")
     model = pixelrnn.build_model(config, dataset)  # same output head, loss and sampler
   else:
     model = PixelCNN(pixelcnn_config(config, dataset))
+  num_classes = config.model.num_classes
+  conditional = num_classes > 0
   temperature = config.eval.sample_temperature
   if temperature <= 0:
     raise ValueError(f"config.eval.sample_temperature must be > 0 for PixelCNN sampling; got {temperature}")
@@ -43,7 +49,8 @@ def build(config, dataset: Dataset) -> Task:
   def nll_per_image(params, batch, key=None):
     x = batch["x"].astype(jnp.int32)
     train = key is not None
-    logits = model.apply({"params": params["model"]}, x, train, rngs={"dropout": key} if train else {})
+    label = batch["label"] if conditional else None
+    logits = model.apply({"params": params["model"]}, x, train, label, rngs={"dropout": key} if train else {})
     nll = cross_entropy.token_nll(logits.reshape(x.shape[0], -1, spec.num_levels), x.reshape(x.shape[0], -1))
     return jnp.sum(nll, axis=-1)
 
@@ -55,14 +62,20 @@ def build(config, dataset: Dataset) -> Task:
     return {"nll_nats": masked_mean(nll_per_image(params, batch), batch["mask"])}
 
   def init(key, batch):
-    return {"model": model.init(key, jnp.asarray(batch["x"][:1], jnp.int32))}
+    label = jnp.zeros((1,), jnp.int32) if conditional else None
+    return {"model": model.init(key, jnp.asarray(batch["x"][:1], jnp.int32), False, label)}
+
+  def sample_labels(n):
+    return conditioning.class_runs(n, num_classes)
 
   def sample(params, model_state, key, n):
-    x = model.apply({"params": params["model"]}, key, n, temperature, method="sample")
+    label = jnp.asarray(sample_labels(n)) if conditional else None
+    x = model.apply({"params": params["model"]}, key, n, temperature, label, method="sample")
     return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
-              likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True))
+              likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True),
+              sample_labels=sample_labels if conditional else None)
 
 
 def default_config():

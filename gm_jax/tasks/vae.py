@@ -1,7 +1,8 @@
 """VAE family: ELBO / IWAE / autoencoder training of gm_jax.models.vae.HierarchicalVAE.
 
-config.model: latent_dims, hidden (one tuple of sizes per stochastic layer), activation, conv_channels,
-  decoder (bernoulli | gaussian | categorical | discretized_logistic), decoder_std (gaussian; 0 = learned);
+config.model: num_classes (> 0: a conditional VAE of p(x | label)), latent_dims, hidden (one tuple of sizes
+  per stochastic layer), activation, conv_channels, decoder (bernoulli | gaussian | categorical |
+  discretized_logistic), decoder_std (gaussian; 0 = learned);
   posterior (gaussian | iaf: gm_jax.models.vae_iaf) with iaf_steps, iaf_hidden, iaf_context, iaf_transform
 config.objective: name (elbo | iwae | autoencoder), beta, kl (analytic | mc), num_samples (K of the
   training bound; 1 for the ELBO)
@@ -22,6 +23,7 @@ from gm_jax.models.decoders import Decoder
 from gm_jax.models.vae import HierarchicalVAE, VAEConfig
 from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
+from gm_jax.tasks import conditioning
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -49,7 +51,7 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
                    activation=m.activation, conv_channels=tuple(m.conv_channels),
-                   compute_dtype=config.train.compute_dtype)
+                   compute_dtype=config.train.compute_dtype, num_classes=conditioning.num_classes(config, dataset))
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -59,12 +61,13 @@ def build(config, dataset: Dataset) -> Task:
   beta, kl_mode, train_k = objective.beta, objective.kl, objective.num_samples
   binarize = cfg.decoder.kind == "bernoulli" and dataset.spec.num_levels != 2
   levels = dataset.spec.num_levels
+  conditional = cfg.num_classes > 0
 
   if objective.name not in ("elbo", "iwae", "autoencoder"):
     raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
 
   def observe(batch, key):
-    """The decoder's data, per-example latent keys, and the mask.
+    """The decoder's data, per-example latent keys, the mask and the labels (None if unconditional).
 
     Bernoulli decoders on grey levels see a dynamic binarization (fixed per example in evaluation,
     whose key is fixed)."""
@@ -75,20 +78,20 @@ def build(config, dataset: Dataset) -> Task:
       x = jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(obs_keys, x)
     elif cfg.decoder.kind in ("gaussian", "bernoulli"):
       x = x.astype(jnp.float32)
-    return x, per_example_keys(k_z, batch["index"]), batch["mask"]
+    return x, per_example_keys(k_z, batch["index"]), batch["mask"], batch["label"] if conditional else None
 
-  def log_weights(params, x, keys_B, k):
-    return model.apply({"params": params}, x, keys_B, k, method="log_weights")
+  def log_weights(params, x, keys_B, k, label):
+    return model.apply({"params": params}, x, keys_B, k, label, method="log_weights")
 
-  def autoencoder_nll(params, x, mask):
-    return masked_mean(-model.apply({"params": params["model"]}, x, method=_autoencoder_log_px), mask)
+  def autoencoder_nll(params, x, mask, label):
+    return masked_mean(-model.apply({"params": params["model"]}, x, label, method=_autoencoder_log_px), mask)
 
   def loss_fn(params, model_state, batch, key):
-    x, keys, mask = observe(batch, key)
+    x, keys, mask, label = observe(batch, key)
     if objective.name == "autoencoder":
-      total, count = autoencoder_nll(params, x, mask)
+      total, count = autoencoder_nll(params, x, mask, label)
       return total / count, ({"recon_nll_nats": (total, count)}, {})
-    terms = log_weights(params["model"], x, keys, train_k)
+    terms = log_weights(params["model"], x, keys, train_k, label)
     parts = elbo_lib.elbo_terms(terms, kl_mode)
     metrics = {name: masked_mean(jnp.mean(v, axis=0), mask) for name, v in parts.items()}
     if objective.name == "elbo":
@@ -102,13 +105,13 @@ def build(config, dataset: Dataset) -> Task:
   iwae_k, iwae_chunk = config.eval.iwae_samples, config.eval.iwae_chunk
 
   def eval_fn(params, model_state, batch, key):
-    x, keys, mask = observe(batch, key)
+    x, keys, mask, label = observe(batch, key)
     if objective.name == "autoencoder":
-      return {"recon_nll_nats": autoencoder_nll(params, x, mask)}
-    parts = elbo_lib.elbo_terms(log_weights(params["model"], x, keys, 1), "analytic")
+      return {"recon_nll_nats": autoencoder_nll(params, x, mask, label)}
+    parts = elbo_lib.elbo_terms(log_weights(params["model"], x, keys, 1, label), "analytic")
     metrics = {name: masked_mean(v[0], mask) for name, v in parts.items()}
     if iwae_k:
-      log_px = elbo_lib.iwae_estimate(lambda xx, kk, n: log_weights(params["model"], xx, kk, n), x,
+      log_px = elbo_lib.iwae_estimate(lambda xx, kk, n: log_weights(params["model"], xx, kk, n, label), x,
                                       jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 1), iwae_k,
                                       iwae_chunk)
       metrics["nll_nats"] = masked_mean(-log_px, mask)
@@ -117,21 +120,29 @@ def build(config, dataset: Dataset) -> Task:
   def to_data_levels(x):
     return x * (levels - 1) if binarize else x
 
+  def sample_labels(n):
+    return conditioning.class_runs(n, cfg.num_classes)
+
   def sample(params, model_state, key, n):
-    return to_data_levels(model.apply({"params": params["model"]}, key, n, method=HierarchicalVAE.sample))
+    label = jnp.asarray(sample_labels(n)) if conditional else None
+    return to_data_levels(model.apply({"params": params["model"]}, key, n, label, method=HierarchicalVAE.sample))
 
   def pictures(params, model_state, key, batch):
     """Test images beside their reconstructions, and interpolations between pairs of test images."""
     if dataset.spec.kind != "image":
       return {}
-    x = observe(batch, key)[0][:NUM_PICTURE_EXAMPLES]
+    x, _, _, label = observe(batch, key)
+    x = x[:NUM_PICTURE_EXAMPLES]
+    label = label[:NUM_PICTURE_EXAMPLES] if conditional else None
     variables = {"params": params["model"]}
-    z = model.apply(variables, x, method=HierarchicalVAE.encode_mean)
-    recon = model.apply(variables, z, method=_decode_mean).reshape(x.shape)
+    z = model.apply(variables, x, label, method=HierarchicalVAE.encode_mean)
+    recon = model.apply(variables, z, label, method=_decode_mean).reshape(x.shape)
     half = x.shape[0] // 2
     alphas = jnp.linspace(0.0, 1.0, 8)
     z_path = (1 - alphas[None, :, None]) * z[:half, None] + alphas[None, :, None] * z[half:2 * half, None]
-    interp = model.apply(variables, z_path.reshape(-1, z.shape[-1]), method=_decode_mean)
+    # A conditional decoder keeps the first image's label along the path: the style moves, the class not.
+    path_label = jnp.repeat(label[:half], len(alphas)) if conditional else None
+    interp = model.apply(variables, z_path.reshape(-1, z.shape[-1]), path_label, method=_decode_mean)
     shape = dataset.spec.shape
     return {"reconstructions": to_data_levels(jnp.concatenate([x, recon]).reshape(-1, *shape)),
             "interpolations": to_data_levels(interp.reshape(-1, *shape))}
@@ -152,22 +163,23 @@ def build(config, dataset: Dataset) -> Task:
                   Likelihood("elbo_nll_nats", "elbo", dataset.spec.num_dims, discrete))
 
   def init(key, batch):
-    x = observe(batch, key)[0][:2]
-    return {"model": model.init(key, x, per_example_keys(key, batch["index"][:2]), 1,
-                                method="log_weights")}
+    x, _, _, label = observe(batch, key)
+    return {"model": model.init(key, x[:2], per_example_keys(key, batch["index"][:2]), 1,
+                                None if label is None else label[:2], method="log_weights")}
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
-              summarize=summarize, sample_fn=sample, pictures_fn=pictures)
+              summarize=summarize, sample_fn=sample, pictures_fn=pictures,
+              sample_labels=sample_labels if conditional else None)
 
 
-def _autoencoder_log_px(module: HierarchicalVAE, x):
+def _autoencoder_log_px(module: HierarchicalVAE, x, label_B):
   """log p(x | z_1 = mean of q(z_1 | x)): the deterministic autoencoder's reconstruction term."""
-  out = module.decode(module.encode_mean(x))
+  out = module.decode(module.encode_mean(x, label_B), label_B)
   return module.config.decoder.log_prob(out, x.reshape(x.shape[0], -1))
 
 
-def _decode_mean(module: HierarchicalVAE, z1):
-  return module.config.decoder.mean(module.decode(z1))
+def _decode_mean(module: HierarchicalVAE, z1, label_B):
+  return module.config.decoder.mean(module.decode(z1, label_B))
 
 
 

@@ -29,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.crop = 0  # TFDS images: a central square crop of this size before resizing (0: none)
 
   config.model = ml_collections.ConfigDict()
+  config.model.num_classes = 0  # > 0: class-conditional on the data's `label` (families that support it)
 
   config.optim = ml_collections.ConfigDict()
   config.optim.name = "adam"

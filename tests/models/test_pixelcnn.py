@@ -1,5 +1,6 @@
 """Gated PixelCNN: causality of both masks and of the whole network, no blind spot, a normalized
-distribution, and raster sampling that draws from it."""
+distribution (for each label of a class-conditional one, each label's its own), and raster sampling that
+draws from it."""
 
 import itertools
 
@@ -47,13 +48,14 @@ def test_mask_b_sees_the_current_sub_pixel_and_earlier_ones(num_channels):
   assert np.all(np.diag(dep)), "mask B keeps the connection to the current sub-pixel"
 
 
-@pytest.mark.parametrize("num_channels,features", [(1, 8), (3, 12)])
-def test_network_is_causal_and_has_no_blind_spot(num_channels, features):
+@pytest.mark.parametrize("num_channels,features,num_classes", [(1, 8, 0), (3, 12, 0), (3, 12, 4)])
+def test_network_is_causal_and_has_no_blind_spot(num_channels, features, num_classes):
   cfg = PixelCNNConfig(shape=(5, 5, num_channels), num_levels=4, features=features, num_layers=4,
-                       first_kernel=3, kernel=3, head_features=24)
+                       first_kernel=3, kernel=3, head_features=24, num_classes=num_classes)
   model = PixelCNN(cfg)
-  params = model.init(jax.random.key(1), jnp.zeros((1, *cfg.shape), jnp.int32))
-  fn = lambda x: model.apply(params, x, method=PixelCNN.logits_from_scaled).sum(-1)
+  label = jnp.array([2]) if num_classes else None
+  params = model.init(jax.random.key(1), jnp.zeros((1, *cfg.shape), jnp.int32), False, label)
+  fn = lambda x: model.apply(params, x, False, label, method=PixelCNN.logits_from_scaled).sum(-1)
   dep = _dependencies(fn, cfg.shape)
   assert not np.any(np.triu(dep)), "logits at t depend on sub-pixels at or after t"
   # Four 3x3 layers reach every earlier sub-pixel of a 5x5 image: the vertical stack removes the
@@ -66,24 +68,29 @@ def _all_images(shape, levels):
                      jnp.int32).reshape(-1, *shape)
 
 
-def _log_probs(model, params, images):
-  logits = model.apply(params, images)
+def _log_probs(model, params, images, label=None):
+  logits = model.apply(params, images, False, None if label is None else jnp.full(images.shape[:1], label))
   log_p = jax.nn.log_softmax(logits, axis=-1)
   picked = jnp.take_along_axis(log_p, images[..., None], axis=-1)[..., 0]
   return picked.reshape(images.shape[0], -1).sum(-1)
 
 
-@pytest.mark.parametrize("shape", [(2, 2, 1), (1, 2, 2)])
-def test_probabilities_of_all_images_sum_to_one(shape):
+@pytest.mark.parametrize("shape,num_classes", [((2, 2, 1), 0), ((1, 2, 2), 0), ((1, 2, 2), 3)])
+def test_probabilities_of_all_images_sum_to_one(shape, num_classes):
   cfg = PixelCNNConfig(shape=shape, num_levels=3, features=4, num_layers=2, first_kernel=3, kernel=3,
-                       head_features=8)
+                       head_features=8, num_classes=num_classes)
   model = PixelCNN(cfg)
-  params = model.init(jax.random.key(2), jnp.zeros((1, *shape), jnp.int32))
+  labels = list(range(num_classes)) or [None]
+  params = model.init(jax.random.key(2), jnp.zeros((1, *shape), jnp.int32), False,
+                      None if labels[0] is None else jnp.zeros((1,), jnp.int32))
   params = jax.tree.map(lambda p: 3.0 * p, params)  # a far-from-uniform distribution
   images = _all_images(shape, 3)
-  log_p = _log_probs(model, params, images)
-  assert float(jnp.sum(jnp.exp(log_p))) == pytest.approx(1.0, abs=1e-5)
-  assert float(jnp.max(log_p) - jnp.min(log_p)) > 1.0
+  log_ps = [_log_probs(model, params, images, label) for label in labels]
+  for log_p in log_ps:
+    assert float(jnp.sum(jnp.exp(log_p))) == pytest.approx(1.0, abs=1e-5)
+    assert float(jnp.max(log_p) - jnp.min(log_p)) > 1.0
+  for a, b in itertools.combinations(log_ps, 2):  # each label its own distribution p(x | label)
+    assert float(jnp.max(jnp.abs(jnp.exp(a) - jnp.exp(b)))) > 0.01
 
 
 def test_raster_sampling_draws_from_the_model():

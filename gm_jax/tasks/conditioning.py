@@ -1,0 +1,29 @@
+"""Class conditioning shared by the families: the labels a conditional model trains on and samples with.
+
+A family is class-conditional when config.model.num_classes > 0: it reads the data's integer `label` in
+[0, num_classes) in training and evaluation (its likelihood is then log p(x | label)), and draws its samples
+in equal contiguous runs of each class (`class_runs`), which the trainer's quality report reads back through
+Task.sample_labels to score the samples' class accuracy; a square sample grid then shows one row per class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gm_jax.data.dataset import Dataset
+
+
+def num_classes(config, dataset: Dataset) -> int:
+  """config.model.num_classes, checked against the data: 0 (unconditional) or > 0 with labels present."""
+  count = config.model.num_classes
+  if count < 0:
+    raise ValueError(f"model.num_classes must be >= 0 (0: unconditional); got {count}")
+  if count and "label" not in dataset.train[np.arange(1)]:
+    raise ValueError(f"model.num_classes={count} conditions on labels, which data {dataset.name!r} "
+                     f"lacks; set model.num_classes=0")
+  return count
+
+
+def class_runs(n: int, count: int) -> np.ndarray:
+  """n labels in equal contiguous runs of each of `count` classes (one row per class in a square grid)."""
+  return (np.arange(n) * count // n).astype(np.int32)
