@@ -17,6 +17,8 @@ Here lambda(t) = log(alpha_t^2 / sigma_t^2), the log signal-to-noise ratio.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -84,14 +86,18 @@ def edm_loss(denoiser: Denoiser, x0, key, sigma_data: float, p_mean: float = -1.
   return preconditioning.loss_weight(noise_level, sigma_data) * per_example_sum((x0_hat - x0) ** 2)
 
 
-def flow_matching_loss(denoiser: Denoiser, x0, key):
+def flow_matching_loss(denoiser: Denoiser, x0, key, couple: Callable | None = None):
   """Conditional flow matching (Lipman et al. 2023; Liu et al. 2023; Albergo & Vanden-Eijnden 2023):
   ||velocity_hat(x_t, t) - (alpha'(t) x0 + sigma'(t) eps)||^2 at one t ~ U[t_min, 1] per example; (B,).
-  Its minimizer is E[alpha' x0 + sigma' eps | x_t], the probability-flow ODE's velocity."""
+  Its minimizer is E[alpha' x0 + sigma' eps | x_t], the probability-flow ODE's velocity.
+  couple(key, x0, eps) -> eps re-pairs the noise with the data (gm_jax.diffusion.coupling's minibatch OT);
+  None draws it independently."""
   process = denoiser.process
   t_key, eps_key = jax.random.split(key)
   t = sample_times(t_key, x0.shape[0], process)
   eps = jax.random.normal(eps_key, x0.shape)
+  if couple is not None:
+    eps = couple(jax.random.fold_in(key, 2), x0, eps)
   target = expand(process.d_alpha(t), x0) * x0 + expand(process.d_sigma(t), x0) * eps
   return per_example_sum((denoiser.velocity(process.marginal(x0, t, eps), t) - target) ** 2)
 

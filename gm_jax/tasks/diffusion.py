@@ -16,8 +16,9 @@ config.model: preconditioning = 'edm' wraps the network in EDM's c_skip, c_out, 
   sigma_data; the network then predicts x0).
 config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood), 'vdm_elbo' (VDM's
   continuous-time ELBO: prior + diffusion + reconstruction, each logged), 'flow_matching' (the
-  conditional flow-matching loss on the process's path) or 'edm' (EDM's weighted x0 loss at log-normal
-  noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
+  conditional flow-matching loss on the process's path; coupling 'ot' draws each example's noise from the
+  minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon) or 'edm' (EDM's weighted x0 loss at
+  log-normal noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
   ode_steps (0: adaptive), sampler
   (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps, ddpm_variance
@@ -44,7 +45,7 @@ import numpy as np
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.diffusion import guidance as classifier_free
-from gm_jax.diffusion import preconditioning, processes
+from gm_jax.diffusion import coupling, preconditioning, processes
 from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation import ledger
 from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
@@ -54,6 +55,7 @@ from gm_jax.models.time_mlp import TimeMLP, TimeMLPConfig
 from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
+from gm_jax.tasks import conditioning
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -139,8 +141,7 @@ class DiffusionModel:
     return Denoiser(classifier_free.guided(net, label, self.num_classes, guidance), self.prediction, process)
 
   def sample_labels(self, n: int) -> np.ndarray:
-    """n labels in equal contiguous runs of each class (one row per class in a square sample grid)."""
-    return (np.arange(n) * self.num_classes // n).astype(np.int32)
+    return conditioning.class_runs(n, self.num_classes)
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -152,6 +153,11 @@ def build(config, dataset: Dataset) -> Task:
   obj, ev = config.objective, config.eval
   if obj.loss not in LOSSES:
     raise ValueError(f"unknown config.objective.loss {obj.loss!r}; choose one of {LOSSES}")
+  if obj.coupling not in ("independent", "ot"):
+    raise ValueError(f"unknown config.objective.coupling {obj.coupling!r}; use 'independent' or 'ot'")
+  if obj.coupling == "ot" and obj.loss != "flow_matching":
+    raise ValueError("objective.coupling='ot' pairs noise with data in the flow-matching loss; set "
+                     "objective.loss='flow_matching' or objective.coupling='independent'")
   if ev.sampler not in SAMPLERS:
     raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
   model = DiffusionModel(config)
@@ -162,10 +168,7 @@ def build(config, dataset: Dataset) -> Task:
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
     raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {config.process.name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
-  conditional = model.num_classes > 0
-  if conditional and "label" not in dataset.train[np.arange(1)]:
-    raise ValueError(f"model.num_classes={model.num_classes} conditions on labels, which data {dataset.name!r} "
-                     f"lacks; set model.num_classes=0")
+  conditional = conditioning.num_classes(config, dataset) > 0
   if ev.guidance and not conditional:
     raise ValueError("eval.guidance needs a class-conditional model; set model.num_classes or eval.guidance=0")
   if ev.sampler in FINITE_LOG_SNR_SAMPLERS:
@@ -202,7 +205,10 @@ def build(config, dataset: Dataset) -> Task:
     if obj.loss == "denoising":
       per_example = objectives.denoising_loss(d, x, loss_key, obj.weighting, obj.antithetic)
     elif obj.loss == "flow_matching":
-      per_example = objectives.flow_matching_loss(d, x, loss_key)
+      couple = None
+      if obj.coupling == "ot":
+        couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon)
+      per_example = objectives.flow_matching_loss(d, x, loss_key, couple)
     elif obj.loss == "edm":
       per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean, obj.edm_p_std)
     else:  # vdm_elbo
@@ -291,7 +297,6 @@ def default_config():
   config.model.attention_resolutions = (4,)
   config.model.dropout = 0.1
   config.model.num_groups = 32
-  config.model.num_classes = 0  # > 0: class-conditional (the data's `label`)
   config.model.preconditioning = "none"  # 'edm': Karras et al.'s c_skip, c_out, c_in, c_noise around the network
   config.model.sigma_data = 0.5  # the data's standard deviation, for EDM's preconditioning and loss
   config.objective = ml_collections.ConfigDict()
@@ -300,6 +305,8 @@ def default_config():
   config.objective.antithetic = False
   config.objective.edm_p_mean = -1.2  # loss 'edm': ln(noise level) ~ N(p_mean, p_std^2)
   config.objective.edm_p_std = 1.2
+  config.objective.coupling = "independent"  # flow_matching: 'ot' pairs noise and data by minibatch OT
+  config.objective.ot_epsilon = 0.01  # the OT plan's entropic regularization, relative to the mean cost
   config.objective.label_dropout = 0.1  # class-conditional: the rate at which the label is replaced by none
   config.eval.vlb = True
   config.eval.vlb_time_samples = 16  # diffusion-term draws per example for a continuous-time VLB
@@ -328,7 +335,7 @@ def tiny(config) -> None:
   config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
                       attention_resolutions=(), num_groups=2)
   config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2,
-                     sampler_steps=min(config.eval.sampler_steps, 4))
+                     sampler_steps=min(config.eval.sampler_steps or 4, 4))  # 0 (adaptive) too: 4 fixed
 
 
 def use_vdm(config, learned: str, sampler_steps: int) -> None:

@@ -1,0 +1,40 @@
+"""Minibatch optimal-transport coupling of data and noise for flow matching (Tong et al. 2024, OT-CFM;
+Pooladian et al. 2023): each example's noise is drawn from the entropic OT plan between the batch's data and
+its noise under the squared distance, instead of independently. The pairs' straight paths then cross less,
+so the learned velocity field is straighter and few-step samplers lose less to it.
+
+The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean and `epsilon` the entropic regularization
+relative to that scale; each data row draws one noise row from its row of the plan, so every example keeps
+its data and the noise marginal is the batch's in expectation. The coupling is a function of the whole
+global batch (not of each example alone): it is computed on the global arrays, so a run still does not
+depend on the number of devices, but it does depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from ott.geometry import pointcloud
+from ott.problems.linear import linear_problem
+from ott.solvers.linear import acceleration, sinkhorn
+
+
+def ot_plan(x_BD, y_BD, weights_B, epsilon: float) -> jax.Array:
+  """(B, B) entropic OT plan between the rows of x and y, both weighted by `weights` (summing to 1)."""
+  geometry = pointcloud.PointCloud(x_BD, y_BD, scale_cost="mean", epsilon=epsilon)
+  problem = linear_problem.LinearProblem(geometry, weights_B, weights_B)
+  # Adaptive momentum (over-relaxation after 20 plain iterations) cuts the iterations 3-fold at small epsilon.
+  solver = sinkhorn.Sinkhorn(implicit_diff=None, momentum=acceleration.Momentum(start=20))
+  return solver(problem).matrix
+
+
+def ot_coupled_noise(key, x0, eps, mask_B, epsilon: float = 0.01) -> jax.Array:
+  """eps re-paired with x0 by the minibatch OT plan: row i of the result is a row of eps drawn from plan
+  row i. Rows with mask 0 (padding) take no part in the plan and keep their own noise."""
+  batch = x0.shape[0]
+  flat_x, flat_eps = (jax.lax.stop_gradient(a.reshape(batch, -1)) for a in (x0, eps))
+  weights = mask_B / jnp.sum(mask_B)
+  plan = ot_plan(flat_x, flat_eps, weights, epsilon)
+  log_rows = jnp.where(plan > 0, jnp.log(jnp.where(plan > 0, plan, 1.0)), -jnp.inf)
+  drawn = jax.random.categorical(key, jnp.where(mask_B[:, None] > 0, log_rows, 0.0), axis=1)
+  return eps[jnp.where(mask_B > 0, drawn, jnp.arange(batch))]
