@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from gm_jax.data import digits, image_folder, markov, npz, text, tfds_source, toy2d
+from gm_jax.data import digits, image_folder, markov, npz, reflow_pairs, text, tfds_source, toy2d
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
 
@@ -27,6 +27,14 @@ def load_toy2d(data_config) -> Dataset:
 
 
 def load_dataset(data_config) -> Dataset:
+  """The data set data.name names; with data.reflow_pairs, its training split is those pairs."""
+  dataset = _load_named(data_config)
+  if data_config.get("reflow_pairs"):
+    dataset = reflow_pairs.with_reflow_pairs(dataset, data_config.reflow_pairs)
+  return dataset
+
+
+def _load_named(data_config) -> Dataset:
   name = data_config.name
   if name == "toy2d":
     return load_toy2d(data_config)

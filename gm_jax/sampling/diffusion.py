@@ -174,10 +174,14 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
 
 def probability_flow_ode(denoiser: Denoiser, key, shape, solver: str = "tsit5", num_steps: int = 0,
                          rtol: float = 1e-5, atol: float = 1e-5):
-  process = denoiser.process
-  x1 = prior_sample(process, key, shape)
-  return solve_ode(lambda t, x: probability_flow_velocity(denoiser, x, t), x1, 1.0, process.t_min, solver,
-                   num_steps, rtol, atol)
+  return probability_flow_from(denoiser, prior_sample(denoiser.process, key, shape), solver, num_steps, rtol, atol)
+
+
+def probability_flow_from(denoiser: Denoiser, x1, solver: str = "tsit5", num_steps: int = 0, rtol: float = 1e-5,
+                          atol: float = 1e-5):
+  """The probability-flow ODE from the given x1 at t = 1 down to t_min: (x at t_min, NFE)."""
+  return solve_ode(lambda t, x: probability_flow_velocity(denoiser, x, t), x1, 1.0, denoiser.process.t_min,
+                   solver, num_steps, rtol, atol)
 
 
 def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):

@@ -17,7 +17,8 @@ config.model: preconditioning = 'edm' wraps the network in EDM's c_skip, c_out, 
 config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood), 'vdm_elbo' (VDM's
   continuous-time ELBO: prior + diffusion + reconstruction, each logged), 'flow_matching' (the
   conditional flow-matching loss on the process's path; coupling 'ot' draws each example's noise from the
-  minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon) or 'edm' (EDM's weighted x0 loss at
+  minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon; 'pairs' takes it from the data's
+  `noise`, reflow's pairs of data.reflow_pairs, use_reflow) or 'edm' (EDM's weighted x0 loss at
   log-normal noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
   ode_steps (0: adaptive), sampler
@@ -61,6 +62,7 @@ from gm_jax.train.task import Likelihood, Task, Update
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
+COUPLINGS = ("independent", "ot", "pairs")
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")  # they start from the SDE or log-SNR at t = 1
 
 
@@ -144,6 +146,22 @@ class DiffusionModel:
     return conditioning.class_runs(n, self.num_classes)
 
 
+def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int, batch_size: int) -> dict[str, np.ndarray]:
+  """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
+  (eval.ode_solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
+  representation (levels for images). Batch i draws its noise with fold_in(key, i)."""
+  solve = jax.jit(lambda x1: samplers.probability_flow_from(denoiser, x1, ev.ode_solver, ev.sampler_steps,
+                                                             ev.ode_rtol, ev.ode_rtol)[0])
+  xs, noises = [], []
+  for i, start in enumerate(range(0, num_pairs, batch_size)):
+    size = min(batch_size, num_pairs - start)
+    noise = samplers.prior_sample(denoiser.process, jax.random.fold_in(key, i), (size, *spec.shape))
+    x = solve(noise)
+    xs.append(np.asarray(to_levels(x, spec.num_levels), np.uint8) if spec.kind == "image" else np.asarray(x))
+    noises.append(np.asarray(noise, np.float32))
+  return {"x": np.concatenate(xs), "noise": np.concatenate(noises)}
+
+
 def build(config, dataset: Dataset) -> Task:
   spec = dataset.spec
   if spec.kind not in ("points", "image"):
@@ -153,11 +171,14 @@ def build(config, dataset: Dataset) -> Task:
   obj, ev = config.objective, config.eval
   if obj.loss not in LOSSES:
     raise ValueError(f"unknown config.objective.loss {obj.loss!r}; choose one of {LOSSES}")
-  if obj.coupling not in ("independent", "ot"):
-    raise ValueError(f"unknown config.objective.coupling {obj.coupling!r}; use 'independent' or 'ot'")
-  if obj.coupling == "ot" and obj.loss != "flow_matching":
-    raise ValueError("objective.coupling='ot' pairs noise with data in the flow-matching loss; set "
-                     "objective.loss='flow_matching' or objective.coupling='independent'")
+  if obj.coupling not in COUPLINGS:
+    raise ValueError(f"unknown config.objective.coupling {obj.coupling!r}; choose one of {COUPLINGS}")
+  if obj.coupling != "independent" and obj.loss != "flow_matching":
+    raise ValueError(f"objective.coupling={obj.coupling!r} pairs noise with data in the flow-matching loss; "
+                     f"set objective.loss='flow_matching' or objective.coupling='independent'")
+  if (obj.coupling == "pairs") != ("noise" in dataset.train[np.arange(1)]):
+    raise ValueError("objective.coupling='pairs' (reflow) trains on (noise, x) pairs, and only it: set both "
+                     "it and data.reflow_pairs (experiments/reflow_pairs.py writes them), or neither")
   if ev.sampler not in SAMPLERS:
     raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
   model = DiffusionModel(config)
@@ -208,6 +229,8 @@ def build(config, dataset: Dataset) -> Task:
       couple = None
       if obj.coupling == "ot":
         couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon)
+      elif obj.coupling == "pairs":  # reflow: each x's own noise, the start of its path under the first flow
+        couple = lambda k, x0, eps: batch["noise"]
       per_example = objectives.flow_matching_loss(d, x, loss_key, couple)
     elif obj.loss == "edm":
       per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean, obj.edm_p_std)
@@ -305,7 +328,7 @@ def default_config():
   config.objective.antithetic = False
   config.objective.edm_p_mean = -1.2  # loss 'edm': ln(noise level) ~ N(p_mean, p_std^2)
   config.objective.edm_p_std = 1.2
-  config.objective.coupling = "independent"  # flow_matching: 'ot' pairs noise and data by minibatch OT
+  config.objective.coupling = "independent"  # flow_matching: 'ot' (minibatch OT) or 'pairs' (reflow's)
   config.objective.ot_epsilon = 0.01  # the OT plan's entropic regularization, relative to the mean cost
   config.objective.label_dropout = 0.1  # class-conditional: the rate at which the label is replaced by none
   config.eval.vlb = True
@@ -354,6 +377,14 @@ def use_flow_matching(config, path: str = "linear_interpolant") -> None:
   config.model.prediction = "velocity"
   config.objective.loss = "flow_matching"
   config.eval.update(vlb=False, sampler="ode", sampler_steps=20)
+
+
+def use_reflow(config, pairs_path: str) -> None:
+  """Reflow (Liu et al. 2023): a flow-matching config trained again on the (noise, x) pairs of its first
+  flow's ODE (experiments/reflow_pairs.py writes them to pairs_path), so that each path is a straight line
+  the new flow can follow in few steps (2-rectified flow)."""
+  config.data.reflow_pairs = pairs_path
+  config.objective.coupling = "pairs"
 
 
 def use_edm(config, sampler_steps: int = 18) -> None:

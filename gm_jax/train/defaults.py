@@ -27,6 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.level = "char"  # text: char | word tokens
   config.data.data_dir = ""  # TFDS data directory ("": TFDS's default)
   config.data.crop = 0  # TFDS images: a central square crop of this size before resizing (0: none)
+  config.data.reflow_pairs = ""  # a .npz of (noise, x) pairs that replaces the training split (reflow)
 
   config.model = ml_collections.ConfigDict()
   config.model.num_classes = 0  # > 0: class-conditional on the data's `label` (families that support it)

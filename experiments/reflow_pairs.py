@@ -1,0 +1,66 @@
+r"""Writes reflow's training pairs (Liu et al. 2023): noise, and where a trained flow's probability-flow
+ODE carries it.
+
+  python experiments/reflow_pairs.py --config=experiments/configs/toy2d_flow_matching.py \
+      --workdir=/tmp/gm_jax/toy2d_flow_matching_ring --config.data.distribution=ring \
+      --num_pairs=100000 --out=/tmp/gm_jax/ring_pairs.npz
+
+Restores the run's latest checkpoint (its EMA parameters when it keeps them) and solves the ODE with the
+config's eval.ode_solver in eval.sampler_steps steps from each noise draw. The 2-rectified flow is then
+the same config trained on the pairs (gm_jax.tasks.diffusion.use_reflow):
+
+  python experiments/main.py --config=experiments/configs/toy2d_flow_matching.py \
+      --workdir=/tmp/gm_jax/toy2d_reflow_ring --config.data.distribution=ring \
+      --config.data.reflow_pairs=/tmp/gm_jax/ring_pairs.npz --config.objective.coupling=pairs
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from gm_jax import tasks
+from gm_jax.tasks.diffusion import DiffusionModel, draw_reflow_pairs
+
+config_flags.DEFINE_config_file("config", None, "The trained flow's config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "The trained flow's workdir.")
+flags.DEFINE_integer("num_pairs", 100_000, "How many (noise, x) pairs to draw.", lower_bound=1)
+flags.DEFINE_string("out", None, "The .npz file to write (never overwritten).")
+flags.DEFINE_integer("seed", 0, "Seed of the noise.")
+flags.mark_flags_as_required(["config", "workdir", "out"])
+
+
+def main(argv):
+  del argv
+  config, out = flags.FLAGS.config, pathlib.Path(flags.FLAGS.out)
+  if out.suffix != ".npz":
+    raise app.UsageError(f"--out={out} must name a .npz file")
+  if out.exists():
+    raise app.UsageError(f"--out={out} exists; choose another file (pairs are never overwritten)")
+  if config.task != "diffusion" or config.model.num_classes:
+    raise app.UsageError("reflow pairs come from an unconditional diffusion or flow-matching config")
+  exp = tasks.experiment(config, flags.FLAGS.workdir)
+  try:
+    restored = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  if restored is None:
+    raise app.UsageError(f"no checkpoint in {flags.FLAGS.workdir}; train the config first")
+  params = restored[0].params(exp.use_ema)["model"]
+  denoiser = DiffusionModel(config).denoiser(params)
+  pairs = draw_reflow_pairs(denoiser, exp.dataset.spec, config.eval, jax.random.key(flags.FLAGS.seed),
+                            flags.FLAGS.num_pairs, config.eval.batch_size)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  partial = out.with_name(out.name + ".partial.npz")
+  np.savez(partial, **pairs)
+  os.replace(partial, out)  # a killed run leaves no truncated pairs file under the final name
+  print(f"wrote {len(pairs['x'])} pairs to {out}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,44 @@
+"""Reflow's training data (Liu et al. 2023, "Flow Straight and Fast"): pairs (noise, x) in which x is
+where a trained flow's ODE carries the noise, read from a .npz file (experiments/reflow_pairs.py writes
+one) in place of a data set's training split.
+
+The file holds `x` (N, *shape), in the data's own representation (integer levels for images, float
+points), and `noise` (N, *shape) float, the starting point of each x's ODE path in model space; and
+`label` (N,) if the flow was class-conditional. The data set keeps its test split and description, so a
+reflowed model is evaluated on the real test data as its first flow was.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from gm_jax.data.dataset import Dataset
+from gm_jax.data.pipeline import ArraySource
+
+
+def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
+  """`dataset` with its training split replaced by the pairs in `path`."""
+  file = pathlib.Path(path).expanduser()
+  if not file.is_file() or file.suffix != ".npz":
+    raise FileNotFoundError(f"data.reflow_pairs {str(file)!r} is not a .npz file; write one with "
+                            f"experiments/reflow_pairs.py")
+  with np.load(file) as stored:
+    arrays = {k: stored[k] for k in stored.files}
+  spec = dataset.spec
+  missing = {"x", "noise"} - set(arrays)
+  if missing:
+    raise ValueError(f"{str(file)!r} lacks {sorted(missing)}; reflow pairs hold x and noise (and label)")
+  x, noise = arrays["x"], arrays["noise"]
+  for name, array in (("x", x), ("noise", noise)):
+    if array.shape[1:] != tuple(spec.shape) or len(array) != len(x):
+      raise ValueError(f"{name} in {str(file)!r} has shape {array.shape}, but data {dataset.name!r} has "
+                       f"examples of shape {tuple(spec.shape)}; draw the pairs from a run on this data")
+  if (spec.kind == "image") != np.issubdtype(x.dtype, np.integer):
+    raise ValueError(f"x in {str(file)!r} is {x.dtype}, but data {dataset.name!r} holds "
+                     f"{'integer levels' if spec.kind == 'image' else 'float points'}")
+  pairs = {"x": x, "noise": noise.astype(np.float32)}
+  if "label" in arrays:
+    pairs["label"] = arrays["label"].astype(np.int32)
+  return Dataset(dataset.name, ArraySource(pairs), dataset.test, spec)

@@ -1,0 +1,97 @@
+"""Reflow (2-rectified flow), against the Gaussian's closed forms: the first flow's ODE carries noise z to
+T(z) = mu + Sigma^(1/2) z, its paths are curved (one Euler step misses), and the flow trained on the
+pairs (z, T(z)) has straight paths, a zero flow-matching loss and exact one-step samples. Then the pieces
+a run uses: pairs replacing a data set's training split, the task's checks, and the pairs script."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import linalg
+
+from gm_jax import data as data_lib
+from gm_jax.data import reflow_pairs
+from gm_jax.data.dataset import DataSpec
+from gm_jax.diffusion import processes
+from gm_jax.diffusion.denoiser import Denoiser
+from gm_jax.objectives import diffusion as objectives
+from gm_jax.sampling import diffusion as samplers
+from gm_jax.tasks import diffusion
+from tests.conftest import REPO, load_config, run_main
+from tests.diffusion.gaussian import MU, SIGMA, exact_field
+
+PATH = processes.LinearInterpolant()
+ROOT = linalg.sqrtm(SIGMA.astype(np.float64)).real
+
+
+def _transport(z):
+  return MU + np.asarray(z) @ ROOT.T
+
+
+def _straight_field() -> Denoiser:
+  """The 2-rectified flow's exact velocity: on x_t = (1 - t) T(z) + t z the noise is
+  z = ((1 - t) Sigma^(1/2) + t I)^(-1) (x_t - (1 - t) mu), and the velocity z - T(z)."""
+  root = jnp.asarray(ROOT, jnp.float32)
+
+  def velocity(x_t, t):
+    matrices = (1 - t)[:, None, None] * root + t[:, None, None] * jnp.eye(2)
+    z = jnp.linalg.solve(matrices, (x_t - (1 - t)[:, None] * MU)[..., None])[..., 0]
+    return z - (MU + z @ root.T)
+
+  return Denoiser(velocity, "velocity", PATH)
+
+
+def test_pairs_of_the_first_flow_follow_the_closed_form_transport_and_reflow_makes_one_step_exact():
+  ev = load_config("toy2d_flow_matching").eval
+  ev.update(ode_solver="tsit5", sampler_steps=0, ode_rtol=1e-6)
+  pairs = diffusion.draw_reflow_pairs(exact_field(PATH), DataSpec("points", (2,)), ev, jax.random.key(0), 600, 256)
+  assert pairs["x"].shape == pairs["noise"].shape == (600, 2)
+  np.testing.assert_allclose(pairs["x"], _transport(pairs["noise"]), atol=2e-4)
+
+  z = pairs["noise"][:200]
+  one_euler_step = lambda field: np.asarray(samplers.probability_flow_from(field, jnp.asarray(z), "euler", 1)[0])
+  assert np.abs(one_euler_step(exact_field(PATH)) - _transport(z)).max() > 0.1  # the first flow's paths bend
+  np.testing.assert_allclose(one_euler_step(_straight_field()), _transport(z), atol=1e-5)
+
+  x0 = jnp.asarray(pairs["x"])
+  given = lambda key, x, eps: jnp.asarray(pairs["noise"])
+  losses = objectives.flow_matching_loss(_straight_field(), x0, jax.random.key(1), given)
+  assert float(jnp.max(losses)) < 1e-8  # each pair's target is the field: nothing left to average
+  independent = objectives.flow_matching_loss(_straight_field(), x0, jax.random.key(1))
+  assert float(jnp.mean(independent)) > 0.1
+
+
+def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
+  config = load_config("toy2d_flow_matching", "tiny")
+  dataset = data_lib.load_dataset(config.data)
+  path = tmp_path / "pairs.npz"
+  np.savez(path, x=np.ones((10, 2), np.float32), noise=np.zeros((10, 2), np.float64))
+  reflowed = reflow_pairs.with_reflow_pairs(dataset, str(path))
+  assert len(reflowed.train) == 10 and reflowed.test is dataset.test and reflowed.spec is dataset.spec
+  assert reflowed.train[np.arange(2)]["noise"].dtype == np.float32
+  np.savez(tmp_path / "bad.npz", x=np.ones((10, 3), np.float32), noise=np.zeros((10, 3)))
+  with pytest.raises(ValueError, match="examples of shape \\(2,\\); draw the pairs from a run on this data"):
+    reflow_pairs.with_reflow_pairs(dataset, str(tmp_path / "bad.npz"))
+  with pytest.raises(FileNotFoundError, match="write one with experiments/reflow_pairs.py"):
+    reflow_pairs.with_reflow_pairs(dataset, str(tmp_path / "missing.npz"))
+  config.objective.coupling = "pairs"
+  with pytest.raises(ValueError, match="set both it and data.reflow_pairs"):
+    diffusion.build(config, dataset)
+  config.objective.coupling = "independent"
+  with pytest.raises(ValueError, match="set both it and data.reflow_pairs"):
+    diffusion.build(config, reflowed)
+
+
+def test_reflow_from_a_trained_run_end_to_end(tmp_path):
+  """Train a tiny flow, write its pairs with the script (which never overwrites), train the reflow on them."""
+  config = "--config=experiments/configs/toy2d_flow_matching.py:tiny"
+  first, pairs, second = tmp_path / "first", tmp_path / "pairs.npz", tmp_path / "second"
+  run_main(config, f"--workdir={first}")
+  script = REPO / "experiments" / "reflow_pairs.py"
+  run_main(config, f"--workdir={first}", "--num_pairs=300", f"--out={pairs}", script=script)
+  with np.load(pairs) as stored:
+    assert stored["x"].shape == stored["noise"].shape == (300, 2)
+  again = run_main(config, f"--workdir={first}", "--num_pairs=300", f"--out={pairs}", script=script, check=False)
+  assert again.returncode != 0 and "pairs are never overwritten" in again.stderr
+  run_main(config, f"--workdir={second}", f"--config.data.reflow_pairs={pairs}", "--config.objective.coupling=pairs")
+  assert (second / "summary.json").exists()
