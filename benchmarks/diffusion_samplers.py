@@ -58,6 +58,8 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
     runs += [("dpm_solver_pp_2m", {"num_steps": n}) for n in (5, 10, 20)]
     runs += [("edm_heun", {"num_steps": n}) for n in (3, 5, 10, 18)]  # NFE 5, 9, 19, 35
   runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in ((5, 10, 25) if images else (10, 25, 50))]
+  if finite_log_snr:  # ancestral sampling on a strided schedule: DDIM with eta = 1
+    runs += [("ddim", {"num_steps": n, "eta": 1.0}) for n in (10, 100)]
   if images:
     return runs
   runs += [("ode_tsit5_adaptive", {"solver": "tsit5", "rtol": 1e-3, "atol": 1e-3}),

@@ -16,15 +16,14 @@ the same config trained on the pairs (gm_jax.tasks.diffusion.use_reflow):
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import jax
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 from gm_jax import tasks
+from gm_jax.data.reflow_pairs import write_pairs
 from gm_jax.tasks.diffusion import DiffusionModel, draw_reflow_pairs
 
 config_flags.DEFINE_config_file("config", None, "The trained flow's config file.", lock_config=True)
@@ -38,10 +37,8 @@ flags.mark_flags_as_required(["config", "workdir", "out"])
 def main(argv):
   del argv
   config, out = flags.FLAGS.config, pathlib.Path(flags.FLAGS.out)
-  if out.suffix != ".npz":
-    raise app.UsageError(f"--out={out} must name a .npz file")
-  if out.exists():
-    raise app.UsageError(f"--out={out} exists; choose another file (pairs are never overwritten)")
+  if out.suffix != ".npz" or out.exists():  # refused before the work (write_pairs checks again)
+    raise app.UsageError(f"--out={out} must name a new .npz file (pairs are never overwritten)")
   if config.task != "diffusion" or config.model.num_classes:
     raise app.UsageError("reflow pairs come from an unconditional diffusion or flow-matching config")
   exp = tasks.experiment(config, flags.FLAGS.workdir)
@@ -55,11 +52,7 @@ def main(argv):
   denoiser = DiffusionModel(config).denoiser(params)
   pairs = draw_reflow_pairs(denoiser, exp.dataset.spec, config.eval, jax.random.key(flags.FLAGS.seed),
                             flags.FLAGS.num_pairs, config.eval.batch_size)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  partial = out.with_name(out.name + ".partial.npz")
-  np.savez(partial, **pairs)
-  os.replace(partial, out)  # a killed run leaves no truncated pairs file under the final name
-  print(f"wrote {len(pairs['x'])} pairs to {out}")
+  print(f"wrote {len(pairs['x'])} pairs to {write_pairs(pairs, str(out))}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ reflowed model is evaluated on the real test data as its first flow was.
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -42,3 +43,18 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   if "label" in arrays:
     pairs["label"] = arrays["label"].astype(np.int32)
   return Dataset(dataset.name, ArraySource(pairs), dataset.test, spec)
+
+
+def write_pairs(pairs: dict[str, np.ndarray], path: str) -> pathlib.Path:
+  """Saves pairs to a new .npz file: an existing file is never overwritten, and a write that fails midway
+  leaves no file under the final name."""
+  out = pathlib.Path(path).expanduser()
+  if out.suffix != ".npz":
+    raise ValueError(f"reflow pairs go to a .npz file, not {str(out)!r}")
+  if out.exists():
+    raise FileExistsError(f"{str(out)!r} exists; choose another file (pairs are never overwritten)")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  partial = out.with_name(out.name + ".partial.npz")
+  np.savez(partial, **pairs)
+  os.replace(partial, out)
+  return out

@@ -10,6 +10,7 @@ import pytest
 from scipy import linalg
 
 from gm_jax import data as data_lib
+from gm_jax import tasks
 from gm_jax.data import reflow_pairs
 from gm_jax.data.dataset import DataSpec
 from gm_jax.diffusion import processes
@@ -82,16 +83,26 @@ def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
     diffusion.build(config, reflowed)
 
 
+def test_pairs_files_are_never_overwritten(tmp_path):
+  pairs = {"x": np.ones((3, 2), np.float32), "noise": np.zeros((3, 2), np.float32)}
+  out = reflow_pairs.write_pairs(pairs, str(tmp_path / "pairs.npz"))
+  with pytest.raises(FileExistsError, match="pairs are never overwritten"):
+    reflow_pairs.write_pairs({"x": np.zeros((1, 2)), "noise": np.zeros((1, 2))}, str(out))
+  with np.load(out) as stored:
+    np.testing.assert_array_equal(stored["x"], pairs["x"])
+  assert [p.name for p in tmp_path.iterdir()] == ["pairs.npz"]
+
+
 def test_reflow_from_a_trained_run_end_to_end(tmp_path):
-  """Train a tiny flow, write its pairs with the script (which never overwrites), train the reflow on them."""
-  config = "--config=experiments/configs/toy2d_flow_matching.py:tiny"
+  """Train a tiny flow, write its pairs with the script, train the reflow on them."""
+  config = load_config("toy2d_flow_matching", "tiny")
+  config.train.progress_bar = False
   first, pairs, second = tmp_path / "first", tmp_path / "pairs.npz", tmp_path / "second"
-  run_main(config, f"--workdir={first}")
-  script = REPO / "experiments" / "reflow_pairs.py"
-  run_main(config, f"--workdir={first}", "--num_pairs=300", f"--out={pairs}", script=script)
+  tasks.train(config, first)
+  run_main("--config=experiments/configs/toy2d_flow_matching.py:tiny", f"--workdir={first}", "--num_pairs=300",
+           f"--out={pairs}", script=REPO / "experiments" / "reflow_pairs.py")
   with np.load(pairs) as stored:
     assert stored["x"].shape == stored["noise"].shape == (300, 2)
-  again = run_main(config, f"--workdir={first}", "--num_pairs=300", f"--out={pairs}", script=script, check=False)
-  assert again.returncode != 0 and "pairs are never overwritten" in again.stderr
-  run_main(config, f"--workdir={second}", f"--config.data.reflow_pairs={pairs}", "--config.objective.coupling=pairs")
-  assert (second / "summary.json").exists()
+  diffusion.use_reflow(config, str(pairs))
+  summary = tasks.train(config, second)
+  assert summary["step"] == config.train.num_steps and np.isfinite(summary["nll_nats"])
