@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from ott.geometry import pointcloud
-from ott.problems.linear import linear_problem
-from ott.solvers.linear import acceleration, sinkhorn
 
 
 def ot_plan(x_BD, y_BD, weights_B, epsilon: float) -> jax.Array:
   """(B, B) entropic OT plan between the rows of x and y, both weighted by `weights` (summing to 1)."""
+  # Imported here: ott takes seconds to import, which every process would pay for a rarely used option.
+  from ott.geometry import pointcloud
+  from ott.problems.linear import linear_problem
+  from ott.solvers.linear import acceleration, sinkhorn
+
   geometry = pointcloud.PointCloud(x_BD, y_BD, scale_cost="mean", epsilon=epsilon)
   problem = linear_problem.LinearProblem(geometry, weights_B, weights_B)
   # Adaptive momentum (over-relaxation after 20 plain iterations) cuts the iterations 3-fold at small epsilon.
