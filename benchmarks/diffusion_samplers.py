@@ -50,7 +50,8 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
   """The (sampler, arguments) grid: DDIM at the NFE of the cross-method comparison (5, 10, 20, 35, 100; on
   the linear interpolant it is Euler on the flow-matching ODE, also at 1 and 2) and at 50, EDM's Heun at
   5, 9, 19 and 35, the probability-flow ODE by Heun. On images (a U-Net per evaluation) the few-step
-  deterministic samplers only: the run's own evaluation already scores its configured sampler. Samplers that need a finite log-SNR at t = 1 are left out for flow-matching paths."""
+  deterministic samplers only: the run's own evaluation already scores its configured sampler. Samplers
+  that need a finite log-SNR at t = 1 are left out for flow-matching paths."""
   finite_log_snr = not process.ends_in_pure_noise
   few = () if finite_log_snr else (1, 2)  # a (re)flow's straight paths may need only one or two Euler steps
   runs = [("ddim", {"num_steps": n}) for n in (*few, 5, 10, 20, 35, 50, 100)]

@@ -63,7 +63,8 @@ from gm_jax.train.task import Likelihood, Task, Update
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
 COUPLINGS = ("independent", "ot", "pairs")
-FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")  # they start from the SDE or log-SNR at t = 1
+# They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
+FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
 
 
 def make_network(config):
