@@ -5,9 +5,10 @@ ODE carries it.
       --workdir=/tmp/gm_jax/toy2d_flow_matching_ring --config.data.distribution=ring \
       --num_pairs=100000 --out=/tmp/gm_jax/ring_pairs.npz
 
-Restores the run's latest checkpoint (its EMA parameters when it keeps them) and solves the ODE with the
-config's eval.ode_solver in eval.sampler_steps steps from each noise draw. The 2-rectified flow is then
-the same config trained on the pairs (gm_jax.tasks.diffusion.use_reflow):
+Restores the run's latest checkpoint (its EMA parameters when it keeps them; the config may differ from
+the run's only in eval.*) and solves the ODE with the config's eval.ode_solver in eval.sampler_steps
+steps from each noise draw. The 2-rectified flow is then the same config trained on the pairs
+(gm_jax.tasks.diffusion.use_reflow):
 
   python experiments/main.py --config=experiments/configs/toy2d_flow_matching.py \
       --workdir=/tmp/gm_jax/toy2d_reflow_ring --config.data.distribution=ring \
@@ -25,6 +26,7 @@ from ml_collections import config_flags
 from gm_jax import tasks
 from gm_jax.data.reflow_pairs import write_pairs
 from gm_jax.tasks.diffusion import DiffusionModel, draw_reflow_pairs
+from gm_jax.train.loop import WorkdirConflictError
 
 config_flags.DEFINE_config_file("config", None, "The trained flow's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained flow's workdir.")
@@ -41,14 +43,12 @@ def main(argv):
     raise app.UsageError(f"--out={out} must name a new .npz file (pairs are never overwritten)")
   if config.task != "diffusion" or config.model.num_classes:
     raise app.UsageError("reflow pairs come from an unconditional diffusion or flow-matching config")
-  exp = tasks.experiment(config, flags.FLAGS.workdir)
-  try:
-    restored = exp.restore_latest()
-  finally:
-    exp.checkpointer.close()
-  if restored is None:
-    raise app.UsageError(f"no checkpoint in {flags.FLAGS.workdir}; train the config first")
-  params = restored[0].params(exp.use_ema)["model"]
+  try:  # the config must be the run's (only eval.* may differ), and the run must have a checkpoint
+    exp, state = tasks.restored(config, flags.FLAGS.workdir)
+  except (FileNotFoundError, WorkdirConflictError) as error:
+    raise app.UsageError(str(error)) from None
+  exp.checkpointer.close()
+  params = state.params(exp.use_ema)["model"]
   denoiser = DiffusionModel(config).denoiser(params)
   pairs = draw_reflow_pairs(denoiser, exp.dataset.spec, config.eval, jax.random.key(flags.FLAGS.seed),
                             flags.FLAGS.num_pairs, config.eval.batch_size)

@@ -23,14 +23,13 @@ Paper: none on digits (Ho & Salimans report ImageNet 64x64 FID/IS against w).
 
 import pathlib
 
-from gm_jax.tasks import with_tiny_size
+from gm_jax.tasks import conditioning, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
 @with_tiny_size
 def get_config():
   config = load_config_file(pathlib.Path(__file__).with_name("digits_flow_matching.py"))
-  config.model.num_classes = 10
-  config.train.num_samples = 100  # a 10 x 10 grid, one row per class
+  conditioning.use_classes(config, 10)
   config.eval.guidance = 1.0
   return config

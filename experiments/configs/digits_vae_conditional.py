@@ -17,13 +17,12 @@ Paper: none on digits (Sohn et al. report structured-output tasks, not a digits 
 
 import pathlib
 
-from gm_jax.tasks import with_tiny_size
+from gm_jax.tasks import conditioning, with_tiny_size
 from gm_jax.train.defaults import load_config_file
 
 
 @with_tiny_size
 def get_config():
   config = load_config_file(pathlib.Path(__file__).with_name("digits_vae.py"))
-  config.model.num_classes = 10
-  config.train.num_samples = 100  # a 10 x 10 grid, one row per class
+  conditioning.use_classes(config, 10)
   return config

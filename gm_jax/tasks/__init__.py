@@ -105,6 +105,13 @@ def sample(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
   return loop.sample(config, str(workdir), build)
 
 
+def restored(config, workdir: str | pathlib.Path) -> tuple[loop.Experiment, Any]:
+  """A built-in family's trained run: its Experiment (the caller closes exp.checkpointer) and latest
+  state, refused like --mode=eval if the config differs outside eval.* or there is no checkpoint."""
+  exp, state, _ = loop.restored_experiment(config, str(workdir), build, build_feature_space)
+  return exp, state
+
+
 def experiment(config, workdir: str | pathlib.Path) -> loop.Experiment:
   """The loop's Experiment of a config (data, task, compiled steps, checkpoints) without running it."""
   return loop.Experiment(config, pathlib.Path(workdir), build, build_feature_space)

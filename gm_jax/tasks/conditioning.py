@@ -27,3 +27,9 @@ def num_classes(config, dataset: Dataset) -> int:
 def class_runs(n: int, count: int) -> np.ndarray:
   """n labels in equal contiguous runs of each of `count` classes (one row per class in a square grid)."""
   return (np.arange(n) * count // n).astype(np.int32)
+
+
+def use_classes(config, count: int) -> None:
+  """Makes a config class-conditional on `count` classes, with a square sample grid of one row per class."""
+  config.model.num_classes = count
+  config.train.num_samples = count * count

@@ -499,8 +499,10 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
   return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
 
 
-def _restored_experiment(config, workdir: str, build_task: TaskBuilder,
-                         build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState, dict]:
+def restored_experiment(config, workdir: str, build_task: TaskBuilder,
+                        build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState, dict]:
+  """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
+  eval.* settings that differ from its config.json; any other difference is refused."""
   changes = check_eval_workdir(config, pathlib.Path(workdir))
   exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
   try:
@@ -519,7 +521,7 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
 
   eval.* settings may differ from training's; the result lists them under `eval_config_changes`.
   """
-  exp, state, changes = _restored_experiment(config, workdir, build_task, build_feature_space)
+  exp, state, changes = restored_experiment(config, workdir, build_task, build_feature_space)
   try:
     result = exp.summary(state)
     if changes:
@@ -533,7 +535,7 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
 
 def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
   """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
-  exp, state, changes = _restored_experiment(config, workdir, build_task, None)
+  exp, state, changes = restored_experiment(config, workdir, build_task, None)
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:

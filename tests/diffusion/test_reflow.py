@@ -99,8 +99,11 @@ def test_reflow_from_a_trained_run_end_to_end(tmp_path):
   config.train.progress_bar = False
   first, pairs, second = tmp_path / "first", tmp_path / "pairs.npz", tmp_path / "second"
   tasks.train(config, first)
-  run_main("--config=experiments/configs/toy2d_flow_matching.py:tiny", f"--workdir={first}", "--num_pairs=300",
-           f"--out={pairs}", script=REPO / "experiments" / "reflow_pairs.py")
+  script, tiny = REPO / "experiments" / "reflow_pairs.py", "--config=experiments/configs/toy2d_flow_matching.py:tiny"
+  refused = run_main(tiny, f"--workdir={first}", f"--out={pairs}", script=script, check=False)  # not the run's config
+  assert refused.returncode != 0 and "train.progress_bar" in refused.stderr and not pairs.exists()
+  run_main(tiny, f"--workdir={first}", "--config.train.progress_bar=False", "--num_pairs=300", f"--out={pairs}",
+           script=script)
   with np.load(pairs) as stored:
     assert stored["x"].shape == stored["noise"].shape == (300, 2)
   diffusion.use_reflow(config, str(pairs))
