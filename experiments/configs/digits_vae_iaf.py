@@ -9,7 +9,10 @@ digits with IWAE-5000 (nll_nats, bpd) and the ELBO (elbo_nll_nats).
 Command:
   python experiments/main.py --config=experiments/configs/digits_vae_iaf.py --workdir=/tmp/gm_jax/digits_vae_iaf
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured.
+Our result (jax 0.10.2, 30 s): test nll_nats 83.15 = 1.874 bits/dim (IWAE-5000); -ELBO 87.46 nats
+  (1.972 bits/dim; recon -72.36, KL 15.10); FD-digits 173.6 (digits_vae: 204.6). The flow posterior
+  tightens the IWAE bound by 0.31 nats, not the ELBO (+0.19): two small IAF steps, and the KL is a
+  one-sample estimate.
 Paper: none on digits (Kingma et al. 2016 report binarized MNIST and CIFAR-10); compare digits_vae's
   83.46 nats IWAE-5000 / 87.27 -ELBO with the same decoder.
 """
