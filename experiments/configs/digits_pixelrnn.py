@@ -1,17 +1,21 @@
 r"""PixelRNN (van den Oord et al. 2016) on scikit-learn digits (8x8, 17 grey levels): Diagonal BiLSTM
 by default, Row LSTM with --config.model.architecture=row_lstm.
 
-A 7x7 mask-A convolution to 64 features, 2 Diagonal BiLSTM layers of 32 units (the paper's residual
+A 7x7 mask-A convolution to 64 features, 5 Diagonal BiLSTM layers of 32 units (the paper's residual
 block: 2h features in, h LSTM units, a 1x1 mask-B convolution back to 2h) with dropout 0.5 on the LSTM
-output, two ReLU + 1x1 mask-B output layers (64 features, then 17 logits per pixel). The loss, the exact
-likelihood (estimator 'exact') and the raster sampler are the Gated PixelCNN's (digits_pixelcnn.py).
-Adam 1e-3 with cosine decay, batch 64, 2000 steps.
+output, two ReLU + 1x1 mask-B output layers (256 features, then 17 logits per pixel): digits_pixelcnn's
+depth, stream and output widths. The loss, the exact likelihood (estimator 'exact') and the raster
+sampler are the Gated PixelCNN's (digits_pixelcnn.py). Adam 1e-3 with cosine decay, batch 64, 2000 steps.
 
 Command:
   python experiments/main.py --config=experiments/configs/digits_pixelrnn.py --workdir=/tmp/gm_jax/digits_pixelrnn
 Hardware: 2-core CPU, no accelerator.
-Our result: not measured.
-Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim is the comparison.
+Our result (jax 0.10.2, 9.7 min): test nll_nats 78.24 = 1.764 bits/dim (exact); FD-digits 96.6
+  (floor 46.9), precision 0.82, recall 0.97. With 2 layers and 64 output features: 80.76 nats =
+  1.821 bits/dim (3.9 min).
+Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim is the comparison: equal within 0.01
+  bits/dim, not below. Its training loss at the end (78.0 nats, dropout on) is no lower than the test
+  NLL: it is not overfitting at 2,000 steps.
 """
 
 from gm_jax.tasks import with_tiny_size
@@ -23,7 +27,7 @@ def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   # dropout: 1,497 training digits (digits_pixelcnn.py needs it too)
-  config.model.update(features=64, dropout=0.5)
+  config.model.update(features=64, num_layers=5, head_features=256, dropout=0.5)
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=1.0)
   config.train.update(num_steps=2000, eval_every=500, sample_every=1000)
   config.eval.batch_size = 100
