@@ -62,7 +62,7 @@ def main(argv):
   init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   state = init(jax.random.key(0), batches[0])
   start = time.perf_counter()
-  compiled = train_step.jitted.lower(state, batches[0]).compile()
+  compiled = train_step.jit(state).lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 

@@ -58,7 +58,7 @@ def main(argv):
   init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   state = init(jax.random.key(config.seed), batches[0])
   start = time.perf_counter()
-  compiled = train_step.jitted.lower(state, batches[0]).compile()
+  compiled = train_step.jit(state).lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
   num_params = sum(p.size for p in jax.tree.leaves(state.networks["model"].params))
   holder = {"state": state, "i": 0}

@@ -42,7 +42,7 @@ def main(argv):
                                                                          config.data.seed)))
 
   start = time.perf_counter()
-  compiled = train_step.jitted.lower(state, batches[0]).compile()
+  compiled = train_step.jit(state).lower(state, batches[0]).compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 

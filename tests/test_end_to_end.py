@@ -317,28 +317,32 @@ def _event_steps(workdir) -> dict[str, list[int]]:
   return {tag: sorted(s) for tag, s in steps.items()}
 
 
-def test_resume_on_another_device_count_is_noticed_and_logs_no_step_twice(uninterrupted, tmp_path):
+def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_twice(uninterrupted, tmp_path):
   workdir = tmp_path / "moved"
   # Synchronous checkpoints every 20 steps and a kill after step 35: the killed run logged step 30, the
   # resumed run starts from step 20 and logs step 30 again.
   every_20 = ("--config.train.checkpoint_every=20", "--config.train.async_checkpoints=False")
-  proc = run_main("35", TINY, f"--workdir={workdir}", *every_20, script=KILL_AT_STEP, check=False)
+  # Killed with its state sharded over 4 of 8 devices, resumed replicated on 2: the checkpoint restores
+  # onto the new layout (mesh.* may differ from config.json).
+  proc = run_main("35", TINY, f"--workdir={workdir}", *every_20, "--config.mesh.fsdp=4", script=KILL_AT_STEP,
+                  check=False, env={"XLA_FLAGS": xla_flags(devices=8)})
   assert proc.returncode == -signal.SIGKILL
   assert 30 in _event_steps(workdir)["train/loss"]
   proc = run_main(TINY, f"--workdir={workdir}", *every_20,
                   env={"XLA_FLAGS": xla_flags(devices=2)})
   notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
   assert len(notices) == 1, proc.stderr
-  assert notices[0].endswith("checkpoint 20 was written on 1 device(s) in 1 process(es); now on 2 device(s) "
-                             "in 1 process(es): the run continues, and its numbers may differ from an "
-                             "uninterrupted run in float32 rounding")
+  assert notices[0].endswith("checkpoint 20 was written on 8 device(s) in 1 process(es), parameters sharded "
+                             "4 ways; now on 2 device(s) in 1 process(es): the run continues, and its numbers "
+                             "may differ from an uninterrupted run in float32 rounding")
   assert _event_steps(workdir) == _event_steps(uninterrupted)
   assert_runs_close(workdir, uninterrupted)
 
 
-def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupted, tmp_path):
+@pytest.mark.parametrize("fsdp", [1, 4])
+def test_eight_devices_match_one_device_within_the_stated_tolerance(fsdp, uninterrupted, tmp_path):
   workdir = tmp_path / "eight"
-  run_main(TINY, f"--workdir={workdir}", env={"XLA_FLAGS": xla_flags(devices=8)})
+  run_main(TINY, f"--workdir={workdir}", f"--config.mesh.fsdp={fsdp}", env={"XLA_FLAGS": xla_flags(devices=8)})
   assert_runs_close(workdir, uninterrupted)
 
 

@@ -7,6 +7,8 @@ import pathlib
 
 import ml_collections
 
+from gm_jax.train import sharding
+
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -64,6 +66,12 @@ def base_config() -> ml_collections.ConfigDict:
   # float32 | bfloat16: the dtype of matmuls and convolutions (accumulated in float32); parameters,
   # optimizer state, normalization statistics, softmax, losses and likelihoods stay float32.
   config.train.compute_dtype = "float32"
+
+  # The mesh is (data = devices / fsdp, fsdp); fsdp > 1 shards the train state over groups of fsdp devices
+  # as `rules` say (gm_jax.train.sharding; README, "On several devices"). It may change on resume.
+  config.mesh = ml_collections.ConfigDict()
+  config.mesh.fsdp = 1
+  config.mesh.rules = sharding.DEFAULT_RULES
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 1000

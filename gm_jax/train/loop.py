@@ -47,13 +47,20 @@ class WorkdirConflictError(RuntimeError):
   pass
 
 
-def topology() -> dict[str, int]:
-  """The device and process counts, stored with every checkpoint to notice a resume on other hardware."""
-  return {"devices": jax.device_count(), "processes": jax.process_count()}
+def topology(fsdp: int = 1) -> dict[str, int]:
+  """The device and process counts (and the fsdp group size when parameters are sharded), stored with
+  every checkpoint to notice a resume on other hardware or another layout."""
+  record = {"devices": jax.device_count(), "processes": jax.process_count()}
+  return {**record, "fsdp": fsdp} if fsdp > 1 else record
 
 
 def _describe(t: dict[str, int]) -> str:
-  return f"{t['devices']} device(s) in {t['processes']} process(es)"
+  sharded = f", parameters sharded {t['fsdp']} ways" if t.get("fsdp", 1) > 1 else ""
+  return f"{t['devices']} device(s) in {t['processes']} process(es){sharded}"
+
+
+# The mesh layout (mesh.*) may change between runs of one workdir: a checkpoint restores onto any layout.
+LAYOUT_FIELDS = "mesh."
 
 
 def _sync_processes(name: str) -> None:
@@ -71,6 +78,8 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
   keys = sorted(set(old) | set(new))
   diffs = []
   for k in keys:
+    if f"{prefix}{k}.".startswith(LAYOUT_FIELDS):
+      continue
     a, b = old.get(k, "<missing>"), new.get(k, "<missing>")
     if isinstance(a, dict) and isinstance(b, dict):
       diffs += _config_differences(a, b, f"{prefix}{k}.")
@@ -96,7 +105,7 @@ class Experiment:
     self.workdir = pathlib.Path(self.workdir)
     self.dataset = data_lib.load_dataset(config.data)
     self.task = self.build_task(config, self.dataset)
-    self.mesh = sharding.make_mesh()
+    self.mesh = sharding.make_mesh(config.mesh.fsdp)
     self.global_batch_size = config.data.batch_size * self.task.examples_per_step_factor
     sharding.check_batch_size(self.global_batch_size, self.mesh)
     sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
@@ -132,7 +141,7 @@ class Experiment:
     steps = sorted(self.checkpointer.all_steps(), reverse=True)
     if not steps:
       return None
-    abstract = jax.eval_shape(self.init_fn, *self._init_args())
+    abstract = self.init_fn.abstract(*self._init_args())
     skipped: list[CheckpointError] = []
     for step in steps:
       try:
@@ -154,10 +163,11 @@ class Experiment:
       _sync_processes("unreadable checkpoints set aside")
       self.checkpointer.reload()
     written_on = data_state.pop("topology", None)
-    if written_on is not None and written_on != topology():
+    now_on = topology(self.config.mesh.fsdp)
+    if written_on is not None and written_on != now_on:
       logging.warning("checkpoint %d was written on %s; now on %s: the run continues, and its numbers may "
                       "differ from an uninterrupted run in float32 rounding", step, _describe(written_on),
-                      _describe(topology()))
+                      _describe(now_on))
     return state, data_state
 
   # evaluation and samples --------------------------------------------------------------------------
@@ -453,7 +463,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         exp.write_samples(state, step)
       if step % tc.checkpoint_every == 0 or is_last:
         exp.check_savable(state)
-        exp.checkpointer.save(step, state, {**iterator.get_state(), "topology": topology()})
+        exp.checkpointer.save(step, state, {**iterator.get_state(), "topology": topology(exp.config.mesh.fsdp)})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})

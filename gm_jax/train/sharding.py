@@ -1,23 +1,37 @@
-"""One data-parallel code path for 1 device, many devices, and many processes.
+"""One code path for 1 device, many devices, and many processes, with replicated or sharded parameters.
 
-A 1-D `Mesh` over every device with axis 'data': batches are split along their first axis, the train
-state is replicated. Each process supplies only its own rows of the global batch.
+A 2-D `Mesh` over every device with axes ('data', 'fsdp') of shape (devices / fsdp, fsdp). Batches are
+split along their first axis over both axes (every device gets its own rows), so the data layout does not
+depend on `fsdp`. The train state (parameters, optimizer state, EMA) is placed by rules that map a state
+leaf's path to how it is split over the 'fsdp' axis (fully sharded data parallelism: each device of an
+fsdp group holds 1/fsdp of those leaves, and XLA gathers them where the step needs them whole); with
+fsdp = 1 every leaf is replicated. Each process supplies only its own rows of the global batch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
+BATCH_AXES = (DATA_AXIS, FSDP_AXIS)
+# (regular expression searched in a state leaf's path, spec); the first rule that matches places the leaf.
+# A spec is "auto" (the leaf's largest dimension divisible by the fsdp size is split over 'fsdp';
+# replicated when none is), "replicated", or one mesh axis name or None per leading dimension.
+DEFAULT_RULES = ((".*", "auto"),)
 
 
-def make_mesh(devices=None) -> Mesh:
-  devices = np.asarray(jax.devices() if devices is None else devices)
-  return Mesh(devices.reshape(-1), (DATA_AXIS,))
+def make_mesh(fsdp: int = 1, devices=None) -> Mesh:
+  devices = np.asarray(jax.devices() if devices is None else devices).reshape(-1)
+  if not isinstance(fsdp, int) or fsdp < 1 or devices.size % fsdp:
+    raise ValueError(f"mesh.fsdp={fsdp} must be a positive divisor of the number of devices "
+                     f"({devices.size}); set --config.mesh.fsdp")
+  return Mesh(devices.reshape(-1, fsdp), BATCH_AXES)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -25,7 +39,50 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(DATA_AXIS))
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def leaf_path(path) -> str:
+  """A state leaf's path as the rules see it, e.g. 'networks/model/opt_state/0/mu/Dense_0/kernel'."""
+  return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _spec(spec, shape: tuple[int, ...], mesh: Mesh, name: str, pattern: str) -> P:
+  fsdp = mesh.shape[FSDP_AXIS]
+  if spec == "replicated":
+    return P()
+  if spec == "auto":
+    divisible = [d for d in range(len(shape)) if shape[d] % fsdp == 0]
+    if not divisible:
+      return P()
+    largest = max(divisible, key=lambda d: (shape[d], d))
+    return P(*([None] * largest), FSDP_AXIS)
+  axes = (spec,) if isinstance(spec, str) else tuple(spec)
+  if len(axes) > len(shape) or any(a is not None and a not in mesh.shape for a in axes):
+    raise ValueError(f"mesh.rules: {pattern!r} gives {name} (shape {shape}) the spec {spec!r}; use 'auto', "
+                     f"'replicated' or at most {len(shape)} entries of {sorted(mesh.shape)} or None")
+  for d, axis in enumerate(axes):
+    if axis is not None and shape[d] % mesh.shape[axis]:
+      raise ValueError(f"mesh.rules: {pattern!r} splits dimension {d} of {name} (shape {shape}) over "
+                       f"'{axis}' of size {mesh.shape[axis]}, which does not divide it; change the rule")
+  return P(*axes)
+
+
+def state_shardings(state: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES) -> Any:
+  """The NamedSharding of every leaf of `state` (arrays or ShapeDtypeStructs) by the first matching rule;
+  everything is replicated on a mesh whose 'fsdp' axis has size 1 (plain data parallelism)."""
+  if mesh.shape[FSDP_AXIS] == 1:
+    return jax.tree.map(lambda _: replicated(mesh), state)
+  compiled = [(re.compile(pattern), pattern, spec) for pattern, spec in rules]
+
+  def place(path, leaf):
+    name = leaf_path(path)
+    for regex, pattern, spec in compiled:
+      if regex.search(name):
+        return NamedSharding(mesh, _spec(spec, tuple(leaf.shape), mesh, name, pattern))
+    return replicated(mesh)
+
+  return jax.tree_util.tree_map_with_path(place, state)
 
 
 def check_batch_size(global_batch_size: int, mesh: Mesh, what: str = "data.batch_size") -> None:
@@ -35,7 +92,7 @@ def check_batch_size(global_batch_size: int, mesh: Mesh, what: str = "data.batch
 
 
 def put_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """Assembles the global batch from every process's local rows, sharded along 'data'."""
+  """Assembles the global batch from every process's local rows, split over every device."""
   sharding = batch_sharded(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local_batch.items()}

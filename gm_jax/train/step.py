@@ -47,23 +47,33 @@ class TrainStep:
   step(state, batch) -> (state, metrics): the step's key is fold_in(base_key, state.step); update u,
   repeat i uses fold_in(fold_in(key, u), i). Objectives derive per-example keys from batch['index'],
   the example's global position, so results do not depend on the device count. The state is donated.
-  `num_traces` counts Python traces of the step (it must stay 1); `jitted` is the jax.jit function
-  (for lowering and compiling ahead of time, as the benchmarks do).
+  The state is placed on the mesh by `rules` (gm_jax.train.sharding) and keeps that placement.
+  `num_traces` counts Python traces of the step (it must stay 1); `jit(state)` is the jax.jit function
+  for states shaped like `state` (for lowering and compiling ahead of time, as the benchmarks do).
   """
 
   def __init__(self, task: Task, optimizers: dict[str, optax.GradientTransformation], base_key: jax.Array,
-               mesh: Mesh, ema_decay: float):
+               mesh: Mesh, ema_decay: float, rules=sharding.DEFAULT_RULES):
     self.task = task
     self.optimizers = optimizers
     self.base_key = base_key
     self.ema_decay = ema_decay
+    self.mesh = mesh
+    self.rules = rules
     self.num_traces = 0
-    self.jitted = jax.jit(self._step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-                           out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-                           donate_argnums=(0,))
+    self.jitted = None
+
+  def jit(self, state: TrainState):
+    """The jitted step, built once: its state shardings come from the state's shapes."""
+    if self.jitted is None:
+      state_sharding = sharding.state_shardings(state, self.mesh, self.rules)
+      self.jitted = jax.jit(self._step, in_shardings=(state_sharding, sharding.batch_sharded(self.mesh)),
+                            out_shardings=(state_sharding, sharding.replicated(self.mesh)),
+                            donate_argnums=(0,))
+    return self.jitted
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
-    return self.jitted(state, batch)
+    return self.jit(state)(state, batch)
 
   def _name(self, network: str, metric: str) -> str:
     return metric_name(self.task, network, metric)
@@ -141,24 +151,44 @@ class TrainStep:
 
 
 def make_eval_step(task: Task, mesh: Mesh):
-  """eval_step(params, model_state, batch, key) -> metrics (sums), jitted with the batch sharded."""
-  rep = sharding.replicated(mesh)
-  return jax.jit(task.eval_fn, in_shardings=(rep, rep, sharding.batch_sharded(mesh), rep), out_shardings=rep)
+  """eval_step(params, model_state, batch, key) -> metrics (sums); the inputs keep their shardings (the
+  batch split over the mesh, the parameters as the train state places them)."""
+  return jax.jit(task.eval_fn, out_shardings=sharding.replicated(mesh))
 
 
-def make_init(task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh, use_ema: bool):
-  """init(key, batch) -> TrainState, computed under jit and placed replicated on the mesh."""
-  rep = sharding.replicated(mesh)
+class StateInit:
+  """init(key, batch) -> TrainState, computed under jit and placed on the mesh by `rules`;
+  abstract(key, batch) is its shape with those shardings (what a checkpoint restores onto)."""
 
-  def init(key, batch) -> TrainState:
-    return state_lib.create(task.init(key, batch), optimizers, use_ema)
+  def __init__(self, task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh,
+               use_ema: bool, rules=sharding.DEFAULT_RULES):
+    self.mesh = mesh
+    self.rules = rules
+    self._create = lambda key, batch: state_lib.create(task.init(key, batch), optimizers, use_ema)
+    self._jitted = None
 
-  return jax.jit(init, out_shardings=rep)
+  def abstract(self, key, batch) -> TrainState:
+    shapes = jax.eval_shape(self._create, key, batch)
+    return jax.tree.map(lambda s, place: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place),
+                        shapes, sharding.state_shardings(shapes, self.mesh, self.rules))
+
+  def __call__(self, key, batch) -> TrainState:
+    if self._jitted is None:
+      placement = jax.tree.map(lambda s: s.sharding, self.abstract(key, batch))
+      self._jitted = jax.jit(self._create, out_shardings=placement)
+    return self._jitted(key, batch)
+
+
+def make_init(task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh, use_ema: bool,
+              rules=sharding.DEFAULT_RULES) -> StateInit:
+  return StateInit(task, optimizers, mesh, use_ema, rules)
 
 
 def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
-  """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules and EMA that
-  `config` names: what the trainer runs, for benchmarks and tests that drive steps themselves."""
+  """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules, EMA and state
+  placement (config.mesh.rules) that `config` names: what the trainer runs, for benchmarks and tests that
+  drive steps themselves."""
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
-  init = make_init(task, optimizers, mesh, use_ema=config.train.ema_decay > 0)
-  return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay), schedules
+  rules = tuple(tuple(rule) for rule in config.mesh.rules)
+  init = make_init(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
+  return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay, rules), schedules

@@ -1,5 +1,6 @@
-"""The launcher as two jax.distributed processes on 127.0.0.1 (2 CPU devices each) trains the same run as
-one process with 4 devices: same metrics, summary and final parameters to float32 rounding."""
+"""The launcher as two jax.distributed processes on 127.0.0.1 (2 CPU devices each, the train state sharded
+over all 4 devices of both) trains the same run as one process with 4 devices and a replicated state: same
+metrics, summary and final parameters to float32 rounding."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   port = _free_port()
   two, one = tmp_path / "two_processes", tmp_path / "one_process"
   procs = [_launch(two, 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                   f"--process_id={i}") for i in range(2)]
+                   f"--process_id={i}", "--config.mesh.fsdp=4") for i in range(2)]
   single = _launch(one, 4)
   outputs = [_finish(p) for p in procs]
   _finish(single)

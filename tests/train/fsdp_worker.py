@@ -1,0 +1,50 @@
+"""Trains digits_vae:tiny a few steps with its train state sharded over mesh.fsdp devices and prints, as
+JSON, each state leaf's global and per-device shapes before and after the steps, the state's bytes on the
+first device and in total, and the step losses. tests/train/test_fsdp.py runs it on 8 fake devices."""
+
+import json
+import sys
+import tempfile
+
+import jax
+import numpy as np
+
+from gm_jax import tasks
+from gm_jax.train import sharding
+from tests.conftest import load_config
+
+
+def layout(state) -> dict[str, list]:
+  """{leaf path: [global shape, the first device's shard shape]}."""
+  return {sharding.leaf_path(path): [list(leaf.shape), list(leaf.addressable_shards[0].data.shape)]
+          for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
+
+
+def run(fsdp: int, num_steps: int = 3) -> dict:
+  config = load_config("digits_vae", "tiny")
+  config.mesh.fsdp = fsdp
+  config.eval.batch_size = 64  # divisible by the 8 devices (the config's 100 is not)
+  exp = tasks.experiment(config, tempfile.mkdtemp())
+  try:
+    state = exp.init_state()
+    before = layout(state)
+    device = jax.devices()[0]
+    on_device = sum(s.data.nbytes for leaf in jax.tree.leaves(state) for s in leaf.addressable_shards
+                    if s.device == device)
+    total = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
+    iterator, losses = exp.train_iterator(), []
+    for _ in range(num_steps):
+      state, metrics = exp.train_step(state, sharding.put_batch(next(iterator), exp.mesh))
+      losses.append(float(np.asarray(metrics["loss"])[0]))
+    return {"mesh": dict(exp.mesh.shape), "before": before, "after": layout(state), "device_bytes": on_device,
+            "total_bytes": total, "losses": losses}
+  finally:
+    exp.checkpointer.close()
+
+
+def main():
+  json.dump({str(fsdp): run(fsdp) for fsdp in map(int, sys.argv[1:])}, sys.stdout)
+
+
+if __name__ == "__main__":
+  main()

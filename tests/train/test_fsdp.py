@@ -1,0 +1,88 @@
+"""Sharded train state (mesh.fsdp): the placement rules, real sharding on 8 fake devices, the same losses as
+the replicated run, and checkpoints that resume on another layout (tests/test_end_to_end.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from gm_jax.train import sharding
+from tests.conftest import DEVICE_COUNT_ATOL, DEVICE_COUNT_RTOL, REPO, xla_flags
+
+
+def _fake_mesh(data: int, fsdp: int):
+  """A mesh of the given shape over (repeated) CPU devices: placement rules look only at its shape."""
+  devices = np.array([jax.devices()[0]] * (data * fsdp)).reshape(data, fsdp)
+  return jax.sharding.Mesh(devices, sharding.BATCH_AXES)
+
+
+def _specs(tree, mesh, rules=sharding.DEFAULT_RULES):
+  shapes = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, np.float32), tree,
+                        is_leaf=lambda x: isinstance(x, tuple))
+  placed = sharding.state_shardings(shapes, mesh, rules)
+  return jax.tree.map(lambda s: s.spec, placed)
+
+
+def test_auto_rule_splits_the_largest_divisible_dimension_and_replicates_the_rest():
+  tree = {"params": {"kernel": (12, 8), "bias": (8,), "odd": (3, 5), "conv": (3, 3, 16, 32)},
+          "opt_state": {"mu": {"kernel": (12, 8)}, "count": ()}}
+  specs = _specs(tree, _fake_mesh(2, 4))
+  assert specs["params"] == {"kernel": P("fsdp"), "bias": P("fsdp"), "odd": P(),
+                             "conv": P(None, None, None, "fsdp")}
+  assert specs["opt_state"] == {"mu": {"kernel": P("fsdp")}, "count": P()}
+  # fsdp = 1 is plain data parallelism: everything replicated whatever the rules say
+  assert set(jax.tree.leaves(_specs(tree, _fake_mesh(8, 1)))) == {P()}
+
+
+def test_rules_match_paths_in_order_and_bad_rules_fail_in_one_line():
+  tree = {"params": {"Dense_0": {"kernel": (16, 8), "bias": (8,)}}, "ema_params": {"Dense_0": {"kernel": (16, 8)}}}
+  rules = ((r"ema_params/", "replicated"), (r"kernel$", (None, "fsdp")), (".*", "auto"))
+  specs = _specs(tree, _fake_mesh(2, 4), rules)
+  assert specs == {"params": {"Dense_0": {"kernel": P(None, "fsdp"), "bias": P("fsdp")}},
+                   "ema_params": {"Dense_0": {"kernel": P()}}}
+  with pytest.raises(ValueError, match=r"splits dimension 0 of params/Dense_0/bias \(shape \(8,\)\) over 'fsdp' of "
+                                       r"size 3, which does not divide it; change the rule"):
+    _specs({"params": {"Dense_0": {"bias": (8,)}}}, _fake_mesh(1, 3), (("bias", ("fsdp",)),))
+  with pytest.raises(ValueError, match="use 'auto', 'replicated' or at most 1 entries"):
+    _specs({"bias": (8,)}, _fake_mesh(1, 2), (("bias", (None, "fsdp")),))
+  with pytest.raises(ValueError, match=r"mesh.fsdp=3 must be a positive divisor of the number of devices \(8\)"):
+    sharding.make_mesh(3, [jax.devices()[0]] * 8)
+
+
+def _worker(*fsdp: int) -> dict:
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(8)}
+  proc = subprocess.run([sys.executable, "-m", "tests.train.fsdp_worker", *map(str, fsdp)], capture_output=True,
+                        text=True, env=env, cwd=REPO, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(proc.stdout)
+
+
+def test_state_is_sharded_on_eight_devices_and_trains_like_the_replicated_state():
+  runs = _worker(4, 1)
+  sharded, replicated = runs["4"], runs["1"]
+  assert sharded["mesh"] == {"data": 2, "fsdp": 4} and replicated["mesh"] == {"data": 8, "fsdp": 1}
+  split = 0
+  for path, (shape, shard) in sharded["before"].items():
+    divisible = [d for d in range(len(shape)) if shape[d] % 4 == 0]
+    expected = list(shape)
+    if divisible:
+      largest = max(divisible, key=lambda d: (shape[d], d))
+      expected[largest] //= 4
+      split += 1
+    assert shard == expected, path
+    assert sharded["after"][path] == [shape, shard], path  # the step keeps the placement
+  assert split > 20 and any("opt_state" in p for p in sharded["before"])
+  for path, (shape, shard) in replicated["before"].items():
+    assert shard == shape, path
+  # Every leaf with 4 | a dimension is split, so the first device holds a quarter of those bytes.
+  replicated_bytes = sum(4 * int(np.prod(shape)) for shape, shard in sharded["before"].values() if shape == shard)
+  assert sharded["device_bytes"] == (sharded["total_bytes"] - replicated_bytes) // 4 + replicated_bytes
+  assert replicated_bytes < sharded["total_bytes"] / 100
+  assert replicated["device_bytes"] == replicated["total_bytes"]
+  np.testing.assert_allclose(sharded["losses"], replicated["losses"], rtol=DEVICE_COUNT_RTOL,
+                             atol=DEVICE_COUNT_ATOL)
