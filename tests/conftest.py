@@ -16,11 +16,13 @@ os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / 
 
 def xla_flags(devices: int | None = None) -> str:
   """XLA_FLAGS for the tests' processes (this one, launcher subprocesses, notebook kernels). The suite is
-  compile-bound (tiny programs run a few steps), and LLVM's optimization level 1 compiles CPU programs
-  about a quarter faster than the default while running them about as fast; it changes no result (no
-  fast-math). One compute thread per process: the suite runs a process per core. `devices` fakes that
-  many CPU devices."""
-  flags = ["--xla_backend_optimization_level=1", "--xla_cpu_multi_thread_eigen=false"]
+  compile-bound (tiny programs run a few steps): LLVM's optimization level 1 compiles CPU programs about a
+  quarter faster than the default while running them about as fast, and XLA:CPU's older loop emitters
+  instead of its MLIR fusion emitters compile the tiny configs' programs 10-35 % faster (a training-bound
+  test ran 8 % slower); neither uses fast-math. One compute thread per process: the suite runs a process
+  per core. `devices` fakes that many CPU devices."""
+  flags = ["--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false",
+           "--xla_cpu_multi_thread_eigen=false"]
   if devices is not None:
     flags.append(f"--xla_force_host_platform_device_count={devices}")
   return " ".join(flags)
@@ -31,23 +33,35 @@ def xla_flags(devices: int | None = None) -> str:
 os.environ.setdefault("XLA_FLAGS", xla_flags())
 
 
-def _reuse_compiled_programs() -> None:
-  """XLA's persistent compilation cache, one per test process and session: the many tests that train the
-  same tiny configs then compile each program once (a hit returns the same executable, so results do not
-  change). Launcher subprocesses are not given it, so concurrent processes never share a cache."""
+# XLA's persistent compilation cache, one per test process and session: the many tests that train the
+# same tiny configs then compile each program once (a hit returns the same executable, so results do not
+# change). The subprocesses a test starts and waits for (launcher runs, notebook kernels, workers) inherit
+# it through the environment; processes that run at the same time (tests/train/test_multihost.py) or are
+# killed mid-run (KILL_AT_STEP) are started without it, since JAX writes an entry in place.
+CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
+
+
+def pytest_configure(config):
+  """A new cache for each test process (each xdist worker, not the one its parent made)."""
   import atexit
   import shutil
 
-  import jax
-
   directory = tempfile.mkdtemp(prefix="gm_jax_test_xla_cache_")
   atexit.register(shutil.rmtree, directory, ignore_errors=True)
-  jax.config.update("jax_compilation_cache_dir", directory)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  os.environ.update(zip(CACHE_ENV, (directory, "0", "0")))  # read by JAX when it is imported
+  if "jax" in sys.modules:
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-_reuse_compiled_programs()
+def without_compilation_cache(env: dict) -> dict:
+  """`env` without the persistent compilation cache, for processes that may write it concurrently."""
+  return {k: v for k, v in env.items() if k not in CACHE_ENV}
+
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MAIN = REPO / "experiments" / "main.py"
@@ -67,6 +81,8 @@ def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: f
              script: pathlib.Path = MAIN):
   """Runs experiments/main.py (or another launcher `script`) with the given flags; returns the process."""
   full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(), **(env or {})}
+  if script == KILL_AT_STEP:
+    full_env = without_compilation_cache(full_env)
   proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=full_env,
                         timeout=timeout, cwd=REPO)
   if check and proc.returncode != 0:
@@ -141,3 +157,14 @@ def assert_runs_close(workdir_a: pathlib.Path, workdir_b: pathlib.Path, rtol: fl
   assert len(leaves_a) == len(leaves_b)
   for a, b in zip(leaves_a, leaves_b):
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
+# Files of long tests (notebook kernels, every config's run, launcher subprocesses), collected first so
+# that pytest-xdist starts them early and ends the session on short tests, with both workers busy.
+LONG_TESTS_FIRST = ("test_notebooks.py", "test_configs.py", "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  rank = lambda item: (LONG_TESTS_FIRST.index(item.path.name) if item.path.name in LONG_TESTS_FIRST
+                       else len(LONG_TESTS_FIRST))
+  items.sort(key=rank)

@@ -131,6 +131,8 @@ def tiny_run(config: ml_collections.ConfigDict) -> None:
   else:  # large images: an autoregressive sample of 32x32x3 takes 3,072 network evaluations
     config.data.batch_size = config.eval.batch_size = 4
     config.train.num_samples = min(config.train.num_samples, 2)
+  # Quality samples in chunks of the sample grid's size: one compiled sampler serves both.
+  config.eval.quality_batch_size = config.train.num_samples
 
 
 def split_tiny(arg: str | None) -> tuple[str | None, bool]:

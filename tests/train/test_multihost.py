@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 
-from tests.conftest import CONFIGS, MAIN, REPO, assert_runs_close, without_wall_clock, xla_flags
+from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache, without_wall_clock,
+                            xla_flags)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
 
@@ -22,8 +23,7 @@ def _free_port() -> int:
 
 
 def _launch(workdir, devices: int, *flags: str) -> subprocess.Popen:
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": xla_flags(devices)}
+  env = without_compilation_cache({**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices)})
   return subprocess.Popen([sys.executable, str(MAIN), TINY, f"--workdir={workdir}",
                            "--config.train.progress_bar=False", *flags],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
