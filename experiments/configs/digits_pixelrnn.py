@@ -15,7 +15,7 @@ Our result (jax 0.10.2, 14.7 min): test nll_nats 76.59 = 1.726 bits/dim (exact);
   layers and 64 output features at 2,000 steps: 80.76 = 1.821.
 Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim (2,000 steps) is the comparison: below it
   by 0.031 bits/dim. The PixelCNN does not gain from the longer run (its test NLL rises from 78.33 nats
-  at step 1,000 to 88.22 at step 3,000 when trained 4,000 steps); this network is still at its best
+  at step 1,000 to 90.08 at step 4,000 when trained 4,000 steps); this network is still at its best
   at the end (training loss 72.9 nats with dropout on).
 """
 
