@@ -158,19 +158,23 @@ def make_eval_step(task: Task, mesh: Mesh):
 
 class StateInit:
   """init(key, batch) -> TrainState, computed under jit and placed on the mesh by `rules`;
-  abstract(key, batch) is its shape with those shardings (what a checkpoint restores onto)."""
+  abstract(key, batch) is its shape with those shardings (what a checkpoint restores onto). Both are
+  traced once: a run's init key and first batch always have the same shapes."""
 
   def __init__(self, task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh,
                use_ema: bool, rules=sharding.DEFAULT_RULES):
     self.mesh = mesh
     self.rules = rules
     self._create = lambda key, batch: state_lib.create(task.init(key, batch), optimizers, use_ema)
+    self._abstract = None
     self._jitted = None
 
   def abstract(self, key, batch) -> TrainState:
-    shapes = jax.eval_shape(self._create, key, batch)
-    return jax.tree.map(lambda s, place: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place),
-                        shapes, sharding.state_shardings(shapes, self.mesh, self.rules))
+    if self._abstract is None:
+      shapes = jax.eval_shape(self._create, key, batch)
+      self._abstract = jax.tree.map(lambda s, place: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=place),
+                                    shapes, sharding.state_shardings(shapes, self.mesh, self.rules))
+    return self._abstract
 
   def __call__(self, key, batch) -> TrainState:
     if self._jitted is None:
@@ -179,16 +183,11 @@ class StateInit:
     return self._jitted(key, batch)
 
 
-def make_init(task: Task, optimizers: dict[str, optax.GradientTransformation], mesh: Mesh, use_ema: bool,
-              rules=sharding.DEFAULT_RULES) -> StateInit:
-  return StateInit(task, optimizers, mesh, use_ema, rules)
-
-
 def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules, EMA and state
   placement (config.mesh.rules) that `config` names: what the trainer runs, for benchmarks and tests that
   drive steps themselves."""
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
   rules = tuple(tuple(rule) for rule in config.mesh.rules)
-  init = make_init(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
+  init = StateInit(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
   return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay, rules), schedules

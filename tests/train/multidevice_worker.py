@@ -34,7 +34,7 @@ def losses(task, optimizers, dataset, batch_size, num_steps):
   mesh = sharding.make_mesh()
   it = data_lib.TrainIterator(dataset.train, batch_size, seed=0)
   first = next(data_lib.TrainIterator(dataset.train, batch_size, seed=0))
-  state = step_lib.make_init(task, optimizers, mesh, use_ema=True)(jax.random.key(0), first)
+  state = step_lib.StateInit(task, optimizers, mesh, use_ema=True)(jax.random.key(0), first)
   train_step = step_lib.TrainStep(task, optimizers, jax.random.key(1), mesh, ema_decay=0.9)
   out = []
   for _ in range(num_steps):

@@ -77,7 +77,7 @@ def test_repeats_run_sequential_updates_on_disjoint_microbatches():
   mesh = sharding.make_mesh()
   x = np.arange(8, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
   batch = {"x": x, "index": np.arange(8), "mask": np.ones(8, np.float32)}
-  state = step_lib.make_init(task, SGD, mesh, use_ema=False)(jax.random.key(0), batch)
+  state = step_lib.StateInit(task, SGD, mesh, use_ema=False)(jax.random.key(0), batch)
   state, metrics = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, 0.0)(state,
                                                                               sharding.put_batch(batch, mesh))
   # Repeat 0 sees rows 0,2,4,6 (mean 3), repeat 1 rows 1,3,5,7 (mean 4); SGD on (x - w)^2 with lr 0.1.
@@ -93,7 +93,7 @@ def test_ema_tracks_params():
   task = _noise_task(repeats=1)
   mesh = sharding.make_mesh()
   batch = {"x": np.full((4, 2), 1.0, np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, SGD, mesh, use_ema=True)(jax.random.key(0), batch)
+  state = step_lib.StateInit(task, SGD, mesh, use_ema=True)(jax.random.key(0), batch)
   step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, ema_decay=0.9)
   state, _ = step(state, sharding.put_batch(batch, mesh))
   w1 = np.asarray(state.networks["net"].params["w"])
@@ -112,7 +112,7 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
   step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, 0.0)
   make = lambda s: {"x": np.ones((4, 2), np.float32), "index": np.arange(4 * s, 4 * s + 4),
                     "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, SGD, mesh, False)(jax.random.key(0), make(0))
+  state = step_lib.StateInit(task, SGD, mesh, False)(jax.random.key(0), make(0))
   for s in range(4):
     before = np.asarray(state.networks["net"].params["w"]).copy()
     state, _ = step(state, sharding.put_batch(make(s), mesh))
@@ -138,7 +138,7 @@ def test_two_networks_update_in_order_within_one_step():
   optimizers = {"critic": optax.sgd(0.25), "gen": optax.sgd(0.5)}
   mesh = sharding.make_mesh()
   batch = {"x": np.zeros((4, 1), np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
-  state = step_lib.make_init(task, optimizers, mesh, False)(jax.random.key(0), batch)
+  state = step_lib.StateInit(task, optimizers, mesh, False)(jax.random.key(0), batch)
   step = step_lib.TrainStep(task, optimizers, jax.random.key(0), mesh, 0.0)
   state, metrics = step(state, sharding.put_batch(batch, mesh))
   c = 0.0
@@ -171,7 +171,7 @@ def test_batch_statistics_are_carried_in_the_model_state():
   x = np.random.default_rng(0).normal(3.0, 1.0, size=(64, 2)).astype(np.float32)
   batch = {"x": x, "index": np.arange(64), "mask": np.ones(64, np.float32)}
   frozen = {"net": optax.sgd(0.0)}
-  state = step_lib.make_init(task, frozen, mesh, False)(jax.random.key(0), batch)
+  state = step_lib.StateInit(task, frozen, mesh, False)(jax.random.key(0), batch)
   params = jax.device_get(state.networks["net"].params)  # the step donates the state
   state, _ = step_lib.TrainStep(task, frozen, jax.random.key(0), mesh, 0.0)(state,
                                                                            sharding.put_batch(batch, mesh))
