@@ -60,7 +60,8 @@ def _materialize(x: jax.Array) -> jax.Array:
 def _transpose_cast(x: jax.Array, perm: list[int], dtype: Any) -> jax.Array:
   if perm == sorted(perm):
     return x.astype(dtype)
-  return _materialize(jnp.transpose(x, perm).astype(dtype))
+  transposed = jnp.transpose(x, perm).astype(dtype)
+  return _materialize(transposed) if is_mixed(dtype) else transposed
 
 
 def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str,
@@ -70,8 +71,10 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
 
   XLA:CPU runs a bfloat16 dot on its bfloat16 units only with plain row-major operands and result:
   it folds a transpose of an operand or of the result into the dot, and then either upcasts the dot to
-  float32 or sends it to a generic kernel that lacks the bfloat16 -> float32 case. Transposed operands
-  and results are therefore materialized (`_materialize`)."""
+  float32 or sends it to a generic kernel that lacks the bfloat16 -> float32 case. Transposed bfloat16
+  operands and results are therefore materialized (`_materialize`). Float32 ones are left to XLA, which
+  folds them into its matmul library's calls or into neighbouring fusions: materializing them costs a
+  slow transpose each (the char GPT's float32 step took 10 % longer)."""
   batch = [a for a in x_spec if a in y_spec and a in out_spec]
   contract = [a for a in x_spec if a in y_spec and a not in out_spec]
   x_free = [a for a in x_spec if a not in y_spec]
@@ -89,7 +92,7 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
                         (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32)
   order = batch + x_free + y_free
   perm = [order.index(a) for a in out_spec]
-  if perm != sorted(perm):
+  if perm != sorted(perm) and is_mixed(dtype):
     z = _materialize(z)
   return jnp.transpose(z.reshape([size[a] for a in order]), perm)
 

@@ -8,7 +8,7 @@ import optax
 from jax.sharding import Mesh
 
 from gm_jax.evaluation import metrics as metrics_lib
-from gm_jax.train import optim, sharding
+from gm_jax.train import host_memory, optim, sharding
 from gm_jax.train import state as state_lib
 from gm_jax.train.state import NetworkState, TrainState
 from gm_jax.train.task import Task, Update
@@ -187,6 +187,7 @@ def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   """(init_fn, TrainStep, {network: schedule}) for `task` with the optimizers, schedules, EMA and state
   placement (config.mesh.rules) that `config` names: what the trainer runs, for benchmarks and tests that
   drive steps themselves."""
+  host_memory.keep_freed_memory()  # each step reuses the host memory the previous one freed (XLA:CPU)
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
   rules = tuple(tuple(rule) for rule in config.mesh.rules)
   init = StateInit(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
