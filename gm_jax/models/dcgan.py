@@ -15,11 +15,13 @@ The transposed convolution is computed in its sub-pixel form: a stride-2, 5x5 tr
 equals a 3x3 convolution to 4x the channels followed by depth-to-space (each output parity only meets
 a 3x3 neighbourhood of the input). It is the same function, with the same parameters (the 5x5 kernel),
 but its backward pass is an ordinary convolution, which XLA:CPU runs many times faster than the
-transposed convolution's.
+transposed convolution's. For the same reason the discriminator's 4x4 stride-2 convolutions compute
+their input gradient (a transposed convolution) in sub-pixel form (`conv_4x4_stride2`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -82,6 +84,59 @@ def depth_to_space(x_BHWC: jax.Array) -> jax.Array:
   c = c4 // 4
   x = x_BHWC.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
   return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def _conv_4x4_stride2(x_BHWC, kernel_44IO, dtype):
+  return precision.conv(x_BHWC, kernel_44IO, (2, 2), ((1, 1), (1, 1)),
+                        dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_4x4_stride2(x_BHWC: jax.Array, kernel_44IO: jax.Array, dtype: Any) -> jax.Array:
+  """The discriminator's 4x4 stride-2 convolution with padding 1 (even sizes), with its input gradient
+  in sub-pixel form (see `_conv_4x4_stride2_bwd`); the automatic one is an input-dilated convolution,
+  which XLA:CPU runs on a generic kernel."""
+  return _conv_4x4_stride2(x_BHWC, kernel_44IO, dtype)
+
+
+def _conv_4x4_stride2_fwd(x_BHWC, kernel_44IO, dtype):
+  return _conv_4x4_stride2(x_BHWC, kernel_44IO, dtype), (x_BHWC, kernel_44IO)
+
+
+def _conv_4x4_stride2_bwd(dtype, residuals, grad_BHWO):
+  """Input row 2p - 1 receives output rows p (kernel row 0) and p - 1 (row 2); input row 2p receives
+  output rows p (row 1) and p - 1 (row 3). So a 2x2 convolution over the output gradient padded by one,
+  to 4x the channels (one per input parity), gives both input rows of every p; depth-to-space and
+  cropping the first and last row (and column) give the input gradient. Every kernel tap is used once."""
+  x_BHWC, kernel_44IO = residuals
+  _, _, c, o = kernel_44IO.shape
+  # (row pair e', row parity q, column pair, column parity, in, out) -> taps (1 - e', q) for offset e.
+  pairs = kernel_44IO.reshape(2, 2, 2, 2, c, o)[::-1, :, ::-1]
+  kernel_22OP = jnp.transpose(pairs, (0, 2, 5, 1, 3, 4)).reshape(2, 2, o, 4 * c)
+  cells = precision.conv(grad_BHWO, kernel_22OP, (1, 1), ((1, 1), (1, 1)),
+                         dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
+  grad_x = depth_to_space(cells)[:, 1:-1, 1:-1]
+  _, kernel_vjp = jax.vjp(lambda k: _conv_4x4_stride2(x_BHWC, k, dtype), kernel_44IO)
+  return grad_x.astype(x_BHWC.dtype), kernel_vjp(grad_BHWO)[0]
+
+
+conv_4x4_stride2.defvjp(_conv_4x4_stride2_fwd, _conv_4x4_stride2_bwd)
+
+
+class Conv4x4Stride2(nn.Module):
+  """nn.Conv(features, (4, 4), (2, 2), padding=1) with the same parameters, computed by
+  `conv_4x4_stride2` (a plain strided convolution when a size is odd)."""
+
+  features: int
+  dtype: Any = jnp.float32  # compute dtype (gm_jax.models.precision); the result is float32
+
+  @nn.compact
+  def __call__(self, x_BHWC):
+    kernel = self.param("kernel", dcgan_init, (4, 4, x_BHWC.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if x_BHWC.shape[1] % 2 or x_BHWC.shape[2] % 2:
+      return _conv_4x4_stride2(x_BHWC, kernel, self.dtype) + bias
+    return conv_4x4_stride2(x_BHWC, kernel, self.dtype) + bias
 
 
 class ConvTranspose5x5Stride2(nn.Module):
@@ -163,13 +218,12 @@ class DCGANDiscriminator(nn.Module):
   def __call__(self, x, label_B=None, train: bool = True):
     n, base = _num_upsamplings(self.image_size)
     dtype = precision.compute_dtype(self.compute_dtype)
-    conv = lambda f, k, s, p: precision.Conv(f, (k, k), (s, s), padding=((p, p), (p, p)),
-                                             kernel_init=dcgan_init, dtype=dtype)
-    h = nn.leaky_relu(conv(self.features, 4, 2, 1)(x), 0.2)
+    # Named as nn.Conv layers are, so that the parameter tree stays the one they gave.
+    h = nn.leaky_relu(Conv4x4Stride2(self.features, dtype=dtype, name="Conv_0")(x), 0.2)
     width = self.features
-    for _ in range(n - 1):
+    for i in range(1, n):
       width *= 2
-      h = conv(width, 4, 2, 1)(h)
+      h = Conv4x4Stride2(width, dtype=dtype, name=f"Conv_{i}")(h)
       if self.norm == "batch":
         h = _batch_norm(train)(h)
       elif self.norm == "layer":
@@ -177,5 +231,6 @@ class DCGANDiscriminator(nn.Module):
       elif self.norm != "none":
         raise ValueError(f"unknown discriminator norm {self.norm!r}; use batch, layer or none")
       h = nn.leaky_relu(h, 0.2)
-    logit = conv(1, base, 1, 0)(h).reshape(x.shape[0])  # a linear function of phi(x) = h
+    logit = precision.Conv(1, (base, base), padding="VALID", kernel_init=dcgan_init, dtype=dtype,
+                           name=f"Conv_{n}")(h).reshape(x.shape[0])  # a linear function of phi(x) = h
     return logit + labels.projection(h.reshape(x.shape[0], -1), label_B, self.num_classes)

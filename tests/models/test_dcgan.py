@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gm_jax.models.dcgan import (ConvTranspose5x5Stride2, DCGANDiscriminator, DCGANGenerator,
+from gm_jax.models.dcgan import (Conv4x4Stride2, ConvTranspose5x5Stride2, DCGANDiscriminator, DCGANGenerator,
                                  reference_conv_transpose)
 
 # Parameter counts of the seed's Generator(in_dim=100, feature_dim=64) and Discriminator(3, 64), by
@@ -75,3 +75,26 @@ def test_other_image_sizes(size, channels):
   assert images.shape == (3, size, size, channels)
   logits = disc.apply(disc.init(jax.random.key(1), images), images)
   assert logits.shape == (3,)
+
+
+@pytest.mark.parametrize("height,width", [(8, 6), (5, 7)])
+def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, width):
+  # Even sizes take the sub-pixel input gradient, odd ones the plain convolution.
+  layer = Conv4x4Stride2(5)
+  x = jax.random.normal(jax.random.key(0), (2, height, width, 3))
+  params = layer.init(jax.random.key(1), x)["params"]
+  kernel = jax.random.normal(jax.random.key(2), params["kernel"].shape)
+
+  def plain(x, k):
+    return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def ours(x, k):
+    return layer.apply({"params": {"kernel": k, "bias": params["bias"]}}, x)
+
+  np.testing.assert_allclose(ours(x, kernel), plain(x, kernel), atol=1e-5, rtol=1e-5)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+  for got, want in zip(jax.grad(loss(ours), (0, 1))(x, kernel), jax.grad(loss(plain), (0, 1))(x, kernel)):
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+  # Second order, as a gradient penalty takes it: the kernel's gradient of the input gradient's norm.
+  penalty = lambda f: lambda k: jnp.sum(jax.grad(loss(f))(x, k) ** 2)
+  np.testing.assert_allclose(jax.grad(penalty(ours))(kernel), jax.grad(penalty(plain))(kernel), atol=1e-3, rtol=1e-4)
