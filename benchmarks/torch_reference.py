@@ -150,6 +150,7 @@ def gpt_step(model: TorchGPT, lr: float, betas: tuple[float, float], weight_deca
     opt.step()
     return loss
 
+  step.optimizer = opt
   return step
 
 
@@ -232,22 +233,28 @@ def dcgan_step(g: TorchDCGANGenerator, d: TorchDCGANDiscriminator, latent_dim: i
   return step
 
 
-def training_memory_bytes(model_params: list[torch.Tensor], optimizer_slots: int,
-                          forward: Callable[[], torch.Tensor]) -> int:
-  """A lower bound on PyTorch's peak memory in a train step: parameters, their gradients and the
-  optimizer's `optimizer_slots` buffers per parameter, plus every tensor autograd saves for the
-  backward pass (counted once per storage) and the output."""
-  seen: dict[int, int] = {}
+def step_peak_bytes(step: Callable[[], object], model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+  """PyTorch's peak tensor memory in one train step: what it holds between steps (parameters and the
+  optimizer's state; the gradients are dropped first, as the step itself drops them before the backward
+  pass) plus the highest total of the step's own allocations, as PyTorch's profiler records them."""
+  import json
+  import tempfile
 
-  def pack(t: torch.Tensor):
-    storage = t.untyped_storage()
-    seen[storage.data_ptr()] = storage.nbytes()
-    return t
+  from torch.profiler import ProfilerActivity, profile
 
-  with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-    out = forward()
-  state = sum(p.numel() * p.element_size() for p in model_params) * (2 + optimizer_slots)
-  return state + sum(seen.values()) + out.numel() * out.element_size()
+  for p in model.parameters():
+    p.grad = None
+  held = [p for p in model.parameters()]
+  held += [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+  with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    step()
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "trace.json")
+    prof.export_chrome_trace(path)
+    with open(path) as f:
+      events = json.load(f)["traceEvents"]
+  allocated = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+  return sum(t.numel() * t.element_size() for t in held) + max(allocated, default=0)
 
 
 def seed(n: int = 0) -> None:
