@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train.defaults import TINY_STEPS
 from gm_jax.train.loop import config_to_dict
@@ -49,6 +50,19 @@ def test_tiny_is_one_size_per_family_applied_last_and_other_arguments_are_refuse
     load_config("digits_ddpm", "tiny,big")
   with pytest.raises(ValueError, match="unknown config argument 'ring,big'"):
     load_config("toy2d_gan", "ring,big")
+
+
+@pytest.mark.parametrize("name", [p.stem for p in sorted(CONFIGS.glob("*.py"))])
+def test_full_size_config_builds_its_networks(name, tmp_path):
+  # Only `:tiny` trains here, so the full sizes' shapes (what a real run starts with) are traced, not run.
+  config = load_config(name)
+  _write_corpus_for_text(config, tmp_path)
+  with tfds.testing.mock_data(num_examples=8):
+    dataset = data_lib.load_dataset(config.data)
+    task = tasks.build(config, dataset)
+    batch = next(data_lib.TrainIterator(dataset.train, 2, config.data.seed))
+  params = jax.eval_shape(task.init, jax.random.key(0), batch)
+  assert jax.tree.leaves(params)
 
 
 def _cut_back_to(source: pathlib.Path, target: pathlib.Path, step: int, config) -> None:

@@ -2,7 +2,8 @@ r"""Van den Oord et al. (2016), "Pixel Recurrent Neural Networks", on CIFAR-10: 
 BiLSTM (`:row_lstm` or `:diagonal_bilstm`, the default).
 
 The paper's model: a 7x7 mask-A convolution, 12 LSTM layers of h = 128 units with residual connections
-(2h = 256 features in, a 1x1 mask-B convolution back to 2h), mask-B input-to-state maps (Row LSTM: 1x3
+(2h = 256 features in, a 1x1 mask-B convolution back to 2h; here h = 129 and 2h = 258, the nearest
+sizes that split evenly into the R, G and B groups the masks need), mask-B input-to-state maps (Row LSTM: 1x3
 input-to-state and 1x3 state-to-state convolutions; Diagonal BiLSTM: 1x1 input-to-state and 2x1
 state-to-state on the skewed map, the right-to-left output shifted down one row), R -> G -> B ordering
 inside each pixel, two ReLU + 1x1 mask-B output layers and a 256-way softmax per sub-pixel; exact
@@ -32,8 +33,8 @@ def get_config(arg: str | None = None):
   config = default_config()
   config.data.update(name="cifar10", batch_size=16)
   config.model.architecture = next((p for p in parts if p in ARCHITECTURES), "diagonal_bilstm")
-  # head_features: a multiple of the 3 channels
-  config.model.update(features=256, hidden=128, num_layers=12, head_features=1026)
+  # Feature counts are multiples of the 3 channels (the masks group features by channel).
+  config.model.update(features=258, hidden=129, num_layers=12, head_features=1026)
   config.optim.update(learning_rate=3e-4, schedule="cosine", warmup_steps=1000, grad_clip_norm=1.0)
   config.train.update(num_steps=500_000, log_every=500, eval_every=20_000, sample_every=50_000,
                       checkpoint_every=5_000, num_samples=16)
