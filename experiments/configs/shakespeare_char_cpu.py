@@ -15,11 +15,11 @@ Command:
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2): validation cross-entropy 1.794 nats/char = 2.588 bits/char (exact, whole
   split). With nanoGPT's learned positions: 1.913 (and 1.916 also without biases and with erf GELU, as
-  nanoGPT's model has them). Train step: 43.4-43.6 ms (median of 100 steps, three runs; learned
-  positions 41.7-42.7 ms) with
-  python -m benchmarks.train_step --config=experiments/configs/shakespeare_char_cpu.py \
-      --config.data.path=PATH/TO/tinyshakespeare.txt --repeats=100
-  2000 steps plus the exact validation pass take 116 s.
+  nanoGPT's model has them). With --config.train.compute_dtype=bfloat16: 1.794 as well (1.7943 against
+  1.7941). Speed beside the same model in PyTorch, in one run (`python -m benchmarks.lm_step
+  --threads=1`, docs/BASELINES.md "Speed"): the train step takes 0.88x PyTorch's time in float32 and
+  0.53x in bfloat16 on one core, 1.03x and 0.74x on two. 2000 steps plus the exact validation pass take
+  80 s (59 s in bfloat16) on two cores.
 Reference: nanoGPT reaches about 1.88 validation loss with this setting (1.886 measured with its
   PyTorch code on this 2-core machine) at about 60 ms per train step.
 """
