@@ -5,7 +5,9 @@ step starts and frees it when it ends. glibc serves a block that large from a fr
 and unmaps it on free, so every step faults the whole buffer back in, page by page: 12,349 page faults
 per char-GPT step, a quarter of its time. Serving large blocks from the heap and never trimming it
 lets each step reuse the memory the previous one freed; the cost is that the process's resident memory
-stays at its peak. Accelerator backends keep their buffers in device memory and are left as they are.
+stays at its peak. All threads share that one heap: glibc's per-thread arenas are mappings of their own,
+unmapped when they empty. Accelerator backends keep their buffers in device memory and are left as
+they are.
 """
 
 from __future__ import annotations
@@ -31,4 +33,5 @@ def keep_freed_memory() -> bool:
     mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
   except (OSError, AttributeError, TypeError):  # no C library by that name, or not glibc
     return False
-  return all(mallopt(param, value) for param, value in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
+  settings = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1))
+  return all(mallopt(param, value) for param, value in settings)

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gm_jax.models.dcgan import (Conv4x4Stride2, ConvTranspose5x5Stride2, DCGANDiscriminator, DCGANGenerator,
-                                 reference_conv_transpose)
+from gm_jax.models.dcgan import (Conv4x4Stride2, ConvTranspose5x5Stride2, DCGANDiscriminator,
+                                 DCGANGenerator, reference_conv_transpose)
 
 # Parameter counts of the seed's Generator(in_dim=100, feature_dim=64) and Discriminator(3, 64), by
 # layer: Linear 100x8192 (no bias) + BN 2x8192; ConvT 512->256, 256->128, 128->64 (5x5, no bias) with BN
@@ -86,7 +86,8 @@ def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, widt
   kernel = jax.random.normal(jax.random.key(2), params["kernel"].shape)
 
   def plain(x, k):
-    return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.lax.conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
   def ours(x, k):
     return layer.apply({"params": {"kernel": k, "bias": params["bias"]}}, x)
@@ -97,4 +98,5 @@ def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, widt
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
   # Second order, as a gradient penalty takes it: the kernel's gradient of the input gradient's norm.
   penalty = lambda f: lambda k: jnp.sum(jax.grad(loss(f))(x, k) ** 2)
-  np.testing.assert_allclose(jax.grad(penalty(ours))(kernel), jax.grad(penalty(plain))(kernel), atol=1e-3, rtol=1e-4)
+  np.testing.assert_allclose(jax.grad(penalty(ours))(kernel), jax.grad(penalty(plain))(kernel),
+                             atol=1e-3, rtol=1e-4)

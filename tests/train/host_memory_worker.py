@@ -1,6 +1,6 @@
-"""Prints the median minor page faults per call of a jitted function whose temporary buffer (48 MB) is
-larger than glibc's largest mmap threshold (32 MB), before and after gm_jax.train.host_memory.keep_freed_memory(),
-as JSON."""
+"""Prints the median minor page faults per call of a jitted function whose temporary buffer (48 MB)
+is larger than glibc's largest mmap threshold (32 MB), before and after
+gm_jax.train.host_memory.keep_freed_memory(), as JSON."""
 
 import json
 import resource

@@ -10,8 +10,8 @@ from tests.conftest import REPO
 
 def test_keep_freed_memory_stops_page_faults_on_every_call():
   # A fresh process, since the setting is process-wide and once set stays set.
-  proc = subprocess.run([sys.executable, "-m", "tests.train.host_memory_worker"], capture_output=True, text=True,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=REPO, timeout=300)
+  proc = subprocess.run([sys.executable, "-m", "tests.train.host_memory_worker"], capture_output=True,
+                        text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   r = json.loads(proc.stdout)
   assert r["kept"]
