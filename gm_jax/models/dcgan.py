@@ -139,6 +139,40 @@ class Conv4x4Stride2(nn.Module):
     return conv_4x4_stride2(x_BHWC, kernel, self.dtype) + bias
 
 
+def _conv_3x3(x_BHWI, kernel_33IP, dtype):
+  return precision.conv(x_BHWI, kernel_33IP, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                        dtype=dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv_3x3(x_BHWI: jax.Array, kernel_33IP: jax.Array, dtype: Any) -> jax.Array:
+  """A 3x3 stride-1 convolution with padding 1, with its kernel gradient as nine matmuls (see
+  `_conv_3x3_bwd`); XLA:CPU's own is a convolution with a window the size of the image over transposed
+  operands, the slowest part of the DCGAN-64 generator's backward pass."""
+  return _conv_3x3(x_BHWI, kernel_33IP, dtype)
+
+
+def _conv_3x3_fwd(x_BHWI, kernel_33IP, dtype):
+  return _conv_3x3(x_BHWI, kernel_33IP, dtype), (x_BHWI, kernel_33IP)
+
+
+def _conv_3x3_bwd(dtype, residuals, grad_BHWP):
+  """The kernel's gradient at tap (dy, dx) is grad^T @ (the input shifted by (dy, dx)) over all batch
+  rows and pixels: one transpose of the gradient serves the nine products."""
+  x_BHWI, kernel_33IP = residuals
+  b, h, w, i = x_BHWI.shape
+  padded = jnp.pad(x_BHWI, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  grad_PN = grad_BHWP.reshape(b * h * w, -1).T
+  taps = [precision.matmul(grad_PN, padded[:, dy:dy + h, dx:dx + w].reshape(b * h * w, i), dtype)
+          for dy in range(3) for dx in range(3)]
+  grad_kernel = jnp.transpose(jnp.stack(taps).reshape(3, 3, -1, i), (0, 1, 3, 2))
+  _, input_vjp = jax.vjp(lambda x: _conv_3x3(x, kernel_33IP, dtype), x_BHWI)
+  return input_vjp(grad_BHWP)[0], grad_kernel.astype(kernel_33IP.dtype)
+
+
+conv_3x3.defvjp(_conv_3x3_fwd, _conv_3x3_bwd)
+
+
 class ConvTranspose5x5Stride2(nn.Module):
   """PyTorch's ConvTranspose2d(kernel_size=5, stride=2, padding=2, output_padding=1): (H, W) -> (2H, 2W).
 
@@ -153,8 +187,7 @@ class ConvTranspose5x5Stride2(nn.Module):
   @nn.compact
   def __call__(self, x_BHWC):
     kernel = self.param("kernel", dcgan_init, (5, 5, x_BHWC.shape[-1], self.features))
-    y = precision.conv(x_BHWC, subpixel_kernel(kernel), (1, 1), ((1, 1), (1, 1)),
-                       dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=self.dtype)
+    y = conv_3x3(x_BHWC, subpixel_kernel(kernel), self.dtype)
     y = depth_to_space(y)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))

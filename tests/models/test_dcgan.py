@@ -31,10 +31,11 @@ def test_subpixel_transposed_conv_equals_the_transposed_conv():
   got = layer.apply(params, x)
   assert got.shape == (2, 12, 14, 5)
   np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
-  # Its gradient too (the backward pass is what the rewrite speeds up).
-  g_got = jax.grad(lambda k: jnp.sum(layer.apply({"params": {"kernel": k}}, x) ** 2))(kernel)
-  g_ref = jax.grad(lambda k: jnp.sum(reference_conv_transpose(x, k) ** 2))(kernel)
-  np.testing.assert_allclose(g_got, g_ref, atol=1e-4, rtol=1e-4)
+  # Its gradients too (the backward pass is what the rewrite speeds up).
+  got = jax.grad(lambda x, k: jnp.sum(layer.apply({"params": {"kernel": k}}, x) ** 2), (0, 1))(x, kernel)
+  want = jax.grad(lambda x, k: jnp.sum(reference_conv_transpose(x, k) ** 2), (0, 1))(x, kernel)
+  for g_got, g_ref in zip(got, want):
+    np.testing.assert_allclose(g_got, g_ref, atol=1e-4, rtol=1e-4)
 
 
 def test_transposed_conv_follows_pytorchs_index_rule():
