@@ -8,13 +8,16 @@ benchmarks import this module; torch is the optional `bench` extra.
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from gm_jax.models.transformer import TransformerConfig, rotary_tables
 
@@ -237,14 +240,9 @@ def step_peak_bytes(step: Callable[[], object], model: nn.Module, optimizer: tor
   """PyTorch's peak tensor memory in one train step: what it holds between steps (parameters and the
   optimizer's state; the gradients are dropped first, as the step itself drops them before the backward
   pass) plus the highest total of the step's own allocations, as PyTorch's profiler records them."""
-  import json
-  import tempfile
-
-  from torch.profiler import ProfilerActivity, profile
-
   for p in model.parameters():
     p.grad = None
-  held = [p for p in model.parameters()]
+  held = list(model.parameters())
   held += [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
   with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
     step()

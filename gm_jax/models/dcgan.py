@@ -44,10 +44,10 @@ _TAP = {(0, -1): 4, (0, 0): 2, (0, 1): 0, (1, -1): None, (1, 0): 3, (1, 1): 1}
 
 
 # Every tap of the 5x5 kernel lands in exactly one of the 3x3 kernel's 36 (dy, dx, row parity, column
-# parity) slots; the other 11 slots are zero. SLOT_TAPS[s] is slot s's tap (row-major in 5 x 5) or None.
-SLOT_TAPS = [None if _TAP[(a, dy)] is None or _TAP[(b, dx)] is None else 5 * _TAP[(a, dy)] + _TAP[(b, dx)]
-             for dy in (-1, 0, 1) for dx in (-1, 0, 1) for a in (0, 1) for b in (0, 1)]
-TAP_SLOTS = [SLOT_TAPS.index(t) for t in range(25)]
+# parity) slots; the other 11 slots are zero. _SLOT_TAPS[s] is slot s's tap (row-major in 5 x 5) or None.
+_SLOT_TAPS = [None if _TAP[(a, dy)] is None or _TAP[(b, dx)] is None else 5 * _TAP[(a, dy)] + _TAP[(b, dx)]
+              for dy in (-1, 0, 1) for dx in (-1, 0, 1) for a in (0, 1) for b in (0, 1)]
+_TAP_SLOTS = [_SLOT_TAPS.index(t) for t in range(25)]
 
 
 @jax.custom_vjp
@@ -61,7 +61,7 @@ def subpixel_kernel(kernel_55IO: jax.Array) -> jax.Array:
   i_ch, o_ch = kernel_55IO.shape[2:]
   taps = kernel_55IO.reshape(25, i_ch, o_ch)
   zeros = jnp.zeros((i_ch, o_ch), kernel_55IO.dtype)
-  slots = jnp.stack([zeros if t is None else taps[t] for t in SLOT_TAPS]).reshape(3, 3, 4, i_ch, o_ch)
+  slots = jnp.stack([zeros if t is None else taps[t] for t in _SLOT_TAPS]).reshape(3, 3, 4, i_ch, o_ch)
   return jnp.transpose(slots, (0, 1, 3, 2, 4)).reshape(3, 3, i_ch, 4 * o_ch)
 
 
@@ -72,7 +72,7 @@ def _subpixel_kernel_fwd(kernel_55IO):
 def _subpixel_kernel_bwd(_, grad_33IP):
   i_ch, o_ch = grad_33IP.shape[2], grad_33IP.shape[3] // 4
   slots = jnp.transpose(grad_33IP.reshape(3, 3, i_ch, 4, o_ch), (0, 1, 3, 2, 4)).reshape(36, i_ch, o_ch)
-  return (jnp.stack([slots[s] for s in TAP_SLOTS]).reshape(5, 5, i_ch, o_ch),)
+  return (jnp.stack([slots[s] for s in _TAP_SLOTS]).reshape(5, 5, i_ch, o_ch),)
 
 
 subpixel_kernel.defvjp(_subpixel_kernel_fwd, _subpixel_kernel_bwd)
@@ -86,9 +86,14 @@ def depth_to_space(x_BHWC: jax.Array) -> jax.Array:
   return x.reshape(b, 2 * h, 2 * w, c)
 
 
-def _conv_4x4_stride2(x_BHWC, kernel_44IO, dtype):
-  return precision.conv(x_BHWC, kernel_44IO, (2, 2), ((1, 1), (1, 1)),
+def _conv(x_BHWC, kernel_HWIO, stride: int, padding: int, dtype):
+  """An NHWC convolution with a square stride and symmetric padding, in `dtype` (gm_jax.models.precision)."""
+  return precision.conv(x_BHWC, kernel_HWIO, (stride, stride), ((padding, padding),) * 2,
                         dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
+
+
+def _conv_4x4_stride2(x_BHWC, kernel_44IO, dtype):
+  return _conv(x_BHWC, kernel_44IO, 2, 1, dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -113,8 +118,7 @@ def _conv_4x4_stride2_bwd(dtype, residuals, grad_BHWO):
   # (row pair e', row parity q, column pair, column parity, in, out) -> taps (1 - e', q) for offset e.
   pairs = kernel_44IO.reshape(2, 2, 2, 2, c, o)[::-1, :, ::-1]
   kernel_22OP = jnp.transpose(pairs, (0, 2, 5, 1, 3, 4)).reshape(2, 2, o, 4 * c)
-  cells = precision.conv(grad_BHWO, kernel_22OP, (1, 1), ((1, 1), (1, 1)),
-                         dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
+  cells = _conv(grad_BHWO, kernel_22OP, 1, 1, dtype)
   grad_x = depth_to_space(cells)[:, 1:-1, 1:-1]
   _, kernel_vjp = jax.vjp(lambda k: _conv_4x4_stride2(x_BHWC, k, dtype), kernel_44IO)
   return grad_x.astype(x_BHWC.dtype), kernel_vjp(grad_BHWO)[0]
@@ -140,8 +144,7 @@ class Conv4x4Stride2(nn.Module):
 
 
 def _conv_3x3(x_BHWI, kernel_33IP, dtype):
-  return precision.conv(x_BHWI, kernel_33IP, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                        dtype=dtype)
+  return _conv(x_BHWI, kernel_33IP, 1, 1, dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
