@@ -5,9 +5,10 @@ step starts and frees it when it ends. glibc serves a block that large from a fr
 and unmaps it on free, so every step faults the whole buffer back in, page by page: 12,349 page faults
 per char-GPT step, a quarter of its time. Serving large blocks from the heap and never trimming it
 lets each step reuse the memory the previous one freed; the cost is that the process's resident memory
-stays at its peak. All threads share that one heap: glibc's per-thread arenas are mappings of their own,
-unmapped when they empty. Accelerator backends keep their buffers in device memory and are left as
-they are.
+stays at its peak. The first few steps afterwards still fault while the heap grows to hold every buffer
+in flight (a step's buffer is freed just after its result is ready, so the next step may start first);
+then a step rarely does (a few in a hundred). Accelerator backends keep their buffers in device memory
+and are left as they are.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ def test_keep_freed_memory_stops_page_faults_on_every_call():
   assert proc.returncode == 0, proc.stderr[-3000:]
   r = json.loads(proc.stdout)
   assert r["kept"]
-  # With glibc's defaults each call faults its whole temporary buffer in; afterwards none of it.
+  # With glibc's defaults each call faults its whole temporary buffer in; afterwards, once the heap has
+  # grown to hold the calls in flight, most calls none of it (the median of 40).
   assert r["faults_default"] >= r["temp_pages"]
   assert r["faults_kept"] <= 0.01 * r["temp_pages"]
