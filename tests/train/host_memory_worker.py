@@ -1,5 +1,5 @@
-"""Prints the median minor page faults per call (after warm-up calls) of a jitted function whose temporary buffer (48 MB)
-is larger than glibc's largest mmap threshold (32 MB), before and after
+"""Prints the median minor page faults per call (after warm-up calls) of a jitted function whose
+temporary buffer (48 MB) is larger than glibc's largest mmap threshold (32 MB), before and after
 gm_jax.train.host_memory.keep_freed_memory(), as JSON."""
 
 import json
