@@ -76,7 +76,7 @@ def make_network(config):
     return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
                            attention_resolutions=tuple(m.attention_resolutions), dropout=m.dropout,
                            num_groups=m.num_groups, compute_dtype=config.train.compute_dtype,
-                           num_classes=m.num_classes))
+                           num_classes=m.num_classes, scan_blocks=m.scan_blocks))
   raise ValueError(f"unknown config.model.net {m.net!r}; use 'mlp' or 'unet'")
 
 
@@ -321,6 +321,7 @@ def default_config():
   config.model.attention_resolutions = (4,)
   config.model.dropout = 0.1
   config.model.num_groups = 32
+  config.model.scan_blocks = False  # unet: runs of identical blocks as one nn.scan (compiled once)
   config.model.preconditioning = "none"  # 'edm': Karras et al.'s c_skip, c_out, c_in, c_noise around the network
   config.model.sigma_data = 0.5  # the data's standard deviation, for EDM's preconditioning and loss
   config.objective = ml_collections.ConfigDict()

@@ -4,6 +4,7 @@ what each prediction may depend on."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gm_jax.models.unet import UNet, UNetConfig
 
@@ -25,3 +26,49 @@ def test_each_prediction_depends_on_its_whole_image_and_time_and_on_no_other_exa
   assert np.all(own > 0) and np.all(other == 0)
   dt = jax.jit(jax.jacfwd(lambda t: apply(x, t)))(t)
   assert np.abs(dt[0, ..., 0]).sum() > 0 and np.all(dt[0, ..., 1] == 0)
+
+
+def _stacked_like(unscanned: dict, unscanned_order, scanned_order: dict) -> dict:
+  """The unscanned network's parameters in the scanned network's layout: both create their blocks in
+  the same order, a scan holding a run of consecutive ResBlocks (each with its AttentionBlock).
+  `*_order`: the networks' parameter names in the order they were created (a dict of the step's names
+  for each scan), which pytree operations do not keep."""
+  blocks = iter([name for name in unscanned_order if name.startswith(("ResBlock", "Attention"))])
+  out = {}
+  for name, inner in scanned_order.items():
+    if not name.startswith(("ResBlock", "Attention", "ScanUNetStep")):
+      out[name] = unscanned[name]
+    elif not name.startswith("ScanUNetStep"):
+      out[name] = unscanned[next(blocks)]
+    else:
+      run = inner["run"]
+      steps = [{key: unscanned[next(blocks)] for key in inner["names"]} for _ in range(run)]
+      out[name] = jax.tree.map(lambda *a: jnp.stack(a), *steps)
+  assert next(blocks, None) is None
+  return out
+
+
+def _creation_order(net, x, t):
+  params = net.init(jax.random.key(1), x, t)["params"]  # not jitted: a dict in creation order
+  # A scan's step (its dict sorted by name) creates its ResBlock before its AttentionBlock.
+  return {name: {"names": sorted(tree, key=lambda n: not n.startswith("ResBlock")),
+                 "run": jax.tree.leaves(tree)[0].shape[0]} if name.startswith("Scan") else None
+          for name, tree in params.items()}
+
+
+@pytest.mark.parametrize("channel_mults, num_res_blocks, attention_resolutions", [((1,), 3, (8,)), ((1, 2), 2, (4,))])
+def test_scanned_blocks_compute_the_unscanned_network(channel_mults, num_res_blocks, attention_resolutions):
+  size = dict(channels=8, channel_mults=channel_mults, num_res_blocks=num_res_blocks,
+              attention_resolutions=attention_resolutions, dropout=0.0, num_groups=2)
+  plain, scanned = UNet(UNetConfig(**size)), UNet(UNetConfig(**size, scan_blocks=True))
+  x, t = jax.random.normal(jax.random.key(0), (2, 8, 8, 3)), jnp.array([0.3, 0.7])
+  rng = np.random.default_rng(2)
+  shapes = jax.eval_shape(plain.init, jax.random.key(1), x, t)["params"]
+  params = jax.tree.map(lambda p: jnp.asarray(0.3 * rng.normal(size=p.shape), jnp.float32), shapes)
+  scanned_order = _creation_order(scanned, x, t)
+  assert any(name.startswith("ScanUNetStep") for name in scanned_order)
+  stacked = _stacked_like(params, _creation_order(plain, x, t), scanned_order)
+  scanned_shapes = jax.eval_shape(scanned.init, jax.random.key(1), x, t)["params"]
+  assert jax.tree.map(lambda a: a.shape, stacked) == jax.tree.map(lambda a: a.shape, scanned_shapes)
+  np.testing.assert_allclose(scanned.apply({"params": stacked}, x, t), plain.apply({"params": params}, x, t),
+                             rtol=1e-5, atol=1e-5)
