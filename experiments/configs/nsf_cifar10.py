@@ -7,7 +7,8 @@ uniform dequantization with x - 0.5 (Glow's preprocessing); Adam 5e-4 with cosin
 512, 100k steps. These follow the authors' published image configurations; the 96 hidden channels and 8
 bins are our reading of the paper's CIFAR-10 hyperparameter table. Differences: our ResNet conditioner
 has no batch normalization or dropout (the authors use both, dropout 0.2), and the base is a learned
-diagonal Gaussian over all dimensions.
+diagonal Gaussian over all dimensions. Each level's steps are one nn.scan (model.scan_steps): the train
+step compiles in 15.0 s instead of 23.0 s on one machine (benchmarks.compile_times).
 
 Command:
   python experiments/main.py --config=experiments/configs/nsf_cifar10.py --workdir=/tmp/gm_jax/nsf_cifar10
@@ -29,7 +30,7 @@ def get_config():
   config.data.update(name="cifar10", batch_size=512)
   # conv conditioners: features, then one entry per residual block
   config.model.update(architecture="nsf", hidden=(96, 96, 96, 96), num_levels=3, steps_per_level=7,
-                      base="learned", preprocess="shift")
+                      base="learned", preprocess="shift", scan_steps=True)
   config.optim.update(learning_rate=5e-4, schedule="cosine")
   config.train.update(num_steps=100_000, log_every=500, eval_every=10_000, sample_every=10_000,
                       checkpoint_every=5_000)

@@ -13,7 +13,7 @@ runs the forward direction.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -185,6 +185,16 @@ class Permute(nn.Module):
     return x[..., index], jnp.zeros(x.shape[0])
 
 
+def rotation_lu(channels: int, seed: int) -> tuple[np.ndarray, ...]:
+  """Glow's initial 1x1 convolution, a random rotation (by seed), as (P, strictly lower L, strictly
+  upper U, log |diag U|, sign diag U) in float32: the fixed P and sign, and the learned parts' start."""
+  q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(channels, channels)))
+  p, lower, upper = _lu(q)
+  diag = np.diag(upper)
+  parts = (p, np.tril(lower, -1), np.triu(upper, 1), np.log(np.abs(diag)), np.sign(diag))
+  return tuple(np.asarray(a, np.float32) for a in parts)
+
+
 class InvertibleLinear(nn.Module):
   """Glow's invertible 1x1 convolution, W = P L (U + diag(sign * exp(log_s))) (LU parameterization),
   applied to the last axis at every position; log |det| = positions * sum(log_s)."""
@@ -192,18 +202,17 @@ class InvertibleLinear(nn.Module):
   seed: int = 0
 
   @nn.compact
-  def __call__(self, x, inverse: bool = False, cond=None):
+  def __call__(self, x, inverse: bool = False, cond=None, decomposition=None):
+    """decomposition: rotation_lu's arrays, passed in by a scan whose steps start from different
+    rotations; by default rotation_lu(channels, seed)."""
     c = x.shape[-1]
-    # Start from a random rotation, as Glow does, decomposed once (fixed P, sign; learned L, U, log_s).
-    q, _ = np.linalg.qr(np.random.default_rng(self.seed).normal(size=(c, c)))
-    p, l0, u0 = _lu(q)
-    sign = np.sign(np.diag(u0))
-    lower = self.param("lower", lambda _: jnp.asarray(np.tril(l0, -1), jnp.float32))
-    upper = self.param("upper", lambda _: jnp.asarray(np.triu(u0, 1), jnp.float32))
-    log_s = self.param("log_s", lambda _: jnp.asarray(np.log(np.abs(np.diag(u0))), jnp.float32))
+    p, lower0, upper0, log_s0, sign = decomposition or rotation_lu(c, self.seed)
+    lower = self.param("lower", lambda _: jnp.asarray(lower0))
+    upper = self.param("upper", lambda _: jnp.asarray(upper0))
+    log_s = self.param("log_s", lambda _: jnp.asarray(log_s0))
     L = jnp.tril(lower, -1) + jnp.eye(c)
     U = jnp.triu(upper, 1) + jnp.diag(sign * jnp.exp(log_s))
-    W = jnp.asarray(p, jnp.float32) @ L @ U
+    W = jnp.asarray(p) @ L @ U
     positions = int(np.prod(x.shape[1:-1])) if x.ndim > 2 else 1
     log_det = positions * jnp.sum(log_s) * jnp.ones(x.shape[0])
     if inverse:
@@ -232,6 +241,48 @@ class ActNorm(nn.Module):
     if inverse:
       return x * jnp.exp(-log_scale) - bias, -log_det
     return (x + bias) * jnp.exp(log_scale), log_det
+
+
+class GlowStep(nn.Module):
+  """ActNorm -> invertible 1x1 convolution -> coupling (`make_coupling()`), the body of GlowSteps' scan:
+  carry (x, log_det so far); per step, its 1x1 convolution's rotation_lu arrays."""
+
+  make_coupling: Callable[[], nn.Module]
+  inverse: bool
+
+  def setup(self):
+    self.norm, self.linear, self.coupling = ActNorm(), InvertibleLinear(), self.make_coupling()
+
+  def __call__(self, carry, decomposition, cond):
+    x, total = carry
+    if self.inverse:
+      x, c = self.coupling(x, True, cond)
+      x, b = self.linear(x, True, decomposition=decomposition)
+      x, a = self.norm(x, True)
+    else:
+      x, a = self.norm(x)
+      x, b = self.linear(x, decomposition=decomposition)
+      x, c = self.coupling(x, False, cond)
+    return (x, total + a + b + c), None
+
+
+class GlowSteps(nn.Module):
+  """Glow's steps, one per seed (each step's 1x1 convolution starts from rotation_lu(channels, seed)),
+  as one nn.scan over stacked parameters, so XLA compiles a step once rather than once per step. The
+  same map and initialization as the Chain of [ActNorm(), InvertibleLinear(seed), make_coupling()]
+  for each seed; forward runs the steps in order, inverse in reverse."""
+
+  make_coupling: Callable[[], nn.Module]
+  seeds: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    decompositions = zip(*(rotation_lu(x.shape[-1], seed) for seed in self.seeds))
+    stacked = tuple(jnp.asarray(np.stack(parts)) for parts in decompositions)
+    scan = nn.scan(GlowStep, variable_axes={"params": 0}, split_rngs={"params": True},
+                   in_axes=(0, nn.broadcast), length=len(self.seeds), reverse=inverse)
+    (x, log_det), _ = scan(self.make_coupling, inverse, name="steps")((x, jnp.zeros(x.shape[0])), stacked, cond)
+    return x, log_det
 
 
 # Reshapes and multi-scale --------------------------------------------------------------------------------

@@ -22,6 +22,15 @@ from gm_jax.models import made, splines
 ARCHITECTURES = ("nsf", "maf", "iaf")
 
 
+def glow_steps(cfg, level: int, make_coupling) -> list[nn.Module]:
+  """A level's steps of ActNorm -> 1x1 convolution (seeded by level and step) -> make_coupling():
+  unrolled, or as one scan (cfg.scan_steps)."""
+  seeds = tuple(100 * level + i for i in range(cfg.steps_per_level))
+  if cfg.scan_steps:
+    return [bj.GlowSteps(make_coupling, seeds)]
+  return [layer for seed in seeds for layer in (bj.ActNorm(), bj.InvertibleLinear(seed=seed), make_coupling())]
+
+
 def _spline_coupling(cfg, shape, mask, kind: str) -> splines.SplineCoupling:
   conditioner = bj.make_conditioner(kind, cfg.hidden, splines.num_spline_params(cfg.num_bins))
   return splines.SplineCoupling(mask, conditioner, num_bins=cfg.num_bins, bound=cfg.tail_bound)
@@ -30,10 +39,8 @@ def _spline_coupling(cfg, shape, mask, kind: str) -> splines.SplineCoupling:
 def _nsf_level(cfg, shape, level: int) -> nn.Module:
   h, w, c = shape
   squeezed = (h // 2, w // 2, 4 * c)
-  layers = [bj.Squeeze()]
-  for i in range(cfg.steps_per_level):
-    layers += [bj.ActNorm(), bj.InvertibleLinear(seed=100 * level + i),
-               _spline_coupling(cfg, squeezed, bj.channel_mask(squeezed, 0), cfg.conditioner)]
+  coupling = lambda: _spline_coupling(cfg, squeezed, bj.channel_mask(squeezed, 0), cfg.conditioner)
+  layers = [bj.Squeeze()] + glow_steps(cfg, level, coupling)
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_nsf_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
   layers += [bj.Squeeze(undo=True)]

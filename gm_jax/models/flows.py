@@ -47,6 +47,9 @@ class FlowConfig:
   num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
   tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
   coupling_scale_init: float = 1.0  # affine couplings: the initial bound on each layer's log-scale
+  # Glow and NSF images: each level's steps as one nn.scan (bijectors.GlowSteps), compiled once. The
+  # same flow and initialization, with the parameters stacked per level (checkpoints do not carry across).
+  scan_steps: bool = False
 
   @property
   def dtype(self):
@@ -106,12 +109,10 @@ def _realnvp_level(cfg: FlowConfig, shape, level: int, additive: bool) -> nn.Mod
 def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   h, w, c = shape
   squeezed = (h // 2, w // 2, 4 * c)
-  layers = [bj.Squeeze()]
-  for i in range(cfg.steps_per_level):
-    layers += [bj.ActNorm(), bj.InvertibleLinear(seed=100 * level + i),
-               bj.Coupling(bj.channel_mask(squeezed, 0),
-                           bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype),
-                           scale_init=cfg.coupling_scale_init)]
+  coupling = lambda: bj.Coupling(bj.channel_mask(squeezed, 0),
+                                 bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype),
+                                 scale_init=cfg.coupling_scale_init)
+  layers = [bj.Squeeze()] + flow_architectures.glow_steps(cfg, level, coupling)
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_glow_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
   layers += [bj.Squeeze(undo=True)]
