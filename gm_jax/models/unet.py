@@ -88,9 +88,20 @@ class AttentionBlock(nn.Module):
     return x + out.reshape(b, h, w, c)
 
 
-class UNetStep(nn.Module):
+def _block(cfg: UNetConfig, h, skip, temb, out_channels: int, attention: bool, train: bool):
   """One block of a U-Net path: the skip concatenated first (up path), then a ResBlock, then attention
-  where the resolution has it. Returns (h, h): the carry and the output of an nn.scan over steps."""
+  where the resolution has it. Its modules belong to the calling module's compact scope."""
+  dtype = precision.compute_dtype(cfg.compute_dtype)
+  if skip is not None:
+    h = jnp.concatenate([h, skip], axis=-1)
+  h = ResBlock(out_channels, cfg.dropout, cfg.num_groups, dtype)(h, temb, train)
+  if attention:
+    h = AttentionBlock(cfg.num_groups, dtype)(h)
+  return h
+
+
+class UNetStep(nn.Module):
+  """A block as the body of an nn.scan over a run of blocks: returns (h, h), the carry and the output."""
 
   out_channels: int
   attention: bool
@@ -99,13 +110,7 @@ class UNetStep(nn.Module):
 
   @nn.compact
   def __call__(self, h, skip, temb):
-    cfg = self.config
-    dtype = precision.compute_dtype(cfg.compute_dtype)
-    if skip is not None:
-      h = jnp.concatenate([h, skip], axis=-1)
-    h = ResBlock(self.out_channels, cfg.dropout, cfg.num_groups, dtype)(h, temb, self.train)
-    if self.attention:
-      h = AttentionBlock(cfg.num_groups, dtype)(h)
+    h = _block(self.config, h, skip, temb, self.out_channels, self.attention, self.train)
     return h, h
 
 
@@ -113,7 +118,6 @@ def _run_steps(cfg: UNetConfig, h, skips, temb, out_channels: int, count: int, t
   """`count` steps of a path from h, each taking the last of `skips` (up path) or none (skips None);
   appends each step's output to `outputs`. Called from UNet's compact __call__, whose scope holds the
   blocks. With cfg.scan_blocks, each run of steps whose inputs have the same shapes is one nn.scan."""
-  dtype = precision.compute_dtype(cfg.compute_dtype)
   attention = h.shape[1] in cfg.attention_resolutions
   while count:
     run_skips = None if skips is None else [skips.pop()]
@@ -124,12 +128,8 @@ def _run_steps(cfg: UNetConfig, h, skips, temb, out_channels: int, count: int, t
         run += 1
         if skips is not None:
           run_skips.append(skips.pop())
-    if run == 1:  # the blocks themselves, as the unscanned network names them
-      if skips is not None:
-        h = jnp.concatenate([h, run_skips[0]], axis=-1)
-      h = ResBlock(out_channels, cfg.dropout, cfg.num_groups, dtype)(h, temb, train)
-      if attention:
-        h = AttentionBlock(cfg.num_groups, dtype)(h)
+    if run == 1:  # in UNet's own scope, named as the unscanned network names its blocks
+      h = _block(cfg, h, run_skips and run_skips[0], temb, out_channels, attention, train)
       outputs.append(h)
     else:
       scan = nn.scan(UNetStep, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
