@@ -8,7 +8,7 @@ import optax
 from jax.sharding import Mesh
 
 from gm_jax.evaluation import metrics as metrics_lib
-from gm_jax.train import host_memory, optim, sharding
+from gm_jax.train import cpu_compile, host_memory, optim, sharding
 from gm_jax.train import state as state_lib
 from gm_jax.train.state import NetworkState, TrainState
 from gm_jax.train.task import Task, Update
@@ -69,7 +69,7 @@ class TrainStep:
       state_sharding = sharding.state_shardings(state, self.mesh, self.rules)
       self.jitted = jax.jit(self._step, in_shardings=(state_sharding, sharding.batch_sharded(self.mesh)),
                             out_shardings=(state_sharding, sharding.replicated(self.mesh)),
-                            donate_argnums=(0,))
+                            donate_argnums=(0,), compiler_options=cpu_compile.step_compiler_options())
     return self.jitted
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
