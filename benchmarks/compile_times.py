@@ -14,14 +14,12 @@ import pathlib
 import time
 
 import jax
-import numpy as np
 from absl import app, flags
 
 from benchmarks.timing import emit, use_threads
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.data.dataset import DataSpec, Dataset
-from gm_jax.data.text import split_windows
+from gm_jax.data.text import random_characters
 from gm_jax.train import sharding, step as step_lib
 from gm_jax.train.defaults import load_config_file
 
@@ -38,9 +36,7 @@ def compile_seconds(config) -> float:
 
   with tfds.testing.mock_data(num_examples=max(2 * config.data.batch_size, 64)):
     if config.data.name == "text":  # a mock corpus is too short: random characters of the same shape
-      tokens = np.random.default_rng(0).integers(0, 65, size=100_000, dtype=np.int32)
-      train, test = split_windows(tokens, config.data.context)
-      dataset = Dataset("random_chars", train, test, DataSpec("tokens", (config.data.context + 1,), 65))
+      dataset = random_characters(config.data.context, size=100_000)
     else:
       dataset = data_lib.load_dataset(config.data)
     task = tasks.build(config, dataset)

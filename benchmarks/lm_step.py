@@ -25,8 +25,7 @@ from ml_collections import config_flags
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
                                time_interleaved, use_threads)
 from gm_jax import data as data_lib
-from gm_jax.data.dataset import DataSpec, Dataset
-from gm_jax.data.text import split_windows
+from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
 from gm_jax.train import sharding, step as step_lib
 
@@ -40,17 +39,11 @@ flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.")
 VOCAB = 65  # Tiny Shakespeare's characters
 
 
-def synthetic_dataset(context: int, seed: int = 0) -> Dataset:
-  tokens = np.random.default_rng(seed).integers(0, VOCAB, size=200_000, dtype=np.int32)
-  train, test = split_windows(tokens, context)
-  return Dataset("random_chars", train, test, DataSpec("tokens", (context + 1,), num_levels=VOCAB))
-
-
 def main(argv):
   del argv
   threads = use_threads(flags.FLAGS.threads)
   config = flags.FLAGS.config
-  dataset = synthetic_dataset(config.data.context)
+  dataset = random_characters(config.data.context, VOCAB)
   task = language_model.build(config, dataset)
   mesh = sharding.make_mesh()
   batch_size = config.data.batch_size

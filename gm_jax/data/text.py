@@ -121,6 +121,14 @@ def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9)
   return WindowSource(train, train_starts, context), WindowSource(test, test_starts, context, first_scored)
 
 
+def random_characters(context: int, vocab: int = 65, size: int = 200_000, seed: int = 0) -> Dataset:
+  """Uniformly random tokens in windows of `context` + 1: a corpus of a real one's shape (65 characters
+  by default, Tiny Shakespeare's), for timing and compiling language models without the corpus."""
+  tokens = np.random.default_rng(seed).integers(0, vocab, size=size, dtype=np.int32)
+  train, test = split_windows(tokens, context)
+  return Dataset("random_chars", train, test, DataSpec("tokens", (context + 1,), num_levels=vocab))
+
+
 def load(path: str = "", tfds_name: str | None = None, level: str = "char", context: int = 64,
          data_dir: str | None = None) -> Dataset:
   if level not in ("char", "byte"):

@@ -281,7 +281,8 @@ class GlowSteps(nn.Module):
     stacked = tuple(jnp.asarray(np.stack(parts)) for parts in decompositions)
     scan = nn.scan(GlowStep, variable_axes={"params": 0}, split_rngs={"params": True},
                    in_axes=(0, nn.broadcast), length=len(self.seeds), reverse=inverse)
-    (x, log_det), _ = scan(self.make_coupling, inverse, name="steps")((x, jnp.zeros(x.shape[0])), stacked, cond)
+    steps = scan(self.make_coupling, inverse, name="steps")
+    (x, log_det), _ = steps((x, jnp.zeros(x.shape[0])), stacked, cond)
     return x, log_det
 
 

@@ -28,7 +28,8 @@ def glow_steps(cfg, level: int, make_coupling) -> list[nn.Module]:
   seeds = tuple(100 * level + i for i in range(cfg.steps_per_level))
   if cfg.scan_steps:
     return [bj.GlowSteps(make_coupling, seeds)]
-  return [layer for seed in seeds for layer in (bj.ActNorm(), bj.InvertibleLinear(seed=seed), make_coupling())]
+  return [layer for seed in seeds
+          for layer in (bj.ActNorm(), bj.InvertibleLinear(seed=seed), make_coupling())]
 
 
 def _spline_coupling(cfg, shape, mask, kind: str) -> splines.SplineCoupling:

@@ -81,16 +81,20 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
   unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_steps=True))
   x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
   init, scanned_init = unrolled.init(jax.random.key(1), x), scanned.init(jax.random.key(1), x)
-  restack = lambda p: {"params": {"bijector": {"layers_1": _scanned_layout(p["params"]["bijector"]["layers_1"], 3)}}}
+  restack = lambda v: {"params": {"bijector": {
+      "layers_1": _scanned_layout(v["params"]["bijector"]["layers_1"], 3)}}}
   # The same data-dependent ActNorm and the same starting rotation in each step's 1x1 convolution (the
   # couplings start as the identity; their conditioners' random draws differ).
   levels = lambda v: [v["layers_1"]["steps"]] + (levels(v["layers_2"]["inner"]) if "layers_2" in v else [])
-  pairs = zip(levels(scanned_init["params"]["bijector"]["layers_1"]), levels(restack(init)["params"]["bijector"]["layers_1"]))
-  for mine, theirs in pairs:
-    chex.assert_trees_all_close((mine["norm"], mine["linear"]), (theirs["norm"], theirs["linear"]), rtol=1e-6, atol=1e-6)
+  first_level = lambda v: v["params"]["bijector"]["layers_1"]
+  for mine, theirs in zip(levels(first_level(scanned_init)), levels(first_level(restack(init)))):
+    chex.assert_trees_all_close((mine["norm"], mine["linear"]), (theirs["norm"], theirs["linear"]),
+                                rtol=1e-6, atol=1e-6)
   variables = _perturbed(init, jax.random.key(2), scale=0.1)
-  np.testing.assert_allclose(scanned.apply(restack(variables), x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(scanned.apply(restack(variables), x), unrolled.apply(variables, x),
+                             rtol=1e-5, atol=1e-4)
   sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
   # Inverting the splines amplifies float32 rounding (values of order 1 agree to ~1e-4); a step out of
   # order would be off by order 1.
-  np.testing.assert_allclose(sample(scanned, restack(variables)), sample(unrolled, variables), rtol=1e-4, atol=1e-3)
+  np.testing.assert_allclose(sample(scanned, restack(variables)), sample(unrolled, variables),
+                             rtol=1e-4, atol=1e-3)
