@@ -299,15 +299,23 @@ class Experiment:
   def check_savable(self, state: TrainState) -> None:
     """Raises unless the guard is clear and every float in the state is finite: never save a NaN state."""
     self.check_finite(state)
-    if not bool(_all_finite(state.networks)):
+    if not all_finite(state.networks):
       raise NonFiniteError(f"the state at step {int(state.step)} holds non-finite values and was not saved; "
                            f"the run stopped; {self.kept_checkpoint()}")
 
 
 @jax.jit
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+def _leaf_finite(x: jax.Array) -> jax.Array:
+  return jnp.all(jnp.isfinite(x))
+
+
+def all_finite(tree) -> bool:
+  """Whether every float in `tree` is finite. One small program per array shape and sharding, compiled
+  once per process: one program over the whole tree was compiled anew for every model (a U-Net's took
+  1.7 s: one reduction per parameter array), and concatenating the arrays into one would gather sharded
+  parameters onto every device."""
+  checks = [_leaf_finite(x) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return all(bool(c) for c in checks)
 
 
 def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:

@@ -1,4 +1,5 @@
-"""The compiled train step: golden first step, compile-once, microbatched repeats, EMA, NaN guard."""
+"""The compiled train step: golden first step, compile-once, microbatched repeats, EMA, NaN guard; the
+check that no non-finite state is saved."""
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import loop, sharding, step as step_lib
 from gm_jax.train.task import Task, Update
 from tests.conftest import load_config
 
@@ -120,6 +121,18 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
       np.testing.assert_array_equal(state.networks["net"].params["w"], before)
   assert int(state.nonfinite_step) == 2
   assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "net/loss"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_in_any_float_array_makes_the_state_unsavable(bad):
+  # The check before each checkpoint: integer arrays (step counters) are not floats and are skipped.
+  tree = {"w": np.zeros((3, 4), np.float32), "b": np.zeros(4, jnp.bfloat16), "step": np.int32(7)}
+  assert loop.all_finite(tree)
+  for name in ("w", "b"):
+    for index in np.ndindex(tree[name].shape):
+      broken = {**tree, name: tree[name].copy()}
+      broken[name][index] = bad
+      assert not loop.all_finite(broken), (name, index)
 
 
 def test_two_networks_update_in_order_within_one_step():
