@@ -4,6 +4,7 @@ likelihoods agree with float32 evaluation, and the compiled step is traced and c
 from __future__ import annotations
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -66,6 +67,45 @@ def test_bfloat16_training_tracks_float32_and_keeps_float32_state(name):
     assert total.dtype == jnp.float32
     nll[dtype] = float(total / count)
   assert nll["bfloat16"] == pytest.approx(nll["float32"], rel=5e-3)
+
+
+def _contractions(jaxpr, found: list) -> list:
+  """(primitive, operand dtypes) of every dot and convolution in a jaxpr and its sub-jaxprs."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+      found.append((eqn.primitive.name, tuple(str(v.aval.dtype) for v in eqn.invars)))
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (tuple, list)) else (param,):
+        if isinstance(sub, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr)):
+          _contractions(getattr(sub, "jaxpr", sub), found)
+  return found
+
+
+@pytest.mark.parametrize("name, overrides, kinds", [
+    ("toy2d_maf", {}, ("dot_general",)),  # MADE
+    ("digits_vae_iaf", {}, ("dot_general",)),  # the VAE's networks, its IAF posterior's MADEs and context
+    ("digits_pixelrnn", {}, ("dot_general", "conv_general_dilated")),  # Diagonal BiLSTM
+    ("digits_pixelrnn", {"architecture": "row_lstm"}, ("dot_general", "conv_general_dilated")),
+    # Spline couplings' ResNets; the invertible 1x1 convolutions (dots) stay float32 by design.
+    ("digits_nsf", {}, ("conv_general_dilated",)),
+    ("digits_realnvp", {"scan_blocks": True, "hidden": (8, 8, 8)}, ("conv_general_dilated",)),
+])
+def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
+  """Under compute_dtype=bfloat16 every matmul / convolution of the given kinds in the training loss
+  takes bfloat16 operands (a network that ignored the field would keep float32 ones)."""
+  config = load_config(name, "tiny")
+  config.train.compute_dtype = "bfloat16"
+  config.model.update(overrides)
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build(config, dataset)
+  batch = next(data_lib.TrainIterator(dataset.train, config.data.batch_size * task.examples_per_step_factor, 0))
+  variables = jax.eval_shape(task.init, jax.random.key(0), batch)
+  params = {k: v["params"] for k, v in variables.items()}
+  model_state = {k: {c: x for c, x in v.items() if c != "params"} for k, v in variables.items()}
+  for update in task.updates:
+    jaxpr = jax.make_jaxpr(update.loss_fn)(params, model_state, batch, jax.random.key(1)).jaxpr
+    found = [dtypes for kind, dtypes in _contractions(jaxpr, []) if kind in kinds]
+    assert found and all(dtypes == ("bfloat16", "bfloat16") for dtypes in found), found
 
 
 def test_custom_gradient_einsum_equals_the_plain_one():

@@ -78,22 +78,48 @@ class MLPConditioner(nn.Module):
     return out.reshape(h.shape[0], d, self.outputs)
 
 
+def _residual_block(conv, features: int, h):
+  """relu(h + 1x1(relu(3x3(h)))), its convolutions created in the calling module's scope."""
+  r = nn.relu(conv(features, (3, 3))(h))
+  return nn.relu(h + conv(features, (1, 1))(r))
+
+
+class ResidualBlockStep(nn.Module):
+  """A residual block as the body of an nn.scan over a conditioner's blocks: (h, None) -> (h, None)."""
+
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, h, _):
+    return _residual_block(functools.partial(precision.Conv, dtype=self.dtype), self.features, h), None
+
+
 class ConvConditioner(nn.Module):
-  """(B, H, W, C) -> (B, H, W, C, outputs): 3x3 conv, residual 3x3-1x1 blocks, zero-initialized 3x3 conv."""
+  """(B, H, W, C) -> (B, H, W, C, outputs): 3x3 conv, residual 3x3-1x1 blocks, zero-initialized 3x3 conv.
+
+  scan_blocks: the blocks as one nn.scan over stacked parameters, so XLA compiles a block once rather
+  than once per block; the same function and initialization law, with a different parameter layout.
+  """
 
   features: int
   num_blocks: int
   outputs: int
   dtype: Any = jnp.float32
+  scan_blocks: bool = False
 
   @nn.compact
   def __call__(self, h):
     conv = functools.partial(precision.Conv, dtype=self.dtype)
     c = h.shape[-1]
     h = nn.relu(conv(self.features, (3, 3))(h))
-    for _ in range(self.num_blocks):
-      r = nn.relu(conv(self.features, (3, 3))(h))
-      h = nn.relu(h + conv(self.features, (1, 1))(r))
+    if self.scan_blocks and self.num_blocks > 1:
+      blocks = nn.scan(ResidualBlockStep, variable_axes={"params": 0}, split_rngs={"params": True},
+                       length=self.num_blocks)
+      h, _ = blocks(self.features, self.dtype, name="blocks")(h, None)
+    else:
+      for _ in range(self.num_blocks):
+        h = _residual_block(conv, self.features, h)
     out = conv(c * self.outputs, (3, 3), kernel_init=nn.initializers.zeros)(h)
     return out.reshape(*h.shape[:-1], c, self.outputs)
 
@@ -115,13 +141,16 @@ class GlowConditioner(nn.Module):
     return out.reshape(*h.shape[:-1], c, self.outputs)
 
 
-def make_conditioner(kind: str, hidden: Sequence[int], outputs: int, dtype: Any = jnp.float32) -> nn.Module:
+def make_conditioner(kind: str, hidden: Sequence[int], outputs: int, dtype: Any = jnp.float32,
+                     scan_blocks: bool = False) -> nn.Module:
   """mlp: Dense layers of the given sizes; conv: a ResNet with hidden[0] features and len(hidden) - 1
-  residual blocks; glow: Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0] features."""
+  residual blocks (one nn.scan with scan_blocks); glow: Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0]
+  features."""
   if kind == "mlp":
     return MLPConditioner(tuple(hidden), outputs, dtype)
   if kind == "conv":
-    return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs, dtype=dtype)
+    return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs, dtype=dtype,
+                           scan_blocks=scan_blocks)
   if kind == "glow":
     return GlowConditioner(features=hidden[0], outputs=outputs, dtype=dtype)
   raise ValueError(f"unknown conditioner {kind!r}; use mlp, conv or glow")

@@ -33,7 +33,8 @@ def glow_steps(cfg, level: int, make_coupling) -> list[nn.Module]:
 
 
 def _spline_coupling(cfg, shape, mask, kind: str) -> splines.SplineCoupling:
-  conditioner = bj.make_conditioner(kind, cfg.hidden, splines.num_spline_params(cfg.num_bins))
+  conditioner = bj.make_conditioner(kind, cfg.hidden, splines.num_spline_params(cfg.num_bins), cfg.dtype,
+                                    cfg.scan_blocks)
   return splines.SplineCoupling(mask, conditioner, num_bins=cfg.num_bins, bound=cfg.tail_bound)
 
 
@@ -68,6 +69,6 @@ def build_layers(cfg) -> list[nn.Module]:
       layers += [bj.ActNorm(),
                  made.MaskedAutoregressive(cfg.hidden, kind=cfg.architecture, transform=cfg.transform,
                                            reverse=i % 2 == 1, num_bins=cfg.num_bins, bound=cfg.tail_bound,
-                                           scale_init=cfg.coupling_scale_init)]
+                                           scale_init=cfg.coupling_scale_init, dtype=cfg.dtype)]
     return layers
   raise ValueError(f"unknown flow architecture {cfg.architecture!r}; use one of {ARCHITECTURES}")

@@ -50,6 +50,9 @@ class FlowConfig:
   # Glow and NSF images: each level's steps as one nn.scan (bijectors.GlowSteps), compiled once. The
   # same flow and initialization, with the parameters stacked per level (checkpoints do not carry across).
   scan_steps: bool = False
+  # ResNet (conv) conditioners: the residual blocks as one nn.scan, compiled once per conditioner. The
+  # same function and initialization law, with each conditioner's block parameters stacked.
+  scan_blocks: bool = False
 
   @property
   def dtype(self):
@@ -73,7 +76,7 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
   kind = cfg.conditioner if len(shape) == 3 else "mlp"
   outputs = 1 if additive else 2
-  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype),
+  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype, cfg.scan_blocks),
                       additive=additive, scale_init=cfg.coupling_scale_init) for i in range(count)]
 
 

@@ -19,14 +19,14 @@ forward map is lower triangular in the order. tau is affine, tau(u) = u exp(s) +
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax.models import splines
+from gm_jax.models import precision, splines
 
 
 def made_degrees(order: np.ndarray, hidden: Sequence[int]) -> list[np.ndarray]:
@@ -61,6 +61,7 @@ class MADE(nn.Module):
   hidden: Sequence[int]
   outputs_per_dim: int
   order: tuple[int, ...] | None = None
+  dtype: Any = jnp.float32  # compute dtype of the matmuls (gm_jax.models.precision); outputs are float32
 
   @nn.compact
   def __call__(self, x_BD, cond=None):
@@ -73,9 +74,10 @@ class MADE(nn.Module):
       init = nn.initializers.zeros if last else nn.initializers.lecun_normal()
       kernel = self.param(f"kernel_{l}", init, mask.shape, jnp.float32)
       bias = self.param(f"bias_{l}", nn.initializers.zeros, (mask.shape[1],), jnp.float32)
-      h_next = h @ (kernel * jnp.asarray(mask)) + bias
+      h_next = precision.matmul(h, kernel * jnp.asarray(mask), self.dtype) + bias
       if l == 0 and cond is not None:
-        h_next = h_next + nn.Dense(mask.shape[1], use_bias=False, name="cond")(cond.reshape(cond.shape[0], -1))
+        context = precision.Dense(mask.shape[1], use_bias=False, dtype=self.dtype, name="cond")
+        h_next = h_next + context(cond.reshape(cond.shape[0], -1))
       h = h_next if last else nn.relu(h_next)
     return h.reshape(h.shape[0], d, self.outputs_per_dim)
 
@@ -103,6 +105,7 @@ class MaskedAutoregressive(nn.Module):
   num_bins: int = 8
   bound: float = 3.0
   scale_init: float = 1.0  # affine: the initial per-dimension bound a on the log-scale
+  dtype: Any = jnp.float32  # of MADE's matmuls; the transforms and log-determinants stay float32
 
   def _order(self, d: int) -> np.ndarray:
     return np.arange(d)[::-1].copy() if self.reverse else np.arange(d)
@@ -120,7 +123,7 @@ class MaskedAutoregressive(nn.Module):
     shape = x.shape
     x_BD = x.reshape(shape[0], -1)
     d = x_BD.shape[-1]
-    made = MADE(tuple(self.hidden), outputs, tuple(int(i) for i in self._order(d)))
+    made = MADE(tuple(self.hidden), outputs, tuple(int(i) for i in self._order(d)), self.dtype)
     scale = (self.param("scale", nn.initializers.constant(self.scale_init), (d,))
              if self.transform == "affine" else None)
 

@@ -25,13 +25,14 @@ LSTM step (gates from input-to-state s_i plus state-to-state s_s):
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax.models import labels
+from gm_jax.models import labels, precision
 from gm_jax.models.pixelcnn import MaskedConv, PixelCNN, centre_mask, channel_groups, horizontal_conv
 
 
@@ -47,6 +48,8 @@ class PixelRNNConfig:
   row_kernel: int = 3  # Row LSTM: width of the input-to-state and state-to-state convolutions
   head_features: int = 64  # a multiple of C
   dropout: float = 0.0  # on each LSTM layer's output, before its residual projection
+  # Of the convolutions and the state-to-state matmuls; LSTM cells, gates and logits stay float32.
+  compute_dtype: str = "float32"
 
 
 def raster_mask(kernel: int, in_groups: np.ndarray, out_groups: np.ndarray, mask_type: str) -> np.ndarray:
@@ -94,20 +97,21 @@ class RowLSTM(nn.Module):
   hidden: int
   kernel: int
   num_channels: int
+  dtype: Any = jnp.float32  # compute dtype (gm_jax.models.precision)
 
   @nn.compact
   def __call__(self, x_BHWF):
     b, h, w, _ = x_BHWF.shape
     groups = channel_groups(x_BHWF.shape[-1], self.num_channels)
     to_state = horizontal_conv(4 * self.hidden, self.kernel, groups, _gate_groups(self.hidden, self.num_channels),
-                               "B")(x_BHWF)  # (B, H, W, 4 hidden)
+                               "B", self.dtype)(x_BHWF)  # (B, H, W, 4 hidden)
     kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (self.kernel, self.hidden, 4 * self.hidden))
     pad = self.kernel // 2
 
     def step(carry, s_in):  # one row: s_in (B, W, 4 hidden)
       h_prev, c_prev = carry
-      s_state = jax.lax.conv_general_dilated(h_prev, kernel, (1,), ((pad, pad),),
-                                             dimension_numbers=("NWC", "WIO", "NWC"))
+      s_state = precision.conv(h_prev, kernel, (1,), ((pad, pad),), dimension_numbers=("NWC", "WIO", "NWC"),
+                               dtype=self.dtype)
       h_new, c_new = _lstm_update(s_in + s_state, c_prev)
       return (h_new, c_new), h_new
 
@@ -122,20 +126,21 @@ class DiagonalLSTM(nn.Module):
 
   hidden: int
   num_channels: int
+  dtype: Any = jnp.float32  # compute dtype (gm_jax.models.precision)
 
   @nn.compact
   def __call__(self, x_BHWF):
     b, h, w, _ = x_BHWF.shape
     groups = channel_groups(x_BHWF.shape[-1], self.num_channels)
     mask = centre_mask(groups, _gate_groups(self.hidden, self.num_channels), "B")[None, None]
-    to_state = skew(MaskedConv(4 * self.hidden, mask, ((0, 0), (0, 0)))(x_BHWF))  # (B, H, S, 4 hidden)
+    to_state = skew(MaskedConv(4 * self.hidden, mask, ((0, 0), (0, 0)), self.dtype)(x_BHWF))  # (B, H, S, 4 hidden)
     # 2 x 1 state-to-state convolution over the previous column: taps at rows i - 1 and i.
     kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (2, self.hidden, 4 * self.hidden))
 
     def step(carry, s_in):  # one skewed column: s_in (B, H, 4 hidden)
       h_prev, c_prev = carry
       above = jnp.pad(h_prev, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-      s_state = above @ kernel[0] + h_prev @ kernel[1]
+      s_state = precision.matmul(above, kernel[0], self.dtype) + precision.matmul(h_prev, kernel[1], self.dtype)
       h_new, c_new = _lstm_update(s_in + s_state, c_prev)
       return (h_new, c_new), h_new
 
@@ -147,11 +152,13 @@ class DiagonalLSTM(nn.Module):
 class DiagonalBiLSTM(nn.Module):
   hidden: int
   num_channels: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x_BHWF):
-    left = DiagonalLSTM(self.hidden, self.num_channels, name="left_to_right")(x_BHWF)
-    right = DiagonalLSTM(self.hidden, self.num_channels, name="right_to_left")(x_BHWF[:, :, ::-1])[:, :, ::-1]
+    left = DiagonalLSTM(self.hidden, self.num_channels, self.dtype, name="left_to_right")(x_BHWF)
+    right = DiagonalLSTM(self.hidden, self.num_channels, self.dtype,
+                         name="right_to_left")(x_BHWF[:, :, ::-1])[:, :, ::-1]
     # Row i's right-to-left state has seen row i's later pixels: pixel (i, j) takes the one of (i - 1, j).
     right = jnp.pad(right, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
     return left + right
@@ -172,27 +179,28 @@ class PixelRNN(nn.Module):
     Unconditional: `label_B` must be None."""
     labels.check(label_B, 0)
     cfg = self.config
+    dtype = precision.compute_dtype(cfg.compute_dtype)
     c, levels = cfg.shape[-1], cfg.num_levels
     groups = channel_groups(cfg.features, c)
     hidden_groups = channel_groups(cfg.hidden, c)
     k = cfg.first_kernel
-    h = MaskedConv(cfg.features, raster_mask(k, np.arange(c), groups, "A"), ((k // 2, k // 2),) * 2,
+    h = MaskedConv(cfg.features, raster_mask(k, np.arange(c), groups, "A"), ((k // 2, k // 2),) * 2, dtype,
                    name="input_conv")(x)
     no_pad = ((0, 0), (0, 0))
     for layer in range(cfg.num_layers):
       if cfg.architecture == "row_lstm":
-        states = RowLSTM(cfg.hidden, cfg.row_kernel, c, name=f"row_lstm_{layer}")(h)
+        states = RowLSTM(cfg.hidden, cfg.row_kernel, c, dtype, name=f"row_lstm_{layer}")(h)
       elif cfg.architecture == "diagonal_bilstm":
-        states = DiagonalBiLSTM(cfg.hidden, c, name=f"diagonal_bilstm_{layer}")(h)
+        states = DiagonalBiLSTM(cfg.hidden, c, dtype, name=f"diagonal_bilstm_{layer}")(h)
       else:
         raise ValueError(f"unknown PixelRNN architecture {cfg.architecture!r}; use row_lstm or diagonal_bilstm")
       states = nn.Dropout(cfg.dropout, deterministic=not train)(states)
-      h = h + MaskedConv(cfg.features, centre_mask(hidden_groups, groups, "B")[None, None], no_pad,
+      h = h + MaskedConv(cfg.features, centre_mask(hidden_groups, groups, "B")[None, None], no_pad, dtype,
                          name=f"residual_{layer}")(states)
     head_groups = channel_groups(cfg.head_features, c)
     out_groups = np.repeat(np.arange(c), levels)  # logits laid out (C, levels)
-    y = MaskedConv(cfg.head_features, centre_mask(groups, head_groups, "B")[None, None], no_pad,
+    y = MaskedConv(cfg.head_features, centre_mask(groups, head_groups, "B")[None, None], no_pad, dtype,
                    name="head_hidden")(nn.relu(h))
-    y = MaskedConv(c * levels, centre_mask(head_groups, out_groups, "B")[None, None], no_pad,
+    y = MaskedConv(c * levels, centre_mask(head_groups, out_groups, "B")[None, None], no_pad, dtype,
                    name="head_logits")(nn.relu(y))
     return y.reshape(*y.shape[:-1], c, levels)

@@ -34,9 +34,9 @@ class IAFPosteriorVAE(HierarchicalVAE):
     c = self.config
     if len(c.latent_dims) != 1:
       raise ValueError(f"the IAF posterior is for one stochastic layer; got latent_dims {c.latent_dims}")
-    self.context = MLP(tuple(c.hidden[0]) + (self.context_dim,), c.activation, name="q_context")
+    self.context = MLP(tuple(c.hidden[0]) + (self.context_dim,), c.activation, c.dtype, name="q_context")
     self.iaf = bj.Chain([MaskedAutoregressive(tuple(self.iaf_hidden), kind="iaf", transform=self.iaf_transform,
-                                              reverse=i % 2 == 1) for i in range(self.iaf_steps)])
+                                              reverse=i % 2 == 1, dtype=c.dtype) for i in range(self.iaf_steps)])
 
   def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,
                   label_B: jax.Array | None = None) -> dict[str, jax.Array]:

@@ -3,7 +3,8 @@
 
 config.model: architecture (nice | realnvp | glow | nsf | maf | iaf), hidden, num_levels, steps_per_level,
   base (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow),
-  transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init, scan_steps
+  transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init, scan_steps,
+  scan_blocks
 config.objective: dequantization (uniform | variational), dequantizer_hidden, dequantizer_couplings
 config.eval.sample_temperature: the base std multiplier for sample grids
 """
@@ -25,6 +26,7 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
                     preprocess=m.preprocess, logit_alpha=m.logit_alpha, conditioner=m.conditioner,
                     transform=m.transform, num_bins=m.num_bins, tail_bound=m.tail_bound,
                     coupling_scale_init=m.coupling_scale_init, scan_steps=m.scan_steps,
+                    scan_blocks=m.scan_blocks,
                     compute_dtype=config.train.compute_dtype)
 
 
@@ -93,6 +95,7 @@ def default_config():
   config.model.conditioner = "conv"
   config.model.coupling_scale_init = 1.0
   config.model.scan_steps = False  # glow / nsf images: each level's steps as one nn.scan (compiled once)
+  config.model.scan_blocks = False  # conv conditioners: the residual blocks as one nn.scan (compiled once)
   config.model.transform = "affine"  # maf / iaf: affine | spline
   config.model.num_bins = 8  # spline bins
   config.model.tail_bound = 3.0  # splines are the identity outside [-tail_bound, tail_bound]

@@ -19,7 +19,8 @@ def pixelrnn_config(config, dataset: Dataset) -> PixelRNNConfig:
   return PixelRNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         architecture=m.architecture, features=m.features, hidden=m.hidden,
                         num_layers=m.num_layers, first_kernel=m.first_kernel, row_kernel=m.row_kernel,
-                        head_features=m.head_features, dropout=m.dropout)
+                        head_features=m.head_features, dropout=m.dropout,
+                        compute_dtype=config.train.compute_dtype)
 
 
 def build_model(config, dataset: Dataset) -> PixelRNN:

@@ -98,3 +98,32 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
   # order would be off by order 1.
   np.testing.assert_allclose(sample(scanned, restack(variables)), sample(unrolled, variables),
                              rtol=1e-4, atol=1e-3)
+
+
+def _scanned_blocks_layout(tree, blocks: int):
+  """Every ResNet conditioner's parameters (Conv_0, then two convolutions per residual block, then the
+  output convolution) in the layout of the same conditioner with scan_blocks."""
+  if not isinstance(tree, dict):
+    return tree
+  if f"Conv_{2 * blocks + 1}" in tree:
+    stack = lambda first: jax.tree.map(lambda *a: jnp.stack(a), *[tree[f"Conv_{first + 2 * i}"]
+                                                                  for i in range(blocks)])
+    return {"Conv_0": tree["Conv_0"], "blocks": {"Conv_0": stack(1), "Conv_1": stack(2)},
+            "Conv_1": tree[f"Conv_{2 * blocks + 1}"]}
+  return {name: _scanned_blocks_layout(sub, blocks) for name, sub in tree.items()}
+
+
+@pytest.mark.parametrize("arch", ["realnvp", "nsf"])
+def test_scanned_conditioner_blocks_are_the_unrolled_flow(arch):
+  size = dict(x_shape=(8, 8, 3), hidden=(8, 8, 8, 8), num_levels=2, steps_per_level=2, preprocess="shift",
+              conditioner="conv")
+  unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_blocks=True))
+  x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
+  variables = _perturbed(unrolled.init(jax.random.key(1), x), jax.random.key(2), scale=0.1)
+  restacked = _scanned_blocks_layout(variables, blocks=3)
+  shapes = lambda tree: jax.tree.map(lambda a: a.shape, tree)
+  assert shapes(restacked) == shapes(jax.eval_shape(scanned.init, jax.random.key(1), x))
+  assert restacked != variables  # the layouts differ: every conditioner was restacked
+  np.testing.assert_allclose(scanned.apply(restacked, x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-4)
+  sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
+  np.testing.assert_allclose(sample(scanned, restacked), sample(unrolled, variables), rtol=1e-4, atol=1e-3)
