@@ -1,19 +1,20 @@
 r"""Glow on a 2-D toy density: steps of ActNorm, an invertible linear map (LU) and an affine coupling.
 
 Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
-Same data and schedule as toy2d_realnvp.py (30,000 steps); log-scale bound 1.
+Same data, depth (32 steps) and schedule as toy2d_realnvp.py (30,000 steps); log-scale bound 1.
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
   python experiments/main.py --config=experiments/configs/toy2d_glow.py --workdir=/tmp/gm_jax/toy2d_glow_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
-Our result (jax 0.10.2, this config: 16 steps, learning rate 1e-3, 30,000 steps): ring -2.681 (floor
-  -2.906, 0.23 above it), checkerboard 2.178 (floor 2.079, 0.099 above), moons 0.896 (floor 0.898);
-  401-444 s each, evaluated only at the end (the flags in docs/BASELINES.md).
-  At 6,000 steps and learning rate 2e-3: ring -2.524, checkerboard 2.176, moons 0.896. With the earlier
-  8 steps, 1e-3 and 6,000 steps: ring -2.416 (46 s), checkerboard 2.250, moons 0.897.
-  Why the ring stays above its floor: docs/BASELINES.md.
+Our result (jax 0.10.2, this config: 32 steps, learning rate 1e-3, 30,000 steps; 557,696 parameters):
+  ring -2.865 (floor -2.906, 0.042 above it), checkerboard 2.145 (floor 2.079, 0.066 above); 20-23 min
+  each, evaluated only at the end (the flags in docs/BASELINES.md). Moons not re-run at 32 steps (at
+  its floor, 0.896 against 0.898, with 16).
+  With 16 steps (30,000 steps): ring -2.681, checkerboard 2.178, moons 0.896. With the earlier 8 steps,
+  1e-3 and 6,000 steps: ring -2.416 (46 s), checkerboard 2.250, moons 0.897.
+  Why depth: docs/BASELINES.md.
 Paper: none (Kingma & Dhariwal 2018 report images only); the floor is the true entropy.
 """
 
