@@ -26,7 +26,7 @@ from gm_jax.train.defaults import load_config_file
 def get_config():
   config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"))
   config.model.architecture = "nsf"
-  # toy2d_realnvp.py's 16 couplings are for affine maps; 8 spline steps reach the ring's floor by 2,000
+  # toy2d_realnvp.py's 32 couplings are for affine maps; 8 spline steps reach the ring's floor by 2,000
   # steps, the checkerboard's sharp edges take 6,000
   config.model.steps_per_level = 8
   config.train.update(num_steps=6000, eval_every=1000, sample_every=6000, checkpoint_every=1000)
