@@ -85,20 +85,24 @@ def _contractions(jaxpr, found: list) -> list:
     ("toy2d_maf", {}, ("dot_general",)),  # MADE
     ("digits_vae_iaf", {}, ("dot_general",)),  # the VAE's networks, its IAF posterior's MADEs and context
     ("digits_pixelrnn", {}, ("dot_general", "conv_general_dilated")),  # Diagonal BiLSTM
-    ("digits_pixelrnn", {"architecture": "row_lstm"}, ("dot_general", "conv_general_dilated")),
+    ("digits_pixelrnn", {"model": {"architecture": "row_lstm"}}, ("dot_general", "conv_general_dilated")),
     # Spline couplings' ResNets; the invertible 1x1 convolutions (dots) stay float32 by design.
     ("digits_nsf", {}, ("conv_general_dilated",)),
-    ("digits_realnvp", {"scan_blocks": True, "hidden": (8, 8, 8)}, ("conv_general_dilated",)),
+    # Scanned ResNet blocks, and the variational dequantizer's conditioners.
+    ("digits_realnvp", {"model": {"scan_blocks": True, "hidden": (8, 8, 8)},
+                        "objective": {"dequantization": "variational"}}, ("conv_general_dilated",)),
 ])
 def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
   """Under compute_dtype=bfloat16 every matmul / convolution of the given kinds in the training loss
   takes bfloat16 operands (a network that ignored the field would keep float32 ones)."""
   config = load_config(name, "tiny")
   config.train.compute_dtype = "bfloat16"
-  config.model.update(overrides)
+  for section, fields in overrides.items():
+    config[section].update(fields)
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
-  batch = next(data_lib.TrainIterator(dataset.train, config.data.batch_size * task.examples_per_step_factor, 0))
+  batch_size = config.data.batch_size * task.examples_per_step_factor
+  batch = next(data_lib.TrainIterator(dataset.train, batch_size, 0))
   variables = jax.eval_shape(task.init, jax.random.key(0), batch)
   params = {k: v["params"] for k, v in variables.items()}
   model_state = {k: {c: x for c, x in v.items() if c != "params"} for k, v in variables.items()}

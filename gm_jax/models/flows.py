@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -76,7 +77,8 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
   kind = cfg.conditioner if len(shape) == 3 else "mlp"
   outputs = 1 if additive else 2
-  return [bj.Coupling(mask_fn(shape, i % 2), bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype, cfg.scan_blocks),
+  return [bj.Coupling(mask_fn(shape, i % 2),
+                      bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype, cfg.scan_blocks),
                       additive=additive, scale_init=cfg.coupling_scale_init) for i in range(count)]
 
 
@@ -187,10 +189,12 @@ class VariationalDequantizer(nn.Module):
   x_shape: tuple[int, ...]
   hidden: tuple[int, ...] = (32, 32)
   num_couplings: int = 4
+  dtype: Any = jnp.float32  # of the conditioners (gm_jax.models.precision)
 
   def setup(self):
     kind = "conv" if len(self.x_shape) == 3 else "mlp"
-    layers = [bj.Coupling(bj.checkerboard_mask(self.x_shape, i % 2), bj.make_conditioner(kind, self.hidden, 2))
+    layers = [bj.Coupling(bj.checkerboard_mask(self.x_shape, i % 2),
+                          bj.make_conditioner(kind, self.hidden, 2, self.dtype))
               for i in range(self.num_couplings)]
     self.flow = bj.Chain(layers + [bj.Sigmoid()])
 
@@ -221,7 +225,7 @@ class DequantizedFlow(nn.Module):
     self.flow = Flow(self.flow_config)
     if self.dequantization == "variational":
       self.dequantizer = VariationalDequantizer(self.flow_config.x_shape, self.dequantizer_hidden,
-                                                self.dequantizer_couplings)
+                                                self.dequantizer_couplings, self.flow_config.dtype)
     elif self.dequantization != "uniform":
       raise ValueError(f"unknown objective.dequantization {self.dequantization!r}; use uniform or variational")
 

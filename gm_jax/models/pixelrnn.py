@@ -103,8 +103,8 @@ class RowLSTM(nn.Module):
   def __call__(self, x_BHWF):
     b, h, w, _ = x_BHWF.shape
     groups = channel_groups(x_BHWF.shape[-1], self.num_channels)
-    to_state = horizontal_conv(4 * self.hidden, self.kernel, groups, _gate_groups(self.hidden, self.num_channels),
-                               "B", self.dtype)(x_BHWF)  # (B, H, W, 4 hidden)
+    gate_groups = _gate_groups(self.hidden, self.num_channels)
+    to_state = horizontal_conv(4 * self.hidden, self.kernel, groups, gate_groups, "B", self.dtype)(x_BHWF)
     kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (self.kernel, self.hidden, 4 * self.hidden))
     pad = self.kernel // 2
 
@@ -133,14 +133,16 @@ class DiagonalLSTM(nn.Module):
     b, h, w, _ = x_BHWF.shape
     groups = channel_groups(x_BHWF.shape[-1], self.num_channels)
     mask = centre_mask(groups, _gate_groups(self.hidden, self.num_channels), "B")[None, None]
-    to_state = skew(MaskedConv(4 * self.hidden, mask, ((0, 0), (0, 0)), self.dtype)(x_BHWF))  # (B, H, S, 4 hidden)
+    to_state = MaskedConv(4 * self.hidden, mask, ((0, 0), (0, 0)), self.dtype)(x_BHWF)
+    to_state = skew(to_state)  # (B, H, S, 4 hidden)
     # 2 x 1 state-to-state convolution over the previous column: taps at rows i - 1 and i.
     kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (2, self.hidden, 4 * self.hidden))
 
     def step(carry, s_in):  # one skewed column: s_in (B, H, 4 hidden)
       h_prev, c_prev = carry
       above = jnp.pad(h_prev, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-      s_state = precision.matmul(above, kernel[0], self.dtype) + precision.matmul(h_prev, kernel[1], self.dtype)
+      s_state = (precision.matmul(above, kernel[0], self.dtype)
+                 + precision.matmul(h_prev, kernel[1], self.dtype))
       h_new, c_new = _lstm_update(s_in + s_state, c_prev)
       return (h_new, c_new), h_new
 
