@@ -8,13 +8,14 @@ Command:
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, this config: 32 couplings, log-scale bound 3, 30,000 steps; 557,248 parameters):
-  ring -2.552 (floor -2.906, 0.35 above it), checkerboard 2.120 (floor 2.079, 0.041 above); 22 min each
-  on shared cores, evaluated only at the end (the flags in docs/BASELINES.md). Moons not re-run at 32
-  couplings (at its floor, 0.896 against 0.898, with 16).
+  ring -2.552 (floor -2.906, 0.35 above it), checkerboard 2.120 (floor 2.079, 0.041 above), moons 0.896
+  (floor 0.898); 22-25 min each on shared cores, evaluated only at the end (the flags in
+  docs/BASELINES.md).
   With 16 couplings (30,000 steps): ring -2.322, checkerboard 2.135, moons 0.896; at 6,000 steps: ring
   -2.196, checkerboard 2.185, moons 0.896. With the earlier 8 couplings, bound 1 and 6,000 steps: ring
   -1.501 (77 s), checkerboard 2.241, moons 0.903.
-  Why the ring stays above its floor: docs/BASELINES.md.
+  Why the ring stays above its floor (couplings fixed to the coordinate axes; Glow's learned linear maps
+  and ActNorm between them close most of it): docs/BASELINES.md.
 Paper: none (Dinh et al. 2017 show 2-D densities only as pictures); the floor is the true entropy.
 """
 
