@@ -16,16 +16,31 @@ os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / 
 
 def xla_flags(devices: int | None = None) -> str:
   """XLA_FLAGS for the tests' processes (this one, launcher subprocesses, notebook kernels). The suite is
-  compile-bound (tiny programs run a few steps): LLVM's optimization level 1 compiles CPU programs about a
-  quarter faster than the default while running them about as fast, and XLA:CPU's older loop emitters
-  instead of its MLIR fusion emitters compile the tiny configs' programs 10-35 % faster (a training-bound
-  test ran 8 % slower); neither uses fast-math. One compute thread per process: the suite runs a process
-  per core. `devices` fakes that many CPU devices."""
-  flags = ["--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false",
+  compile-bound (tiny programs run a few steps): LLVM's optimization level 0 compiles the U-Net `:tiny`
+  runs' programs about a third faster than level 1 (the whole suite's test time 38 -> 30 min), and
+  XLA:CPU's older loop emitters instead of its MLIR fusion emitters compile the tiny configs' programs
+  10-35 % faster; neither uses fast-math, so results do not change. The few tests that train for
+  hundreds of steps compile their own programs at level 1 (RUNTIME_BOUND). One compute thread per
+  process: the suite runs a process per core. `devices` fakes that many CPU devices."""
+  flags = ["--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
            "--xla_cpu_multi_thread_eigen=false"]
   if devices is not None:
     flags.append(f"--xla_force_host_platform_device_count={devices}")
   return " ".join(flags)
+
+
+# Compiler options for a test's own programs that run for hundreds of steps: at level 0 they run 2-3x
+# slower, which costs more than the faster compilation saves (the Markov LM's 500 steps 31 -> 63 s).
+RUNTIME_BOUND = {"xla_backend_optimization_level": 1}
+
+
+@pytest.fixture
+def runtime_bound_train_step(monkeypatch):
+  """The trainer compiles its step with RUNTIME_BOUND added in this test."""
+  from gm_jax.train import cpu_compile
+
+  default = cpu_compile.step_compiler_options
+  monkeypatch.setattr(cpu_compile, "step_compiler_options", lambda: {**(default() or {}), **RUNTIME_BOUND})
 
 
 # Before JAX starts its backend; notebook kernels inherit it. Not over a value already set: a test's own

@@ -28,7 +28,7 @@ def test_markov_chain_entropy_rate_is_exact():
   assert chain.nll(tokens) == pytest.approx(chain.entropy_rate, abs=0.01)
 
 
-def test_transformer_reaches_the_markov_chains_entropy_rate(tmp_path):
+def test_transformer_reaches_the_markov_chains_entropy_rate(tmp_path, runtime_bound_train_step):
   """markov_lm's model and data, trained for a third of its schedule (it is within 0.002 nats of the floor
   by then; the baseline's 1,500 steps reach 0.0003), without its intermediate evaluations."""
   config = load_config("markov_lm")

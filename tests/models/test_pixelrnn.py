@@ -1,6 +1,7 @@
 """PixelRNN: no output depends on its own or later sub-pixels, the Diagonal BiLSTM sees every earlier one,
 skewing round-trips, and training reaches the known entropy of Markov-structured images."""
 
+import functools
 import math
 
 import jax
@@ -12,6 +13,7 @@ import pytest
 from gm_jax.data.markov import MarkovChain
 from gm_jax.models import pixelrnn
 from gm_jax.models.pixelrnn import PixelRNN, PixelRNNConfig
+from tests.conftest import RUNTIME_BOUND
 
 
 def test_skew_unskew_round_trip():
@@ -109,7 +111,7 @@ def test_bits_per_dim_reach_the_entropy_of_markov_images(architecture):
   tx = optax.adam(1e-2)
   opt_state = tx.init(params)
 
-  @jax.jit
+  @functools.partial(jax.jit, compiler_options=RUNTIME_BOUND)
   def step(params, opt_state, x):
     loss, grads = jax.value_and_grad(lambda p: jnp.mean(nll(p, x)))(params)
     updates, opt_state = tx.update(grads, opt_state)
