@@ -1,7 +1,8 @@
 """Sample-quality metrics on feature vectors (e.g. Inception pool features): FD, KID and PRDC.
 
   frechet_distance                     Fréchet distance between Gaussians fitted to two feature sets (FID on
-                                       Inception features), exact also for rank-deficient covariances
+                                       Inception features), exact also for rank-deficient covariances;
+                                       from the covariances, or from the data for few samples
   GaussianStatistics                   streaming, mergeable mean/covariance for the same, with .npz caching
   kernel_inception_distance            unbiased MMD^2 with the cubic polynomial kernel (Bińkowski et al. 2018)
   precision_recall_density_coverage    k-NN manifold metrics (Kynkäänniemi et al. 2019; Naeem et al. 2020)
@@ -189,16 +190,39 @@ def frechet_distance_from_statistics(stats_a: GaussianStatistics, stats_b: Gauss
 
 
 def frechet_distance(feats_a: Any, feats_b: Any) -> float:
-  """Fréchet distance between Gaussians fitted to two (N, D) feature sets (FID on Inception features):
+  """Fréchet distance between Gaussians fitted to two (N, D) and (M, D) feature sets (FID on Inception
+  features):
 
     ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2}),  S unbiased (ddof=1).
+
+  From the covariances (D x D eigendecompositions), or from the data when its N x M product costs less
+  than the two covariances (few samples of many features, e.g. a quick FID): frechet_distance_from_data.
   """
   feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
   _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
   _check_min_samples(feats_a, "feats_a")
   _check_min_samples(feats_b, "feats_b")
+  (n, dim), m = feats_a.shape, len(feats_b)
+  if n * m <= dim * (n + m):
+    return frechet_distance_from_data(feats_a, feats_b)
   return frechet_distance_from_statistics(GaussianStatistics.from_features(feats_a),
                                           GaussianStatistics.from_features(feats_b))
+
+
+def frechet_distance_from_data(feats_a: Any, feats_b: Any) -> float:
+  """frechet_distance without covariances: with S = Y^T Y (Y the centred rows over sqrt(N - 1)),
+  tr S = ||Y||_F^2 and tr (S_a^{1/2} S_b S_a^{1/2})^{1/2} is the sum of the singular values of the N x M
+  matrix Y_a Y_b^T (it times its transpose, Y_a S_b Y_a^T, has the nonzero eigenvalues of S_b S_a and so
+  of S_a^{1/2} S_b S_a^{1/2}); exact also for the rank-deficient covariances of N < D samples."""
+  feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
+  _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
+  _check_min_samples(feats_a, "feats_a")
+  _check_min_samples(feats_b, "feats_b")
+  ya_ND = (feats_a - feats_a.mean(0)) / np.sqrt(len(feats_a) - 1)
+  yb_MD = (feats_b - feats_b.mean(0)) / np.sqrt(len(feats_b) - 1)
+  diff_D = feats_a.mean(0) - feats_b.mean(0)
+  inner_trace = np.linalg.svd(ya_ND @ yb_MD.T, compute_uv=False).sum()
+  return float(diff_D @ diff_D + np.sum(ya_ND**2) + np.sum(yb_MD**2) - 2.0 * inner_trace)
 
 
 def _numpy_rng(key_or_seed: int | jax.Array) -> np.random.Generator:

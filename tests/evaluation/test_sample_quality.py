@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 
 from gm_jax.evaluation import quality_report
-from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance,
+from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance, frechet_distance_from_data,
                                               frechet_distance_from_statistics, kernel_inception_distance,
                                               precision_recall_density_coverage)
 from gm_jax.train.defaults import base_config
@@ -24,16 +24,6 @@ def _gaussian_fd(mu1_D: np.ndarray, cov1_DD: np.ndarray, mu2_D: np.ndarray, cov2
 
 def _fd_sqrtm_reference(a_ND: np.ndarray, b_MD: np.ndarray) -> float:
   return _gaussian_fd(a_ND.mean(0), np.cov(a_ND, rowvar=False), b_MD.mean(0), np.cov(b_MD, rowvar=False))
-
-
-def _fd_data_reference(a_ND: np.ndarray, b_MD: np.ndarray) -> float:
-  """FD from the data instead of the covariances: with S = Y^T Y (Y the centred rows over sqrt(N - 1)),
-  tr (S_a^{1/2} S_b S_a^{1/2})^{1/2} is the sum of singular values of Y_a Y_b^T, exact also for singular S."""
-  ya_ND = (a_ND - a_ND.mean(0)) / np.sqrt(len(a_ND) - 1)
-  yb_MD = (b_MD - b_MD.mean(0)) / np.sqrt(len(b_MD) - 1)
-  diff_D = a_ND.mean(0) - b_MD.mean(0)
-  nuclear = np.linalg.svd(ya_ND @ yb_MD.T, compute_uv=False).sum()
-  return float(diff_D @ diff_D + np.sum(ya_ND**2) + np.sum(yb_MD**2) - 2 * nuclear)
 
 
 def _with_moments(rng: np.random.Generator, n: int, mu_D: np.ndarray, cov_DD: np.ndarray) -> np.ndarray:
@@ -93,7 +83,12 @@ def test_frechet_distance_matches_sqrtm_reference(case):
   else:
     a_ND, b_MD = _collinear(rng, 100), rng.normal(size=(120, 11)) + 0.5
   fd = frechet_distance(a_ND, b_MD)
-  assert fd == pytest.approx(_fd_data_reference(a_ND, b_MD), rel=1e-12)
+  # The two routes, each the other's independent reference: covariances' eigendecompositions, and the
+  # singular values of the centred data's N x M product (what frechet_distance takes for few samples).
+  by_covariances = frechet_distance_from_statistics(GaussianStatistics.from_features(a_ND),
+                                                    GaussianStatistics.from_features(b_MD))
+  assert fd == pytest.approx(by_covariances, rel=1e-12)
+  assert fd == pytest.approx(frechet_distance_from_data(a_ND, b_MD), rel=1e-12)
   # scipy's sqrtm of the singular S_a S_b takes square roots of its eps-sized zero eigenvalues, an error of
   # about sqrt(eps) relative; with full rank it is as exact as the data reference.
   with np.errstate(all="ignore"):
