@@ -4,8 +4,8 @@ files), and resume after an interruption.
 A run is trained once straight through. Its workdir, cut back to its middle checkpoint as a run killed
 after that checkpoint would leave it (metric rows past the checkpoint included), is rerun and must end with
 the same parameters, training metrics and likelihood numbers (it skips the sample files and the
-sample-quality measurement, which depend only on those parameters). Resuming after an exception and after SIGKILL mid-run is tested
-on one config in test_end_to_end.py. Variants add the code
+sample-quality measurement, which depend only on those parameters). Resuming after an exception and
+after SIGKILL mid-run is tested on one config in test_end_to_end.py. Variants add the code
 paths that no config's default reaches. TFDS data is mocked, and text configs read a corpus written here,
 so the test needs no download. (--mode=eval and --mode=sample are tested on one config in
 test_end_to_end.py.)

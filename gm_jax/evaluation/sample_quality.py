@@ -42,6 +42,15 @@ def _check_min_samples(x_ND: np.ndarray, name: str, minimum: int = 2) -> None:
                      "pass more samples.")
 
 
+def _two_feature_sets(feats_a: Any, feats_b: Any) -> tuple[np.ndarray, np.ndarray]:
+  """feats_a and feats_b as checked float64 (N, D) and (M, D) arrays with N, M >= 2."""
+  feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
+  _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
+  _check_min_samples(feats_a, "feats_a")
+  _check_min_samples(feats_b, "feats_b")
+  return feats_a, feats_b
+
+
 def _psd_sqrt(cov_DD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Symmetric square root S^{1/2} = V diag(sqrt(lambda)) V^T of a covariance, and its eigenvalues lambda.
 
@@ -198,10 +207,7 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
   From the covariances (D x D eigendecompositions), or from the data when its N x M product costs less
   than the two covariances (few samples of many features, e.g. a quick FID): frechet_distance_from_data.
   """
-  feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
-  _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
-  _check_min_samples(feats_a, "feats_a")
-  _check_min_samples(feats_b, "feats_b")
+  feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
   (n, dim), m = feats_a.shape, len(feats_b)
   if n * m <= dim * (n + m):
     return frechet_distance_from_data(feats_a, feats_b)
@@ -214,10 +220,7 @@ def frechet_distance_from_data(feats_a: Any, feats_b: Any) -> float:
   tr S = ||Y||_F^2 and tr (S_a^{1/2} S_b S_a^{1/2})^{1/2} is the sum of the singular values of the N x M
   matrix Y_a Y_b^T (it times its transpose, Y_a S_b Y_a^T, has the nonzero eigenvalues of S_b S_a and so
   of S_a^{1/2} S_b S_a^{1/2}); exact also for the rank-deficient covariances of N < D samples."""
-  feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
-  _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
-  _check_min_samples(feats_a, "feats_a")
-  _check_min_samples(feats_b, "feats_b")
+  feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
   ya_ND = (feats_a - feats_a.mean(0)) / np.sqrt(len(feats_a) - 1)
   yb_MD = (feats_b - feats_b.mean(0)) / np.sqrt(len(feats_b) - 1)
   diff_D = feats_a.mean(0) - feats_b.mean(0)
@@ -264,10 +267,7 @@ def kernel_inception_distance(feats_a: Any, feats_b: Any, num_subsets: int = 100
   (ddof=0), as in torch-fidelity. The estimate is unbiased, so it can be slightly negative for matching
   distributions.
   """
-  feats_a, feats_b = _as_features(feats_a, "feats_a"), _as_features(feats_b, "feats_b")
-  _check_same_dim(feats_a, feats_b, "feats_a", "feats_b")
-  _check_min_samples(feats_a, "feats_a")
-  _check_min_samples(feats_b, "feats_b")
+  feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
   if num_subsets < 1:
     raise ValueError(f"num_subsets must be at least 1; got {num_subsets}.")
   if subset_size < 2:
