@@ -22,8 +22,10 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 def _isotropic_normal_logpdf(x_N2: jax.Array, means_K2: jax.Array, std: float) -> jax.Array:
-  """log N(x; mean_k, std^2 I) for every pair, shape (N, K)."""
-  sq_dist_NK = jnp.sum((x_N2[:, None, :] - means_K2[None, :, :]) ** 2, axis=-1)
+  """log N(x; mean_k, std^2 I) for every pair, shape (N, K). The two coordinates' squares are added
+  explicitly: XLA:CPU vectorizes a sum over a trailing axis of 2 poorly (the moons' log-density took
+  2.1x as long)."""
+  sq_dist_NK = (x_N2[:, 0:1] - means_K2[None, :, 0]) ** 2 + (x_N2[:, 1:2] - means_K2[None, :, 1]) ** 2
   return -0.5 * sq_dist_NK / std**2 - 2 * math.log(std) - _LOG_2PI
 
 
@@ -184,10 +186,13 @@ def entropy(dist, key: jax.Array | None = None, num_samples: int = 1_000_000) ->
     return Entropy(math.log(8 * dist.cell**2), 0.0, "closed_form")
   key = jax.random.key(0) if key is None else key
   log_prob = jax.jit(dist.log_prob)
-  chunk = 50_000
+  chunk = 50_000  # draws per key: the estimate depends on it
+  # Points per log-density call: a curve's (points x 2,000 nodes) terms stay cache-sized (the moons'
+  # entropy took 9.3 s with whole chunks, 2.0 s so, on a 2-core CPU).
+  block = 2_500
   values = []
   for i in range(0, num_samples, chunk):
     x = dist.sample(jax.random.fold_in(key, i), min(chunk, num_samples - i))
-    values.append(np.asarray(-log_prob(x), np.float64))
+    values += [np.asarray(-log_prob(x[j:j + block]), np.float64) for j in range(0, len(x), block)]
   neg_logp = np.concatenate(values)
   return Entropy(float(neg_logp.mean()), float(neg_logp.std() / math.sqrt(len(neg_logp))), "monte_carlo")
