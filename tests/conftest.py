@@ -19,7 +19,7 @@ def xla_flags(devices: int | None = None) -> str:
   compile-bound (tiny programs run a few steps): LLVM's optimization level 0 compiles the U-Net `:tiny`
   runs' programs about a third faster than level 1 (the whole suite's test time 38 -> 30 min), and
   XLA:CPU's older loop emitters instead of its MLIR fusion emitters compile the tiny configs' programs
-  10-35 % faster. Neither uses fast-math: results differ from the defaults' in float32 rounding only.
+  10-35 % faster. Neither uses fast-math: results differ from level 1's in float32 rounding only.
   The few tests that train for hundreds of steps compile their own programs at level 1 (RUNTIME_BOUND).
   One compute thread per process: the suite runs a process per core. `devices` fakes that many CPU
   devices."""

@@ -204,12 +204,13 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
 
     ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2}),  S unbiased (ddof=1).
 
-  From the covariances (D x D eigendecompositions), or from the data when its N x M product costs less
-  than the two covariances (few samples of many features, e.g. a quick FID): frechet_distance_from_data.
+  From the covariances (D x D eigendecompositions), or from the data when its N x M product and that
+  product's SVD cost less (few samples of many features, e.g. a quick FID): frechet_distance_from_data.
   """
   feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
   (n, dim), m = feats_a.shape, len(feats_b)
-  if n * m <= dim * (n + m):
+  # The data route's product and SVD against the covariances and their D x D decompositions.
+  if n * m * (dim + min(n, m)) <= dim * dim * (n + m + dim):
     return frechet_distance_from_data(feats_a, feats_b)
   return frechet_distance_from_statistics(GaussianStatistics.from_features(feats_a),
                                           GaussianStatistics.from_features(feats_b))

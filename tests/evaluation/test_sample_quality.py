@@ -8,7 +8,7 @@ import prdc
 import pytest
 import scipy.linalg
 
-from gm_jax.evaluation import quality_report
+from gm_jax.evaluation import quality_report, sample_quality
 from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance, frechet_distance_from_data,
                                               frechet_distance_from_statistics, kernel_inception_distance,
                                               precision_recall_density_coverage)
@@ -87,12 +87,22 @@ def test_frechet_distance_matches_sqrtm_reference(case):
   # singular values of the centred data's N x M product (what frechet_distance takes for few samples).
   by_covariances = frechet_distance_from_statistics(GaussianStatistics.from_features(a_ND),
                                                     GaussianStatistics.from_features(b_MD))
-  assert fd == pytest.approx(by_covariances, rel=1e-12)
-  assert fd == pytest.approx(frechet_distance_from_data(a_ND, b_MD), rel=1e-12)
+  assert frechet_distance_from_data(a_ND, b_MD) == pytest.approx(by_covariances, rel=1e-12)
+  assert fd in (by_covariances, frechet_distance_from_data(a_ND, b_MD))
   # scipy's sqrtm of the singular S_a S_b takes square roots of its eps-sized zero eigenvalues, an error of
-  # about sqrt(eps) relative; with full rank it is as exact as the data reference.
+  # about sqrt(eps) relative; with full rank it is as exact as the two routes.
   with np.errstate(all="ignore"):
     assert fd == pytest.approx(_fd_sqrtm_reference(a_ND, b_MD), rel=1e-12 if case == "full_rank" else 1e-7)
+
+
+def test_few_samples_of_many_features_take_the_data_route(monkeypatch):
+  taken = []
+  monkeypatch.setattr(sample_quality, "frechet_distance_from_data", lambda a, b: taken.append(a.shape) or 0.0)
+  rng = np.random.default_rng(5)
+  frechet_distance(rng.normal(size=(8, 2048)), rng.normal(size=(4, 2048)))  # a quick FID's shapes
+  frechet_distance(rng.normal(size=(300, 8)), rng.normal(size=(200, 8)))
+  frechet_distance(rng.normal(size=(4096, 512)), rng.normal(size=(4096, 512)))
+  assert taken == [(8, 2048)]
 
 
 def test_streaming_statistics_equal_one_pass():
