@@ -211,7 +211,7 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
   (n, dim), m = feats_a.shape, len(feats_b)
   # The data route's product and SVD against the covariances and their D x D decompositions.
   if n * m * (dim + min(n, m)) <= dim * dim * (n + m + dim):
-    return frechet_distance_from_data(feats_a, feats_b)
+    return _frechet_distance_of_checked_data(feats_a, feats_b)
   return frechet_distance_from_statistics(GaussianStatistics.from_features(feats_a),
                                           GaussianStatistics.from_features(feats_b))
 
@@ -221,7 +221,10 @@ def frechet_distance_from_data(feats_a: Any, feats_b: Any) -> float:
   tr S = ||Y||_F^2 and tr (S_a^{1/2} S_b S_a^{1/2})^{1/2} is the sum of the singular values of the N x M
   matrix Y_a Y_b^T (it times its transpose, Y_a S_b Y_a^T, has the nonzero eigenvalues of S_b S_a and so
   of S_a^{1/2} S_b S_a^{1/2}); exact also for the rank-deficient covariances of N < D samples."""
-  feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
+  return _frechet_distance_of_checked_data(*_two_feature_sets(feats_a, feats_b))
+
+
+def _frechet_distance_of_checked_data(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
   ya_ND = (feats_a - feats_a.mean(0)) / np.sqrt(len(feats_a) - 1)
   yb_MD = (feats_b - feats_b.mean(0)) / np.sqrt(len(feats_b) - 1)
   diff_D = feats_a.mean(0) - feats_b.mean(0)

@@ -87,8 +87,9 @@ def test_frechet_distance_matches_sqrtm_reference(case):
   # singular values of the centred data's N x M product (what frechet_distance takes for few samples).
   by_covariances = frechet_distance_from_statistics(GaussianStatistics.from_features(a_ND),
                                                     GaussianStatistics.from_features(b_MD))
-  assert frechet_distance_from_data(a_ND, b_MD) == pytest.approx(by_covariances, rel=1e-12)
-  assert fd in (by_covariances, frechet_distance_from_data(a_ND, b_MD))
+  by_data = frechet_distance_from_data(a_ND, b_MD)
+  assert by_data == pytest.approx(by_covariances, rel=1e-12)
+  assert fd in (by_covariances, by_data)
   # scipy's sqrtm of the singular S_a S_b takes square roots of its eps-sized zero eigenvalues, an error of
   # about sqrt(eps) relative; with full rank it is as exact as the two routes.
   with np.errstate(all="ignore"):
@@ -97,7 +98,8 @@ def test_frechet_distance_matches_sqrtm_reference(case):
 
 def test_few_samples_of_many_features_take_the_data_route(monkeypatch):
   taken = []
-  monkeypatch.setattr(sample_quality, "frechet_distance_from_data", lambda a, b: taken.append(a.shape) or 0.0)
+  monkeypatch.setattr(sample_quality, "_frechet_distance_of_checked_data",
+                      lambda a, b: taken.append(a.shape) or 0.0)
   rng = np.random.default_rng(5)
   frechet_distance(rng.normal(size=(8, 2048)), rng.normal(size=(4, 2048)))  # a quick FID's shapes
   frechet_distance(rng.normal(size=(300, 8)), rng.normal(size=(200, 8)))
