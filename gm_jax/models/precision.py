@@ -109,8 +109,19 @@ def _mixed_einsum_fwd(x, y, specs, dtype):
 def _mixed_einsum_bwd(specs, dtype, residuals, g):
   x, y = residuals
   xs, ys, out = specs
-  return (_canonical_dot(g, y, out, ys, xs, dtype).astype(x.dtype),
-          _canonical_dot(x, g, xs, out, ys, dtype).astype(y.dtype))
+  dx = _canonical_dot(g, y, out, ys, xs, dtype).astype(x.dtype)
+  dy = _canonical_dot(x, g, xs, out, ys, dtype).astype(y.dtype)
+  return _after(dx, dy), dy
+
+
+def _after(dx: jax.Array, dy: jax.Array) -> jax.Array:
+  """dx, made to depend on dy, so that a matmul's second gradient is computed as soon as it can be:
+  XLA:CPU's memory-optimized scheduler otherwise leaves the kernel gradients to the end of the backward
+  pass and keeps every layer's input and output gradient alive until then (the char GPT step held
+  2 MB more in float32, 9 MB in bfloat16). XLA drops optimization barriers before it schedules, so
+  this is a data dependence. It changes no finite value; a non-finite dy makes dx NaN, which the
+  trainer's non-finite guard rejects as it would the update from dy itself."""
+  return dx + 0.0 * dy.reshape(-1)[0]
 
 
 _mixed_einsum.defvjp(_mixed_einsum_fwd, _mixed_einsum_bwd)
