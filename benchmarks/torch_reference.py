@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from gm_jax.models.transformer import TransformerConfig, rotary_tables
+from gm_jax.models.attention import rotary_tables
+from gm_jax.models.transformer import TransformerConfig
 
 
 def set_threads() -> int:

@@ -97,6 +97,14 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
   return jnp.transpose(z.reshape([size[a] for a in order]), perm)
 
 
+def plain_einsum(spec: str, a: jax.Array, b: jax.Array, dtype: Any = jnp.float32) -> jax.Array:
+  """A two-operand einsum as one canonical matmul of `dtype` operands with a float32 result (see
+  `_canonical_dot`) and the automatic backward pass: for code that writes its own."""
+  ls, rest = spec.split(",")
+  rs, out = rest.split("->")
+  return _canonical_dot(a, b, ls, rs, out, dtype)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _mixed_einsum(x, y, specs: tuple[str, str, str], dtype):
   return _canonical_dot(x, y, *specs, dtype)
@@ -111,17 +119,21 @@ def _mixed_einsum_bwd(specs, dtype, residuals, g):
   xs, ys, out = specs
   dx = _canonical_dot(g, y, out, ys, xs, dtype).astype(x.dtype)
   dy = _canonical_dot(x, g, xs, out, ys, dtype).astype(y.dtype)
-  return _after(dx, dy), dy
+  return after(dx, dy), dy
 
 
-def _after(dx: jax.Array, dy: jax.Array) -> jax.Array:
-  """dx, made to depend on dy, so that a matmul's second gradient is computed as soon as it can be:
-  XLA:CPU's memory-optimized scheduler otherwise leaves the kernel gradients to the end of the backward
-  pass and keeps every layer's input and output gradient alive until then (the char GPT step held
-  2 MB more in float32, 9 MB in bfloat16). XLA drops optimization barriers before it schedules, so
-  this is a data dependence. It changes no finite value; a non-finite dy makes dx NaN, which the
-  trainer's non-finite guard rejects as it would the update from dy itself."""
-  return dx + 0.0 * dy.reshape(-1)[0]
+def after(x: jax.Array, dependency: jax.Array) -> jax.Array:
+  """x, made to depend on `dependency`: XLA computes it only after the dependency and cannot merge it
+  with an equal computation that does not depend on it. XLA:CPU drops optimization barriers before it
+  schedules and merges common subexpressions, so this is a data dependence (x + 0 * one element of
+  the dependency). It changes no finite value; a non-finite dependency makes x NaN, which the
+  trainer's non-finite guard rejects as it would the non-finite gradient that caused it.
+
+  The custom-gradient matmul computes its input gradient after its kernel gradient: XLA:CPU's
+  memory-optimized scheduler otherwise leaves the kernel gradients to the end of the backward pass and
+  keeps every layer's input and output gradient alive until then (the char GPT step held 2 MB more
+  in float32, 9 MB in bfloat16)."""
+  return x + jnp.zeros((), x.dtype) * dependency.reshape(-1)[0].astype(x.dtype)
 
 
 _mixed_einsum.defvjp(_mixed_einsum_fwd, _mixed_einsum_bwd)

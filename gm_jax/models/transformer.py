@@ -1,7 +1,8 @@
 """A decoder-only Transformer language model with a key/value cache for decoding.
 
-Pre-LayerNorm blocks: x + Attn(LN(x)), then x + MLP(LN(x)) with a GELU MLP; causal self-attention;
-learned or rotary positions; dropout; the output layer shares the token embedding (tied) unless
+Pre-LayerNorm blocks: x + Attn(LN(x)), then x + MLP(LN(x)) with a GELU MLP; causal self-attention
+(gm_jax.models.attention, which recomputes the attention weights in the backward pass); learned or
+rotary positions; dropout; the output layer shares the token embedding (tied) unless
 `tie_embeddings=False`. Called with `decode=True` the model consumes one token per call for every row
 and keeps keys and values in the 'cache' collection (see gm_jax.sampling.autoregressive).
 """
@@ -13,9 +14,8 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gm_jax.models import precision
+from gm_jax.models import attention, precision
 
 init_normal = nn.initializers.normal(0.02)
 
@@ -62,26 +62,6 @@ def einsum(c: TransformerConfig, spec: str, a: jax.Array, b: jax.Array) -> jax.A
   return precision.einsum(spec, a, b, c.dtype, custom_gradient=True)
 
 
-def rotary_tables(context: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
-  """Rotary position embedding tables (context, head_dim) for `rotary`: channel pairs (i, i + D/2) turn
-  by angle position * 10000^(-2i/D). Built in NumPy so that they enter the graph as constants."""
-  freqs = 10000.0 ** (-np.arange(head_dim // 2) * 2.0 / head_dim)
-  angles = np.arange(context)[:, None] * freqs[None, :]
-  cos = np.concatenate([np.cos(angles), np.cos(angles)], axis=-1)
-  signed_sin = np.concatenate([-np.sin(angles), np.sin(angles)], axis=-1)
-  return cos.astype(np.float32), signed_sin.astype(np.float32)
-
-
-def rotary(x_BTHD: jax.Array, cos_TD, signed_sin_TD) -> jax.Array:
-  """Rotates each pair (x_i, x_{i+D/2}) of every head by its position's angle (tables from
-  `rotary_tables`): [x1, x2] -> [x1 cos - x2 sin, x2 cos + x1 sin], written as one multiply-add with the
-  halves swapped, which XLA fuses into a single elementwise pass (and its gradient into another)."""
-  half = x_BTHD.shape[-1] // 2
-  swapped = jnp.concatenate([x_BTHD[..., half:], x_BTHD[..., :half]], axis=-1)
-  cos, signed_sin = (jnp.asarray(a, x_BTHD.dtype)[None, :, None, :] for a in (cos_TD, signed_sin_TD))
-  return x_BTHD * cos + swapped * signed_sin
-
-
 class CausalSelfAttention(nn.Module):
   config: TransformerConfig
 
@@ -92,17 +72,29 @@ class CausalSelfAttention(nn.Module):
     head_dim = d // c.num_heads
     qkv = dense(c, 3 * d, use_bias=c.use_bias, kernel_init=init_normal, name="qkv")(x_BTD.reshape(b * t, d))
     qkv = qkv.reshape(b, t, 3, c.num_heads, head_dim)
+    if not decode and not (train and c.dropout > 0):
+      # Its backward pass keeps only the qkv projection and a log-normalizer per query.
+      out = attention.causal_self_attention(qkv, c.positions == "rotary", c.dtype).reshape(b * t, d)
+    else:  # a cache's key positions, or dropout on the attention weights
+      out = self._attend_with_cache_or_dropout(qkv, positions_T, train, decode)
+    # GPT-2's scaled init of the residual projections.
+    proj_init = nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers))
+    return dense(c, d, use_bias=c.use_bias, kernel_init=proj_init, name="proj")(out).reshape(b, t, d)
+
+  def _attend_with_cache_or_dropout(self, qkv, positions_T, train: bool, decode: bool):
+    c = self.config
+    b, t, _, num_heads, head_dim = qkv.shape
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if c.positions == "rotary":
-      cos, signed_sin = rotary_tables(c.context, head_dim)
+      cos, signed_sin = attention.rotary_tables(c.context, head_dim)
       if decode:  # positions come from the cache index
         cos, signed_sin = jnp.take(cos, positions_T, axis=0), jnp.take(signed_sin, positions_T, axis=0)
       else:
         cos, signed_sin = cos[:t], signed_sin[:t]
-      q, k = rotary(q, cos, signed_sin), rotary(k, cos, signed_sin)
+      q, k = attention.rotary(q, cos, signed_sin), attention.rotary(k, cos, signed_sin)
     if decode:
-      cached_k = self.variable("cache", "key", jnp.zeros, (b, c.context, c.num_heads, head_dim), k.dtype)
-      cached_v = self.variable("cache", "value", jnp.zeros, (b, c.context, c.num_heads, head_dim), v.dtype)
+      cached_k = self.variable("cache", "key", jnp.zeros, (b, c.context, num_heads, head_dim), k.dtype)
+      cached_v = self.variable("cache", "value", jnp.zeros, (b, c.context, num_heads, head_dim), v.dtype)
       start = positions_T[0]
       cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
       cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
@@ -116,10 +108,7 @@ class CausalSelfAttention(nn.Module):
     scores = jnp.where(mask_TS[None, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = nn.Dropout(c.dropout)(weights, deterministic=not train)
-    out = einsum(c, "bhts,bshd->bthd", weights, v).reshape(b * t, d)
-    # GPT-2's scaled init of the residual projections.
-    proj_init = nn.initializers.normal(0.02 / jnp.sqrt(2.0 * c.num_layers))
-    return dense(c, d, use_bias=c.use_bias, kernel_init=proj_init, name="proj")(out).reshape(b, t, d)
+    return einsum(c, "bhts,bshd->bthd", weights, v).reshape(b * t, num_heads * head_dim)
 
 
 def layer_norm(c: TransformerConfig, name: str | None = None) -> nn.LayerNorm:

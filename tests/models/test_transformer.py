@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gm_jax.models.transformer import TransformerConfig, TransformerLM, rotary, rotary_tables
+from gm_jax.models.attention import rotary, rotary_tables
+from gm_jax.models.transformer import TransformerConfig, TransformerLM
 from gm_jax.sampling import autoregressive as ar
 
 
