@@ -5,7 +5,7 @@ cross-entropy over the whole validation split (its windows, with their target_ma
 after the first once), reported as nll_nats per token and bpd = bits per token (per character for char
 data).
 config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, tie_embeddings,
-  one_hot_embedding, use_bias, exact_gelu
+  one_hot_embedding, use_bias, exact_gelu, recompute_attention
 config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs)
 """
 
@@ -27,6 +27,7 @@ def transformer_config(config, dataset: Dataset) -> TransformerConfig:
                            mlp_ratio=m.mlp_ratio, dropout=m.dropout, positions=m.positions,
                            tie_embeddings=m.tie_embeddings, one_hot_embedding=m.one_hot_embedding,
                            use_bias=m.use_bias, exact_gelu=m.exact_gelu,
+                           recompute_attention=m.recompute_attention,
                            compute_dtype=config.train.compute_dtype)
 
 
@@ -82,6 +83,7 @@ def default_config():
   config.model.one_hot_embedding = True
   config.model.use_bias = True
   config.model.exact_gelu = False
+  config.model.recompute_attention = True
   config.eval.sample_temperature = 1.0
   config.eval.sample_top_k = 0
   config.eval.sample_length = 64

@@ -1,6 +1,8 @@
 """Transformer LM: causality, KV-cache decoding equals the full forward pass, and the samplers' greedy,
 temperature, top-k and top-p distributions."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -142,3 +144,12 @@ def test_top_p_nucleus_is_taken_from_the_tempered_distribution(temperature, top_
       jax.random.split(jax.random.key(0), 20_000))
   frequencies = np.bincount(np.asarray(draws).ravel(), minlength=3) / draws.size
   np.testing.assert_allclose(frequencies, expected, atol=0.02)  # standard error <= 0.004
+
+
+def test_recomputed_attention_gives_the_automatic_gradients():
+  model, params, tokens = _model("rotary")
+  keeping = TransformerLM(dataclasses.replace(model.config, recompute_attention=False))
+  loss = lambda m: lambda p: jnp.mean(jax.nn.log_softmax(m.apply({"params": p}, tokens, train=True))[..., 0])
+  got, want = (jax.jit(jax.grad(loss(m)))(params) for m in (model, keeping))
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(g, w, atol=1e-6)
