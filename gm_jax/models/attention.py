@@ -39,28 +39,28 @@ def rotary(x_BTHD: jax.Array, cos_TD, signed_sin_TD) -> jax.Array:
   return x_BTHD * cos + swapped * signed_sin
 
 
-def _rotation(t: int, head_dim: int, inverse: bool = False):
-  cos, signed_sin = rotary_tables(t, head_dim)
-  return (cos, -signed_sin) if inverse else (cos, signed_sin)
-
-
-def queries_keys_values(qkv_BT3HD: jax.Array, rotary_positions: bool):
-  """q (scaled by 1/sqrt(D)), k and v from the qkv projection (B, T, 3, H, D), positions 0..T-1."""
+def queries_keys_values(qkv_BT3HD: jax.Array, rotation=None):
+  """q (scaled by 1/sqrt(D)), k and v from the qkv projection (B, T, 3, H, D); q and k turned by
+  `rotation`, the (cos, signed_sin) tables of their positions (`rotary_tables`), if given."""
   q, k, v = qkv_BT3HD[:, :, 0], qkv_BT3HD[:, :, 1], qkv_BT3HD[:, :, 2]
-  if rotary_positions:
-    rotation = _rotation(q.shape[1], q.shape[-1])
+  if rotation is not None:
     q, k = rotary(q, *rotation), rotary(k, *rotation)
   # Scale the queries, not the (T x T) scores: half the elements, and it fuses into the rotary pass.
   return q * (1.0 / np.sqrt(q.shape[-1])).astype(q.dtype), k, v
 
 
-def _qkv_gradient(dq, dk, dv, rotary_positions: bool) -> jax.Array:
+def _rotation(qkv_BT3HD: jax.Array, rotary_positions: bool):
+  """The rotary tables of positions 0..T-1, or None."""
+  return rotary_tables(qkv_BT3HD.shape[1], qkv_BT3HD.shape[-1]) if rotary_positions else None
+
+
+def _qkv_gradient(dq, dk, dv, rotation) -> jax.Array:
   """The transpose of `queries_keys_values`, as one stacked array (its automatic transpose pads each
   of the three gradients to the whole projection's size and adds them)."""
   dq = dq * (1.0 / np.sqrt(dq.shape[-1])).astype(dq.dtype)
-  if rotary_positions:  # the transpose of a rotation is the rotation back
-    rotation = _rotation(dq.shape[1], dq.shape[-1], inverse=True)
-    dq, dk = rotary(dq, *rotation), rotary(dk, *rotation)
+  if rotation is not None:  # the transpose of a rotation is the rotation back
+    cos, signed_sin = rotation
+    dq, dk = rotary(dq, cos, -signed_sin), rotary(dk, cos, -signed_sin)
   return jnp.stack([dq, dk, dv], axis=2)
 
 
@@ -79,7 +79,7 @@ def causal_self_attention(qkv_BT3HD: jax.Array, rotary_positions: bool,
 
 
 def _attention_fwd(qkv, rotary_positions, dtype):
-  q, k, v = queries_keys_values(qkv, rotary_positions)
+  q, k, v = queries_keys_values(qkv, _rotation(qkv, rotary_positions))
   scores = _causal_scores(q, k, dtype)
   log_normalizer = jax.nn.logsumexp(scores, axis=-1, keepdims=True)
   out = precision.plain_einsum("bhts,bshd->bthd", jnp.exp(scores - log_normalizer), v, dtype)
@@ -91,7 +91,8 @@ def _attention_bwd(rotary_positions, dtype, residuals, g):
   # Made to depend on the incoming gradient, so that XLA neither merges the recomputation with the
   # forward pass's (which would keep its arrays after all) nor runs it before the backward pass.
   qkv = precision.after(qkv, g)
-  q, k, v = queries_keys_values(qkv, rotary_positions)
+  rotation = _rotation(qkv, rotary_positions)
+  q, k, v = queries_keys_values(qkv, rotation)
   weights = jnp.exp(_causal_scores(q, k, dtype) - log_normalizer)
   dv = precision.plain_einsum("bhts,bthd->bshd", weights, g, dtype)
   dweights = precision.plain_einsum("bthd,bshd->bhts", g, v, dtype)
@@ -100,7 +101,7 @@ def _attention_bwd(rotary_positions, dtype, residuals, g):
   dscores = weights * (dweights - jnp.sum(weights * dweights, axis=-1, keepdims=True))
   dq = precision.plain_einsum("bhts,bshd->bthd", dscores, k, dtype)
   dk = precision.plain_einsum("bhts,bthd->bshd", dscores, q, dtype)
-  return (_qkv_gradient(dq, dk, dv, rotary_positions).astype(qkv.dtype),)
+  return (_qkv_gradient(dq, dk, dv, rotation).astype(qkv.dtype),)
 
 
 causal_self_attention.defvjp(_attention_fwd, _attention_bwd)

@@ -88,14 +88,14 @@ class CausalSelfAttention(nn.Module):
     """Attention with the automatic backward pass, which keeps the weights."""
     c = self.config
     b, t, _, num_heads, head_dim = qkv.shape
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    rotation = None
     if c.positions == "rotary":
       cos, signed_sin = attention.rotary_tables(c.context, head_dim)
       if decode:  # positions come from the cache index
-        cos, signed_sin = jnp.take(cos, positions_T, axis=0), jnp.take(signed_sin, positions_T, axis=0)
+        rotation = jnp.take(cos, positions_T, axis=0), jnp.take(signed_sin, positions_T, axis=0)
       else:
-        cos, signed_sin = cos[:t], signed_sin[:t]
-      q, k = attention.rotary(q, cos, signed_sin), attention.rotary(k, cos, signed_sin)
+        rotation = cos[:t], signed_sin[:t]
+    q, k, v = attention.queries_keys_values(qkv, rotation)
     if decode:
       cached_k = self.variable("cache", "key", jnp.zeros, (b, c.context, num_heads, head_dim), k.dtype)
       cached_v = self.variable("cache", "value", jnp.zeros, (b, c.context, num_heads, head_dim), v.dtype)
@@ -107,8 +107,7 @@ class CausalSelfAttention(nn.Module):
     else:
       key_positions = positions_T
     mask_TS = key_positions[None, :] <= positions_T[:, None]
-    # Scale the queries, not the (T x T) scores: half the elements, and it fuses into the rotary pass.
-    scores = einsum(c, "bthd,bshd->bhts", q * (1.0 / jnp.sqrt(head_dim)).astype(q.dtype), k)
+    scores = einsum(c, "bthd,bshd->bhts", q, k)
     scores = jnp.where(mask_TS[None, None], scores, jnp.finfo(scores.dtype).min)
     weights = jax.nn.softmax(scores, axis=-1)
     weights = nn.Dropout(c.dropout)(weights, deterministic=not train)
