@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, time_interleaved,
-                               use_threads)
+from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, op_profile,
+                               time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
@@ -30,6 +30,7 @@ flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "gm_jax's train.compute_dtype.")
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
 
 IMAGE_SIZE = 64  # the seed's network (the PyTorch reference is built for it)
 
@@ -62,12 +63,13 @@ def main(argv):
   init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   state = init(jax.random.key(0), batches[0])
   start = time.perf_counter()
-  compiled = train_step.jit(state).lower(state, batches[0]).compile()
+  lowered = train_step.jit(state).lower(state, batches[0])
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 
-  def jax_step():
-    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % 4])
+  def jax_step(executable=compiled):
+    holder["state"], metrics = executable(holder["state"], batches[holder["i"] % 4])
     holder["i"] += 1
     jax.block_until_ready(metrics)
 
@@ -106,6 +108,8 @@ def main(argv):
   record.update({"step_gflop": flops / 1e9 if flops else None,
                  "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
                  "mfu": flops / (record["ms_median"] / 1e3) / peak if flops else None})
+  if flags.FLAGS.profile_ops:
+    record["top_ops"] = op_profile(lowered, jax_step, top=flags.FLAGS.profile_ops)
   emit(record)
 
 

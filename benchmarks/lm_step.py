@@ -23,7 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
-                               time_interleaved, use_threads)
+                               op_profile, time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
@@ -35,6 +35,7 @@ flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch ref
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
 flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.")
 flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.")
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
 
 VOCAB = 65  # Tiny Shakespeare's characters
 
@@ -52,13 +53,14 @@ def main(argv):
   init, train_step, _ = step_lib.from_config(task, config, mesh, jax.random.key(1))
   state = init(jax.random.key(config.seed), batches[0])
   start = time.perf_counter()
-  compiled = train_step.jit(state).lower(state, batches[0]).compile()
+  lowered = train_step.jit(state).lower(state, batches[0])
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
   num_params = sum(p.size for p in jax.tree.leaves(state.networks["model"].params))
   holder = {"state": state, "i": 0}
 
-  def jax_step():
-    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % len(batches)])
+  def jax_step(executable=compiled):
+    holder["state"], metrics = executable(holder["state"], batches[holder["i"] % len(batches)])
     holder["i"] += 1
     jax.block_until_ready(metrics)
 
@@ -100,6 +102,8 @@ def main(argv):
   record.update({"step_gflop": flops / 1e9 if flops else None,
                  "matmul_peak_gflops": {k: v / 1e9 for k, v in peaks.items()},
                  "mfu": flops / step_s / peak if flops else None})
+  if flags.FLAGS.profile_ops:
+    record["top_ops"] = op_profile(lowered, jax_step, top=flags.FLAGS.profile_ops)
   emit(record)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import json
+import pathlib
+import re
 import statistics
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -110,3 +114,44 @@ def use_threads(n: int) -> int:
     existing = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = (existing + " --xla_cpu_multi_thread_eigen=false").strip()
   return len(cores)
+
+
+def op_profile(lowered, run: Callable[[Any], None], steps: int = 2, top: int = 15) -> list[dict[str, Any]]:
+  """The `top` operations of a compiled step by time, from XLA's own trace events.
+
+  `lowered` is compiled again with XLA:CPU's per-operation trace events on, and `run(compiled)` (which
+  must block on its result) is called `steps` times under `jax.profiler`. Each returned entry names an
+  HLO operation of the step, its milliseconds per step summed over threads, its result shape and the
+  JAX operation it came from (its `op_name` metadata); the operations in a loop's body are listed by
+  themselves, beside the loop."""
+  from jax.profiler import ProfileData
+
+  compiled = lowered.compile({"xla_cpu_enable_xprof_traceme": True})
+  run(compiled)  # warm-up, outside the trace
+  with tempfile.TemporaryDirectory() as trace_dir:
+    jax.profiler.start_trace(trace_dir)
+    try:
+      for _ in range(steps):
+        run(compiled)
+    finally:
+      jax.profiler.stop_trace()
+    profile = ProfileData.from_file(str(max(pathlib.Path(trace_dir).rglob("*.xplane.pb"))))
+  hlo = compiled.as_text()
+  ns = collections.Counter()
+  for plane in profile.planes:
+    for line in plane.lines:
+      for event in line.events:
+        if re.search(r"%" + re.escape(event.name) + r" = ", hlo):
+          ns[event.name] += event.duration_ns
+  entries = []
+  for name, total in ns.most_common(top):
+    definition = re.search(r"%" + re.escape(name) + r" = (.+?) [\w\-]+\([^\n]*", hlo)
+    called = re.search(r"calls=%([\w.\-]+)", definition.group(0))
+    # A fusion's metadata names its root; the matmul or convolution inside is what costs.
+    body = re.search(r"\n%" + re.escape(called.group(1)) + r" [^\n]*\{\n(.*?)\n\}", hlo, re.S) if called else None
+    heavy = re.search(r"= \S+ (?:convolution|dot)\([^\n]*", body.group(1)) if body else None
+    source = re.search(r'op_name="([^"]*)"', (heavy or definition).group(0))
+    entries.append({"op": name, "ms_per_step": total / 1e6 / steps, "shape": definition.group(1),
+                    "source": source.group(1) if source else None})
+  return entries
+

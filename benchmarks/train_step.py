@@ -1,11 +1,13 @@
 r"""Speed of one config's compiled train step, printed as JSON.
 
-  python -m benchmarks.train_step --config=experiments/configs/toy2d_gmm.py [--repeats=20]
+  python -m benchmarks.train_step --config=experiments/configs/toy2d_gmm.py [--repeats=20] [--profile_ops=15]
 
 Reports compile time, ms per step (median of `repeats`, each one step on a fresh batch, blocking on
 the result), examples per second, and model FLOP utilization: XLA's count of the step's FLOPs divided
 by the step time and by this machine's measured fp32 matmul peak. Data loading is excluded: the
-batches are prepared beforehand.
+batches are prepared beforehand. `--profile_ops=N` adds the step's N most expensive XLA operations
+(`timing.op_profile`: milliseconds per step, result shape, the JAX operation each came from), as do the
+other step benchmarks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, time_calls
+from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, op_profile, time_calls
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import sharding, step as step_lib
@@ -25,6 +27,7 @@ config_flags.DEFINE_config_file("config", None, "Config file (FILE or FILE:ARG).
 flags.DEFINE_integer("repeats", 20, "Timed steps.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 flags.mark_flags_as_required(["config"])
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
 
 
 def main(argv):
@@ -42,12 +45,13 @@ def main(argv):
                                                                          config.data.seed)))
 
   start = time.perf_counter()
-  compiled = train_step.jit(state).lower(state, batches[0]).compile()
+  lowered = train_step.jit(state).lower(state, batches[0])
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - start
   holder = {"state": state, "i": 0}
 
-  def one_step():
-    holder["state"], metrics = compiled(holder["state"], batches[holder["i"] % n])
+  def one_step(executable=compiled):
+    holder["state"], metrics = executable(holder["state"], batches[holder["i"] % n])
     holder["i"] += 1
     jax.block_until_ready(metrics)
 
@@ -55,9 +59,12 @@ def main(argv):
   flops = compiled_flops(compiled)
   peak = matmul_peak_flops()
   step_s = stats["ms_median"] / 1e3
-  emit({"benchmark": "train_step", "task": config.task, "batch_size": batch_size, "compile_s": compile_s,
-        **stats, "examples_per_s": batch_size / step_s, "step_gflop": flops / 1e9 if flops else None,
-        "matmul_peak_gflops": peak / 1e9, "mfu": flops / step_s / peak if flops else None})
+  record = {"benchmark": "train_step", "task": config.task, "batch_size": batch_size, "compile_s": compile_s,
+            **stats, "examples_per_s": batch_size / step_s, "step_gflop": flops / 1e9 if flops else None,
+            "matmul_peak_gflops": peak / 1e9, "mfu": flops / step_s / peak if flops else None}
+  if flags.FLAGS.profile_ops:
+    record["top_ops"] = op_profile(lowered, one_step, top=flags.FLAGS.profile_ops)
+  emit(record)
 
 
 if __name__ == "__main__":
