@@ -5,6 +5,12 @@ competes with the threads each operation (a matmul, a convolution) uses on its o
 buffers alive at once. Its memory-optimized scheduler orders them to free buffers early. Measured on
 the char GPT step (benchmarks.lm_step's model, one-process A/B): 44.6 MB instead of 48.2, as fast on
 one thread and about 20 % faster on two; the DCGAN-64 step is unchanged on one and two threads.
+
+Convolutions run on XLA:CPU's own kernels rather than YNNPACK's (matmuls and reductions stay on
+YNNPACK, as by default): on the AMD CPUs measured (docs/BASELINES.md, "Speed"), YNNPACK's convolutions
+were slower and gained little from a second thread. One-process A/Bs of the trainer's step on a 2-core
+AMD EPYC with AVX2: the DCGAN-64 step 22 % faster on one thread and 28 % on two, digits_ddpm 14 % and
+digits_pixelcnn 32 % on one; programs without convolutions (the char GPT) compile as before.
 """
 
 from __future__ import annotations
@@ -12,8 +18,13 @@ from __future__ import annotations
 import jax
 
 MEMORY_OPTIMIZED_SCHEDULER = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+# The operations XLA:CPU may hand to YNNPACK: its default set (matmuls, convolutions, reductions)
+# without the convolutions.
+NO_YNNPACK_CONVOLUTIONS = {"xla_cpu_experimental_ynn_fusion_type":
+                           "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 def step_compiler_options() -> dict[str, str] | None:
-  """The memory-optimized scheduler on the CPU backend; None (XLA's defaults) on the others."""
-  return dict(MEMORY_OPTIMIZED_SCHEDULER) if jax.default_backend() == "cpu" else None
+  """The memory-optimized scheduler and XLA's own convolutions on the CPU backend; None (XLA's
+  defaults) on the others."""
+  return {**MEMORY_OPTIMIZED_SCHEDULER, **NO_YNNPACK_CONVOLUTIONS} if jax.default_backend() == "cpu" else None

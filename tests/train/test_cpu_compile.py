@@ -1,20 +1,26 @@
-"""The char GPT's compiled step: the trainer compiles it with XLA:CPU's memory-optimized scheduler
-(gm_jax.train.cpu_compile); the custom-gradient matmuls compute their kernel gradients as soon as they
+"""The trainer's compiled steps: XLA:CPU's memory-optimized scheduler and its own convolutions
+(gm_jax.train.cpu_compile). In the char GPT's step the custom-gradient matmuls compute their kernel gradients as soon as they
 can (precision.after) and the attention recomputes its weights in the backward pass
 (model.recompute_attention), each of which the step's temporaries show."""
 
 import functools
+import re
 
 import jax
+import numpy as np
 
+from benchmarks.dcgan_step import dcgan_config
 from gm_jax import data as data_lib
+from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import random_characters
 from gm_jax.models import precision
-from gm_jax.tasks import language_model
+from gm_jax.tasks import gan, language_model
 from gm_jax.train import cpu_compile, sharding, step as step_lib
 from tests.conftest import load_config
 
 DEFAULT_SCHEDULER = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_DEFAULT"}
+XLA_DEFAULT_YNNPACK_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
+                               "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_REDUCE"}
 
 
 def _lowered_char_gpt_step(compute_dtype: str, **model_overrides):
@@ -40,7 +46,8 @@ def _step_temp(compute_dtype: str) -> int:
 
 
 def test_train_step_holds_less_memory_than_with_the_default_scheduler():
-  assert cpu_compile.step_compiler_options() == cpu_compile.MEMORY_OPTIMIZED_SCHEDULER
+  assert cpu_compile.step_compiler_options() == {**cpu_compile.MEMORY_OPTIMIZED_SCHEDULER,
+                                                 **cpu_compile.NO_YNNPACK_CONVOLUTIONS}
   default = _temp(_lowered_char_gpt_step("float32"), compiler_options=DEFAULT_SCHEDULER)
   # 28.4 against 33.0 MB of temporaries when measured.
   assert _step_temp("float32") < 0.95 * default, (_step_temp("float32"), default)
@@ -58,3 +65,27 @@ def test_train_step_holds_less_memory_than_with_the_attention_weights_kept():
   keeping = _temp(_lowered_char_gpt_step("float32", recompute_attention=False))
   # 28.4 against 34.9 MB of temporaries when measured
   assert _step_temp("float32") < 0.95 * keeping, (_step_temp("float32"), keeping)
+
+
+def test_train_step_convolutions_leave_ynnpack():
+  config = dcgan_config(batch_size=2)
+  config.model.features = 16  # YNNPACK would take these convolutions (not those of 4 features)
+  images = np.zeros((4, 16, 16, 3), np.uint8)
+  source = data_lib.ArraySource({"x": images})
+  dataset = Dataset("synthetic", source, source, DataSpec("image", (16, 16, 3), num_levels=256))
+  mesh = sharding.make_mesh()
+  batch = sharding.put_batch(next(data_lib.TrainIterator(source, 2, 0)), mesh)
+  init, train_step, _ = step_lib.from_config(gan.build(config, dataset), config, mesh, jax.random.key(1))
+  state = jax.eval_shape(init, jax.random.key(0), batch)
+  lowered = train_step.jit(state).lower(state, batch)
+  hlo = lowered.compile().as_text()
+  default = lowered.compile(compiler_options=XLA_DEFAULT_YNNPACK_FUSIONS).as_text()
+  assert " convolution(" in hlo and _ynnpack_convolutions(hlo) == 0
+  assert _ynnpack_convolutions(default) > 0  # XLA's default would hand them to YNNPACK
+
+
+def _ynnpack_convolutions(hlo: str) -> int:
+  """How many of a compiled module's YNNPACK fusions compute a convolution."""
+  called = re.findall(r"%ynn_fusion[.\d]* = [^\n]*calls=%([\w.\-]+)", hlo)
+  bodies = {m.group(1): m.group(2) for m in re.finditer(r"\n%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S)}
+  return sum(" convolution(" in bodies[name] for name in called)
