@@ -148,7 +148,8 @@ def op_profile(lowered, run: Callable[[Any], None], steps: int = 2, top: int = 1
     definition = re.search(r"%" + re.escape(name) + r" = (.+?) [\w\-]+\([^\n]*", hlo)
     called = re.search(r"calls=%([\w.\-]+)", definition.group(0))
     # A fusion's metadata names its root; the matmul or convolution inside is what costs.
-    body = re.search(r"\n%" + re.escape(called.group(1)) + r" [^\n]*\{\n(.*?)\n\}", hlo, re.S) if called else None
+    body = (re.search(r"\n%" + re.escape(called.group(1)) + r" [^\n]*\{\n(.*?)\n\}", hlo, re.S)
+            if called else None)
     heavy = re.search(r"= \S+ (?:convolution|dot)\([^\n]*", body.group(1)) if body else None
     source = re.search(r'op_name="([^"]*)"', (heavy or definition).group(0))
     entries.append({"op": name, "ms_per_step": total / 1e6 / steps, "shape": definition.group(1),

@@ -60,7 +60,6 @@ def _conv(x_BHWC, kernel_HWIO, stride: int, padding: int, dtype):
                         dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
 
 
-
 _PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
@@ -84,13 +83,12 @@ def transposed_conv_by_parity(x_BHWI, kernel_HWIO, taps, dtype):
   per output parity, interleaved by depth-to-space: every kernel tap is used once."""
   return depth_to_space(_parity_cells(x_BHWI, kernel_HWIO, taps, dtype))
 
+
 # Below this many input channels the strided convolution's kernel gradient is taken as four matmuls
 # (`_conv_4x4_stride2_kernel_gradient`): XLA:CPU's own, a convolution over the batch with the feature
 # dimensions as its batch, is slow when they are few (batch 64, one thread: 3 -> 64 channels on 64 x 64,
 # 32 against 105 ms; 64 -> 128 on 32 x 32, 128 against 166 ms; 128 -> 256 on 16 x 16, 102 against 101).
 _MIN_CHANNELS_FOR_AUTOMATIC_KERNEL_GRADIENT = 128
-
-
 # The taps of the 4x4 stride-2 convolution's input gradient by input parity (`_parity_conv`).
 _STRIDED_4X4_INPUT_TAPS = {0: ([3, 1], (1, 0)), 1: ([2, 0], (0, 1))}
 

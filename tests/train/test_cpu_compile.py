@@ -1,7 +1,7 @@
 """The trainer's compiled steps: XLA:CPU's memory-optimized scheduler and its own convolutions
-(gm_jax.train.cpu_compile). In the char GPT's step the custom-gradient matmuls compute their kernel gradients as soon as they
-can (precision.after) and the attention recomputes its weights in the backward pass
-(model.recompute_attention), each of which the step's temporaries show."""
+(gm_jax.train.cpu_compile). In the char GPT's step the custom-gradient matmuls compute their kernel
+gradients as soon as they can (precision.after) and the attention recomputes its weights in the
+backward pass (model.recompute_attention), each of which the step's temporaries show."""
 
 import functools
 import re
