@@ -137,11 +137,12 @@ def op_profile(lowered, run: Callable[[Any], None], steps: int = 2, top: int = 1
       jax.profiler.stop_trace()
     profile = ProfileData.from_file(str(max(pathlib.Path(trace_dir).rglob("*.xplane.pb"))))
   hlo = compiled.as_text()
+  instructions = set(re.findall(r"%([\w.\-]+) = ", hlo))
   ns = collections.Counter()
   for plane in profile.planes:
     for line in plane.lines:
       for event in line.events:
-        if re.search(r"%" + re.escape(event.name) + r" = ", hlo):
+        if event.name in instructions:
           ns[event.name] += event.duration_ns
   entries = []
   for name, total in ns.most_common(top):
@@ -155,4 +156,3 @@ def op_profile(lowered, run: Callable[[Any], None], steps: int = 2, top: int = 1
     entries.append({"op": name, "ms_per_step": total / 1e6 / steps, "shape": definition.group(1),
                     "source": source.group(1) if source else None})
   return entries
-

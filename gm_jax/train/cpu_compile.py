@@ -27,4 +27,6 @@ NO_YNNPACK_CONVOLUTIONS = {"xla_cpu_experimental_ynn_fusion_type":
 def step_compiler_options() -> dict[str, str] | None:
   """The memory-optimized scheduler and XLA's own convolutions on the CPU backend; None (XLA's
   defaults) on the others."""
-  return {**MEMORY_OPTIMIZED_SCHEDULER, **NO_YNNPACK_CONVOLUTIONS} if jax.default_backend() == "cpu" else None
+  if jax.default_backend() != "cpu":
+    return None
+  return {**MEMORY_OPTIMIZED_SCHEDULER, **NO_YNNPACK_CONVOLUTIONS}

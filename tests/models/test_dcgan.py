@@ -83,7 +83,7 @@ def test_other_image_sizes(size, channels):
 
 @pytest.mark.parametrize("height,width,channels", [(8, 6, 3), (5, 7, 3), (4, 6, 128)])
 def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, width, channels):
-  # Even sizes take the sub-pixel input gradient, odd ones the plain convolution; few channels the
+  # Even sizes take the input gradient by parity, odd ones the plain convolution; few channels the
   # kernel gradient as matmuls, many XLA's.
   layer = Conv4x4Stride2(5)
   x = jax.random.normal(jax.random.key(0), (2, height, width, channels))

@@ -9,7 +9,6 @@ import re
 import jax
 import numpy as np
 
-from benchmarks.dcgan_step import dcgan_config
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import random_characters
@@ -68,7 +67,8 @@ def test_train_step_holds_less_memory_than_with_the_attention_weights_kept():
 
 
 def test_train_step_convolutions_leave_ynnpack():
-  config = dcgan_config(batch_size=2)
+  config = gan.default_config()
+  config.data.batch_size = 2
   config.model.features = 16  # YNNPACK would take these convolutions (not those of 4 features)
   images = np.zeros((4, 16, 16, 3), np.uint8)
   source = data_lib.ArraySource({"x": images})
