@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from gm_jax.models import dcgan
-from gm_jax.models.dcgan import (Conv4x4Stride2, ConvTranspose5x5Stride2, DCGANDiscriminator,
-                                 DCGANGenerator, reference_conv_transpose)
+from gm_jax.models.dcgan import Conv4x4Stride2, ConvTranspose5x5Stride2, DCGANDiscriminator, DCGANGenerator
 
 # Parameter counts of the seed's Generator(in_dim=100, feature_dim=64) and Discriminator(3, 64), by
 # layer: Linear 100x8192 (no bias) + BN 2x8192; ConvT 512->256, 256->128, 128->64 (5x5, no bias) with BN
@@ -23,20 +22,33 @@ def _count(params):
   return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
 
 
-@pytest.mark.parametrize("features", [5, 16])  # input gradient: sub-pixel form, output parities
-def test_parity_transposed_conv_equals_the_transposed_conv(features):
+def _scattered_conv_transpose(x_BHWI, kernel_55IO):
+  """PyTorch's rule y[2 i + k - 2] += x[i] w[k] (padding 2, output padding 1), tap by tap, without a
+  convolution: each tap's products scattered into every other row and column of a padded output."""
+  b, h, w, _ = x_BHWI.shape
+  full = jnp.zeros((b, 2 * h + 3, 2 * w + 3, kernel_55IO.shape[3]))
+  for ky in range(5):
+    for kx in range(5):
+      products = jnp.einsum("bhwi,io->bhwo", x_BHWI, kernel_55IO[ky, kx])
+      full = full.at[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2].add(products)
+  return full[:, 2:2 + 2 * h, 2:2 + 2 * w]
+
+
+# 3: input-dilated forward pass, sub-pixel gradients; 5: parities forward, sub-pixel gradients; 16: parities.
+@pytest.mark.parametrize("features", [3, 5, 16])
+def test_transposed_conv_and_its_gradients_equal_the_scattered_taps(features):
   layer = ConvTranspose5x5Stride2(features)
   x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))
   params = layer.init(jax.random.key(1), x)
   kernel = jax.random.normal(jax.random.key(2), params["params"]["kernel"].shape)
   params = {"params": {"kernel": kernel}}
-  expected = reference_conv_transpose(x, kernel)
+  expected = _scattered_conv_transpose(x, kernel)
   got = layer.apply(params, x)
   assert got.shape == (2, 12, 14, features)
   np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-5)
   # Its gradients too (the backward pass is what the rewrite speeds up).
   got = jax.grad(lambda x, k: jnp.sum(layer.apply({"params": {"kernel": k}}, x) ** 2), (0, 1))(x, kernel)
-  want = jax.grad(lambda x, k: jnp.sum(reference_conv_transpose(x, k) ** 2), (0, 1))(x, kernel)
+  want = jax.grad(lambda x, k: jnp.sum(_scattered_conv_transpose(x, k) ** 2), (0, 1))(x, kernel)
   for g_got, g_ref in zip(got, want):
     np.testing.assert_allclose(g_got, g_ref, atol=1e-4, rtol=1e-4)
 
@@ -81,10 +93,10 @@ def test_other_image_sizes(size, channels):
   assert logits.shape == (3,)
 
 
-@pytest.mark.parametrize("height,width,channels", [(8, 6, 3), (5, 7, 3), (4, 6, 128)])
+@pytest.mark.parametrize("height,width,channels", [(8, 6, 3), (6, 4, 8), (5, 7, 3), (4, 6, 128)])
 def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, width, channels):
-  # Even sizes take the input gradient by parity, odd ones the plain convolution; few channels the
-  # kernel gradient as matmuls, many XLA's.
+  # Even sizes take the input gradient by parity (XLA's with an image's few channels), odd ones the
+  # plain convolution; few channels the kernel gradient as matmuls, many XLA's.
   layer = Conv4x4Stride2(5)
   x = jax.random.normal(jax.random.key(0), (2, height, width, channels))
   params = layer.init(jax.random.key(1), x)["params"]
