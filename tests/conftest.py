@@ -37,11 +37,11 @@ RUNTIME_BOUND = {"xla_backend_optimization_level": 1}
 
 @pytest.fixture
 def runtime_bound_train_step(monkeypatch):
-  """The trainer compiles its step with RUNTIME_BOUND added in this test."""
+  """The trainer compiles its programs (step, evaluation, samplers) with RUNTIME_BOUND added in this test."""
   from gm_jax.train import cpu_compile
 
-  default = cpu_compile.step_compiler_options
-  monkeypatch.setattr(cpu_compile, "step_compiler_options", lambda: {**(default() or {}), **RUNTIME_BOUND})
+  default = cpu_compile.compiler_options
+  monkeypatch.setattr(cpu_compile, "compiler_options", lambda: {**(default() or {}), **RUNTIME_BOUND})
 
 
 # Before JAX starts its backend; notebook kernels inherit it. Not over a value already set: a test's own

@@ -57,6 +57,7 @@ from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import conditioning
+from gm_jax.train import cpu_compile
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -151,8 +152,8 @@ def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int, batch_s
   """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
   (eval.ode_solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
   representation (levels for images). Batch i draws its noise with fold_in(key, i)."""
-  solve = jax.jit(lambda x1: samplers.probability_flow_from(denoiser, x1, ev.ode_solver, ev.sampler_steps,
-                                                             ev.ode_rtol, ev.ode_rtol)[0])
+  solve = cpu_compile.jit(lambda x1: samplers.probability_flow_from(denoiser, x1, ev.ode_solver,
+                                                                     ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])
   xs, noises = [], []
   for i, start in enumerate(range(0, num_pairs, batch_size)):
     size = min(batch_size, num_pairs - start)

@@ -28,7 +28,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import sharding
+from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
@@ -197,7 +197,7 @@ class Experiment:
       batch = self.dataset.test[np.arange(min(len(self.dataset.test), 64))]
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
       if not hasattr(self, "_pictures_jit"):
-        self._pictures_jit = jax.jit(self.task.pictures_fn)
+        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn)
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
@@ -208,8 +208,8 @@ class Experiment:
     """The jitted sampler of n samples, one per n: the sample grid and the quality chunks share it when
     their sizes agree, and it is traced once."""
     if n not in self._samplers:
-      self._samplers[n] = jax.jit(lambda p, s, k: self.task.sample_fn(p, s, k, n),
-                                  out_shardings=sharding.replicated(self.mesh))
+      self._samplers[n] = cpu_compile.jit(lambda p, s, k: self.task.sample_fn(p, s, k, n),
+                                          out_shardings=sharding.replicated(self.mesh))
     return self._samplers[n]
 
   @functools.cached_property

@@ -69,7 +69,7 @@ class TrainStep:
       state_sharding = sharding.state_shardings(state, self.mesh, self.rules)
       self.jitted = jax.jit(self._step, in_shardings=(state_sharding, sharding.batch_sharded(self.mesh)),
                             out_shardings=(state_sharding, sharding.replicated(self.mesh)),
-                            donate_argnums=(0,), compiler_options=cpu_compile.step_compiler_options())
+                            donate_argnums=(0,), compiler_options=cpu_compile.compiler_options())
     return self.jitted
 
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
@@ -153,7 +153,7 @@ class TrainStep:
 def make_eval_step(task: Task, mesh: Mesh):
   """eval_step(params, model_state, batch, key) -> metrics (sums); the inputs keep their shardings (the
   batch split over the mesh, the parameters as the train state places them)."""
-  return jax.jit(task.eval_fn, out_shardings=sharding.replicated(mesh))
+  return cpu_compile.jit(task.eval_fn, out_shardings=sharding.replicated(mesh))
 
 
 class StateInit:

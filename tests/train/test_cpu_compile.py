@@ -1,4 +1,4 @@
-"""The trainer's compiled steps: XLA:CPU's memory-optimized scheduler and its own convolutions
+"""The trainer's compiled programs: XLA:CPU's memory-optimized scheduler and its own convolutions
 (gm_jax.train.cpu_compile). In the char GPT's step the custom-gradient matmuls compute their kernel
 gradients as soon as they can (precision.after) and the attention recomputes its weights in the
 backward pass (model.recompute_attention), each of which the step's temporaries show."""
@@ -10,10 +10,10 @@ import jax
 import numpy as np
 
 from gm_jax import data as data_lib
-from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax import tasks
 from gm_jax.data.text import random_characters
 from gm_jax.models import precision
-from gm_jax.tasks import gan, language_model
+from gm_jax.tasks import language_model
 from gm_jax.train import cpu_compile, sharding, step as step_lib
 from tests.conftest import load_config
 
@@ -45,8 +45,8 @@ def _step_temp(compute_dtype: str) -> int:
 
 
 def test_train_step_holds_less_memory_than_with_the_default_scheduler():
-  assert cpu_compile.step_compiler_options() == {**cpu_compile.MEMORY_OPTIMIZED_SCHEDULER,
-                                                 **cpu_compile.NO_YNNPACK_CONVOLUTIONS}
+  assert cpu_compile.compiler_options() == {**cpu_compile.MEMORY_OPTIMIZED_SCHEDULER,
+                                            **cpu_compile.NO_YNNPACK_CONVOLUTIONS}
   default = _temp(_lowered_char_gpt_step("float32"), compiler_options=DEFAULT_SCHEDULER)
   # 28.4 against 33.0 MB of temporaries when measured.
   assert _step_temp("float32") < 0.95 * default, (_step_temp("float32"), default)
@@ -66,22 +66,29 @@ def test_train_step_holds_less_memory_than_with_the_attention_weights_kept():
   assert _step_temp("float32") < 0.95 * keeping, (_step_temp("float32"), keeping)
 
 
-def test_train_step_convolutions_leave_ynnpack():
-  config = gan.default_config()
-  config.data.batch_size = 2
+def test_the_trainers_convolutions_leave_ynnpack(tmp_path):
+  """In the step, the evaluation and the samplers the trainer compiles."""
+  images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), np.uint8)
+  np.save(tmp_path / "images.npy", images)
+  config = load_config("digits_dcgan")
+  config.data.update(name="npz", path=str(tmp_path / "images.npy"), num_levels=256, batch_size=4)
+  config.eval.batch_size = 4
   config.model.features = 16  # YNNPACK would take these convolutions (not those of 4 features)
-  images = np.zeros((4, 16, 16, 3), np.uint8)
-  source = data_lib.ArraySource({"x": images})
-  dataset = Dataset("synthetic", source, source, DataSpec("image", (16, 16, 3), num_levels=256))
-  mesh = sharding.make_mesh()
-  batch = sharding.put_batch(next(data_lib.TrainIterator(source, 2, 0)), mesh)
-  init, train_step, _ = step_lib.from_config(gan.build(config, dataset), config, mesh, jax.random.key(1))
-  state = jax.eval_shape(init, jax.random.key(0), batch)
-  lowered = train_step.jit(state).lower(state, batch)
-  hlo = lowered.compile().as_text()
-  default = lowered.compile(compiler_options=XLA_DEFAULT_YNNPACK_FUSIONS).as_text()
-  assert " convolution(" in hlo and _ynnpack_convolutions(hlo) == 0
-  assert _ynnpack_convolutions(default) > 0  # XLA's default would hand them to YNNPACK
+  exp = tasks.experiment(config, tmp_path)
+  try:
+    key, batch = jax.random.key(0), sharding.put_batch(next(exp.train_iterator()), exp.mesh)
+    state = jax.eval_shape(exp.init_fn, key, batch)
+    params, model_state = state.params(False), state.model_state()
+    programs = {"step": exp.train_step.jit(state).lower(state, batch),
+                "evaluation": exp.eval_step.lower(params, model_state, batch, key),
+                "sampler": exp._sampler(4).lower(params, model_state, key)}
+    for name, lowered in programs.items():
+      hlo = lowered.compile().as_text()
+      assert " convolution(" in hlo and _ynnpack_convolutions(hlo) == 0, name
+      default = lowered.compile(compiler_options=XLA_DEFAULT_YNNPACK_FUSIONS).as_text()
+      assert _ynnpack_convolutions(default) > 0, name  # XLA's default would hand them to YNNPACK
+  finally:
+    exp.checkpointer.close()
 
 
 def _ynnpack_convolutions(hlo: str) -> int:
