@@ -152,8 +152,8 @@ def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int, batch_s
   """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
   (eval.ode_solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
   representation (levels for images). Batch i draws its noise with fold_in(key, i)."""
-  solve = cpu_compile.jit(lambda x1: samplers.probability_flow_from(denoiser, x1, ev.ode_solver,
-                                                                     ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])
+  solve = cpu_compile.jit(lambda x1: samplers.probability_flow_from(
+      denoiser, x1, ev.ode_solver, ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])
   xs, noises = [], []
   for i, start in enumerate(range(0, num_pairs, batch_size)):
     size = min(batch_size, num_pairs - start)
