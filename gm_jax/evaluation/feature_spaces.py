@@ -23,6 +23,7 @@ import numpy as np
 
 from gm_jax.evaluation import inception_weights
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
+from gm_jax.train import cpu_compile
 
 CLASSIFIER_PARAMS = "params.msgpack"
 CLASSIFIER_INFO = "model.json"
@@ -102,7 +103,7 @@ def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
   if tuple(shape) != expected:
     raise ValueError(f"the {name} feature network reads images of shape {expected}; this data has {tuple(shape)}")
 
-  @jax.jit
+  @cpu_compile.jit
   def apply(x):
     feats = model.apply({"params": params}, x, method=ConvClassifier.features)
     return feats, jax.nn.softmax(model.apply({"params": params}, feats, method=ConvClassifier.classify))

@@ -33,6 +33,7 @@ import numpy as np
 from flax import traverse_util
 
 from gm_jax.models.inception import InceptionV3FID
+from gm_jax.train import cpu_compile
 
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 PTH_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PTH_NAME}"
@@ -157,7 +158,7 @@ def _jitted_apply(with_logits: bool):
   """One jitted forward pass per output kind, shared by all InceptionFeatures (compiled once per
   input shape, not once per instance)."""
   model = InceptionV3FID()
-  return jax.jit(lambda variables, images: model.apply(variables, images, with_logits=with_logits))
+  return cpu_compile.jit(lambda variables, images: model.apply(variables, images, with_logits=with_logits))
 
 
 class InceptionFeatures:
