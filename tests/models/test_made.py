@@ -14,7 +14,7 @@ D = 5
 
 def _jacobian_B(fn, x_BD):
   """(B, D_out, D_in) Jacobian of a per-example map, one example at a time."""
-  return jax.vmap(jax.jacobian(lambda v: fn(v[None])[0]))(x_BD)
+  return jax.jit(jax.vmap(jax.jacobian(lambda v: fn(v[None])[0])))(x_BD)
 
 
 def _rank(order):
