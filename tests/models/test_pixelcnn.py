@@ -17,9 +17,10 @@ def _dependencies(fn, x_shape, num_inputs=8):
   """Boolean (out, in) matrix over raster-ordered sub-pixels: does output t depend on input s?"""
   size = int(np.prod(x_shape))
   total = np.zeros((size, size))
+  jacobian = jax.jit(jax.jacrev(fn))
   for seed in range(num_inputs):  # several points, so no dependency hides behind a ReLU's flat side
     x = jax.random.uniform(jax.random.key(seed), (1, *x_shape), minval=-1, maxval=1)
-    jac = jax.jacrev(fn)(x)
+    jac = jacobian(x)
     total += np.abs(np.asarray(jac)).reshape(size, size)
   return total > 0
 
