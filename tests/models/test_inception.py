@@ -145,8 +145,10 @@ def test_features_match_pytorch_fid(features, images_NHWC):
 
 def test_grey_images_equal_replicated_rgb(features, images_NHWC):
   grey = images_NHWC[..., :1]
+  # Two programs (one replicates the channel inside): XLA's convolutions may block them differently, so
+  # they agree to float32 rounding accumulated over the network (up to 1e-5 relative measured).
   np.testing.assert_allclose(features(grey)[0], features(np.repeat(grey, 3, axis=-1))[0],
-                             rtol=1e-6, atol=1e-7)
+                             rtol=2e-5, atol=1e-6)
 
 
 def test_features_stream_through_batches(features, images_NHWC):
