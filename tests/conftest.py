@@ -54,17 +54,15 @@ os.environ.setdefault("XLA_FLAGS", xla_flags())
 # change). The subprocesses a test starts and waits for (launcher runs, notebook kernels, workers) inherit
 # it through the environment; processes that run at the same time (tests/train/test_multihost.py) or are
 # killed mid-run (KILL_AT_STEP) are started without it, since JAX writes an entry in place.
+_CACHE_DIRECTORY = pytest.StashKey[str]()
 CACHE_ENV = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
              "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
 
 
 def pytest_configure(config):
   """A new cache for each test process (each xdist worker, not the one its parent made)."""
-  import atexit
-  import shutil
-
   directory = tempfile.mkdtemp(prefix="gm_jax_test_xla_cache_")
-  atexit.register(shutil.rmtree, directory, ignore_errors=True)
+  config.stash[_CACHE_DIRECTORY] = directory
   os.environ.update(zip(CACHE_ENV, (directory, "0", "0")))  # read by JAX when it is imported
   if "jax" in sys.modules:
     import jax
@@ -72,6 +70,14 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+  """Removes the process's cache (about 100 MB after a whole run). Not at interpreter exit: whole runs
+  left a worker's cache behind when that was the only clean-up."""
+  import shutil
+
+  shutil.rmtree(config.stash[_CACHE_DIRECTORY], ignore_errors=True)
 
 
 def without_compilation_cache(env: dict) -> dict:
