@@ -3,7 +3,8 @@ r"""Compile time of the train step of every experiment config, full size and `:t
   python -m benchmarks.compile_times [--only=shakespeare,dcgan] [--sizes=tiny,full] [--threads=0]
 
 Compiles only (nothing is trained or initialized: the state is abstract); TFDS data sets are replaced
-by tfds.testing.mock_data, which gives the real shapes, and text corpora by random characters. One line per (config, size) with `compile_s`
+by tfds.testing.mock_data, which gives the real shapes, and text corpora by random characters. One line per
+(config, size) with `compile_s`
 (lowering plus XLA compilation of the step) or the error that prevented it, then a summary line with
 the slowest configs.
 """

@@ -58,7 +58,8 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
   if finite_log_snr:
     runs += [("dpm_solver_pp_2m", {"num_steps": n}) for n in (5, 10, 20)]
     runs += [("edm_heun", {"num_steps": n}) for n in (3, 5, 10, 18)]  # NFE 5, 9, 19, 35
-  runs += [("ode_heun", {"solver": "heun", "num_steps": n}) for n in ((5, 10, 25) if images else (10, 25, 50))]
+  runs += [("ode_heun", {"solver": "heun", "num_steps": n})
+           for n in ((5, 10, 25) if images else (10, 25, 50))]
   if finite_log_snr:  # ancestral sampling on a strided schedule: DDIM with eta = 1
     runs += [("ddim", {"num_steps": n, "eta": 1.0}) for n in (10, 100)]
   if images:
@@ -73,7 +74,8 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
   return runs
 
 
-SAMPLER_FNS = {"ddim": samplers.ddim, "dpm_solver_pp_2m": samplers.dpm_solver_pp_2m, "edm_heun": samplers.edm_heun,
+SAMPLER_FNS = {"ddim": samplers.ddim, "dpm_solver_pp_2m": samplers.dpm_solver_pp_2m,
+               "edm_heun": samplers.edm_heun,
                "ode_heun": samplers.probability_flow_ode, "ode_tsit5_adaptive": samplers.probability_flow_ode,
                "euler_maruyama": samplers.euler_maruyama, "predictor_corrector": samplers.predictor_corrector,
                "ddpm_ancestral": samplers.ddpm_ancestral}
@@ -113,7 +115,8 @@ def main(argv):
   if flags.FLAGS.samplers:
     grid = [(name, kwargs) for name, kwargs in grid if name in flags.FLAGS.samplers]
   for name, kwargs in grid:
-    fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs: fn(denoiser, key, (n, *spec.shape), **kwargs))
+    fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs:
+                 fn(denoiser, key, (n, *spec.shape), **kwargs))
     fn(jax.random.key(0))  # compile
     start = time.perf_counter()
     x, nfe = jax.block_until_ready(fn(jax.random.key(1)))
@@ -121,7 +124,8 @@ def main(argv):
     x = np.asarray(x)
     row = {"sampler": name, **kwargs, "nfe": int(nfe), "seconds": seconds}
     if space is None:
-      row.update(sample_nll_nats=-float(np.mean(np.asarray(dist.log_prob(x)))), energy_distance=energy_distance(x, test))
+      row.update(sample_nll_nats=-float(np.mean(np.asarray(dist.log_prob(x)))),
+                 energy_distance=energy_distance(x, test))
     else:
       images = np.asarray(to_levels(x, spec.num_levels))
       row.update(quality_report.compare(*space.embed(images), reference_feats, **quality))

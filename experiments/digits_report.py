@@ -120,14 +120,16 @@ def table(rows: list[dict]) -> str:
   for r in rows:
     bpd = f"{r['bpd']:.3f} ({r['estimator']})" if r.get("bpd") is not None else "-"
     wall = f"{r['wall_seconds'] / 60:.1f} min" if r.get("wall_seconds") else "-"
-    lines.append(f"| {r['config']} | {r['family']} | {bpd} | {_fmt(r.get('fd'), 1)} | {_fmt(r.get('kid'), 1)} | "
+    lines.append(f"| {r['config']} | {r['family']} | {bpd} | {_fmt(r.get('fd'), 1)} | "
+                 f"{_fmt(r.get('kid'), 1)} | "
                  f"{_fmt(r.get('precision'))} | {_fmt(r.get('recall'))} | {_fmt(r.get('density'))} | "
                  f"{_fmt(r.get('coverage'))} | {_fmt(r.get('inception_score'), 2)} | {wall} | "
                  f"{_fmt(r.get('sample_ms_per_1000'), 0)} | {int(r.get('nfe', 1))} |")
   if floor:
     lines.append(f"| data floor: {floor['floor_num_samples']} training digits | - | - | "
-                 f"{_fmt(floor['fd_floor'], 1)} | {_fmt(floor['kid_floor'], 1)} | {_fmt(floor['precision_floor'])} | "
-                 f"{_fmt(floor['recall_floor'])} | {_fmt(floor['density_floor'])} | {_fmt(floor['coverage_floor'])} | "
+                 f"{_fmt(floor['fd_floor'], 1)} | {_fmt(floor['kid_floor'], 1)} | "
+                 f"{_fmt(floor['precision_floor'])} | {_fmt(floor['recall_floor'])} | "
+                 f"{_fmt(floor['density_floor'])} | {_fmt(floor['coverage_floor'])} | "
                  f"{_fmt(floor.get('inception_score_floor'), 2)} | - | - | - |")
   return head + "\n".join(lines) + "\n"
 
@@ -190,8 +192,8 @@ def main(argv):
       print(json.dumps({"config": name, "status": "no run; rerun with --train"}), flush=True)
       continue
     rows.append(row)
-    print(json.dumps({k: row.get(k) for k in ("config", "bpd", "estimator", "fd", "fd_floor", "kid", "precision",
-                                              "recall", "density", "coverage", "wall_seconds",
+    print(json.dumps({k: row.get(k) for k in ("config", "bpd", "estimator", "fd", "fd_floor", "kid",
+                                              "precision", "recall", "density", "coverage", "wall_seconds",
                                               "sample_ms_per_1000", "nfe")}), flush=True)
   markdown = table(rows)
   (root / "digits_report.md").write_text(markdown)

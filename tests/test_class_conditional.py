@@ -57,7 +57,8 @@ def test_dcgan_projection_discriminator_reads_the_label_only_through_a_bilinear_
   x = jax.random.uniform(jax.random.key(2), (3, 8, 8, 1), minval=-1, maxval=1)
   same_x = jnp.broadcast_to(x[:1], x.shape)
   y = jnp.arange(NUM_CLASSES)
-  params = _random_like(jax.eval_shape(lambda k: disc.init(k, x, y, train=False), jax.random.key(3))["params"])
+  params = _random_like(jax.eval_shape(lambda k: disc.init(k, x, y, train=False),
+                                       jax.random.key(3))["params"])
   logits = lambda p: np.asarray(disc.apply({"params": p}, same_x, y, train=False))
   vectors = params["class_projection"]["embedding"]
   zeroed, doubled = ({**params, "class_projection": {"embedding": c * vectors}} for c in (0.0, 2.0))
@@ -89,7 +90,8 @@ def _class_determined_images(num_examples: int = 64) -> Dataset:
   patterns = np.stack([np.zeros((4, 4, 1)), np.ones((4, 4, 1))]).astype(np.uint8)
   label = np.arange(num_examples, dtype=np.int32) % 2
   arrays = {"x": patterns[label], "label": label}
-  return Dataset("class_determined", ArraySource(arrays), ArraySource(arrays), DataSpec("image", (4, 4, 1), 2))
+  return Dataset("class_determined", ArraySource(arrays), ArraySource(arrays),
+                 DataSpec("image", (4, 4, 1), 2))
 
 
 def _vae_config():
@@ -155,7 +157,8 @@ def test_families_without_a_conditional_model_refuse_num_classes():
   config = load_config("digits_realnvp", "tiny")
   config.model.num_classes = 10
   dataset = data_lib.load_dataset(config.data)
-  with pytest.raises(ValueError, match="family 'flow' has no class-conditional model; set model.num_classes=0"):
+  with pytest.raises(ValueError, match="family 'flow' has no class-conditional model; "
+                                       "set model.num_classes=0"):
     tasks.build(config, dataset)
   config = load_config("digits_pixelrnn", "tiny")
   config.model.num_classes = 10

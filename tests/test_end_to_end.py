@@ -333,8 +333,8 @@ def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_t
   notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
   assert len(notices) == 1, proc.stderr
   assert notices[0].endswith("checkpoint 20 was written on 8 device(s) in 1 process(es), parameters sharded "
-                             "4 ways; now on 2 device(s) in 1 process(es): the run continues, and its numbers "
-                             "may differ from an uninterrupted run in float32 rounding")
+                             "4 ways; now on 2 device(s) in 1 process(es): the run continues, and its "
+                             "numbers may differ from an uninterrupted run in float32 rounding")
   assert _event_steps(workdir) == _event_steps(uninterrupted)
   assert_runs_close(workdir, uninterrupted)
 
@@ -342,7 +342,8 @@ def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_t
 @pytest.mark.parametrize("fsdp", [1, 4])
 def test_eight_devices_match_one_device_within_the_stated_tolerance(fsdp, uninterrupted, tmp_path):
   workdir = tmp_path / "eight"
-  run_main(TINY, f"--workdir={workdir}", f"--config.mesh.fsdp={fsdp}", env={"XLA_FLAGS": xla_flags(devices=8)})
+  run_main(TINY, f"--workdir={workdir}", f"--config.mesh.fsdp={fsdp}",
+           env={"XLA_FLAGS": xla_flags(devices=8)})
   assert_runs_close(workdir, uninterrupted)
 
 
@@ -364,7 +365,8 @@ def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterr
     subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)
     run_main(TINY, f"--workdir={disk / 'run'}", no_bar)
     resumed = json.loads((disk / "run" / "summary.json").read_text())
-    assert without_wall_clock(resumed) == without_wall_clock(json.loads((uninterrupted / "summary.json").read_text()))
+    assert without_wall_clock(resumed) == without_wall_clock(
+        json.loads((uninterrupted / "summary.json").read_text()))
     assert run_metrics(disk / "run") == run_metrics(uninterrupted)
   finally:
     _umount(disk)

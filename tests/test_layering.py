@@ -46,11 +46,13 @@ def test_every_gm_jax_package_has_a_layer():
 @pytest.mark.parametrize("path", _checked_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_imports_never_reach_a_layer_above(path):
   own = _rank_of_file(path)
-  upward = [f"line {line}: gm_jax.{package}" for line, package in _imported_packages(path) if RANK[package] > own]
+  upward = [f"line {line}: gm_jax.{package}" for line, package in _imported_packages(path)
+            if RANK[package] > own]
   assert not upward, f"{path.relative_to(REPO)} imports from a layer above its own: {upward}"
 
 
 def test_the_checker_sees_upward_imports(tmp_path):
   bad = tmp_path / "bad.py"
-  bad.write_text("def f():\n  from gm_jax.tasks import vae\nimport gm_jax.train.loop\nfrom gm_jax import data\n")
+  bad.write_text("def f():\n  from gm_jax.tasks import vae\nimport gm_jax.train.loop\n"
+                 "from gm_jax import data\n")
   assert sorted(_imported_packages(bad)) == [(2, "tasks"), (3, "train"), (4, "data")]

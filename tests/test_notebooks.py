@@ -18,8 +18,10 @@ def test_notebook_executes(path: pathlib.Path, tmp_path):
   assert params, f"{path.name} needs a parameter cell with `TINY = False`"
   params[0].source = params[0].source.replace("TINY = False", "TINY = True").replace(
       "/tmp/gm_jax_notebooks", str(tmp_path))
-  NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-  errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+  NotebookClient(nb, timeout=600, kernel_name="python3",
+                 resources={"metadata": {"path": str(tmp_path)}}).execute()
+  errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type == "error"]
   assert not errors
 
 

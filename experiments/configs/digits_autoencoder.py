@@ -1,8 +1,8 @@
 r"""Deterministic autoencoder baseline (seed 004): the nets of digits_vae.py trained without the KL.
 
 The encoder's mean z = mu(x) (16 dims) is decoded by the same discretized-logistic p(x|z). Evaluated on
-the 300 test digits by recon_nll_nats = -log p(x | z = mean of q(z|x)). It has no likelihood: z is not tied to a
-prior, so decoding z ~ N(0, I) (the sample grid) gives poor digits, while its reconstructions are
+the 300 test digits by recon_nll_nats = -log p(x | z = mean of q(z|x)). It has no likelihood: z is not tied to
+a prior, so decoding z ~ N(0, I) (the sample grid) gives poor digits, while its reconstructions are
 sharper than the VAE's. That contrast is the point of this baseline.
 
 Command:

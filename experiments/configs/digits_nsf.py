@@ -25,7 +25,8 @@ def get_config():
   config = default_config()
   config.data.update(name="digits", batch_size=64)
   # conv conditioners: features, then one residual block
-  config.model.update(architecture="nsf", hidden=(32, 32), num_levels=2, steps_per_level=4, preprocess="logit")
+  config.model.update(architecture="nsf", hidden=(32, 32), num_levels=2, steps_per_level=4,
+                      preprocess="logit")
   config.optim.update(schedule="cosine", warmup_steps=100, grad_clip_norm=100.0)
   config.train.update(num_steps=3000, eval_every=1000, sample_every=3000)
   config.eval.batch_size = 100

@@ -1,5 +1,6 @@
 r"""VDM (Kingma et al. 2021) on a 2-D toy density: a variance-preserving process with a learned log-SNR
-schedule (endpoints gamma_0 = -13.3, gamma_1 = 5 at initialization, learned; `--config.process.learned=network`
+schedule (endpoints gamma_0 = -13.3, gamma_1 = 5 at initialization, learned;
+`--config.process.learned=network`
 adds VDM's monotone network for the interior), trained by the continuous-time ELBO with antithetic time
 sampling; the prior, diffusion and reconstruction terms are logged separately. Continuous data, so
 the reconstruction term is a Gaussian density decoder at t = 0. Same data and MLP as toy2d_ddpm.py.

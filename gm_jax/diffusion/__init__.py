@@ -1,1 +1,2 @@
-"""Diffusion forward processes, the prediction algebra and the network wrapper shared by losses and samplers."""
+"""Diffusion forward processes, the prediction algebra and the network wrapper shared by losses and
+samplers."""

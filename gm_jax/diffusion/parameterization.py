@@ -26,7 +26,8 @@ def _derivatives(d_alpha, d_sigma):
   return d_alpha, d_sigma
 
 
-def to_x0_and_eps(kind: str, pred, x_t, alpha, sigma, d_alpha=None, d_sigma=None) -> tuple[jax.Array, jax.Array]:
+def to_x0_and_eps(kind: str, pred, x_t, alpha, sigma, d_alpha=None,
+                  d_sigma=None) -> tuple[jax.Array, jax.Array]:
   if kind == "eps":
     return (x_t - sigma * pred) / alpha, pred
   if kind == "x0":

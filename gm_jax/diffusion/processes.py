@@ -9,8 +9,8 @@ ratio lambda(t) = log(alpha^2 / sigma^2) decreases in t.
   exactly the chain's, and between grid points log abar is linear (a VP SDE with piecewise constant beta).
 - VPSDE, SubVPSDE, VESDE: Song et al. (2021).
 - LogSNRProcess: variance preserving with a given log-SNR function (VDM's learned schedule).
-- KarrasProcess: EDM's (Karras et al. 2022) alpha = 1 with sigma(t) = (sigma_min^(1/rho) + t (sigma_max^(1/rho) -
-  sigma_min^(1/rho)))^rho, so that equal steps in t are EDM's rho = 7 time steps.
+- KarrasProcess: EDM's (Karras et al. 2022) alpha = 1 with sigma(t) = (sigma_min^(1/rho) + t
+  (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho, so that equal steps in t are EDM's rho = 7 time steps.
 - LinearInterpolant, CosineInterpolant: flow matching's paths from data at t = 0 to pure noise at t = 1
   (alpha(1) = 0), which state alpha and sigma themselves; their SDE coefficients f and g^2 diverge at
   t = 1, so only the velocity form of the probability-flow ODE (d_alpha, d_sigma) is used there.
@@ -137,7 +137,8 @@ class DiscreteDDPM(Process):
 
   def log_alpha(self, t):
     grid = jnp.asarray(self.log_abar, jnp.float32)
-    return 0.5 * jnp.interp(jnp.asarray(t, jnp.float32) * self.num_steps, jnp.arange(self.num_steps + 1.0), grid)
+    return 0.5 * jnp.interp(jnp.asarray(t, jnp.float32) * self.num_steps,
+                            jnp.arange(self.num_steps + 1.0), grid)
 
   def sigma2(self, t):
     return -jnp.expm1(2.0 * self.log_alpha(t))
@@ -207,7 +208,8 @@ class LogSNRProcess(Process):
 
 
 def rho_warp(start, end, u, rho: float):
-  """(start^(1/rho) + u (end^(1/rho) - start^(1/rho)))^rho: EDM's noise levels, equally spaced in s^(1/rho)."""
+  """(start^(1/rho) + u (end^(1/rho) - start^(1/rho)))^rho: EDM's noise levels, equally spaced in
+  s^(1/rho)."""
   return (start ** (1 / rho) + u * (end ** (1 / rho) - start ** (1 / rho))) ** rho
 
 

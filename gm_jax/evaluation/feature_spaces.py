@@ -93,15 +93,17 @@ def load_classifier(directory: pathlib.Path) -> tuple[ConvClassifier, Any, dict[
   return ConvClassifier(ClassifierConfig(**model_fields)), params, info
 
 
-def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...], num_levels: int) -> FeatureSpace:
+def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
+                     num_levels: int) -> FeatureSpace:
   """The penultimate layer and softmax of the classifier exported in `directory`."""
   model, params, info = load_classifier(directory)
   if model.config.num_levels != num_levels:
-    raise ValueError(f"the {name} feature network reads {model.config.num_levels}-level images; this data has "
-                     f"{num_levels} levels: set eval.feature_space='none' or use matching data")
+    raise ValueError(f"the {name} feature network reads {model.config.num_levels}-level images; "
+                     f"this data has {num_levels} levels: set eval.feature_space='none' or use matching data")
   expected = tuple(info.get("input_shape", shape))
   if tuple(shape) != expected:
-    raise ValueError(f"the {name} feature network reads images of shape {expected}; this data has {tuple(shape)}")
+    raise ValueError(f"the {name} feature network reads images of shape {expected}; "
+                     f"this data has {tuple(shape)}")
 
   @cpu_compile.jit
   def apply(x):
@@ -117,10 +119,11 @@ def inception_space(weights_path: str, num_levels: int, batch_size: int = 200) -
   1008 logits (for an Inception Score)."""
   if not weights_path:
     raise FileNotFoundError(
-        f"eval.feature_space='inception_v3' needs eval.inception_weights: convert {inception_weights.PTH_NAME} "
-        f"with `{inception_weights.CONVERT_COMMAND} --pth=FILE --out=inception_v3_fid.npz` and pass the .npz, "
-        f"or set eval.feature_space='none'")
-  network = inception_weights.InceptionFeatures.from_file(weights_path, batch_size=batch_size, with_logits=True)
+        f"eval.feature_space='inception_v3' needs eval.inception_weights: convert "
+        f"{inception_weights.PTH_NAME} with `{inception_weights.CONVERT_COMMAND} --pth=FILE "
+        f"--out=inception_v3_fid.npz` and pass the .npz, or set eval.feature_space='none'")
+  network = inception_weights.InceptionFeatures.from_file(weights_path, batch_size=batch_size,
+                                                          with_logits=True)
 
   def apply(x):
     feats, logits = network(np.asarray(x, np.float32) / (num_levels - 1))

@@ -31,7 +31,8 @@ def class_accuracy(probs_NC: np.ndarray, labels_N: np.ndarray) -> float:
 def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.ndarray, *, kid_subsets: int,
             kid_subset_size: int, prdc_k: int) -> dict[str, float]:
   """The metrics of one set of features against the reference features."""
-  kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND, num_subsets=kid_subsets,
+  kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND,
+                                                               num_subsets=kid_subsets,
                                                                subset_size=kid_subset_size)
   out = {"fd": sample_quality.frechet_distance(feats_ND, reference_ND), "kid": kid_mean, "kid_std": kid_std}
   out.update(sample_quality.precision_recall_density_coverage(reference_ND, feats_ND, k=prdc_k))

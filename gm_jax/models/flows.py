@@ -227,7 +227,8 @@ class DequantizedFlow(nn.Module):
       self.dequantizer = VariationalDequantizer(self.flow_config.x_shape, self.dequantizer_hidden,
                                                 self.dequantizer_couplings, self.flow_config.dtype)
     elif self.dequantization != "uniform":
-      raise ValueError(f"unknown objective.dequantization {self.dequantization!r}; use uniform or variational")
+      raise ValueError(f"unknown objective.dequantization {self.dequantization!r}; "
+                       f"use uniform or variational")
 
   def __call__(self, levels, keys_B):
     return self.log_likelihood_bound(levels, keys_B)

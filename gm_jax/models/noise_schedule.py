@@ -37,7 +37,8 @@ class LearnedGamma(nn.Module):
     if self.kind == "endpoints":
       unit = t
     elif self.kind == "network":
-      l1, l2, l3 = PositiveDense(1, name="l1"), PositiveDense(self.hidden, name="l2"), PositiveDense(1, name="l3")
+      l1, l2, l3 = (PositiveDense(1, name="l1"), PositiveDense(self.hidden, name="l2"),
+                    PositiveDense(1, name="l3"))
 
       def monotone(s):
         h = l1(s[:, None])

@@ -126,7 +126,8 @@ class GatedBlock(nn.Module):
     if label_BK is not None:  # the label's bias on both gates, the same at every position
       v_pre = v_pre + nn.Dense(2 * f, name="label_to_vertical")(label_BK)[:, None, None]
       h_pre = h_pre + nn.Dense(2 * f, name="label_to_horizontal")(label_BK)[:, None, None]
-    h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype, name="vertical_to_horizontal")(shift_down(v_pre))
+    h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype,
+                                   name="vertical_to_horizontal")(shift_down(v_pre))
     h_gated = nn.Dropout(self.dropout, deterministic=not train)(gate(h_pre))
     h_out = MaskedConv(f, centre_mask(groups, groups, "B")[None, None], ((0, 0), (0, 0)), self.dtype)(h_gated)
     if not self.first:

@@ -105,7 +105,8 @@ class RowLSTM(nn.Module):
     groups = channel_groups(x_BHWF.shape[-1], self.num_channels)
     gate_groups = _gate_groups(self.hidden, self.num_channels)
     to_state = horizontal_conv(4 * self.hidden, self.kernel, groups, gate_groups, "B", self.dtype)(x_BHWF)
-    kernel = self.param("state_kernel", nn.initializers.lecun_normal(), (self.kernel, self.hidden, 4 * self.hidden))
+    kernel = self.param("state_kernel", nn.initializers.lecun_normal(),
+                        (self.kernel, self.hidden, 4 * self.hidden))
     pad = self.kernel // 2
 
     def step(carry, s_in):  # one row: s_in (B, W, 4 hidden)
@@ -195,7 +196,8 @@ class PixelRNN(nn.Module):
       elif cfg.architecture == "diagonal_bilstm":
         states = DiagonalBiLSTM(cfg.hidden, c, dtype, name=f"diagonal_bilstm_{layer}")(h)
       else:
-        raise ValueError(f"unknown PixelRNN architecture {cfg.architecture!r}; use row_lstm or diagonal_bilstm")
+        raise ValueError(f"unknown PixelRNN architecture {cfg.architecture!r}; "
+                         f"use row_lstm or diagonal_bilstm")
       states = nn.Dropout(cfg.dropout, deterministic=not train)(states)
       h = h + MaskedConv(cfg.features, centre_mask(hidden_groups, groups, "B")[None, None], no_pad, dtype,
                          name=f"residual_{layer}")(states)

@@ -59,8 +59,9 @@ class ResBlock(nn.Module):
     # group the normalization subtracts it again and the block ignores the time.
     groups = num_norm_groups(self.out_channels, self.num_groups)
     if self.out_channels // groups < 2:
-      raise ValueError(f"GroupNorm with {groups} groups on {self.out_channels} channels (one channel per group) "
-                       f"removes the time embedding; set model.num_groups to at most {self.out_channels // 2}")
+      raise ValueError(f"GroupNorm with {groups} groups on {self.out_channels} channels "
+                       f"(one channel per group) removes the time embedding; "
+                       f"set model.num_groups to at most {self.out_channels // 2}")
     conv = functools.partial(precision.Conv, dtype=self.dtype)
     h = nn.silu(group_norm(x.shape[-1], self.num_groups)(x))
     h = conv(self.out_channels, (3, 3))(h)

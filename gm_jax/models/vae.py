@@ -171,7 +171,8 @@ class HierarchicalVAE(nn.Module):
     return out.reshape(*z1.shape[:-1], self.config.x_dim, self.config.decoder.params_per_dim)
 
   # the model ------------------------------------------------------------------------------------------
-  def __call__(self, x: jax.Array, key: jax.Array, num_samples: int = 1, label_B=None) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, key: jax.Array, num_samples: int = 1,
+               label_B=None) -> dict[str, jax.Array]:
     return self.log_weights(x, key, num_samples, label_B)
 
   def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,

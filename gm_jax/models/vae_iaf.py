@@ -35,8 +35,9 @@ class IAFPosteriorVAE(HierarchicalVAE):
     if len(c.latent_dims) != 1:
       raise ValueError(f"the IAF posterior is for one stochastic layer; got latent_dims {c.latent_dims}")
     self.context = MLP(tuple(c.hidden[0]) + (self.context_dim,), c.activation, c.dtype, name="q_context")
-    self.iaf = bj.Chain([MaskedAutoregressive(tuple(self.iaf_hidden), kind="iaf", transform=self.iaf_transform,
-                                              reverse=i % 2 == 1, dtype=c.dtype) for i in range(self.iaf_steps)])
+    self.iaf = bj.Chain([MaskedAutoregressive(tuple(self.iaf_hidden), kind="iaf",
+                                              transform=self.iaf_transform, reverse=i % 2 == 1, dtype=c.dtype)
+                         for i in range(self.iaf_steps)])
 
   def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,
                   label_B: jax.Array | None = None) -> dict[str, jax.Array]:
@@ -46,7 +47,8 @@ class IAFPosteriorVAE(HierarchicalVAE):
     mean, log_std = self.posterior(0, h)
     context = self.context(h)  # (B, context_dim)
     d = c.latent_dims[0]
-    eps = jax.vmap(lambda k: jax.random.normal(jax.random.split(k, 1)[0], (num_samples, d)), out_axes=1)(keys_B)
+    eps = jax.vmap(lambda k: jax.random.normal(jax.random.split(k, 1)[0], (num_samples, d)),
+                   out_axes=1)(keys_B)
     z0 = mean + jnp.exp(log_std) * eps  # (K, B, d)
     log_q0 = gaussian_log_prob(z0, mean, log_std)
     k, b = z0.shape[:2]
@@ -68,6 +70,7 @@ def make_vae(config: VAEConfig, model_fields) -> HierarchicalVAE:
   if kind == "gaussian":
     return HierarchicalVAE(config)
   if kind == "iaf":
-    return IAFPosteriorVAE(config, iaf_steps=model_fields.iaf_steps, iaf_hidden=tuple(model_fields.iaf_hidden),
-                           context_dim=model_fields.iaf_context, iaf_transform=model_fields.iaf_transform)
+    return IAFPosteriorVAE(config, iaf_steps=model_fields.iaf_steps,
+                           iaf_hidden=tuple(model_fields.iaf_hidden), context_dim=model_fields.iaf_context,
+                           iaf_transform=model_fields.iaf_transform)
   raise ValueError(f"unknown model.posterior {kind!r}; use gaussian or iaf")

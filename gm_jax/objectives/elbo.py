@@ -2,7 +2,7 @@
 
 With samples z ~ q(z | x) and log w = log p(x, z) - log q(z | x):
   ELBO    = E_q[log p(x | z_1)] - KL(q(z | x) || p(z))                    <= log p(x)
-  IWAE_K  = E[log (1/K) sum_k w_k]                                          ELBO = IWAE_1 <= IWAE_K <= log p(x)
+  IWAE_K  = E[log (1/K) sum_k w_k]                                        ELBO = IWAE_1 <= IWAE_K <= log p(x)
 For a hierarchy the KL is the sum over layers of E_q[log q(z_l | z_{l-1}) - log p(z_l | z_{l+1})]; the top
 layer's KL to N(0, I) is analytic when `kl='analytic'`, the others are single-sample Monte Carlo.
 `beta` weights the KL in the training loss (beta-VAE); reported ELBOs always use beta = 1.

@@ -1,4 +1,5 @@
-"""Per-example values as (sum, count) pairs: losses and metrics stay exact means across batches and devices."""
+"""Per-example values as (sum, count) pairs: losses and metrics stay exact means across batches and
+devices."""
 
 from __future__ import annotations
 

@@ -174,11 +174,12 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
 
 def probability_flow_ode(denoiser: Denoiser, key, shape, solver: str = "tsit5", num_steps: int = 0,
                          rtol: float = 1e-5, atol: float = 1e-5):
-  return probability_flow_from(denoiser, prior_sample(denoiser.process, key, shape), solver, num_steps, rtol, atol)
+  return probability_flow_from(denoiser, prior_sample(denoiser.process, key, shape), solver, num_steps,
+                               rtol, atol)
 
 
-def probability_flow_from(denoiser: Denoiser, x1, solver: str = "tsit5", num_steps: int = 0, rtol: float = 1e-5,
-                          atol: float = 1e-5):
+def probability_flow_from(denoiser: Denoiser, x1, solver: str = "tsit5", num_steps: int = 0,
+                          rtol: float = 1e-5, atol: float = 1e-5):
   """The probability-flow ODE from the given x1 at t = 1 down to t_min: (x at t_min, NFE)."""
   return solve_ode(lambda t, x: probability_flow_velocity(denoiser, x, t), x1, 1.0, denoiser.process.t_min,
                    solver, num_steps, rtol, atol)
@@ -220,8 +221,9 @@ def karras_noise_levels(high: float, low: float, num_steps: int, rho: float = 7.
 
 def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0, s_tmin: float = 0.0,
              s_tmax: float = float("inf"), s_noise: float = 1.0, rho: float = 7.0):
-  """Karras et al. (2022), Algorithm 2 (Algorithm 1 when churn = 0): Heun's method on dx/ds = (x - D(x; s)) / s
-  for the scaled variable x = x_t / alpha(t) at noise level s = sigma / alpha, over num_steps rho-warped levels
+  """Karras et al. (2022), Algorithm 2 (Algorithm 1 when churn = 0): Heun's method on
+  dx/ds = (x - D(x; s)) / s for the scaled variable x = x_t / alpha(t) at noise level s = sigma / alpha,
+  over num_steps rho-warped levels
   from the process's s(1) to s(t_min) and a last Euler step to s = 0 (so 2 num_steps - 1 evaluations). With
   churn > 0, each step whose level lies in [s_tmin, s_tmax] first raises it by gamma = min(churn / num_steps,
   sqrt(2) - 1) with fresh noise of scale s_noise."""
@@ -229,8 +231,8 @@ def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0,
   require_finite_log_snr_at_one(process, "edm_heun")
   init_key, loop_key = jax.random.split(key)
   noise_level = lambda t: process.sigma(t) / process.alpha(t)
-  levels = karras_noise_levels(noise_level(jnp.float32(1.0)), noise_level(jnp.float32(process.t_min)), num_steps,
-                               rho)
+  levels = karras_noise_levels(noise_level(jnp.float32(1.0)), noise_level(jnp.float32(process.t_min)),
+                               num_steps, rho)
   gamma_max = min(churn / num_steps, 2**0.5 - 1)
 
   def slope(x, s):

@@ -39,7 +39,8 @@ def build(config, dataset: Dataset) -> Task:
 
   def nll_and_correct(params, batch, key=None):
     train = key is not None
-    logits = model.apply({"params": params["model"]}, batch["x"], train, rngs={"dropout": key} if train else {})
+    logits = model.apply({"params": params["model"]}, batch["x"], train,
+                         rngs={"dropout": key} if train else {})
     labels = batch["label"].astype(jnp.int32)
     nll = cross_entropy.token_nll(logits[:, None], labels[:, None])[:, 0]
     return nll, (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
@@ -117,7 +118,8 @@ def ensure_trained_classifier(name: str = "digits_classifier") -> pathlib.Path:
     dataset = load_dataset(config.data)
     feature_spaces.export_classifier(directory, jax.device_get(state.params()["model"]),
                                      classifier_config(config, dataset),
-                                     {"test_accuracy": summary["accuracy"], "input_shape": list(dataset.spec.shape),
+                                     {"test_accuracy": summary["accuracy"],
+                                      "input_shape": list(dataset.spec.shape),
                                       "config": "experiments/configs/digits_classifier.py"})
   return directory
 

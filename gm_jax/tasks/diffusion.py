@@ -20,8 +20,8 @@ config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood),
   minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon; 'pairs' takes it from the data's
   `noise`, reflow's pairs of data.reflow_pairs, use_reflow) or 'edm' (EDM's weighted x0 loss at
   log-normal noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
-config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver, ode_rtol,
-  ode_steps (0: adaptive), sampler
+config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver,
+  ode_rtol, ode_steps (0: adaptive), sampler
   (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps, ddpm_variance
   (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
 Likelihoods (nats per example, bits/dim on discrete data):
@@ -74,7 +74,8 @@ def make_network(config):
     return TimeMLP(TimeMLPConfig(hidden=tuple(m.hidden), time_dim=m.time_dim,
                                  compute_dtype=config.train.compute_dtype, num_classes=m.num_classes))
   if m.net == "unet":
-    return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults), num_res_blocks=m.num_res_blocks,
+    return UNet(UNetConfig(channels=m.channels, channel_mults=tuple(m.channel_mults),
+                           num_res_blocks=m.num_res_blocks,
                            attention_resolutions=tuple(m.attention_resolutions), dropout=m.dropout,
                            num_groups=m.num_groups, compute_dtype=config.train.compute_dtype,
                            num_classes=m.num_classes, scan_blocks=m.scan_blocks))
@@ -97,8 +98,8 @@ def run_sampler(denoiser: Denoiser, key, shape, ev):
   if name == "dpm_solver":
     return samplers.dpm_solver_pp_2m(denoiser, key, shape, steps)
   if name == "edm_heun":
-    return samplers.edm_heun(denoiser, key, shape, steps, ev.edm_churn, ev.edm_s_tmin, ev.edm_s_tmax, ev.edm_s_noise,
-                             ev.edm_rho)
+    return samplers.edm_heun(denoiser, key, shape, steps, ev.edm_churn, ev.edm_s_tmin, ev.edm_s_tmax,
+                             ev.edm_s_noise, ev.edm_rho)
   raise ValueError(f"unknown config.eval.sampler {name!r}; choose one of {SAMPLERS}")
 
 
@@ -114,10 +115,12 @@ class DiffusionModel:
     pc, self.prediction = config.process, config.model.prediction
     self.num_classes = config.model.num_classes
     if config.model.preconditioning not in ("none", "edm"):
-      raise ValueError(f"unknown config.model.preconditioning {config.model.preconditioning!r}; use 'none' or 'edm'")
+      raise ValueError(f"unknown config.model.preconditioning {config.model.preconditioning!r}; "
+                       f"use 'none' or 'edm'")
     self.sigma_data = config.model.sigma_data if config.model.preconditioning == "edm" else None
     if self.sigma_data is not None and self.prediction != "x0":
-      raise ValueError("EDM preconditioning makes the network's output an x0 prediction; set model.prediction='x0'")
+      raise ValueError("EDM preconditioning makes the network's output an x0 prediction; "
+                       "set model.prediction='x0'")
     self.net = make_network(config)
     self.fixed_process = processes.make_process(pc)
     self.learned = pc.name == "vdm" and pc.learned != "fixed"
@@ -148,7 +151,8 @@ class DiffusionModel:
     return conditioning.class_runs(n, self.num_classes)
 
 
-def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int, batch_size: int) -> dict[str, np.ndarray]:
+def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int,
+                      batch_size: int) -> dict[str, np.ndarray]:
   """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
   (eval.ode_solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
   representation (levels for images). Batch i draws its noise with fold_in(key, i)."""
@@ -193,7 +197,8 @@ def build(config, dataset: Dataset) -> Task:
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
   conditional = conditioning.num_classes(config, dataset) > 0
   if ev.guidance and not conditional:
-    raise ValueError("eval.guidance needs a class-conditional model; set model.num_classes or eval.guidance=0")
+    raise ValueError("eval.guidance needs a class-conditional model; "
+                     "set model.num_classes or eval.guidance=0")
   if ev.sampler in FINITE_LOG_SNR_SAMPLERS:
     samplers.require_finite_log_snr_at_one(model.fixed_process, ev.sampler)
   if is_image:
@@ -235,7 +240,8 @@ def build(config, dataset: Dataset) -> Task:
         couple = lambda k, x0, eps: batch["noise"]
       per_example = objectives.flow_matching_loss(d, x, loss_key, couple)
     elif obj.loss == "edm":
-      per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean, obj.edm_p_std)
+      per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean,
+                                        obj.edm_p_std)
     else:  # vdm_elbo
       terms = objectives.continuous_vlb_terms(d, x, loss_key, reconstruction_nll, obj.antithetic)
       per_example = sum(terms.values())
@@ -269,7 +275,8 @@ def build(config, dataset: Dataset) -> Task:
 
   def sample(params, model_state, key, n):
     label = jnp.asarray(model.sample_labels(n)) if conditional else None
-    x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key, (n, *spec.shape), ev)
+    x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key,
+                         (n, *spec.shape), ev)
     if is_image:
       x = to_levels(x, levels)
     return x, {"nfe": nfe}
@@ -290,7 +297,8 @@ def build(config, dataset: Dataset) -> Task:
     return out
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
-              summarize=summarize, sample_fn=sample, sample_labels=model.sample_labels if conditional else None)
+              summarize=summarize, sample_fn=sample,
+              sample_labels=model.sample_labels if conditional else None)
 
 
 def default_config():
@@ -323,7 +331,8 @@ def default_config():
   config.model.dropout = 0.1
   config.model.num_groups = 32
   config.model.scan_blocks = False  # unet: runs of identical blocks as one nn.scan (compiled once)
-  config.model.preconditioning = "none"  # 'edm': Karras et al.'s c_skip, c_out, c_in, c_noise around the network
+  # 'edm': Karras et al.'s c_skip, c_out, c_in, c_noise around the network
+  config.model.preconditioning = "none"
   config.model.sigma_data = 0.5  # the data's standard deviation, for EDM's preconditioning and loss
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "denoising"

@@ -85,7 +85,8 @@ def build(config, dataset: Dataset) -> Task:
     real_logits = run(discriminator, "discriminator", params, model_state, real, label, True, updated)
     fake_logits = run(discriminator, "discriminator", params, model_state, fake, label, True, updated)
     per_example = adversarial.discriminator_loss(loss_kind, real_logits, fake_logits)
-    metrics = {"d_real": masked_mean(real_logits, batch["mask"]), "d_fake": masked_mean(fake_logits, batch["mask"])}
+    metrics = {"d_real": masked_mean(real_logits, batch["mask"]),
+               "d_fake": masked_mean(fake_logits, batch["mask"])}
     if loss_kind == "wgan_gp":
       critic = lambda x: run(discriminator, "discriminator", params, model_state, x, label, False, {})
       gp = adversarial.gradient_penalty(critic, real, fake, k_gp)
@@ -99,7 +100,8 @@ def build(config, dataset: Dataset) -> Task:
     size = batch["index"].shape[0] // n_critic
     label = None if not conditional else batch["label"][:size]
     updated = {}
-    fake = run(generator, "generator", params, model_state, noise(key, batch["index"][:size]), label, True, updated)
+    fake = run(generator, "generator", params, model_state, noise(key, batch["index"][:size]), label,
+               True, updated)
     fake_logits = run(discriminator, "discriminator", params, model_state, fake, label, True, updated)
     return jnp.mean(adversarial.generator_loss(loss_kind, fake_logits)), ({}, updated)
 

@@ -25,7 +25,8 @@ def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
-                        compute_dtype=config.train.compute_dtype, num_classes=conditioning.num_classes(config, dataset))
+                        compute_dtype=config.train.compute_dtype,
+                        num_classes=conditioning.num_classes(config, dataset))
 
 
 def build(config, dataset: Dataset) -> Task:

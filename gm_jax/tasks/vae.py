@@ -51,7 +51,8 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
                    activation=m.activation, conv_channels=tuple(m.conv_channels),
-                   compute_dtype=config.train.compute_dtype, num_classes=conditioning.num_classes(config, dataset))
+                   compute_dtype=config.train.compute_dtype,
+                   num_classes=conditioning.num_classes(config, dataset))
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -125,7 +126,8 @@ def build(config, dataset: Dataset) -> Task:
 
   def sample(params, model_state, key, n):
     label = jnp.asarray(sample_labels(n)) if conditional else None
-    return to_data_levels(model.apply({"params": params["model"]}, key, n, label, method=HierarchicalVAE.sample))
+    return to_data_levels(model.apply({"params": params["model"]}, key, n, label,
+                                      method=HierarchicalVAE.sample))
 
   def pictures(params, model_state, key, batch):
     """Test images beside their reconstructions, and interpolations between pairs of test images."""

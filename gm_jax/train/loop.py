@@ -428,7 +428,8 @@ def train(config, workdir: str, build_task: TaskBuilder,
   check_config(config)
   lock = lock_workdir(pathlib.Path(workdir))
   try:
-    return _train_locked(Experiment(config, pathlib.Path(workdir), build_task, build_feature_space), after_step)
+    return _train_locked(Experiment(config, pathlib.Path(workdir), build_task, build_feature_space),
+                         after_step)
   finally:
     lock.release()
 
@@ -473,7 +474,8 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         exp.write_samples(state, step)
       if step % tc.checkpoint_every == 0 or is_last:
         exp.check_savable(state)
-        exp.checkpointer.save(step, state, {**iterator.get_state(), "topology": topology(exp.config.mesh.fsdp)})
+        exp.checkpointer.save(step, state,
+                              {**iterator.get_state(), "topology": topology(exp.config.mesh.fsdp)})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
@@ -520,7 +522,8 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
 
 
 def restored_experiment(config, workdir: str, build_task: TaskBuilder,
-                        build_feature_space: FeatureSpaceBuilder | None) -> tuple[Experiment, TrainState, dict]:
+                        build_feature_space: FeatureSpaceBuilder | None
+                        ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
   changes = check_eval_workdir(config, pathlib.Path(workdir))

@@ -21,8 +21,8 @@ def marginal_cov(process: Process, t_B, sigma_data=SIGMA):
 
 def exact_denoiser(process: Process, mu=MU, sigma_data=SIGMA, kind: str = "eps") -> Denoiser:
   """With K = alpha^2 Sigma + sigma^2 I: eps_hat = E[eps | x_t] = sigma K^{-1} (x_t - alpha mu) (kind 'eps'),
-  or the velocity alpha' E[x_0 | x_t] + sigma' eps_hat with E[x_0 | x_t] = mu + alpha Sigma K^{-1} (x_t - alpha mu)
-  (kind 'velocity', finite also where alpha = 0 or sigma = 0)."""
+  or the velocity alpha' E[x_0 | x_t] + sigma' eps_hat with E[x_0 | x_t] =
+  mu + alpha Sigma K^{-1} (x_t - alpha mu) (kind 'velocity', finite also where alpha = 0 or sigma = 0)."""
   mu, sigma_data = jnp.asarray(mu), jnp.asarray(sigma_data)
 
   def whitened(x_t, t):  # K^{-1} (x_t - alpha mu)

@@ -40,7 +40,8 @@ class Coefficients:
 def coefficients(process: processes.Process, t) -> Coefficients:
   t = np.asarray(t, np.float64)
   if isinstance(process, processes.DiscreteDDPM):
-    # log abar is linear in t between the grid points i / T; on a segment, d log alpha^2 / dt = T log(1 - beta).
+    # log abar is linear in t between the grid points i / T; on a segment,
+    # d log alpha^2 / dt = T log(1 - beta).
     steps = process.num_steps
     log_alpha2 = np.interp(t * steps, np.arange(steps + 1), process.log_abar)
     segment = np.clip(np.floor(t * steps).astype(int), 0, steps - 1)
@@ -70,11 +71,12 @@ def coefficients(process: processes.Process, t) -> Coefficients:
   if isinstance(process, processes.LinearInterpolant):  # alpha = 1 - t, sigma = t
     with np.errstate(divide="ignore"):
       return Coefficients((1.0 - t) ** 2, t**2, -1.0 / (1.0 - t), 2.0 * t / (1.0 - t), 2.0 / (t * (1.0 - t)))
-  if isinstance(process, processes.CosineInterpolant):  # alpha = cos(theta), sigma = sin(theta), theta = pi t / 2
+  if isinstance(process, processes.CosineInterpolant):  # alpha = cos(theta), sigma = sin(theta),
+    # theta = pi t / 2
     theta = 0.5 * np.pi * t
     with np.errstate(divide="ignore"):
-      return Coefficients(np.cos(theta) ** 2, np.sin(theta) ** 2, -0.5 * np.pi * np.tan(theta), np.pi * np.tan(theta),
-                          np.pi / (np.sin(theta) * np.cos(theta)))
+      return Coefficients(np.cos(theta) ** 2, np.sin(theta) ** 2, -0.5 * np.pi * np.tan(theta),
+                          np.pi * np.tan(theta), np.pi / (np.sin(theta) * np.cos(theta)))
   if isinstance(process, processes.LogSNRProcess):
     # Only the linear schedules of the tests: lambda(t) = lambda(0) + (lambda(1) - lambda(0)) t.
     start, end = float(process.log_snr_fn(0.0)), float(process.log_snr_fn(1.0))
@@ -85,7 +87,8 @@ def coefficients(process: processes.Process, t) -> Coefficients:
 
 
 def exact_eps_at(alpha, sigma, x, mu=MU, sigma_data=SIGMA):
-  """E[eps | x_t = x] = sigma (alpha^2 Sigma + sigma^2 I)^-1 (x - alpha mu) for the Gaussian data, per row of x."""
+  """E[eps | x_t = x] = sigma (alpha^2 Sigma + sigma^2 I)^-1 (x - alpha mu) for the Gaussian data, per row
+  of x."""
   cov = alpha**2 * np.asarray(sigma_data, np.float64) + sigma**2 * np.eye(2)
   return sigma * np.linalg.solve(cov, (np.asarray(x, np.float64) - alpha * np.asarray(mu, np.float64)).T).T
 
@@ -130,7 +133,8 @@ def _split(key, part):
 
 
 def ancestral(chain, variance, clip_x0=False, mu=MU):
-  """x_{i-1} = c0 x0_hat + ci x_i + sqrt(var_i) z for i = T..1, no noise at i = 1; q(x_{i-1} | x_i, x0) = N(c0 x0 +
+  """x_{i-1} = c0 x0_hat + ci x_i + sqrt(var_i) z for i = T..1, no noise at i = 1;
+  q(x_{i-1} | x_i, x0) = N(c0 x0 +
   ci x_i, beta_tilde_i), var_i = beta_i ('large') or beta_tilde_i ('small', beta_tilde_2 at i = 1)."""
   abar, beta, steps = np.exp(chain.log_abar), chain.betas, chain.num_steps
   beta_tilde = (1 - abar[:-1]) / (1 - abar[1:]) * beta
@@ -183,7 +187,8 @@ def _score(process, t, mu=MU):
 
 
 def predictor_corrector(process, num_steps, snr=0.16, corrector_steps=1, mu=MU):
-  """At each t_j of linspace(1, t_min): Langevin steps x + e score + sqrt(2e) z with e = 2 alpha_j (snr E||z|| /
+  """At each t_j of linspace(1, t_min): Langevin steps x + e score + sqrt(2e) z with
+  e = 2 alpha_j (snr E||z|| /
   E||score||)^2 (norms averaged over the batch; alpha_j = alpha^2(t_j) / alpha^2(t_{j+1}), Song et al. 2021,
   Algorithm 5), then Euler-Maruyama x - (f x - g^2 score) dt + g sqrt(dt) z (no noise at the last step)."""
   times = np.linspace(1.0, process.t_min, num_steps + 1)
@@ -194,8 +199,8 @@ def predictor_corrector(process, num_steps, snr=0.16, corrector_steps=1, mu=MU):
     step_key = lambda key, j=j: jax.random.fold_in(_split(key, 1), j)
     for k in range(corrector_steps):
       out.append(Step(lambda x, z, e, score=score: x + e * score(x) + np.sqrt(2 * e) * z,
-                      lambda key, step_key=step_key, k=k: jax.random.fold_in(step_key(key), k + 1), snr, score,
-                      alpha))
+                      lambda key, step_key=step_key, k=k: jax.random.fold_in(step_key(key), k + 1),
+                      snr, score, alpha))
 
     def predictor(x, z, c=c, dt=dt, score=score, noise=j < num_steps - 1):
       return x - (c.f * x - c.g2 * score(x)) * dt + (np.sqrt(c.g2 * dt) if noise else 0.0) * z
@@ -229,12 +234,13 @@ def ode_fixed_steps(process, solver, num_steps, mu=MU):
 
 
 def ode_exact(process, mu=MU, sigma_data=SIGMA):
-  """The probability-flow ODE solved exactly, from t = 1 to t_min: with K_t = alpha_t^2 Sigma + sigma_t^2 I its
-  solution is x_t = alpha_t mu + K_t^{1/2} K_1^{-1/2} (x_1 - alpha_1 mu), as
+  """The probability-flow ODE solved exactly, from t = 1 to t_min: with K_t = alpha_t^2 Sigma + sigma_t^2 I
+  its solution is x_t = alpha_t mu + K_t^{1/2} K_1^{-1/2} (x_1 - alpha_1 mu), as
   d K^{1/2} / dt = (f + g^2 K^-1 / 2) K^{1/2}."""
   eigval, eigvec = np.linalg.eigh(np.asarray(sigma_data, np.float64))
   c1, c0 = coefficients(process, 1.0), coefficients(process, process.t_min)
-  ratio = eigvec @ np.diag(np.sqrt((c0.alpha2 * eigval + c0.sigma2) / (c1.alpha2 * eigval + c1.sigma2))) @ eigvec.T
+  ratio = eigvec @ np.diag(np.sqrt((c0.alpha2 * eigval + c0.sigma2)
+                                   / (c1.alpha2 * eigval + c1.sigma2))) @ eigvec.T
   mu = np.asarray(mu, np.float64)
   apply = lambda x, z: c0.alpha * mu + (x - c1.alpha * mu) @ ratio.T
   return Sampler(process.prior_std, lambda key: key, [Step(apply)])
@@ -269,10 +275,11 @@ def run(sampler: Sampler, key, shape):
   state = np.concatenate([x, np.zeros((shape[0], sampler.state_dim - 2))], -1)
   mean_norm = lambda a: np.mean(np.sqrt(np.sum(a**2, -1)))
   for step in sampler.steps:
-    z = np.zeros(shape) if step.noise_key is None else np.asarray(jax.random.normal(step.noise_key(key), shape),
-                                                                   np.float64)
+    z = np.zeros(shape) if step.noise_key is None else np.asarray(
+        jax.random.normal(step.noise_key(key), shape), np.float64)
     if step.langevin_snr is not None:
-      e = 2 * step.langevin_alpha * (step.langevin_snr * mean_norm(z) / max(mean_norm(step.score(state)), 1e-12)) ** 2
+      e = 2 * step.langevin_alpha * (step.langevin_snr * mean_norm(z)
+                                     / max(mean_norm(step.score(state)), 1e-12)) ** 2
       state = step.apply(state, z, e)
     else:
       state = step.apply(state, z)
@@ -290,8 +297,8 @@ def _expected_norm(mean, cov, nodes=40):
 
 
 def law(sampler: Sampler):
-  """Mean and covariance of the sampler's output, propagated exactly through its affine steps (a Langevin step's
-  size from the expected norms, which the batch averages estimate)."""
+  """Mean and covariance of the sampler's output, propagated exactly through its affine steps
+  (a Langevin step's size from the expected norms, which the batch averages estimate)."""
   k = sampler.state_dim
   mean, cov = np.zeros(k), np.zeros((k, k))
   cov[:2, :2] = sampler.prior_std**2 * np.eye(2)
@@ -301,8 +308,8 @@ def law(sampler: Sampler):
       offset = step.score(np.zeros((1, 2)))[0]
       jac = step.score(np.eye(2)) - offset  # row i: score(e_i) - score(0)
       score_mean, score_cov = jac.T @ mean + offset, jac.T @ cov @ jac
-      extra = (2 * step.langevin_alpha * (step.langevin_snr * np.sqrt(np.pi / 2) / _expected_norm(score_mean,
-                                                                                                  score_cov)) ** 2,)
+      extra = (2 * step.langevin_alpha * (step.langevin_snr * np.sqrt(np.pi / 2)
+                                          / _expected_norm(score_mean, score_cov)) ** 2,)
     offset = step.apply(np.zeros((1, k)), np.zeros((1, 2)), *extra)[0]
     along_state = (step.apply(np.eye(k), np.zeros((k, 2)), *extra) - offset).T
     along_noise = (step.apply(np.zeros((2, k)), np.eye(2), *extra) - offset).T

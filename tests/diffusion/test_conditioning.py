@@ -84,7 +84,8 @@ def test_a_class_conditional_task_uses_the_labels_in_training_evaluation_and_sam
   relabelled = {**batch, "label": (batch["label"] + 1) % 10}
   shapes = jax.eval_shape(task.init, jax.random.key(0), batch)
   rng = np.random.default_rng(6)
-  params = jax.tree.map(lambda p: jnp.asarray(0.1 * rng.normal(size=p.shape), jnp.float32), shapes["model"]["params"])
+  params = jax.tree.map(lambda p: jnp.asarray(0.1 * rng.normal(size=p.shape), jnp.float32),
+                        shapes["model"]["params"])
   params = {"model": params}
   key = jax.random.key(7)
   loss = jax.jit(lambda b: task.updates[0].loss_fn(params, {}, b, key)[0])
@@ -96,7 +97,8 @@ def test_a_class_conditional_task_uses_the_labels_in_training_evaluation_and_sam
   samples, _ = jax.jit(lambda k: task.sample_fn(params, {}, k, 20))(key)
   model = diffusion.DiffusionModel(config)
   draw = jax.jit(lambda y: diffusion.to_levels(diffusion.run_sampler(
-      model.denoiser(params["model"], label=y, guidance=config.eval.guidance), key, (20, 8, 8, 1), config.eval)[0],
+      model.denoiser(params["model"], label=y, guidance=config.eval.guidance), key, (20, 8, 8, 1),
+      config.eval)[0],
       17))
   np.testing.assert_array_equal(samples, draw(jnp.asarray(labels)))
   assert np.any(np.asarray(samples) != np.asarray(draw(jnp.asarray((labels + 1) % 10))))
@@ -107,7 +109,8 @@ def test_conditioning_settings_are_checked_before_training():
   dataset = data_lib.load_dataset(load_config("toy2d_flow_matching", "tiny").data)
   config = load_config("toy2d_flow_matching", "tiny")
   config.model.num_classes = 3
-  with pytest.raises(ValueError, match="conditions on labels, which data '.*' lacks; set model.num_classes=0"):
+  with pytest.raises(ValueError, match="conditions on labels, which data '.*' lacks; "
+                                       "set model.num_classes=0"):
     diffusion.build(config, dataset)
   config = load_config("toy2d_flow_matching", "tiny")
   config.eval.guidance = 2.0

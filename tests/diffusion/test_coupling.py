@@ -81,5 +81,6 @@ def test_flow_matching_task_trains_with_the_ot_coupling_and_refuses_it_elsewhere
   assert np.isfinite(losses["ot"]) and losses["ot"] != losses["independent"]
   config = load_config("toy2d_ddpm", "tiny")
   config.objective.coupling = "ot"
-  with pytest.raises(ValueError, match="set objective.loss='flow_matching' or objective.coupling='independent'"):
+  with pytest.raises(ValueError, match="set objective.loss='flow_matching' or "
+                                       "objective.coupling='independent'"):
     diffusion.build(config, dataset)

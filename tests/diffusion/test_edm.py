@@ -36,8 +36,8 @@ def test_preconditioned_network_is_c_skip_x_plus_c_out_f_of_c_in_x_and_c_noise()
   x, t = jax.random.normal(jax.random.key(0), (4, 2)), jnp.array([0.0, 0.3, 0.7, 1.0])
   out = preconditioning.precondition(net, KARRAS, SIGMA_DATA)(x, t, None)
   s = np.asarray(KARRAS.sigma(t), np.float64)[:, None]
-  c_skip, c_out, c_in = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2), s * SIGMA_DATA / np.sqrt(s**2 + SIGMA_DATA**2), 1 / np.sqrt(
-      s**2 + SIGMA_DATA**2)
+  c_skip, c_out, c_in = SIGMA_DATA**2 / (s**2 + SIGMA_DATA**2), s * SIGMA_DATA / np.sqrt(
+      s**2 + SIGMA_DATA**2), 1 / np.sqrt(s**2 + SIGMA_DATA**2)
   expected = c_skip * x + c_out * (np.sin(c_in * np.asarray(x)) + np.log(s) / 4)
   np.testing.assert_allclose(out, expected, rtol=2e-5, atol=1e-6)
   np.testing.assert_allclose(KARRAS.sigma(jnp.array([0.0, 1.0])), [0.002, 20.0], rtol=1e-5)
@@ -63,7 +63,8 @@ def test_edm_loss_at_the_exact_denoiser_is_the_weighted_posterior_variance():
 
 
 def _heun_reference(x, num_steps, rho=7.0):
-  """Karras et al.'s Algorithm 1 in float64 for the exact denoiser: D(x; s) = MU + Sigma (Sigma + s^2 I)^-1 (x - MU)."""
+  """Karras et al.'s Algorithm 1 in float64 for the exact denoiser:
+  D(x; s) = MU + Sigma (Sigma + s^2 I)^-1 (x - MU)."""
   high, low = KARRAS.sigma_max, KARRAS.sigma_min
   i = np.arange(num_steps) / (num_steps - 1)
   levels = np.append((high ** (1 / rho) + i * (low ** (1 / rho) - high ** (1 / rho))) ** rho, 0.0)
@@ -81,7 +82,8 @@ def _heun_reference(x, num_steps, rho=7.0):
 
 
 def _exact_flow(x1):
-  """The probability-flow ODE solved exactly from s = sigma_max to 0: MU + Sigma^1/2 (Sigma + s^2 I)^-1/2 (x1 - MU)."""
+  """The probability-flow ODE solved exactly from s = sigma_max to 0:
+  MU + Sigma^1/2 (Sigma + s^2 I)^-1/2 (x1 - MU)."""
   eigval, eigvec = np.linalg.eigh(np.asarray(SIGMA, np.float64))
   ratio = eigvec @ np.diag(np.sqrt(eigval / (eigval + KARRAS.sigma_max**2))) @ eigvec.T
   return MU + (np.asarray(x1, np.float64) - MU) @ ratio.T
@@ -89,14 +91,16 @@ def _exact_flow(x1):
 
 def test_heun_sampler_equals_the_papers_algorithm_and_is_second_order():
   shape, key = (64, 2), jax.random.key(3)
-  x1 = np.asarray(samplers.prior_sample(KARRAS, jax.random.split(key)[0], shape), np.float64)  # its prior draw
+  x1 = np.asarray(samplers.prior_sample(KARRAS, jax.random.split(key)[0], shape),
+                  np.float64)  # its prior draw
   errors = []
   for n in (16, 32, 64):
     x, nfe = jax.jit(lambda k, n=n: samplers.edm_heun(exact_denoiser(KARRAS), k, shape, n))(key)
     assert int(nfe) == 2 * n - 1
     np.testing.assert_allclose(x, _heun_reference(x1, n), rtol=1e-4, atol=1e-4)
     errors.append(np.max(np.abs(_heun_reference(x1, n) - _exact_flow(x1))))
-  assert 3.0 < errors[0] / errors[1] < 5.0 and 3.0 < errors[1] / errors[2] < 5.0, errors  # halving h: error / 4
+  assert (3.0 < errors[0] / errors[1] < 5.0
+          and 3.0 < errors[1] / errors[2] < 5.0), errors  # halving h: error / 4
 
 
 def test_churn_keeps_the_law_and_zero_churn_is_the_deterministic_sampler():

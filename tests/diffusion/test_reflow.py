@@ -45,12 +45,14 @@ def _straight_field() -> Denoiser:
 def test_pairs_of_the_first_flow_follow_the_closed_form_transport_and_reflow_makes_one_step_exact():
   ev = load_config("toy2d_flow_matching").eval
   ev.update(ode_solver="tsit5", sampler_steps=0, ode_rtol=1e-6)
-  pairs = diffusion.draw_reflow_pairs(exact_field(PATH), DataSpec("points", (2,)), ev, jax.random.key(0), 600, 256)
+  pairs = diffusion.draw_reflow_pairs(exact_field(PATH), DataSpec("points", (2,)), ev, jax.random.key(0),
+                                      600, 256)
   assert pairs["x"].shape == pairs["noise"].shape == (600, 2)
   np.testing.assert_allclose(pairs["x"], _transport(pairs["noise"]), atol=2e-4)
 
   z = pairs["noise"][:200]
-  one_euler_step = lambda field: np.asarray(samplers.probability_flow_from(field, jnp.asarray(z), "euler", 1)[0])
+  one_euler_step = lambda field: np.asarray(
+      samplers.probability_flow_from(field, jnp.asarray(z), "euler", 1)[0])
   assert np.abs(one_euler_step(exact_field(PATH)) - _transport(z)).max() > 0.1  # the first flow's paths bend
   np.testing.assert_allclose(one_euler_step(_straight_field()), _transport(z), atol=1e-5)
 
@@ -99,11 +101,13 @@ def test_reflow_from_a_trained_run_end_to_end(tmp_path):
   config.train.progress_bar = False
   first, pairs, second = tmp_path / "first", tmp_path / "pairs.npz", tmp_path / "second"
   tasks.train(config, first)
-  script, tiny = REPO / "experiments" / "reflow_pairs.py", "--config=experiments/configs/toy2d_flow_matching.py:tiny"
-  refused = run_main(tiny, f"--workdir={first}", f"--out={pairs}", script=script, check=False)  # not the run's config
+  script, tiny = (REPO / "experiments" / "reflow_pairs.py",
+                  "--config=experiments/configs/toy2d_flow_matching.py:tiny")
+  refused = run_main(tiny, f"--workdir={first}", f"--out={pairs}", script=script,
+                     check=False)  # not the run's config
   assert refused.returncode != 0 and "train.progress_bar" in refused.stderr and not pairs.exists()
-  run_main(tiny, f"--workdir={first}", "--config.train.progress_bar=False", "--num_pairs=300", f"--out={pairs}",
-           script=script)
+  run_main(tiny, f"--workdir={first}", "--config.train.progress_bar=False", "--num_pairs=300",
+           f"--out={pairs}", script=script)
   with np.load(pairs) as stored:
     assert stored["x"].shape == stored["noise"].shape == (300, 2)
   diffusion.use_reflow(config, str(pairs))

@@ -1,4 +1,5 @@
-"""Every sampler and the ODE likelihood, driven by the exact score of Gaussian data (no training): each sampler
+"""Every sampler and the ODE likelihood, driven by the exact score of Gaussian data (no training):
+each sampler
 against a float64 NumPy reference of its updates, on its own draws and through the exact law of its output."""
 
 import functools
@@ -34,10 +35,10 @@ CASES = {
                              lambda: reference.ancestral(DDPM, "large"), 0.001),
     "ddpm_ancestral_small": (DDPM, partial(samplers.ddpm_ancestral, variance="small"), 1000,
                              lambda: reference.ancestral(DDPM, "small"), 0.007),
-    "ddim_eta0": (DDPM, partial(samplers.ddim, num_steps=50, eta=0.0), 50, lambda: reference.ddim(DDPM, 50, 0.0),
-                  0.05),
-    "ddim_eta1": (DDPM, partial(samplers.ddim, num_steps=200, eta=1.0), 200, lambda: reference.ddim(DDPM, 200, 1.0),
-                  0.03),
+    "ddim_eta0": (DDPM, partial(samplers.ddim, num_steps=50, eta=0.0), 50,
+                  lambda: reference.ddim(DDPM, 50, 0.0), 0.05),
+    "ddim_eta1": (DDPM, partial(samplers.ddim, num_steps=200, eta=1.0), 200,
+                  lambda: reference.ddim(DDPM, 200, 1.0), 0.03),
     "ddim_vdm": (VDM, partial(samplers.ddim, num_steps=50), 50, lambda: reference.ddim(VDM, 50, 0.0), 0.055),
     "euler_maruyama_vp": (VP, partial(samplers.euler_maruyama, num_steps=500), 500,
                           lambda: reference.euler_maruyama(VP, 500), 0.002),
@@ -98,9 +99,11 @@ STEPS = {
     "euler_maruyama_vp": (VP, partial(samplers.euler_maruyama, num_steps=3), reference.euler_maruyama(VP, 3)),
     "euler_maruyama_subvp": (SUBVP, partial(samplers.euler_maruyama, num_steps=3),
                              reference.euler_maruyama(SUBVP, 3)),
-    "predictor_corrector_ve": (VE, partial(samplers.predictor_corrector, num_steps=2, snr=0.2, corrector_steps=2),
+    "predictor_corrector_ve": (VE, partial(samplers.predictor_corrector, num_steps=2, snr=0.2,
+                                           corrector_steps=2),
                                reference.predictor_corrector(VE, 2, snr=0.2, corrector_steps=2)),
-    "predictor_corrector_vp": (VP, partial(samplers.predictor_corrector, num_steps=2, snr=0.2, corrector_steps=2),
+    "predictor_corrector_vp": (VP, partial(samplers.predictor_corrector, num_steps=2, snr=0.2,
+                                           corrector_steps=2),
                                reference.predictor_corrector(VP, 2, snr=0.2, corrector_steps=2)),
     "ode_euler_vp": (VP, partial(samplers.probability_flow_ode, solver="euler", num_steps=3),
                      reference.ode_fixed_steps(VP, "euler", 3)),
@@ -109,7 +112,8 @@ STEPS = {
     "ode_tsit5_vp": (VP, partial(samplers.probability_flow_ode, solver="tsit5"), reference.ode_exact(VP)),
     "ode_tsit5_linear_interpolant": (LINEAR, partial(samplers.probability_flow_ode, solver="tsit5"),
                                      reference.ode_exact(LINEAR)),
-    "dpm_solver_pp_2m_vp": (VP, partial(samplers.dpm_solver_pp_2m, num_steps=3), reference.dpm_solver_pp_2m(VP, 3)),
+    "dpm_solver_pp_2m_vp": (VP, partial(samplers.dpm_solver_pp_2m, num_steps=3),
+                            reference.dpm_solver_pp_2m(VP, 3)),
     "dpm_solver_pp_2m_ddpm": (DDPM, partial(samplers.dpm_solver_pp_2m, num_steps=3),
                               reference.dpm_solver_pp_2m(DDPM, 3)),
 }
@@ -213,7 +217,8 @@ def test_langevin_corrector_step_size_has_the_alpha_factor_of_song_et_al():
 
 # A log-SNR schedule that ends as noisy as VP's (VDM's own -5 ends with alpha_1 = 0.08, where the
 # N(0, I) prior is not the marginal and the ODE likelihood carries that mismatch).
-@pytest.mark.parametrize("process", [VP, SUBVP, processes.LogSNRProcess(processes.linear_log_snr(13.3, -12.0)),
+@pytest.mark.parametrize("process", [VP, SUBVP,
+                                     processes.LogSNRProcess(processes.linear_log_snr(13.3, -12.0)),
                                      LINEAR, COSINE], ids=["vp", "subvp", "log_snr", "linear", "cosine"])
 def test_ode_log_likelihood_with_exact_score_is_the_exact_density(process):
   x = data(jax.random.key(1), 64)
@@ -235,8 +240,8 @@ def test_hutchinson_ode_log_likelihood_is_unbiased():
 
 
 def test_ddim_on_the_linear_path_is_euler_on_the_flow_matching_ode():
-  """x_s = alpha_s x0_hat + sigma_s eps_hat equals x_t + (s - t)(eps_hat - x0_hat) when alpha = 1 - t, sigma = t:
-  two implementations (DDIM's update, diffrax's Euler on the velocity) of one sampler."""
+  """x_s = alpha_s x0_hat + sigma_s eps_hat equals x_t + (s - t)(eps_hat - x0_hat) when alpha = 1 - t,
+  sigma = t: two implementations (DDIM's update, diffrax's Euler on the velocity) of one sampler."""
   shape, key = (64, 2), jax.random.key(5)
   denoiser = exact_field(LINEAR)
   by_ddim, _ = jax.jit(lambda k: samplers.ddim(denoiser, k, shape, num_steps=7))(key)

@@ -13,7 +13,8 @@ def test_bits_per_dim_and_the_ledger_entry():
   assert ledger.bits_per_dim(2.0 * math.log(2.0) * 7, 7) == pytest.approx(2.0, rel=1e-15)
   assert ledger.likelihood_entry(5.5, 4, "iwae_5000", discrete=True) == {
       "nll_nats": 5.5, "estimator": "iwae_5000", "bpd": pytest.approx(5.5 / (4 * math.log(2.0)), rel=1e-15)}
-  assert ledger.likelihood_entry(-1.25, 2, "exact", discrete=False) == {"nll_nats": -1.25, "estimator": "exact"}
+  assert ledger.likelihood_entry(-1.25, 2, "exact", discrete=False) == {
+      "nll_nats": -1.25, "estimator": "exact"}
 
 
 @pytest.mark.parametrize("estimator", ["exact", "elbo", "vlb", "ode", "iwae_1", "iwae_5000"])

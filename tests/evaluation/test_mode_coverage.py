@@ -29,7 +29,8 @@ def test_collapsed_generator():
   assert m["reverse_kl"] == pytest.approx(math.log(25 / 2))  # KL((1/2, 1/2, 0, ...) || uniform over 25)
 
 
-@pytest.mark.parametrize("threshold,kwargs", [(3.0, {}), (3.0, {"threshold": 3.0}), (2.0, {"threshold": 2.0})])
+@pytest.mark.parametrize("threshold,kwargs", [(3.0, {}), (3.0, {"threshold": 3.0}),
+                                              (2.0, {"threshold": 2.0})])
 def test_high_quality_border_is_the_threshold_in_standard_deviations(threshold, kwargs):
   """A sample is high quality when its Euclidean distance to the nearest mode, in units of the mode's std,
   is below the threshold (3 by default): points just inside and just outside along a diagonal."""

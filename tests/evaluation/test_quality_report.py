@@ -58,7 +58,8 @@ def test_report_scores_the_class_accuracy_of_labelled_samples_and_of_the_floor()
   floor_labels = (floor[:, 0] > 0).astype(int)
   settings = dict(kid_subsets=4, kid_subset_size=100, prdc_k=5)
   out = quality_report.report(space, samples, floor, floor, labels=(sample_labels, floor_labels), **settings)
-  assert out["class_accuracy"] == np.mean((samples[:, 0] > 0) == sample_labels) == pytest.approx(0.5, abs=0.02)
+  assert (out["class_accuracy"] == np.mean((samples[:, 0] > 0) == sample_labels)
+          == pytest.approx(0.5, abs=0.02))
   assert out["class_accuracy_floor"] == 1.0
   assert "class_accuracy" not in quality_report.report(space, samples, floor, floor, **settings)
 

@@ -81,7 +81,8 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
     tasks.train(config, str(tmp_path / "run"))
   assert not list((tmp_path / "run").glob("checkpoints/*"))
   config.eval.inception_weights = ""
-  with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError, match="eval.inception_weights"):
+  with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError,
+                                                             match="eval.inception_weights"):
     tasks.train(config, str(tmp_path / "run2"))
 
 

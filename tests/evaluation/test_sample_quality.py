@@ -9,7 +9,8 @@ import pytest
 import scipy.linalg
 
 from gm_jax.evaluation import quality_report, sample_quality
-from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance, frechet_distance_from_data,
+from gm_jax.evaluation.sample_quality import (GaussianStatistics, frechet_distance,
+                                              frechet_distance_from_data,
                                               frechet_distance_from_statistics, kernel_inception_distance,
                                               precision_recall_density_coverage)
 from gm_jax.train.defaults import base_config
@@ -225,7 +226,8 @@ def _save_without_count(path):
      r"fake contains NaN or inf"),
     (lambda: GaussianStatistics(3).update(np.zeros((4, 2))),
      r"has shape \(4, 2\) but these statistics have D=3"),
-    (lambda: GaussianStatistics(3).update(np.zeros((1, 3))).cov, r"these statistics have 1 samples but need at least 2"),
+    (lambda: GaussianStatistics(3).update(np.zeros((1, 3))).cov,
+     r"these statistics have 1 samples but need at least 2"),
     (lambda: frechet_distance_from_statistics(GaussianStatistics.from_features(np.eye(3)),
                                               GaussianStatistics.from_features(np.eye(4))),
      r"same feature dimension D; got 3 and 4"),
@@ -248,7 +250,8 @@ def test_metric_defaults_are_the_published_settings():
                          if p.default is not inspect.Parameter.empty}
   assert defaults(kernel_inception_distance) == {"num_subsets": 100, "subset_size": 1000, "key_or_seed": 0}
   assert defaults(precision_recall_density_coverage) == {"k": 5, "chunk_size": 512}
-  assert defaults(quality_report.report) == {"kid_subsets": 100, "kid_subset_size": 1000, "prdc_k": 5, "labels": None}
+  assert defaults(quality_report.report) == {"kid_subsets": 100, "kid_subset_size": 1000, "prdc_k": 5,
+                                             "labels": None}
   ev = base_config().eval
   assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k) == (100, 1000, 5)
   rng = np.random.default_rng(8)

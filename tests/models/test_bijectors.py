@@ -21,9 +21,12 @@ def _perturbed(variables, key, scale=0.3):
 
 
 LAYERS = {
-    "additive_coupling_vec": (lambda: bj.Coupling(bj.checkerboard_mask(VEC, 0), bj.MLPConditioner((8,), 1), additive=True), VEC),
-    "affine_coupling_vec": (lambda: bj.Coupling(bj.checkerboard_mask(VEC, 1), bj.MLPConditioner((8,), 2)), VEC),
-    "affine_checkerboard_img": (lambda: bj.Coupling(bj.checkerboard_mask(IMG, 0), bj.ConvConditioner(8, 1, 2)), IMG),
+    "additive_coupling_vec": (lambda: bj.Coupling(bj.checkerboard_mask(VEC, 0), bj.MLPConditioner((8,), 1),
+                                                  additive=True), VEC),
+    "affine_coupling_vec": (lambda: bj.Coupling(bj.checkerboard_mask(VEC, 1), bj.MLPConditioner((8,), 2)),
+                            VEC),
+    "affine_checkerboard_img": (lambda: bj.Coupling(bj.checkerboard_mask(IMG, 0),
+                                                    bj.ConvConditioner(8, 1, 2)), IMG),
     "affine_channel_img": (lambda: bj.Coupling(bj.channel_mask(IMG, 1), bj.ConvConditioner(8, 1, 2)), IMG),
     "permute_reverse": (lambda: bj.Permute("reverse"), VEC),
     "permute_random": (lambda: bj.Permute("random", seed=3), VEC),
@@ -33,11 +36,13 @@ LAYERS = {
     "actnorm_img": (lambda: bj.ActNorm(), IMG),
     "squeeze": (lambda: bj.Squeeze(), IMG),
     "unsqueeze": (lambda: bj.Squeeze(undo=True), (2, 2, 8)),
-    "factor_out": (lambda: bj.FactorOut(bj.Coupling(bj.checkerboard_mask((4, 4, 1), 0), bj.ConvConditioner(4, 0, 2))), IMG),
+    "factor_out": (lambda: bj.FactorOut(bj.Coupling(bj.checkerboard_mask((4, 4, 1), 0),
+                                                    bj.ConvConditioner(4, 0, 2))), IMG),
     "logit": (lambda: bj.Logit(0.05), VEC),
     "scale_shift": (lambda: bj.ScaleShift(2.0, -0.5), VEC),
     "sigmoid": (lambda: bj.Sigmoid(), VEC),
-    "chain": (lambda: bj.Chain([bj.ActNorm(), bj.InvertibleLinear(), bj.Coupling(bj.channel_mask(VEC, 0), bj.MLPConditioner((8,), 2))]), VEC),
+    "chain": (lambda: bj.Chain([bj.ActNorm(), bj.InvertibleLinear(),
+                                bj.Coupling(bj.channel_mask(VEC, 0), bj.MLPConditioner((8,), 2))]), VEC),
 }
 
 
@@ -94,7 +99,8 @@ def test_actnorm_data_dependent_init():
 
 def test_alternating_masks_change_every_dimension():
   """Two couplings with opposite masks leave no dimension untouched (seed 002's warning)."""
-  layer = bj.Chain([bj.Coupling(bj.checkerboard_mask(VEC, i % 2), bj.MLPConditioner((8,), 2)) for i in range(2)])
+  layer = bj.Chain([bj.Coupling(bj.checkerboard_mask(VEC, i % 2), bj.MLPConditioner((8,), 2))
+                    for i in range(2)])
   x = jax.random.normal(jax.random.key(0), (4, *VEC))
   variables = _perturbed(layer.init(jax.random.key(0), x), jax.random.key(1))
   y, _ = layer.apply(variables, x)
@@ -111,7 +117,8 @@ def test_variational_dequantizer_density():
   assert float(u.min()) > 0 and float(u.max()) < 1
   eps = jax.vmap(lambda k: jax.random.normal(k, (4, 4, 1)))(keys)
   for i in range(2):
-    f = lambda e: deq.apply(variables, keys[i:i + 1], x[i:i + 1], method=lambda m, kk, xx: m.flow(e.reshape(1, 4, 4, 1), False, xx)[0]).reshape(-1)
+    f = lambda e: deq.apply(variables, keys[i:i + 1], x[i:i + 1],
+                            method=lambda m, kk, xx: m.flow(e.reshape(1, 4, 4, 1), False, xx)[0]).reshape(-1)
     _, logabs = jnp.linalg.slogdet(jax.jacobian(f)(eps[i].reshape(-1)))
     log_n = jnp.sum(-0.5 * eps[i] ** 2 - 0.5 * np.log(2 * np.pi))
     np.testing.assert_allclose(log_q[i], log_n - logabs, atol=1e-4)

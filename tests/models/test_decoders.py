@@ -73,7 +73,8 @@ def test_log_prob_matches_scipy(name):
   expected = _reference_log_prob(dec, out, x)
   per_dim = np.asarray(dec.log_prob_per_dim(jnp.asarray(out), jnp.asarray(x)), np.float64)
   np.testing.assert_allclose(per_dim, expected, rtol=1e-5, atol=2e-5)
-  np.testing.assert_allclose(dec.log_prob(jnp.asarray(out), jnp.asarray(x)), expected.sum(-1), rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(dec.log_prob(jnp.asarray(out), jnp.asarray(x)), expected.sum(-1), rtol=1e-5,
+                             atol=1e-4)
 
 
 def test_sizes_and_kinds():

@@ -39,7 +39,8 @@ def test_identity_flow_bits_per_dim_closed_form():
   bound = jax.jit(lambda kk: model.apply(variables, jnp.repeat(k, kk.shape[0], 0), kk))(keys)
   d = 4
   kf = np.asarray(k, np.float64).reshape(-1)
-  expected_nll = d / 2 * math.log(2 * math.pi) + np.sum((kf**2 + kf + 1 / 3) / levels**2) / 2 + d * math.log(levels)
+  expected_nll = (d / 2 * math.log(2 * math.pi) + np.sum((kf**2 + kf + 1 / 3) / levels**2) / 2
+                  + d * math.log(levels))
   nll = -float(np.mean(np.asarray(bound, np.float64)))
   assert nll == pytest.approx(expected_nll, rel=2e-4)
   entry = ledger.likelihood_entry(nll, d, "elbo", discrete=True)

@@ -17,7 +17,8 @@ def test_log_prob_matches_scipy_full_covariance_mixture():
   got = np.asarray(model.apply({"params": params}, x))
   L = np.asarray(model.apply({"params": params}, method=GaussianMixture.scale_tril), np.float64)
   w = np.exp(params["logits"]) / np.exp(params["logits"]).sum()
-  expected = np.log(sum(w[k] * multivariate_normal(params["means"][k], L[k] @ L[k].T).pdf(x) for k in range(3)))
+  expected = np.log(sum(w[k] * multivariate_normal(params["means"][k], L[k] @ L[k].T).pdf(x)
+                        for k in range(3)))
   np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -104,7 +104,8 @@ def test_raster_sampling_draws_from_the_model():
   images = _all_images(shape, 2)
   probs = np.exp(np.asarray(_log_probs(model, params, images)))
   n = 20_000
-  samples = np.asarray(jax.jit(lambda k: model.apply(params, k, n, method=PixelCNN.sample))(jax.random.key(4)))
+  samples = np.asarray(jax.jit(lambda k: model.apply(params, k, n,
+                                                     method=PixelCNN.sample))(jax.random.key(4)))
   codes = samples.reshape(n, -1) @ (2 ** np.arange(3, -1, -1))
   freq = np.bincount(codes, minlength=16) / n
   # Images enumerate in the same binary order; 5 standard errors per cell.

@@ -98,9 +98,10 @@ def test_bits_per_dim_reach_the_entropy_of_markov_images(architecture):
   train = _markov_rows(chain, 20_000, shape, seed=0)
   test = _markov_rows(chain, 512, shape, seed=1)
   num_dims = shape[0] * shape[1]
-  entropy = shape[0] * (-np.sum(chain.stationary * np.log(chain.stationary)) + (shape[1] - 1) * chain.entropy_rate)
-  cfg = PixelRNNConfig(shape=(*shape, 1), num_levels=levels, architecture=architecture, features=16, hidden=16,
-                       num_layers=1, first_kernel=3, head_features=32)
+  entropy = shape[0] * (-np.sum(chain.stationary * np.log(chain.stationary))
+                        + (shape[1] - 1) * chain.entropy_rate)
+  cfg = PixelRNNConfig(shape=(*shape, 1), num_levels=levels, architecture=architecture, features=16,
+                       hidden=16, num_layers=1, first_kernel=3, head_features=32)
   model = PixelRNN(cfg)
 
   def nll(params, x):

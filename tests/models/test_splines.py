@@ -21,7 +21,8 @@ def _params(key, shape, scale=2.0):
 @pytest.mark.parametrize("seed", range(2))
 def test_monotone_and_inverse_round_trip(seed):
   x = jnp.linspace(-BOUND + 1e-4, BOUND - 1e-4, 4001)
-  params = jnp.broadcast_to(_params(jax.random.key(seed), (), scale=1.0), (x.size, splines.num_spline_params(BINS)))
+  params = jnp.broadcast_to(_params(jax.random.key(seed), (), scale=1.0),
+                            (x.size, splines.num_spline_params(BINS)))
   y, log_det = splines.rational_quadratic_spline(x, params, BOUND)
   assert np.all(np.diff(np.asarray(y)) > 0), "strictly increasing"
   assert float(y.min()) >= -BOUND and float(y.max()) <= BOUND

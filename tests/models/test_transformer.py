@@ -39,7 +39,8 @@ def test_kv_cache_decoding_matches_the_full_forward_pass(positions):
   model, params, tokens = _model(positions)
   full = model.apply({"params": params}, tokens)
   cache = jax.tree.map(jnp.zeros_like, model.init(jax.random.key(0), tokens[:, :1], decode=True)["cache"])
-  step = jax.jit(lambda c, tok: model.apply({"params": params, "cache": c}, tok, decode=True, mutable=["cache"]))
+  step = jax.jit(lambda c, tok: model.apply({"params": params, "cache": c}, tok, decode=True,
+                                            mutable=["cache"]))
   for t in range(tokens.shape[1]):
     logits, updates = step(cache, tokens[:, t:t + 1])
     cache = updates["cache"]
@@ -58,7 +59,8 @@ def test_rotary_turns_channel_pairs_so_scores_depend_only_on_the_offset():
   np.testing.assert_allclose(turned, np.concatenate([z.real, z.imag]), atol=1e-5)
 
   def score(m, n):
-    return float(jnp.sum(rotary(q, cos[m:m + 1], signed_sin[m:m + 1]) * rotary(k, cos[n:n + 1], signed_sin[n:n + 1])))
+    return float(jnp.sum(rotary(q, cos[m:m + 1], signed_sin[m:m + 1])
+                         * rotary(k, cos[n:n + 1], signed_sin[n:n + 1])))
 
   for offset in (0, 3, 11):
     np.testing.assert_allclose([score(m + offset, m) for m in (0, 4, 8)], score(offset, 0), rtol=1e-4)
@@ -68,8 +70,8 @@ def test_rotary_turns_channel_pairs_so_scores_depend_only_on_the_offset():
 def test_one_hot_embedding_equals_the_gather():
   model, params, tokens = _model()
   gather = TransformerLM(TransformerConfig(**{**model.config.__dict__, "one_hot_embedding": False}))
-  np.testing.assert_allclose(model.apply({"params": params}, tokens), gather.apply({"params": params}, tokens),
-                             atol=1e-6)
+  np.testing.assert_allclose(model.apply({"params": params}, tokens),
+                             gather.apply({"params": params}, tokens), atol=1e-6)
 
 
 def test_generate_keeps_the_prompt_and_greedy_matches_argmax_decoding():
@@ -114,7 +116,8 @@ def _filtered_tempered_probs(temperature, top_k, top_p):
   return w / w.sum()
 
 
-@pytest.mark.parametrize("temperature,top_k,top_p,support", [(2.0, 0, 1.0, 6), (0.5, 3, 1.0, 3), (1.5, 0, 0.7, 3),
+@pytest.mark.parametrize("temperature,top_k,top_p,support", [(2.0, 0, 1.0, 6), (0.5, 3, 1.0, 3),
+                                                             (1.5, 0, 0.7, 3),
                                                              (1.5, 0, 0.85, 4), (0.7, 4, 0.9, 2)])
 def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k, top_p, support):
   """Token frequencies over 20,000 draws within 5 standard errors of the filtered, tempered softmax; filtered
@@ -124,7 +127,8 @@ def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k,
   assert np.count_nonzero(expected) == support
   draws = 20_000
   logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (draws, len(LOGITS)))
-  draw = jax.jit(lambda k, l: ar.next_token(k, l, temperature, top_k, top_p))  # logits an argument, not a constant
+  draw = jax.jit(lambda k, l: ar.next_token(k, l, temperature, top_k,
+                                            top_p))  # logits an argument, not a constant
   tokens = np.asarray(draw(jax.random.key(3), logits))
   freq = np.bincount(tokens, minlength=len(LOGITS)) / draws
   assert np.all(freq[expected == 0] == 0)

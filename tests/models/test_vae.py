@@ -99,7 +99,8 @@ def test_three_layer_terms_equal_a_numpy_forward_pass():
   q1 = _head(p["q_z1"], 2.0 * xn / (LEVELS - 1) - 1.0)
   q2, q3 = _head(p["q_z2"], z1), _head(p["q_z3"], z2)
   p1, p2 = _head(p["p_z1"], z2), _head(p["p_z2"], z3)
-  logits = (_mlp(p["p_x_trunk"], z1) @ p["p_x_out"]["kernel"] + p["p_x_out"]["bias"]).reshape(k, 3, 64, LEVELS)
+  logits = (_mlp(p["p_x_trunk"], z1) @ p["p_x_out"]["kernel"]
+            + p["p_x_out"]["bias"]).reshape(k, 3, 64, LEVELS)
   log_probs = special.log_softmax(logits, -1)
   levels = np.broadcast_to(xn.astype(int), (k, 3, 64))
   expected = {

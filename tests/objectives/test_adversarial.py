@@ -48,7 +48,8 @@ def test_discriminator_trained_alone_converges_to_d_star():
     k1, k2 = jax.random.split(key)
     real = P[0] + P[1] * jax.random.normal(k1, (1024,))
     fake = Q[0] + Q[1] * jax.random.normal(k2, (1024,))
-    loss_fn = lambda p: jnp.mean(adversarial.discriminator_loss("minimax", disc.apply(p, real), disc.apply(p, fake)))
+    loss_fn = lambda p: jnp.mean(adversarial.discriminator_loss("minimax", disc.apply(p, real),
+                                                                disc.apply(p, fake)))
     grads = jax.grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state)
     return (optax.apply_updates(params, updates), opt_state), None
@@ -67,7 +68,8 @@ def test_minimax_value_at_d_star_is_minus_2log2_plus_2js():
   real = P[0] + P[1] * jax.random.normal(key_p, (2_000_000,))
   fake = Q[0] + Q[1] * jax.random.normal(key_q, (2_000_000,))
   optimal_logit = lambda x: _log_p(x) - _log_q(x)  # sigmoid(log p - log q) = p / (p + q)
-  value = -float(jnp.mean(adversarial.discriminator_loss("minimax", optimal_logit(real), optimal_logit(fake))))
+  value = -float(jnp.mean(adversarial.discriminator_loss("minimax", optimal_logit(real),
+                                                         optimal_logit(fake))))
   # JS by quadrature, independently of the loss code.
   x = np.linspace(-12, 12, 400_001)
   p, q = np.exp(np.asarray(_log_p(x), np.float64)), np.exp(np.asarray(_log_q(x), np.float64))

@@ -72,7 +72,8 @@ PROCESS = {"ddpm_simple": DDPM, "ddpm_x0": DDPM, "vp_v": VP, "vp_likelihood_dsm"
            "vdm_continuous": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
            "vdm_discrete": processes.LogSNRProcess(processes.linear_log_snr(10.0, -5.0)),
            "edm": processes.KarrasProcess(sigma_min=1e-4, sigma_max=1e3),
-           "flow_matching_linear": processes.LinearInterpolant(), "flow_matching_cosine": processes.CosineInterpolant()}
+           "flow_matching_linear": processes.LinearInterpolant(),
+           "flow_matching_cosine": processes.CosineInterpolant()}
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -95,8 +96,9 @@ def test_loss_gradient_vanishes_at_the_exact_denoiser(name):
 @pytest.mark.parametrize("process", [processes.LinearInterpolant(), processes.CosineInterpolant()],
                          ids=["linear", "cosine"])
 def test_flow_matching_loss_at_the_exact_velocity_is_the_targets_conditional_variance(process):
-  """At the exact velocity the loss is E_t tr Cov(alpha' x0 + sigma' eps | x_t): with K = alpha^2 Sigma + sigma^2 I
-  and C = alpha alpha' Sigma + sigma sigma' I, tr(alpha'^2 Sigma + sigma'^2 I - C K^-1 C) at each t, integrated
+  """At the exact velocity the loss is E_t tr Cov(alpha' x0 + sigma' eps | x_t):
+  with K = alpha^2 Sigma + sigma^2 I and C = alpha alpha' Sigma + sigma sigma' I,
+  tr(alpha'^2 Sigma + sigma'^2 I - C K^-1 C) at each t, integrated
   over t ~ U[0, 1] in float64; and a constant error delta in the velocity adds exactly ||delta||^2."""
   sigma_data = np.asarray(SIGMA, np.float64)
 
@@ -196,13 +198,15 @@ WEIGHTED = {"ddpm": DDPM, "vp": VP, "subvp": processes.SubVPSDE(), "ve": VE,
 
 
 def _zero_x0_denoiser(process):
-  """Predicts x0 = 0: then eps_hat = x_t / sigma and eps_hat - eps = (alpha / sigma) x0 whatever eps was drawn."""
+  """Predicts x0 = 0: then eps_hat = x_t / sigma and eps_hat - eps = (alpha / sigma) x0 whatever eps was
+  drawn."""
   return Denoiser(lambda x_t, t: jnp.zeros_like(x_t), "x0", process)
 
 
 @pytest.mark.parametrize("name", sorted(WEIGHTED))
 def test_eps_weights_are_the_errors_of_each_prediction(name):
-  """w(t) with ||pred_hat - pred||^2 = w ||eps_hat - eps||^2, from the definitions x0 = (x_t - sigma eps) / alpha
+  """w(t) with ||pred_hat - pred||^2 = w ||eps_hat - eps||^2, from the definitions
+  x0 = (x_t - sigma eps) / alpha
   and v = alpha eps - sigma x0; 'likelihood' is the score-matching weight g(t)^2 on ||score_hat - score||^2 =
   ||eps_hat - eps||^2 / sigma^2, i.e. -lambda'(t); all in float64 from the process's closed form."""
   process = WEIGHTED[name]
@@ -256,7 +260,8 @@ def _x0_and_times(process, key, batch, antithetic):
                                             if (name, weighting) != ("ddpm", "likelihood")])
 def test_denoising_loss_in_closed_form(name, weighting):
   """For the x0 = 0 predictor, ||eps_hat - eps||^2 = e^lambda ||x0||^2, so w(t) ||eps_hat - eps||^2 is known
-  exactly at the drawn t: ||x0||^2 itself for the x0 weighting, (alpha^2 + sigma^2)^2 / sigma^2 ||x0||^2 for v."""
+  exactly at the drawn t: ||x0||^2 itself for the x0 weighting, (alpha^2 + sigma^2)^2 / sigma^2 ||x0||^2
+  for v."""
   process = WEIGHTED[name]
   key = jax.random.key(4)
   x0, t = _x0_and_times(process, key, 16, False)
@@ -271,7 +276,8 @@ def test_denoising_loss_in_closed_form(name, weighting):
 @pytest.mark.parametrize("name", ["vp", "ve", "vdm", "vp_late_start"])
 def test_continuous_diffusion_loss_in_closed_form(name):
   """Uniform t (antithetic): (1/2)(1 - t_min) (-lambda'(t)) ||eps_hat - eps||^2; uniform in log-SNR:
-  (1/2)(lambda(t_min) - lambda(1)) ||eps_hat - eps||^2 at lambda = lambda(t_min) + u (lambda(1) - lambda(t_min))."""
+  (1/2)(lambda(t_min) - lambda(1)) ||eps_hat - eps||^2 at
+  lambda = lambda(t_min) + u (lambda(1) - lambda(t_min))."""
   process = WEIGHTED[name]
   key = jax.random.key(5)
   denoiser = _zero_x0_denoiser(process)
@@ -285,7 +291,8 @@ def test_continuous_diffusion_loss_in_closed_form(name):
   high, low = (float(reference.coefficients(process, s).log_snr) for s in (process.t_min, 1.0))
   u = (t - process.t_min) / (1 - process.t_min)
   lam = high + u * (low - high)
-  loss = objectives.continuous_diffusion_loss(denoiser, jnp.asarray(x0, jnp.float32), key, uniform_in_log_snr=True)
+  loss = objectives.continuous_diffusion_loss(denoiser, jnp.asarray(x0, jnp.float32), key,
+                                              uniform_in_log_snr=True)
   np.testing.assert_allclose(loss, 0.5 * (high - low) * np.exp(lam) * sq, rtol=2e-3)
 
 
@@ -302,7 +309,8 @@ def test_discrete_diffusion_loss_in_closed_form(name):
   s = np.maximum(t - 1.0 / steps, process.t_min)
   snr = lambda time: np.exp(reference.coefficients(process, time).log_snr)
   expected = 0.5 * steps * (snr(s) - snr(t)) * np.sum(x0**2, -1)
-  loss = objectives.discrete_diffusion_loss(_zero_x0_denoiser(process), jnp.asarray(x0, jnp.float32), key, steps)
+  loss = objectives.discrete_diffusion_loss(_zero_x0_denoiser(process), jnp.asarray(x0, jnp.float32),
+                                            key, steps)
   np.testing.assert_allclose(loss, expected, rtol=1e-3)
 
 
@@ -355,7 +363,8 @@ def _log_gaussian_bin(lower, upper):
 
 
 def _discretized_gaussian_log_likelihood(x0, mean, std, levels):
-  """Each level owns [x - 1 / (levels - 1), x + 1 / (levels - 1)]; the bins of -1 and 1 reach to -inf and +inf."""
+  """Each level owns [x - 1 / (levels - 1), x + 1 / (levels - 1)]; the bins of -1 and 1 reach to -inf and
+  +inf."""
   half = 1.0 / (levels - 1)
   lower = np.where(np.isclose(x0, -1.0), -np.inf, (x0 - half - mean) / std)
   upper = np.where(np.isclose(x0, 1.0), np.inf, (x0 + half - mean) / std)
@@ -363,8 +372,8 @@ def _discretized_gaussian_log_likelihood(x0, mean, std, levels):
 
 
 def test_discretized_gaussian_likelihood_against_the_normal_cdf():
-  """Every level under means near, on, beyond the edge of and far from the data, from sharp to flat: the normal
-  CDF's mass on each bin, and the levels' probabilities sum to 1 for one mean."""
+  """Every level under means near, on, beyond the edge of and far from the data, from sharp to flat: the
+  normal CDF's mass on each bin, and the levels' probabilities sum to 1 for one mean."""
   levels = 9
   grid = np.linspace(-1.0, 1.0, levels)
   x0 = np.stack([grid] * 5 + [grid[::-1]], 0)
@@ -373,12 +382,13 @@ def test_discretized_gaussian_likelihood_against_the_normal_cdf():
     got = objectives.discretized_gaussian_log_likelihood(x0.reshape(-1, 1), mean.reshape(-1, 1), std, levels)
     expected = _discretized_gaussian_log_likelihood(x0.reshape(-1, 1), mean.reshape(-1, 1), std, levels)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.exp(np.asarray(got, np.float64)).reshape(6, levels)[:5].sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.exp(np.asarray(got, np.float64)).reshape(6, levels)[:5].sum(-1), 1.0,
+                               atol=1e-5)
 
 
 def _np_vlb_terms(chain, x0, eps_by_step, variance, decoder, levels, mu):
-  """The DDPM bound's terms in float64: the prior KL, KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i)) for i >= 2 with
-  p's mean the posterior mean at x0_hat, and -log p(x0 | x1) (discretized or density) for i = 1."""
+  """The DDPM bound's terms in float64: the prior KL, KL(q(x_{i-1} | x_i, x0) || p(x_{i-1} | x_i)) for i >= 2
+  with p's mean the posterior mean at x0_hat, and -log p(x0 | x1) (discretized or density) for i = 1."""
   abar = np.exp(chain.log_abar)
   beta = chain.betas
   beta_tilde = (1 - abar[:-1]) / (1 - abar[1:]) * beta
@@ -412,8 +422,8 @@ FOUR_STEPS = processes.DiscreteDDPM(np.array([0.05, 0.1, 0.2, 0.4]))
 def test_ddpm_vlb_is_the_prior_kl_plus_every_term(chain, variance, decoder):
   """ddpm_vlb = KL(q(x_T | x0) || N(0, I)) + sum_i L_i, step i's noise drawn from fold_in(key, i); each term
   (ddpm_vlb_term) and the total against float64 closed forms, for a denoiser that is not the exact one: the KL
-  between q(x_{i-1} | x_i, x0) and p's Gaussian of mean q's mean at x0_hat and variance beta_i or beta_tilde_i,
-  and -log p(x0 | x1) under the discretized or the density decoder."""
+  between q(x_{i-1} | x_i, x0) and p's Gaussian of mean q's mean at x0_hat and variance
+  beta_i or beta_tilde_i, and -log p(x0 | x1) under the discretized or the density decoder."""
   levels = 9
   x0 = np.array([[-1.0, 0.25], [1.0, -0.5], [0.0, 0.75]])  # on the 9-level grid, edges included
   key = jax.random.key(7)
@@ -430,15 +440,15 @@ def test_ddpm_vlb_is_the_prior_kl_plus_every_term(chain, variance, decoder):
     term = term_at(jnp.full(3, i), jnp.asarray(eps_by_step[i], jnp.float32))
     np.testing.assert_allclose(term, terms[i - 1], rtol=2e-3, atol=1e-4, err_msg=f"step {i}")
   total = jax.jit(lambda x: objectives.ddpm_vlb(denoiser, x, key, variance, nll))(x0_32)
-  # Relative to the terms' magnitude: in float32 each term is good to a few 1e-4 (1 - abar_i at the first steps),
-  # and the density decoder's -log p(x0 | x1) is about -7 where the KLs sum to about +8.
+  # Relative to the terms' magnitude: in float32 each term is good to a few 1e-4 (1 - abar_i at the first
+  # steps), and the density decoder's -log p(x0 | x1) is about -7 where the KLs sum to about +8.
   magnitude = prior + np.sum(np.abs(terms), 0)
   np.testing.assert_array_less(np.abs(np.asarray(total) - (prior + np.sum(terms, 0))), 1e-3 * magnitude)
 
 
 def test_reconstruction_nlls_in_closed_form():
-  """VDM's decoder: p(x = k | z0) proportional to N(z0; alpha_0 k, sigma_0^2) over the levels, z0 = alpha_0 x0 +
-  sigma_0 eps at t_min; the density decoder: -log N(x0; z0 / alpha_0, sigma_0^2 / alpha_0^2)."""
+  """VDM's decoder: p(x = k | z0) proportional to N(z0; alpha_0 k, sigma_0^2) over the levels, z0 =
+  alpha_0 x0 + sigma_0 eps at t_min; the density decoder: -log N(x0; z0 / alpha_0, sigma_0^2 / alpha_0^2)."""
   levels = 5
   process = processes.LogSNRProcess(processes.linear_log_snr(3.0, -5.0))
   x0 = np.array([[-1.0, 0.5, 0.0], [1.0, -0.5, 0.5]])

@@ -104,7 +104,8 @@ def test_elbo_with_the_exact_posterior_equals_log_px():
   np.testing.assert_allclose(parts["elbo"], np.broadcast_to(log_px, (16, 8)), atol=1e-4)
   # Analytic KL, with E_q[log p(x | z)] in closed form: -||x - W mu - b||^2 / 2s^2 - tr(W Sigma W^T)/2s^2 ...
   mu = (np.asarray(x) - b) @ A.T
-  expected_recon = (-0.5 * (np.sum((np.asarray(x) - mu @ W.T - b) ** 2, -1) + np.trace(W @ sigma @ W.T)) / S**2
+  expected_recon = (-0.5 * (np.sum((np.asarray(x) - mu @ W.T - b) ** 2, -1)
+                            + np.trace(W @ sigma @ W.T)) / S**2
                     - D * np.log(S) - 0.5 * D * np.log(2 * np.pi))
   kl = kl_to_standard_normal(jnp.asarray(mu), jnp.asarray(0.5 * np.log(np.diag(sigma)))[None])
   np.testing.assert_allclose(expected_recon - np.asarray(kl), log_px, atol=1e-4)
@@ -123,7 +124,8 @@ def test_every_term_and_the_elbo_for_a_non_optimal_posterior(shift, scale):
   mean, std = (xn - b) @ A.T + shift, np.sqrt(np.diag(sigma)) * scale
   kl = _gaussian_kl(mean, std**2, 0.0, 1.0)
   expected = {"log_qz1": norm.logpdf(z, mean, std).sum(-1), "log_pz1": norm.logpdf(z).sum(-1),
-              "log_px": norm.logpdf(xn, z @ W.T + b, S).sum(-1), "kl_top_analytic": np.broadcast_to(kl, (k, 8))}
+              "log_px": norm.logpdf(xn, z @ W.T + b, S).sum(-1),
+              "kl_top_analytic": np.broadcast_to(kl, (k, 8))}
   assert sorted(terms) == sorted(expected)
   for name, value in expected.items():
     np.testing.assert_allclose(terms[name], value, rtol=1e-5, atol=1e-4, err_msg=name)
@@ -143,7 +145,8 @@ def test_every_term_and_the_elbo_for_a_non_optimal_posterior(shift, scale):
   elbo = recon - kl
   gap = _gaussian_kl(mean, std**2, (xn - b) @ A.T, np.diag(sigma))
   log_px = multivariate_normal(b, W @ W.T + S**2 * np.eye(D)).logpdf(xn)  # at the float32 data
-  np.testing.assert_allclose(elbo + gap, log_px, rtol=1e-10)  # the reference itself: log p(x) = ELBO + KL(q || q*)
+  np.testing.assert_allclose(elbo + gap, log_px,
+                             rtol=1e-10)  # the reference itself: log p(x) = ELBO + KL(q || q*)
   _assert_mean_within_5_standard_errors(analytic["elbo"], elbo)
   _assert_mean_within_5_standard_errors(mc["elbo"], elbo)
 
@@ -164,8 +167,8 @@ def test_iwae_increases_with_k():
 
 
 def test_chunked_estimate_is_the_log_mean_of_every_chunks_weights():
-  """Chunk c draws its samples from fold_in(key_i, c); the estimate is log (1/N) sum over all N weights, and an
-  example's estimate depends on its own key only."""
+  """Chunk c draws its samples from fold_in(key_i, c); the estimate is log (1/N) sum over all N weights, and
+  an example's estimate depends on its own key only."""
   model, params, _ = _model_and_params(mean_shift=0.4, std_scale=1.6)
   x, _ = _data()
   log_w = jax.jit(
@@ -177,7 +180,8 @@ def test_chunked_estimate_is_the_log_mean_of_every_chunks_weights():
   estimate = estimate(x, keys)
   np.testing.assert_allclose(reversed_batch, estimate[::-1], rtol=1e-6)
   weights = np.concatenate([np.asarray(elbo_lib.log_importance_weights(
-      log_w(x, jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, c), 100)), np.float64) for c in range(4)])
+      log_w(x, jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, c), 100)), np.float64)
+                            for c in range(4)])
   assert weights.shape == (400, 8)
   top = weights.max(0)
   np.testing.assert_allclose(estimate, top + np.log(np.mean(np.exp(weights - top), axis=0)), rtol=1e-6)
@@ -209,7 +213,8 @@ M_DIAG, C, S1 = np.array([1.5, -0.8]), np.array([0.3, -0.2]), np.array([0.6, 0.9
 
 def _two_layer(q1_shift=0.0, q2_scale=1.0):
   """The two-layer model, its exact log-marginal's mean and covariance, and its exact posterior's
-  factors (A1, a1, v1): q(z_1 | x) = N(A1 x + a1, diag v1), (A2, a2, v2): q(z_2 | z_1) = N(A2 z_1 + a2, diag v2);
+  factors (A1, a1, v1): q(z_1 | x) = N(A1 x + a1, diag v1),
+  (A2, a2, v2): q(z_2 | z_1) = N(A2 z_1 + a2, diag v2);
   the VAE's posterior has q1_shift added to the first mean and q2_scale times the second std."""
   W, b, _, _ = _linear_gaussian()
   M = np.diag(M_DIAG)
@@ -227,7 +232,8 @@ def _two_layer(q1_shift=0.0, q2_scale=1.0):
 
   model, params = _init(VAEConfig(x_shape=(D,), latent_dims=(d, d), hidden=((), ()),
                                   decoder=Decoder("gaussian", fixed_std=S)))
-  params["q_z1"] = {"mean": _dense(A1.T, a1 + q1_shift), "log_std": _dense(np.zeros((D, d)), 0.5 * np.log(v1))}
+  params["q_z1"] = {"mean": _dense(A1.T, a1 + q1_shift),
+                    "log_std": _dense(np.zeros((D, d)), 0.5 * np.log(v1))}
   params["q_z2"] = {"mean": _dense(A2.T, a2),
                     "log_std": _dense(np.zeros((d, d)), 0.5 * np.log(v2) + np.log(q2_scale))}
   params["p_z1"] = {"mean": _dense(M.T, C), "log_std": _dense(np.zeros((d, d)), np.log(S1))}
@@ -274,13 +280,14 @@ def test_two_layer_elbo_with_the_exact_posterior_equals_log_px():
   analytic = elbo_lib.elbo_terms(terms, "analytic")
   np.testing.assert_allclose(analytic["kl1"], expected["log_qz1"] - expected["log_pz1"], rtol=1e-5, atol=2e-4)
   np.testing.assert_allclose(analytic["kl2"], expected["kl_top_analytic"], rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(analytic["elbo"], expected["log_px"] - analytic["kl1"] - analytic["kl2"], rtol=1e-5,
-                             atol=2e-4)
+  np.testing.assert_allclose(analytic["elbo"], expected["log_px"] - analytic["kl1"] - analytic["kl2"],
+                             rtol=1e-5, atol=2e-4)
   _assert_mean_within_5_standard_errors(analytic["elbo"], log_px)
 
 
 def _joint_posterior(A1, a1, v1, A2, a2, v2, x):
-  """Mean (B, 2d) and covariance (2d, 2d) of (z_1, z_2) under N(A1 x + a1, diag v1) N(A2 z_1 + a2, diag v2)."""
+  """Mean (B, 2d) and covariance (2d, 2d) of (z_1, z_2) under N(A1 x + a1, diag v1)
+  N(A2 z_1 + a2, diag v2)."""
   m1 = x @ A1.T + a1
   mean = np.concatenate([m1, m1 @ A2.T + a2], -1)
   V1 = np.diag(v1)
@@ -297,7 +304,8 @@ def test_two_layer_non_optimal_posterior_elbo_and_iwae():
   x, log_px = _two_layer_data(ref)
   xn = np.asarray(x, np.float64)
   mean_q, cov_q = _joint_posterior(ref["A1"], ref["a1"], ref["v1"], ref["A2"], ref["a2"], ref["v2"], xn)
-  mean_p, cov_p = _joint_posterior(exact["A1"], exact["a1"], exact["v1"], exact["A2"], exact["a2"], exact["v2"], xn)
+  mean_p, cov_p = _joint_posterior(exact["A1"], exact["a1"], exact["v1"], exact["A2"], exact["a2"],
+                                   exact["v2"], xn)
   inv_p = np.linalg.inv(cov_p)
   diff = mean_q - mean_p
   kl = 0.5 * (np.trace(inv_p @ cov_q) + np.einsum("bi,ij,bj->b", diff, inv_p, diff) - 2 * d
@@ -322,7 +330,8 @@ def test_two_layer_ancestral_samples_have_the_marginal_of_x():
   of N(W c + b, W (M M^T + diag(s_1^2)) W^T + s^2 I) within 5 standard errors."""
   model, params, ref = _two_layer()
   n = 20_000
-  x = np.asarray(model.apply({"params": params}, jax.random.key(4), n, method=HierarchicalVAE.sample), np.float64)
+  x = np.asarray(model.apply({"params": params}, jax.random.key(4), n, method=HierarchicalVAE.sample),
+                 np.float64)
   assert x.shape == (n, D)
   mean, cov = ref["mean_x"], ref["cov_x"]
   var = np.diag(cov)

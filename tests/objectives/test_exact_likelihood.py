@@ -16,8 +16,8 @@ def test_token_nll_and_its_sums_over_real_examples():
   assert nll.dtype == jnp.float32  # low-precision logits are read in float32
   bf16_logits = np.asarray(jnp.asarray(logits, jnp.bfloat16), np.float64)
   np.testing.assert_allclose(
-      nll, -np.take_along_axis(special.log_softmax(bf16_logits, -1), targets[..., None], -1)[..., 0], rtol=1e-5,
-      atol=1e-5)
+      nll, -np.take_along_axis(special.log_softmax(bf16_logits, -1), targets[..., None], -1)[..., 0],
+      rtol=1e-5, atol=1e-5)
   nll = cross_entropy.token_nll(jnp.asarray(logits, jnp.float32), jnp.asarray(targets))
   np.testing.assert_allclose(nll, expected, rtol=1e-5, atol=1e-5)
   total, count = cross_entropy.sums(nll, jnp.array([1.0, 0.0, 1.0]))  # the second example is padding
@@ -34,4 +34,5 @@ def test_exact_nll_loss_and_eval_average_over_real_examples():
   assert [float(v) for v in metrics["nll_nats"]] == [2.625, 2.0]
   evaluated = exact_nll.make_eval(log_prob, network="density")({"density": params["model"]}, {}, batch, None)
   assert [float(v) for v in evaluated["nll_nats"]] == [2.625, 2.0]
-  assert [float(v) for v in sums.masked_mean(jnp.array([1.0, 2.0, 4.0]), jnp.array([0.0, 1.0, 1.0]))] == [6.0, 2.0]
+  assert [float(v) for v in sums.masked_mean(jnp.array([1.0, 2.0, 4.0]),
+                                             jnp.array([0.0, 1.0, 1.0]))] == [6.0, 2.0]

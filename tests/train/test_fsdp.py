@@ -40,24 +40,26 @@ def test_auto_rule_splits_the_largest_divisible_dimension_and_replicates_the_res
 
 
 def test_rules_match_paths_in_order_and_bad_rules_fail_in_one_line():
-  tree = {"params": {"Dense_0": {"kernel": (16, 8), "bias": (8,)}}, "ema_params": {"Dense_0": {"kernel": (16, 8)}}}
+  tree = {"params": {"Dense_0": {"kernel": (16, 8), "bias": (8,)}},
+          "ema_params": {"Dense_0": {"kernel": (16, 8)}}}
   rules = ((r"ema_params/", "replicated"), (r"kernel$", (None, "fsdp")), (".*", "auto"))
   specs = _specs(tree, _fake_mesh(2, 4), rules)
   assert specs == {"params": {"Dense_0": {"kernel": P(None, "fsdp"), "bias": P("fsdp")}},
                    "ema_params": {"Dense_0": {"kernel": P()}}}
-  with pytest.raises(ValueError, match=r"splits dimension 0 of params/Dense_0/bias \(shape \(8,\)\) over 'fsdp' of "
-                                       r"size 3, which does not divide it; change the rule"):
+  with pytest.raises(ValueError, match=r"splits dimension 0 of params/Dense_0/bias \(shape \(8,\)\) "
+                                       r"over 'fsdp' of size 3, which does not divide it; change the rule"):
     _specs({"params": {"Dense_0": {"bias": (8,)}}}, _fake_mesh(1, 3), (("bias", ("fsdp",)),))
   with pytest.raises(ValueError, match="use 'auto', 'replicated' or at most 1 entries"):
     _specs({"bias": (8,)}, _fake_mesh(1, 2), (("bias", (None, "fsdp")),))
-  with pytest.raises(ValueError, match=r"mesh.fsdp=3 must be a positive divisor of the number of devices \(8\)"):
+  with pytest.raises(ValueError, match=r"mesh.fsdp=3 must be a positive divisor of the number of devices "
+                                       r"\(8\)"):
     sharding.make_mesh(3, [jax.devices()[0]] * 8)
 
 
 def _worker(*fsdp: int) -> dict:
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(8)}
-  proc = subprocess.run([sys.executable, "-m", "tests.train.fsdp_worker", *map(str, fsdp)], capture_output=True,
-                        text=True, env=env, cwd=REPO, timeout=300)
+  proc = subprocess.run([sys.executable, "-m", "tests.train.fsdp_worker", *map(str, fsdp)],
+                        capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads(proc.stdout)
 

@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 
-from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache, without_wall_clock,
-                            xla_flags)
+from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache,
+                            without_wall_clock, xla_flags)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
 

@@ -24,7 +24,8 @@ def test_each_key_is_fold_in_of_the_global_index():
   twice = _bits(per_example_keys(key, jnp.array([5, 5])))
   np.testing.assert_array_equal(twice[0], twice[1])
   # Another step's key gives other noise for the same example.
-  assert not np.array_equal(_bits(per_example_keys(jax.random.key(4), INDEX)), _bits(per_example_keys(key, INDEX)))
+  assert not np.array_equal(_bits(per_example_keys(jax.random.key(4), INDEX)),
+                            _bits(per_example_keys(key, INDEX)))
 
 
 def test_keys_do_not_depend_on_batch_position_or_device_split():
