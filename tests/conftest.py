@@ -133,7 +133,8 @@ def run_metrics(workdir: pathlib.Path) -> list[dict]:
   """metrics.jsonl's records without wall-clock fields."""
   import json
 
-  return [without_wall_clock(json.loads(line)) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return [without_wall_clock(json.loads(line)) for line in lines]
 
 
 def final_params(workdir: pathlib.Path, config_arg: str = "tiny"):

@@ -8,7 +8,8 @@ epochs); test log-likelihood by IWAE with k = 5000.
 
 Select the variant with the config argument (comma-separated): layers=1|2, k=1|5|50, objective=vae|iwae,
 and `tiny` for the smoke size:
-  python experiments/main.py --config=experiments/configs/binarized_mnist_iwae.py:layers=2,k=50,objective=iwae \
+  python experiments/main.py \
+      --config=experiments/configs/binarized_mnist_iwae.py:layers=2,k=50,objective=iwae \
       --workdir=/tmp/gm_jax/bmnist_iwae_2l_k50
 Data: tfds binarized_mnist (prepare it once: `tfds build binarized_mnist --file_format=array_record`).
 Hardware: the published run needs an accelerator (8.2M steps at batch 20); on a 2-core CPU only the

@@ -7,7 +7,8 @@ optimizer, schedule, batch, run length and the output layer width (32) are ours 
 and cosine decay, batch 16, 200k steps, gradient clipping 1.0).
 
 Command:
-  python experiments/main.py --config=experiments/configs/binarized_mnist_pixelrnn.py --workdir=/tmp/gm_jax/bmnist_pixelrnn
+  python experiments/main.py --config=experiments/configs/binarized_mnist_pixelrnn.py \
+      --workdir=/tmp/gm_jax/bmnist_pixelrnn
 Data: tfds binarized_mnist (prepare it once: `tfds build binarized_mnist --file_format=array_record`).
 Hardware: needs an accelerator; on a 2-core CPU only `:tiny` has been run (in the test suite, under
   tfds.testing.mock_data).

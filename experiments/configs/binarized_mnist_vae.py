@@ -6,7 +6,8 @@ a 20-dimensional Gaussian latent (the paper sweeps 3..200), one sample per data 
 examples (10^6 steps). Evaluated here by the ELBO and by IWAE-5000.
 
 Command:
-  python experiments/main.py --config=experiments/configs/binarized_mnist_vae.py --workdir=/tmp/gm_jax/bmnist_vae
+  python experiments/main.py --config=experiments/configs/binarized_mnist_vae.py \
+      --workdir=/tmp/gm_jax/bmnist_vae
 Data: tfds binarized_mnist (prepare it once: `tfds build binarized_mnist --file_format=array_record`).
 Hardware: needs an accelerator for the full 10^6 steps; on a 2-core CPU only `:tiny` has been run (in
   the test suite, under tfds.testing.mock_data).

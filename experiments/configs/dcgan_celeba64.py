@@ -7,7 +7,8 @@ and resized to 64x64, scaled to [-1, 1]. The network is seed 004's, layer for la
 counts are tested).
 
 Command:
-  python experiments/main.py --config=experiments/configs/dcgan_celeba64.py --workdir=/tmp/gm_jax/dcgan_celeba64
+  python experiments/main.py --config=experiments/configs/dcgan_celeba64.py \
+      --workdir=/tmp/gm_jax/dcgan_celeba64
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds celeb_a;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
   One step of batch 64 takes 1.75 s on CPU-2 (benchmarks/dcgan_step.py).

@@ -6,7 +6,8 @@ a prior, so decoding z ~ N(0, I) (the sample grid) gives poor digits, while its 
 sharper than the VAE's. That contrast is the point of this baseline.
 
 Command:
-  python experiments/main.py --config=experiments/configs/digits_autoencoder.py --workdir=/tmp/gm_jax/digits_autoencoder
+  python experiments/main.py --config=experiments/configs/digits_autoencoder.py \
+      --workdir=/tmp/gm_jax/digits_autoencoder
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 12 s): test recon_nll_nats 64.09, against the VAE's E_q[-log p(x|z)] of
   71.58; no likelihood, and its prior samples are noise (docs/BASELINES.md).

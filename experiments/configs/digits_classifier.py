@@ -10,7 +10,8 @@ exported parameters in $GM_JAX_CACHE/digits_classifier (default ~/.cache/gm_jax/
 delete that folder to retrain. Training is deterministic: the same parameters on every run on a machine.
 
 Command (the same run, by hand):
-  python experiments/main.py --config=experiments/configs/digits_classifier.py --workdir=/tmp/gm_jax/digits_classifier
+  python experiments/main.py --config=experiments/configs/digits_classifier.py \
+      --workdir=/tmp/gm_jax/digits_classifier
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2): see docs/BASELINES.md.
 Paper: none; a feature network, required to reach >= 97% test accuracy.

@@ -8,7 +8,8 @@ depth, stream and output widths. The loss, the exact likelihood (estimator 'exac
 sampler are the Gated PixelCNN's (digits_pixelcnn.py). Adam 1e-3 with cosine decay, batch 64, 4000 steps.
 
 Command:
-  python experiments/main.py --config=experiments/configs/digits_pixelrnn.py --workdir=/tmp/gm_jax/digits_pixelrnn
+  python experiments/main.py --config=experiments/configs/digits_pixelrnn.py \
+      --workdir=/tmp/gm_jax/digits_pixelrnn
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 14.7 min): test nll_nats 76.59 = 1.726 bits/dim (exact); FD-digits 78.6
   (floor 46.9), precision 0.86, recall 0.98. At 2,000 steps: 78.24 = 1.764 bits/dim (9.7 min); with 2

@@ -3,7 +3,8 @@ with betas (0, 0.9) (Gulrajani et al. 2017); the critic uses LayerNorm instead o
 no BatchNorm in a WGAN-GP critic) and has no sigmoid.
 
 Command:
-  python experiments/main.py --config=experiments/configs/digits_wgan_gp.py --workdir=/tmp/gm_jax/digits_wgan_gp
+  python experiments/main.py --config=experiments/configs/digits_wgan_gp.py \
+      --workdir=/tmp/gm_jax/digits_wgan_gp
 Hardware: 2-core CPU, no accelerator.
 Our result: not yet measured (sample grids only).
 Paper: none on digits.

@@ -10,7 +10,8 @@ schedule; ours: Adam 3e-4 with 1,000 warmup steps and cosine decay, batch 64, 50
 clipping 1.0, and a 1x1 output head of 1,026 features (the paper does not state its head's width).
 
 Command:
-  python experiments/main.py --config=experiments/configs/pixelcnn_cifar10.py --workdir=/tmp/gm_jax/pixelcnn_cifar10
+  python experiments/main.py --config=experiments/configs/pixelcnn_cifar10.py \
+      --workdir=/tmp/gm_jax/pixelcnn_cifar10
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).

@@ -11,7 +11,8 @@ likelihood. The optimizer, schedule, batch, run length and the 1,026-feature out
 (Adam 3e-4 with warmup and cosine decay, batch 16, 500k steps, gradient clipping 1.0).
 
 Command:
-  python experiments/main.py --config=experiments/configs/pixelrnn_cifar10.py:diagonal_bilstm --workdir=/tmp/gm_jax/pixelrnn_cifar10
+  python experiments/main.py --config=experiments/configs/pixelrnn_cifar10.py:diagonal_bilstm \
+      --workdir=/tmp/gm_jax/pixelrnn_cifar10
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).

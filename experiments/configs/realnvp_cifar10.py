@@ -11,7 +11,8 @@ ResNet's residual blocks are one nn.scan (model.scan_blocks): the train step com
 instead of 33.1-33.8 s on one 2-core CPU (benchmarks.compile_times; same function, stacked parameters).
 
 Command:
-  python experiments/main.py --config=experiments/configs/realnvp_cifar10.py --workdir=/tmp/gm_jax/realnvp_cifar10
+  python experiments/main.py --config=experiments/configs/realnvp_cifar10.py \
+      --workdir=/tmp/gm_jax/realnvp_cifar10
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).

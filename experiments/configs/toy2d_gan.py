@@ -12,7 +12,8 @@ maxout, and the generator has 3 ReLU layers of 400.
 --config.objective.n_critic=5 as published). toy2d_wgan_gp.py is WGAN-GP.
 
 Command:
-  python experiments/main.py --config=experiments/configs/toy2d_gan.py:ring --workdir=/tmp/gm_jax/toy2d_gan_ring
+  python experiments/main.py --config=experiments/configs/toy2d_gan.py:ring \
+      --workdir=/tmp/gm_jax/toy2d_gan_ring
 Hardware: 2-core CPU, no accelerator.
 Our result (5 seeds, 50k steps, mean +- s.e.): ring 4.8 +- 0.7 modes, 89.5 % high quality, reverse KL
   0.94; grid 24.4 +- 0.4 modes, 58.4 %, 0.20 (docs/BASELINES.md, benchmarks/gan_modes.py).

@@ -4,7 +4,8 @@ Exact maximum likelihood; the test NLL is reported beside the distribution's ent
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
-  python experiments/main.py --config=experiments/configs/toy2d_realnvp.py --workdir=/tmp/gm_jax/toy2d_realnvp_ring
+  python experiments/main.py --config=experiments/configs/toy2d_realnvp.py \
+      --workdir=/tmp/gm_jax/toy2d_realnvp_ring
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, this config: 32 couplings, log-scale bound 3, 30,000 steps; 557,248 parameters):

@@ -4,7 +4,8 @@ both networks; the critic has no normalization layers. Same data (`:ring` / `:gr
 and metrics as toy2d_gan.py.
 
 Command:
-  python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py:ring --workdir=/tmp/gm_jax/toy2d_wgan_gp_ring
+  python experiments/main.py --config=experiments/configs/toy2d_wgan_gp.py:ring \
+      --workdir=/tmp/gm_jax/toy2d_wgan_gp_ring
 Hardware: 2-core CPU, no accelerator.
 Our result (5 seeds, mean +- s.e.): grid, 50k steps: 24.2 +- 0.2 modes, 51.2 % high quality, reverse KL
   0.26; ring, 50k steps: 8.0 +- 0.0 modes, 90.7 % high quality, reverse KL 0.006. Measured with

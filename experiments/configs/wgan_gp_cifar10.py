@@ -7,7 +7,8 @@ Differences: the paper's headline CIFAR-10 model is a ResNet; this config uses t
 networks at 32x32, so its numbers are not comparable with that ResNet's.
 
 Command:
-  python experiments/main.py --config=experiments/configs/wgan_gp_cifar10.py --workdir=/tmp/gm_jax/wgan_gp_cifar10
+  python experiments/main.py --config=experiments/configs/wgan_gp_cifar10.py \
+      --workdir=/tmp/gm_jax/wgan_gp_cifar10
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
