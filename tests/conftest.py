@@ -10,8 +10,6 @@ import tempfile
 
 import pytest
 
-# Trained feature networks (the digits classifier) are cached once per machine for the whole suite.
-os.environ.setdefault("GM_JAX_CACHE", str(pathlib.Path(tempfile.gettempdir()) / "gm_jax_test_cache"))
 
 
 def xla_flags(devices: int | None = None) -> str:

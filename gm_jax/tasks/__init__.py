@@ -84,7 +84,7 @@ def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace
   if spec.kind != "image":
     raise ValueError(f"eval.feature_space={name!r} reads images; data {dataset.name!r} is {spec.kind!r}")
   if name == "digits":
-    return feature_spaces.classifier_space(classifier.ensure_trained_classifier(), "digits", spec.shape,
+    return feature_spaces.classifier_space(feature_spaces.DIGITS_CLASSIFIER, "digits", spec.shape,
                                            spec.num_levels)
   return feature_spaces.inception_space(config.eval.inception_weights, spec.num_levels,
                                         batch_size=config.eval.quality_batch_size)

@@ -1,23 +1,22 @@
 """Image classifier task: the network behind the digits feature space of the sample-quality metrics.
 
 Trained by the one trainer on the data's labels (cross-entropy); reports test `accuracy` and
-`test_nll_nats`. `ensure_trained_classifier` trains the digits classifier once (the config of
-experiments/configs/digits_classifier.py, which is `default_config()`) and caches its parameters under
-the gm_jax cache directory (`$GM_JAX_CACHE`, default ~/.cache/gm_jax), where the evaluation finds them.
+`test_nll_nats`. `train_and_export` trains a classifier config and exports its parameters with its test
+accuracy and the FD-digits data floor it defines; the digits feature space reads the export shipped in
+gm_jax/evaluation/weights/digits_classifier (experiments/export_digits_classifier.py made it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import pathlib
-import shutil
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gm_jax.data.dataset import Dataset
-from gm_jax.evaluation import feature_spaces
+from gm_jax.evaluation import feature_spaces, sample_quality
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
 from gm_jax.objectives import cross_entropy
@@ -89,46 +88,40 @@ def default_config():
   return config
 
 
-def ensure_trained_classifier(name: str = "digits_classifier") -> pathlib.Path:
-  """The directory holding the trained classifier's exported parameters, training it first if needed.
+def data_floor_fd(space: feature_spaces.FeatureSpace, dataset: Dataset, num_samples: int = 1000) -> float:
+  """FD-digits of the first `num_samples` training digits against the test digits: the data floor that every
+  digits run reports beside its samples (eval.quality_samples = 1000 and the test split as reference)."""
+  train, test = dataset.train, dataset.test
+  real = train[np.arange(min(len(train), num_samples))]["x"]
+  return sample_quality.frechet_distance(space.embed(real)[0], space.embed(test[np.arange(len(test))]["x"])[0])
 
-  Trains `default_config()` once in <cache>/<name>/run and exports params + model config to
-  <cache>/<name>/ (feature_spaces.CLASSIFIER_FILES). Concurrent callers wait on a file lock; a failed
-  training leaves no export, so the next call trains again.
-  """
-  directory = feature_spaces.cache_dir() / name
-  if feature_spaces.classifier_is_exported(directory):
-    return directory
+
+def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None) -> dict[str, Any]:
+  """Trains `config` (default: the digits classifier, experiments/configs/digits_classifier.py) in `workdir`
+  (resuming or reading a finished run there) and exports its parameters and model config to `directory`
+  (params.msgpack, model.json) with its test accuracy and the FD-digits data floor in its feature space;
+  returns that information."""
+  from gm_jax.data import load_dataset
+  from gm_jax.train import loop
+
+  given = config is not None
+  config = config if given else default_config()
+  directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
-  with _locked(directory / ".lock"):
-    if feature_spaces.classifier_is_exported(directory):
-      return directory
-    from gm_jax.data import load_dataset
-    from gm_jax.train import loop
-
-    config = default_config()
-    run = directory / "run"
-    shutil.rmtree(run, ignore_errors=True)
-    summary = loop.train(config, str(run), build)
-    exp = loop.Experiment(config, run, build)
-    try:
-      state, _ = exp.restore_latest()
-    finally:
-      exp.checkpointer.close()
-    dataset = load_dataset(config.data)
-    feature_spaces.export_classifier(directory, jax.device_get(state.params()["model"]),
-                                     classifier_config(config, dataset),
-                                     {"test_accuracy": summary["accuracy"],
-                                      "input_shape": list(dataset.spec.shape),
-                                      "config": "experiments/configs/digits_classifier.py"})
-  return directory
-
-
-@contextlib.contextmanager
-def _locked(path: pathlib.Path):
-  with open(path, "w") as handle:
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(handle, fcntl.LOCK_UN)
+  summary = loop.train(config, str(workdir), build)
+  exp = loop.Experiment(config, pathlib.Path(workdir), build)
+  try:
+    state, _ = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  dataset = load_dataset(config.data)
+  model_config = classifier_config(config, dataset)
+  params = jax.device_get(state.params()["model"])
+  info = {"test_accuracy": summary["accuracy"], "input_shape": list(dataset.spec.shape),
+          "config": "a given config" if given else "experiments/configs/digits_classifier.py",
+          "train_steps": config.train.num_steps, "jax": jax.__version__}
+  feature_spaces.export_classifier(directory, params, model_config, info)
+  space = feature_spaces.classifier_space(directory, "digits", dataset.spec.shape, dataset.spec.num_levels)
+  info["fd_digits_floor"] = data_floor_fd(space, dataset)
+  feature_spaces.export_classifier(directory, params, model_config, info)  # with the floor it defines
+  return info

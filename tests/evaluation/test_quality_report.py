@@ -6,8 +6,11 @@ import jax
 import numpy as np
 import pytest
 
+from gm_jax import data as data_lib
 from gm_jax.evaluation import feature_spaces, quality_report
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
+from gm_jax.tasks import classifier
+from tests.conftest import load_config
 
 
 def test_inception_score_closed_forms():
@@ -92,3 +95,28 @@ def test_exported_classifier_gives_the_networks_features_and_probabilities(tmp_p
     feature_spaces.classifier_space(tmp_path, "digits", (8, 8, 1), 256)
   with pytest.raises(ValueError, match=r"reads images of shape \(8, 8, 1\)"):
     feature_spaces.classifier_space(tmp_path, "digits", (28, 28, 1), 17)
+
+
+def test_shipped_digits_classifier_is_accurate_and_defines_its_recorded_floor():
+  # The network behind every FD-digits number: what its model.json states must hold on this machine.
+  config = classifier.default_config()
+  dataset = data_lib.load_dataset(config.data)
+  space = feature_spaces.classifier_space(feature_spaces.DIGITS_CLASSIFIER, "digits", dataset.spec.shape,
+                                          dataset.spec.num_levels)
+  info = json.loads((feature_spaces.DIGITS_CLASSIFIER / feature_spaces.CLASSIFIER_INFO).read_text())
+  test = dataset.test[np.arange(len(dataset.test))]
+  accuracy = np.mean(np.argmax(space.embed(test["x"])[1], -1) == test["label"])
+  assert accuracy >= 0.97 and abs(accuracy - info["test_accuracy"]) <= 1 / len(test["x"])
+  # float32 rounding of the features on another CPU moves the floor by far less than a retrained network.
+  assert classifier.data_floor_fd(space, dataset) == pytest.approx(info["fd_digits_floor"], rel=1e-4)
+
+
+def test_train_and_export_records_accuracy_and_floor_of_the_exported_network(tmp_path):
+  config = load_config("digits_classifier", "tiny")
+  info = classifier.train_and_export(tmp_path / "export", tmp_path / "run", config)
+  exported = json.loads((tmp_path / "export" / feature_spaces.CLASSIFIER_INFO).read_text())
+  assert exported["train_steps"] == config.train.num_steps and exported["config"] == "a given config"
+  assert exported["fd_digits_floor"] == info["fd_digits_floor"] > 0 and 0 <= exported["test_accuracy"] <= 1
+  dataset = data_lib.load_dataset(config.data)
+  space = feature_spaces.classifier_space(tmp_path / "export", "digits", (8, 8, 1), 17)
+  assert classifier.data_floor_fd(space, dataset) == info["fd_digits_floor"]  # same network, same program
