@@ -11,7 +11,6 @@ import tempfile
 import pytest
 
 
-
 def xla_flags(devices: int | None = None) -> str:
   """XLA_FLAGS for the tests' processes (this one, launcher subprocesses, notebook kernels). The suite is
   compile-bound (tiny programs run a few steps): LLVM's optimization level 0 compiles the U-Net `:tiny`

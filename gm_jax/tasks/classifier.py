@@ -92,8 +92,8 @@ def data_floor_fd(space: feature_spaces.FeatureSpace, dataset: Dataset, num_samp
   """FD-digits of the first `num_samples` training digits against the test digits: the data floor that every
   digits run reports beside its samples (eval.quality_samples = 1000 and the test split as reference)."""
   train, test = dataset.train, dataset.test
-  real = train[np.arange(min(len(train), num_samples))]["x"]
-  return sample_quality.frechet_distance(space.embed(real)[0], space.embed(test[np.arange(len(test))]["x"])[0])
+  real = space.embed(train[np.arange(min(len(train), num_samples))]["x"])[0]
+  return sample_quality.frechet_distance(real, space.embed(test[np.arange(len(test))]["x"])[0])
 
 
 def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None) -> dict[str, Any]:
