@@ -95,11 +95,12 @@ def result_of(name: str, root: pathlib.Path, train: bool) -> dict | None:
     _launch(name, workdir, "--config.train.progress_bar=False", *_stored_overrides(name, workdir))
   summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
   if "fd" not in summary:  # a run from before sample quality was measured: its evaluation, made once
-    evals = sorted(workdir.glob("eval_step_*.json"))
-    if not evals or "fd" not in json.loads(evals[-1].read_text()):
+    newest_eval = lambda: max(workdir.glob("eval_step_*.json"), key=lambda p: p.stat().st_mtime, default=None)
+    evaluated = newest_eval()
+    if evaluated is None or "fd" not in json.loads(evaluated.read_text()):
       _launch(name, workdir, "--mode=eval", *_stored_overrides(name, workdir))
-      evals = sorted(workdir.glob("eval_step_*.json"))
-    summary = json.loads(evals[-1].read_text())
+      evaluated = newest_eval()
+    summary = json.loads(evaluated.read_text())
   return {"config": name, "family": json.loads((workdir / "config.json").read_text())["task"],
           "wall_seconds": wall_seconds(workdir), **summary}
 

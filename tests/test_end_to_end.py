@@ -65,15 +65,25 @@ def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
 
 
 def test_eval_and_sample_modes(uninterrupted, tmp_path):
+  """Each evaluation and sample run writes its own file: none replaces the training's or an earlier one's."""
   workdir = tmp_path / "modes"
   shutil.copytree(uninterrupted, workdir)
+  before = {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()}
   run_main(TINY, f"--workdir={workdir}", "--mode=eval")
   result = json.loads((workdir / "eval_step_0000040.json").read_text())
   summary = json.loads((workdir / "summary.json").read_text())
   assert result["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
-  (workdir / "samples" / "step_0000040.png").unlink()
+  first = (workdir / "eval_step_0000040.json").read_bytes()
+  # eval.* settings may change; they are listed, and the step's earlier evaluation keeps its file.
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512")
+  again = json.loads((workdir / "eval_step_0000040_2.json").read_text())
+  assert json.loads(proc.stdout[proc.stdout.index("{"):]) == again
+  assert again["eval_config_changes"] == {"eval.batch_size": {"stored": 1024, "now": 512}}
+  assert again["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
+  assert (workdir / "eval_step_0000040.json").read_bytes() == first
   run_main(TINY, f"--workdir={workdir}", "--mode=sample")
-  assert (workdir / "samples" / "step_0000040.png").exists()
+  assert (workdir / "samples" / "step_0000040_2.png").stat().st_size > 0
+  assert {p: p.read_bytes() for p in before} == before  # the training's files are all there, untouched
 
 
 def test_override_and_misspelt_key(tmp_path):
@@ -231,18 +241,6 @@ def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
     assert proc.stderr.startswith(f"error: workdir {workdir} was trained with a different config (data.seed)")
   assert _files(workdir) == before
-
-
-def test_eval_settings_may_change_and_are_listed(uninterrupted, tmp_path):
-  workdir = tmp_path / "eval_batch"
-  shutil.copytree(uninterrupted, workdir)
-  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512")
-  printed = json.loads(proc.stdout[proc.stdout.index("{"):])
-  written = json.loads((workdir / "eval_step_0000040.json").read_text())
-  assert printed == written
-  assert written["eval_config_changes"] == {"eval.batch_size": {"stored": 1024, "now": 512}}
-  summary = json.loads((workdir / "summary.json").read_text())
-  assert written["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
 
 
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):

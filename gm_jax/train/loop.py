@@ -31,7 +31,7 @@ from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
-from gm_jax.train.run_files import RunFiles, WorkdirLock, write_json_atomic
+from gm_jax.train.run_files import RunFiles, WorkdirLock, unused_path, write_json_atomic
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -184,8 +184,9 @@ class Experiment:
       acc.add(self.eval_step(params, model_state, sharding.put_batch(batch, self.mesh), key))
     return acc.means()
 
-  def write_samples(self, state: TrainState, step: int) -> pathlib.Path | None:
-    """samples/step_XXXXXXX.png (a .txt for text), plus any further pictures the task draws."""
+  def write_samples(self, state: TrainState, step: int,
+                    path: pathlib.Path | None = None) -> pathlib.Path | None:
+    """samples/step_XXXXXXX.png (a .txt for text) or `path`, plus any further pictures the task draws."""
     if self.task.sample_fn is None or self.config.train.num_samples <= 0:
       return None
     key = jax.random.fold_in(self.base_key, 3)
@@ -201,7 +202,7 @@ class Experiment:
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
-    return pictures.save_samples(self.files.sample_path(step), samples, self.dataset,
+    return pictures.save_samples(path or self.files.sample_path(step), samples, self.dataset,
                                  f"{self.dataset.name}, step {step}", extra)
 
   def _sampler(self, n: int):
@@ -540,7 +541,8 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
 
 def evaluate(config, workdir: str, build_task: TaskBuilder,
              build_feature_space: FeatureSpaceBuilder | None = None) -> dict[str, Any]:
-  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary).
+  """Evaluates the latest checkpoint on the test split; writes eval_step_XXXXXXX.json (never summary), or
+  eval_step_XXXXXXX_2.json and so on when an earlier evaluation of that step has its file.
 
   eval.* settings may differ from training's; the result lists them under `eval_config_changes`.
   """
@@ -550,18 +552,19 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
     if changes:
       result["eval_config_changes"] = changes
     if exp.files.is_main:
-      write_json_atomic(exp.workdir / f"eval_step_{result['step']:07d}.json", result)
+      write_json_atomic(unused_path(exp.workdir / f"eval_step_{result['step']:07d}.json"), result)
     return result
   finally:
     exp.checkpointer.close()
 
 
 def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
-  """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png."""
+  """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png, or step_XXXXXXX_2.png and
+  so on beside the training's picture of that step or an earlier sample run's."""
   exp, state, changes = restored_experiment(config, workdir, build_task, None)
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:
-    return exp.write_samples(state, int(state.step))
+    return exp.write_samples(state, int(state.step), unused_path(exp.files.sample_path(int(state.step))))
   finally:
     exp.checkpointer.close()

@@ -49,6 +49,18 @@ def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def unused_path(path: pathlib.Path) -> pathlib.Path:
+  """`path`, or when a file of that name exists (with any suffix: a sample grid of text is a .txt), the
+  first `<stem>_<n><suffix>` with n = 2, 3, ... that is free, so a later evaluation or sample run of the
+  same step never replaces an earlier one's file."""
+  taken = {p.stem for p in path.parent.iterdir()} if path.parent.exists() else set()
+  candidate, n = path, 1
+  while candidate.stem in taken:
+    n += 1
+    candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+  return candidate
+
+
 def read_event_records(path: pathlib.Path) -> list[bytes]:
   """The complete TFRecord records of a TensorBoard event file, each as its raw bytes (length, length CRC,
   payload, payload CRC); a record cut short by a kill is left out."""

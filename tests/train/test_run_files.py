@@ -29,3 +29,14 @@ def test_non_finite_floats_are_written_as_null(tmp_path):
   files.close()
   record = _strict_loads((tmp_path / "metrics.jsonl").read_text())
   assert record == {"step": 7, "split": "test", "nll": None, "bpd": 1.25}
+
+
+def test_unused_path_numbers_past_every_file_of_the_same_name(tmp_path):
+  target = tmp_path / "step_0000040.png"
+  assert run_files.unused_path(target) == target
+  (tmp_path / "step_0000040.txt").write_text("a text run's samples")  # the same name, another suffix
+  (tmp_path / "recon_step_0000040.png").write_bytes(b"")  # another name
+  assert run_files.unused_path(target) == tmp_path / "step_0000040_2.png"
+  (tmp_path / "step_0000040_2.png").write_bytes(b"")
+  assert run_files.unused_path(target) == tmp_path / "step_0000040_3.png"
+  assert run_files.unused_path(tmp_path / "missing" / "eval.json") == tmp_path / "missing" / "eval.json"
