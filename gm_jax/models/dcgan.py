@@ -145,8 +145,9 @@ def _conv_4x4_stride2_kernel_gradient(x_BHWI, grad_BHWO, dtype):
   b, h, w, i = x_BHWI.shape
   ho, wo, o = h // 2, w // 2, grad_BHWO.shape[-1]
   cells = space_to_depth(jnp.pad(x_BHWI, ((0, 0), (1, 1), (1, 1), (0, 0))))
-  grad_ON = grad_BHWO.reshape(b * ho * wo, o).T
-  shifts = [precision.matmul(grad_ON, cells[:, dy:dy + ho, dx:dx + wo].reshape(b * ho * wo, 4 * i), dtype)
+  grad_NO = grad_BHWO.reshape(b * ho * wo, o)
+  shifts = [precision.plain_einsum("no,ni->oi", grad_NO,
+                                   cells[:, dy:dy + ho, dx:dx + wo].reshape(b * ho * wo, 4 * i), dtype)
             for dy in (0, 1) for dx in (0, 1)]
   grad = jnp.stack(shifts).reshape(2, 2, o, 2, 2, i)  # (dy, dx, O, ry, rx, I)
   return jnp.transpose(grad, (0, 3, 1, 4, 5, 2)).reshape(4, 4, i, o)
@@ -242,13 +243,13 @@ def _conv_transpose_5x5_stride2_bwd(dtype, residuals, grad_BYXO):
   parity_grads = grad_cells.reshape(b * h * w, 4, o)
   tap_grads = {}
   for index, parity in enumerate(_PARITIES):
-    grad_ON = parity_grads[:, index].T
+    grad_NO = parity_grads[:, index]
     (rows, (row_pad, _)), (cols, (col_pad, _)) = (_TRANSPOSED_5X5_TAPS[a] for a in parity)
     for dy, row in enumerate(rows):
       for dx, col in enumerate(cols):
         y, x = dy - row_pad + 1, dx - col_pad + 1
         shifted = padded[:, y:y + h, x:x + w].reshape(b * h * w, i)
-        tap_grads[row, col] = precision.matmul(grad_ON, shifted, dtype)
+        tap_grads[row, col] = precision.plain_einsum("no,ni->oi", grad_NO, shifted, dtype)
   grad_kernel = jnp.stack([tap_grads[row, col] for row in range(5) for col in range(5)]).reshape(5, 5, o, i)
   return input_vjp(grad_cells)[0], jnp.swapaxes(grad_kernel, 2, 3).astype(kernel_55IO.dtype)
 
