@@ -241,6 +241,8 @@ def _conv_transpose_5x5_stride2_bwd(dtype, residuals, grad_BYXO):
   o = kernel_55IO.shape[3]
   padded = jnp.pad(x_BHWI, ((0, 0), (1, 1), (1, 1), (0, 0)))  # every parity's padding is at most 1
   parity_grads = grad_cells.reshape(b * h * w, 4, o)
+  # plain_einsum contracts over the pixels as one row-major matmul: in bfloat16 it materializes each
+  # parity's transposed gradient once (XLA:CPU upcasts a bfloat16 dot with a transposed operand).
   tap_grads = {}
   for index, parity in enumerate(_PARITIES):
     grad_NO = parity_grads[:, index]
