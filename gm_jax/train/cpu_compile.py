@@ -13,9 +13,9 @@ were slower and gained little from a second thread, and on an Intel Xeon with AM
 (the DCGAN-64 step 2.04 against 1.82 s in float32, 2.09 against 1.87 s in bfloat16). One-process A/Bs of
 the trainer's step on a 2-core AMD EPYC with AVX2: the DCGAN-64 step 22 % faster on one thread and 28 %
 on two, digits_ddpm 14 % and digits_pixelcnn 32 % on one; programs without convolutions (the char GPT)
-compile as before. The samplers gain too (one-process A/Bs, one thread: digits_pixelcnn's 64 samples 3.90 -> 3.18 s, digits_ddpm's
-ancestral sampler 43.3 -> 41.8 s), and the FID Inception network most (16 images, 4.91 -> 3.16 s), so
-evaluation, sampling and the feature networks compile with the same options.
+compile as before. The samplers gain too (one-process A/Bs, one thread: digits_pixelcnn's 64 samples
+3.90 -> 3.18 s, digits_ddpm's ancestral sampler 43.3 -> 41.8 s), and the FID Inception network most (16
+images, 4.91 -> 3.16 s), so evaluation, sampling and the feature networks compile with the same options.
 """
 
 from __future__ import annotations
