@@ -17,8 +17,9 @@ Our result (jax 0.10.2, this config: 32 couplings, log-scale bound 3, 30,000 ste
   -1.501 (77 s), checkerboard 2.241, moons 0.903.
   With 64 couplings, 1,000 warmup steps and 12,000 steps (--config.model.steps_per_level=64
   --config.optim.warmup_steps=1000 --config.train.num_steps=12000; 1,114,496 parameters): ring -2.827
-  (0.080 above the floor), checkerboard 2.129 (0.0496 above), 20 min each on a quiet 2-core Intel Xeon;
-  moons not run. Over 30,000 steps they diverged (non-finite gradient by step 3,056; docs/BASELINES.md).
+  (0.080 above the floor), checkerboard 2.129 (0.0496 above), moons 0.895, 20-26 min each on a 2-core
+  Intel Xeon. They are not the config because they do not train reliably: with --config.seed=1 the ring
+  run's gradient became non-finite at step 5,041, and over 30,000 steps at step 3,056 (docs/BASELINES.md).
   Why the ring stays above its floor (couplings fixed to the coordinate axes; Glow's learned linear maps
   and ActNorm between them close most of it): docs/BASELINES.md.
 Paper: none (Dinh et al. 2017 show 2-D densities only as pictures); the floor is the true entropy.
