@@ -193,6 +193,43 @@ class Coupling(nn.Module):
     return m * x + (1 - m) * (x * jnp.exp(s) + t), _sum_except_batch(s)
 
 
+class CouplingPair(nn.Module):
+  """make_coupling(0) then make_coupling(1) (couplings with complementary masks), the body of
+  CouplingPairs' scan: carry (x, log_det so far)."""
+
+  make_coupling: Callable[[int], nn.Module]
+  inverse: bool
+
+  def setup(self):
+    self.first, self.second = self.make_coupling(0), self.make_coupling(1)
+
+  def __call__(self, carry, cond):
+    x, total = carry
+    if self.inverse:
+      x, b = self.second(x, True, cond)
+      x, a = self.first(x, True, cond)
+    else:
+      x, a = self.first(x, False, cond)
+      x, b = self.second(x, False, cond)
+    return (x, total + a + b), None
+
+
+class CouplingPairs(nn.Module):
+  """`pairs` alternating pairs of couplings (make_coupling(parity) for parity 0, 1) as one nn.scan over
+  stacked parameters, so XLA compiles a pair once rather than once per coupling: the map and
+  initialization law of the Chain of make_coupling(i % 2) for i < 2 * pairs."""
+
+  make_coupling: Callable[[int], nn.Module]
+  pairs: int
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    scan = nn.scan(CouplingPair, variable_axes={"params": 0}, split_rngs={"params": True},
+                   in_axes=nn.broadcast, length=self.pairs, reverse=inverse)
+    (x, log_det), _ = scan(self.make_coupling, inverse, name="pairs")((x, jnp.zeros(x.shape[0])), cond)
+    return x, log_det
+
+
 # Permutations and invertible linear maps ------------------------------------------------------------------
 
 class Permute(nn.Module):

@@ -23,6 +23,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gm_jax.models import bijectors as bj
 from gm_jax.models import flow_architectures, precision
@@ -48,8 +49,9 @@ class FlowConfig:
   num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
   tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
   coupling_scale_init: float = 1.0  # affine couplings: the initial bound on each layer's log-scale
-  # Glow and NSF images: each level's steps as one nn.scan (bijectors.GlowSteps), compiled once. The
-  # same flow and initialization, with the parameters stacked per level (checkpoints do not carry across).
+  # Glow and NSF images: each level's steps as one nn.scan (bijectors.GlowSteps); NICE and RealNVP
+  # vectors: the couplings as one scan over pairs (bijectors.CouplingPairs). Compiled once; the same flow
+  # and initialization law, with the parameters stacked (checkpoints do not carry across).
   scan_steps: bool = False
   # ResNet (conv) conditioners: the residual blocks as one nn.scan, compiled once per conditioner. The
   # same function and initialization law, with each conditioner's block parameters stacked.
@@ -74,21 +76,35 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
   raise ValueError(f"unknown model.preprocess {cfg.preprocess!r}; use none, logit or shift")
 
 
+def _coupling(cfg: FlowConfig, mask: np.ndarray, additive: bool) -> bj.Coupling:
+  kind = cfg.conditioner if mask.ndim == 3 else "mlp"
+  conditioner = bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2, cfg.dtype, cfg.scan_blocks)
+  return bj.Coupling(mask, conditioner, additive=additive, scale_init=cfg.coupling_scale_init)
+
+
 def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = False):
-  kind = cfg.conditioner if len(shape) == 3 else "mlp"
-  outputs = 1 if additive else 2
-  return [bj.Coupling(mask_fn(shape, i % 2),
-                      bj.make_conditioner(kind, cfg.hidden, outputs, cfg.dtype, cfg.scan_blocks),
-                      additive=additive, scale_init=cfg.coupling_scale_init) for i in range(count)]
+  return [_coupling(cfg, mask_fn(shape, i % 2), additive) for i in range(count)]
+
+
+def _vector_couplings(cfg: FlowConfig, count: int, additive: bool) -> list[nn.Module]:
+  """NICE's or RealNVP's couplings of a vector, alternating their masks: unrolled, or as pairs in one
+  scan (cfg.scan_steps)."""
+  if not cfg.scan_steps:
+    return _couplings(cfg, cfg.x_shape, bj.checkerboard_mask, count, additive)
+  if count % 2:
+    raise ValueError(f"model.scan_steps pairs the couplings: model.steps_per_level * model.num_levels "
+                     f"({count}) must be even")
+  make_coupling = lambda parity: _coupling(cfg, bj.checkerboard_mask(cfg.x_shape, parity), additive)
+  return [bj.CouplingPairs(make_coupling, count // 2)]
 
 
 def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
   shape = cfg.x_shape
   n = cfg.steps_per_level * cfg.num_levels
   if cfg.architecture == "nice":
-    return _couplings(cfg, shape, bj.checkerboard_mask, n, additive=True) + [bj.ActNorm()]
+    return _vector_couplings(cfg, n, additive=True) + [bj.ActNorm()]
   if cfg.architecture == "realnvp":
-    return _couplings(cfg, shape, bj.checkerboard_mask, n)
+    return _vector_couplings(cfg, n, additive=False)
   layers = []
   for i in range(n):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=i),

@@ -94,7 +94,7 @@ def default_config():
   config.model.logit_alpha = 0.05
   config.model.conditioner = "conv"
   config.model.coupling_scale_init = 1.0
-  config.model.scan_steps = False  # glow / nsf images: each level's steps as one nn.scan (compiled once)
+  config.model.scan_steps = False  # glow / nsf images, nice / realnvp vectors: repeated steps as one nn.scan
   config.model.scan_blocks = False  # conv conditioners: the residual blocks as one nn.scan (compiled once)
   config.model.transform = "affine"  # maf / iaf: affine | spline
   config.model.num_bins = 8  # spline bins
