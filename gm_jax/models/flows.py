@@ -87,15 +87,13 @@ def _couplings(cfg: FlowConfig, shape, mask_fn, count: int, additive: bool = Fal
 
 
 def _vector_couplings(cfg: FlowConfig, count: int, additive: bool) -> list[nn.Module]:
-  """NICE's or RealNVP's couplings of a vector, alternating their masks: unrolled, or as pairs in one
-  scan (cfg.scan_steps)."""
+  """NICE's or RealNVP's couplings of a vector, alternating their masks: unrolled, or (cfg.scan_steps)
+  as pairs in one scan, an odd count's last coupling after them."""
   if not cfg.scan_steps:
     return _couplings(cfg, cfg.x_shape, bj.checkerboard_mask, count, additive)
-  if count % 2:
-    raise ValueError(f"model.scan_steps pairs the couplings: model.steps_per_level * model.num_levels "
-                     f"({count}) must be even")
   make_coupling = lambda parity: _coupling(cfg, bj.checkerboard_mask(cfg.x_shape, parity), additive)
-  return [bj.CouplingPairs(make_coupling, count // 2)]
+  pairs = [bj.CouplingPairs(make_coupling, count // 2)] if count >= 2 else []
+  return pairs + ([make_coupling(0)] if count % 2 else [])
 
 
 def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
