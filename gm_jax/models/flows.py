@@ -139,6 +139,11 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
 
 
 def build_bijector(cfg: FlowConfig) -> bj.Chain:
+  scanned = ("glow", "nsf") if cfg.is_image else ("nice", "realnvp")
+  if cfg.scan_steps and cfg.architecture not in scanned:
+    kind = "images" if cfg.is_image else "vectors"
+    raise ValueError(f"model.scan_steps scans the steps of {' and '.join(scanned)} {kind}, not of "
+                     f"{cfg.architecture}; set it False")
   if cfg.architecture in flow_architectures.ARCHITECTURES:
     return bj.Chain(_preprocess(cfg) + flow_architectures.build_layers(cfg))
   if cfg.architecture not in ("nice", "realnvp", "glow"):

@@ -124,6 +124,13 @@ def test_scanned_coupling_pairs_are_the_unrolled_flow(arch, levels):
   np.testing.assert_allclose(sample(scanned, restacked), sample(unrolled, variables), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch, x_shape", [("glow", (3,)), ("maf", (3,)), ("realnvp", (4, 4, 1))])
+def test_scan_steps_where_there_is_no_scan_is_refused(arch, x_shape):
+  flow = Flow(FlowConfig(arch, x_shape, hidden=(8,), steps_per_level=2, scan_steps=True))
+  with pytest.raises(ValueError, match=f"scan_steps scans the steps of .*, not of {arch}; set it False"):
+    flow.init(jax.random.key(0), jnp.zeros((2,) + x_shape))
+
+
 def _scanned_blocks_layout(tree, blocks: int):
   """Every ResNet conditioner's parameters (Conv_0, then two convolutions per residual block, then the
   output convolution) in the layout of the same conditioner with scan_blocks."""
