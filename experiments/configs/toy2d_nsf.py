@@ -3,7 +3,7 @@ linear map (LU) and a rational-quadratic spline coupling (8 bins, tails outside 
 alternating masks and MLP conditioners.
 
 Exact maximum likelihood; the test NLL is reported beside the distribution's entropy floor.
-Same data and optimizer as toy2d_realnvp.py; 6,000 steps.
+Same data and optimizer as toy2d_realnvp.py, but 200 warmup steps; 6,000 steps.
 Choose the density with --config.data.distribution=ring|grid|checkerboard|moons|spirals.
 
 Command:
@@ -26,8 +26,9 @@ from gm_jax.train.defaults import load_config_file
 def get_config():
   config = load_config_file(pathlib.Path(__file__).with_name("toy2d_realnvp.py"))
   config.model.architecture = "nsf"
-  # toy2d_realnvp.py's 32 couplings are for affine maps; 8 spline steps reach the ring's floor by 2,000
-  # steps, the checkerboard's sharp edges take 6,000
-  config.model.steps_per_level = 8
+  # toy2d_realnvp.py's 64 scanned couplings (and their longer warmup) are for affine maps; 8 spline steps
+  # reach the ring's floor by 2,000 steps, the checkerboard's sharp edges take 6,000
+  config.model.update(steps_per_level=8, scan_steps=False)
+  config.optim.warmup_steps = 200
   config.train.update(num_steps=6000, eval_every=1000, sample_every=6000, checkpoint_every=1000)
   return config
