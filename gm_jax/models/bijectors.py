@@ -194,19 +194,24 @@ class Coupling(nn.Module):
 
 
 class CouplingPair(nn.Module):
-  """The Chain of make_coupling(0) and make_coupling(1) (couplings with complementary masks) as the body
-  of CouplingPairs' scan: carry (x, log_det so far)."""
+  """make_coupling(0) then make_coupling(1) (couplings with complementary masks), the body of
+  CouplingPairs' scan: carry (x, log_det so far)."""
 
   make_coupling: Callable[[int], nn.Module]
   inverse: bool
 
   def setup(self):
-    self.pair = Chain((self.make_coupling(0), self.make_coupling(1)))
+    self.first, self.second = self.make_coupling(0), self.make_coupling(1)
 
   def __call__(self, carry, cond):
     x, total = carry
-    x, log_det = self.pair(x, self.inverse, cond)
-    return (x, total + log_det), None
+    if self.inverse:
+      x, b = self.second(x, True, cond)
+      x, a = self.first(x, True, cond)
+    else:
+      x, a = self.first(x, False, cond)
+      x, b = self.second(x, False, cond)
+    return (x, total + a + b), None
 
 
 class CouplingPairs(nn.Module):

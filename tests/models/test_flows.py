@@ -112,12 +112,11 @@ def test_scanned_coupling_pairs_are_the_unrolled_flow(arch, levels):
   stack = lambda parity: jax.tree.map(lambda *a: jnp.stack(a), *layers[parity:count - count % 2:2])
   # Scanned: the pairs, then an odd count's last coupling, then NICE's scaling.
   rest = layers[count - count % 2:]
-  pair = {"pair": {"layers_0": stack(0), "layers_1": stack(1)}}
-  restacked = {"params": {"bijector": {"layers_0": {"pairs": pair}}
+  restacked = {"params": {"bijector": {"layers_0": {"pairs": {"first": stack(0), "second": stack(1)}}}
                           | {f"layers_{i + 1}": layer for i, layer in enumerate(rest)}}}
   scanned_init = scanned.init(jax.random.key(1), x)
   chex.assert_trees_all_equal_shapes(restacked, scanned_init)
-  first_couplings = scanned_init["params"]["bijector"]["layers_0"]["pairs"]["pair"]["layers_0"]
+  first_couplings = scanned_init["params"]["bijector"]["layers_0"]["pairs"]["first"]
   kernels = first_couplings["conditioner"]["Dense_0"]["kernel"]
   assert len(kernels) == 1 or not np.allclose(kernels[0], kernels[1])  # each pair's own draw
   np.testing.assert_allclose(scanned.apply(restacked, x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-5)
