@@ -219,6 +219,23 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     loop.check_config(config)
 
 
+@pytest.mark.parametrize("name,value", [("log_every", 0), ("checkpoint_every", -1), ("eval_every", -5),
+                                        ("sample_every", True)])
+def test_intervals_must_be_counts(name, value):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train[name] = value
+  with pytest.raises(ValueError, match=rf"train.{name}=.* must be an integer >= [01]; set --config.train.{name}"):
+    loop.check_config(config)
+
+
+def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(progress_bar=False, checkpoint_every=0)
+  tasks.train(config, str(tmp_path))
+  steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+  assert steps == [config.train.num_steps]
+
+
 def test_nan_learning_rate_is_one_line_before_anything_is_written(tmp_path):
   proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "--config.optim.learning_rate=nan", check=False)
   assert proc.returncode == 1

@@ -341,6 +341,11 @@ def check_config(config) -> None:
       ok = False
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
+  # 0 means "only at the end" for what the last step writes anyway; the training log needs a period.
+  for name, least in (("log_every", 1), ("checkpoint_every", 0), ("eval_every", 0), ("sample_every", 0)):
+    value = config.train[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"train.{name}={value!r} must be an integer >= {least}; set --config.train.{name}")
 
 
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
@@ -473,7 +478,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         exp.files.log(step, "test", exp.evaluate(state))
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
         exp.write_samples(state, step)
-      if step % tc.checkpoint_every == 0 or is_last:
+      if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
         exp.check_savable(state)
         exp.checkpointer.save(step, state,
                               {**iterator.get_state(), "topology": topology(exp.config.mesh.fsdp)})

@@ -60,3 +60,45 @@ def test_global_norm_clipping():
 def test_unknown_optimizer_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown optim.name 'sgdd'; use adam, adamw, rmsprop or adagrad"):
     make_optimizer(_cfg(name="sgdd"), 10)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_update_clip_is_adam_until_a_step_exceeds_it(name):
+  cfg = _cfg(name=name, learning_rate=0.1, weight_decay=0.01, adam_update_clip=1e6)
+  clipped, _ = make_optimizer(cfg, 10)
+  cfg.adam_update_clip = 0.0
+  plain, _ = make_optimizer(cfg, 10)
+  params = {"w": jnp.ones((3, 2)), "b": jnp.ones((2,))}
+  grads = [{"w": jnp.full((3, 2), g), "b": jnp.full((2,), -g)} for g in (0.1, 0.3, -0.2)]
+  s_clipped, s_plain = clipped.init(params), plain.init(params)
+  for g in grads:
+    u_clipped, s_clipped = clipped.update(g, s_clipped, params)
+    u_plain, s_plain = plain.update(g, s_plain, params)
+    np.testing.assert_allclose(u_clipped["w"], u_plain["w"], rtol=1e-6)
+    np.testing.assert_allclose(u_clipped["b"], u_plain["b"], rtol=1e-6)
+
+
+def test_adam_update_clip_bounds_the_step_a_sudden_gradient_takes():
+  # Without momentum (b1 = 0) Adam's step is g / sqrt(v): after 20 gradients of 0.01, a gradient of 100
+  # steps about 4.6 (v remembers the small ones), far above 1; the clip keeps the update at lr * 1.
+  cfg = _cfg(learning_rate=0.1, b1=0.0, adam_update_clip=1.0)
+  clipped, _ = make_optimizer(cfg, 10)
+  cfg.adam_update_clip = 0.0
+  plain, _ = make_optimizer(cfg, 10)
+  params = {"a": jnp.zeros(2)}
+  s_clipped, s_plain = clipped.init(params), plain.init(params)
+  gradients = [0.01] * 20 + [100.0]
+  for g in gradients:
+    u_clipped, s_clipped = clipped.update({"a": jnp.full(2, g)}, s_clipped, params)
+    u_plain, s_plain = plain.update({"a": jnp.full(2, g)}, s_plain, params)
+  t = len(gradients)
+  v = sum(0.001 * 0.999 ** (t - 1 - i) * g ** 2 for i, g in enumerate(gradients)) / (1 - 0.999 ** t)
+  step = 100.0 / (np.sqrt(v) + 1e-8)
+  assert step > 4
+  np.testing.assert_allclose(u_plain["a"], -0.1 * step, rtol=1e-5)
+  np.testing.assert_allclose(u_clipped["a"], -0.1, rtol=1e-6)
+
+
+def test_adam_update_clip_needs_adam():
+  with pytest.raises(ValueError, match=r"optim.adam_update_clip clips Adam's step; with optim.name='rmsprop'"):
+    make_optimizer(_cfg(name="rmsprop", adam_update_clip=1.0), 10)
