@@ -46,7 +46,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.decay_steps = 0  # 0: the run's num_steps
   config.optim.end_lr_ratio = 0.0
   config.optim.grad_clip_norm = 0.0  # 0: no clipping
-  config.optim.adam_update_clip = 0.0  # adam/adamw; 0: none; > 0: Adam's step m/sqrt(v) kept in [-c, c]
   config.optim.weight_clip = 0.0  # 0: none; > 0: every parameter kept in [-c, c] (the original WGAN)
   config.optim.decay_matrices_only = True  # adamw: weight decay on parameters with ndim >= 2 only
   config.optim.decay = 0.99  # rmsprop

@@ -6,10 +6,9 @@ config fields (config.optim or a per-network block):
   schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
   learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
   rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
-  grad_clip_norm (0 = off); adam_update_clip (adam/adamw; 0 = off): each element of Adam's normalized
-  step m/(sqrt(v) + eps) is clipped to [-c, c] before the learning rate scales it; weight_clip (0 = off):
-  after every update each parameter is clipped to [-weight_clip, weight_clip] (a crude Lipschitz
-  constraint on a critic). name may also be adagrad (initial_accumulator).
+  grad_clip_norm (0 = off); weight_clip (0 = off): after every update each parameter is clipped to
+  [-weight_clip, weight_clip] (a crude Lipschitz constraint on a critic). name may also be adagrad
+  (initial_accumulator).
 """
 
 from __future__ import annotations
@@ -60,32 +59,10 @@ def clip_parameters(c: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def clipped_adam(cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """Adam (adamw with cfg.weight_decay) whose normalized step is clipped elementwise to
-  [-cfg.adam_update_clip, cfg.adam_update_clip].
-
-  Adam's step for a parameter is about 1 in size while its gradients keep their scale; it grows far
-  beyond 1 when a gradient suddenly outgrows the second-moment average v (one batch of outlying points),
-  and such steps are what set off loss spikes (Wortsman et al. 2023, who clip the step's RMS per tensor;
-  elementwise, the clip does not depend on how parameters are stacked, e.g. by a scan over layers).
-  """
-  decay = []
-  if cfg.name == "adamw":
-    mask = _matrices if cfg.decay_matrices_only else None
-    decay = [optax.add_decayed_weights(cfg.weight_decay, mask)]
-  return optax.chain(optax.scale_by_adam(b1=cfg.b1, b2=cfg.b2, eps=cfg.eps),
-                     optax.clip(cfg.adam_update_clip), *decay, optax.scale_by_learning_rate(schedule))
-
-
 def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   schedule = make_schedule(cfg, num_steps)
   name = cfg.name
-  update_clip = cfg.adam_update_clip
-  if update_clip and name not in ("adam", "adamw"):
-    raise ValueError(f"optim.adam_update_clip clips Adam's step; with optim.name={name!r} set it to 0")
-  if update_clip:
-    tx = clipped_adam(cfg, schedule)
-  elif name == "adam":
+  if name == "adam":
     tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif name == "adamw":
     mask = _matrices if cfg.decay_matrices_only else None
