@@ -219,12 +219,23 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     loop.check_config(config)
 
 
-@pytest.mark.parametrize("name,value", [("log_every", 0), ("checkpoint_every", -1), ("eval_every", -5),
-                                        ("sample_every", True)])
-def test_intervals_must_be_counts(name, value):
+@pytest.mark.parametrize("name,value", [
+    ("train.num_steps", 0), ("train.log_every", 0), ("train.checkpoint_every", -1), ("train.eval_every", -5),
+    ("train.sample_every", True), ("train.keep_checkpoints", 0), ("data.batch_size", 0),
+    ("eval.batch_size", -4)])
+def test_counts_must_be_integers_in_range(name, value):
   config = load_config("toy2d_gmm", "tiny")
-  config.train[name] = value
-  with pytest.raises(ValueError, match=rf"train.{name}=.* must be an integer >= [01]; set --config.train.{name}"):
+  block, field = name.split(".")
+  config[block][field] = value
+  with pytest.raises(ValueError, match=rf"{name}=.* must be an integer >= [01]; set --config.{name}$"):
+    loop.check_config(config)
+
+
+@pytest.mark.parametrize("decay", [-0.5, 1.0, 1.5])
+def test_ema_decay_must_be_in_0_1(decay):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.ema_decay = decay
+  with pytest.raises(ValueError, match=r"train.ema_decay=.* must be in \[0, 1\)"):
     loop.check_config(config)
 
 

@@ -217,6 +217,6 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
       labels = np.asarray([label_of[c] for c in classes], np.int32)
     return ImageFolderSource([str(f) for f in files], labels, shape_HWC, mode, image_size, num_levels)
 
-  extras = {"class_names": class_names} if class_names is not None else {}
+  extras = {"class_names": class_names, "num_classes": len(class_names)} if class_names is not None else {}
   spec = DataSpec(kind="image", shape=shape_HWC, num_levels=num_levels, extras=extras)
   return Dataset(root.name, source(train_files, train_classes), source(test_files, test_classes), spec)

@@ -121,6 +121,17 @@ def check_labels(labels: np.ndarray, x: np.ndarray, name: str, x_name: str) -> N
                      f"integer label per example, shape ({len(x)},)")
   if not np.issubdtype(labels.dtype, np.integer):
     raise ValueError(f"{name} has dtype {labels.dtype}; labels must be integers (class indices)")
+  if len(labels) and labels.min() < 0:
+    raise ValueError(f"{name} holds the negative label {labels.min()}; labels are class indices 0, 1, ...")
+
+
+def check_finite(points: np.ndarray, name: str, chunk: int = 1 << 16) -> None:
+  """Raises at the first row holding NaN or infinity; reads a memory-mapped array a chunk at a time."""
+  for start in range(0, len(points), chunk):
+    bad = ~np.isfinite(points[start:start + chunk]).all(axis=1)
+    if bad.any():
+      raise ValueError(f"{name} holds non-finite values (first in row {start + int(np.argmax(bad))}); remove "
+                       f"or repair those rows")
 
 
 def load(path: str, num_levels: int = 0, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION,
@@ -166,15 +177,22 @@ def load(path: str, num_levels: int = 0, test_fraction: float = split_lib.DEFAUL
     train_rows, test_rows = split_lib.seeded_split(
         len(x), test_fraction, f"{str(file)!r} has {len(x)} examples", "save x_test (and label_test)")
 
+  extras = {}
+  if "label" in arrays:  # conditional models check model.num_classes against it
+    labels = [arrays[k] for k in ("label", "label_test") if k in arrays and len(arrays[k])]
+    extras["num_classes"] = int(max(a.max() for a in labels)) + 1
   if kind == "image":
     levels = image_levels([x, arrays["x_test"]] if "x_test" in arrays else [x], num_levels)
     shape = x.shape[1:] if x.ndim == 4 else (*x.shape[1:], 1)
-    spec = DataSpec(kind="image", shape=tuple(shape), num_levels=levels)
+    spec = DataSpec(kind="image", shape=tuple(shape), num_levels=levels, extras=extras)
     x_dtype = np.dtype(np.uint8)
   else:
     if num_levels:
       raise ValueError("x holds float points, which have no levels; set data.num_levels=0")
-    spec = DataSpec(kind="points", shape=tuple(x.shape[1:]))
+    for key in ("x", "x_test"):
+      if key in arrays:
+        check_finite(arrays[key], key)
+    spec = DataSpec(kind="points", shape=tuple(x.shape[1:]), extras=extras)
     x_dtype = np.dtype(np.float32)
   dtypes = {"x": x_dtype, "label": np.dtype(np.int32)}
   shapes = {"x": spec.shape, "label": ()}

@@ -21,6 +21,11 @@ def num_classes(config, dataset: Dataset) -> int:
   if count and "label" not in dataset.train[np.arange(1)]:
     raise ValueError(f"model.num_classes={count} conditions on labels, which data {dataset.name!r} "
                      f"lacks; set model.num_classes=0")
+  present = dataset.spec.extras.get("num_classes", 0)  # own data: 1 + the largest label
+  if count and count < present:
+    raise ValueError(f"data {dataset.name!r} has labels up to {present - 1}, but model.num_classes={count} "
+                     f"(a label outside [0, num_classes) would be no class at all); set "
+                     f"model.num_classes={present}")
   return count
 
 

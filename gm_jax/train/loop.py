@@ -223,6 +223,8 @@ class Experiment:
       raise ValueError(f"eval.quality_reference must be 'test' or 'train', got {ev.quality_reference!r}")
     if ev.quality_samples < 2:
       raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
+    if ev.quality_batch_size < 1:
+      raise ValueError(f"eval.quality_batch_size must be at least 1, got {ev.quality_batch_size}")
     return self.build_feature_space(self.config, self.dataset)
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
@@ -332,6 +334,13 @@ def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
   return found
 
 
+# Counts with their least value. A 0 interval means "only at the end" for what the last step writes
+# anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
+_COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
+           ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
+           ("data.batch_size", 1), ("eval.batch_size", 1))
+
+
 def check_config(config) -> None:
   """Rejects settings that cannot train, before anything is built or written."""
   for name, value in _learning_rates(config):
@@ -341,11 +350,14 @@ def check_config(config) -> None:
       ok = False
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
-  # 0 means "only at the end" for what the last step writes anyway; the training log needs a period.
-  for name, least in (("log_every", 1), ("checkpoint_every", 0), ("eval_every", 0), ("sample_every", 0)):
-    value = config.train[name]
+  for name, least in _COUNTS:
+    block, field = name.split(".")
+    value = config[block][field]
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-      raise ValueError(f"train.{name}={value!r} must be an integer >= {least}; set --config.train.{name}")
+      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+  decay = config.train.ema_decay
+  if not 0 <= decay < 1:
+    raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
 
 
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
@@ -388,9 +400,10 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
   iterator = exp.train_iterator()
   restored = exp.restore_latest(set_aside_unreadable=True)
   if restored is None:
+    state = exp.init_state()  # first: a config that cannot build leaves no config.json to block its fix
     exp.files.truncate_metrics(-1)
     exp.files.write_config(config_to_dict(exp.config))
-    return exp.init_state(), iterator
+    return state, iterator
   state, data_state = restored
   iterator.set_state(data_state)
   exp.files.truncate_metrics(int(state.step))
@@ -449,8 +462,8 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     finished = finished_summary(exp)
     if finished is not None:
       return finished  # a rerun of a finished run changes nothing (no second final eval or row)
+    exp.feature_space  # fails before anything is written if the feature network or its weights are missing
     state, iterator = prepare_workdir(exp)
-    exp.feature_space  # fails before training if the feature network or its weights are missing
     step = int(state.step)
     acc = metrics_lib.Accumulator()
     pending: list[dict] = []

@@ -12,6 +12,7 @@ from PIL import Image
 
 from gm_jax import data as data_lib
 from gm_jax.data import image_folder, text
+from gm_jax.tasks import conditioning
 from gm_jax.train.defaults import base_config, load_config_file
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
@@ -57,7 +58,7 @@ def test_image_folder_with_classes(tmp_path, mode, channels):
   ds = load("image_folder", tmp_path / "pets")
   assert ds.name == "pets"
   assert ds.spec.kind == "image" and ds.spec.shape == (8, 8, channels) and ds.spec.num_levels == 256
-  assert ds.spec.extras["class_names"] == ["cats", "dogs"]
+  assert ds.spec.extras["class_names"] == ["cats", "dogs"] and ds.spec.extras["num_classes"] == 2
   assert len(ds.train) == 58 and len(ds.test) == 6  # round(64 * 0.1) test images
   assert not set(ds.train.files) & set(ds.test.files)
   for source in (ds.train, ds.test):
@@ -308,6 +309,36 @@ def test_npz_errors(tmp_path):
   np.save(tmp_path / "levels.npy", np.full((10, 2, 2), 20, np.uint8))
   with pytest.raises(ValueError, match="values up to 20 but data.num_levels=17"):
     load("npz", tmp_path / "levels.npy", num_levels=17)
+  np.savez(tmp_path / "negative.npz", x=np.zeros((10, 2)), label=np.arange(10) - 1)
+  with pytest.raises(ValueError, match="label holds the negative label -1; labels are class indices"):
+    load("npz", tmp_path / "negative.npz")
+  np.savez(tmp_path / "no_test.npz", x=np.zeros((10, 2)), x_test=np.zeros((0, 2)))
+  with pytest.raises(ValueError, match="has an empty test split; give it examples"):
+    load("npz", tmp_path / "no_test.npz")
+  for bad in (np.nan, np.inf):
+    points = np.zeros((10, 2), np.float32)
+    points[7, 1] = bad
+    np.save(tmp_path / "nan.npy", points)
+    with pytest.raises(ValueError, match=r"x holds non-finite values \(first in row 7\)"):
+      load("npz", tmp_path / "nan.npy")
+    np.savez(tmp_path / "nan_test.npz", x=np.zeros((10, 2)), x_test=points)
+    with pytest.raises(ValueError, match=r"x_test holds non-finite values \(first in row 7\)"):
+      load("npz", tmp_path / "nan_test.npz")
+
+
+@pytest.mark.parametrize("num_classes", [3, 4])
+def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
+  np.savez(tmp_path / "labelled.npz", x=np.zeros((10, 2)), label=np.arange(10) % 3,
+           x_test=np.zeros((4, 2)), label_test=np.array([0, 1, 3, 1]))
+  ds = load("npz", tmp_path / "labelled.npz")
+  assert ds.spec.extras["num_classes"] == 4
+  config = base_config()
+  config.model.num_classes = num_classes
+  if num_classes == 4:
+    assert conditioning.num_classes(config, ds) == 4
+  else:
+    with pytest.raises(ValueError, match=r"labels up to 3, but model.num_classes=3 .* set model.num_classes=4"):
+      conditioning.num_classes(config, ds)
 
 
 def test_unknown_data_name_lists_the_own_data_loaders():

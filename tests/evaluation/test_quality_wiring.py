@@ -79,7 +79,7 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
   config = _tiny_fid_config(tmp_path / "absent.npz")
   with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError, match=iw.CONVERT_COMMAND):
     tasks.train(config, str(tmp_path / "run"))
-  assert not list((tmp_path / "run").glob("checkpoints/*"))
+  assert not list((tmp_path / "run").glob("checkpoints/*")) and not (tmp_path / "run" / "config.json").exists()
   config.eval.inception_weights = ""
   with tfds.testing.mock_data(num_examples=8), pytest.raises(FileNotFoundError,
                                                              match="eval.inception_weights"):
@@ -87,11 +87,12 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("field,value,message", [("quality_reference", "valid", "'test' or 'train'"),
-                                                  ("quality_samples", 1, "at least 2")])
+                                                  ("quality_samples", 1, "at least 2"),
+                                                  ("quality_batch_size", 0, "at least 1")])
 def test_bad_quality_settings_fail_before_training(field, value, message, tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
   setattr(config.eval, field, value)
   with pytest.raises(ValueError, match=message):
     tasks.train(config, str(tmp_path))
-  assert not list(tmp_path.glob("checkpoints/*"))
+  assert not list(tmp_path.glob("checkpoints/*")) and not (tmp_path / "config.json").exists()
