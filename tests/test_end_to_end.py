@@ -64,6 +64,18 @@ def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
 
 
+def test_a_checkpoint_inside_a_log_window_resumes_that_window(tmp_path):
+  """Checkpoints at 15 and 30 with rows every 10 steps: killed at 25, the rerun's row at 20 still averages
+  steps 11-20, and every row equals the uninterrupted run's."""
+  settings = ("--config.train.checkpoint_every=15", "--config.train.keep_checkpoints=5")
+  run_main(TINY, f"--workdir={tmp_path / 'straight'}", *settings)
+  killed = tmp_path / "killed"
+  run_main("25", TINY, f"--workdir={killed}", *settings, script=KILL_AT_STEP, check=False)
+  assert sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == [15]
+  run_main(TINY, f"--workdir={killed}", *settings)
+  assert run_metrics(killed) == run_metrics(tmp_path / "straight")
+
+
 def test_eval_and_sample_modes(uninterrupted, tmp_path):
   """Each evaluation and sample run writes its own file: none replaces the training's or an earlier one's."""
   workdir = tmp_path / "modes"
@@ -82,8 +94,44 @@ def test_eval_and_sample_modes(uninterrupted, tmp_path):
   assert again["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
   assert (workdir / "eval_step_0000040.json").read_bytes() == first
   run_main(TINY, f"--workdir={workdir}", "--mode=sample")
-  assert (workdir / "samples" / "step_0000040_2.png").stat().st_size > 0
+  run_main(TINY, f"--workdir={workdir}", "--mode=sample")
+  assert (workdir / "samples" / "sample_run_step_0000040.png").stat().st_size > 0
+  assert (workdir / "samples" / "sample_run_step_0000040_2.png").stat().st_size > 0
   assert {p: p.read_bytes() for p in before} == before  # the training's files are all there, untouched
+
+
+def test_a_run_killed_after_its_final_checkpoint_ends_like_the_uninterrupted_run(uninterrupted, tmp_path):
+  """The final evaluation is written after the last checkpoint; a rerun writes it once more, not twice."""
+  workdir = tmp_path / "final"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "summary.json").unlink()
+  for picture in (workdir / "samples").glob("step_0000040.*"):
+    picture.unlink()
+  run_main(TINY, f"--workdir={workdir}")
+  assert run_metrics(workdir) == run_metrics(uninterrupted)
+  test_events = [e.step for path in (workdir / "tensorboard").glob("events.out.tfevents.*")
+                 for e in map(event_of, read_event_records(path))
+                 if e.HasField("summary") and e.summary.value[0].tag.startswith("test/")]
+  assert sorted(test_events) == [20, 40]
+
+
+def test_eval_leaves_the_unfinished_save_of_a_running_training_alone(uninterrupted, tmp_path):
+  workdir = tmp_path / "saving"
+  shutil.copytree(uninterrupted, workdir)
+  unfinished = workdir / "checkpoints" / "50.orbax-checkpoint-tmp-1"  # as a training's save in progress
+  unfinished.mkdir()
+  (unfinished / "part").write_bytes(b"being written")
+  tasks.evaluate(load_config("toy2d_gmm", "tiny"), str(workdir))
+  assert (unfinished / "part").read_bytes() == b"being written"
+
+
+def test_a_non_finite_config_value_resumes_and_evaluates(tmp_path):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  config.optim.grad_clip_norm = float("inf")  # stored as null in config.json
+  summary = tasks.train(config, str(tmp_path))
+  assert tasks.train(config, str(tmp_path)) == summary
+  assert tasks.evaluate(config, str(tmp_path))["step"] == summary["step"]
 
 
 def test_override_and_misspelt_key(tmp_path):

@@ -29,10 +29,10 @@ def load_toy2d(data_config) -> Dataset:
 def load_dataset(data_config) -> Dataset:
   """The data set data.name names; with data.reflow_pairs, its training split is those pairs."""
   dataset = _load_named(data_config)
-  for split in ("train", "test"):
+  for split, own_array in (("train", "x"), ("test", "x_test")):
     if not len(getattr(dataset, split)):
-      raise ValueError(f"data {dataset.name!r} has an empty {split} split; give it examples (data.num_{split} "
-                       f"for toy2d, x_test in an own .npz file)")
+      raise ValueError(f"data {dataset.name!r} has an empty {split} split; give it examples (toy2d: "
+                       f"data.num_{split}; own arrays: {own_array})")
   if data_config.get("reflow_pairs"):
     dataset = reflow_pairs.with_reflow_pairs(dataset, data_config.reflow_pairs)
   return dataset

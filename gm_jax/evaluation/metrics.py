@@ -25,8 +25,12 @@ def add(a: Metrics, b: Metrics) -> Metrics:
 class Accumulator:
   """Host-side float64 running sums of (sum, count) metrics; `means()` divides."""
 
-  def __init__(self):
-    self._sums: dict[str, list[float]] = {}
+  def __init__(self, sums: Mapping[str, list[float]] | None = None):
+    self._sums: dict[str, list[float]] = {name: list(pair) for name, pair in (sums or {}).items()}
+
+  def sums(self) -> dict[str, list[float]]:
+    """{name: [sum, count]}, JSON-ready: a checkpoint carries a log window that is not complete yet."""
+    return {name: list(pair) for name, pair in self._sums.items()}
 
   def add(self, metrics: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
     for name, (total, count) in jax.device_get(dict(metrics)).items():

@@ -97,9 +97,11 @@ def _stderr_captured() -> Iterator[list[bytes]]:
 class Checkpointer:
   """Saves `state` (a TrainState pytree) and `data` (a JSON dict, the data iterator position) per step."""
 
-  def __init__(self, directory: pathlib.Path, keep: int, async_save: bool = True):
+  def __init__(self, directory: pathlib.Path, keep: int, async_save: bool = True, read_only: bool = False):
+    # Read-only (eval and sample modes) also leaves other processes' unfinished saves alone: a training
+    # may be writing into the same directory.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                           cleanup_tmp_directories=True)
+                                           cleanup_tmp_directories=not read_only, read_only=read_only)
     self.directory = pathlib.Path(directory).absolute()
     self._manager = ocp.CheckpointManager(self.directory, options=options)
     self._pending: int | None = None  # the step whose (async) save has not been confirmed yet

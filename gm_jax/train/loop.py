@@ -31,7 +31,7 @@ from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
-from gm_jax.train.run_files import RunFiles, WorkdirLock, unused_path, write_json_atomic
+from gm_jax.train.run_files import RunFiles, WorkdirLock, finite_or_null, unused_path, write_json_atomic
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -71,7 +71,8 @@ def _sync_processes(name: str) -> None:
 
 
 def config_to_dict(config) -> dict[str, Any]:
-  return json.loads(config.to_json_best_effort(sort_keys=True))
+  """The config as config.json stores it (non-finite numbers as null), so a rerun compares equal to it."""
+  return finite_or_null(json.loads(config.to_json_best_effort(sort_keys=True)))
 
 
 def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -92,13 +93,15 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 class Experiment:
   """Everything built from a config: data, task, optimizers, mesh, compiled functions, the run's files.
 
-  build_feature_space: None measures no sample quality.
+  build_feature_space: None measures no sample quality. read_only: restores checkpoints but never saves,
+  deletes or cleans up any (eval and sample modes, which may run beside a training of the same workdir).
   """
 
   config: Any
   workdir: pathlib.Path
   build_task: TaskBuilder
   build_feature_space: FeatureSpaceBuilder | None = None
+  read_only: bool = False
 
   def __post_init__(self):
     config = self.config
@@ -117,7 +120,7 @@ class Experiment:
     self._samplers: dict[int, Any] = {}  # jitted samplers by number of samples (_sampler)
     self.files = RunFiles(self.workdir, jax.process_index() == 0)
     self.checkpointer = Checkpointer(self.workdir / "checkpoints", keep=config.train.keep_checkpoints,
-                                     async_save=config.train.async_checkpoints)
+                                     async_save=config.train.async_checkpoints, read_only=self.read_only)
 
   # state ------------------------------------------------------------------------------------------
   def train_iterator(self) -> data_lib.TrainIterator:
@@ -237,8 +240,10 @@ class Experiment:
     n = ev.quality_samples
     samples, info, seconds = self._draw_samples(state, n)
     if self.files.is_main:
-      path = self.files.sample_path(int(state.step))
-      pictures.save_judged_samples(path.with_name(f"quality_{path.name}"), samples, self.dataset)
+      step = int(state.step)
+      path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
+              else self.files.sample_path(step, "quality_"))
+      pictures.save_judged_samples(path, samples, self.dataset)
     reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
     floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
     reference = reference_split[np.arange(min(len(reference_split), ev.quality_reference_max))]["x"]
@@ -395,20 +400,23 @@ def finished_summary(exp: Experiment) -> dict[str, Any] | None:
   return None
 
 
-def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any]:
-  """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir)."""
+def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
+  """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir); with
+  the data iterator and the training log's open window ({"start": step, "sums": Accumulator.sums()})."""
   iterator = exp.train_iterator()
   restored = exp.restore_latest(set_aside_unreadable=True)
   if restored is None:
     state = exp.init_state()  # first: a config that cannot build leaves no config.json to block its fix
     exp.files.truncate_metrics(-1)
     exp.files.write_config(config_to_dict(exp.config))
-    return state, iterator
+    return state, iterator, {"start": 0, "sums": {}}
   state, data_state = restored
+  step = int(state.step)
+  window = data_state.pop("log_window", {"start": step, "sums": {}})  # absent from older checkpoints
   iterator.set_state(data_state)
-  exp.files.truncate_metrics(int(state.step))
-  logging.info("resumed from step %d", int(state.step))
-  return state, iterator
+  exp.files.truncate_metrics(step, final=step == exp.config.train.num_steps)
+  logging.info("resumed from step %d", step)
+  return state, iterator, window
 
 
 def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:
@@ -463,13 +471,14 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     if finished is not None:
       return finished  # a rerun of a finished run changes nothing (no second final eval or row)
     exp.feature_space  # fails before anything is written if the feature network or its weights are missing
-    state, iterator = prepare_workdir(exp)
+    state, iterator, window = prepare_workdir(exp)
     step = int(state.step)
-    acc = metrics_lib.Accumulator()
+    # The log window a checkpoint cut (checkpoint_every need not be a multiple of log_every) goes on.
+    acc = metrics_lib.Accumulator(window["sums"])
     pending: list[dict] = []
     bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
                     dynamic_ncols=True, desc="train")
-    last_time, last_step = time.perf_counter(), step
+    last_time, last_step = time.perf_counter(), window["start"]
     while step < tc.num_steps:
       batch = sharding.put_batch(next(iterator), exp.mesh)
       state, step_metrics = exp.train_step(state, batch)
@@ -492,9 +501,13 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
         exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
+        for m in pending:
+          acc.add(m)
+        pending.clear()
         exp.check_savable(state)
-        exp.checkpointer.save(step, state,
-                              {**iterator.get_state(), "topology": topology(exp.config.mesh.fsdp)})
+        exp.checkpointer.save(step, state, {
+            **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
+            "log_window": {"start": last_step, "sums": acc.sums()}})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
@@ -546,7 +559,7 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
   changes = check_eval_workdir(config, pathlib.Path(workdir))
-  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space)
+  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space, read_only=True)
   try:
     restored = exp.restore_latest()
     if restored is None:
@@ -577,12 +590,13 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
 
 
 def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
-  """Writes a sample grid from the latest checkpoint to samples/step_XXXXXXX.png, or step_XXXXXXX_2.png and
-  so on beside the training's picture of that step or an earlier sample run's."""
+  """Writes a sample grid from the latest checkpoint to samples/sample_run_step_XXXXXXX.png, or
+  sample_run_step_XXXXXXX_2.png and so on beside an earlier sample run's."""
   exp, state, changes = restored_experiment(config, workdir, build_task, None)
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:
-    return exp.write_samples(state, int(state.step), unused_path(exp.files.sample_path(int(state.step))))
+    return exp.write_samples(state, int(state.step),
+                             unused_path(exp.files.sample_path(int(state.step), "sample_run_")))
   finally:
     exp.checkpointer.close()

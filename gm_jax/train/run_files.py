@@ -83,15 +83,24 @@ def event_of(record: bytes):
   return event_pb2.Event.FromString(record[12:-4])
 
 
-def _truncate_events(path: pathlib.Path, last_step: int) -> None:
-  """Rewrites an event file without the summaries of steps after `last_step` (records kept byte for
-  byte, CRCs included); removes it when no summary is left."""
+def _dropped(step: int, split: str, last_step: int, final: bool) -> bool:
+  """Whether truncate_metrics drops a record: after `last_step`, or the final evaluation's (which the
+  trainer writes after the last checkpoint, so a run resumed from that checkpoint writes it again)."""
+  return step > last_step or (final and step == last_step and split == "test")
+
+
+def _truncate_events(path: pathlib.Path, last_step: int, final: bool) -> None:
+  """Rewrites an event file without the summaries truncate_metrics drops (records kept byte for byte, CRCs
+  included); removes it when no summary is left."""
   records = read_event_records(path)
   events = [event_of(r) for r in records]
-  kept = [r for r, e in zip(records, events) if not (e.HasField("summary") and e.step > last_step)]
+  # RunFiles.log writes one summary per record, its tags "<split>/<name>".
+  split_of = lambda e: e.summary.value[0].tag.split("/")[0] if e.summary.value else ""
+  dropped = [e.HasField("summary") and _dropped(e.step, split_of(e), last_step, final) for e in events]
+  kept = [r for r, d in zip(records, dropped) if not d]
   if len(kept) == len(records) and sum(len(r) for r in records) == path.stat().st_size:
     return
-  if not any(e.HasField("summary") and e.step <= last_step for e in events):
+  if not any(e.HasField("summary") and not d for e, d in zip(events, dropped)):
     path.unlink()
     return
   tmp = path.with_name(path.name + ".tmp")
@@ -148,20 +157,21 @@ class RunFiles:
       tb.write_event(event_pb2.Event(summary=summary, step=step, wall_time=time.time()))
       tb.flush()
 
-  def truncate_metrics(self, last_step: int) -> None:
+  def truncate_metrics(self, last_step: int, final: bool = False) -> None:
     """Drops metric records after `last_step` (written by a run that died before its next checkpoint),
-    from metrics.jsonl and from the TensorBoard event files, so that the resumed run's records of those
-    steps do not appear twice."""
+    and with `final` (`last_step` is the run's last step) its final test record, from metrics.jsonl and
+    from the TensorBoard event files, so that the resumed run's records do not appear twice."""
     if not self.is_main:
       return
     for path in sorted((self.workdir / "tensorboard").glob("events.out.tfevents.*")):
-      _truncate_events(path, last_step)
+      _truncate_events(path, last_step, final)
     if not self.metrics_path.exists():
       return
     kept = []
     for line in self.metrics_path.read_text().splitlines():
       try:
-        if json.loads(line)["step"] <= last_step:
+        record = json.loads(line)
+        if not _dropped(record["step"], record.get("split", ""), last_step, final):
           kept.append(line)
       except (json.JSONDecodeError, KeyError):
         continue  # a line cut short by the kill
@@ -170,9 +180,11 @@ class RunFiles:
     os.replace(tmp, self.metrics_path)
 
   # samples and summary ---------------------------------------------------------------------------
-  def sample_path(self, step: int) -> pathlib.Path:
+  def sample_path(self, step: int, prefix: str = "") -> pathlib.Path:
+    """samples/<prefix>step_XXXXXXX.png. The training writes the unprefixed names and quality_; the eval and
+    sample modes write prefixes of their own, so that a training resumed later never replaces their files."""
     self.samples_dir.mkdir(parents=True, exist_ok=True)
-    return self.samples_dir / f"step_{step:07d}.png"
+    return self.samples_dir / f"{prefix}step_{step:07d}.png"
 
   def write_summary(self, summary: dict[str, Any]) -> None:
     if self.is_main:

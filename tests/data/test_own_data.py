@@ -337,7 +337,7 @@ def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
   if num_classes == 4:
     assert conditioning.num_classes(config, ds) == 4
   else:
-    with pytest.raises(ValueError, match=r"labels up to 3, but model.num_classes=3 .* set model.num_classes=4"):
+    with pytest.raises(ValueError, match=r"up to 3, but model.num_classes=3 .*; set model.num_classes=4$"):
       conditioning.num_classes(config, ds)
 
 

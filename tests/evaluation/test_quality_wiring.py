@@ -27,9 +27,12 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
   assert summary["inception_score"] < summary["inception_score_floor"] <= 10
   assert summary["sample_ms_per_1000"] > 0 and "bpd" in summary
   step = config.train.num_steps
-  assert (tmp_path / "samples" / f"quality_step_{step:07d}.png").exists()
+  training_picture = (tmp_path / "samples" / f"quality_step_{step:07d}.png").read_bytes()
   evaluated = tasks.evaluate(config, str(tmp_path))
   assert without_wall_clock(evaluated) == without_wall_clock(summary)
+  # The evaluation's judged samples have a file of their own; the training's stays as it was.
+  assert (tmp_path / "samples" / f"eval_quality_step_{step:07d}.png").exists()
+  assert (tmp_path / "samples" / f"quality_step_{step:07d}.png").read_bytes() == training_picture
   assert json.loads((tmp_path / f"eval_step_{step:07d}.json").read_text())["fd"] == summary["fd"]
 
 
