@@ -49,13 +49,14 @@ def ode_log_likelihood(denoiser: Denoiser, x, key=None, exact_trace: bool = True
   process = denoiser.process
   velocity = lambda t, y: probability_flow_velocity(denoiser, y, t)
   if exact_trace:
-    augmented = lambda t, state: _velocity_and_exact_divergence(velocity, t, state[0])
+    probe = None
+    augmented = lambda t, state, probe: _velocity_and_exact_divergence(velocity, t, state[0])
   else:
     if key.ndim:
       probe = jax.vmap(lambda k: jax.random.rademacher(k, x.shape[1:]))(key).astype(x.dtype)
     else:
       probe = jax.random.rademacher(key, x.shape).astype(x.dtype)
-    augmented = lambda t, state: _velocity_and_hutchinson_divergence(velocity, t, state[0], probe)
+    augmented = lambda t, state, probe: _velocity_and_hutchinson_divergence(velocity, t, state[0], probe)
   (x1, integral), nfe = solve_ode(augmented, (x, jnp.zeros(x.shape[:1])), process.t_min, 1.0, solver,
-                                  num_steps, rtol, atol)
+                                  num_steps, rtol, atol, args=probe)
   return gaussian_log_prob(x1, process.prior_std) + integral, nfe
