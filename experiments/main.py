@@ -59,13 +59,30 @@ def _bad_config_field(argv: list[str], error: Exception) -> str:
   return f"{flag}: the config has no field {keys[0]!r}{hint}; see the config file for its fields"
 
 
+def _config_file(argv: list[str]) -> str | None:
+  """The file of --config=FILE[:ARG], if given."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":", 1)[0]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":", 1)[0]
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with any bad flag or config override reported as one line."""
+  """absl's flag parsing, with a bad config file, flag or config override reported as one line."""
+  file = _config_file(argv)
+  if file is not None and not os.path.isfile(file):
+    _fail(f"config file {file!r} does not exist; pass --config=experiments/configs/NAME.py[:tiny]")
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    _fail(str(e).splitlines()[0])
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    # A config file that fails to load puts its own exception on the last line.
+    _fail(re.sub(r"^\w+Error: ", "", lines[-1].strip()) if "parsing config file" in lines[0] else lines[0])
   except (AttributeError, KeyError) as e:
+    if "get_config" in str(e):
+      _fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
     _fail(_bad_config_field(argv, e))
   return []
 

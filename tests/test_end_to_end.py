@@ -134,6 +134,19 @@ def test_a_non_finite_config_value_resumes_and_evaluates(tmp_path):
   assert tasks.evaluate(config, str(tmp_path))["step"] == summary["step"]
 
 
+@pytest.mark.parametrize("config,message", [
+    (f"{CONFIGS / 'toy2d_gmm.py'}:small", "unknown config argument 'small'; use ':tiny' or nothing"),
+    ("{tmp}/absent.py", "config file '{tmp}/absent.py' does not exist; pass --config="),
+    ("{tmp}/no_get_config.py", "config file '{tmp}/no_get_config.py' defines no get_config()")])
+def test_a_bad_config_file_is_one_line(tmp_path, config, message):
+  (tmp_path / "no_get_config.py").write_text("x = 1\n")
+  proc = run_main(f"--config={config.format(tmp=tmp_path)}", f"--workdir={tmp_path / 'w'}", check=False)
+  assert proc.returncode == 1
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"error: {message.format(tmp=tmp_path)}"), proc.stderr
+  assert not (tmp_path / "w").exists()
+
+
 def test_override_and_misspelt_key(tmp_path):
   proc = run_main(TINY, f"--workdir={tmp_path / 'a'}", "--config.optim.learning_rat=0.1", check=False)
   assert proc.returncode != 0 and "learning_rat" in proc.stderr

@@ -10,6 +10,7 @@ Carlo estimate with its standard error) so that a model's test NLL can be shown 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Callable
 
@@ -166,6 +167,12 @@ def make(name: str, **kwargs):
   """Builds a toy distribution by name; kwargs are its geometry (radius, std, spacing ...)."""
   if name not in DISTRIBUTIONS:
     raise ValueError(f"unknown toy2d distribution {name!r}; choose one of {sorted(DISTRIBUTIONS)}")
+  accepted = inspect.signature(DISTRIBUTIONS[name]).parameters
+  unknown = sorted(set(kwargs) - set(accepted))
+  if unknown:
+    raise ValueError(f"data.geometry has {', '.join(unknown)}, which the {name} distribution does not take "
+                     f"(it takes {', '.join(accepted) or 'nothing'}); set --config.data.geometry='{{}}' for "
+                     f"its defaults")
   return DISTRIBUTIONS[name](**kwargs)
 
 

@@ -62,6 +62,9 @@ def clip_parameters(c: float) -> optax.GradientTransformation:
 def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   schedule = make_schedule(cfg, num_steps)
   name = cfg.name
+  if cfg.weight_decay and name != "adamw":
+    raise ValueError(f"optim.weight_decay={cfg.weight_decay} is applied by adamw only; set optim.name=adamw "
+                     f"or optim.weight_decay=0")
   if name == "adam":
     tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif name == "adamw":

@@ -341,6 +341,17 @@ def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
       conditioning.num_classes(config, ds)
 
 
+@pytest.mark.parametrize("fields,message", [
+    ({"name": "digits", "path": "/tmp/pets"}, "data.path is set, but data.name='digits' does not read it"),
+    ({"name": "toy2d", "num_levels": 5}, "data.num_levels is set, but data.name='toy2d' does not read it"),
+    ({"name": "text", "path": "/tmp/corpus.txt"}, "data.name='text' needs a language-model config")])
+def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, message):
+  config = base_config().data  # no data.context: not a language-model config
+  config.update(fields)
+  with pytest.raises(ValueError, match=message):
+    data_lib.load_dataset(config)
+
+
 def test_unknown_data_name_lists_the_own_data_loaders():
   with pytest.raises(ValueError, match="image_folder .*npz"):
     load("folder", "")

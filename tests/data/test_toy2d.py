@@ -76,3 +76,9 @@ def test_grid_geometry():
 def test_unknown_distribution_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown toy2d distribution 'rings'"):
     toy2d.make("rings")
+
+
+def test_geometry_of_another_distribution_is_a_clear_error():
+  with pytest.raises(ValueError, match=r"num_modes, radius, which the grid distribution does not take \(it "
+                                       r"takes side, spacing, std\)"):
+    toy2d.make("grid", num_modes=8, radius=2.0)

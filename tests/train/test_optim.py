@@ -60,3 +60,8 @@ def test_global_norm_clipping():
 def test_unknown_optimizer_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown optim.name 'sgdd'; use adam, adamw, rmsprop or adagrad"):
     make_optimizer(_cfg(name="sgdd"), 10)
+
+
+def test_weight_decay_needs_adamw():
+  with pytest.raises(ValueError, match=r"weight_decay=0.1 is applied by adamw only; set optim.name=adamw"):
+    make_optimizer(_cfg(name="adam", weight_decay=0.1), 10)
