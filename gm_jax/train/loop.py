@@ -238,7 +238,7 @@ class Experiment:
       return {}
     ev = self.config.eval
     n = ev.quality_samples
-    samples, info, seconds = self._draw_samples(state, n)
+    samples, info, seconds_per_sample = self._draw_samples(state, n)
     if self.files.is_main:
       step = int(state.step)
       path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
@@ -254,11 +254,12 @@ class Experiment:
       labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
     result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
                                    kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels)
-    return {**result, **info, "sample_ms_per_1000": 1e6 * seconds / n}
+    return {**result, **info, "sample_ms_per_1000": 1e6 * seconds_per_sample}
 
   def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:
-    """n samples drawn in compiled chunks of eval.quality_batch_size, their info (e.g. nfe), and the
-    seconds the chunks took after compilation."""
+    """n samples drawn in compiled chunks of eval.quality_batch_size, their info (e.g. nfe; averaged over
+    the chunks, each weighted by the samples kept from it), and the seconds per sample drawn after
+    compilation (the last chunk's surplus was timed too)."""
     chunk = min(n, self.config.eval.quality_batch_size)
     params, model_state = state.params(self.use_ema), state.model_state()
     key = jax.random.fold_in(self.base_key, 4)
@@ -269,8 +270,10 @@ class Experiment:
     outputs = jax.block_until_ready(outputs)
     seconds = time.perf_counter() - start
     samples = np.concatenate([np.asarray(jax.device_get(split_samples(o)[0])) for o in outputs])[:n]
-    info = {k: float(v) for k, v in jax.device_get(split_samples(outputs[0])[1]).items()}
-    return samples, info, seconds
+    kept = [min(chunk, n - i * chunk) for i in range(len(outputs))]
+    infos = [jax.device_get(split_samples(o)[1]) for o in outputs]
+    info = {k: float(sum(w * float(i[k]) for w, i in zip(kept, infos)) / n) for k in infos[0]}
+    return samples, info, seconds / (len(outputs) * chunk)
 
   @functools.cached_property
   def data_floor(self) -> dict[str, float]:

@@ -2,13 +2,17 @@
 paper configs' FID protocol runs on a (random) Inception network, and missing weights fail before training."""
 
 import json
+import types
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from gm_jax.evaluation import inception_weights as iw
 from gm_jax import tasks
+from gm_jax.train import loop, sharding
 from tests.conftest import load_config, without_wall_clock
 from tests.models.test_inception import _random_leaf
 
@@ -99,3 +103,23 @@ def test_bad_quality_settings_fail_before_training(field, value, message, tmp_pa
   with pytest.raises(ValueError, match=message):
     tasks.train(config, str(tmp_path))
   assert not list(tmp_path.glob("checkpoints/*")) and not (tmp_path / "config.json").exists()
+
+
+def test_sample_info_is_the_mean_over_chunks_and_the_time_is_per_sample_drawn(monkeypatch):
+  """10 samples in chunks of 4 (4 + 4 + 2 kept, 12 drawn): a per-chunk nfe is averaged with weights 4, 4
+  and 2, and the seconds are shared by all 12 samples the chunks drew."""
+  nfe_of = lambda k: jax.random.randint(k, (), 1, 1000)
+  exp = object.__new__(loop.Experiment)
+  exp.config = load_config("toy2d_gmm", "tiny")
+  exp.config.eval.quality_batch_size = 4
+  exp.use_ema, exp.base_key, exp._samplers, exp.mesh = False, jax.random.key(0), {}, sharding.make_mesh()
+  exp.task = types.SimpleNamespace(sample_fn=lambda p, s, k, n: (jnp.zeros((n, 2)), {"nfe": nfe_of(k)}))
+  state = types.SimpleNamespace(params=lambda use_ema: {}, model_state=lambda: {})
+  clock = iter([100.0, 112.0])
+  monkeypatch.setattr(loop.time, "perf_counter", lambda: next(clock))
+  samples, info, seconds_per_sample = exp._draw_samples(state, 10)
+  key = jax.random.fold_in(exp.base_key, 4)
+  nfes = [int(nfe_of(jax.random.fold_in(key, i))) for i in range(3)]
+  assert len(set(nfes)) == 3 and samples.shape == (10, 2)
+  assert info["nfe"] == pytest.approx((4 * nfes[0] + 4 * nfes[1] + 2 * nfes[2]) / 10)
+  assert seconds_per_sample == pytest.approx(12.0 / 12)
