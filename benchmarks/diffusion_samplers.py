@@ -85,7 +85,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
-  exp = tasks.experiment(config, flags.FLAGS.workdir)
+  exp = tasks.experiment(config, flags.FLAGS.workdir, read_only=True)
   try:
     restored = exp.restore_latest()
   finally:

@@ -112,6 +112,7 @@ def restored(config, workdir: str | pathlib.Path) -> tuple[loop.Experiment, Any]
   return exp, state
 
 
-def experiment(config, workdir: str | pathlib.Path) -> loop.Experiment:
-  """The loop's Experiment of a config (data, task, compiled steps, checkpoints) without running it."""
-  return loop.Experiment(config, pathlib.Path(workdir), build, build_feature_space)
+def experiment(config, workdir: str | pathlib.Path, read_only: bool = False) -> loop.Experiment:
+  """The loop's Experiment of a config (data, task, compiled steps, checkpoints) without running it;
+  read_only: its checkpointer only restores (for a workdir that a training may be writing)."""
+  return loop.Experiment(config, pathlib.Path(workdir), build, build_feature_space, read_only=read_only)
