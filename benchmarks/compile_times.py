@@ -25,7 +25,7 @@ from gm_jax.train import sharding, step as step_lib
 from gm_jax.train.defaults import load_config_file
 
 flags.DEFINE_list("only", [], "Substrings of config names to include (default: all).")
-flags.DEFINE_list("sizes", ["tiny", "full"], "tiny and/or full.")
+flags.DEFINE_multi_enum("sizes", ["tiny", "full"], ["tiny", "full"], "tiny and/or full (--sizes=tiny).")
 flags.DEFINE_integer("threads", 0, "Cores for XLA; 0: all this process may use.")
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -55,10 +55,12 @@ def compile_seconds(config) -> float:
 def main(argv):
   del argv
   threads = use_threads(flags.FLAGS.threads)
+  only = flags.FLAGS.only
+  paths = [p for p in sorted(CONFIGS.glob("*.py")) if not only or any(s in p.stem for s in only)]
+  if not paths:
+    raise app.UsageError(f"--only={','.join(only)} matches no config in {CONFIGS}")
   rows = []
-  for path in sorted(CONFIGS.glob("*.py")):
-    if flags.FLAGS.only and not any(s in path.stem for s in flags.FLAGS.only):
-      continue
+  for path in paths:
     for size in flags.FLAGS.sizes:
       record = {"benchmark": "compile_time", "config": path.stem, "size": size, "threads": threads}
       try:

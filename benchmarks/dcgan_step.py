@@ -17,16 +17,16 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, op_profile,
+from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, op_profile, require_reference,
                                time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
 from gm_jax.train import sharding, step as step_lib
 
-flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.")
-flags.DEFINE_integer("per_round", 2, "Steps of each framework per round.")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
+flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.", lower_bound=1)
+flags.DEFINE_integer("per_round", 2, "Steps of each framework per round.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "gm_jax's train.compute_dtype.")
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
@@ -50,6 +50,7 @@ def dcgan_config(batch_size: int, compute_dtype: str = "float32"):
 
 def main(argv):
   del argv
+  require_reference(flags.FLAGS.reference)
   threads = use_threads(flags.FLAGS.threads)
   size, batch = IMAGE_SIZE, flags.FLAGS.batch_size
   config = dcgan_config(batch, flags.FLAGS.compute_dtype)

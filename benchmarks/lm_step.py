@@ -23,7 +23,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
-                               op_profile, time_interleaved, use_threads)
+                               config_name, op_profile, require_reference, time_interleaved,
+                               use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
@@ -33,18 +34,20 @@ config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_
                                 lock_config=True)
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
-flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.")
-flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.")
+flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.", lower_bound=1)
+flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.", lower_bound=1)
 flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
 
-VOCAB = 65  # Tiny Shakespeare's characters
+VOCAB = 65  # Tiny Shakespeare's characters: the vocabulary of a config whose data does not state one
 
 
 def main(argv):
   del argv
+  require_reference(flags.FLAGS.reference)
   threads = use_threads(flags.FLAGS.threads)
   config = flags.FLAGS.config
-  dataset = random_characters(config.data.context, VOCAB)
+  vocab = config.data.get("vocab_size") or VOCAB
+  dataset = random_characters(config.data.context, vocab)
   task = language_model.build(config, dataset)
   mesh = sharding.make_mesh()
   batch_size = config.data.batch_size
@@ -65,7 +68,8 @@ def main(argv):
     jax.block_until_ready(metrics)
 
   fns = {"jax": jax_step}
-  record = {"benchmark": "lm_step", "config": "shakespeare_char_cpu", "data": "random tokens, vocab 65",
+  record = {"benchmark": "lm_step", "config": config_name(flags.FLAGS["config"]),
+            "data": f"random tokens, vocab {vocab}",
             "compute_dtype": config.train.compute_dtype, "batch_size": batch_size,
             "context": config.data.context, "num_params": num_params, "compile_s": compile_s,
             "threads": threads,

@@ -13,11 +13,13 @@ Diffusion: each sampler compiled, then timed drawing `--num_samples` samples in 
 
 from __future__ import annotations
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from benchmarks.timing import emit, time_calls, time_interleaved, use_threads
+from benchmarks.timing import emit, require_reference, time_calls, time_interleaved, use_threads
 from gm_jax.diffusion import processes
 from gm_jax.models.transformer import TransformerLM
 from gm_jax.sampling import autoregressive
@@ -27,19 +29,20 @@ from gm_jax.tasks.diffusion import DiffusionModel
 from gm_jax.train.defaults import load_config_file
 
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
-flags.DEFINE_integer("batch", 12, "Sequences decoded at once.")
+flags.DEFINE_integer("batch", 12, "Sequences decoded at once.", lower_bound=1)
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch decoder too, or not.")
 flags.DEFINE_string("lm_config", "experiments/configs/shakespeare_char_cpu.py", "LM config file.")
 flags.DEFINE_string("diffusion_config", "experiments/configs/digits_ddpm.py", "Diffusion config file.")
-flags.DEFINE_integer("num_samples", 64, "Diffusion samples per call.")
-flags.DEFINE_integer("rounds", 5, "Interleaved decoding rounds.")
+flags.DEFINE_integer("num_samples", 64, "Diffusion samples per call.", lower_bound=1)
+flags.DEFINE_integer("rounds", 5, "Interleaved decoding rounds.", lower_bound=1)
 
 VOCAB = 65  # Tiny Shakespeare's characters
 
 
 def lm_decoding(threads: int) -> None:
   config = load_config_file(flags.FLAGS.lm_config)
-  spec = type("Spec", (), {"num_levels": VOCAB, "shape": (config.data.context + 1,)})
+  spec = type("Spec", (), {"num_levels": config.data.get("vocab_size") or VOCAB,
+                           "shape": (config.data.context + 1,)})
   cfg = language_model.transformer_config(config, type("Data", (), {"spec": spec}))
   model = TransformerLM(cfg)
   b, new = flags.FLAGS.batch, cfg.context - 1
@@ -48,8 +51,8 @@ def lm_decoding(threads: int) -> None:
   generate = jax.jit(lambda p, key: autoregressive.generate(model, p, prompt, key, new, 1.0, 0))
   jax.block_until_ready(generate(params, jax.random.key(1)))
   fns = {"jax": lambda: jax.block_until_ready(generate(params, jax.random.key(1)))}
-  record = {"benchmark": "lm_decoding", "config": "shakespeare_char_cpu", "batch": b, "new_tokens": new,
-            "compute_dtype": cfg.compute_dtype, "threads": threads}
+  record = {"benchmark": "lm_decoding", "config": pathlib.Path(flags.FLAGS.lm_config).stem, "batch": b,
+            "new_tokens": new, "compute_dtype": cfg.compute_dtype, "threads": threads}
   if flags.FLAGS.reference == "torch":
     import torch
 
@@ -104,6 +107,7 @@ def config_shape(config) -> tuple[int, ...]:
 
 def main(argv):
   del argv
+  require_reference(flags.FLAGS.reference)
   threads = use_threads(flags.FLAGS.threads)
   lm_decoding(threads)
   diffusion_sampling(threads)

@@ -100,13 +100,35 @@ def jax_step_memory_bytes(compiled) -> int | None:
   return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
 
 
+def config_name(config_flag) -> str:
+  """The stem of a config_file flag's file (e.g. shakespeare_char_cpu), for the JSON record."""
+  from ml_collections import config_flags
+
+  return pathlib.Path(config_flags.get_config_filename(config_flag)).stem
+
+
+def require_reference(reference: str) -> None:
+  """Fails at once, in one line, when the PyTorch reference is asked for but PyTorch is not installed."""
+  import importlib.util
+
+  from absl import app
+
+  if reference == "torch" and importlib.util.find_spec("torch") is None:
+    raise app.UsageError('PyTorch is not installed: pip install -e ".[bench]", or pass --reference=none')
+
+
 def use_threads(n: int) -> int:
   """Restricts this process to its first n cores (0: all it may use) before JAX starts its CPU backend,
   so that gm_jax and the PyTorch reference run with the same number of threads; returns that number.
   On one core XLA:CPU's thread pool is turned off: its second thread would only preempt the first."""
   import os
 
+  from absl import app
+
   cores = sorted(os.sched_getaffinity(0))
+  if not 0 <= n <= len(cores):
+    raise app.UsageError(f"--threads={n}: this process may use {len(cores)} cores; pass 0 (all) to "
+                         f"{len(cores)}")
   if n:
     cores = cores[:n]
     os.sched_setaffinity(0, cores)
