@@ -22,7 +22,8 @@ config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood),
   log-normal noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver,
   ode_rtol, ode_steps (0: adaptive), sampler
-  (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps, ddpm_variance
+  (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps (every sampler but ddpm,
+  which runs the chain's T steps; strided ancestral sampling is ddim with ddim_eta=1), ddpm_variance
   (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
 Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
@@ -187,6 +188,14 @@ def build(config, dataset: Dataset) -> Task:
                      "it and data.reflow_pairs (experiments/reflow_pairs.py writes them), or neither")
   if ev.sampler not in SAMPLERS:
     raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
+  least_steps = 0 if ev.sampler == "ode" else 1  # ode: 0 is adaptive; ddpm runs the chain's own T steps
+  if ev.sampler != "ddpm" and ev.sampler_steps < least_steps:
+    raise ValueError(f"eval.sampler_steps={ev.sampler_steps} must be >= {least_steps} for the {ev.sampler} "
+                     f"sampler")
+  if ev.vlb and ev.vlb_time_samples < 1:
+    raise ValueError(f"eval.vlb_time_samples={ev.vlb_time_samples} must be >= 1 (or set eval.vlb=False)")
+  if ev.ode and ev.ode_steps < 0:
+    raise ValueError(f"eval.ode_steps={ev.ode_steps} must be >= 0 (0: adaptive)")
   model = DiffusionModel(config)
   denoiser = model.denoiser
   if model.learned and obj.loss != "vdm_elbo":

@@ -33,6 +33,8 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
 def build(config, dataset: Dataset) -> Task:
   cfg = flow_config(config, dataset)
   temperature = config.eval.sample_temperature
+  if temperature <= 0:
+    raise ValueError(f"config.eval.sample_temperature must be > 0 for flow sampling; got {temperature}")
   spec = dataset.spec
 
   if spec.kind == "points":

@@ -37,6 +37,13 @@ def build(config, dataset: Dataset) -> Task:
                      f"{dataset.spec.kind!r}")
   model = TransformerLM(transformer_config(config, dataset))
   ev = config.eval
+  context, vocab = dataset.spec.shape[0] - 1, dataset.spec.num_levels
+  if not 1 <= ev.sample_length <= context:
+    raise ValueError(f"eval.sample_length={ev.sample_length} must be in [1, {context}] (the context)")
+  if ev.sample_temperature < 0:
+    raise ValueError(f"eval.sample_temperature={ev.sample_temperature} must be >= 0 (0: greedy)")
+  if not 0 <= ev.sample_top_k <= vocab:
+    raise ValueError(f"eval.sample_top_k={ev.sample_top_k} must be in [0, {vocab}] (0: the whole vocabulary)")
 
   def nll(params, batch, key, train):
     x = batch["x"]

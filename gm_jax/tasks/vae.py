@@ -104,6 +104,9 @@ def build(config, dataset: Dataset) -> Task:
     return total / count, (metrics, {})
 
   iwae_k, iwae_chunk = config.eval.iwae_samples, config.eval.iwae_chunk
+  if iwae_k < 0 or iwae_chunk < 1:
+    raise ValueError(f"eval.iwae_samples={iwae_k} must be >= 0 (0: the ELBO only) and eval.iwae_chunk="
+                     f"{iwae_chunk} >= 1")
 
   def eval_fn(params, model_state, batch, key):
     x, keys, mask, label = observe(batch, key)
