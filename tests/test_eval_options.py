@@ -1,5 +1,5 @@
-"""Each family's sampling and evaluation options: a value that cannot work is a one-line error when the
-task is built (before training, and before an --mode=eval or sample run restores anything)."""
+"""Each family's model, objective, sampling and evaluation options: a value that cannot work is a one-line
+error when the task is built (before training, and before an --mode=eval or sample run restores anything)."""
 
 import pytest
 
@@ -8,8 +8,8 @@ from gm_jax import tasks
 from tests.conftest import load_config
 
 CASES = [
-    ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 0}, r"eval.sampler_steps=0 must be >= 1 for the ddim"),
-    ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": -1}, r"eval.sampler_steps=-1 must be >= 0 for the ode"),
+    ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 0}, r"sampler_steps=0 must be >= 1 for the ddim"),
+    ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": -1}, r"sampler_steps=-1 must be >= 0 for the ode"),
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
     ("toy2d_vpsde", {"vlb_time_samples": 0}, r"eval.vlb_time_samples=0 must be >= 1"),
     ("toy2d_realnvp", {"sample_temperature": 0.0}, r"sample_temperature must be > 0 for flow sampling"),
@@ -18,11 +18,34 @@ CASES = [
     ("markov_lm", {"sample_top_k": 100}, r"eval.sample_top_k=100 must be in \[0, 8\]"),
     ("toy2d_vae", {"iwae_chunk": 0}, r"eval.iwae_samples=.* and eval.iwae_chunk=0 >= 1"),
 ]
+MODEL_CASES = [
+    ("toy2d_gan", "objective", {"n_critic": 0}, r"objective.n_critic=0 must be >= 1"),
+    ("toy2d_wgan_gp", "objective", {"gp_weight": -10.0}, r"objective.gp_weight=-10.0 >= 0"),
+    ("digits_dcgan", "model", {"discriminator_norm": "bogus"}, r"unknown model.discriminator_norm 'bogus'"),
+    ("digits_pixelcnn", "model", {"architecture": "diagonal_lstm"},
+     r"unknown model.architecture 'diagonal_lstm'; use gated_pixelcnn, row_lstm or diagonal_bilstm"),
+    ("digits_pixelcnn", "model", {"num_layers": 0}, r"model.num_layers=0 must be >= 1"),
+    ("digits_pixelcnn", "model", {"kernel": 4}, r"model.kernel=4 must be odd"),
+    ("digits_pixelrnn", "model", {"dropout": 1.5}, r"model.dropout=1.5 must be in \[0, 1\)"),
+    ("toy2d_realnvp", "model", {"num_levels": -1}, r"model.num_levels=-1 and model.steps_per_level=.* >= 1"),
+    ("digits_realnvp", "model", {"hidden": ()}, r"model.hidden=\(\) gives an image flow's .* no width"),
+    ("digits_realnvp", "objective", {"dequantization": "variational", "dequantizer_hidden": ()},
+     r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
+]
 
 
 @pytest.mark.parametrize("name,fields,message", CASES, ids=[f"{n}-{next(iter(f))}" for n, f, _ in CASES])
 def test_an_eval_option_that_cannot_work_is_refused(name, fields, message):
   config = load_config(name, "tiny")
   config.eval.update(fields)
+  with pytest.raises(ValueError, match=message):
+    tasks.build(config, data_lib.load_dataset(config.data))
+
+
+@pytest.mark.parametrize("name,block,fields,message", MODEL_CASES,
+                         ids=[f"{n}-{next(iter(f))}" for n, _, f, _ in MODEL_CASES])
+def test_a_model_or_objective_option_that_cannot_work_is_refused(name, block, fields, message):
+  config = load_config(name, "tiny")
+  config[block].update(fields)
   with pytest.raises(ValueError, match=message):
     tasks.build(config, data_lib.load_dataset(config.data))

@@ -21,6 +21,12 @@ from gm_jax.train.task import Likelihood, Task, Update
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
+  if m.num_levels < 1 or m.steps_per_level < 1:
+    raise ValueError(f"model.num_levels={m.num_levels} and model.steps_per_level={m.steps_per_level} must "
+                     f"be >= 1")
+  if dataset.spec.kind == "image" and not m.hidden:
+    raise ValueError("model.hidden=() gives an image flow's convolutional conditioners no width; give at "
+                     "least one entry")
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
                     preprocess=m.preprocess, logit_alpha=m.logit_alpha, conditioner=m.conditioner,
@@ -51,6 +57,9 @@ def build(config, dataset: Dataset) -> Task:
 
   elif spec.kind == "image":
     obj = config.objective
+    if obj.dequantization == "variational" and not obj.dequantizer_hidden:
+      raise ValueError("objective.dequantizer_hidden=() gives the variational dequantizer's conditioners no "
+                       "width; give at least one entry")
     model = DequantizedFlow(cfg, spec.num_levels, obj.dequantization, tuple(obj.dequantizer_hidden),
                             obj.dequantizer_couplings)
     estimator, discrete = "elbo", True  # a dequantization lower bound on log P(x)

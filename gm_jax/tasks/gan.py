@@ -39,6 +39,8 @@ def make_networks(config, dataset: Dataset):
   if spec.kind == "image":
     size, _, channels = spec.shape
     norm = m.discriminator_norm
+    if norm not in ("batch", "layer", "none"):
+      raise ValueError(f"unknown model.discriminator_norm {norm!r}; use batch, layer or none")
     if config.objective.loss == "wgan_gp" and norm == "batch":
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
@@ -51,6 +53,8 @@ def build(config, dataset: Dataset) -> Task:
   m, obj, spec = config.model, config.objective, dataset.spec
   loss_kind = adversarial.check_loss(obj.loss)
   n_critic, gp_weight = obj.n_critic, obj.gp_weight
+  if n_critic < 1 or gp_weight < 0:
+    raise ValueError(f"objective.n_critic={n_critic} must be >= 1 and objective.gp_weight={gp_weight} >= 0")
   generator, discriminator = make_networks(config, dataset)
   images = spec.kind == "image"
   num_classes = config.model.num_classes

@@ -20,8 +20,21 @@ from gm_jax.tasks import conditioning, pixelrnn
 from gm_jax.train.task import Likelihood, Task, Update
 
 
+def check_layers(m) -> None:
+  """The fields PixelCNN and PixelRNN share: with no layer after the mask-A input convolution the mask-B
+  output layers would see the very pixel they predict, and a likelihood reported as exact would not be."""
+  if m.num_layers < 1:
+    raise ValueError(f"model.num_layers={m.num_layers} must be >= 1")
+  if m.first_kernel < 1 or m.first_kernel % 2 == 0:
+    raise ValueError(f"model.first_kernel={m.first_kernel} must be odd (a centred mask)")
+  if not 0 <= m.dropout < 1:
+    raise ValueError(f"model.dropout={m.dropout} must be in [0, 1)")
+
+
 def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
+  if m.kernel < 1 or m.kernel % 2 == 0:
+    raise ValueError(f"model.kernel={m.kernel} must be odd (a centred mask)")
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
@@ -34,13 +47,17 @@ def build(config, dataset: Dataset) -> Task:
   if spec.kind != "image" or len(spec.shape) != 3:
     raise ValueError(f"the pixelcnn task needs integer-level images (H, W, C); {dataset.name!r} is "
                      f"{spec.kind!r} with shape {spec.shape}")
+  check_layers(config.model)
   if config.model.architecture in pixelrnn.ARCHITECTURES:
     if config.model.num_classes:
       raise ValueError("the PixelRNN is not class-conditional; set model.architecture='gated_pixelcnn' or "
                        "model.num_classes=0")
     model = pixelrnn.build_model(config, dataset)  # same output head, loss and sampler
-  else:
+  elif config.model.architecture == "gated_pixelcnn":
     model = PixelCNN(pixelcnn_config(config, dataset))
+  else:
+    raise ValueError(f"unknown model.architecture {config.model.architecture!r}; use gated_pixelcnn, "
+                     f"{' or '.join(pixelrnn.ARCHITECTURES)}")
   num_classes = config.model.num_classes
   conditional = num_classes > 0
   temperature = config.eval.sample_temperature
