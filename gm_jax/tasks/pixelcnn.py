@@ -21,8 +21,9 @@ from gm_jax.train.task import Likelihood, Task, Update
 
 
 def check_layers(m) -> None:
-  """The fields PixelCNN and PixelRNN share: with no layer after the mask-A input convolution the mask-B
-  output layers would see the very pixel they predict, and a likelihood reported as exact would not be."""
+  """The fields PixelCNN and PixelRNN share. The PixelCNN's first gated block holds its mask-A convolution:
+  without it the mask-B output layers would read the input itself, each pixel's logits would see that
+  pixel, and a likelihood reported as exact would not be one."""
   if m.num_layers < 1:
     raise ValueError(f"model.num_layers={m.num_layers} must be >= 1")
   if m.first_kernel < 1 or m.first_kernel % 2 == 0:
