@@ -8,12 +8,20 @@ import sys
 from tests.conftest import REPO
 
 
-def test_keep_freed_memory_stops_page_faults_on_every_call():
+def _worker() -> dict:
   # A fresh process, since the setting is process-wide and once set stays set.
   proc = subprocess.run([sys.executable, "-m", "tests.train.host_memory_worker"], capture_output=True,
                         text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  r = json.loads(proc.stdout)
+  return json.loads(proc.stdout)
+
+
+def test_keep_freed_memory_stops_page_faults_on_every_call():
+  r = _worker()
+  if r["faults_kept"] > 0.01 * r["temp_pages"]:
+    # Once in a full parallel test run, the host's own memory reclaim took the kept pages back from a
+    # busy worker; a second fresh process tells that apart from a setting that does not work.
+    r = _worker()
   assert r["kept"]
   # With glibc's defaults each call faults its whole temporary buffer in; afterwards, once the heap has
   # grown to hold the calls in flight, most calls none of it (the median of 40).
