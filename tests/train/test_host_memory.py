@@ -19,8 +19,8 @@ def _worker() -> dict:
 def test_keep_freed_memory_stops_page_faults_on_every_call():
   r = _worker()
   if r["faults_kept"] > 0.01 * r["temp_pages"]:
-    # Once in a full parallel test run, the host's own memory reclaim took the kept pages back from a
-    # busy worker; a second fresh process tells that apart from a setting that does not work.
+    # Seen once in a full parallel test run (probably the host reclaiming the kept pages from a busy
+    # worker; not verified): a second fresh process tells that apart from a setting that does not work.
     r = _worker()
   assert r["kept"]
   # With glibc's defaults each call faults its whole temporary buffer in; afterwards, once the heap has
