@@ -286,6 +286,12 @@ def dilated_conv_transpose(x_BHWC: jax.Array, kernel_55IO: jax.Array,
                         dimension_numbers=("NHWC", "HWIO", "NHWC"), dtype=dtype)
 
 
+def normalized_discriminator_layers(image_size: int) -> int:
+  """How many of the discriminator's layers for this image size take `norm` (none at 8 x 8: one stride-2
+  layer, unnormalized as in the seed)."""
+  return _num_upsamplings(image_size)[0] - 1
+
+
 def _num_upsamplings(image_size: int) -> tuple[int, int]:
   """(number of stride-2 layers, base size) with base = image_size / 2^n in [3, 4] (64 -> 4 layers, 4)."""
   n = max(1, int(math.floor(math.log2(image_size / 4))))

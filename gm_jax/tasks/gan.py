@@ -21,7 +21,7 @@ from gm_jax.data import toy2d, transforms
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import mode_coverage
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, normalized_discriminator_layers
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
 from gm_jax.tasks import conditioning
@@ -41,7 +41,7 @@ def make_networks(config, dataset: Dataset):
     norm = m.discriminator_norm
     if norm not in ("batch", "layer", "none"):
       raise ValueError(f"unknown model.discriminator_norm {norm!r}; use batch, layer or none")
-    if config.objective.loss == "wgan_gp" and norm == "batch":
+    if config.objective.loss == "wgan_gp" and norm == "batch" and normalized_discriminator_layers(size):
       raise ValueError("a WGAN-GP critic must not use BatchNorm (the penalty is per example); set "
                        "model.discriminator_norm='layer'")
     return (DCGANGenerator(size, channels, m.features, cd, classes),

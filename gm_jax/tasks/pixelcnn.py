@@ -20,22 +20,25 @@ from gm_jax.tasks import conditioning, pixelrnn
 from gm_jax.train.task import Likelihood, Task, Update
 
 
+def _check_odd(name: str, kernel: int) -> None:
+  if kernel < 1 or kernel % 2 == 0:
+    raise ValueError(f"model.{name}={kernel} must be odd (a centred mask)")
+
+
 def check_layers(m) -> None:
   """The fields PixelCNN and PixelRNN share. The PixelCNN's first gated block holds its mask-A convolution:
   without it the mask-B output layers would read the input itself, each pixel's logits would see that
   pixel, and a likelihood reported as exact would not be one."""
   if m.num_layers < 1:
     raise ValueError(f"model.num_layers={m.num_layers} must be >= 1")
-  if m.first_kernel < 1 or m.first_kernel % 2 == 0:
-    raise ValueError(f"model.first_kernel={m.first_kernel} must be odd (a centred mask)")
+  _check_odd("first_kernel", m.first_kernel)
   if not 0 <= m.dropout < 1:
     raise ValueError(f"model.dropout={m.dropout} must be in [0, 1)")
 
 
 def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
-  if m.kernel < 1 or m.kernel % 2 == 0:
-    raise ValueError(f"model.kernel={m.kernel} must be odd (a centred mask)")
+  _check_odd("kernel", m.kernel)
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,

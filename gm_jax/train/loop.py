@@ -478,7 +478,13 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     step = int(state.step)
     # The log window a checkpoint cut (checkpoint_every need not be a multiple of log_every) goes on.
     acc = metrics_lib.Accumulator(window["sums"])
-    pending: list[dict] = []
+    pending: list[dict] = []  # fetched from the device only at log and checkpoint steps, so steps do not wait
+
+    def flush_pending():
+      for m in pending:
+        acc.add(m)
+      pending.clear()
+
     bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
                     dynamic_ncols=True, desc="train")
     last_time, last_step = time.perf_counter(), window["start"]
@@ -492,9 +498,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         after_step(step)
       is_last = step == tc.num_steps
       if step % tc.log_every == 0 or is_last:
-        for m in pending:
-          acc.add(m)
-        pending.clear()
+        flush_pending()
         exp.check_finite(state)
         now = time.perf_counter()
         _log_train(exp, step, acc, (step - last_step) * exp.global_batch_size, now - last_time, bar)
@@ -504,9 +508,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
         exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
-        for m in pending:
-          acc.add(m)
-        pending.clear()
+        flush_pending()
         exp.check_savable(state)
         exp.checkpointer.save(step, state, {
             **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
