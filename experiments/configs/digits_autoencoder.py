@@ -12,7 +12,7 @@ Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 12 s): test recon_nll_nats 64.09, against the VAE's E_q[-log p(x|z)] of
   71.58; no likelihood, and its prior samples are noise (docs/BASELINES.md).
 Sample quality, FD-digits of 1,000 samples against the 300 test digits in the shipped digits
-  classifier's features (experiments/digits_report.py): FD 416.7 (data floor 47.8), KID 535.6,
+  classifier's features (experiments/digits_report.py): FD 416.7 (data floor 39.7), KID 535.6,
   precision 0.426, recall 0.907, density 0.132, coverage 0.300, IS 6.90
   (in the per-machine classifier of earlier sessions: FD 434.7, floor 46.9).
 Paper: none; compare with digits_vae.py in docs/BASELINES.md.

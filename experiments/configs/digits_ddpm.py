@@ -18,7 +18,7 @@ Our result (jax 0.10.2, 19.0 min with the evaluation, quiet 2 cores; with 8 Grou
 Sample quality (ddpm sampler, 1000 NFE), FD-digits of 1,000 samples against the 300 test digits:
   FD 50.4 (data floor 46.9), KID 1.7, precision 0.935, recall 0.947, density 0.851, coverage 1.000,
   IS 9.60; DDIM with eta = 1 (ancestral on 100 strided steps): FD 44.6.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): VLB 134.77 nats = 3.038 bits/dim, ODE 2.106 bits/dim, FD-digits 49.6.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (PixelCNN is the exact reference).
 """

@@ -15,7 +15,7 @@ Our result (jax 0.10.2, 10.9 min with evaluation on a quiet machine): FD-digits 
   9.67; ODE bound 102.87 nats = 2.319 bits/dim; the ELBO is loose, 216.49 nats = 4.880 bits/dim (EDM's
   log-normal weighting spends little training at the small noise levels the bound needs). FD against NFE
   in docs/BASELINES.md, "Flow matching, EDM and classifier-free guidance".
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 4.880 bits/dim (vlb), ODE bound 2.316 bits/dim, FD-digits 45.5.
 Paper: none on digits; CIFAR-10 in edm_cifar10.py.
 """

@@ -16,7 +16,7 @@ Our result (jax 0.10.2, 15 min with evaluation, the 2 cores partly shared): ODE 
   --config.objective.coupling=ot (minibatch OT): 2.358 bits/dim, FD 43.5 at 121 NFE and 44.1 by 10 Euler
   steps (digits_ddpm's best, 100 strided ancestral steps: 44.6). FD against NFE in docs/BASELINES.md,
   "Flow matching, EDM and classifier-free guidance".
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 2.313 bits/dim (ode), FD-digits 46.0.
 Paper: none on digits; compare the digits rows of docs/BASELINES.md.
 """

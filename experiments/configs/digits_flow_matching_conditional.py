@@ -18,7 +18,7 @@ Our result (jax 0.10.2, 15.0 min, the 2 cores partly shared): ODE bound on log p
   46.9), recall 0.730; at w = 0 (--mode=eval --config.eval.guidance=0): 98.3 %, FD 34.9, recall 0.927;
   at w = 3: 100.0 %, FD 181.0, recall 0.467 (docs/BASELINES.md, "Flow matching, EDM and
   classifier-free guidance").
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 98.64 nats = 2.223 bits/dim (ode), at w = 1 class accuracy 100.0 %,
   FD-digits 87.5.
 Paper: none on digits (Ho & Salimans report ImageNet 64x64 FID/IS against w).

@@ -13,7 +13,7 @@ Our result (jax 0.10.2, 87 s): test nll_nats 108.72 = 2.451 bits/dim (uniform de
   it overfits the 1,497 training images (train 89.6 nats). Rerun in a later session, on another CPU,
   for the digits report: 108.42 = 2.444 bits/dim.
 Sample quality, FD-digits of 1,000 samples against the 300 test digits in the shipped digits
-  classifier's features (experiments/digits_report.py): FD 176.0 (data floor 47.8), KID 349.2,
+  classifier's features (experiments/digits_report.py): FD 176.0 (data floor 39.7), KID 349.2,
   precision 0.900, recall 0.960, density 0.605, coverage 0.950, IS 8.54
   (in the per-machine classifier of earlier sessions: FD 179.8, floor 46.9).
 Paper: none on digits; compare the digits rows of docs/BASELINES.md (VAE family, PixelCNN).

@@ -11,7 +11,7 @@ Our result (jax 0.10.2, 133 s): test nll_nats 82.83 = 1.867 bits/dim (IWAE-5000)
   same network trained by the ELBO (digits_vae.py, 83.46); its ELBO is looser (-ELBO 96.16), as the
   IWAE paper observes.
 Sample quality, FD-digits of 1,000 samples against the 300 test digits in the shipped digits
-  classifier's features (experiments/digits_report.py): FD 178.4 (data floor 47.8), KID 345.5,
+  classifier's features (experiments/digits_report.py): FD 178.4 (data floor 39.7), KID 345.5,
   precision 0.835, recall 0.960, density 0.492, coverage 0.913, IS 8.54
   (in the per-machine classifier of earlier sessions: FD 176.0, floor 46.9).
 Paper: none on digits (scikit-learn's 8x8 digits have no published VAE likelihood); the comparison is

@@ -13,7 +13,7 @@ Command:
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 54 s): test nll_nats 89.59 = 2.020 bits/dim, FD-digits 132.6 (floor 46.9).
   Affine transforms: 96.87 nats = 2.184 bits/dim (24 s); affine with MADE 128-128: 99.29 = 2.238.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 2.019 bits/dim (elbo), FD-digits 126.9.
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim) and digits_nsf.py (2.024) with the
   same dequantization.

@@ -13,7 +13,7 @@ Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 416,352 parameters, 359 s on 2 shared cores): test nll_nats 89.79 = 2.024 bits/dim
   (uniform dequantization bound; RealNVP 2.046); FD-digits 121.0 (data floor 46.9), precision 0.84,
   recall 0.97. It overfits: training loss 74.5 nats at the end.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 2.023 bits/dim (elbo), FD-digits 113.3.
 Paper: none on digits; compare digits_realnvp.py (2.046 bits/dim with the same dequantization).
 """

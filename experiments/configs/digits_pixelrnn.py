@@ -14,7 +14,7 @@ Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 14.7 min): test nll_nats 76.59 = 1.726 bits/dim (exact); FD-digits 78.6
   (floor 46.9), precision 0.86, recall 0.98. At 2,000 steps: 78.24 = 1.764 bits/dim (9.7 min); with 2
   layers and 64 output features at 2,000 steps: 80.76 = 1.821.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 1.727 bits/dim (exact), FD-digits 71.9.
 Paper: none on digits; digits_pixelcnn.py's 1.757 bits/dim (2,000 steps) is the comparison: below it
   by 0.031 bits/dim. The PixelCNN does not gain from the longer run (its test NLL rises from 78.33 nats

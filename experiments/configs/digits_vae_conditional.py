@@ -12,7 +12,7 @@ Our result (jax 0.10.2, 24 s): test -log p(x | label) 80.05 nats = 1.804 bits/di
   unconditional digits_vae: 83.46 = 1.881), -ELBO 83.90 (1.891 bits/dim; recon -72.35, KL 11.55).
   Samples: class accuracy 97.8 % (real digits: 100 %), FD-digits 53.5 (data floor 46.9; the
   unconditional digits_vae: 204.6), precision 0.951, recall 0.860.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 80.05 nats = 1.804 bits/dim (iwae_5000), class accuracy 97.9 %,
   FD-digits 52.6.
 Paper: none on digits (Sohn et al. report structured-output tasks, not a digits likelihood).

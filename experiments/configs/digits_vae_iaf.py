@@ -14,7 +14,7 @@ Our result (jax 0.10.2, 30 s): test nll_nats 83.15 = 1.874 bits/dim (IWAE-5000);
   (1.972 bits/dim; recon -72.36, KL 15.10); FD-digits 173.6 (digits_vae: 204.6). The flow posterior
   tightens the IWAE bound by 0.31 nats, not the ELBO (+0.19): two small IAF steps, and the KL is a
   one-sample estimate.
-Rerun in a later session, judged by the shipped digits classifier (data floor 47.8; docs/BASELINES.md,
+Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): 1.875 bits/dim (iwae_5000), FD-digits 170.5.
 Paper: none on digits (Kingma et al. 2016 report binarized MNIST and CIFAR-10); compare digits_vae's
   83.46 nats IWAE-5000 / 87.27 -ELBO with the same decoder.

@@ -40,15 +40,16 @@ def load_dataset(data_config) -> Dataset:
 
 # The own-data fields each loader reads; set for another loader, they would be ignored without a word.
 _READS = {"image_folder": ("path", "image_size", "num_levels"), "npz": ("path", "image_size", "num_levels"),
-          "text": ("path",), **{name: ("image_size",) for name in tfds_source.IMAGE_SETS}}
+          "text": ("path",), **{name: ("image_size", "crop") for name in tfds_source.IMAGE_SETS}}
 
 
 def _check_fields_are_read(data_config) -> None:
   name = data_config.name
-  for field in ("path", "image_size", "num_levels"):
+  for field in ("path", "image_size", "num_levels", "crop"):
     if data_config.get(field) and field not in _READS.get(name, ()):
-      raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; for your own data set "
-                       f"data.name to image_folder, npz or text (docs/own_data.md)")
+      hint = ("it crops TFDS image sets" if field == "crop" else
+              "for your own data set data.name to image_folder, npz or text (docs/own_data.md)")
+      raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; {hint}")
   if name == "text" and "context" not in data_config:
     raise ValueError("data.name='text' needs a language-model config (data.context), e.g. "
                      "experiments/configs/shakespeare_char_cpu.py")

@@ -87,21 +87,24 @@ def check_examples(x: np.ndarray, name: str) -> str:
 
 
 def image_levels(xs: list[np.ndarray], num_levels: int) -> int:
-  """The number of levels of integer images: data.num_levels, else from the dtype or the largest value."""
+  """The number of levels of integer images (xs: x, then x_test if given): data.num_levels, else from x's
+  dtype (bool 2, uint8 256) or the largest value."""
   dtype = xs[0].dtype
   if num_levels and not 2 <= num_levels <= 256:
     raise ValueError(f"data.num_levels must be 0 (from the data) or in [2, 256], got {num_levels}")
-  if dtype == bool:
-    if num_levels not in (0, 2):
-      raise ValueError(f"x is bool (2 levels) but data.num_levels={num_levels}; set data.num_levels=0")
-    return 2
-  if dtype == np.uint8 and not num_levels:
-    return 256
+  if dtype == bool and num_levels not in (0, 2):
+    raise ValueError(f"x is bool (2 levels) but data.num_levels={num_levels}; set data.num_levels=0")
   low = min(int(x.min()) for x in xs if x.size)
   high = max(int(x.max()) for x in xs if x.size)
   if low < 0:
     raise ValueError(f"images hold negative values (down to {low}); save levels 0, 1, ... as unsigned "
                      f"integers")
+  by_dtype = {np.dtype(bool): 2, np.dtype(np.uint8): 256}.get(dtype, 0)
+  if by_dtype and not num_levels:
+    if high >= by_dtype:  # an x_test of a wider integer dtype than x: its cast to uint8 would wrap
+      raise ValueError(f"x_test holds values up to {high}, beyond the {by_dtype} levels of x ({dtype}); "
+                       f"save x_test as {dtype} like x")
+    return by_dtype
   if num_levels:
     if high >= num_levels:
       raise ValueError(f"images hold values up to {high} but data.num_levels={num_levels}; set "

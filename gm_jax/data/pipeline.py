@@ -108,12 +108,19 @@ class TrainIterator:
     return batch
 
   def get_state(self) -> dict[str, Any]:
-    return {"position": self.position, "seed": self.seed, "global_batch_size": self.global_batch_size}
+    return {"position": self.position, "seed": self.seed, "global_batch_size": self.global_batch_size,
+            "num_examples": len(self.source)}
 
   def set_state(self, state: dict[str, Any]) -> None:
     if state["seed"] != self.seed or state["global_batch_size"] != self.global_batch_size:
       raise ValueError(f"data state {state} does not match this run's data seed {self.seed} and batch "
                        f"size {self.global_batch_size}; resume with the original config")
+    # Files added or removed since: the split and the order of every later batch would differ.
+    stored = state.get("num_examples", len(self.source))  # checkpoints from before it was recorded
+    if stored != len(self.source):
+      raise ValueError(f"the training split holds {len(self.source)} examples, but this run was trained on "
+                       f"{stored}: the data changed since; resume with the original data or start a new "
+                       f"--workdir")
     self.position = int(state["position"])
 
 

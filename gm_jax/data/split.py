@@ -1,4 +1,5 @@
-"""The fixed train/test split of users' own data when it comes without one.
+"""The fixed train/test split of users' own data when it comes without one, and the fixed subsets of a
+split that the sample-quality metrics compare with.
 
 The split is a permutation drawn with a constant seed, not with data.seed, so every run (and every
 model) on the same files is evaluated on the same test examples; data.seed only changes the order in
@@ -11,6 +12,7 @@ import numpy as np
 
 DEFAULT_TEST_FRACTION = 0.1
 _SPLIT_SEED = 20_240_502
+_SUBSET_SEED = 20_261_205
 
 
 def seeded_split(n: int, test_fraction: float, what: str, alternative: str) -> tuple[np.ndarray, np.ndarray]:
@@ -28,3 +30,12 @@ def seeded_split(n: int, test_fraction: float, what: str, alternative: str) -> t
                      f"data.test_fraction or {alternative}")
   order = np.random.default_rng(_SPLIT_SEED).permutation(n)
   return np.sort(order[num_test:]), np.sort(order[:num_test])
+
+
+def fixed_subset(n: int, k: int) -> np.ndarray:
+  """Sorted indices of k of a split's n examples (all of them when k >= n), drawn with a constant seed: a
+  split stored in class order (class folders, sorted arrays) would give a first-k reference or data floor
+  of its first classes only."""
+  if k >= n:
+    return np.arange(n)
+  return np.sort(np.random.default_rng(_SUBSET_SEED).choice(n, k, replace=False))

@@ -99,10 +99,16 @@ def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: s
   if tfds_name:
     from gm_jax.data.tfds_source import open_split
 
-    parts = [open_split(tfds_name, split, data_dir)[0]["text"] for split in ("train", "validation", "test")]
-    parts = [p if isinstance(p, bytes) else str(p).encode("utf-8") for p in parts]
+    # Every record of every split in order (tiny_shakespeare has one per split; a corpus of documents has
+    # many, joined by newlines).
+    parts = [b"\n".join(_as_bytes(record["text"]) for record in open_split(tfds_name, split, data_dir))
+             for split in ("train", "validation", "test")]
     return b"".join(parts) if level == "byte" else b"".join(parts).decode("utf-8")
   raise ValueError("a text data set needs data.path (a text file) or data.tfds_name")
+
+
+def _as_bytes(text) -> bytes:
+  return text if isinstance(text, bytes) else str(text).encode("utf-8")
 
 
 def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9):

@@ -62,7 +62,8 @@ def open_split(name: str, split: str, data_dir: str | None) -> Sequence[dict[str
 
 
 def center_crop_resize(image_HWC: np.ndarray, crop: int, size: int) -> np.ndarray:
-  """Centre crop to crop x crop, then bilinear resize to size x size (the DCGAN CelebA preprocessing)."""
+  """Centre crop to crop x crop, then bilinear resize to size x size (the DCGAN CelebA preprocessing;
+  crop == size: the crop alone)."""
   from PIL import Image
 
   h, w = image_HWC.shape[:2]
@@ -91,8 +92,8 @@ class TfdsImageSource:
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     examples = [self.records[int(i)] for i in indices]
     images = [np.asarray(ex[self.feature]) for ex in examples]
-    if self.size:
-      images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size) for im in images]
+    if self.size or self.crop:
+      images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size or self.crop) for im in images]
     x = np.stack(images)
     if self.binary:
       x = x > 0  # binary images are stored as 0/1 or as 0/255 depending on the export
@@ -107,7 +108,14 @@ def load(name: str, data_dir: str | None = None, crop: int = 0, size: int = 0) -
     raise ValueError(f"unknown TFDS image data set {name!r}; choose one of {sorted(IMAGE_SETS)}")
   info = IMAGE_SETS[name]
   binary = info.num_levels == 2
-  train = TfdsImageSource(open_split(name, "train", data_dir), info.feature, crop, size, binary)
+  if crop < 0 or size < 0:
+    raise ValueError(f"data.crop={crop} and data.image_size={size} must be >= 0 (0: the stored images)")
+  train_records = open_split(name, "train", data_dir)
+  stored = np.asarray(train_records[0][info.feature]).shape[:2]
+  if crop > min(stored):
+    raise ValueError(f"data.crop={crop} is larger than {name}'s {stored[0]}x{stored[1]} images; set data.crop "
+                     f"to at most {min(stored)} (or 0: no crop)")
+  train = TfdsImageSource(train_records, info.feature, crop, size, binary)
   test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size, binary)
   shape = train[np.array([0])]["x"].shape[1:]
   return Dataset(name, train, test, DataSpec(kind="image", shape=tuple(shape), num_levels=info.num_levels))

@@ -32,7 +32,7 @@ NAMES = ("none", "auto", "raw", "digits", "inception_v3")
 
 # The digits space's network, shipped so that FD-digits is one metric on every machine: the classifier
 # retrained on another CPU, or under other XLA options, differs in float rounding, and so does its
-# FD-digits (the data floor 46.9 against 47.8 for two such trainings).
+# FD-digits (the floor of the first 1,000 training digits: 46.9 against 47.8 for two such trainings).
 DIGITS_CLASSIFIER = pathlib.Path(__file__).resolve().parent / "weights" / "digits_classifier"
 
 

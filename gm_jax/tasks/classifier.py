@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import feature_spaces, sample_quality
 from gm_jax.evaluation.metrics import masked_mean
@@ -89,10 +90,11 @@ def default_config():
 
 
 def data_floor_fd(space: feature_spaces.FeatureSpace, dataset: Dataset, num_samples: int = 1000) -> float:
-  """FD-digits of the first `num_samples` training digits against the test digits: the data floor that every
-  digits run reports beside its samples (eval.quality_samples = 1000 and the test split as reference)."""
+  """FD-digits of `num_samples` training digits (the trainer's fixed subset) against the test digits: the
+  data floor that every digits run reports beside its samples (eval.quality_samples = 1000 and the test
+  split as reference)."""
   train, test = dataset.train, dataset.test
-  real = space.embed(train[np.arange(min(len(train), num_samples))]["x"])[0]
+  real = space.embed(train[split_lib.fixed_subset(len(train), num_samples)]["x"])[0]
   return sample_quality.frechet_distance(real, space.embed(test[np.arange(len(test))]["x"])[0])
 
 

@@ -24,6 +24,7 @@ import tqdm
 from absl import logging
 
 from gm_jax import data as data_lib
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
@@ -246,8 +247,8 @@ class Experiment:
       pictures.save_judged_samples(path, samples, self.dataset)
     reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
     floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
-    reference = reference_split[np.arange(min(len(reference_split), ev.quality_reference_max))]["x"]
-    floor = floor_split[np.arange(min(len(floor_split), n))]
+    reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
+    floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
     labels = None
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from gm_jax import data as data_lib
 from gm_jax.data import image_folder, text
+from gm_jax.data import split as split_lib
 from gm_jax.tasks import conditioning
 from gm_jax.train.defaults import base_config, load_config_file
 
@@ -92,6 +93,17 @@ def test_image_folder_split_is_fixed_and_independent_of_data_seed(tmp_path):
   assert first.train.files == sorted(first.train.files)
   other = load("image_folder", tmp_path, test_fraction=0.25)
   assert len(other.test) == 16
+
+
+def test_quality_subsets_of_a_class_sorted_split_hold_every_class(tmp_path):
+  make_folder(tmp_path, classes=("a", "b", "c"), per_class=30)
+  train = load("image_folder", tmp_path).train
+  labels = all_of(train)["label"]
+  assert (np.diff(labels) >= 0).all()  # stored class after class, as the files are
+  subset = split_lib.fixed_subset(len(train), 30)
+  assert (np.diff(subset) > 0).all() and np.array_equal(subset, split_lib.fixed_subset(len(train), 30))
+  assert np.bincount(labels[subset], minlength=3).min() >= 5  # a first-30 subset would be class 0 only
+  assert np.array_equal(split_lib.fixed_subset(len(train), 1000), np.arange(len(train)))
 
 
 def test_image_folder_without_classes_and_with_explicit_split(tmp_path):
@@ -270,6 +282,14 @@ def test_image_folder_errors(tmp_path):
   with pytest.raises(ValueError, match="has a train folder but no test folder"):
     load("image_folder", tmp_path / "half")
 
+  make_folder(tmp_path / "half" / "test", classes=(), per_class=3)
+  make_folder(tmp_path / "half" / "val", classes=(), per_class=3)  # would be silently left out
+  with pytest.raises(ValueError, match="so 'val' beside them would not be read; move it into train/ or test/"):
+    load("image_folder", tmp_path / "half")
+  (tmp_path / "half" / "val").rename(tmp_path / "half" / ".val")  # hidden folders and other files are ignored
+  (tmp_path / "half" / "notes.txt").write_text("")
+  assert len(load("image_folder", tmp_path / "half").train) == 3
+
 
 def test_truncated_image_is_named_when_read(tmp_path):
   make_folder(tmp_path, classes=(), per_class=20)
@@ -309,6 +329,13 @@ def test_npz_errors(tmp_path):
   np.save(tmp_path / "levels.npy", np.full((10, 2, 2), 20, np.uint8))
   with pytest.raises(ValueError, match="values up to 20 but data.num_levels=17"):
     load("npz", tmp_path / "levels.npy", num_levels=17)
+  for x_test in (np.full((4, 2, 2), 300), np.full((4, 2, 2), -1)):  # int64 beside uint8 x: cast would wrap
+    np.savez(tmp_path / "wide_test.npz", x=np.zeros((10, 2, 2), np.uint8), x_test=x_test)
+    with pytest.raises(ValueError, match="x_test holds values up to 300, beyond the 256 levels of x|negative"):
+      load("npz", tmp_path / "wide_test.npz")
+  np.savez(tmp_path / "bool_x.npz", x=np.zeros((10, 2, 2), bool), x_test=np.full((4, 2, 2), 255))
+  with pytest.raises(ValueError, match="x_test holds values up to 255, beyond the 2 levels of x"):
+    load("npz", tmp_path / "bool_x.npz")
   np.savez(tmp_path / "negative.npz", x=np.zeros((10, 2)), label=np.arange(10) - 1)
   with pytest.raises(ValueError, match="label holds the negative label -1; labels are class indices"):
     load("npz", tmp_path / "negative.npz")
@@ -344,6 +371,7 @@ def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
 @pytest.mark.parametrize("fields,message", [
     ({"name": "digits", "path": "/tmp/pets"}, "data.path is set, but data.name='digits' does not read it"),
     ({"name": "toy2d", "num_levels": 5}, "data.num_levels is set, but data.name='toy2d' does not read it"),
+    ({"name": "npz", "path": "/tmp/x.npz", "crop": 4}, "data.crop is set, but data.name='npz' does not read it"),
     ({"name": "text", "path": "/tmp/corpus.txt"}, "data.name='text' needs a language-model config")])
 def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, message):
   config = base_config().data  # no data.context: not a language-model config

@@ -47,10 +47,13 @@ def test_batch_not_divisible_by_processes_is_a_clear_error():
     TrainIterator(_source(10), 10, seed=0, process_count=3)
 
 
-def test_resuming_with_another_batch_size_is_refused():
+def test_resuming_with_another_batch_size_or_other_data_is_refused():
   it = TrainIterator(_source(10), 4, seed=0)
   with pytest.raises(ValueError, match="does not match"):
     it.set_state({"position": 3, "seed": 0, "global_batch_size": 8})
+  grown = TrainIterator(_source(11), 4, seed=0)  # e.g. a file added to an image folder
+  with pytest.raises(ValueError, match="holds 11 examples, but this run was trained on 10: the data changed"):
+    grown.set_state(it.get_state())
 
 
 def test_eval_batches_cover_the_split_once_with_a_mask():

@@ -33,10 +33,28 @@ def test_celeb_a_is_cropped_and_resized_under_mock_data():
   assert batch["x"].shape == (2, 64, 64, 3)
 
 
-def test_tiny_shakespeare_text_under_mock_data():
-  with tfds.testing.mock_data(num_examples=1):
-    ds = text.load(tfds_name="tiny_shakespeare", context=4)
+@pytest.mark.parametrize("records", [1, 5])
+def test_tfds_text_reads_every_record_under_mock_data(records):
+  with tfds.testing.mock_data(num_examples=records):
+    ds = text.load(tfds_name="tiny_shakespeare", context=4, level="byte")
+    stored = [r["text"] for split in ("train", "validation", "test")
+              for r in tfds.data_source("tiny_shakespeare", split=split)]
   assert ds.spec.kind == "tokens" and len(ds.train) > 0
+  # Each split's records joined by newlines, the splits back to back.
+  assert len(ds.train.tokens) + len(ds.test.tokens) == sum(map(len, stored)) + 3 * (records - 1)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"crop": 40}, r"data.crop=40 is larger than mnist's 28x28 images; set data.crop to at most 28"),
+    ({"crop": 20}, None)])  # a crop alone keeps its size
+def test_tfds_crop_under_mock_data(fields, message):
+  with tfds.testing.mock_data(num_examples=4):
+    if message:
+      with pytest.raises(ValueError, match=message):
+        data_lib.load_dataset(data_config({"name": "mnist", **fields}))
+    else:
+      ds = data_lib.load_dataset(data_config({"name": "mnist", **fields}))
+      assert ds.spec.shape == (20, 20, 1) and ds.train[np.array([0, 1])]["x"].shape == (2, 20, 20, 1)
 
 
 def test_missing_tfds_data_set_offline_is_one_line(tmp_path):

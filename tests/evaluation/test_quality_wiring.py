@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from gm_jax.evaluation import inception_weights as iw
 from gm_jax import tasks
+from gm_jax.tasks import classifier
 from gm_jax.train import loop, sharding
 from tests.conftest import load_config, without_wall_clock
 from tests.models.test_inception import _random_leaf
@@ -30,6 +31,11 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
   assert summary["precision"] < summary["precision_floor"]
   assert summary["inception_score"] < summary["inception_score_floor"] <= 10
   assert summary["sample_ms_per_1000"] > 0 and "bpd" in summary
+  # The floor's digits are the fixed random subset that the shipped network's recorded floor uses.
+  exp = tasks.experiment(config, tmp_path, read_only=True)
+  assert classifier.data_floor_fd(exp.feature_space, exp.dataset, 200) == pytest.approx(summary["fd_floor"],
+                                                                                         rel=1e-5)
+  exp.checkpointer.close()
   step = config.train.num_steps
   training_picture = (tmp_path / "samples" / f"quality_step_{step:07d}.png").read_bytes()
   evaluated = tasks.evaluate(config, str(tmp_path))
