@@ -12,6 +12,12 @@ CASES = [
     ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": -1}, r"sampler_steps=-1 must be >= 0 for the ode"),
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
     ("toy2d_vpsde", {"vlb_time_samples": 0}, r"eval.vlb_time_samples=0 must be >= 1"),
+    ("toy2d_vpsde", {"sampler": "ddpm"}, r"eval.sampler='ddpm' runs a DDPM chain's ancestral steps, which .*'vp'"),
+    ("toy2d_ddpm", {"ddpm_variance": "medium"}, r"unknown eval.ddpm_variance 'medium'"),
+    ("toy2d_ddpm", {"ode_solver": "rk4"}, r"unknown ODE solver 'rk4'"),
+    ("toy2d_ddpm", {"ode_solver": "heun", "ode_steps": 0}, r"heun solver runs with fixed steps; set eval.ode_steps"),
+    ("toy2d_flow_matching", {"ode": False, "ode_solver": "euler", "sampler_steps": 0},
+     r"euler solver runs with fixed steps; set eval.sampler_steps > 0"),
     ("toy2d_realnvp", {"sample_temperature": 0.0}, r"sample_temperature must be > 0 for flow sampling"),
     ("markov_lm", {"sample_length": 0}, r"eval.sample_length=0 must be in \[1, 16\]"),
     ("markov_lm", {"sample_temperature": -1.0}, r"eval.sample_temperature=-1.0 must be >= 0 \(0: greedy\)"),
@@ -19,6 +25,10 @@ CASES = [
     ("toy2d_vae", {"iwae_chunk": 0}, r"eval.iwae_samples=.* and eval.iwae_chunk=0 >= 1"),
 ]
 MODEL_CASES = [
+    ("toy2d_ddpm", "objective", {"loss": "vdm_elbo"}, r"continuous-time ELBO .* 'ddpm_linear' is a DDPM chain"),
+    ("toy2d_ddpm", "objective", {"weighting": "likelihood"}, r"continuous-time ELBO .* is a DDPM chain"),
+    ("toy2d_flow_matching", "model", {"prediction": "eps"}, r"model.prediction='eps' gives no velocity"),
+    ("digits_edm", "objective", {"antithetic": True}, r"the EDM loss draws log-normal noise levels"),
     ("toy2d_gan", "objective", {"n_critic": 0}, r"objective.n_critic=0 must be >= 1"),
     ("toy2d_wgan_gp", "objective", {"gp_weight": -10.0}, r"objective.gp_weight=-10.0 >= 0"),
     ("digits_dcgan", "model", {"discriminator_norm": "bogus"}, r"unknown model.discriminator_norm 'bogus'"),

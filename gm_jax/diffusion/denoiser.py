@@ -13,11 +13,23 @@ from gm_jax.diffusion.processes import Process, expand
 
 @dataclasses.dataclass(frozen=True)
 class Denoiser:
-  """apply_fn(x_t (B, ...), t (B,)) -> the network's `kind` prediction, under `process`."""
+  """apply_fn(x_t (B, ...), t (B,)) -> the network's `kind` prediction, under `process`.
 
-  apply_fn: Callable[[jax.Array, jax.Array], jax.Array]
+  A class-conditional denoiser holds its examples' (B,) `labels` and calls apply_fn(x_t, t, labels), so that
+  a computation that splits the batch (per-example adaptive ODE solves, per-example bounds) can give each
+  example its own label (`with_labels`).
+  """
+
+  apply_fn: Callable[..., jax.Array]
   kind: str
   process: Process
+  labels: jax.Array | None = None
+
+  def with_labels(self, labels) -> Denoiser:
+    return dataclasses.replace(self, labels=labels)
+
+  def _apply(self, x_t, t) -> jax.Array:
+    return self.apply_fn(x_t, t) if self.labels is None else self.apply_fn(x_t, t, self.labels)
 
   def coefficients(self, x_t, t, with_derivatives: bool = False):
     """(alpha, sigma), and their time derivatives when asked for (a velocity needs them), broadcast
@@ -28,11 +40,11 @@ class Denoiser:
 
   def predict(self, x_t, t, to_kind: str) -> jax.Array:
     c = self.coefficients(x_t, t, "velocity" in (self.kind, to_kind))
-    return parameterization.convert(self.apply_fn(x_t, t), self.kind, to_kind, x_t, *c)
+    return parameterization.convert(self._apply(x_t, t), self.kind, to_kind, x_t, *c)
 
   def x0_and_eps(self, x_t, t) -> tuple[jax.Array, jax.Array]:
     c = self.coefficients(x_t, t, self.kind == "velocity")
-    return parameterization.to_x0_and_eps(self.kind, self.apply_fn(x_t, t), x_t, *c)
+    return parameterization.to_x0_and_eps(self.kind, self._apply(x_t, t), x_t, *c)
 
   def score(self, x_t, t) -> jax.Array:
     return self.predict(x_t, t, "score")

@@ -47,16 +47,22 @@ def ode_log_likelihood(denoiser: Denoiser, x, key=None, exact_trace: bool = True
   """(log p_{t_min}(x) per example in nats, number of velocity evaluations). `key` draws Hutchinson's
   probes: one key for the batch, or one per example (B,) so that each example's probe is its own."""
   process = denoiser.process
-  velocity = lambda t, y: probability_flow_velocity(denoiser, y, t)
+  if not exact_trace and not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)  # a raw uint32 key (jax.random.PRNGKey), or (B, 2) of them
   if exact_trace:
     probe = None
-    augmented = lambda t, state, probe: _velocity_and_exact_divergence(velocity, t, state[0])
+  elif key.ndim:
+    probe = jax.vmap(lambda k: jax.random.rademacher(k, x.shape[1:]))(key).astype(x.dtype)
   else:
-    if key.ndim:
-      probe = jax.vmap(lambda k: jax.random.rademacher(k, x.shape[1:]))(key).astype(x.dtype)
-    else:
-      probe = jax.random.rademacher(key, x.shape).astype(x.dtype)
-    augmented = lambda t, state, probe: _velocity_and_hutchinson_divergence(velocity, t, state[0], probe)
+    probe = jax.random.rademacher(key, x.shape).astype(x.dtype)
+
+  def augmented(t, state, args):  # args: the probe and the labels of the examples being solved
+    probe, labels = args
+    velocity = lambda t, y: probability_flow_velocity(denoiser.with_labels(labels), y, t)
+    if exact_trace:
+      return _velocity_and_exact_divergence(velocity, t, state[0])
+    return _velocity_and_hutchinson_divergence(velocity, t, state[0], probe)
+
   (x1, integral), nfe = solve_ode(augmented, (x, jnp.zeros(x.shape[:1])), process.t_min, 1.0, solver,
-                                  num_steps, rtol, atol, args=probe)
+                                  num_steps, rtol, atol, args=(probe, denoiser.labels))
   return gaussian_log_prob(x1, process.prior_std) + integral, nfe

@@ -86,15 +86,15 @@ def edm_loss(denoiser: Denoiser, x0, key, sigma_data: float, p_mean: float = -1.
   return preconditioning.loss_weight(noise_level, sigma_data) * per_example_sum((x0_hat - x0) ** 2)
 
 
-def flow_matching_loss(denoiser: Denoiser, x0, key, couple: Callable | None = None):
+def flow_matching_loss(denoiser: Denoiser, x0, key, couple: Callable | None = None, antithetic: bool = False):
   """Conditional flow matching (Lipman et al. 2023; Liu et al. 2023; Albergo & Vanden-Eijnden 2023):
   ||velocity_hat(x_t, t) - (alpha'(t) x0 + sigma'(t) eps)||^2 at one t ~ U[t_min, 1] per example; (B,).
   Its minimizer is E[alpha' x0 + sigma' eps | x_t], the probability-flow ODE's velocity.
   couple(key, x0, eps) -> eps re-pairs the noise with the data (gm_jax.diffusion.coupling's minibatch OT);
-  None draws it independently."""
+  None draws it independently. antithetic spreads the batch's times as sample_times does."""
   process = denoiser.process
   t_key, eps_key = jax.random.split(key)
-  t = sample_times(t_key, x0.shape[0], process)
+  t = sample_times(t_key, x0.shape[0], process, antithetic)
   eps = jax.random.normal(eps_key, x0.shape)
   if couple is not None:
     eps = couple(jax.random.fold_in(key, 2), x0, eps)

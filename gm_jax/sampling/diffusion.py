@@ -144,6 +144,13 @@ ODE_SOLVERS = {"euler": (diffrax.Euler, 1, 0), "heun": (diffrax.Heun, 2, 0), "ts
                "dopri5": (diffrax.Dopri5, 6, 1)}
 
 
+def check_ode_solver(solver: str, num_steps: int, steps_name: str = "num_steps") -> None:
+  if solver not in ODE_SOLVERS:
+    raise ValueError(f"unknown ODE solver {solver!r}; choose one of {sorted(ODE_SOLVERS)}")
+  if not num_steps and solver in ("euler", "heun"):
+    raise ValueError(f"the {solver} solver runs with fixed steps; set {steps_name} > 0 or use tsit5/dopri5")
+
+
 def probability_flow_velocity(denoiser: Denoiser, x, t):
   """dx/dt at a scalar time t. Written as alpha' x0_hat + sigma' eps_hat rather than f x - g^2 score / 2 (the
   same field): it stays finite where a flow's path reaches pure noise (alpha = 0, f and g^2 infinite)."""
@@ -158,11 +165,8 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
   it is in: one error norm over the whole batch (diffrax's default for a batched state) let a likelihood
   move with the eval batch size and device count, by 1e-3 relative at rtol 1e-5. Returns (y(t1), the
   velocity evaluations of the example that took the most); y(t1) is NaN where an example's solve failed."""
-  if solver not in ODE_SOLVERS:
-    raise ValueError(f"unknown ODE solver {solver!r}; choose one of {sorted(ODE_SOLVERS)}")
+  check_ode_solver(solver, num_steps)
   solver_cls, evals_per_step, initial_evals = ODE_SOLVERS[solver]
-  if not num_steps and solver in ("euler", "heun"):
-    raise ValueError(f"the {solver} solver runs with fixed steps; set num_steps > 0 or use tsit5/dopri5")
 
   def solve(y, a, controller, dt0):
     # throw=False: a failed solve (max_steps reached) gives NaN instead of raising through a host callback,
@@ -195,8 +199,9 @@ def probability_flow_ode(denoiser: Denoiser, key, shape, solver: str = "tsit5", 
 def probability_flow_from(denoiser: Denoiser, x1, solver: str = "tsit5", num_steps: int = 0,
                           rtol: float = 1e-5, atol: float = 1e-5):
   """The probability-flow ODE from the given x1 at t = 1 down to t_min: (x at t_min, NFE)."""
-  velocity = lambda t, x, args: probability_flow_velocity(denoiser, x, t)
-  return solve_ode(velocity, x1, 1.0, denoiser.process.t_min, solver, num_steps, rtol, atol)
+  velocity = lambda t, x, labels: probability_flow_velocity(denoiser.with_labels(labels), x, t)
+  return solve_ode(velocity, x1, 1.0, denoiser.process.t_min, solver, num_steps, rtol, atol,
+                   args=denoiser.labels)
 
 
 def dpm_solver_pp_2m(denoiser: Denoiser, key, shape, num_steps: int):

@@ -146,7 +146,7 @@ class DiffusionModel:
       net = preconditioning.precondition(net, process, self.sigma_data)
     if label is None:
       return Denoiser(lambda x_t, t: net(x_t, t, None), self.prediction, process)
-    return Denoiser(classifier_free.guided(net, label, self.num_classes, guidance), self.prediction, process)
+    return Denoiser(classifier_free.guided(net, self.num_classes, guidance), self.prediction, process, label)
 
   def sample_labels(self, n: int) -> np.ndarray:
     return conditioning.class_runs(n, self.num_classes)
@@ -196,11 +196,35 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError(f"eval.vlb_time_samples={ev.vlb_time_samples} must be >= 1 (or set eval.vlb=False)")
   if ev.ode and ev.ode_steps < 0:
     raise ValueError(f"eval.ode_steps={ev.ode_steps} must be >= 0 (0: adaptive)")
+  if ev.ode:
+    samplers.check_ode_solver(ev.ode_solver, ev.ode_steps, "eval.ode_steps")
+  if ev.sampler == "ode":
+    samplers.check_ode_solver(ev.ode_solver, ev.sampler_steps, "eval.sampler_steps")
+  if ev.ddpm_variance not in ("large", "small"):
+    raise ValueError(f"unknown eval.ddpm_variance {ev.ddpm_variance!r}; use 'large' or 'small'")
   model = DiffusionModel(config)
   denoiser = model.denoiser
   if model.learned and obj.loss != "vdm_elbo":
     raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
   is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
+  name = config.process.name
+  if ev.sampler == "ddpm" and not is_chain:
+    raise ValueError(f"eval.sampler='ddpm' runs a DDPM chain's ancestral steps, which process {name!r} is "
+                     f"not; use eval.sampler='ddim' with eval.ddim_eta=1 (ancestral, strided) or another sampler")
+  if is_chain and (obj.loss == "vdm_elbo" or obj.loss == "denoising" and obj.weighting == "likelihood"):
+    # Their weights are the log-SNR's time derivative, which a chain's grid of T times does not have (the
+    # one-sided slopes there overstate the integral by 5-50 %).
+    raise ValueError(f"the continuous-time ELBO (objective.loss='vdm_elbo' or weighting='likelihood') needs a "
+                     f"continuous process; {name!r} is a DDPM chain, whose bound is eval.vlb: use "
+                     f"weighting eps, x0 or v, or a continuous process (vp, vdm, ...)")
+  if model.fixed_process.ends_in_pure_noise and model.prediction not in ("v", "velocity"):
+    # Converting eps, x0 or score to a velocity divides by alpha or sigma, which are 0 at the path's ends.
+    raise ValueError(f"process {name!r} reaches pure noise at t = 1, where a model.prediction="
+                     f"{model.prediction!r} gives no velocity (NaN); set model.prediction='velocity' or 'v' "
+                     f"(and model.preconditioning='none')")
+  if obj.antithetic and obj.loss == "edm":
+    raise ValueError("objective.antithetic spreads uniform times over the batch; the EDM loss draws "
+                     "log-normal noise levels: set objective.antithetic=False")
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
     raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {config.process.name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
@@ -247,7 +271,7 @@ def build(config, dataset: Dataset) -> Task:
         couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon)
       elif obj.coupling == "pairs":  # reflow: each x's own noise, the start of its path under the first flow
         couple = lambda k, x0, eps: batch["noise"]
-      per_example = objectives.flow_matching_loss(d, x, loss_key, couple)
+      per_example = objectives.flow_matching_loss(d, x, loss_key, couple, obj.antithetic)
     elif obj.loss == "edm":
       per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean,
                                         obj.edm_p_std)
@@ -267,7 +291,8 @@ def build(config, dataset: Dataset) -> Task:
     keys = jax.vmap(lambda k: jax.random.split(k, 3))(per_example_keys(key, batch["index"]))
     vlb_keys, ode_keys, deq_keys = keys[:, 0], keys[:, 1], keys[:, 2]
     if ev.vlb:
-      terms = jax.vmap(lambda x1, k: elbo_terms(d, x1[None], k))(x, vlb_keys)
+      one = lambda x1, k, label: elbo_terms(d.with_labels(None if label is None else label[None]), x1[None], k)
+      terms = jax.vmap(one)(x, vlb_keys, d.labels)
       out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v[:, 0], batch["mask"])
                   for k, v in terms.items()})
     if ev.ode:

@@ -59,10 +59,10 @@ def test_guidance_is_the_extrapolation_between_conditional_and_unconditional():
   labels = jnp.array([0, 2, 1, NUM_CLASSES])
   conditional, unconditional = net(x, t, labels), net(x, t, jnp.full(4, NUM_CLASSES))
   for w in (0.0, 1.0, 3.0):
-    out = guidance.guided(net, labels, NUM_CLASSES, w)(x, t)
+    out = guidance.guided(net, NUM_CLASSES, w)(x, t, labels)
     np.testing.assert_allclose(out, (1 + w) * conditional - w * unconditional, rtol=1e-6)
     np.testing.assert_allclose(out[3], unconditional[3], rtol=1e-6)  # "no label": unconditional for every w
-  np.testing.assert_array_equal(guidance.guided(net, labels, NUM_CLASSES, 0.0)(x, t), conditional)
+  np.testing.assert_array_equal(guidance.guided(net, NUM_CLASSES, 0.0)(x, t, labels), conditional)
 
 
 def test_label_dropout_hits_its_rate_and_keeps_the_other_labels():
@@ -116,3 +116,34 @@ def test_conditioning_settings_are_checked_before_training():
   config.eval.guidance = 2.0
   with pytest.raises(ValueError, match="eval.guidance needs a class-conditional model"):
     diffusion.build(config, dataset)
+
+
+@pytest.mark.parametrize("name,estimator,settings", [
+    ("digits_ddpm", "vlb_nll_nats", {"vlb": True, "ode": False}),  # the bound vmapped over examples
+    # adaptive ODE steps: each example solved on its own (the conditional config's full-size setting)
+    ("digits_flow_matching_conditional", "ode_nll_nats",
+     {"ode_solver": "tsit5", "ode_steps": 0, "ode_rtol": 1e-2, "ode_exact_trace": False, "sampler": "ode",
+      "sampler_steps": 0})])
+def test_per_example_likelihoods_of_a_class_conditional_model_use_each_examples_label(name, estimator,
+                                                                                     settings):
+  config = load_config(name, "tiny")
+  config.model.num_classes = 10
+  config.eval.update(settings)
+  dataset = data_lib.load_dataset(config.data)
+  task = diffusion.build(config, dataset)
+  first = dataset.test[np.arange(4)]
+  first.update(index=np.arange(4), mask=np.array([1, 0, 0, 0], np.float32))  # only example 0 counts
+  shapes = jax.eval_shape(task.init, jax.random.key(0), first)
+  rng = np.random.default_rng(6)
+  params = {"model": jax.tree.map(lambda p: jnp.asarray(0.1 * rng.normal(size=p.shape), jnp.float32),
+                                  shapes["model"]["params"])}
+  nll = jax.jit(lambda b: task.eval_fn(params, {}, b, jax.random.key(7))[estimator][0])
+  later = dataset.test[np.arange(4, 7)]
+  other_rows = {k: np.concatenate([v[:1], later.get(k, v[1:])]) for k, v in first.items()}
+  relabelled = {**first, "label": (first["label"] + 1) % 10}
+  # Example 0's value does not depend on the other examples of its batch, and does on its own label.
+  assert float(nll(first)) == pytest.approx(float(nll(other_rows)), rel=1e-6)
+  assert float(nll(first)) != float(nll(relabelled))
+  if config.eval.sampler == "ode":  # the adaptive sampler solves each sample with its own label too
+    samples, _ = jax.jit(lambda k: task.sample_fn(params, {}, k, 4))(jax.random.key(8))
+    assert samples.shape == (4, 8, 8, 1)

@@ -250,6 +250,14 @@ def test_hutchinson_ode_log_likelihood_is_unbiased():
   assert np.all(standard_error < 0.05)
 
 
+@pytest.mark.parametrize("per_example", [False, True])
+def test_hutchinson_likelihood_takes_raw_keys_as_typed_ones(per_example):
+  x = data(jax.random.key(2), 4)
+  typed = jax.random.split(jax.random.key(3), 4) if per_example else jax.random.key(3)
+  logp = jax.jit(lambda x, k: ode_log_likelihood(exact_denoiser(VP), x, k, False, "heun", 8)[0])
+  np.testing.assert_array_equal(logp(x, typed), logp(x, jax.random.key_data(typed)))
+
+
 def test_ddim_on_the_linear_path_is_euler_on_the_flow_matching_ode():
   """x_s = alpha_s x0_hat + sigma_s eps_hat equals x_t + (s - t)(eps_hat - x0_hat) when alpha = 1 - t,
   sigma = t: two implementations (DDIM's update, diffrax's Euler on the velocity) of one sampler."""

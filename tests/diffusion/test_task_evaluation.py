@@ -20,7 +20,7 @@ def _task(monkeypatch, num_examples: int, process: str = "vp", num_steps: int = 
   monkeypatch.setattr(diffusion_task.DiffusionModel, "denoiser", exact)
   config = diffusion_task.default_config()
   config.process.update(name=process, num_steps=num_steps)
-  config.eval.update(**eval_fields)
+  config.eval.update(sampler="ddim", **eval_fields)  # the default ddpm sampler needs a DDPM chain
   x = np.random.default_rng(0).integers(0, LEVELS, (num_examples, *SHAPE)).astype(np.int32)
   source = ArraySource({"x": x})
   dataset = Dataset("levels", source, source, DataSpec("image", SHAPE, LEVELS))

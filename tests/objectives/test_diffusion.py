@@ -273,6 +273,20 @@ def test_denoising_loss_in_closed_form(name, weighting):
   np.testing.assert_allclose(loss, expected, rtol=2e-3 if name == "ve" else 2e-4)
 
 
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_flow_matching_loss_in_closed_form(antithetic):
+  """For the zero velocity the loss is ||alpha'(t) x0 + sigma'(t) eps||^2 at the drawn t (antithetic: the
+  batch's times spread as sample_times spreads them) and the drawn eps; on the cosine path alpha' and sigma'
+  are -pi/2 sin(pi t / 2) and pi/2 cos(pi t / 2)."""
+  process, key = processes.CosineInterpolant(), jax.random.key(6)
+  x0, t = _x0_and_times(process, key, 16, antithetic)
+  eps = np.asarray(jax.random.normal(jax.random.split(key)[1], x0.shape), np.float64)
+  target = -np.pi / 2 * np.sin(np.pi * t / 2)[:, None] * x0 + np.pi / 2 * np.cos(np.pi * t / 2)[:, None] * eps
+  zero = Denoiser(lambda x_t, t: jnp.zeros_like(x_t), "velocity", process)
+  loss = objectives.flow_matching_loss(zero, jnp.asarray(x0, jnp.float32), key, antithetic=antithetic)
+  np.testing.assert_allclose(loss, np.sum(target**2, -1), rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["vp", "ve", "vdm", "vp_late_start"])
 def test_continuous_diffusion_loss_in_closed_form(name):
   """Uniform t (antithetic): (1/2)(1 - t_min) (-lambda'(t)) ||eps_hat - eps||^2; uniform in log-SNR:
