@@ -47,6 +47,10 @@ class TransformerConfig:
                        f"({self.num_heads})")
     if self.positions not in ("learned", "rotary"):
       raise ValueError(f"model.positions must be 'learned' or 'rotary', got {self.positions!r}")
+    if self.positions == "rotary" and (self.embed_dim // self.num_heads) % 2:
+      # Rotary positions rotate channel pairs (i, i + D / 2) of each head.
+      raise ValueError(f"rotary positions need an even head size; model.embed_dim / model.num_heads = "
+                       f"{self.embed_dim // self.num_heads}: change either, or set model.positions='learned'")
     precision.compute_dtype(self.compute_dtype)
 
   @property

@@ -13,8 +13,10 @@ import jax.numpy as jnp
 
 
 def filter_logits(logits_BV: jax.Array, top_k: int = 0, top_p: float = 1.0) -> jax.Array:
-  """Sets to -inf every logit outside the top k (k > 0) and outside the smallest set of tokens whose
-  probability reaches top_p (top_p < 1)."""
+  """Sets to -inf every logit outside the top k (k > 0; logits tied with the k-th stay) and outside the
+  smallest set of tokens whose probability reaches top_p (top_p < 1)."""
+  if not 0.0 < top_p <= 1.0 or top_k < 0:
+    raise ValueError(f"top_p={top_p} must be in (0, 1] and top_k={top_k} >= 0 (0: no top-k filter)")
   neg_inf = jnp.finfo(logits_BV.dtype).min
   if top_k:
     kth = jax.lax.top_k(logits_BV, top_k)[0][:, -1:]

@@ -55,6 +55,10 @@ def build(config, dataset: Dataset) -> Task:
   n_critic, gp_weight = obj.n_critic, obj.gp_weight
   if n_critic < 1 or gp_weight < 0:
     raise ValueError(f"objective.n_critic={n_critic} must be >= 1 and objective.gp_weight={gp_weight} >= 0")
+  if loss_kind == "wgan" and not config.optim_d.weight_clip:
+    # Without a Lipschitz constraint the critic's objective is unbounded and its outputs run off.
+    raise ValueError("objective.loss='wgan' needs the critic's weights clipped; set optim_d.weight_clip "
+                     "(0.01 in the paper) or use objective.loss='wgan_gp'")
   generator, discriminator = make_networks(config, dataset)
   images = spec.kind == "image"
   num_classes = config.model.num_classes

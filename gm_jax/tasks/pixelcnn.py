@@ -20,7 +20,7 @@ from gm_jax.tasks import conditioning, pixelrnn
 from gm_jax.train.task import Likelihood, Task, Update
 
 
-def _check_odd(name: str, kernel: int) -> None:
+def check_odd(name: str, kernel: int) -> None:
   if kernel < 1 or kernel % 2 == 0:
     raise ValueError(f"model.{name}={kernel} must be odd (a centred mask)")
 
@@ -31,14 +31,14 @@ def check_layers(m) -> None:
   pixel, and a likelihood reported as exact would not be one."""
   if m.num_layers < 1:
     raise ValueError(f"model.num_layers={m.num_layers} must be >= 1")
-  _check_odd("first_kernel", m.first_kernel)
+  check_odd("first_kernel", m.first_kernel)
   if not 0 <= m.dropout < 1:
     raise ValueError(f"model.dropout={m.dropout} must be in [0, 1)")
 
 
 def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
-  _check_odd("kernel", m.kernel)
+  check_odd("kernel", m.kernel)
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
@@ -53,6 +53,7 @@ def build(config, dataset: Dataset) -> Task:
                      f"{spec.kind!r} with shape {spec.shape}")
   check_layers(config.model)
   if config.model.architecture in pixelrnn.ARCHITECTURES:
+    check_odd("row_kernel", config.model.row_kernel)  # the Row LSTM's state-to-state convolution
     if config.model.num_classes:
       raise ValueError("the PixelRNN is not class-conditional; set model.architecture='gated_pixelcnn' or "
                        "model.num_classes=0")

@@ -135,6 +135,13 @@ def test_next_token_draws_from_the_filtered_tempered_softmax(temperature, top_k,
   assert np.all(np.abs(freq - expected) <= 5 * np.sqrt(expected * (1 - expected) / draws)), (freq, expected)
 
 
+@pytest.mark.parametrize("top_k,top_p", [(0, 0.0), (0, 1.5), (-1, 1.0)])
+def test_filters_that_would_keep_no_token_or_every_token_wrongly_are_refused(top_k, top_p):
+  # top_p = 0 used to drop every logit, so every draw was token 0 whatever the model predicted.
+  with pytest.raises(ValueError, match=r"top_p=.* must be in \(0, 1\] and top_k=.* >= 0"):
+    ar.next_token(jax.random.key(0), jnp.zeros((1, 4)), 1.0, top_k, top_p)
+
+
 @pytest.mark.parametrize("temperature,top_p", [(2.0, 0.45), (0.5, 0.6)])
 def test_top_p_nucleus_is_taken_from_the_tempered_distribution(temperature, top_p):
   """Temperature first, then the nucleus: a draw from q = softmax(logits / T) restricted to the fewest most
