@@ -22,7 +22,8 @@ CASES = [
     ("markov_lm", {"sample_length": 0}, r"eval.sample_length=0 must be in \[1, 16\]"),
     ("markov_lm", {"sample_temperature": -1.0}, r"eval.sample_temperature=-1.0 must be >= 0 \(0: greedy\)"),
     ("markov_lm", {"sample_top_k": 100}, r"eval.sample_top_k=100 must be in \[0, 8\]"),
-    ("toy2d_vae", {"iwae_chunk": 0}, r"eval.iwae_samples=.* and eval.iwae_chunk=0 >= 1"),
+    ("toy2d_vae", {"iwae_chunk": 0}, r"eval.iwae_samples=.* multiple of eval.iwae_chunk=0 >= 1"),
+    ("toy2d_vae", {"iwae_samples": 12, "iwae_chunk": 5}, r"eval.iwae_samples=12 .* multiple of eval.iwae_chunk=5"),
 ]
 MODEL_CASES = [
     ("toy2d_ddpm", "objective", {"loss": "vdm_elbo"}, r"continuous-time ELBO .* 'ddpm_linear' is a DDPM chain"),
@@ -43,6 +44,16 @@ MODEL_CASES = [
      r"rotary positions need an even head size; model.embed_dim / model.num_heads = 3"),
     ("toy2d_realnvp", "model", {"num_levels": -1}, r"model.num_levels=-1 and model.steps_per_level=.* >= 1"),
     ("digits_realnvp", "model", {"hidden": ()}, r"model.hidden=\(\) gives an image flow's .* no width"),
+    ("digits_realnvp", "model", {"conditioner": "mlp"}, r"model.conditioner='mlp': image flows' couplings take"),
+    ("toy2d_realnvp", "model", {"preprocess": "logit"}, r"model.preprocess='logit' maps dequantized images"),
+    ("digits_realnvp", "model", {"logit_alpha": 0.5}, r"model.logit_alpha=0.5 must be in \[0, 0.5\)"),
+    ("toy2d_vae", "objective", {"num_samples": 0}, r"objective.num_samples=0 >= 1"),
+    ("toy2d_vae", "objective", {"kl": "MC"}, r"objective.kl='MC' must be 'analytic' or 'mc'"),
+    ("toy2d_vae", "objective", {"name": "iwae", "beta": 4.0}, r"objective.beta=4.0 weights the ELBO's KL"),
+    ("toy2d_vae", "model", {"activation": "elu"}, r"unknown model.activation 'elu'"),
+    ("digits_vae_iaf", "model", {"iaf_transform": "rq"}, r"unknown model.iaf_transform 'rq'"),
+    ("toy2d_maf", "model", {"transform": "rq"}, r"unknown model.transform 'rq' for maf"),
+    ("toy2d_vae", "model", {"conv_channels": (8,)}, r"model.conv_channels=\(8,\) makes q\(z_1 \| x\) conv"),
     ("digits_realnvp", "objective", {"dequantization": "variational", "dequantizer_hidden": ()},
      r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
 ]

@@ -309,6 +309,19 @@ class ActNorm(nn.Module):
     return (x + bias) * jnp.exp(log_scale), log_det
 
 
+class DiagonalScale(nn.Module):
+  """y = x * exp(log_scale) with a learned log-scale per dimension, starting at 0 (NICE's scaling layer S,
+  the only part of NICE that changes volume)."""
+
+  @nn.compact
+  def __call__(self, x, inverse: bool = False, cond=None):
+    log_scale = self.param("log_scale", nn.initializers.zeros, x.shape[1:])
+    log_det = jnp.sum(log_scale) * jnp.ones(x.shape[0])
+    if inverse:
+      return x * jnp.exp(-log_scale), -log_det
+    return x * jnp.exp(log_scale), log_det
+
+
 class GlowStep(nn.Module):
   """ActNorm -> invertible 1x1 convolution -> coupling (`make_coupling()`), the body of GlowSteps' scan:
   carry (x, log_det so far); per step, its 1x1 convolution's rotation_lu arrays."""

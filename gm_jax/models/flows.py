@@ -129,7 +129,7 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   h, w, c = shape
   squeezed = (h // 2, w // 2, 4 * c)
   coupling = lambda: bj.Coupling(bj.channel_mask(squeezed, 0),
-                                 bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype),
+                                 bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype, cfg.scan_blocks),
                                  scale_init=cfg.coupling_scale_init)
   layers = [bj.Squeeze()] + flow_architectures.glow_steps(cfg, level, coupling)
   if level < cfg.num_levels - 1:
@@ -154,10 +154,10 @@ def build_bijector(cfg: FlowConfig) -> bj.Chain:
   if h % (2 ** cfg.num_levels if cfg.architecture == "glow" else 2 ** (cfg.num_levels - 1)):
     raise ValueError(f"image size {cfg.x_shape} cannot be squeezed over {cfg.num_levels} levels")
   if cfg.architecture == "glow":
-    body = _glow_level(cfg, cfg.x_shape, 0)
-  else:
-    body = _realnvp_level(cfg, cfg.x_shape, 0, additive=cfg.architecture == "nice")
-  return bj.Chain(_preprocess(cfg) + [body])
+    return bj.Chain(_preprocess(cfg) + [_glow_level(cfg, cfg.x_shape, 0)])
+  if cfg.architecture == "nice":  # volume-preserving couplings, then NICE's per-dimension scaling
+    return bj.Chain(_preprocess(cfg) + [_realnvp_level(cfg, cfg.x_shape, 0, additive=True), bj.DiagonalScale()])
+  return bj.Chain(_preprocess(cfg) + [_realnvp_level(cfg, cfg.x_shape, 0, additive=False)])
 
 
 class Flow(nn.Module):

@@ -31,9 +31,7 @@ class IAFPosteriorVAE(HierarchicalVAE):
 
   def setup(self):
     super().setup()
-    c = self.config
-    if len(c.latent_dims) != 1:
-      raise ValueError(f"the IAF posterior is for one stochastic layer; got latent_dims {c.latent_dims}")
+    c = self.config  # one stochastic layer (make_vae checks)
     self.context = MLP(tuple(c.hidden[0]) + (self.context_dim,), c.activation, c.dtype, name="q_context")
     self.iaf = bj.Chain([MaskedAutoregressive(tuple(self.iaf_hidden), kind="iaf",
                                               transform=self.iaf_transform, reverse=i % 2 == 1, dtype=c.dtype)
@@ -70,6 +68,11 @@ def make_vae(config: VAEConfig, model_fields) -> HierarchicalVAE:
   if kind == "gaussian":
     return HierarchicalVAE(config)
   if kind == "iaf":
+    if model_fields.iaf_transform not in ("affine", "spline"):
+      raise ValueError(f"unknown model.iaf_transform {model_fields.iaf_transform!r}; use affine or spline")
+    if len(config.latent_dims) != 1:
+      raise ValueError(f"the IAF posterior is for one stochastic layer; got model.latent_dims "
+                       f"{config.latent_dims}")
     return IAFPosteriorVAE(config, iaf_steps=model_fields.iaf_steps,
                            iaf_hidden=tuple(model_fields.iaf_hidden), context_dim=model_fields.iaf_context,
                            iaf_transform=model_fields.iaf_transform)

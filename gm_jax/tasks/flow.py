@@ -24,7 +24,19 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if m.num_levels < 1 or m.steps_per_level < 1:
     raise ValueError(f"model.num_levels={m.num_levels} and model.steps_per_level={m.steps_per_level} must "
                      f"be >= 1")
-  if dataset.spec.kind == "image" and not m.hidden:
+  images = dataset.spec.kind == "image"
+  if images and m.conditioner not in ("conv", "glow"):
+    raise ValueError(f"model.conditioner={m.conditioner!r}: image flows' couplings take conv or glow "
+                     f"conditioners (vectors' always take MLPs)")
+  if m.architecture in ("maf", "iaf") and m.transform not in ("affine", "spline"):
+    raise ValueError(f"unknown model.transform {m.transform!r} for {m.architecture}; use affine or spline")
+  if m.preprocess == "logit" and not images:
+    raise ValueError("model.preprocess='logit' maps dequantized images in (0, 1) to the real line; points are "
+                     "not in (0, 1): set model.preprocess='none'")
+  if not 0 <= m.logit_alpha < 0.5:
+    raise ValueError(f"model.logit_alpha={m.logit_alpha} must be in [0, 0.5) (the logit of "
+                     f"alpha + (1 - 2 alpha) x)")
+  if images and not m.hidden:
     raise ValueError("model.hidden=() gives an image flow's convolutional conditioners no width; give at "
                      "least one entry")
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),

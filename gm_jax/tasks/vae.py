@@ -66,6 +66,12 @@ def build(config, dataset: Dataset) -> Task:
 
   if objective.name not in ("elbo", "iwae", "autoencoder"):
     raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
+  if kl_mode not in ("analytic", "mc") or train_k < 1:
+    raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc' and objective.num_samples={train_k} "
+                     f">= 1")
+  if objective.name == "iwae" and beta != 1:
+    raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
+                     f"set objective.beta=1 or objective.name='elbo'")
 
   def observe(batch, key):
     """The decoder's data, per-example latent keys, the mask and the labels (None if unconditional).
@@ -104,9 +110,9 @@ def build(config, dataset: Dataset) -> Task:
     return total / count, (metrics, {})
 
   iwae_k, iwae_chunk = config.eval.iwae_samples, config.eval.iwae_chunk
-  if iwae_k < 0 or iwae_chunk < 1:
-    raise ValueError(f"eval.iwae_samples={iwae_k} must be >= 0 (0: the ELBO only) and eval.iwae_chunk="
-                     f"{iwae_chunk} >= 1")
+  if iwae_k < 0 or iwae_chunk < 1 or iwae_k % iwae_chunk:
+    raise ValueError(f"eval.iwae_samples={iwae_k} must be >= 0 (0: the ELBO only) and a multiple of "
+                     f"eval.iwae_chunk={iwae_chunk} >= 1")
 
   def eval_fn(params, model_state, batch, key):
     x, keys, mask, label = observe(batch, key)

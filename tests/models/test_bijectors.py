@@ -34,6 +34,7 @@ LAYERS = {
     "invertible_1x1_conv_img": (lambda: bj.InvertibleLinear(seed=2), IMG),
     "actnorm_vec": (lambda: bj.ActNorm(), VEC),
     "actnorm_img": (lambda: bj.ActNorm(), IMG),
+    "diagonal_scale_img": (lambda: bj.DiagonalScale(), IMG),
     "squeeze": (lambda: bj.Squeeze(), IMG),
     "unsqueeze": (lambda: bj.Squeeze(undo=True), (2, 2, 8)),
     "factor_out": (lambda: bj.FactorOut(bj.Coupling(bj.checkerboard_mask((4, 4, 1), 0),

@@ -27,6 +27,16 @@ def test_2d_flow_density_integrates_to_one(arch):
   assert total * h * h == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("shape", [(4,), (4, 4, 1)])
+def test_nice_changes_volume_only_by_its_scaling(shape):
+  """Additive couplings keep volume; NICE's last layer (a diagonal scaling) is what lets it fit a scale."""
+  flow = Flow(FlowConfig("nice", shape, hidden=(8,), num_levels=len(shape) - 1 or 1, steps_per_level=2))
+  x = jax.random.normal(jax.random.key(0), (3, *shape))
+  variables = _perturbed(flow.init(jax.random.key(1), x), jax.random.key(2), scale=0.1)
+  log_det = flow.apply(variables, x, method=lambda m, a: m.bijector(a))[1]
+  assert np.all(np.abs(np.asarray(log_det)) > 1e-3)
+
+
 def test_identity_flow_bits_per_dim_closed_form():
   """Identity flow, N(0, 1) base, y = (k + u) / L: E[-log P] = D/2 log 2 pi + sum E[y^2]/2 + D log L,
   E[y^2] = (k^2 + k + 1/3) / L^2."""
@@ -144,7 +154,7 @@ def _scanned_blocks_layout(tree, blocks: int):
   return {name: _scanned_blocks_layout(sub, blocks) for name, sub in tree.items()}
 
 
-@pytest.mark.parametrize("arch", ["realnvp", "nsf"])
+@pytest.mark.parametrize("arch", ["realnvp", "nsf", "glow"])
 def test_scanned_conditioner_blocks_are_the_unrolled_flow(arch):
   size = dict(x_shape=(8, 8, 3), hidden=(8, 8, 8, 8), num_levels=2, steps_per_level=2, preprocess="shift",
               conditioner="conv")
