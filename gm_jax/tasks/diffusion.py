@@ -3,7 +3,8 @@
 Data: points (toy2d) are used as they are; integer-level images are scaled to y = 2 k / (K - 1) - 1 in
 [-1, 1]. The network (TimeMLP or UNet) predicts config.model.prediction (eps | x0 | v | score |
 velocity) and is read through gm_jax.diffusion.parameterization everywhere, so every loss, sampler and
-likelihood below works with any of them (the interpolant paths need velocity, flow matching's).
+likelihood below works with any of them (the interpolant paths need velocity or v: converting the others to
+a velocity divides by 0 at their ends).
 With config.model.num_classes > 0 the network is class-conditional on the data's `label`: trained with
 the label replaced by "none" at rate objective.label_dropout, evaluated as log p(x | label), sampled in
 equal runs of each class with classifier-free guidance of scale eval.guidance (0: the conditional model).

@@ -6,7 +6,7 @@ config.model: architecture (nice | realnvp | glow | nsf | maf | iaf), hidden, nu
   transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init, scan_steps,
   scan_blocks
 config.objective: dequantization (uniform | variational), dequantizer_hidden, dequantizer_couplings
-config.eval.sample_temperature: the base std multiplier for sample grids
+config.eval.sample_temperature: the base std multiplier of every sample (grids and the sample-quality samples)
 """
 
 from __future__ import annotations

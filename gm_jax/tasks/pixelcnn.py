@@ -5,7 +5,7 @@
 config.model: num_classes (> 0: class-conditional, p(x | label); the gated PixelCNN only), features,
   num_layers, first_kernel, kernel, head_features, dropout; architecture row_lstm or diagonal_bilstm makes it
   a PixelRNN (gm_jax.tasks.pixelrnn)
-config.eval.sample_temperature: the softmax temperature of the written samples
+config.eval.sample_temperature: the softmax temperature of every sample (grids and the sample-quality samples)
 """
 
 from __future__ import annotations

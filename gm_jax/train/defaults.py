@@ -26,7 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.test_fraction = 0.1  # held out by a fixed seeded split when the data has no test split
   config.data.geometry = {}  # toy2d: the distribution's parameters ({}: its defaults)
   config.data.tfds_name = ""  # text: a TFDS text data set instead of data.path
-  config.data.level = "char"  # text: char | word tokens
+  config.data.level = "char"  # text: char | byte tokens
   config.data.data_dir = ""  # TFDS data directory ("": TFDS's default)
   config.data.crop = 0  # TFDS images: a central square crop of this size before resizing (0: none)
   config.data.reflow_pairs = ""  # a .npz of (noise, x) pairs that replaces the training split (reflow)
@@ -41,7 +41,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8
   config.optim.weight_decay = 0.0
-  config.optim.schedule = "constant"  # constant | cosine | linear
+  config.optim.schedule = "constant"  # constant | cosine | linear | piecewise (add optim.boundaries, scales)
   config.optim.warmup_steps = 0
   config.optim.decay_steps = 0  # 0: the run's num_steps
   config.optim.end_lr_ratio = 0.0
