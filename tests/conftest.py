@@ -134,13 +134,18 @@ def run_metrics(workdir: pathlib.Path) -> list[dict]:
   return [without_wall_clock(json.loads(line)) for line in lines]
 
 
-def final_params(workdir: pathlib.Path, config_arg: str = "tiny"):
-  """The networks of the latest checkpoint of a toy2d_gmm run, on the host."""
+def final_params(workdir: pathlib.Path):
+  """The networks of the latest checkpoint of a run (its config.json's), on the host."""
+  import json
+
   import jax
+  import ml_collections
 
   from gm_jax import tasks
 
-  exp = tasks.experiment(load_config("toy2d_gmm", config_arg), workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  config.mesh.fsdp = 1  # restored here, on this process's devices
+  exp = tasks.experiment(config, workdir, read_only=True)
   try:
     state, _ = exp.restore_latest()
   finally:
@@ -150,7 +155,7 @@ def final_params(workdir: pathlib.Path, config_arg: str = "tiny"):
 
 def assert_runs_close(workdir_a: pathlib.Path, workdir_b: pathlib.Path, rtol: float = DEVICE_COUNT_RTOL,
                       atol: float = DEVICE_COUNT_ATOL) -> None:
-  """Two toy2d_gmm:tiny runs agree: metrics, summary.json and final parameters within rtol/atol."""
+  """Two runs of one config agree: metrics, summary.json and final parameters within rtol/atol."""
   import json
 
   import jax

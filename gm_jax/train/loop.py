@@ -110,8 +110,11 @@ class Experiment:
     self.dataset = data_lib.load_dataset(config.data)
     self.task = self.build_task(config, self.dataset)
     self.mesh = sharding.make_mesh(config.mesh.fsdp)
-    self.global_batch_size = config.data.batch_size * self.task.examples_per_step_factor
-    sharding.check_batch_size(self.global_batch_size, self.mesh)
+    factor = self.task.examples_per_step_factor  # e.g. a GAN's n_critic batches per step
+    self.global_batch_size = config.data.batch_size * factor
+    sharding.check_batch_size(self.global_batch_size, self.mesh,
+                              "data.batch_size" if factor == 1 else
+                              f"data.batch_size={config.data.batch_size} x {factor} batches per step")
     sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
     self.base_key = jax.random.key(config.seed)
     self.use_ema = config.train.ema_decay > 0
@@ -202,7 +205,8 @@ class Experiment:
       batch = self.dataset.test[np.arange(min(len(self.dataset.test), 64))]
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
       if not hasattr(self, "_pictures_jit"):
-        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn)
+        # Replicated, as the samples are: a batch split over several processes cannot be fetched by one.
+        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn, out_shardings=sharding.replicated(self.mesh))
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
@@ -327,9 +331,9 @@ def all_finite(tree) -> bool:
   """Whether every float in `tree` is finite. One small program per array shape and sharding, compiled
   once per process: one program over the whole tree was compiled anew for every model (a U-Net's took
   1.7 s: one reduction per parameter array), and concatenating the arrays into one would gather sharded
-  parameters onto every device."""
-  checks = [_leaf_finite(x) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return all(bool(c) for c in checks)
+  parameters onto every device. Each check is read before the next is sent: hundreds of sharded checks in
+  flight at once stalled XLA:CPU's collectives (an FSDP U-Net aborted on a rendezvous timeout)."""
+  return all(bool(_leaf_finite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
 
 
 def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:

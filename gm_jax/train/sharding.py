@@ -88,7 +88,7 @@ def state_shardings(state: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]] = D
 def check_batch_size(global_batch_size: int, mesh: Mesh, what: str = "data.batch_size") -> None:
   if global_batch_size % mesh.size:
     raise ValueError(f"{what}={global_batch_size} must be divisible by the number of devices "
-                     f"({mesh.size})")
+                     f"({mesh.size}); change {what.split('=')[0]}")
 
 
 def put_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

@@ -94,3 +94,23 @@ def test_state_is_sharded_on_eight_devices_and_trains_like_the_replicated_state(
   assert replicated["device_bytes"] == replicated["total_bytes"]
   np.testing.assert_allclose(sharded["losses"], replicated["losses"], rtol=DEVICE_COUNT_RTOL,
                              atol=DEVICE_COUNT_ATOL)
+
+
+_MANY_SHARDED_LEAVES = """
+import jax, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from gm_jax.train import loop, sharding
+mesh = sharding.make_mesh(8)
+leaves = [jax.device_put(np.ones((8, 4), np.float32), NamedSharding(mesh, P("fsdp"))) for _ in range(300)]
+bad = leaves[:-1] + [jax.device_put(np.full((8, 4), np.nan, np.float32), NamedSharding(mesh, P("fsdp")))]
+print(loop.all_finite(leaves), loop.all_finite(bad))
+"""
+
+
+def test_the_finiteness_check_of_hundreds_of_sharded_parameters_completes():
+  # All checks sent at once used to stall XLA:CPU's collectives until a rendezvous timeout aborted the run.
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(8)}
+  proc = subprocess.run([sys.executable, "-c", _MANY_SHARDED_LEAVES], capture_output=True, text=True,
+                        env=env, cwd=REPO, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split() == ["True", "False"]

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache,
                             without_wall_clock, xla_flags)
 
@@ -22,9 +24,9 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, devices: int, *flags: str) -> subprocess.Popen:
+def _launch(workdir, devices: int, *flags: str, config: str = TINY) -> subprocess.Popen:
   env = without_compilation_cache({**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices)})
-  return subprocess.Popen([sys.executable, str(MAIN), TINY, f"--workdir={workdir}",
+  return subprocess.Popen([sys.executable, str(MAIN), config, f"--workdir={workdir}",
                            "--config.train.progress_bar=False", *flags],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
@@ -35,12 +37,16 @@ def _finish(proc: subprocess.Popen) -> dict:
   return json.loads(out[out.index("{"):])  # collective libraries may print before the result
 
 
-def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
+# The VAE's pictures (reconstructions, interpolations) come from a program of their own, whose output two
+# processes must both be able to fetch.
+@pytest.mark.parametrize("config,flags", [(TINY, ()),
+                                          (f"--config={CONFIGS / 'digits_vae.py'}:tiny", ("--config.eval.batch_size=96",))])
+def test_two_processes_match_one_process_with_as_many_devices(tmp_path, config, flags):
   port = _free_port()
   two, one = tmp_path / "two_processes", tmp_path / "one_process"
   procs = [_launch(two, 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                   f"--process_id={i}", "--config.mesh.fsdp=4") for i in range(2)]
-  single = _launch(one, 4)
+                   f"--process_id={i}", "--config.mesh.fsdp=4", *flags, config=config) for i in range(2)]
+  single = _launch(one, 4, *flags, config=config)
   outputs = [_finish(p) for p in procs]
   _finish(single)
   assert without_wall_clock(outputs[0]) == without_wall_clock(outputs[1])  # the same summary everywhere
