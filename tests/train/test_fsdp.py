@@ -114,3 +114,28 @@ def test_the_finiteness_check_of_hundreds_of_sharded_parameters_completes():
                         env=env, cwd=REPO, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.split() == ["True", "False"]
+
+
+_BATCH_SIZE_ERRORS = """
+from gm_jax import tasks
+from tests.conftest import load_config
+for name, block, size in [("toy2d_wgan_gp", "data", 4), ("toy2d_gmm", "eval", 7)]:
+  config = load_config(name, "tiny")
+  config[block].batch_size = size
+  try:
+    tasks.experiment(config, "/nonexistent/never/written")
+  except ValueError as e:
+    print(e)
+"""
+
+
+def test_batch_sizes_that_do_not_split_over_the_devices_are_one_line():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(8)}
+  proc = subprocess.run([sys.executable, "-c", _BATCH_SIZE_ERRORS], capture_output=True, text=True, env=env,
+                        cwd=REPO, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  # A GAN's step reads n_critic batches: the message names the field the user set and the product.
+  assert proc.stdout.splitlines() == [
+      "data.batch_size=4 x 5 batches per step=20 must be divisible by the number of devices (8); change "
+      "data.batch_size",
+      "eval.batch_size=7 must be divisible by the number of devices (8); change eval.batch_size"]
