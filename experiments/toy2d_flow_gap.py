@@ -83,8 +83,8 @@ def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> di
               for i in range(-(-num_samples // 50_000))]
     ds = distance_in_stds(np.concatenate(chunks).astype(np.float64))
     # The true fraction within r stds of a 2-D isotropic Gaussian's centre is 1 - exp(-r^2 / 2).
-    report["mass_within_stds"] = {str(r): {"flow": float(np.mean(ds < r)), "true": float(1 - np.exp(-r * r / 2))}
-                                  for r in MASS_RADII}
+    report["mass_within_stds"] = {
+        str(r): {"flow": float(np.mean(ds < r)), "true": float(1 - np.exp(-r * r / 2))} for r in MASS_RADII}
   return report
 
 

@@ -14,7 +14,8 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   config = load_config("toy2d_realnvp", "tiny")
   config.train.progress_bar = False
   summary = tasks.train(config, str(tmp_path))
-  proc = run_main(f"--workdir={tmp_path}", "--num_samples=3000", script=REPO / "experiments" / "toy2d_flow_gap.py")
+  proc = run_main(f"--workdir={tmp_path}", "--num_samples=3000",
+                  script=REPO / "experiments" / "toy2d_flow_gap.py")
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   # The same flow, parameters and test points as the trainer's final evaluation.
   assert report["model_nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-4)

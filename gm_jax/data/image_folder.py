@@ -189,8 +189,8 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
     others = [p for p in root.iterdir() if p.name not in ("train", "test") and not p.name.startswith(".")
               and (p.is_dir() and _images_in(p, recursive=True) or p.suffix.lower() in IMAGE_SUFFIXES)]
     if others:
-      raise ValueError(f"image folder {str(root)!r} has train/ and test/ folders, so {others[0].name!r} beside "
-                       f"them would not be read; move it into train/ or test/, or out of the folder")
+      raise ValueError(f"image folder {str(root)!r} has train/ and test/ folders, so {others[0].name!r} "
+                       f"beside them would not be read; move it into train/ or test/, or out of the folder")
     train_files, train_classes = scan_split(root / "train")
     test_files, test_classes = scan_split(root / "test")
     if (train_classes is None) != (test_classes is None):

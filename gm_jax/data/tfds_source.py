@@ -93,7 +93,8 @@ class TfdsImageSource:
     examples = [self.records[int(i)] for i in indices]
     images = [np.asarray(ex[self.feature]) for ex in examples]
     if self.size or self.crop:
-      images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size or self.crop) for im in images]
+      images = [center_crop_resize(im, self.crop or min(im.shape[:2]), self.size or self.crop)
+                for im in images]
     x = np.stack(images)
     if self.binary:
       x = x > 0  # binary images are stored as 0/1 or as 0/255 depending on the export
@@ -113,8 +114,8 @@ def load(name: str, data_dir: str | None = None, crop: int = 0, size: int = 0) -
   train_records = open_split(name, "train", data_dir)
   stored = np.asarray(train_records[0][info.feature]).shape[:2]
   if crop > min(stored):
-    raise ValueError(f"data.crop={crop} is larger than {name}'s {stored[0]}x{stored[1]} images; set data.crop "
-                     f"to at most {min(stored)} (or 0: no crop)")
+    raise ValueError(f"data.crop={crop} is larger than {name}'s {stored[0]}x{stored[1]} images; set "
+                     f"data.crop to at most {min(stored)} (or 0: no crop)")
   train = TfdsImageSource(train_records, info.feature, crop, size, binary)
   test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size, binary)
   shape = train[np.array([0])]["x"].shape[1:]

@@ -128,9 +128,8 @@ def _realnvp_level(cfg: FlowConfig, shape, level: int, additive: bool) -> nn.Mod
 def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   h, w, c = shape
   squeezed = (h // 2, w // 2, 4 * c)
-  coupling = lambda: bj.Coupling(bj.channel_mask(squeezed, 0),
-                                 bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype, cfg.scan_blocks),
-                                 scale_init=cfg.coupling_scale_init)
+  make_net = lambda: bj.make_conditioner(cfg.conditioner, cfg.hidden, 2, cfg.dtype, cfg.scan_blocks)
+  coupling = lambda: bj.Coupling(bj.channel_mask(squeezed, 0), make_net(), scale_init=cfg.coupling_scale_init)
   layers = [bj.Squeeze()] + flow_architectures.glow_steps(cfg, level, coupling)
   if level < cfg.num_levels - 1:
     layers += [bj.FactorOut(_glow_level(cfg, (h // 2, w // 2, 2 * c), level + 1))]
@@ -156,7 +155,8 @@ def build_bijector(cfg: FlowConfig) -> bj.Chain:
   if cfg.architecture == "glow":
     return bj.Chain(_preprocess(cfg) + [_glow_level(cfg, cfg.x_shape, 0)])
   if cfg.architecture == "nice":  # volume-preserving couplings, then NICE's per-dimension scaling
-    return bj.Chain(_preprocess(cfg) + [_realnvp_level(cfg, cfg.x_shape, 0, additive=True), bj.DiagonalScale()])
+    body = _realnvp_level(cfg, cfg.x_shape, 0, additive=True)
+    return bj.Chain(_preprocess(cfg) + [body, bj.DiagonalScale()])
   return bj.Chain(_preprocess(cfg) + [_realnvp_level(cfg, cfg.x_shape, 0, additive=False)])
 
 

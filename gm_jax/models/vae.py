@@ -122,8 +122,8 @@ class VAEConfig:
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"unknown model.activation {self.activation!r}; use one of {sorted(ACTIVATIONS)}")
     if self.conv_channels and len(self.x_shape) != 3:
-      raise ValueError(f"model.conv_channels={self.conv_channels} makes q(z_1 | x) convolutional, for images; "
-                       f"the data are {self.x_shape} vectors: set model.conv_channels=()")
+      raise ValueError(f"model.conv_channels={self.conv_channels} makes q(z_1 | x) convolutional, for "
+                       f"images; the data are {self.x_shape} vectors: set model.conv_channels=()")
 
   @property
   def x_dim(self) -> int:

@@ -211,12 +211,13 @@ def build(config, dataset: Dataset) -> Task:
   name = config.process.name
   if ev.sampler == "ddpm" and not is_chain:
     raise ValueError(f"eval.sampler='ddpm' runs a DDPM chain's ancestral steps, which process {name!r} is "
-                     f"not; use eval.sampler='ddim' with eval.ddim_eta=1 (ancestral, strided) or another sampler")
+                     f"not; use eval.sampler='ddim' with eval.ddim_eta=1 (ancestral, strided) or another "
+                     f"sampler")
   if is_chain and (obj.loss == "vdm_elbo" or obj.loss == "denoising" and obj.weighting == "likelihood"):
     # Their weights are the log-SNR's time derivative, which a chain's grid of T times does not have (the
     # one-sided slopes there overstate the integral by 5-50 %).
-    raise ValueError(f"the continuous-time ELBO (objective.loss='vdm_elbo' or weighting='likelihood') needs a "
-                     f"continuous process; {name!r} is a DDPM chain, whose bound is eval.vlb: use "
+    raise ValueError(f"the continuous-time ELBO (objective.loss='vdm_elbo' or weighting='likelihood') needs "
+                     f"a continuous process; {name!r} is a DDPM chain, whose bound is eval.vlb: use "
                      f"weighting eps, x0 or v, or a continuous process (vp, vdm, ...)")
   if model.fixed_process.ends_in_pure_noise and model.prediction not in ("v", "velocity"):
     # Converting eps, x0 or score to a velocity divides by alpha or sigma, which are 0 at the path's ends.
@@ -292,7 +293,9 @@ def build(config, dataset: Dataset) -> Task:
     keys = jax.vmap(lambda k: jax.random.split(k, 3))(per_example_keys(key, batch["index"]))
     vlb_keys, ode_keys, deq_keys = keys[:, 0], keys[:, 1], keys[:, 2]
     if ev.vlb:
-      one = lambda x1, k, label: elbo_terms(d.with_labels(None if label is None else label[None]), x1[None], k)
+      def one(x1, k, label):  # one example, with its own label
+        return elbo_terms(d.with_labels(None if label is None else label[None]), x1[None], k)
+
       terms = jax.vmap(one)(x, vlb_keys, d.labels)
       out.update({f"vlb_{k}" if k != "vlb" else "vlb_nll_nats": masked_mean(v[:, 0], batch["mask"])
                   for k, v in terms.items()})

@@ -31,8 +31,8 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if m.architecture in ("maf", "iaf") and m.transform not in ("affine", "spline"):
     raise ValueError(f"unknown model.transform {m.transform!r} for {m.architecture}; use affine or spline")
   if m.preprocess == "logit" and not images:
-    raise ValueError("model.preprocess='logit' maps dequantized images in (0, 1) to the real line; points are "
-                     "not in (0, 1): set model.preprocess='none'")
+    raise ValueError("model.preprocess='logit' maps dequantized images in (0, 1) to the real line; points "
+                     "are not in (0, 1): set model.preprocess='none'")
   if not 0 <= m.logit_alpha < 0.5:
     raise ValueError(f"model.logit_alpha={m.logit_alpha} must be in [0, 0.5) (the logit of "
                      f"alpha + (1 - 2 alpha) x)")

@@ -67,8 +67,8 @@ def build(config, dataset: Dataset) -> Task:
   if objective.name not in ("elbo", "iwae", "autoencoder"):
     raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
   if kl_mode not in ("analytic", "mc") or train_k < 1:
-    raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc' and objective.num_samples={train_k} "
-                     f">= 1")
+    raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc' and "
+                     f"objective.num_samples={train_k} >= 1")
   if objective.name == "iwae" and beta != 1:
     raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
                      f"set objective.beta=1 or objective.name='elbo'")

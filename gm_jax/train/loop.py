@@ -206,7 +206,8 @@ class Experiment:
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
       if not hasattr(self, "_pictures_jit"):
         # Replicated, as the samples are: a batch split over several processes cannot be fetched by one.
-        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn, out_shardings=sharding.replicated(self.mesh))
+        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn,
+                                             out_shardings=sharding.replicated(self.mesh))
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None

@@ -16,6 +16,7 @@ from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_comp
                             without_wall_clock, xla_flags)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
+VAE = f"--config={CONFIGS / 'digits_vae.py'}:tiny"
 
 
 def _free_port() -> int:
@@ -39,8 +40,7 @@ def _finish(proc: subprocess.Popen) -> dict:
 
 # The VAE's pictures (reconstructions, interpolations) come from a program of their own, whose output two
 # processes must both be able to fetch.
-@pytest.mark.parametrize("config,flags", [(TINY, ()),
-                                          (f"--config={CONFIGS / 'digits_vae.py'}:tiny", ("--config.eval.batch_size=96",))])
+@pytest.mark.parametrize("config,flags", [(TINY, ()), (VAE, ("--config.eval.batch_size=96",))])
 def test_two_processes_match_one_process_with_as_many_devices(tmp_path, config, flags):
   port = _free_port()
   two, one = tmp_path / "two_processes", tmp_path / "one_process"
