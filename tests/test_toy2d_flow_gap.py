@@ -25,5 +25,6 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   assert sum(b["contribution"] for b in bins) == pytest.approx(report["excess_nats"], rel=1e-6)
   # Test points of the ring (std 0.02): 1 - exp(-r^2 / 2) of them within r stds of their mode.
   assert bins[0]["fraction"] == pytest.approx(1 - np.exp(-0.5), abs=0.02)
-  for within in report["mass_within_stds"].values():
-    assert 0 <= within["flow"] <= 1 and within["true"] > 0.86
+  # The flow's mass near the modes grows with the radius (each radius counts the same samples).
+  mass = [report["mass_within_stds"][r]["flow"] for r in sorted(report["mass_within_stds"], key=float)]
+  assert 0 <= mass[0] and np.all(np.diff(mass) >= 0) and mass[-1] <= 1

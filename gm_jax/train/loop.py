@@ -333,7 +333,8 @@ def all_finite(tree) -> bool:
   once per process: one program over the whole tree was compiled anew for every model (a U-Net's took
   1.7 s: one reduction per parameter array), and concatenating the arrays into one would gather sharded
   parameters onto every device. Each check is read before the next is sent: hundreds of sharded checks in
-  flight at once stalled XLA:CPU's collectives (an FSDP U-Net aborted on a rendezvous timeout)."""
+  flight at once stalled XLA:CPU's collectives (an FSDP U-Net aborted on a rendezvous timeout). The cost, at
+  log and checkpoint steps only: 19 against 9 ms for 400 arrays on a 2-core CPU."""
   return all(bool(_leaf_finite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
 
 
