@@ -4,7 +4,7 @@ A 2-D `Mesh` over every device with axes ('data', 'fsdp') of shape (devices / fs
 split along their first axis over both axes (every device gets its own rows), so the data layout does not
 depend on `fsdp`. The train state (parameters, optimizer state, EMA) is placed by rules that map a state
 leaf's path to how it is split over the 'fsdp' axis (fully sharded data parallelism: each device of an
-fsdp group holds 1/fsdp of those leaves, and XLA gathers them where the step needs them whole); with
+fsdp group holds 1/fsdp of those leaves, gathered whole where a step computes with them: `gathered`); with
 fsdp = 1 every leaf is replicated. Each process supplies only its own rows of the global batch.
 """
 
@@ -40,6 +40,17 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def gathered(tree: Any, mesh: Mesh) -> Any:
+  """`tree` (parameters, statistics or gradients) whole on every device, inside a jitted step: fully
+  sharded data parallelism stores shards, computes with whole parameters on batch-split activations, and
+  the optimizer's update takes its slice of the summed gradients. Left to carry the stored placement into
+  the activations, XLA's partitioner returned gradients 4x too large where a reshape spreads a split
+  dimension over several axes (a DCGAN generator's Dense -> BatchNorm -> (C, s, s) view at fsdp=8)."""
+  if mesh.shape[FSDP_AXIS] == 1:
+    return tree
+  return jax.lax.with_sharding_constraint(tree, replicated(mesh))
 
 
 def leaf_path(path) -> str:

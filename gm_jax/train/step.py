@@ -81,13 +81,17 @@ class TrainStep:
   def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
     """One update of update.network; skipped (state kept) when the loss, grads or update are not finite."""
     net = networks[update.network]
-    params = {name: n.params for name, n in networks.items()}
-    model_state = {name: n.model_state for name, n in networks.items()}
+    # The loss sees whole parameters and statistics, and hands back whole gradients and statistics; only
+    # the optimizer's update works on the stored shards (sharding.gathered).
+    params = sharding.gathered({name: n.params for name, n in networks.items()}, self.mesh)
+    model_state = sharding.gathered({name: n.model_state for name, n in networks.items()}, self.mesh)
 
     def loss_of(own_params):
       return update.loss_fn({**params, update.network: own_params}, model_state, batch, key)
 
-    (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(net.params)
+    (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        params[update.network])
+    grads, new_model_state = sharding.gathered((grads, new_model_state), self.mesh)
     grad_norm = optax.global_norm(grads)
     updates, new_opt_state = self.optimizers[update.network].update(grads, net.opt_state, net.params)
     new_params = optax.apply_updates(net.params, updates)
@@ -151,9 +155,12 @@ class TrainStep:
 
 
 def make_eval_step(task: Task, mesh: Mesh):
-  """eval_step(params, model_state, batch, key) -> metrics (sums); the inputs keep their shardings (the
-  batch split over the mesh, the parameters as the train state places them)."""
-  return cpu_compile.jit(task.eval_fn, out_shardings=sharding.replicated(mesh))
+  """eval_step(params, model_state, batch, key) -> metrics (sums); the batch is split over the mesh, the
+  parameters stored as the train state places them and gathered whole for the computation."""
+  def eval_step(params, model_state, batch, key):
+    return task.eval_fn(sharding.gathered(params, mesh), sharding.gathered(model_state, mesh), batch, key)
+
+  return cpu_compile.jit(eval_step, out_shardings=sharding.replicated(mesh))
 
 
 class StateInit:

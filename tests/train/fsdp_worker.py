@@ -1,6 +1,8 @@
-"""Trains digits_vae:tiny a few steps with its train state sharded over mesh.fsdp devices and prints, as
-JSON, each state leaf's global and per-device shapes before and after the steps, the state's bytes on the
-first device and in total, and the step losses. tests/train/test_fsdp.py runs it on 8 fake devices."""
+"""Trains a config's :tiny size (digits_vae unless named) a few steps with its train state sharded over
+mesh.fsdp devices and prints, as JSON, each state leaf's global and per-device shapes before and after the
+steps, the state's bytes on the first device and in total, and each step's metrics (losses, gradient
+norms). tests/train/test_fsdp.py runs it on 8 fake devices:
+  python -m tests.train.fsdp_worker [CONFIG] FSDP..."""
 
 import json
 import sys
@@ -20,8 +22,8 @@ def layout(state) -> dict[str, list]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]}
 
 
-def run(fsdp: int, num_steps: int = 3) -> dict:
-  config = load_config("digits_vae", "tiny")
+def run(name: str, fsdp: int, num_steps: int = 3) -> dict:
+  config = load_config(name, "tiny")
   config.mesh.fsdp = fsdp
   config.eval.batch_size = 64  # divisible by the 8 devices (the config's 100 is not)
   exp = tasks.experiment(config, tempfile.mkdtemp())
@@ -32,18 +34,20 @@ def run(fsdp: int, num_steps: int = 3) -> dict:
     on_device = sum(s.data.nbytes for leaf in jax.tree.leaves(state) for s in leaf.addressable_shards
                     if s.device == device)
     total = sum(leaf.nbytes for leaf in jax.tree.leaves(state))
-    iterator, losses = exp.train_iterator(), []
+    iterator, steps = exp.train_iterator(), []
     for _ in range(num_steps):
       state, metrics = exp.train_step(state, sharding.put_batch(next(iterator), exp.mesh))
-      losses.append(float(np.asarray(metrics["loss"])[0]))
+      steps.append({k: np.asarray(v).ravel().tolist() for k, v in metrics.items()})
     return {"mesh": dict(exp.mesh.shape), "before": before, "after": layout(state), "device_bytes": on_device,
-            "total_bytes": total, "losses": losses}
+            "total_bytes": total, "metrics": steps}
   finally:
     exp.checkpointer.close()
 
 
 def main():
-  json.dump({str(fsdp): run(fsdp) for fsdp in map(int, sys.argv[1:])}, sys.stdout)
+  args = sys.argv[1:]
+  name = "digits_vae" if args[0].isdigit() else args.pop(0)
+  json.dump({str(fsdp): run(name, fsdp) for fsdp in map(int, args)}, sys.stdout)
 
 
 if __name__ == "__main__":
