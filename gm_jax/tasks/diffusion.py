@@ -170,12 +170,8 @@ def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int,
   return {"x": np.concatenate(xs), "noise": np.concatenate(noises)}
 
 
-def build(config, dataset: Dataset) -> Task:
-  spec = dataset.spec
-  if spec.kind not in ("points", "image"):
-    raise ValueError(f"diffusion models points or images; data {dataset.name!r} is {spec.kind!r}")
-  is_image = spec.kind == "image"
-  levels = spec.num_levels
+def check_settings(config, dataset: Dataset) -> None:
+  """One-line errors for objective and evaluation settings that cannot work, before any network is built."""
   obj, ev = config.objective, config.eval
   if obj.loss not in LOSSES:
     raise ValueError(f"unknown config.objective.loss {obj.loss!r}; choose one of {LOSSES}")
@@ -203,12 +199,15 @@ def build(config, dataset: Dataset) -> Task:
     samplers.check_ode_solver(ev.ode_solver, ev.sampler_steps, "eval.sampler_steps")
   if ev.ddpm_variance not in ("large", "small"):
     raise ValueError(f"unknown eval.ddpm_variance {ev.ddpm_variance!r}; use 'large' or 'small'")
-  model = DiffusionModel(config)
-  denoiser = model.denoiser
-  if model.learned and obj.loss != "vdm_elbo":
-    raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
+
+
+def check_model(config, model: DiffusionModel, conditional: bool) -> None:
+  """One-line errors for settings that the model's process or prediction rules out, before training."""
+  obj, ev = config.objective, config.eval
   is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
   name = config.process.name
+  if model.learned and obj.loss != "vdm_elbo":
+    raise ValueError("a learned VDM schedule is trained by the ELBO; set objective.loss='vdm_elbo'")
   if ev.sampler == "ddpm" and not is_chain:
     raise ValueError(f"eval.sampler='ddpm' runs a DDPM chain's ancestral steps, which process {name!r} is "
                      f"not; use eval.sampler='ddim' with eval.ddim_eta=1 (ancestral, strided) or another "
@@ -228,14 +227,28 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError("objective.antithetic spreads uniform times over the batch; the EDM loss draws "
                      "log-normal noise levels: set objective.antithetic=False")
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
-    raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {config.process.name!r} "
+    raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
-  conditional = conditioning.num_classes(config, dataset) > 0
   if ev.guidance and not conditional:
     raise ValueError("eval.guidance needs a class-conditional model; "
                      "set model.num_classes or eval.guidance=0")
   if ev.sampler in FINITE_LOG_SNR_SAMPLERS:
     samplers.require_finite_log_snr_at_one(model.fixed_process, ev.sampler)
+
+
+def build(config, dataset: Dataset) -> Task:
+  spec = dataset.spec
+  if spec.kind not in ("points", "image"):
+    raise ValueError(f"diffusion models points or images; data {dataset.name!r} is {spec.kind!r}")
+  is_image = spec.kind == "image"
+  levels = spec.num_levels
+  obj, ev = config.objective, config.eval
+  check_settings(config, dataset)
+  model = DiffusionModel(config)
+  denoiser = model.denoiser
+  is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
+  conditional = conditioning.num_classes(config, dataset) > 0
+  check_model(config, model, conditional)
   if is_image:
     reconstruction_nll = functools.partial(objectives.vdm_reconstruction_nll, num_levels=levels)
   else:
