@@ -15,7 +15,8 @@ Command:
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
-Paper: 2.99 bits/dim with the probability-flow ODE (DDPM++ continuous).
+Paper (Table 2, the probability-flow ODE): 3.16 bits/dim for DDPM++ cont. with the VP SDE, this
+  config's process; the paper's best, 2.99, is the deep DDPM++ with the sub-VP SDE.
 Paper FID: the paper's best CIFAR-10 FID, 2.20, is a different model (NCSN++ cont., deep, VE SDE).
 """
 

@@ -1,8 +1,10 @@
 r"""Character-level Transformer on Tiny Shakespeare in nanoGPT's GPU setting
 (config/train_shakespeare_char.py): 6 layers, 6 heads, 384 dims, context 256, batch 64, dropout 0.2,
 5000 iterations, learning rate 1e-3 with 100 warmup iterations and cosine decay to 1e-4 at 5000, AdamW
-betas (0.9, 0.99), weight decay 0.1 (matrices only), gradient clipping 1.0, no biases, erf GELU. Data,
-split and the exact validation cross-entropy as in shakespeare_char_cpu.py.
+betas (0.9, 0.99), weight decay 0.1 (matrices only), gradient clipping 1.0. Data, split, the exact
+validation cross-entropy and the model's differences from nanoGPT's (rotary positions, biases, tanh GELU;
+nanoGPT's model has learned positions, no biases and erf GELU: --config.model.positions=learned
+--config.model.use_bias=False --config.model.exact_gelu=True) as in shakespeare_char_cpu.py.
 
 Command:
   python experiments/main.py --config=experiments/configs/shakespeare_char.py \

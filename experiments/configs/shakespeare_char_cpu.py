@@ -3,9 +3,10 @@ r"""Character-level Transformer on Tiny Shakespeare in nanoGPT's CPU setting.
 nanoGPT (config/train_shakespeare_char.py with its CPU overrides): 4 layers, 4 heads, 128 dims,
 context 64, batch 12, 2000 iterations, learning rate 1e-3 with 100 warmup iterations and cosine decay
 to 1e-4 at 2000, AdamW betas (0.9, 0.99), weight decay 0.1 (matrices only), gradient clipping 1.0,
-dropout 0; character vocabulary of the corpus, 90/10 train/validation split. One architectural choice
-differs: rotary position embeddings instead of nanoGPT's learned ones (--config.model.positions=learned
-restores them). The validation loss here is the exact cross-entropy over the whole validation split
+dropout 0; character vocabulary of the corpus, 90/10 train/validation split. The model differs from
+nanoGPT's in rotary position embeddings instead of learned ones, biases in its linear and LayerNorm
+layers, and the tanh approximation of GELU (--config.model.positions=learned --config.model.use_bias=False
+--config.model.exact_gelu=True give nanoGPT's model). The validation loss here is the exact cross-entropy over the whole validation split
 (nanoGPT estimates it from 20 random batches).
 The corpus comes from --config.data.path (a text file) or, when that is empty, tfds tiny_shakespeare.
 

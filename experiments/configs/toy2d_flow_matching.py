@@ -1,6 +1,6 @@
 r"""Flow matching (Lipman et al. 2023) / rectified flow (Liu et al. 2023) on a 2-D toy density: the linear
 path x_t = (1 - t) x_0 + t eps, an MLP that predicts the velocity, the conditional flow-matching loss at
-t ~ U[0, 1], EMA 0.999 parameters; samples by the ODE (20 fixed Tsit5 steps, 120 NFE), and the exact
+t ~ U[0, 1], EMA 0.999 parameters; samples by the ODE (20 fixed Tsit5 steps, 121 NFE), and the exact
 log-density by the ODE (adaptive Tsit5, exact trace) from t = 0, where the path starts at the data itself.
 Same data, MLP and schedule
 as toy2d_ddpm.py. `--config.process.name=cosine_interpolant` gives the variance-preserving path.
