@@ -6,8 +6,8 @@ to 1e-4 at 2000, AdamW betas (0.9, 0.99), weight decay 0.1 (matrices only), grad
 dropout 0; character vocabulary of the corpus, 90/10 train/validation split. The model differs from
 nanoGPT's in rotary position embeddings instead of learned ones, biases in its linear and LayerNorm
 layers, and the tanh approximation of GELU (--config.model.positions=learned --config.model.use_bias=False
---config.model.exact_gelu=True give nanoGPT's model). The validation loss here is the exact cross-entropy over the whole validation split
-(nanoGPT estimates it from 20 random batches).
+--config.model.exact_gelu=True give nanoGPT's model). The validation loss here is the exact
+cross-entropy over the whole validation split (nanoGPT estimates it from 20 random batches).
 The corpus comes from --config.data.path (a text file) or, when that is empty, tfds tiny_shakespeare.
 
 Command:
