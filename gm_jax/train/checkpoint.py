@@ -126,12 +126,15 @@ class Checkpointer:
                            f"and rerun the same command to resume", step=step, reason=reason)
 
   def save(self, step: int, state: Any, data_state: dict[str, Any]) -> None:
-    """Starts saving `step`; raises CheckpointError if this or the previous (async) save failed."""
+    """Starts saving `step`; raises CheckpointError if this or the previous (async) save failed, naming
+    the one that did (orbax would wait for the previous save inside this one's call)."""
+    if self._pending is not None:
+      self.wait()
     try:
       self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                        data=ocp.args.JsonSave(data_state)), force=True)
     except Exception as e:  # orbax/tensorstore raise ValueError, OSError, ... for a failed write
-      raise self._write_error(e, self._pending if self._pending is not None else step) from None
+      raise self._write_error(e, step) from None
     self._pending = step
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
