@@ -265,7 +265,8 @@ class CosineInterpolant(Interpolant):
   """alpha = cos(pi t / 2), sigma = sin(pi t / 2): the variance-preserving path (alpha^2 + sigma^2 = 1)."""
 
   def alpha(self, t):
-    return jnp.cos(0.5 * jnp.pi * jnp.asarray(t, jnp.float32))
+    # As sin(pi (1 - t) / 2), exactly 0 at t = 1: float32 cos(pi / 2) is -4.4e-8, whose log-SNR is NaN.
+    return jnp.sin(0.5 * jnp.pi * (1.0 - jnp.asarray(t, jnp.float32)))
 
   def sigma(self, t):
     return jnp.sin(0.5 * jnp.pi * jnp.asarray(t, jnp.float32))

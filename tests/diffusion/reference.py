@@ -93,6 +93,13 @@ def exact_eps_at(alpha, sigma, x, mu=MU, sigma_data=SIGMA):
   return sigma * np.linalg.solve(cov, (np.asarray(x, np.float64) - alpha * np.asarray(mu, np.float64)).T).T
 
 
+def exact_x0_at(alpha, sigma, x, mu=MU, sigma_data=SIGMA):
+  """E[x_0 | x_t = x] = mu + alpha Sigma (alpha^2 Sigma + sigma^2 I)^-1 (x - alpha mu): finite at alpha = 0."""
+  cov = alpha**2 * np.asarray(sigma_data, np.float64) + sigma**2 * np.eye(2)
+  centred = np.asarray(x, np.float64) - alpha * np.asarray(mu, np.float64)
+  return np.asarray(mu, np.float64) + alpha * (np.asarray(sigma_data, np.float64) @ np.linalg.solve(cov, centred.T)).T
+
+
 def exact_eps(process, x, t, mu=MU, sigma_data=SIGMA):
   c = coefficients(process, t)
   return exact_eps_at(c.alpha, c.sigma, x, mu, sigma_data)
@@ -171,7 +178,7 @@ def ddim(process, num_steps, eta, clip_x0=False, mu=MU):
 
     def apply(x, z, ct=ct, cs=cs, c2=c2):
       eps_hat = exact_eps_at(ct.alpha, ct.sigma, x, mu)
-      x0_hat = (x - ct.sigma * eps_hat) / ct.alpha
+      x0_hat = exact_x0_at(ct.alpha, ct.sigma, x, mu)  # at a path's pure-noise end alpha = 0
       if clip_x0:
         x0_hat = np.clip(x0_hat, -1.0, 1.0)
         eps_hat = (x - ct.alpha * x0_hat) / ct.sigma

@@ -40,6 +40,11 @@ CASES = {
     "ddim_eta1": (DDPM, partial(samplers.ddim, num_steps=200, eta=1.0), 200,
                   lambda: reference.ddim(DDPM, 200, 1.0), 0.03),
     "ddim_vdm": (VDM, partial(samplers.ddim, num_steps=50), 50, lambda: reference.ddim(VDM, 50, 0.0), 0.055),
+    # From pure noise at t = 1 (the cosine path used to give NaN there: float32 cos(pi / 2) < 0).
+    "ddim_eta0_cosine_interpolant": (COSINE, partial(samplers.ddim, num_steps=50, eta=0.0), 50,
+                                     lambda: reference.ddim(COSINE, 50, 0.0), 0.03),
+    "ddim_eta1_linear_interpolant": (LINEAR, partial(samplers.ddim, num_steps=50, eta=1.0), 50,
+                                     lambda: reference.ddim(LINEAR, 50, 1.0), 0.055),
     "euler_maruyama_vp": (VP, partial(samplers.euler_maruyama, num_steps=500), 500,
                           lambda: reference.euler_maruyama(VP, 500), 0.002),
     "euler_maruyama_subvp": (SUBVP, partial(samplers.euler_maruyama, num_steps=500), 500,
