@@ -75,7 +75,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   if file is not None and not os.path.isfile(file):
     _fail(f"config file {file!r} does not exist; pass --config=experiments/configs/NAME.py[:tiny]")
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
   except flags.Error as e:
     lines = [line for line in str(e).splitlines() if line.strip()]
     # A config file that fails to load puts its own exception on the last line.
@@ -84,6 +84,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     if "get_config" in str(e):
       _fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
     _fail(_bad_config_field(argv, e))
+  else:
+    if len(rest) > 1:
+      _fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")
+    return rest
   return []
 
 
@@ -119,8 +123,6 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv, after_step=None):
   """Runs --mode on --config in --workdir; after_step(step) runs after each train step (a test hook)."""
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   init_distributed()

@@ -457,3 +457,66 @@ def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterr
     assert run_metrics(disk / "run") == run_metrics(uninterrupted)
   finally:
     _umount(disk)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("prdc_k", 0, r"eval.prdc_k=0 must be at least 1 and below both eval.quality_samples \(200\) and the "
+                  r"reference's size \(\d+: the test split up to eval.quality_reference_max=10000\)"),
+    ("quality_reference_max", 1, r"eval.prdc_k=5 must be at least 1 and below .* the reference's size \(1:"),
+    ("kid_subsets", 0, r"eval.kid_subsets=0 must be at least 1 and eval.kid_subset_size=100 at least 2"),
+    ("kid_subset_size", 1, r"eval.kid_subset_size=1 at least 2")])
+def test_sample_quality_settings_are_refused_before_training(tmp_path, field, value, message):
+  # They used to fail only in the final evaluation, after the last checkpoint and config.json were written,
+  # so the run could neither finish nor be rerun with the fixed value in its workdir.
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.progress_bar = False
+  config.eval[field] = value
+  with pytest.raises(ValueError, match=message):
+    tasks.train(config, str(tmp_path))
+  assert not (tmp_path / "config.json").exists() and not list((tmp_path / "checkpoints").glob("*"))
+
+
+def test_eval_mode_checks_its_counts_and_sample_mode_needs_samples_to_draw(uninterrupted, tmp_path):
+  workdir = tmp_path / "trained"
+  shutil.copytree(uninterrupted, workdir)
+  before = _files(workdir)
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.batch_size = 0  # was a Python error from range(), or a KeyError for a negative size
+  with pytest.raises(ValueError, match=r"^eval.batch_size=0 must be an integer >= 1; set "
+                                       r"--config.eval.batch_size$"):
+    tasks.evaluate(config, str(workdir))
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.prdc_k = 0
+  with pytest.raises(ValueError, match=r"^eval.prdc_k=0 must be at least 1"):
+    tasks.evaluate(config, str(workdir))
+  assert _files(workdir) == before  # no picture of judged samples without their numbers
+
+
+def test_sample_mode_on_a_model_that_draws_no_samples_is_one_line(tmp_path):
+  config = load_config("digits_classifier", "tiny")
+  config.train.progress_bar = False
+  tasks.train(config, str(tmp_path))
+  with pytest.raises(ValueError, match=r"^task 'classifier' draws no samples; --mode=sample needs a "
+                                       r"generative model$"):
+    tasks.sample(config, str(tmp_path))
+
+
+def test_a_finished_runs_results_without_its_checkpoints_are_not_overwritten(uninterrupted, tmp_path):
+  workdir = tmp_path / "no_checkpoints"
+  shutil.copytree(uninterrupted, workdir)
+  shutil.rmtree(workdir / "checkpoints")
+  before = _files(workdir)
+  proc = run_main(TINY, f"--workdir={workdir}", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      f"error: workdir {workdir} holds a finished run's summary.json but no checkpoint to resume from; use a "
+      f"new --workdir (training here would overwrite it)"]
+  assert _files(workdir) == before
+
+
+def test_a_stray_argument_is_one_line(tmp_path):
+  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "extra", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines() == [
+      "error: unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)"]
+  assert not (tmp_path / "w").exists()

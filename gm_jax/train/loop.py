@@ -234,7 +234,19 @@ class Experiment:
       raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
     if ev.quality_batch_size < 1:
       raise ValueError(f"eval.quality_batch_size must be at least 1, got {ev.quality_batch_size}")
+    if ev.kid_subsets < 1 or ev.kid_subset_size < 2:
+      raise ValueError(f"eval.kid_subsets={ev.kid_subsets} must be at least 1 and eval.kid_subset_size="
+                       f"{ev.kid_subset_size} at least 2 (KID's unbiased estimator)")
+    reference = min(len(self._reference_split), ev.quality_reference_max)
+    if not 1 <= ev.prdc_k < min(ev.quality_samples, reference):
+      raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below both eval.quality_samples "
+                       f"({ev.quality_samples}) and the reference's size ({reference}: the {ev.quality_reference} "
+                       f"split up to eval.quality_reference_max={ev.quality_reference_max})")
     return self.build_feature_space(self.config, self.dataset)
+
+  @property
+  def _reference_split(self):
+    return self.dataset.test if self.config.eval.quality_reference == "test" else self.dataset.train
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
     """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),
@@ -245,12 +257,7 @@ class Experiment:
     ev = self.config.eval
     n = ev.quality_samples
     samples, info, seconds_per_sample = self._draw_samples(state, n)
-    if self.files.is_main:
-      step = int(state.step)
-      path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
-              else self.files.sample_path(step, "quality_"))
-      pictures.save_judged_samples(path, samples, self.dataset)
-    reference_split = self.dataset.test if ev.quality_reference == "test" else self.dataset.train
+    reference_split = self._reference_split
     floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
     reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
     floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
@@ -260,6 +267,11 @@ class Experiment:
       labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
     result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
                                    kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels)
+    if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
+      step = int(state.step)
+      path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
+              else self.files.sample_path(step, "quality_"))
+      pictures.save_judged_samples(path, samples, self.dataset)
     return {**result, **info, "sample_ms_per_1000": 1e6 * seconds_per_sample}
 
   def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:
@@ -356,6 +368,14 @@ _COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_ev
            ("data.batch_size", 1), ("eval.batch_size", 1))
 
 
+def check_counts(config, counts) -> None:
+  for name, least in counts:
+    block, field = name.split(".")
+    value = config[block][field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+
+
 def check_config(config) -> None:
   """Rejects settings that cannot train, before anything is built or written."""
   for name, value in _learning_rates(config):
@@ -365,11 +385,7 @@ def check_config(config) -> None:
       ok = False
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
-  for name, least in _COUNTS:
-    block, field = name.split(".")
-    value = config[block][field]
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+  check_counts(config, _COUNTS)
   decay = config.train.ema_decay
   if not 0 <= decay < 1:
     raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
@@ -390,14 +406,19 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
 
 
 def check_workdir(exp: Experiment) -> None:
-  """Refuses a workdir that holds another run: a different config.json, or results without one."""
+  """Refuses a workdir that holds another run (a different config.json, or results without one) or a
+  finished run's results without the checkpoint they came from, which training again would overwrite."""
   stored = exp.files.read_config()
+  has_checkpoint = exp.checkpointer.latest_step() is not None
   if stored is not None:
     diffs = _config_differences(stored, config_to_dict(exp.config))
     if diffs:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
-  elif exp.checkpointer.latest_step() is not None or (exp.workdir / "summary.json").exists():
+    if not has_checkpoint and (exp.workdir / "summary.json").exists():
+      raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no checkpoint "
+                                 f"to resume from; use a new --workdir (training here would overwrite it)")
+  elif has_checkpoint or (exp.workdir / "summary.json").exists():
     raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
                                f"use a new --workdir")
 
@@ -570,6 +591,7 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
                         ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
+  check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
   changes = check_eval_workdir(config, pathlib.Path(workdir))
   exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space, read_only=True)
   try:
@@ -608,6 +630,11 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:
+    if exp.task.sample_fn is None:
+      raise ValueError(f"task {config.task!r} draws no samples; --mode=sample needs a generative model")
+    if config.train.num_samples < 1:
+      raise ValueError(f"train.num_samples={config.train.num_samples}: nothing to draw; set "
+                       f"--config.train.num_samples to at least 1")
     return exp.write_samples(state, int(state.step),
                              unused_path(exp.files.sample_path(int(state.step), "sample_run_")))
   finally:
