@@ -240,8 +240,9 @@ class Experiment:
     reference = min(len(self._reference_split), ev.quality_reference_max)
     if not 1 <= ev.prdc_k < min(ev.quality_samples, reference):
       raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below both eval.quality_samples "
-                       f"({ev.quality_samples}) and the reference's size ({reference}: the {ev.quality_reference} "
-                       f"split up to eval.quality_reference_max={ev.quality_reference_max})")
+                       f"({ev.quality_samples}) and the reference's size ({reference}: the "
+                       f"{ev.quality_reference} split up to eval.quality_reference_max="
+                       f"{ev.quality_reference_max})")
     return self.build_feature_space(self.config, self.dataset)
 
   @property
@@ -416,8 +417,9 @@ def check_workdir(exp: Experiment) -> None:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
     if not has_checkpoint and (exp.workdir / "summary.json").exists():
-      raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no checkpoint "
-                                 f"to resume from; use a new --workdir (training here would overwrite it)")
+      raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
+                                 f"checkpoint to resume from; use a new --workdir (training here would "
+                                 f"overwrite it)")
   elif has_checkpoint or (exp.workdir / "summary.json").exists():
     raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
                                f"use a new --workdir")
