@@ -117,6 +117,17 @@ def test_churn_keeps_the_law_and_zero_churn_is_the_deterministic_sampler():
   assert np.all(np.abs(np.cov(churned.T) - SIGMA) < 5 * np.sqrt((np.outer(var, var) + SIGMA**2) / n))
 
 
+def test_churn_never_raises_the_level_above_the_processs_top():
+  # On the VP SDE the top level s(1) = sigma / alpha at t = 1 is where time ends; churning the first step
+  # above it used to add noise the denoiser was then told was not there.
+  process = processes.VPSDE()
+  top = float(process.sigma(1.0) / process.alpha(1.0))
+  exact = exact_denoiser(process)
+  run = lambda **kw: jax.jit(lambda k: samplers.edm_heun(exact, k, (256, 2), 16, **kw)[0])(jax.random.key(5))
+  np.testing.assert_array_equal(run(churn=20.0, s_tmin=0.99 * top), run(churn=0.0))
+  assert np.max(np.abs(np.asarray(run(churn=20.0, s_tmin=0.3 * top)) - np.asarray(run(churn=0.0)))) > 0.01
+
+
 def test_sampler_and_loss_settings_on_the_wrong_process_are_refused():
   with pytest.raises(ValueError, match="edm_heun sampler needs a finite log-SNR"):
     samplers.edm_heun(exact_denoiser(processes.LinearInterpolant()), jax.random.key(0), (2, 2), 4)
