@@ -9,8 +9,10 @@ import jax.numpy as jnp
 
 
 def sinusoidal_embedding(t_B, dim: int, scale: float = 1000.0, max_period: float = 10000.0):
-  """(B,) times in [0, 1] -> (B, dim): sin and cos of scale * t at geometric frequencies (scale 1000
-  makes t = i / T match DDPM's embedding of the integer step i for T = 1000)."""
+  """(B,) times in [0, 1] -> (B, dim): sin and cos of scale * t at the geometric frequencies
+  max_period^(-j / half), j < half = dim // 2 (the Transformer's; DDPM's code divides by half - 1, so its
+  lowest frequency is 1 / max_period rather than slightly above it). Scale 1000 puts t = i / T on DDPM's
+  integer steps i for T = 1000."""
   half = dim // 2
   freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
   args = scale * jnp.asarray(t_B, jnp.float32)[:, None] * freqs[None, :]
