@@ -91,6 +91,7 @@ def _contractions(jaxpr, found: list) -> list:
     # Scanned ResNet blocks, and the variational dequantizer's conditioners.
     ("digits_realnvp", {"model": {"scan_blocks": True, "hidden": (8, 8, 8)},
                         "objective": {"dequantization": "variational"}}, ("conv_general_dilated",)),
+    ("digits_pixelcnn_conditional", {}, ("dot_general", "conv_general_dilated")),  # label projections too
 ])
 def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
   """Under compute_dtype=bfloat16 every matmul / convolution of the given kinds in the training loss
@@ -123,6 +124,19 @@ def test_custom_gradient_einsum_equals_the_plain_one():
     assert got[0].dtype == jnp.float32
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(g, w, atol=tol * max(1.0, float(jnp.max(jnp.abs(w)))))
+
+
+def test_a_bfloat16_convolution_keeps_its_bias_float32():
+  """Only the convolution's operands are rounded: the bias is added, and differentiated, in float32."""
+  variables = {"params": {"kernel": jnp.full((1, 1, 1, 1), 0.5), "bias": jnp.array([0.1234567])}}
+  x = jnp.ones((1, 2, 2, 1))
+  layer = precision.Conv(1, (1, 1), dtype=jnp.bfloat16)
+  out = layer.apply(variables, x)
+  assert out.dtype == jnp.float32
+  np.testing.assert_array_equal(out, np.full((1, 2, 2, 1), 0.5 + np.float32(0.1234567), np.float32))
+  loss = lambda v: jnp.sum(jnp.sin(layer.apply(v, x)))
+  grad = jax.grad(loss)(variables)["params"]["bias"]
+  np.testing.assert_allclose(grad, [4 * np.cos(0.6234567)], rtol=1e-6)
 
 
 def test_unknown_compute_dtype_is_rejected():

@@ -124,8 +124,9 @@ class GatedBlock(nn.Module):
     v_pre = vertical_conv(2 * f, self.kernel, v.shape[-1], self.dtype)(v)
     h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, "A" if self.first else "B", self.dtype)(h)
     if label_BK is not None:  # the label's bias on both gates, the same at every position
-      v_pre = v_pre + nn.Dense(2 * f, name="label_to_vertical")(label_BK)[:, None, None]
-      h_pre = h_pre + nn.Dense(2 * f, name="label_to_horizontal")(label_BK)[:, None, None]
+      label = lambda name: precision.Dense(2 * f, dtype=self.dtype, name=name)(label_BK)[:, None, None]
+      v_pre = v_pre + label("label_to_vertical")
+      h_pre = h_pre + label("label_to_horizontal")
     h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype,
                                    name="vertical_to_horizontal")(shift_down(v_pre))
     h_gated = nn.Dropout(self.dropout, deterministic=not train)(gate(h_pre))

@@ -200,7 +200,8 @@ def Dense(*args, dtype: Any = jnp.float32, custom_gradient: bool = False, **kwar
 
 
 def Conv(*args, dtype: Any = jnp.float32, **kwargs) -> nn.Conv:  # noqa: N802 (a layer factory)
-  """nn.Conv computing in `dtype` with float32 parameters and a float32 result."""
+  """nn.Conv computing in `dtype` with float32 parameters and a float32 result; only the convolution's
+  operands are cast (nn.Conv's own `dtype` would round the bias, its value and gradient, to `dtype`)."""
   if not is_mixed(dtype):
     return nn.Conv(*args, **kwargs)
-  return nn.Conv(*args, dtype=dtype, conv_general_dilated=_conv_f32_result, **kwargs)
+  return nn.Conv(*args, conv_general_dilated=functools.partial(conv, dtype=dtype), **kwargs)
