@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from gm_jax.data import digits, image_folder, markov, npz, reflow_pairs, text, tfds_source, toy2d
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches
 
@@ -50,6 +51,10 @@ def _check_fields_are_read(data_config) -> None:
       hint = ("it crops TFDS image sets" if field == "crop" else
               "for your own data set data.name to image_folder, npz or text (docs/own_data.md)")
       raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; {hint}")
+  fraction = data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION)
+  if fraction != split_lib.DEFAULT_TEST_FRACTION and name not in ("image_folder", "npz", "text", "markov"):
+    raise ValueError(f"data.test_fraction is set, but data.name={name!r} does not read it: its split is "
+                     f"its own")
   if name == "text" and "context" not in data_config:
     raise ValueError("data.name='text' needs a language-model config (data.context), e.g. "
                      "experiments/configs/shakespeare_char_cpu.py")
@@ -64,10 +69,10 @@ def _load_named(data_config) -> Dataset:
     return digits.load()
   if name == "markov":
     return markov.load(data_config.vocab_size, data_config.num_tokens, data_config.context,
-                       data_config.concentration, data_config.seed)
+                       data_config.concentration, data_config.seed, data_config.test_fraction)
   if name == "text":
     return text.load(data_config.path, data_config.tfds_name or None, data_config.level, data_config.context,
-                     data_config.data_dir or None)
+                     data_config.data_dir or None, data_config.test_fraction)
   if name == "image_folder":
     return image_folder.load(data_config.path, data_config.image_size, data_config.num_levels,
                              data_config.test_fraction)

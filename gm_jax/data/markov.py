@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.text import split_windows
 
@@ -52,10 +53,11 @@ class MarkovChain:
     return float(-np.mean(np.log(self.transition[tokens[:-1], tokens[1:]])))
 
 
-def load(vocab_size: int, num_tokens: int, context: int, concentration: float, seed: int) -> Dataset:
+def load(vocab_size: int, num_tokens: int, context: int, concentration: float, seed: int,
+         test_fraction: float = split_lib.DEFAULT_TEST_FRACTION) -> Dataset:
   chain = MarkovChain.random(vocab_size, concentration, seed)
   tokens = chain.sample(num_tokens, seed + 1)
-  train, test = split_windows(tokens, context)
+  train, test = split_windows(tokens, context, test_fraction)
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=vocab_size,
                   extras={"chain": chain, "tokenizer": IdentityTokenizer()})
   return Dataset("markov", train, test, spec)

@@ -15,6 +15,7 @@ import pathlib
 
 import numpy as np
 
+from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 
 
@@ -91,8 +92,8 @@ def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: s
       raise FileNotFoundError(f"text corpus {str(file)!r} does not exist; set data.path to a text file")
     if level == "byte":
       return file.read_bytes()
-    try:
-      return file.read_text(encoding="utf-8")
+    try:  # decoded as stored: read_text would turn "\r\n" and "\r" into "\n", a text other than the file's
+      return file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
       raise ValueError(f"text corpus {str(file)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
                        f"offset {e.start}); set data.level='byte' to model its raw bytes") from None
@@ -111,8 +112,11 @@ def _as_bytes(text) -> bytes:
   return text if isinstance(text, bytes) else str(text).encode("utf-8")
 
 
-def split_windows(tokens: np.ndarray, context: int, train_fraction: float = 0.9):
-  n_train = int(len(tokens) * train_fraction)
+def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION):
+  """The first 1 - test_fraction of the tokens train (every window), the rest test (each token scored once)."""
+  if not 0 < test_fraction < 1:
+    raise ValueError(f"data.test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+  n_train = int(len(tokens) * (1.0 - test_fraction))
   train, test = tokens[:n_train], tokens[n_train:]
   if len(train) <= context + 1 or len(test) <= context + 1:
     raise ValueError(f"corpus of {len(tokens)} tokens is too short for context {context}")
@@ -136,12 +140,12 @@ def random_characters(context: int, vocab: int = 65, size: int = 200_000, seed: 
 
 
 def load(path: str = "", tfds_name: str | None = None, level: str = "char", context: int = 64,
-         data_dir: str | None = None) -> Dataset:
+         data_dir: str | None = None, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION) -> Dataset:
   if level not in ("char", "byte"):
     raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
   text = read_corpus(path, tfds_name, data_dir, level)
   tokenizer = CharTokenizer.fit(text) if level == "char" else ByteTokenizer()
-  train, test = split_windows(tokenizer.encode(text), context)
+  train, test = split_windows(tokenizer.encode(text), context, test_fraction)
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
                   extras={"tokenizer": tokenizer})
   return Dataset(pathlib.Path(path).stem if path else tfds_name, train, test, spec)

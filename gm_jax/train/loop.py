@@ -234,6 +234,9 @@ class Experiment:
       raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
     if ev.quality_batch_size < 1:
       raise ValueError(f"eval.quality_batch_size must be at least 1, got {ev.quality_batch_size}")
+    space = self.build_feature_space(self.config, self.dataset)
+    if space is None:
+      return None
     if ev.kid_subsets < 1 or ev.kid_subset_size < 2:
       raise ValueError(f"eval.kid_subsets={ev.kid_subsets} must be at least 1 and eval.kid_subset_size="
                        f"{ev.kid_subset_size} at least 2 (KID's unbiased estimator)")
@@ -243,7 +246,7 @@ class Experiment:
                        f"({ev.quality_samples}) and the reference's size ({reference}: the "
                        f"{ev.quality_reference} split up to eval.quality_reference_max="
                        f"{ev.quality_reference_max})")
-    return self.build_feature_space(self.config, self.dataset)
+    return space
 
   @property
   def _reference_split(self):

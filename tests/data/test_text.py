@@ -27,6 +27,40 @@ def test_split_is_90_10_and_windows_are_shifted_targets(tmp_path):
   assert ds.spec.extras["tokenizer"].decode(x) == corpus[5:22]
 
 
+def test_char_level_models_the_files_characters_as_stored(tmp_path):
+  # Line endings are characters too: reading in text mode turned "\r\n" and a lone "\r" into "\n".
+  corpus = "één\r\ntwee\rdrie\n" * 50
+  path = tmp_path / "crlf.txt"
+  path.write_bytes(corpus.encode("utf-8"))
+  ds = text.load(str(path), context=16)
+  tokenizer = ds.spec.extras["tokenizer"]
+  tokens = np.concatenate([ds.train.tokens, ds.test.tokens])
+  assert len(tokens) == len(corpus) and tokenizer.decode(tokens) == corpus
+  assert "\r" in tokenizer.decode(np.arange(tokenizer.vocab_size))
+
+
+def test_the_split_follows_data_test_fraction(tmp_path):
+  from gm_jax.data import load_dataset
+  from gm_jax.tasks.language_model import default_config
+  from tests.conftest import load_config
+
+  path = tmp_path / "corpus.txt"
+  path.write_text("".join(chr(97 + i % 26) for i in range(1000)))
+  config = default_config().data
+  config.update(name="text", path=str(path), context=16, test_fraction=0.25)
+  ds = load_dataset(config)
+  assert len(ds.train.tokens) == 750 and len(ds.test.tokens) == 250
+  config = load_config("markov_lm", "tiny").data
+  config.test_fraction = 0.5
+  ds = load_dataset(config)
+  assert len(ds.train.tokens) == len(ds.test.tokens) == config.num_tokens // 2
+  with pytest.raises(ValueError, match="data.test_fraction must lie strictly between 0 and 1, got 1.0"):
+    text.split_windows(np.arange(100), 4, test_fraction=1.0)
+  config.update(name="digits")  # its split is its own
+  with pytest.raises(ValueError, match=r"^data.test_fraction is set, but data.name='digits' does not read it"):
+    load_dataset(config)
+
+
 @pytest.mark.parametrize("num_tokens,context", [(1000, 16), (1001, 16), (1097, 16), (523, 7), (400, 29),
                                                 (1000, 11)])  # the last: 99 targets fill 9 windows
 def test_test_windows_score_every_validation_token_once(num_tokens, context):
