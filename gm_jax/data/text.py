@@ -113,7 +113,8 @@ def _as_bytes(text) -> bytes:
 
 
 def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION):
-  """The first 1 - test_fraction of the tokens train (every window), the rest test (each token scored once)."""
+  """The first 1 - test_fraction of the tokens train (every window), the rest test (each token scored
+  once)."""
   if not 0 < test_fraction < 1:
     raise ValueError(f"data.test_fraction must lie strictly between 0 and 1, got {test_fraction}")
   n_train = int(len(tokens) * (1.0 - test_fraction))

@@ -57,7 +57,7 @@ def test_the_split_follows_data_test_fraction(tmp_path):
   with pytest.raises(ValueError, match="data.test_fraction must lie strictly between 0 and 1, got 1.0"):
     text.split_windows(np.arange(100), 4, test_fraction=1.0)
   config.update(name="digits")  # its split is its own
-  with pytest.raises(ValueError, match=r"^data.test_fraction is set, but data.name='digits' does not read it"):
+  with pytest.raises(ValueError, match=r"^data.test_fraction is set, but data.name='digits' does not"):
     load_dataset(config)
 
 
