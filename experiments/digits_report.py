@@ -119,7 +119,8 @@ def table(rows: list[dict]) -> str:
   floor = next((r for r in rows if "fd_floor" in r), None)
   lines = []
   for r in rows:
-    bpd = f"{r['bpd']:.3f} ({r['estimator']})" if r.get("bpd") is not None else "-"
+    of = f", {r['likelihood_of']}" if r.get("likelihood_of") else ""  # e.g. a binarization's, not the digits'
+    bpd = f"{r['bpd']:.3f} ({r['estimator']}{of})" if r.get("bpd") is not None else "-"
     wall = f"{r['wall_seconds'] / 60:.1f} min" if r.get("wall_seconds") else "-"
     lines.append(f"| {r['config']} | {r['family']} | {bpd} | {_fmt(r.get('fd'), 1)} | "
                  f"{_fmt(r.get('kid'), 1)} | "

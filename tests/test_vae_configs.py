@@ -37,6 +37,25 @@ def test_bernoulli_on_grey_levels_needs_binarize(tmp_path):
   assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_likelihood_of_binarized_grey_levels_says_so_and_a_gaussian_decoder_on_images_is_refused():
+  from gm_jax import data as data_lib
+  from gm_jax.evaluation import ledger
+
+  config = load_config("digits_vae", "tiny")
+  config.model.decoder, config.data.binarize = "bernoulli", True
+  likelihood = tasks.build(config, data_lib.load_dataset(config.data)).likelihood
+  # Bits per dimension of random 0/1 images, not of the 17-level digits other families report.
+  assert likelihood.data == "binarized"
+  assert ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete, likelihood.data)[
+      "likelihood_of"] == "binarized data"
+  assert "likelihood_of" not in ledger.likelihood_entry(100.0, 64, "exact", True)
+  config = load_config("digits_vae", "tiny")
+  config.model.decoder = "gaussian"  # a density at the integer levels is no likelihood of the images
+  with pytest.raises(ValueError, match="model.decoder='gaussian' models continuous data; 'digits' has "
+                                       "integer-level images"):
+    tasks.build(config, data_lib.load_dataset(config.data))
+
+
 @pytest.mark.parametrize("beta", [0.0, 1.0, 4.0])
 def test_beta_weights_the_kl_in_the_loss(beta, tmp_path):
   config = load_config("digits_vae", "tiny")

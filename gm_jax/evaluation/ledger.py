@@ -29,11 +29,14 @@ def check_estimator(estimator: str) -> str:
   raise ValueError(f"unknown likelihood estimator {estimator!r}; use one of {ESTIMATORS} or iwae_K")
 
 
-def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: bool) -> dict:
-  """The ledger fields for one evaluation; `bpd` only for discrete data, where it is a true rate."""
+def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: bool, data: str = "") -> dict:
+  """The ledger fields for one evaluation; `bpd` only for discrete data, where it is a true rate; `data`
+  (likelihood_of) only when the likelihood is of a transform of the data set (e.g. "binarized")."""
   entry = {"nll_nats": float(nll_nats), "estimator": check_estimator(estimator)}
   if discrete:
     entry["bpd"] = bits_per_dim(nll_nats, num_dims)
+  if data:
+    entry["likelihood_of"] = f"{data} data"
   return entry
 
 

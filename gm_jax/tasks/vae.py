@@ -34,6 +34,10 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
   kind = config.model.decoder
   spec = dataset.spec
   if kind == "gaussian":
+    if spec.kind == "image":
+      # A density at the integer levels, neither dequantized nor binned: not a likelihood of the images.
+      raise ValueError(f"model.decoder='gaussian' models continuous data; {dataset.name!r} has integer-level "
+                       f"images: use model.decoder='discretized_logistic', 'categorical' or 'bernoulli'")
     return Decoder("gaussian", fixed_std=config.model.decoder_std)
   if spec.kind != "image":
     raise ValueError(f"model.decoder={kind!r} needs integer-level images; data {dataset.name!r} is "
@@ -170,8 +174,9 @@ def build(config, dataset: Dataset) -> Task:
 
   likelihood = None  # IWAE-K's estimate when evaluated, else the ELBO's bound
   if objective.name != "autoencoder":
-    likelihood = (Likelihood("nll_nats", f"iwae_{iwae_k}", dataset.spec.num_dims, discrete) if iwae_k else
-                  Likelihood("elbo_nll_nats", "elbo", dataset.spec.num_dims, discrete))
+    of = "binarized" if binarize else ""  # a random binarization of each grey-level image
+    likelihood = (Likelihood("nll_nats", f"iwae_{iwae_k}", dataset.spec.num_dims, discrete, of) if iwae_k else
+                  Likelihood("elbo_nll_nats", "elbo", dataset.spec.num_dims, discrete, of))
 
   def init(key, batch):
     x, _, _, label = observe(batch, key)

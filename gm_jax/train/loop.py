@@ -309,7 +309,8 @@ class Experiment:
     if likelihood is None:
       return {"estimator": None, **extra}
     nll = {**means, **extra}[likelihood.metric]
-    entry = ledger.likelihood_entry(nll, likelihood.num_dims, likelihood.estimator, likelihood.discrete)
+    entry = ledger.likelihood_entry(nll, likelihood.num_dims, likelihood.estimator, likelihood.discrete,
+                                    likelihood.data)
     return {**entry, **self.data_floor, **extra}
 
   def summary(self, state: TrainState) -> dict[str, Any]:
