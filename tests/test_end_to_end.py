@@ -460,9 +460,12 @@ def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterr
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("prdc_k", 0, r"eval.prdc_k=0 must be at least 1 and below both eval.quality_samples \(200\) and the "
-                  r"reference's size \(\d+: the test split up to eval.quality_reference_max=10000\)"),
+    ("prdc_k", 0, r"eval.prdc_k=0 must be at least 1 and below eval.quality_samples \(200\), the "
+                  r"reference's size \(\d+: the test split up to eval.quality_reference_max=10000\) and the "
+                  r"data floor's \(200: the train split's\)"),
     ("quality_reference_max", 1, r"eval.prdc_k=5 must be at least 1 and below .* the reference's size \(1:"),
+    ("quality_reference", "train", r"eval.prdc_k=5 .* the reference's size \(\d+: the train split up to .* "
+                                   r"the data floor's \(5: the test split's\)"),
     ("kid_subsets", 0, r"eval.kid_subsets=0 must be at least 1 and eval.kid_subset_size=100 at least 2"),
     ("kid_subset_size", 1, r"eval.kid_subset_size=1 at least 2")])
 def test_sample_quality_settings_are_refused_before_training(tmp_path, field, value, message):
@@ -471,12 +474,14 @@ def test_sample_quality_settings_are_refused_before_training(tmp_path, field, va
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
   config.eval[field] = value
+  if field == "quality_reference":  # the test split, now the data floor, holds 5 points
+    config.data.num_test = 5
   with pytest.raises(ValueError, match=message):
     tasks.train(config, str(tmp_path))
   assert not (tmp_path / "config.json").exists() and not list((tmp_path / "checkpoints").glob("*"))
 
 
-def test_eval_mode_checks_its_counts_and_sample_mode_needs_samples_to_draw(uninterrupted, tmp_path):
+def test_eval_mode_checks_its_counts_and_quality_settings_before_evaluating(uninterrupted, tmp_path):
   workdir = tmp_path / "trained"
   shutil.copytree(uninterrupted, workdir)
   before = _files(workdir)
@@ -489,16 +494,23 @@ def test_eval_mode_checks_its_counts_and_sample_mode_needs_samples_to_draw(unint
   config.eval.prdc_k = 0
   with pytest.raises(ValueError, match=r"^eval.prdc_k=0 must be at least 1"):
     tasks.evaluate(config, str(workdir))
-  assert _files(workdir) == before  # no picture of judged samples without their numbers
+  assert _files(workdir) == before
 
 
-def test_sample_mode_on_a_model_that_draws_no_samples_is_one_line(tmp_path):
+def test_sample_mode_on_a_run_that_draws_no_samples_is_one_line(tmp_path):
+  # It used to report {"samples": "None"} and succeed.
   config = load_config("digits_classifier", "tiny")
   config.train.progress_bar = False
-  tasks.train(config, str(tmp_path))
+  tasks.train(config, str(tmp_path / "classifier"))
   with pytest.raises(ValueError, match=r"^task 'classifier' draws no samples; --mode=sample needs a "
                                        r"generative model$"):
-    tasks.sample(config, str(tmp_path))
+    tasks.sample(config, str(tmp_path / "classifier"))
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(progress_bar=False, num_samples=0)
+  tasks.train(config, str(tmp_path / "no_grid"))
+  with pytest.raises(ValueError, match=r"^this run was trained with train.num_samples=0, the size of its "
+                                       r"sample grid: it draws no samples$"):
+    tasks.sample(config, str(tmp_path / "no_grid"))
 
 
 def test_a_finished_runs_results_without_its_checkpoints_are_not_overwritten(uninterrupted, tmp_path):

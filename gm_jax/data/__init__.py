@@ -54,7 +54,7 @@ def _check_fields_are_read(data_config) -> None:
   fraction = data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION)
   if fraction != split_lib.DEFAULT_TEST_FRACTION and name not in ("image_folder", "npz", "text", "markov"):
     raise ValueError(f"data.test_fraction is set, but data.name={name!r} does not read it: its split is "
-                     f"its own")
+                     f"its own")  # image_folder and npz refuse it beside a split of their own
   if name == "text" and "context" not in data_config:
     raise ValueError("data.name='text' needs a language-model config (data.context), e.g. "
                      "experiments/configs/shakespeare_char_cpu.py")

@@ -186,6 +186,7 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
                      f"{str(root / missing)!r}, or move the images out of {str(root / present)!r} for a "
                      f"seeded split")
   if has_train:
+    split_lib.check_no_test_fraction(test_fraction, f"image folder {str(root)!r} has train/ and test/")
     others = [p for p in root.iterdir() if p.name not in ("train", "test") and not p.name.startswith(".")
               and (p.is_dir() and _images_in(p, recursive=True) or p.suffix.lower() in IMAGE_SUFFIXES)]
     if others:

@@ -168,6 +168,7 @@ def load(path: str, num_levels: int = 0, test_fraction: float = split_lib.DEFAUL
       check_labels(arrays[key], arrays[key.replace("label", "x")], key, key.replace("label", "x"))
 
   if "x_test" in arrays:
+    split_lib.check_no_test_fraction(test_fraction, f"{str(file)!r} holds x_test")
     x_test = arrays["x_test"]
     if check_examples(x_test, "x_test") != kind or x_test.shape[1:] != x.shape[1:]:
       raise ValueError(f"x_test ({x_test.dtype} {x_test.shape[1:]} per example) does not match x ({x.dtype} "

@@ -15,6 +15,13 @@ _SPLIT_SEED = 20_240_502
 _SUBSET_SEED = 20_261_205
 
 
+def check_no_test_fraction(test_fraction: float, why: str) -> None:
+  """Refuses data.test_fraction set beside a split of the data's own, which it would not change."""
+  if test_fraction != DEFAULT_TEST_FRACTION:
+    raise ValueError(f"data.test_fraction={test_fraction} is set, but {why}, a split of its own; leave "
+                     f"data.test_fraction at {DEFAULT_TEST_FRACTION}")
+
+
 def seeded_split(n: int, test_fraction: float, what: str, alternative: str) -> tuple[np.ndarray, np.ndarray]:
   """(train_indices, test_indices), each sorted: round(n * test_fraction) examples go to the test split.
 

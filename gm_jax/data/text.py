@@ -1,6 +1,7 @@
 """Character- and byte-level text corpora for language models, from a file or TFDS tiny_shakespeare.
 
-As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation.
+As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation
+(data.test_fraction).
 A training example is a window of `context + 1` tokens starting anywhere in the training split (inputs
 and next-token targets); the test split is cut into consecutive windows that overlap by one token, and
 when they do not reach its end a last window ends at its last token, with `target_mask` 0 on the targets

@@ -35,6 +35,8 @@ class Process:
   t_min: float = 0.0
   #: alpha(1) = 0: the log-SNR and the SDE's coefficients are infinite at t = 1.
   ends_in_pure_noise: bool = False
+  #: time_at_log_snr gives t > 1 for noise beyond sigma(1) (a closed form), rather than clamping at 1.
+  time_extends_past_one: bool = False
 
   def log_alpha(self, t):
     raise NotImplementedError
@@ -221,6 +223,7 @@ class KarrasProcess(VESDE):
   sigma_max: float = 80.0
   t_min: float = 0.0
   rho: float = 7.0
+  time_extends_past_one: bool = True
 
   def sigma(self, t):
     return rho_warp(self.sigma_min, self.sigma_max, jnp.asarray(t, jnp.float32), self.rho)

@@ -245,7 +245,8 @@ def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0,
   over num_steps rho-warped levels
   from the process's s(1) to s(t_min) and a last Euler step to s = 0 (so 2 num_steps - 1 evaluations). With
   churn > 0, each step whose level lies in [s_tmin, s_tmax] first raises it by gamma = min(churn / num_steps,
-  sqrt(2) - 1), but not above s(1), with fresh noise of scale s_noise."""
+  sqrt(2) - 1) with fresh noise of scale s_noise; on a process whose time ends at 1 (all but Karras's)
+  never above s(1)."""
   process = denoiser.process
   require_finite_log_snr_at_one(process, "edm_heun")
   init_key, loop_key = jax.random.split(key)
@@ -262,9 +263,10 @@ def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0,
 
   def churned(x, i):
     s = levels[i]
-    # Capped at the top level s(1): beyond it a process has no time at which to read the denoiser (it read
-    # it at t = 1, the wrong level for the churned input).
-    gamma = jnp.where((s >= s_tmin) & (s <= s_tmax), jnp.minimum(gamma_max, levels[0] / s - 1.0), 0.0)
+    # Above s(1) a process whose time ends at 1 has no time at which to read the denoiser (it read it at
+    # t = 1, the wrong level for the churned input); Karras's levels extend past it in closed form.
+    most = gamma_max if process.time_extends_past_one else jnp.minimum(gamma_max, levels[0] / s - 1.0)
+    gamma = jnp.where((s >= s_tmin) & (s <= s_tmax), most, 0.0)
     s_hat = s * (1.0 + gamma)
     noise = jax.random.normal(jax.random.fold_in(loop_key, i), shape)
     # sqrt(s_hat^2 - s^2) written so that gamma = 0 gives exactly 0 (a fused s_hat^2 - s^2 can be -1e-8: NaN).

@@ -34,8 +34,9 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
   kind = config.model.decoder
   spec = dataset.spec
   if kind == "gaussian":
-    if spec.kind == "image":
-      # A density at the integer levels, neither dequantized nor binned: not a likelihood of the images.
+    if spec.kind == "image" and config.objective.name != "autoencoder":
+      # A density at the integer levels, neither dequantized nor binned: not a likelihood of the images (an
+      # autoencoder reports none, so it may use it).
       raise ValueError(f"model.decoder='gaussian' models continuous data; {dataset.name!r} has integer-level "
                        f"images: use model.decoder='discretized_logistic', 'categorical' or 'bernoulli'")
     return Decoder("gaussian", fixed_std=config.model.decoder_std)

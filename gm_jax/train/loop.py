@@ -240,17 +240,25 @@ class Experiment:
     if ev.kid_subsets < 1 or ev.kid_subset_size < 2:
       raise ValueError(f"eval.kid_subsets={ev.kid_subsets} must be at least 1 and eval.kid_subset_size="
                        f"{ev.kid_subset_size} at least 2 (KID's unbiased estimator)")
+    # The samples and the data floor (as many examples of the other split) are each scored against the
+    # reference; PRDC's k-th neighbour must exist in every set.
     reference = min(len(self._reference_split), ev.quality_reference_max)
-    if not 1 <= ev.prdc_k < min(ev.quality_samples, reference):
-      raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below both eval.quality_samples "
-                       f"({ev.quality_samples}) and the reference's size ({reference}: the "
+    floor = min(len(self._floor_split), ev.quality_samples)
+    if not 1 <= ev.prdc_k < min(ev.quality_samples, reference, floor):
+      other = "train" if ev.quality_reference == "test" else "test"
+      raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below eval.quality_samples "
+                       f"({ev.quality_samples}), the reference's size ({reference}: the "
                        f"{ev.quality_reference} split up to eval.quality_reference_max="
-                       f"{ev.quality_reference_max})")
+                       f"{ev.quality_reference_max}) and the data floor's ({floor}: the {other} split's)")
     return space
 
   @property
   def _reference_split(self):
     return self.dataset.test if self.config.eval.quality_reference == "test" else self.dataset.train
+
+  @property
+  def _floor_split(self):
+    return self.dataset.train if self.config.eval.quality_reference == "test" else self.dataset.test
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
     """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),
@@ -261,8 +269,7 @@ class Experiment:
     ev = self.config.eval
     n = ev.quality_samples
     samples, info, seconds_per_sample = self._draw_samples(state, n)
-    reference_split = self._reference_split
-    floor_split = self.dataset.train if ev.quality_reference == "test" else self.dataset.test
+    reference_split, floor_split = self._reference_split, self._floor_split
     reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
     floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
     labels = None
@@ -619,6 +626,7 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
   """
   exp, state, changes = restored_experiment(config, workdir, build_task, build_feature_space)
   try:
+    exp.feature_space  # its settings are refused before the test split's pass, which can take hours
     result = exp.summary(state)
     if changes:
       result["eval_config_changes"] = changes
@@ -639,8 +647,8 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None
     if exp.task.sample_fn is None:
       raise ValueError(f"task {config.task!r} draws no samples; --mode=sample needs a generative model")
     if config.train.num_samples < 1:
-      raise ValueError(f"train.num_samples={config.train.num_samples}: nothing to draw; set "
-                       f"--config.train.num_samples to at least 1")
+      raise ValueError(f"this run was trained with train.num_samples={config.train.num_samples}, the size of "
+                       f"its sample grid: it draws no samples")
     return exp.write_samples(state, int(state.step),
                              unused_path(exp.files.sample_path(int(state.step), "sample_run_")))
   finally:

@@ -79,6 +79,28 @@ def _spec(spec, shape: tuple[int, ...], mesh: Mesh, name: str, pattern: str) -> 
   return P(*axes)
 
 
+def check_rules(rules: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
+  """`rules` as (regular expression, spec) tuples, each spec 'auto', 'replicated' or mesh axis names and
+  None; anything else is one line, whatever mesh.fsdp is (with fsdp = 1 the rules place nothing yet)."""
+  checked = []
+  for rule in rules:
+    rule = tuple(rule) if isinstance(rule, (list, tuple)) else (rule,)
+    pattern, spec = rule if len(rule) == 2 else (None, None)
+    axes = (spec,) if isinstance(spec, str) else tuple(spec) if isinstance(spec, (list, tuple)) else (0,)
+    ok = isinstance(pattern, str) and (spec in ("auto", "replicated")
+                                       or all(a is None or a in BATCH_AXES for a in axes))
+    if ok:
+      try:
+        re.compile(pattern)
+      except re.error:
+        ok = False
+    if not ok:
+      raise ValueError(f"mesh.rules: {rule!r} is not a (regular expression, spec) pair whose spec is 'auto', "
+                       f"'replicated' or a tuple of {BATCH_AXES} names and None; fix --config.mesh.rules")
+    checked.append((pattern, spec))
+  return tuple(checked)
+
+
 def state_shardings(state: Any, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES) -> Any:
   """The NamedSharding of every leaf of `state` (arrays or ShapeDtypeStructs) by the first matching rule;
   everything is replicated on a mesh whose 'fsdp' axis has size 1 (plain data parallelism)."""

@@ -196,6 +196,6 @@ def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   drive steps themselves."""
   host_memory.keep_freed_memory()  # each step reuses the host memory the previous one freed (XLA:CPU)
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
-  rules = tuple(tuple(rule) for rule in config.mesh.rules)
+  rules = sharding.check_rules(config.mesh.rules)
   init = StateInit(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
   return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay, rules), schedules

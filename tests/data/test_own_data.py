@@ -118,6 +118,9 @@ def test_image_folder_without_classes_and_with_explicit_split(tmp_path):
   assert (len(ds.train), len(ds.test)) == (12, 3)
   assert ds.spec.extras["class_names"] == ["cats", "dogs"]
   assert set(all_of(ds.test)["label"]) == {1}
+  with pytest.raises(ValueError, match=r"data.test_fraction=0.5 is set, but image folder .* has train/ and "
+                                       r"test/, a split of its own"):
+    load("image_folder", tmp_path / "split", test_fraction=0.5)
 
 
 def test_image_folder_resize_and_requantize(tmp_path):
@@ -182,6 +185,9 @@ def test_npz_points_labels_and_explicit_test_split(tmp_path):
   test = all_of(ds.test)
   assert test["x"].dtype == np.float32 and test["label"].dtype == np.int32
   np.testing.assert_array_equal(test["label"], np.arange(7))
+  with pytest.raises(ValueError, match=r"data.test_fraction=0.3 is set, but .* holds x_test, a split of its "
+                                       r"own"):
+    load("npz", tmp_path / "p.npz", test_fraction=0.3)
 
 
 # training through the trainer -------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ def test_churn_never_raises_the_level_above_the_processs_top():
   run = lambda **kw: jax.jit(lambda k: samplers.edm_heun(exact, k, (256, 2), 16, **kw)[0])(jax.random.key(5))
   np.testing.assert_array_equal(run(churn=20.0, s_tmin=0.99 * top), run(churn=0.0))
   assert np.max(np.abs(np.asarray(run(churn=20.0, s_tmin=0.3 * top)) - np.asarray(run(churn=0.0)))) > 0.01
+  # Karras's process reads levels above sigma_max in closed form: its top level churns, as in Algorithm 2.
+  exact = exact_denoiser(KARRAS)
+  run = lambda **kw: jax.jit(lambda k: samplers.edm_heun(exact, k, (256, 2), 16, **kw)[0])(jax.random.key(5))
+  assert np.max(np.abs(np.asarray(run(churn=20.0, s_tmin=0.99 * KARRAS.sigma_max)) -
+                       np.asarray(run(churn=0.0)))) > 0.01
 
 
 def test_sampler_and_loss_settings_on_the_wrong_process_are_refused():

@@ -51,6 +51,12 @@ def test_rules_match_paths_in_order_and_bad_rules_fail_in_one_line():
     _specs({"params": {"Dense_0": {"bias": (8,)}}}, _fake_mesh(1, 3), (("bias", ("fsdp",)),))
   with pytest.raises(ValueError, match="use 'auto', 'replicated' or at most 1 entries"):
     _specs({"bias": (8,)}, _fake_mesh(1, 2), (("bias", (None, "fsdp")),))
+  for bad in [((1, 2),), (("kernel", ("model",)),), (("[", "auto"),), ("kernel",)]:  # checked at fsdp = 1 too
+    with pytest.raises(ValueError, match=r"is not a \(regular expression, spec\) pair .* fix "
+                                         r"--config.mesh.rules"):
+      sharding.check_rules(bad)
+  assert sharding.check_rules([["kernel$", ["fsdp", None]], (".*", "auto")]) == (
+      ("kernel$", ["fsdp", None]), (".*", "auto"))
   with pytest.raises(ValueError, match=r"mesh.fsdp=3 must be a positive divisor of the number of devices "
                                        r"\(8\)"):
     sharding.make_mesh(3, [jax.devices()[0]] * 8)
