@@ -308,11 +308,15 @@ def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
   assert steps == [config.train.num_steps]
 
 
-def test_nan_learning_rate_is_one_line_before_anything_is_written(tmp_path):
-  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "--config.optim.learning_rate=nan", check=False)
+@pytest.mark.parametrize("argument,message", [
+    ("--config.optim.learning_rate=nan",
+     "optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"),
+    # A stray positional argument used to print the whole usage text.
+    ("extra", "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")])
+def test_bad_input_on_the_command_line_is_one_line_before_anything_is_written(tmp_path, argument, message):
+  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", argument, check=False)
   assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines() == [
-      "error: optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"]
+  assert proc.stderr.strip().splitlines() == [f"error: {message}"]
   assert not (tmp_path / "w").exists()
 
 
@@ -525,10 +529,3 @@ def test_a_finished_runs_results_without_its_checkpoints_are_not_overwritten(uni
       f"new --workdir (training here would overwrite it)"]
   assert _files(workdir) == before
 
-
-def test_a_stray_argument_is_one_line(tmp_path):
-  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", "extra", check=False)
-  assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines() == [
-      "error: unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)"]
-  assert not (tmp_path / "w").exists()

@@ -51,10 +51,11 @@ def _check_fields_are_read(data_config) -> None:
       hint = ("it crops TFDS image sets" if field == "crop" else
               "for your own data set data.name to image_folder, npz or text (docs/own_data.md)")
       raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; {hint}")
+  # The loaders that may split their data themselves (image_folder and npz refuse it beside an own split).
   fraction = data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION)
   if fraction != split_lib.DEFAULT_TEST_FRACTION and name not in ("image_folder", "npz", "text", "markov"):
     raise ValueError(f"data.test_fraction is set, but data.name={name!r} does not read it: its split is "
-                     f"its own")  # image_folder and npz refuse it beside a split of their own
+                     f"its own")
   if name == "text" and "context" not in data_config:
     raise ValueError("data.name='text' needs a language-model config (data.context), e.g. "
                      "experiments/configs/shakespeare_char_cpu.py")

@@ -84,16 +84,13 @@ def check_rules(rules: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
   None; anything else is one line, whatever mesh.fsdp is (with fsdp = 1 the rules place nothing yet)."""
   checked = []
   for rule in rules:
-    rule = tuple(rule) if isinstance(rule, (list, tuple)) else (rule,)
-    pattern, spec = rule if len(rule) == 2 else (None, None)
-    axes = (spec,) if isinstance(spec, str) else tuple(spec) if isinstance(spec, (list, tuple)) else (0,)
-    ok = isinstance(pattern, str) and (spec in ("auto", "replicated")
-                                       or all(a is None or a in BATCH_AXES for a in axes))
-    if ok:
-      try:
-        re.compile(pattern)
-      except re.error:
-        ok = False
+    try:
+      pattern, spec = rule
+      re.compile(pattern)  # TypeError for a pattern that is not a string
+      axes = () if spec in ("auto", "replicated") else (spec,) if isinstance(spec, str) else tuple(spec)
+      ok = all(a is None or a in BATCH_AXES for a in axes)
+    except (TypeError, ValueError, re.error):
+      ok = False
     if not ok:
       raise ValueError(f"mesh.rules: {rule!r} is not a (regular expression, spec) pair whose spec is 'auto', "
                        f"'replicated' or a tuple of {BATCH_AXES} names and None; fix --config.mesh.rules")
