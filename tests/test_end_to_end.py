@@ -86,8 +86,10 @@ def test_eval_and_sample_modes(uninterrupted, tmp_path):
   summary = json.loads((workdir / "summary.json").read_text())
   assert result["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
   first = (workdir / "eval_step_0000040.json").read_bytes()
-  # eval.* settings may change; they are listed, and the step's earlier evaluation keeps its file.
-  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512")
+  # eval.* settings may change; they are listed, and the step's earlier evaluation keeps its file. The
+  # progress bar (on in the training) may change too, unlisted: it changes nothing the run computes.
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.batch_size=512",
+                  "--config.train.progress_bar=False")
   again = json.loads((workdir / "eval_step_0000040_2.json").read_text())
   assert json.loads(proc.stdout[proc.stdout.index("{"):]) == again
   assert again["eval_config_changes"] == {"eval.batch_size": {"stored": 1024, "now": 512}}
@@ -312,7 +314,8 @@ def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
     ("--config.optim.learning_rate=nan",
      "optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"),
     # A stray positional argument used to print the whole usage text.
-    ("extra", "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")])
+    ("extra",
+     "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")])
 def test_bad_input_on_the_command_line_is_one_line_before_anything_is_written(tmp_path, argument, message):
   proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", argument, check=False)
   assert proc.returncode == 1

@@ -60,8 +60,9 @@ def _describe(t: dict[str, int]) -> str:
   return f"{t['devices']} device(s) in {t['processes']} process(es){sharded}"
 
 
-# The mesh layout (mesh.*) may change between runs of one workdir: a checkpoint restores onto any layout.
-LAYOUT_FIELDS = "mesh."
+# Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any
+# layout) and the progress bar (it changes what the terminal shows, not what the run computes or writes).
+FREE_FIELDS = ("mesh.", "train.progress_bar.")
 
 
 def _sync_processes(name: str) -> None:
@@ -80,7 +81,7 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
   keys = sorted(set(old) | set(new))
   diffs = []
   for k in keys:
-    if f"{prefix}{k}.".startswith(LAYOUT_FIELDS):
+    if f"{prefix}{k}.".startswith(FREE_FIELDS):
       continue
     a, b = old.get(k, "<missing>"), new.get(k, "<missing>")
     if isinstance(a, dict) and isinstance(b, dict):

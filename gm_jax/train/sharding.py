@@ -80,20 +80,23 @@ def _spec(spec, shape: tuple[int, ...], mesh: Mesh, name: str, pattern: str) -> 
 
 
 def check_rules(rules: Sequence[Any]) -> tuple[tuple[str, Any], ...]:
-  """`rules` as (regular expression, spec) tuples, each spec 'auto', 'replicated' or mesh axis names and
-  None; anything else is one line, whatever mesh.fsdp is (with fsdp = 1 the rules place nothing yet)."""
+  """`rules` as (regular expression, spec) tuples, each spec 'auto', 'replicated' or mesh axis names (each
+  at most once) and None; anything else is one line, whatever mesh.fsdp is (with fsdp = 1 the rules
+  place nothing yet)."""
   checked = []
   for rule in rules:
     try:
       pattern, spec = rule
       re.compile(pattern)  # TypeError for a pattern that is not a string
       axes = () if spec in ("auto", "replicated") else (spec,) if isinstance(spec, str) else tuple(spec)
-      ok = all(a is None or a in BATCH_AXES for a in axes)
+      named = [a for a in axes if a is not None]
+      ok = all(a in BATCH_AXES for a in named) and len(set(named)) == len(named)  # each axis splits once
     except (TypeError, ValueError, re.error):
       ok = False
     if not ok:
       raise ValueError(f"mesh.rules: {rule!r} is not a (regular expression, spec) pair whose spec is 'auto', "
-                       f"'replicated' or a tuple of {BATCH_AXES} names and None; fix --config.mesh.rules")
+                       f"'replicated' or a tuple of {BATCH_AXES} names (each at most once) and None; fix "
+                       f"--config.mesh.rules")
     checked.append((pattern, spec))
   return tuple(checked)
 

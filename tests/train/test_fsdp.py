@@ -51,7 +51,9 @@ def test_rules_match_paths_in_order_and_bad_rules_fail_in_one_line():
     _specs({"params": {"Dense_0": {"bias": (8,)}}}, _fake_mesh(1, 3), (("bias", ("fsdp",)),))
   with pytest.raises(ValueError, match="use 'auto', 'replicated' or at most 1 entries"):
     _specs({"bias": (8,)}, _fake_mesh(1, 2), (("bias", (None, "fsdp")),))
-  for bad in [((1, 2),), (("kernel", ("model",)),), (("[", "auto"),), ("kernel",)]:  # checked at fsdp = 1 too
+  # Checked at fsdp = 1 too.
+  for bad in [((1, 2),), (("kernel", ("model",)),), (("[", "auto"),), ("kernel",),
+              (("kernel", ("fsdp", "fsdp")),)]:
     with pytest.raises(ValueError, match=r"is not a \(regular expression, spec\) pair .* fix "
                                          r"--config.mesh.rules"):
       sharding.check_rules(bad)
