@@ -315,12 +315,18 @@ def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
      "optim.learning_rate=nan must be a finite number > 0; set --config.optim.learning_rate"),
     # A stray positional argument used to print the whole usage text.
     ("extra",
-     "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")])
+     "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)"),
+    # Found once the workdir is locked, while the data loads: the workdir the launch made is removed.
+    ("--config.data.name=nope", "unknown data.name 'nope'; choose toy2d, digits, text, markov")])
 def test_bad_input_on_the_command_line_is_one_line_before_anything_is_written(tmp_path, argument, message):
   proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", argument, check=False)
   assert proc.returncode == 1
-  assert proc.stderr.strip().splitlines() == [f"error: {message}"]
+  [line] = proc.stderr.strip().splitlines()
+  assert line.startswith(f"error: {message}")
   assert not (tmp_path / "w").exists()
+  (tmp_path / "mine").mkdir()  # a workdir the user made stays
+  assert run_main(TINY, f"--workdir={tmp_path / 'mine'}", argument, check=False).returncode == 1
+  assert (tmp_path / "mine").is_dir()
 
 
 def _files(workdir):

@@ -498,12 +498,46 @@ def train(config, workdir: str, build_task: TaskBuilder,
   after_step(step) runs right after each step is dispatched (tests inject faults through it).
   """
   check_config(config)
-  lock = lock_workdir(pathlib.Path(workdir))
+  workdir = pathlib.Path(workdir)
+  check_workdir_outside_data(config, workdir)
+  created = jax.process_index() == 0 and not workdir.exists()
+  lock = lock_workdir(workdir)
   try:
-    return _train_locked(Experiment(config, pathlib.Path(workdir), build_task, build_feature_space),
-                         after_step)
+    return _train_locked(Experiment(config, workdir, build_task, build_feature_space), after_step)
+  except BaseException:
+    if created:
+      _remove_if_unused(workdir)
+    raise
   finally:
     lock.release()
+
+
+def check_workdir_outside_data(config, workdir: pathlib.Path) -> None:
+  """Refuses a workdir in the folder of images it would train on: its samples would join the data (and a
+  later launch would read them as images)."""
+  path = config.data.get("path")
+  if not path:
+    return
+  data, inside = pathlib.Path(path).expanduser().resolve(), workdir.expanduser().resolve()
+  if data.is_dir() and (inside == data or data in inside.parents):
+    raise WorkdirConflictError(f"workdir {workdir} lies inside data.path {path}, so the run's files would "
+                               f"join the data; use a --workdir outside it")
+
+
+def _remove_if_unused(workdir: pathlib.Path) -> None:
+  """Removes a workdir that this launch created and that holds nothing but its lock and an empty
+  checkpoints/ (a launch that failed while building its data or task leaves no trace). Runs while the lock
+  is held, so a launch into the same workdir meanwhile fails as "in use" or starts its own lock file."""
+  checkpoints = workdir / "checkpoints"
+  try:
+    if {p.name for p in workdir.iterdir()} <= {WorkdirLock.NAME, checkpoints.name} and not (
+        checkpoints.is_dir() and any(checkpoints.iterdir())):
+      (workdir / WorkdirLock.NAME).unlink(missing_ok=True)
+      if checkpoints.is_dir():
+        checkpoints.rmdir()
+      workdir.rmdir()
+  except OSError:  # something appeared meanwhile: leave it
+    pass
 
 
 def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> dict[str, Any]:
