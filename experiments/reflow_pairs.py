@@ -20,13 +20,13 @@ from __future__ import annotations
 import pathlib
 
 import jax
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from gm_jax import tasks
 from gm_jax.data.reflow_pairs import write_pairs
 from gm_jax.tasks.diffusion import DiffusionModel, draw_reflow_pairs
-from gm_jax.train.loop import WorkdirConflictError
+from gm_jax.train import command_line
 
 config_flags.DEFINE_config_file("config", None, "The trained flow's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained flow's workdir.")
@@ -40,13 +40,11 @@ def main(argv):
   del argv
   config, out = flags.FLAGS.config, pathlib.Path(flags.FLAGS.out)
   if out.suffix != ".npz" or out.exists():  # refused before the work (write_pairs checks again)
-    raise app.UsageError(f"--out={out} must name a new .npz file (pairs are never overwritten)")
+    raise ValueError(f"--out={out} must name a new .npz file (pairs are never overwritten)")
   if config.task != "diffusion" or config.model.num_classes:
-    raise app.UsageError("reflow pairs come from an unconditional diffusion or flow-matching config")
-  try:  # the config must be the run's (only eval.* may differ), and the run must have a checkpoint
-    exp, state = tasks.restored(config, flags.FLAGS.workdir)
-  except (FileNotFoundError, WorkdirConflictError) as error:
-    raise app.UsageError(str(error)) from None
+    raise ValueError("reflow pairs come from an unconditional diffusion or flow-matching config")
+  # The config must be the run's (only eval.* may differ), and the run must have a checkpoint.
+  exp, state = tasks.restored(config, flags.FLAGS.workdir)
   exp.checkpointer.close()
   params = state.params(exp.use_ema)["model"]
   denoiser = DiffusionModel(config).denoiser(params)
@@ -56,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -19,12 +19,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from gm_jax import tasks
 from gm_jax.data import toy2d
 from gm_jax.models.flows import Flow
 from gm_jax.tasks.flow import flow_config
+from gm_jax.train import command_line
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) toy2d flow run.", required=True)
 flags.DEFINE_integer("num_samples", 200_000, "Flow samples drawn to measure its mass near the modes.")
@@ -39,6 +40,9 @@ def _in_batches(fn, x: np.ndarray, size: int = 5000) -> np.ndarray:
 
 def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> dict[str, Any]:
   workdir = pathlib.Path(workdir)
+  if not (workdir / "config.json").is_file():
+    raise FileNotFoundError(f"{str(workdir)!r} holds no run (no config.json); pass the --workdir of a "
+                            f"toy2d flow run")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   if config.task != "flow" or config.data.name != "toy2d":
     raise ValueError(f"{str(workdir)!r} holds a {config.task} run on {config.data.name}; this reads toy2d "
@@ -94,4 +98,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

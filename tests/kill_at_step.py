@@ -15,6 +15,8 @@ import sys
 
 from absl import app
 
+from gm_jax.train import command_line
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
 import main as launcher  # noqa: E402
 
@@ -27,4 +29,4 @@ def kill_at(step: int, current: int) -> None:
 if __name__ == "__main__":
   step = int(sys.argv.pop(1))
   app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, step)),
-          flags_parser=launcher.parse_flags)
+          flags_parser=command_line.parse_flags)

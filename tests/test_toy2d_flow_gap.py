@@ -28,3 +28,14 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   # The flow's mass near the modes grows with the radius (each radius counts the same samples).
   mass = [report["mass_within_stds"][r]["flow"] for r in sorted(report["mass_within_stds"], key=float)]
   assert 0 <= mass[0] and np.all(np.diff(mass) >= 0) and mass[-1] <= 1
+
+
+def test_flow_gap_on_a_workdir_without_a_flow_run_is_one_line(tmp_path):
+  script = REPO / "experiments" / "toy2d_flow_gap.py"
+  proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+      f"error: {str(tmp_path)!r} holds no run (no config.json); pass the --workdir of a toy2d flow run"]
+  (tmp_path / "config.json").write_text(json.dumps({"task": "gmm", "data": {"name": "toy2d"}}))
+  proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+      f"error: {str(tmp_path)!r} holds a gmm run on toy2d; this reads toy2d flow runs"]

@@ -1,0 +1,93 @@
+"""The command line of the launcher and the experiment scripts: flags parsed, and bad input or a failed
+run reported as one line on stderr (`error: ...`) that says what to change, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any, Callable
+
+from absl import app, flags, logging
+
+# What a run raises for bad input or a failed run: reported as one line.
+REPORTED_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
+
+
+def fail(message: str) -> None:
+  """Ends the process with one line on stderr (bad input or a failed run)."""
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  # Exit at once so that late callbacks of background I/O threads cannot print after the message.
+  os._exit(1)
+
+
+def _bad_config_field(argv: list[str], error: Exception) -> str:
+  """One line for an override of a field the locked config does not have (ml_collections raises
+  AttributeError/KeyError with a multi-line 'Did you mean' text)."""
+  text = str(error).encode().decode("unicode_escape")
+  keys = re.findall(r"'(\w+)'", text)
+  suggestion = re.search(r'Did you mean "(\w+)"', text)
+  hint = f" (did you mean {suggestion.group(1)!r}?)" if suggestion else ""
+  overrides = [a.split("=", 1)[0] for a in argv if a.startswith("--config.")]
+  flag = next((o for o in overrides if keys and keys[0] in o[len("--config."):].split(".")), None)
+  if flag is None:
+    return f"bad --config override: {text.splitlines()[0] if text else type(error).__name__}"
+  return f"{flag}: the config has no field {keys[0]!r}{hint}; see the config file for its fields"
+
+
+def _config_file(argv: list[str]) -> str | None:
+  """The file of --config=FILE[:ARG], if given."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":", 1)[0]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":", 1)[0]
+  return None
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad config file, flag or config override reported as one line."""
+  file = _config_file(argv)
+  if file is not None and not os.path.isfile(file):
+    fail(f"config file {file!r} does not exist; pass --config=experiments/configs/NAME.py[:tiny]")
+  try:
+    rest = flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    # A config file that fails to load puts its own exception on the last line.
+    fail(re.sub(r"^\w+Error: ", "", lines[-1].strip()) if "parsing config file" in lines[0] else lines[0])
+  except (AttributeError, KeyError) as e:
+    if "get_config" in str(e):
+      fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
+    fail(_bad_config_field(argv, e))
+  else:
+    if len(rest) > 1:
+      fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, "
+           f"--workdir=...)")
+    return rest
+  return []
+
+
+def one_line(e: BaseException) -> str:
+  """The message of a reported error; an OS error as its reason and file (and a full disk's remedy)."""
+  if isinstance(e, OSError) and e.strerror and not isinstance(e, FileNotFoundError):
+    where = f": {e.filename}" if e.filename else ""
+    hint = "; free some space and rerun the same command to resume" if e.errno == 28 else ""
+    return f"{e.strerror}{where}{hint}"
+  return str(e)
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
+  """absl's app.run for a script: its flags parsed by `parse_flags`, and the errors it raises for bad
+  input or a failed run reported as one line."""
+
+  def reported(argv):
+    if not flags.FLAGS["verbosity"].present:
+      logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
+    try:
+      return main(argv)
+    except REPORTED_ERRORS as e:
+      fail(one_line(e))
+
+  app.run(reported, flags_parser=parse_flags)
