@@ -1,7 +1,7 @@
 r"""One cross-family report on digits: likelihood and sample quality of every digits baseline side by side.
 
   python experiments/digits_report.py --root=/tmp/gm_jax/report [--configs=digits_vae,digits_ddpm] \
-      [--write_docs]
+      [--write_docs] [--tiny]
 
 For each `experiments/configs/digits_*.py` (every family's digits baseline; the feature classifier
 excluded) it reads the finished run in ROOT/<config> — evaluating it with `--mode=eval` when its
@@ -24,7 +24,9 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from gm_jax.train import command_line
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "experiments" / "configs"
@@ -34,14 +36,20 @@ flags.DEFINE_string("root", "/tmp/gm_jax/report", "Parent of the runs' workdirs 
 flags.DEFINE_list("configs", [], "Config names (default: every experiments/configs/digits_*.py).")
 flags.DEFINE_bool("train", True, "Train configs that have no run in ROOT yet.")
 flags.DEFINE_bool("write_docs", False, "Also write the table and figure into docs/.")
+flags.DEFINE_bool("tiny", False, "Each config's :tiny size (a quick check of the report, not a baseline).")
 
 
 def digits_configs() -> list[str]:
   return sorted(p.stem for p in CONFIGS.glob("digits_*.py") if p.stem != "digits_classifier")
 
 
+def _size() -> str | None:
+  return "tiny" if flags.FLAGS.tiny else None
+
+
 def _launch(name: str, workdir: pathlib.Path, *extra: str) -> None:
-  cmd = [sys.executable, str(REPO / "experiments" / "main.py"), f"--config={CONFIGS / name}.py",
+  size = f":{_size()}" if _size() else ""
+  cmd = [sys.executable, str(REPO / "experiments" / "main.py"), f"--config={CONFIGS / name}.py{size}",
          f"--workdir={workdir}", *extra]
   proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
   if proc.returncode != 0:
@@ -54,7 +62,7 @@ def _stored_overrides(name: str, workdir: pathlib.Path) -> list[str]:
   from gm_jax.train.defaults import load_config_file
 
   stored = json.loads((workdir / "config.json").read_text())
-  current = json.loads(load_config_file(CONFIGS / f"{name}.py").to_json_best_effort())
+  current = json.loads(load_config_file(CONFIGS / f"{name}.py", _size()).to_json_best_effort())
   flags_out = []
 
   def walk(a, b, prefix):
@@ -186,9 +194,14 @@ def write_docs(markdown: str, figure_path: pathlib.Path) -> None:
 def main(argv):
   del argv
   root = pathlib.Path(flags.FLAGS.root)
+  names = flags.FLAGS.configs or digits_configs()
+  unknown = [n for n in names if not (CONFIGS / f"{n}.py").is_file()]
+  if unknown:
+    raise ValueError(f"--configs: no config named {', '.join(unknown)} in experiments/configs; choose from "
+                     f"{', '.join(digits_configs())}")
   root.mkdir(parents=True, exist_ok=True)
   rows = []
-  for name in flags.FLAGS.configs or digits_configs():
+  for name in names:
     row = result_of(name, root, flags.FLAGS.train)
     if row is None:
       print(json.dumps({"config": name, "status": "no run; rerun with --train"}), flush=True)
@@ -197,6 +210,8 @@ def main(argv):
     print(json.dumps({k: row.get(k) for k in ("config", "bpd", "estimator", "fd", "fd_floor", "kid",
                                               "precision", "recall", "density", "coverage", "wall_seconds",
                                               "sample_ms_per_1000", "nfe")}), flush=True)
+  if not rows:  # an earlier report stays as it was
+    raise ValueError(f"no finished run of {', '.join(names)} in {root}; rerun with --train")
   markdown = table(rows)
   (root / "digits_report.md").write_text(markdown)
   figure(rows, root, root / "digits_report.png")
@@ -205,4 +220,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)
