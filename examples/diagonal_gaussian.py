@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.objectives import exact_nll
+from gm_jax.tasks import with_tiny_size
 from gm_jax.train.defaults import base_config
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -48,8 +49,10 @@ def build(config, dataset: Dataset) -> Task:
               likelihood=Likelihood("nll_nats", "exact", dataset.spec.num_dims, discrete=False))
 
 
-def get_config(arg: str | None = None):
-  """The toy2d ring, 200 Adam steps (a family's config names its data, optimizer and run length)."""
+@with_tiny_size
+def get_config():
+  """The toy2d ring, 200 Adam steps (a family's config names its data, optimizer and run length); `tiny`
+  gives the trainer's smoke size."""
   config = base_config()
   config.task = "diagonal_gaussian"
   config.data.update(name="toy2d", distribution="ring", num_train=4096, num_test=1024, batch_size=256)

@@ -27,3 +27,5 @@ def test_a_family_outside_gm_jax_runs_through_the_trainer(tmp_path):
   again = loop.train(config, str(tmp_path), diagonal_gaussian.build)  # resumes the finished run
   assert again["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
   assert json.loads((tmp_path / "config.json").read_text())["task"] == "diagonal_gaussian"
+  tiny = diagonal_gaussian.get_config("tiny")  # the smoke size docs/adding_a_model.md promises
+  assert tiny.train.num_steps < config.train.num_steps and tiny.data.batch_size < config.data.batch_size
