@@ -14,7 +14,8 @@ from gm_jax.data.dataset import Dataset
 
 
 def num_classes(config, dataset: Dataset) -> int:
-  """config.model.num_classes, checked against the data: 0 (unconditional) or > 0 with labels present."""
+  """config.model.num_classes, checked against the data: 0 (unconditional) or > 0 with labels present,
+  and for own data (whose label count is known) equal to it."""
   count = config.model.num_classes
   if count < 0:
     raise ValueError(f"model.num_classes must be >= 0 (0: unconditional); got {count}")
@@ -22,10 +23,11 @@ def num_classes(config, dataset: Dataset) -> int:
     raise ValueError(f"model.num_classes={count} conditions on labels, which data {dataset.name!r} "
                      f"lacks; set model.num_classes=0")
   present = dataset.spec.extras.get("num_classes", 0)  # own data: 1 + the largest label
-  if count and count < present:
+  if count and present and count != present:
+    why = ("a label outside [0, num_classes) would be no class at all" if count < present else
+           f"samples of classes {present} to {count - 1} would be drawn for no data")
     raise ValueError(f"data {dataset.name!r} has labels up to {present - 1}, but model.num_classes={count} "
-                     f"(a label outside [0, num_classes) would be no class at all); set "
-                     f"model.num_classes={present}")
+                     f"({why}); set model.num_classes={present}")
   return count
 
 

@@ -366,8 +366,8 @@ def test_npz_errors(tmp_path):
       load("npz", tmp_path / "nan_test.npz")
 
 
-@pytest.mark.parametrize("num_classes", [3, 4])
-def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
+@pytest.mark.parametrize("num_classes", [3, 4, 10])
+def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classes):
   np.savez(tmp_path / "labelled.npz", x=np.zeros((10, 2)), label=np.arange(10) % 3,
            x_test=np.zeros((4, 2)), label_test=np.array([0, 1, 3, 1]))
   ds = load("npz", tmp_path / "labelled.npz")
@@ -377,7 +377,9 @@ def test_num_classes_must_cover_the_labels_of_own_data(tmp_path, num_classes):
   if num_classes == 4:
     assert conditioning.num_classes(config, ds) == 4
   else:
-    with pytest.raises(ValueError, match=r"up to 3, but model.num_classes=3 .*; set model.num_classes=4$"):
+    why = "no class at all" if num_classes == 3 else "samples of classes 4 to 9 would be drawn for no data"
+    with pytest.raises(ValueError, match=rf"up to 3, but model.num_classes={num_classes} \(.*{why}\); set "
+                                         rf"model.num_classes=4$"):
       conditioning.num_classes(config, ds)
 
 
