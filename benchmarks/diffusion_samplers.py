@@ -71,6 +71,9 @@ def settings(process, images: bool = False) -> list[tuple[str, dict]]:
     runs += [("predictor_corrector", {"num_steps": n}) for n in (100, 500)]
   if isinstance(process, DiscreteDDPM):
     runs += [("ddpm_ancestral", {"variance": v}) for v in ("large", "small")]
+    # DDIM strides over the chain's own steps: a short chain (a :tiny run's) has fewer than the grid.
+    runs = [(name, kwargs) for name, kwargs in runs
+            if name != "ddim" or kwargs["num_steps"] <= process.num_steps]
   return runs
 
 
@@ -113,6 +116,10 @@ def main(argv):
   rows = []
   grid = settings(denoiser.process, images=space is not None)
   if flags.FLAGS.samplers:
+    unknown = sorted(set(flags.FLAGS.samplers) - {name for name, _ in grid})
+    if unknown:
+      raise ValueError(f"--samplers: {', '.join(unknown)} not in this config's grid; choose from "
+                       f"{', '.join(sorted({name for name, _ in grid}))}")
     grid = [(name, kwargs) for name, kwargs in grid if name in flags.FLAGS.samplers]
   for name, kwargs in grid:
     fn = jax.jit(lambda key, fn=SAMPLER_FNS[name], kwargs=kwargs:

@@ -302,6 +302,19 @@ def test_ema_decay_must_be_in_0_1(decay):
     loop.check_config(config)
 
 
+@pytest.mark.parametrize("name,field", [("digits_flow_matching_conditional", "guidance"),
+                                        ("toy2d_realnvp", "sample_temperature"), ("digits_edm", "edm_s_noise")])
+def test_nan_settings_are_refused_before_training_and_evaluation(name, field, tmp_path):
+  config = load_config(name, "tiny")
+  config.eval[field] = float("nan")  # it passed the range checks, and the samples were NaN
+  message = rf"eval.{field} = nan is not a number; set --config.eval.{field}$"
+  with pytest.raises(ValueError, match=message):
+    loop.check_config(config)
+  with pytest.raises(ValueError, match=message):
+    tasks.evaluate(config, str(tmp_path))
+  assert not any(tmp_path.iterdir())
+
+
 def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.update(progress_bar=False, checkpoint_every=0)

@@ -10,7 +10,14 @@ from tests.conftest import load_config
 CASES = [
     ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 0}, r"sampler_steps=0 must be >= 1 for the ddim"),
     ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": -1}, r"sampler_steps=-1 must be >= 0 for the ode"),
+    # More DDIM steps than the chain has repeated its times (NaN samples).
+    ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 10**6},
+     r"eval.sampler_steps=1000000 exceeds the \d+ steps of the DDPM chain, which DDIM strides over"),
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
+    ("toy2d_ddpm", {"ode_steps": 0, "ode_solver": "tsit5", "ode_rtol": 0.0},
+     r"eval.ode_rtol=0.0 must be > 0 for the adaptive ODE solve"),
+    ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": 0, "ode_solver": "tsit5", "ode_rtol": -1e-4},
+     r"eval.ode_rtol=-0.0001 must be > 0"),
     ("toy2d_vpsde", {"vlb_time_samples": 0}, r"eval.vlb_time_samples=0 must be >= 1"),
     ("toy2d_vpsde", {"sampler": "ddpm"}, r"eval.sampler='ddpm' runs a DDPM chain's .*, which .*'vp'"),
     ("toy2d_ddpm", {"ddpm_variance": "medium"}, r"unknown eval.ddpm_variance 'medium'"),

@@ -56,6 +56,8 @@ def time_grid(process: Process, num_steps: int) -> jax.Array:
   """num_steps + 1 decreasing times from 1 to the end time: 0 for a discrete chain (integer steps,
   sigma(0) = 0), t_min for a continuous process."""
   if isinstance(process, DiscreteDDPM):
+    if num_steps > process.num_steps:  # rounded to the chain's steps, times would repeat (0/0 = NaN)
+      raise ValueError(f"{num_steps} steps exceed the {process.num_steps} of the DDPM chain")
     return jnp.round(jnp.linspace(process.num_steps, 0, num_steps + 1)) / process.num_steps
   return jnp.linspace(1.0, process.t_min, num_steps + 1)
 

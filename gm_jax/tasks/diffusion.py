@@ -197,6 +197,9 @@ def check_settings(config, dataset: Dataset) -> None:
     samplers.check_ode_solver(ev.ode_solver, ev.ode_steps, "eval.ode_steps")
   if ev.sampler == "ode":
     samplers.check_ode_solver(ev.ode_solver, ev.sampler_steps, "eval.sampler_steps")
+  adaptive = (ev.ode and ev.ode_steps == 0) or (ev.sampler == "ode" and ev.sampler_steps == 0)
+  if adaptive and not ev.ode_rtol > 0:
+    raise ValueError(f"eval.ode_rtol={ev.ode_rtol} must be > 0 for the adaptive ODE solve (0 never ends)")
   if ev.ddpm_variance not in ("large", "small"):
     raise ValueError(f"unknown eval.ddpm_variance {ev.ddpm_variance!r}; use 'large' or 'small'")
 
@@ -229,6 +232,10 @@ def check_model(config, model: DiffusionModel, conditional: bool) -> None:
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
     raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
+  chain_steps = model.fixed_process.num_steps if is_chain else 0
+  if is_chain and ev.sampler == "ddim" and ev.sampler_steps > chain_steps:
+    raise ValueError(f"eval.sampler_steps={ev.sampler_steps} exceeds the {chain_steps} steps of the DDPM "
+                     f"chain, which DDIM strides over; set eval.sampler_steps <= {chain_steps}")
   if ev.guidance and not conditional:
     raise ValueError("eval.guidance needs a class-conditional model; "
                      "set model.num_classes or eval.guidance=0")

@@ -389,6 +389,24 @@ def check_counts(config, counts) -> None:
       raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
 
 
+def _nan_fields(tree: dict, prefix: str = "") -> list[str]:
+  found = []
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      found += _nan_fields(value, f"{prefix}{key}.")
+    elif any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, (list, tuple))
+                                                               else (value,))):
+      found.append(f"{prefix}{key}")
+  return found
+
+
+def check_no_nan(config) -> None:
+  """NaN is no setting (and passes every range check written as a comparison that fails for it)."""
+  fields = _nan_fields(config.to_dict())
+  if fields:
+    raise ValueError(f"{', '.join(fields)} = nan is not a number; set --config.{fields[0]}")
+
+
 def check_config(config) -> None:
   """Rejects settings that cannot train, before anything is built or written."""
   for name, value in _learning_rates(config):
@@ -398,6 +416,7 @@ def check_config(config) -> None:
       ok = False
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
+  check_no_nan(config)
   check_counts(config, _COUNTS)
   decay = config.train.ema_decay
   if not 0 <= decay < 1:
@@ -639,6 +658,7 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
                         ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
+  check_no_nan(config)
   check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
   changes = check_eval_workdir(config, pathlib.Path(workdir))
   exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space, read_only=True)

@@ -286,6 +286,9 @@ def test_samplers_that_need_a_finite_log_snr_refuse_a_path_ending_in_pure_noise(
 
 def test_time_grids_prior_log_density_and_bad_settings():
   np.testing.assert_allclose(samplers.time_grid(DDPM, 3), [1.0, 0.667, 0.333, 0.0], rtol=1e-6)  # whole steps
+  assert len(np.unique(samplers.time_grid(DDPM, DDPM.num_steps))) == DDPM.num_steps + 1
+  with pytest.raises(ValueError, match=f"{DDPM.num_steps + 1} steps exceed the {DDPM.num_steps} of the DDPM"):
+    samplers.time_grid(DDPM, DDPM.num_steps + 1)  # rounded, its times would repeat
   np.testing.assert_allclose(samplers.time_grid(VP, 4), np.linspace(1.0, VP.t_min, 5), rtol=1e-6)
   x = np.random.default_rng(0).normal(size=(3, 2, 2)) * 5.0
   np.testing.assert_allclose(gaussian_log_prob(jnp.asarray(x, jnp.float32), 20.0),

@@ -20,7 +20,8 @@ def _task(monkeypatch, num_examples: int, process: str = "vp", num_steps: int = 
   monkeypatch.setattr(diffusion_task.DiffusionModel, "denoiser", exact)
   config = diffusion_task.default_config()
   config.process.update(name=process, num_steps=num_steps)
-  config.eval.update(sampler="ddim", **eval_fields)  # the default ddpm sampler needs a DDPM chain
+  # The default ddpm sampler needs a DDPM chain; DDIM takes at most a chain's steps.
+  config.eval.update(sampler="ddim", sampler_steps=min(config.eval.sampler_steps, num_steps), **eval_fields)
   x = np.random.default_rng(0).integers(0, LEVELS, (num_examples, *SHAPE)).astype(np.int32)
   source = ArraySource({"x": x})
   dataset = Dataset("levels", source, source, DataSpec("image", SHAPE, LEVELS))
