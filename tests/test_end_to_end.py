@@ -302,8 +302,9 @@ def test_ema_decay_must_be_in_0_1(decay):
     loop.check_config(config)
 
 
-@pytest.mark.parametrize("name,field", [("digits_flow_matching_conditional", "guidance"),
-                                        ("toy2d_realnvp", "sample_temperature"), ("digits_edm", "edm_s_noise")])
+@pytest.mark.parametrize("name,field", [
+    ("digits_flow_matching_conditional", "guidance"), ("toy2d_realnvp", "sample_temperature"),
+    ("digits_edm", "edm_s_noise")])
 def test_nan_settings_are_refused_before_training_and_evaluation(name, field, tmp_path):
   config = load_config(name, "tiny")
   config.eval[field] = float("nan")  # it passed the range checks, and the samples were NaN
