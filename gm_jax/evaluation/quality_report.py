@@ -43,20 +43,27 @@ def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.
 
 def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
            kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
-           labels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+           labels: tuple[np.ndarray, np.ndarray] | None = None,
+           nonfinite_fraction: float = 0.0) -> dict[str, Any]:
   """Sample-quality fields of summary.json: each metric for the samples and, as `<metric>_floor`, for the
   real floor set; both against `reference`. With `labels` (the samples' conditioning labels, the floor
   set's labels) and a classifier space, also `class_accuracy`: how often the classifier names the class a
-  sample was drawn for (its floor: the classifier's accuracy on the real floor set)."""
+  sample was drawn for (its floor: the classifier's accuracy on the real floor set). When a fraction of
+  the samples held non-finite values (`nonfinite_fraction` > 0), their metrics are NaN."""
   reference_feats, _ = space.embed(reference)
   settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k)
   out: dict[str, Any] = {"feature_space": space.name, "num_samples": len(samples),
                          "num_reference": len(reference), "floor_num_samples": len(floor)}
   sample_labels, floor_labels = labels if labels is not None else (None, None)
   for suffix, examples, example_labels in (("", samples, sample_labels), ("_floor", floor, floor_labels)):
+    if suffix == "" and nonfinite_fraction > 0:
+      continue
     feats, probs = space.embed(examples)
     metrics = compare(feats, probs, reference_feats, **settings)
     if example_labels is not None and probs is not None:
       metrics["class_accuracy"] = class_accuracy(probs, example_labels)
     out.update({f"{k}{suffix}": v for k, v in metrics.items()})
+  if nonfinite_fraction > 0:  # features of NaN, or of the level a NaN was rounded to, judge no samples
+    out.update({k.removesuffix("_floor"): float("nan") for k in list(out) if k.endswith("_floor")})
+    out["nonfinite_sample_fraction"] = nonfinite_fraction
   return out

@@ -335,9 +335,11 @@ def build(config, dataset: Dataset) -> Task:
     label = jnp.asarray(model.sample_labels(n)) if conditional else None
     x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key,
                          (n, *spec.shape), ev)
-    if is_image:
+    info = {"nfe": nfe}
+    if is_image:  # the rounding to levels hides a non-finite sample from the trainer's quality report
+      info["nonfinite_fraction"] = jnp.mean(~jnp.all(jnp.isfinite(x.reshape(n, -1)), axis=1))
       x = to_levels(x, levels)
-    return x, {"nfe": nfe}
+    return x, info
 
   def init(key, batch):
     return {"model": {"params": model.init(key, to_model_space(jnp.asarray(batch["x"][:1])))}}

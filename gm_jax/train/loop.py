@@ -277,8 +277,13 @@ class Experiment:
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)
       labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
+    nonfinite = nonfinite_fraction(samples, info.pop("nonfinite_fraction", 0.0))
+    if nonfinite > 0:
+      logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
+                      100 * nonfinite)
     result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
-                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels)
+                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels,
+                                   nonfinite_fraction=nonfinite)
     if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
       step = int(state.step)
       path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
@@ -387,6 +392,14 @@ def check_counts(config, counts) -> None:
     value = config[block][field]
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
       raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+
+
+def nonfinite_fraction(samples: np.ndarray, reported: float) -> float:
+  """The fraction of samples holding a non-finite value: counted for floating-point samples; for samples
+  that the sampler rounded to integer levels, the fraction it reported (info's `nonfinite_fraction`)."""
+  if np.issubdtype(samples.dtype, np.floating):
+    return float(np.mean(~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)))
+  return float(reported)
 
 
 def _nan_fields(tree: dict, prefix: str = "") -> list[str]:

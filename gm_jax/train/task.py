@@ -75,7 +75,9 @@ class Task:
     same for every batch, so randomness is drawn per example from batch['index'] (gm_jax.train.rng).
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
-    reported beside the sample-quality metrics.
+    reported beside the sample-quality metrics. A sampler that rounds its samples to integer levels
+    reports in `nonfinite_fraction` how many held a non-finite value before (the trainer then reports
+    their quality metrics as NaN; it counts floating-point samples itself).
   likelihood: what the ledger reports (None: the model has no likelihood, the summary says
     estimator None); the trainer adds the data's entropy floor beside it.
   summarize(eval_means) -> further summary fields of the family (e.g. a second bound).

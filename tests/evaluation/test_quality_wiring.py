@@ -18,7 +18,7 @@ from tests.conftest import load_config, without_wall_clock
 from tests.models.test_inception import _random_leaf
 
 
-def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
+def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path, monkeypatch):
   config = load_config("digits_vae", "tiny")
   config.train.progress_bar = False
   config.eval.quality_samples = 200
@@ -44,6 +44,20 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path):
   assert (tmp_path / "samples" / f"eval_quality_step_{step:07d}.png").exists()
   assert (tmp_path / "samples" / f"quality_step_{step:07d}.png").read_bytes() == training_picture
   assert json.loads((tmp_path / f"eval_step_{step:07d}.json").read_text())["fd"] == summary["fd"]
+  # Samples that hold NaN are no samples to judge: their metrics are NaN (null in the JSON), the floor's
+  # are as before. The VAE's samples are floating-point, so the trainer counts them itself.
+  draw = loop.Experiment._draw_samples
+
+  def with_nan(self, state, n):
+    samples, info, seconds = draw(self, state, n)
+    return np.where(np.arange(n)[:, None, None, None] < 10, np.nan, samples), info, seconds
+
+  monkeypatch.setattr(loop.Experiment, "_draw_samples", with_nan)
+  broken = tasks.evaluate(config, str(tmp_path))
+  assert broken["nonfinite_sample_fraction"] == 10 / 200 and broken["fd_floor"] == summary["fd_floor"]
+  for name in ("fd", "kid", "precision", "recall", "density", "coverage", "inception_score"):
+    assert np.isnan(broken[name]), name
+  assert json.loads((tmp_path / f"eval_step_{step:07d}_2.json").read_text())["fd"] is None
 
 
 def test_points_are_judged_in_raw_space(tmp_path):
