@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import pathlib
@@ -496,6 +497,22 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
   return state, iterator, window
 
 
+def check_processes_agree(config, workdir: pathlib.Path) -> None:
+  """Every process of a multi-process launch runs one config in one workdir: a difference would leave
+  them waiting on each other's collectives for ever, so each process compares the others' with its own."""
+  if jax.process_count() == 1:
+    return
+  from jax.experimental import multihost_utils
+
+  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir)}, sort_keys=True)
+  digest = np.frombuffer(hashlib.sha256(launch.encode()).digest()[:8], np.int32)
+  digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
+  differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
+  if differ:
+    raise ValueError(f"process(es) {differ} were launched with another config or --workdir than process 0; "
+                     f"launch every process with the same command apart from --process_id")
+
+
 def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:
   """Creates `workdir` and takes its lock on process 0; every process raises one line if that failed."""
   lock = WorkdirLock(workdir)
@@ -529,8 +546,9 @@ def train(config, workdir: str, build_task: TaskBuilder,
 
   after_step(step) runs right after each step is dispatched (tests inject faults through it).
   """
-  check_config(config)
   workdir = pathlib.Path(workdir)
+  check_processes_agree(config, workdir)  # first: a process that stopped alone would leave the rest waiting
+  check_config(config)
   check_workdir_outside_data(config, workdir)
   created = jax.process_index() == 0 and not workdir.exists()
   lock = lock_workdir(workdir)
@@ -671,6 +689,7 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
                         ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
+  check_processes_agree(config, pathlib.Path(workdir))
   check_no_nan(config)
   check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
   changes = check_eval_workdir(config, pathlib.Path(workdir))

@@ -73,3 +73,17 @@ def test_bad_distributed_flags_are_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(start), proc.stderr[-3000:]
   assert not (tmp_path / "w").exists()
+
+
+def test_processes_launched_with_different_configs_stop_in_one_line(tmp_path):
+  """They used to train until the shorter run's last step and then wait on each other for ever."""
+  port = _free_port()
+  procs = [_launch(tmp_path / "w", 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", f"--config.train.num_steps={20 + 10 * i}") for i in range(2)]
+  for proc in procs:
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "error: process(es) [1] were launched with another config or --workdir than process 0; launch every "
+        "process with the same command apart from --process_id")
+  assert not (tmp_path / "w").exists()
