@@ -15,13 +15,13 @@ import pathlib
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 
 from benchmarks.timing import emit, use_threads
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.data.text import random_characters
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import command_line, sharding, step as step_lib
 from gm_jax.train.defaults import load_config_file
 
 flags.DEFINE_list("only", [], "Substrings of config names to include (default: all).")
@@ -58,7 +58,7 @@ def main(argv):
   only = flags.FLAGS.only
   paths = [p for p in sorted(CONFIGS.glob("*.py")) if not only or any(s in p.stem for s in only)]
   if not paths:
-    raise app.UsageError(f"--only={','.join(only)} matches no config in {CONFIGS}")
+    raise ValueError(f"--only={','.join(only)} matches no config in {CONFIGS}")
   rows = []
   for path in paths:
     for size in flags.FLAGS.sizes:
@@ -77,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

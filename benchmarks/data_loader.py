@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import pathlib
 import platform
@@ -32,13 +31,16 @@ import time
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from gm_jax import data as data_lib
 from gm_jax.data import digits, image_folder
+from gm_jax.train import command_line
+from gm_jax.train.run_files import to_json
 
 flags.DEFINE_integer("batch_size", 128, "Examples per batch.")
-flags.DEFINE_integer("batches", 200, "Timed batches per measurement (after 5 untimed ones).")
+flags.DEFINE_integer("batches", 200, "Timed batches per measurement (after 5 untimed ones).",
+                     lower_bound=1)
 flags.DEFINE_integer("workers", 2, "Worker processes for Grain's mp_prefetch.")
 
 SEED = 0
@@ -46,7 +48,7 @@ SEED = 0
 
 def emit(record: dict[str, Any]) -> None:
   record = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", **record}
-  print(json.dumps(record, sort_keys=True), flush=True)
+  print(to_json(record), flush=True)
 
 
 def fingerprint(batch: dict[str, np.ndarray]) -> str:
@@ -174,4 +176,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -15,14 +15,14 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, op_profile, require_reference,
                                time_interleaved, use_threads)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import command_line, sharding, step as step_lib
 
 flags.DEFINE_integer("rounds", 3, "Interleaved timing rounds.", lower_bound=1)
 flags.DEFINE_integer("per_round", 2, "Steps of each framework per round.", lower_bound=1)
@@ -30,7 +30,8 @@ flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "gm_jax's train.compute_dtype.")
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
-flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).",
+                     lower_bound=0)
 
 IMAGE_SIZE = 64  # the seed's network (the PyTorch reference is built for it)
 
@@ -115,4 +116,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -17,13 +17,12 @@ Prints one JSON line per (sampler, steps) and a final summary line.
 
 from __future__ import annotations
 
-import json
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from benchmarks.timing import emit
@@ -32,10 +31,12 @@ from gm_jax.evaluation import quality_report
 from gm_jax.sampling import diffusion as samplers
 from gm_jax import tasks
 from gm_jax.tasks.diffusion import DiffusionModel, to_levels
+from gm_jax.train import command_line
+from gm_jax.train.run_files import to_json
 
 config_flags.DEFINE_config_file("config", None, "The trained run's config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "The trained run's workdir.")
-flags.DEFINE_integer("num_samples", 5000, "Samples per sampler setting.")
+flags.DEFINE_integer("num_samples", 5000, "Samples per sampler setting.", lower_bound=1)
 flags.DEFINE_list("samplers", [], "Only these samplers of the grid (e.g. ode_heun,edm_heun); default: all.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -88,6 +89,9 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
+  if config.task != "diffusion":
+    raise ValueError(f"--config is a {config.task} config; this benchmark samples diffusion and flow-matching "
+                     f"runs")
   exp = tasks.experiment(config, flags.FLAGS.workdir, read_only=True)
   try:
     restored = exp.restore_latest()
@@ -137,10 +141,10 @@ def main(argv):
       images = np.asarray(to_levels(x, spec.num_levels))
       row.update(quality_report.compare(*space.embed(images), reference_feats, **quality))
     rows.append(row)
-    print(json.dumps(row), flush=True)
+    print(to_json(row), flush=True)
   emit({"benchmark": "diffusion_samplers", "config": config.process.name, "num_samples": n,
         "step": int(state.step), "feature_space": space.name if space else None,
         "floor": floor, "results": rows})
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

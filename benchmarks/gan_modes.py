@@ -11,15 +11,16 @@ the standard error of the mean.
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from benchmarks.timing import emit
 from gm_jax import tasks
+from gm_jax.train import command_line
+from gm_jax.train.run_files import to_json
 
 config_flags.DEFINE_config_file("config", None, "Toy GAN config file (FILE or FILE:ARG).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Parent directory; seed S trains in WORKDIR/seed_S.")
@@ -54,7 +55,7 @@ def main(argv):
     run_config.seed = seed
     summary = tasks.train(run_config, str(pathlib.Path(flags.FLAGS.workdir) / f"seed_{seed}"))
     per_seed[seed] = {name: float(summary[name]) for name in REPORTED}
-    print(json.dumps({"seed": seed, **per_seed[seed]}), flush=True)
+    print(to_json({"seed": seed, **per_seed[seed]}), flush=True)
   result = {"benchmark": "gan_modes", "loss": config.objective.loss,
             "data": config.data.distribution, "num_steps": num_steps, "seeds": sorted(per_seed)}
   for name in REPORTED:
@@ -65,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -19,7 +19,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
@@ -28,7 +28,7 @@ from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memor
 from gm_jax import data as data_lib
 from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import command_line, sharding, step as step_lib
 
 config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_cpu.py", "LM config.",
                                 lock_config=True)
@@ -36,7 +36,8 @@ flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch ref
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
 flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.", lower_bound=1)
 flags.DEFINE_integer("per_round", 10, "Steps of each framework per round.", lower_bound=1)
-flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).",
+                     lower_bound=0)
 
 VOCAB = 65  # Tiny Shakespeare's characters: the vocabulary of a config whose data does not state one
 
@@ -112,4 +113,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -17,7 +17,7 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
 from benchmarks.timing import emit, require_reference, time_calls, time_interleaved, use_threads
 from gm_jax.diffusion import processes
@@ -26,6 +26,7 @@ from gm_jax.sampling import autoregressive
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import language_model
 from gm_jax.tasks.diffusion import DiffusionModel
+from gm_jax.train import command_line
 from gm_jax.train.defaults import load_config_file
 
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
@@ -39,8 +40,17 @@ flags.DEFINE_integer("rounds", 5, "Interleaved decoding rounds.", lower_bound=1)
 VOCAB = 65  # Tiny Shakespeare's characters
 
 
+def _file_and_arg(flag_value: str) -> tuple[str, str | None]:
+  """A config flag's FILE[:ARG] (e.g. experiments/configs/digits_ddpm.py:tiny), the file checked."""
+  file, _, arg = flag_value.partition(":")
+  if not pathlib.Path(file).is_file():
+    raise FileNotFoundError(f"config file {file!r} does not exist; pass FILE[:ARG], e.g. "
+                            f"experiments/configs/digits_ddpm.py:tiny")
+  return file, arg or None
+
+
 def lm_decoding(threads: int) -> None:
-  config = load_config_file(flags.FLAGS.lm_config)
+  config = load_config_file(*_file_and_arg(flags.FLAGS.lm_config))
   spec = type("Spec", (), {"num_levels": config.data.get("vocab_size") or VOCAB,
                            "shape": (config.data.context + 1,)})
   cfg = language_model.transformer_config(config, type("Data", (), {"spec": spec}))
@@ -51,7 +61,7 @@ def lm_decoding(threads: int) -> None:
   generate = jax.jit(lambda p, key: autoregressive.generate(model, p, prompt, key, new, 1.0, 0))
   jax.block_until_ready(generate(params, jax.random.key(1)))
   fns = {"jax": lambda: jax.block_until_ready(generate(params, jax.random.key(1)))}
-  record = {"benchmark": "lm_decoding", "config": pathlib.Path(flags.FLAGS.lm_config).stem, "batch": b,
+  record = {"benchmark": "lm_decoding", "config": pathlib.Path(_file_and_arg(flags.FLAGS.lm_config)[0]).stem, "batch": b,
             "new_tokens": new, "compute_dtype": cfg.compute_dtype, "threads": threads}
   if flags.FLAGS.reference == "torch":
     import torch
@@ -74,7 +84,7 @@ def lm_decoding(threads: int) -> None:
 
 
 def diffusion_sampling(threads: int) -> None:
-  config = load_config_file(flags.FLAGS.diffusion_config)
+  config = load_config_file(*_file_and_arg(flags.FLAGS.diffusion_config))
   model = DiffusionModel(config)
   shape = (flags.FLAGS.num_samples, *config_shape(config))
   params = model.init(jax.random.key(0), jnp.zeros((1, *shape[1:])))
@@ -85,6 +95,8 @@ def diffusion_sampling(threads: int) -> None:
           ("euler_maruyama", samplers.euler_maruyama, {"num_steps": 100})]
   if isinstance(denoiser.process, processes.DiscreteDDPM):
     runs.append(("ddpm_ancestral", samplers.ddpm_ancestral, {}))
+    # DDIM strides over the chain's own steps, of which a short chain (a :tiny config's) has fewer.
+    runs[0][2]["num_steps"] = min(runs[0][2]["num_steps"], denoiser.process.num_steps)
   for name, fn, kwargs in runs:
     sample = jax.jit(lambda key, fn=fn, kwargs=kwargs: fn(denoiser, key, shape, **kwargs))
     _, nfe = jax.block_until_ready(sample(jax.random.key(0)))
@@ -108,10 +120,12 @@ def config_shape(config) -> tuple[int, ...]:
 def main(argv):
   del argv
   require_reference(flags.FLAGS.reference)
+  for value in (flags.FLAGS.lm_config, flags.FLAGS.diffusion_config):  # before any timing
+    _file_and_arg(value)
   threads = use_threads(flags.FLAGS.threads)
   lm_decoding(threads)
   diffusion_sampling(threads)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import pathlib
 import re
 import statistics
@@ -12,6 +11,8 @@ import time
 from typing import Any, Callable
 
 import jax
+
+from gm_jax.train.run_files import to_json
 
 
 def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dict[str, float]:
@@ -48,7 +49,7 @@ def compiled_flops(compiled) -> float | None:
 def emit(record: dict[str, Any]) -> None:
   """Prints one benchmark record as a JSON line, with the platform it ran on."""
   record = {"backend": jax.default_backend(), "devices": jax.device_count(), **record}
-  print(json.dumps(record, sort_keys=True), flush=True)
+  print(to_json(record), flush=True)  # strict JSON: NaN and inf as null
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], warmup: int = 2, rounds: int = 10,
@@ -111,10 +112,8 @@ def require_reference(reference: str) -> None:
   """Fails at once, in one line, when the PyTorch reference is asked for but PyTorch is not installed."""
   import importlib.util
 
-  from absl import app
-
   if reference == "torch" and importlib.util.find_spec("torch") is None:
-    raise app.UsageError('PyTorch is not installed: pip install -e ".[bench]", or pass --reference=none')
+    raise ValueError('PyTorch is not installed: pip install -e ".[bench]", or pass --reference=none')
 
 
 def use_threads(n: int) -> int:
@@ -123,12 +122,10 @@ def use_threads(n: int) -> int:
   On one core XLA:CPU's thread pool is turned off: its second thread would only preempt the first."""
   import os
 
-  from absl import app
-
   cores = sorted(os.sched_getaffinity(0))
   if not 0 <= n <= len(cores):
-    raise app.UsageError(f"--threads={n}: this process may use {len(cores)} cores; pass 0 (all) to "
-                         f"{len(cores)}")
+    raise ValueError(f"--threads={n}: this process may use {len(cores)} cores; pass 0 (all) to "
+                     f"{len(cores)}")
   if n:
     cores = cores[:n]
     os.sched_setaffinity(0, cores)

@@ -15,19 +15,20 @@ from __future__ import annotations
 import time
 
 import jax
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, op_profile, time_calls
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.train import sharding, step as step_lib
+from gm_jax.train import command_line, sharding, step as step_lib
 
 config_flags.DEFINE_config_file("config", None, "Config file (FILE or FILE:ARG).", lock_config=True)
 flags.DEFINE_integer("repeats", 20, "Timed steps.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 flags.mark_flags_as_required(["config"])
-flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).")
+flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).",
+                     lower_bound=0)
 
 
 def main(argv):
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)
