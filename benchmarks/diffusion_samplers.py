@@ -90,8 +90,8 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
   if config.task != "diffusion":
-    raise ValueError(f"--config is a {config.task} config; this benchmark samples diffusion and flow-matching "
-                     f"runs")
+    raise ValueError(f"--config is a {config.task} config; this benchmark samples diffusion and "
+                     f"flow-matching runs")
   exp = tasks.experiment(config, flags.FLAGS.workdir, read_only=True)
   try:
     restored = exp.restore_latest()

@@ -61,7 +61,8 @@ def lm_decoding(threads: int) -> None:
   generate = jax.jit(lambda p, key: autoregressive.generate(model, p, prompt, key, new, 1.0, 0))
   jax.block_until_ready(generate(params, jax.random.key(1)))
   fns = {"jax": lambda: jax.block_until_ready(generate(params, jax.random.key(1)))}
-  record = {"benchmark": "lm_decoding", "config": pathlib.Path(_file_and_arg(flags.FLAGS.lm_config)[0]).stem, "batch": b,
+  record = {"benchmark": "lm_decoding", "config": pathlib.Path(_file_and_arg(flags.FLAGS.lm_config)[0]).stem,
+            "batch": b,
             "new_tokens": new, "compute_dtype": cfg.compute_dtype, "threads": threads}
   if flags.FLAGS.reference == "torch":
     import torch

@@ -15,7 +15,8 @@ from tests.conftest import REPO
 
 def test_a_missing_pytorch_names_the_bench_extra(monkeypatch):
   real = importlib.util.find_spec
-  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "torch" else real(name, *a))
   with pytest.raises(ValueError, match=r'PyTorch is not installed: pip install -e "\.\[bench\]", or pass '
                                            r"--reference=none"):
     timing.require_reference("torch")
