@@ -62,8 +62,7 @@ def lm_decoding(threads: int) -> None:
   jax.block_until_ready(generate(params, jax.random.key(1)))
   fns = {"jax": lambda: jax.block_until_ready(generate(params, jax.random.key(1)))}
   record = {"benchmark": "lm_decoding", "config": pathlib.Path(_file_and_arg(flags.FLAGS.lm_config)[0]).stem,
-            "batch": b,
-            "new_tokens": new, "compute_dtype": cfg.compute_dtype, "threads": threads}
+            "batch": b, "new_tokens": new, "compute_dtype": cfg.compute_dtype, "threads": threads}
   if flags.FLAGS.reference == "torch":
     import torch
 
