@@ -92,20 +92,15 @@ def main(argv):
   if config.task != "diffusion":
     raise ValueError(f"--config is a {config.task} config; this benchmark samples diffusion and "
                      f"flow-matching runs")
-  exp = tasks.experiment(config, flags.FLAGS.workdir, read_only=True)
-  try:
-    restored = exp.restore_latest()
-  finally:
-    exp.checkpointer.close()
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint in {flags.FLAGS.workdir}; train the config first")
+  # Refused like --mode=eval when the run's config differs outside eval.* or it has no checkpoint.
+  exp, state = tasks.restored(config, flags.FLAGS.workdir)
+  exp.checkpointer.close()
   spec = exp.dataset.spec
   dist = spec.extras.get("distribution")
   space = exp.feature_space if spec.kind == "image" else None
   if dist is None and space is None:
     raise ValueError("this benchmark scores samples against a toy2d density or in an image feature space; "
                      "use a toy2d or image diffusion config with eval.feature_space set")
-  state = restored[0]
   params = state.params(exp.use_ema)["model"]
   denoiser = DiffusionModel(config).denoiser(params)
   n = flags.FLAGS.num_samples
