@@ -61,7 +61,7 @@ from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import conditioning
 from gm_jax.train import cpu_compile
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Likelihood, Task, Update
+from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
@@ -337,7 +337,7 @@ def build(config, dataset: Dataset) -> Task:
                          (n, *spec.shape), ev)
     info = {"nfe": nfe}
     if is_image:  # the rounding to levels hides a non-finite sample from the trainer's quality report
-      info["nonfinite_fraction"] = jnp.mean(~jnp.all(jnp.isfinite(x.reshape(n, -1)), axis=1))
+      info["nonfinite_fraction"] = nonfinite_fraction(x)
       x = to_levels(x, levels)
     return x, info
 

@@ -26,7 +26,7 @@ from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
 from gm_jax.tasks import conditioning
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Task, Update
+from gm_jax.train.task import Task, Update, nonfinite_fraction
 
 
 def make_networks(config, dataset: Dataset):
@@ -144,7 +144,9 @@ def build(config, dataset: Dataset) -> Task:
   def sample(params, model_state, key, n):
     label = jnp.asarray(sample_labels(n)) if conditional else None
     out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), label, False, {})
-    return transforms.from_symmetric(out, spec.num_levels) if images else out
+    if not images:
+      return out
+    return transforms.from_symmetric(out, spec.num_levels), {"nonfinite_fraction": nonfinite_fraction(out)}
 
   def init(key, batch):
     k_g, k_d = jax.random.split(key)

@@ -278,7 +278,7 @@ class Experiment:
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)
       labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
-    nonfinite = nonfinite_fraction(samples, info.pop("nonfinite_fraction", 0.0))
+    nonfinite = _nonfinite_share(samples, info.pop("nonfinite_fraction", 0.0))
     if nonfinite > 0:
       logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
                       100 * nonfinite)
@@ -395,7 +395,7 @@ def check_counts(config, counts) -> None:
       raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
 
 
-def nonfinite_fraction(samples: np.ndarray, reported: float) -> float:
+def _nonfinite_share(samples: np.ndarray, reported: float) -> float:
   """The fraction of samples holding a non-finite value: counted for floating-point samples; for samples
   that the sampler rounded to integer levels, the fraction it reported (info's `nonfinite_fraction`)."""
   if np.issubdtype(samples.dtype, np.floating):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gm_jax.evaluation import inception_weights as iw
+from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.evaluation import inception_weights as iw
 from gm_jax.tasks import classifier
 from gm_jax.train import loop, sharding
 from tests.conftest import load_config, without_wall_clock
@@ -58,6 +59,22 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path, monkeypat
   for name in ("fd", "kid", "precision", "recall", "density", "coverage", "inception_score"):
     assert np.isnan(broken[name]), name
   assert json.loads((tmp_path / f"eval_step_{step:07d}_2.json").read_text())["fd"] is None
+
+
+@pytest.mark.parametrize("name", ["digits_ddpm", "digits_dcgan"])
+def test_samples_rounded_to_levels_report_how_many_were_non_finite_before(name):
+  """Rounded to levels, a NaN sample looks like any other; the sampler's info says how many there were."""
+  config = load_config(name, "tiny")
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build(config, dataset)
+  shapes = jax.eval_shape(task.init, jax.random.key(0), dataset.train[np.arange(2)])
+  zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+  params = {net: v["params"] for net, v in zeros.items()}
+  model_state = {net: {k: c for k, c in v.items() if k != "params"} for net, v in zeros.items()}
+  sample = jax.jit(lambda params: task.sample_fn(params, model_state, jax.random.key(1), 4))
+  for value, fraction in ((0.0, 0.0), (np.nan, 1.0)):
+    samples, info = sample(jax.tree.map(lambda p: p + value, params))
+    assert samples.dtype == jnp.int32 and float(info["nonfinite_fraction"]) == fraction
 
 
 def test_points_are_judged_in_raw_space(tmp_path):
