@@ -263,7 +263,9 @@ class DequantizedFlow(nn.Module):
     num_dims = math.prod(self.flow_config.x_shape)
     return self.flow(y) - log_q_u - num_dims * math.log(self.num_levels)
 
-  def sample(self, key, n: int, temperature: float = 1.0):
-    """Integer levels: the flow's sample y in [0, 1) mapped to its bin floor(y * L)."""
+  def sample(self, key, n: int, temperature: float = 1.0, with_unit: bool = False):
+    """Integer levels: the flow's sample y in [0, 1) mapped to its bin floor(y * L) (and y itself, with
+    with_unit=True, in which a non-finite value still shows)."""
     y = self.flow.sample(key, n, temperature)
-    return jnp.clip(jnp.floor(y * self.num_levels), 0, self.num_levels - 1).astype(jnp.int32)
+    levels = jnp.clip(jnp.floor(y * self.num_levels), 0, self.num_levels - 1).astype(jnp.int32)
+    return (levels, y) if with_unit else levels

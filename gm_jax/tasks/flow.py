@@ -16,7 +16,7 @@ from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
 from gm_jax.objectives import exact_nll
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Likelihood, Task, Update
+from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
@@ -91,7 +91,9 @@ def build(config, dataset: Dataset) -> Task:
       return {"model": model.init(key, batch["x"], per_example_keys(key, batch["index"]))}
 
     def sample(params, model_state, key, n):
-      return model.apply({"params": params["model"]}, key, n, temperature, method=DequantizedFlow.sample)
+      levels, y = model.apply({"params": params["model"]}, key, n, temperature, True,
+                              method=DequantizedFlow.sample)
+      return levels, {"nonfinite_fraction": nonfinite_fraction(y)}
 
   else:
     raise ValueError(f"flows model points or images; data {dataset.name!r} is {spec.kind!r}")
