@@ -46,6 +46,10 @@ def init_distributed() -> None:
     missing = sorted({"coordinator_address", "num_processes", "process_id"} - set(explicit))
     command_line.fail(f"missing {' and '.join('--' + m for m in missing)}: a multi-process run needs "
                       f"--coordinator_address, --num_processes and --process_id (or --distributed=auto)")
+  host, _, port = explicit.get("coordinator_address", "h:0").rpartition(":")
+  if not host or not port.isdigit():
+    command_line.fail(f"--coordinator_address={f.coordinator_address!r} must be HOST:PORT, where process 0 "
+                      f"listens (e.g. 127.0.0.1:12345)")
   if "process_id" in explicit and "num_processes" in explicit and f.process_id >= f.num_processes:
     command_line.fail(f"--process_id={f.process_id} must be below --num_processes={f.num_processes}")
   import jax

@@ -65,7 +65,10 @@ def test_bad_distributed_flags_are_one_line(tmp_path):
          if not k.startswith(("SLURM_", "OMPI_", "PMI_", "TPU_", "MEGASCALE_", "CLOUD_TPU"))}
   env["JAX_PLATFORMS"] = "cpu"
   cases = {("--distributed=auto",): "error: jax.distributed.initialize failed: ",
-           ("--num_processes=2", "--process_id=0"): "error: missing --coordinator_address: a multi-process "}
+           ("--num_processes=2", "--process_id=0"): "error: missing --coordinator_address: a multi-process ",
+           # It was "list index out of range".
+           ("--coordinator_address=nonsense", "--num_processes=2", "--process_id=0"):
+               "error: --coordinator_address='nonsense' must be HOST:PORT, where process 0 listens"}
   for flags, start in cases.items():
     proc = subprocess.run([sys.executable, str(MAIN), TINY, f"--workdir={tmp_path / 'w'}", *flags],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
