@@ -34,6 +34,15 @@ def test_toy2d_wgan_gp_runs_five_critic_updates_per_step(tmp_path):
   first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
   assert "discriminator/gradient_penalty" in first and "generator/loss" in first
   assert config.objective.n_critic == 5 and config.optim_d.b1 == 0.0 and config.optim_d.b2 == 0.9
+  exp = tasks.experiment(config, tmp_path)
+  state, _ = exp.restore_latest()
+  exp.checkpointer.close()
+  # Adam counts its own updates: five of the critic's for each of the generator's.
+  updates = {name: {int(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(net.opt_state)
+                    if "count" in jax.tree_util.keystr(path)}
+             for name, net in state.networks.items()}
+  steps = config.train.num_steps
+  assert updates == {"discriminator": {5 * steps}, "generator": {steps}}
 
 
 def test_wgan_weight_clipping_through_the_trainer(tmp_path):
