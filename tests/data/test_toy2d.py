@@ -60,11 +60,18 @@ def test_checkerboard_entropy_is_log_area():
   assert h.nats == pytest.approx(math.log(8 * 0.25))
 
 
-def test_monte_carlo_entropy_of_checkerboard_agrees():
-  """The Monte Carlo estimator itself, on a case with a closed form."""
-  dist = toy2d.Checkerboard()
-  x = dist.sample(jax.random.key(3), 10_000)
-  assert float(-jnp.mean(dist.log_prob(x))) == pytest.approx(math.log(8.0), abs=1e-6)
+def test_checkerboard_samples_are_uniform_on_its_dark_squares():
+  """The sampler against the density: every sample where log_prob is log(1 / area), the 8 dark squares
+  equally often, and uniform within each (a fractional coordinate's mean 1/2, variance 1/12)."""
+  dist, n = toy2d.Checkerboard(cell=0.5), 80_000
+  x = np.asarray(dist.sample(jax.random.key(3), n), np.float64)
+  np.testing.assert_allclose(dist.log_prob(jnp.asarray(x, jnp.float32)), -math.log(8 * 0.25), rtol=1e-6)
+  squares, counts = np.unique(np.floor(x / 0.5 + 2.0), axis=0, return_counts=True)
+  assert len(squares) == 8 and np.all(squares.sum(-1) % 2 == 0)
+  np.testing.assert_allclose(counts / n, 1 / 8, atol=5 * math.sqrt(1 / 8 * 7 / 8 / n))
+  fraction = x / 0.5 + 2.0 - np.floor(x / 0.5 + 2.0)
+  np.testing.assert_allclose(fraction.mean(0), 0.5, atol=5 * math.sqrt(1 / 12 / n))
+  np.testing.assert_allclose(fraction.var(0), 1 / 12, rtol=0.02)
 
 
 def test_grid_geometry():

@@ -59,14 +59,14 @@ def test_step_compiles_once():
   assert train_step.jitted._cache_size() == 1
 
 
-def _noise_task(repeats: int, record: list | None = None) -> Task:
+def _noise_task(repeats: int, w0=(0.0, 0.0)) -> Task:
   """A network w with loss mean((x - w)^2) per microbatch; lets tests see which rows each repeat got."""
   def loss_fn(params, model_state, batch, key):
     err_B = jnp.sum((batch["x"] - params["net"]["w"]) ** 2, axis=-1)
     total, count = masked_mean(err_B, batch["mask"])
     return total / count, ({"first_index": (batch["index"][0].astype(jnp.float32), jnp.float32(1))}, {})
 
-  return Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
+  return Task(init=lambda key, batch: {"net": {"params": {"w": jnp.asarray(w0, jnp.float32)}}},
               updates=(Update("net", loss_fn, repeats=repeats),), eval_fn=lambda *a: {})
 
 
@@ -90,15 +90,19 @@ def test_repeats_run_sequential_updates_on_disjoint_microbatches():
   assert float(metrics["first_index"][1]) == 2
 
 
-def test_ema_tracks_params():
-  task = _noise_task(repeats=1)
+def test_ema_starts_at_the_initial_params_and_tracks_them():
+  d, w0 = 0.9, np.array([1.0, -2.0], np.float32)
+  task = _noise_task(repeats=1, w0=w0)
   mesh = sharding.make_mesh()
   batch = {"x": np.full((4, 2), 1.0, np.float32), "index": np.arange(4), "mask": np.ones(4, np.float32)}
   state = step_lib.StateInit(task, SGD, mesh, use_ema=True)(jax.random.key(0), batch)
-  step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, ema_decay=0.9)
-  state, _ = step(state, sharding.put_batch(batch, mesh))
-  w1 = np.asarray(state.networks["net"].params["w"])
-  np.testing.assert_allclose(state.networks["net"].ema_params["w"], 0.1 * w1, rtol=1e-6)
+  step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, ema_decay=d)
+  ws = []
+  for _ in range(2):
+    state, _ = step(state, sharding.put_batch(batch, mesh))
+    ws.append(np.asarray(state.networks["net"].params["w"]))
+  np.testing.assert_allclose(state.networks["net"].ema_params["w"],
+                             d**2 * w0 + d * (1 - d) * ws[0] + (1 - d) * ws[1], rtol=1e-6)
 
 
 def test_nonfinite_loss_is_flagged_and_not_applied():
