@@ -145,5 +145,15 @@ def test_per_example_likelihoods_of_a_class_conditional_model_use_each_examples_
   assert float(nll(first)) == pytest.approx(float(nll(other_rows)), rel=1e-6)
   assert float(nll(first)) != float(nll(relabelled))
   if config.eval.sampler == "ode":  # the adaptive sampler solves each sample with its own label too
-    samples, _ = jax.jit(lambda k: task.sample_fn(params, {}, k, 4))(jax.random.key(8))
-    assert samples.shape == (4, 8, 8, 1)
+    key = jax.random.key(8)
+    model = diffusion.DiffusionModel(config)
+    draw = jax.jit(lambda y: diffusion.run_sampler(
+        model.denoiser(params["model"], label=y, guidance=config.eval.guidance), key, (4, 8, 8, 1),
+        config.eval)[0])
+    labels = jnp.asarray(task.sample_labels(4))
+    samples, _ = jax.jit(lambda k: task.sample_fn(params, {}, k, 4))(key)
+    np.testing.assert_array_equal(samples, diffusion.to_levels(draw(labels), 17))
+    # Another label for sample 0 changes sample 0 and leaves the others' solves as they were.
+    before, after = np.asarray(draw(labels)), np.asarray(draw(labels.at[0].add(1) % 10))
+    assert np.abs(after[0] - before[0]).max() > 1e-3
+    np.testing.assert_allclose(after[1:], before[1:], atol=1e-6)

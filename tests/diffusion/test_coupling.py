@@ -67,18 +67,34 @@ def test_coupled_gaussian_pairs_follow_the_closed_form_transport_map():
   assert residual(paired) < 0.1 * residual(eps), (residual(paired), residual(eps))
 
 
-def test_flow_matching_task_trains_with_the_ot_coupling_and_refuses_it_elsewhere():
+def test_flow_matching_task_trains_with_the_ot_coupling_and_refuses_it_elsewhere(monkeypatch):
   config = load_config("toy2d_flow_matching", "tiny")
   dataset = data_lib.load_dataset(config.data)
   batch = {**dataset.train[np.arange(64)], "index": np.arange(64), "mask": np.ones(64, np.float32)}
+  batch["mask"][-4:] = 0.0  # padding rows keep their own noise
+  seen = {}
+  flow_matching_loss = diffusion.objectives.flow_matching_loss
+
+  def recorded(d, x, key, couple, antithetic):
+    seen.update(x=x, couple=couple)
+    return flow_matching_loss(d, x, key, couple, antithetic)
+
+  monkeypatch.setattr(diffusion.objectives, "flow_matching_loss", recorded)
   losses = {}
   for kind in ("independent", "ot"):
     config.objective.coupling = kind
     task = diffusion.build(config, dataset)
     params = task.init(jax.random.key(0), batch)
-    losses[kind] = float(jax.jit(lambda p: task.updates[0].loss_fn(
-        {"model": p["model"]["params"]}, {}, batch, jax.random.key(1))[0])(params))
+    losses[kind] = float(task.updates[0].loss_fn({"model": params["model"]["params"]}, {}, batch,
+                                                 jax.random.key(1))[0])
   assert np.isfinite(losses["ot"]) and losses["ot"] != losses["independent"]
+  # The task pairs its data (in model space: the points themselves) with the noise by the batch's plan.
+  np.testing.assert_array_equal(seen["x"], batch["x"])
+  eps = jax.random.normal(jax.random.key(2), batch["x"].shape)
+  np.testing.assert_array_equal(
+      seen["couple"](jax.random.key(3), seen["x"], eps),
+      coupling.ot_coupled_noise(jax.random.key(3), batch["x"], eps, batch["mask"],
+                                config.objective.ot_epsilon))
   config = load_config("toy2d_ddpm", "tiny")
   config.objective.coupling = "ot"
   with pytest.raises(ValueError, match="set objective.loss='flow_matching' or "
