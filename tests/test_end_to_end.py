@@ -294,6 +294,21 @@ def test_counts_must_be_integers_in_range(name, value):
     loop.check_config(config)
 
 
+def test_evaluation_and_samples_use_the_parameters_average_when_there_is_one(tmp_path):
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(ema_decay=0.9, progress_bar=False)
+  tasks.train(config, str(tmp_path))
+  exp = tasks.experiment(config, tmp_path, read_only=True)
+  state, _ = exp.restore_latest()
+  with_params = lambda pick: state.replace(networks={
+      name: net.replace(params=pick(net), ema_params=pick(net)) for name, net in state.networks.items()})
+  average, current = with_params(lambda net: net.ema_params), with_params(lambda net: net.params)
+  assert exp.evaluate(state) == exp.evaluate(average) != exp.evaluate(current)
+  samples = lambda s: exp._draw_samples(s, 8)[0]
+  np.testing.assert_array_equal(samples(state), samples(average))
+  assert not np.array_equal(samples(state), samples(current))
+
+
 @pytest.mark.parametrize("decay", [-0.5, 1.0, 1.5])
 def test_ema_decay_must_be_in_0_1(decay):
   config = load_config("toy2d_gmm", "tiny")

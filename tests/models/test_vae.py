@@ -1,5 +1,8 @@
 """The hierarchical VAE's log-weight terms against a float64 NumPy forward pass of the same parameters, at
-the latents each sample drew (read off the modules they enter)."""
+the latents each sample drew (read off the modules they enter); the IAF posterior's density against
+the change of variables of its flow."""
+
+import functools
 
 import flax.linen as nn
 import jax
@@ -10,14 +13,16 @@ from scipy.stats import norm
 
 from gm_jax.models.decoders import Decoder
 from gm_jax.models.vae import HierarchicalVAE, VAEConfig
+from gm_jax.models.vae_iaf import IAFPosteriorVAE
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.train.rng import per_example_keys
 
 LEVELS = 17
 
 
-def inputs_of(model, params, x, keys, num_samples, names):
-  """log_weights' terms and what each of the named submodules was called with."""
+def inputs_of(model, params, x, keys, num_samples, names, all_args=False):
+  """log_weights' terms and what each of the named submodules was called with (its first argument, or
+  with all_args all its arguments)."""
 
   @jax.jit
   def run(params, x, keys):
@@ -25,14 +30,16 @@ def inputs_of(model, params, x, keys, num_samples, names):
 
     def record(next_fun, args, kwargs, context):
       if context.method_name == "__call__" and context.module.name in names:
-        entered[context.module.name] = args[0]
+        entered[context.module.name] = args if all_args else args[0]
       return next_fun(*args, **kwargs)
 
     with nn.intercept_methods(record):
-      terms = model.apply({"params": params}, x, keys, num_samples, method=HierarchicalVAE.log_weights)
+      terms = model.apply({"params": params}, x, keys, num_samples, method=type(model).log_weights)
     return terms, [entered[name] for name in names]
 
   terms, inputs = run(params, x, keys)
+  if all_args:
+    return terms, inputs[0] if len(names) == 1 else inputs
   return terms, [np.asarray(h, np.float64) for h in inputs]
 
 
@@ -55,7 +62,7 @@ def _model(latent_dims, hidden, conv=()):
 def random_params(model, x, keys, seed=1):
   """Parameters of the model's shapes (found without compiling its initializer): kernels N(0, 1 / fan-in),
   biases N(0, 0.1^2)."""
-  shapes = jax.eval_shape(lambda key: model.init(key, x, keys, 1, method=HierarchicalVAE.log_weights),
+  shapes = jax.eval_shape(lambda key: model.init(key, x, keys, 1, method=type(model).log_weights),
                           jax.random.key(0))["params"]
   rng = np.random.default_rng(seed)
 
@@ -152,7 +159,31 @@ def test_conv_encoder_reads_strided_relu_convolutions_of_the_rescaled_levels():
 def test_samples_depend_only_on_their_key():
   model, params, x, _ = _model((8,), ((32,),))
   log_weights = jax.jit(lambda x, keys: model.apply({"params": params}, x, keys, 4,
-                                                    method=HierarchicalVAE.log_weights))
+                                                    method=type(model).log_weights))
   a = log_weights(x, per_example_keys(jax.random.key(0), jnp.arange(3)))
   b = log_weights(x[1:], per_example_keys(jax.random.key(0), jnp.arange(1, 3)))
   np.testing.assert_allclose(a["log_px"][:, 1:], b["log_px"], rtol=1e-5)
+
+
+def test_iaf_posterior_density_is_the_change_of_variables_of_its_flow():
+  """log q(z_T | x) = log N(z_0; mean, std) - log|det dz_T/dz_0| with the determinant of jax.jacobian of the
+  IAF steps at the z_0 drawn, and p(z_T) the standard normal's at the z_T they give."""
+  cfg = VAEConfig(x_shape=(8, 8, 1), latent_dims=(3,), hidden=((32,),),
+                  decoder=Decoder("categorical", num_levels=LEVELS))
+  model = IAFPosteriorVAE(cfg, iaf_steps=2, iaf_hidden=(16,), context_dim=4)
+  x = jnp.asarray(np.random.default_rng(0).integers(0, LEVELS, size=(3, 8, 8, 1)))
+  keys = per_example_keys(jax.random.key(0), jnp.arange(3))
+  params = random_params(model, x, keys)
+  params = {**params, "iaf": jax.tree.map(lambda a: 4 * a, params["iaf"])}  # steps far from the identity
+  terms, (z0, _, context) = inputs_of(model, params, x, keys, 2, ["iaf"], all_args=True)
+  apply = functools.partial(model.apply, {"params": params})
+  mean, log_std = apply(x, method=lambda m, x: m.posterior(0, m.encoder_features(x)))
+  flow = lambda z, c: apply(z, True, c, method=lambda m, z, inverse, c: m.iaf(z, inverse, c))
+  z_t = np.asarray(flow(z0, context)[0], np.float64)
+  jacobians = jax.vmap(jax.jacobian(lambda z, c: flow(z[None], c[None])[0][0]))(z0, context)
+  log_det = np.linalg.slogdet(np.asarray(jacobians, np.float64))[1]
+  assert np.min(np.abs(log_det)) > 0.05  # a flow that changes volume, so a wrong sign would show
+  z0_kbd = np.asarray(z0, np.float64).reshape(2, 3, -1)
+  log_q0 = norm.logpdf(z0_kbd, np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))).sum(-1)
+  np.testing.assert_allclose(terms["log_qz1"], log_q0 - log_det.reshape(2, 3), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(terms["log_pz1"], norm.logpdf(z_t).sum(-1).reshape(2, 3), rtol=1e-4, atol=1e-4)
