@@ -64,6 +64,24 @@ def test_pairs_of_the_first_flow_follow_the_closed_form_transport_and_reflow_mak
   assert float(jnp.mean(independent)) > 0.1
 
 
+def test_the_task_pairs_each_example_with_its_own_noise(tmp_path, monkeypatch):
+  """coupling='pairs': the task's loss takes each x's noise from its pair, so the straight field leaves
+  nothing (independent noise would leave the loss above)."""
+  monkeypatch.setattr(diffusion.DiffusionModel, "denoiser", lambda self, *a, **k: _straight_field())
+  z = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+  np.savez(tmp_path / "pairs.npz", x=_transport(z).astype(np.float32), noise=z)
+  config = load_config("toy2d_flow_matching", "tiny")
+  assert config.process.name == "linear_interpolant"  # the path _straight_field follows
+  diffusion.use_reflow(config, str(tmp_path / "pairs.npz"))
+  batch = {**data_lib.load_dataset(config.data).train[np.arange(64)], "index": np.arange(64),
+           "mask": np.ones(64, np.float32)}
+  loss = lambda: float(diffusion.build(config, data_lib.load_dataset(config.data)).updates[0].loss_fn(
+      {"model": {}}, {}, batch, jax.random.key(1))[0])
+  assert loss() < 1e-8
+  config.objective.coupling, config.data.reflow_pairs = "independent", ""
+  assert loss() > 0.1
+
+
 def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
   config = load_config("toy2d_flow_matching", "tiny")
   dataset = data_lib.load_dataset(config.data)
