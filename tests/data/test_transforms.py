@@ -17,7 +17,11 @@ def test_symmetric_scaling_round_trips():
   assert float(transforms.to_symmetric(x, 256).min()) == -1.0
 
 
-def test_binarize_probability():
-  x = jnp.full((20000,), 4)
-  b = transforms.binarize(jax.random.key(1), x, 17)
-  assert abs(float(b.mean()) - 0.25) < 0.015
+def test_binarize_draws_one_with_probability_level_over_top_level():
+  """Dynamic binarization: level k of 17 is 1 with probability k / 16 (0 never, 16 always)."""
+  n = 20_000
+  x = jnp.tile(jnp.arange(17), (n, 1))
+  frequency = np.asarray(transforms.binarize(jax.random.key(1), x, 17), np.float64).mean(0)
+  p = np.arange(17) / 16
+  assert frequency[0] == 0.0 and frequency[16] == 1.0
+  assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n))
