@@ -136,7 +136,8 @@ def test_a_conditional_model_learns_what_only_the_label_tells(make_config):
                                   "digits_pixelcnn_conditional"])
 def test_conditional_digits_tasks_draw_their_samples_for_the_labels_they_report(name, monkeypatch):
   """A conditional config's samples come in class runs (Task.sample_labels, read by the class-accuracy
-  metric) and follow those labels: with every label shifted, the same key draws other samples."""
+  metric) and each follows its own label: row i is the row i that the same key draws when every label is
+  row i's (each row's noise does not depend on the labels), and shifted labels draw other samples."""
   config = load_config(name, "tiny")
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
@@ -147,8 +148,12 @@ def test_conditional_digits_tasks_draw_their_samples_for_the_labels_they_report(
   n, key = 20, jax.random.key(2)
   np.testing.assert_array_equal(task.sample_labels(n), np.repeat(np.arange(10), 2))
   draw = lambda: np.asarray(split_samples(task.sample_fn(params, state, key, n))[0])
-  first = draw()
+  first, labels = draw(), task.sample_labels(n)
   class_runs = conditioning.class_runs
+  for label in (0, 4, 9):
+    monkeypatch.setattr(conditioning, "class_runs", lambda n, count, label=label: np.full(n, label))
+    rows = labels == label
+    np.testing.assert_allclose(draw()[rows], first[rows], atol=1e-6)
   monkeypatch.setattr(conditioning, "class_runs", lambda n, count: (class_runs(n, count) + 1) % count)
   assert first.shape[0] == n and np.any(draw() != first)
 
