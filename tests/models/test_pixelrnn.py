@@ -1,5 +1,6 @@
 """PixelRNN: no output depends on its own or later sub-pixels, the Diagonal BiLSTM sees every earlier one,
-skewing round-trips, and training reaches the known entropy of Markov-structured images."""
+skewing round-trips, training reaches the known entropy of Markov-structured images, and samples follow
+the network's law."""
 
 import functools
 import math
@@ -14,6 +15,7 @@ from gm_jax.data.markov import MarkovChain
 from gm_jax.models import pixelrnn
 from gm_jax.models.pixelrnn import PixelRNN, PixelRNNConfig
 from tests.conftest import RUNTIME_BOUND
+from tests.models.test_pixelcnn import _all_images, _log_probs
 
 
 def test_skew_unskew_round_trip():
@@ -125,3 +127,23 @@ def test_bits_per_dim_reach_the_entropy_of_markov_images(architecture):
   true_bpd = float(np.mean(_true_nll(chain, test))) / (num_dims * math.log(2))
   assert abs(true_bpd - entropy / (num_dims * math.log(2))) < 0.05  # the test split is typical
   assert model_bpd == pytest.approx(true_bpd, abs=0.015)
+
+
+@pytest.mark.parametrize("architecture", ["row_lstm", "diagonal_bilstm"])
+def test_sampling_draws_from_the_model(architecture):
+  """Sample frequencies of 1 x 2 images of 2 channels and 2 levels against the exact law, the product of the
+  network's conditionals in raster order."""
+  shape = (1, 2, 2)
+  cfg = PixelRNNConfig(shape=shape, num_levels=2, architecture=architecture, features=4, hidden=4,
+                       num_layers=1, first_kernel=3, head_features=4)
+  model = PixelRNN(cfg)
+  params = model.init(jax.random.key(5), jnp.zeros((1, *shape), jnp.int32))
+  params = jax.tree.map(lambda p: 3.0 * p, params)  # far from uniform
+  images = _all_images(shape, 2)
+  probs = np.exp(np.asarray(_log_probs(model, params, images)))
+  assert probs.max() - probs.min() > 0.1
+  n = 20_000
+  draw = jax.jit(lambda k: model.apply(params, k, n, method=PixelRNN.sample))
+  samples = np.asarray(draw(jax.random.key(4)))
+  freq = np.bincount(samples.reshape(n, -1) @ (2 ** np.arange(3, -1, -1)), minlength=16) / n
+  np.testing.assert_array_less(np.abs(freq - probs), 5 * np.sqrt(probs * (1 - probs) / n) + 1e-3)
