@@ -10,7 +10,7 @@ Command:
       --workdir=/tmp/gm_jax/digits_dcgan_conditional
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 32 s): no likelihood (a GAN). Samples: class accuracy 99.0 % (real digits:
-  100 %), FD-digits 51.3 (data floor 46.9; the unconditional digits_dcgan: 142.4), KID 5.0,
+  100 %), FD-digits 51.3 (data floor 46.9; the unconditional digits_dcgan beside it: 143.9), KID 5.0,
   precision 0.916, recall 0.847, coverage 0.983.
 Rerun in a later session, judged by the shipped digits classifier (data floor 39.7; docs/BASELINES.md,
   "Digits across families"): class accuracy 98.5 %, FD-digits 51.7.
