@@ -197,6 +197,32 @@ def test_corrupt_latest_checkpoint_falls_back_and_is_kept(uninterrupted, tmp_pat
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "30", "40"]
 
 
+def test_a_checkpoint_rotated_away_while_it_is_read_is_not_called_damaged(uninterrupted, tmp_path,
+                                                                          monkeypatch):
+  """An eval beside a training that keeps one checkpoint: the step being read is removed by the training's
+  next save (here 40 becomes 50); the restore reads the steps again and takes the new one."""
+  workdir = tmp_path / "rotating"
+  shutil.copytree(uninterrupted, workdir)
+  checkpoints = workdir / "checkpoints"
+  for step in (20, 30):
+    shutil.rmtree(checkpoints / str(step))
+  exp = tasks.experiment(load_config("toy2d_gmm", "tiny"), workdir, read_only=True)
+  read, calls = exp.checkpointer.restore, []
+
+  def rotating(step, abstract):
+    calls.append(step)
+    if step == 40:
+      (checkpoints / "40").rename(checkpoints / "50")
+    return read(step, abstract)
+
+  monkeypatch.setattr(exp.checkpointer, "restore", rotating)
+  try:
+    state, _ = exp.restore_latest()
+  finally:
+    exp.checkpointer.close()
+  assert calls == [40, 50] and int(state.step) == 40  # step 50 holds the state that step 40 held
+
+
 def test_training_resumes_from_the_newest_checkpoint_that_restores(uninterrupted, tmp_path):
   workdir = tmp_path / "corrupt_unfinished"
   shutil.copytree(uninterrupted, workdir)

@@ -115,6 +115,10 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._manager.all_steps())
 
+  def exists(self, step: int) -> bool:
+    """Whether step's directory is still on disk (a training's rotation may remove it during a read)."""
+    return (self.directory / str(step)).exists()
+
   def _write_error(self, error: BaseException, step: int | None) -> CheckpointError:
     self._failed = True
     bound = step if step is not None else float("inf")

@@ -148,20 +148,28 @@ class Experiment:
     `set_aside_unreadable` (training) it is moved to checkpoints_unreadable/, never deleted, so that its
     step can be saved again. When no checkpoint restores, the newest one's error is raised.
     """
-    steps = sorted(self.checkpointer.all_steps(), reverse=True)
-    if not steps:
+    if not self.checkpointer.all_steps():
       return None
     abstract = self.init_fn.abstract(*self._init_args())
     skipped: list[CheckpointError] = []
-    for step in steps:
+    tried: set[int] = set()
+    while True:
+      untried = sorted(set(self.checkpointer.all_steps()) - tried, reverse=True)
+      if not untried:
+        if skipped:
+          raise skipped[0]
+        return None
+      step = untried[0]
+      tried.add(step)
       try:
         state, data_state = self.checkpointer.restore(step, abstract)
       except CheckpointError as e:
-        skipped.append(e)
+        if self.checkpointer.exists(step):
+          skipped.append(e)
+        else:  # not damaged but gone: a training beside this eval or sample run rotated it away
+          self.checkpointer.reload()
         continue
       break
-    else:
-      raise skipped[0]
     for e in skipped:
       kept = f"; it is kept in {self.workdir / UNREADABLE_DIR}" if set_aside_unreadable else ""
       logging.warning("checkpoint %d cannot be restored (%s); skipped for step %d, the newest that "
