@@ -81,7 +81,7 @@ def main(argv, after_step=None):
     elif mode == "eval":
       result = tasks.evaluate(config, workdir)
     else:
-      result = {"samples": str(tasks.sample(config, workdir))}
+      result = tasks.sample(config, workdir)
   except command_line.REPORTED_ERRORS as e:
     # Bad input and failed runs end with one line that says what to change; the run's files are closed.
     command_line.fail(command_line.one_line(e))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gm_jax import tasks
-from gm_jax.train import loop, optim
+from gm_jax.train import loop, optim, run_files
 from gm_jax.train.run_files import event_of, read_event_records
 from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
                             run_metrics, without_wall_clock, xla_flags)
@@ -96,9 +96,19 @@ def test_eval_and_sample_modes(uninterrupted, tmp_path):
   assert again["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-5)
   assert (workdir / "eval_step_0000040.json").read_bytes() == first
   run_main(TINY, f"--workdir={workdir}", "--mode=sample")
-  run_main(TINY, f"--workdir={workdir}", "--mode=sample")
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=sample", "--config.eval.batch_size=512")
+  assert json.loads(proc.stdout[proc.stdout.index("{"):]) == {
+      "samples": str(workdir / "samples" / "sample_run_step_0000040_2.png"),
+      "eval_config_changes": {"eval.batch_size": {"stored": 1024, "now": 512}}}
   assert (workdir / "samples" / "sample_run_step_0000040.png").stat().st_size > 0
   assert (workdir / "samples" / "sample_run_step_0000040_2.png").stat().st_size > 0
+  # A sample run beside one still drawing (which holds its file's name from the start) takes the next name.
+  held = workdir / "samples" / "sample_run_step_0000040_3.png"
+  with run_files.claimed_unused_path(held.with_name("sample_run_step_0000040.png")) as other:
+    assert other == held
+    assert tasks.sample(load_config("toy2d_gmm", "tiny"), workdir)["samples"] == held.with_stem(
+        "sample_run_step_0000040_4")
+  assert not held.exists()  # the other run wrote nothing: its name is free again
   assert {p: p.read_bytes() for p in before} == before  # the training's files are all there, untouched
 
 
@@ -441,6 +451,14 @@ def _umount(path):
   import subprocess
 
   subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("mode", [tasks.train, tasks.evaluate, tasks.sample])
+def test_an_empty_workdir_is_refused_and_nothing_is_written(mode, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # where an empty workdir would have put the run's files
+  with pytest.raises(ValueError, match=r"^--workdir is empty: pass the run's own directory"):
+    mode(load_config("toy2d_gmm", "tiny"), "")
+  assert not list(tmp_path.iterdir())
 
 
 def test_unusable_workdir_is_one_line(tmp_path):

@@ -100,8 +100,9 @@ def evaluate(config, workdir: str | pathlib.Path) -> dict[str, Any]:
   return loop.evaluate(config, str(workdir), build, build_feature_space)
 
 
-def sample(config, workdir: str | pathlib.Path) -> pathlib.Path | None:
-  """loop.sample of a built-in family's config: the latest checkpoint's sample file."""
+def sample(config, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """loop.sample of a built-in family's config: the latest checkpoint's sample file (and the eval.*
+  settings that differ from training's)."""
   return loop.sample(config, str(workdir), build)
 
 

@@ -9,6 +9,7 @@ The trainer builds the rest from the config: optimizers, schedules, EMA and the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -33,7 +34,8 @@ from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
-from gm_jax.train.run_files import RunFiles, WorkdirLock, finite_or_null, unused_path, write_json_atomic
+from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, finite_or_null,
+                                    write_json_atomic)
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -295,9 +297,11 @@ class Experiment:
                                    nonfinite_fraction=nonfinite)
     if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
       step = int(state.step)
-      path = (unused_path(self.files.sample_path(step, "eval_quality_")) if self.read_only
-              else self.files.sample_path(step, "quality_"))
-      pictures.save_judged_samples(path, samples, self.dataset)
+      if self.read_only:
+        with claimed_unused_path(self.files.sample_path(step, "eval_quality_")) as path:
+          pictures.save_judged_samples(path, samples, self.dataset)
+      else:
+        pictures.save_judged_samples(self.files.sample_path(step, "quality_"), samples, self.dataset)
     return {**result, **info, "sample_ms_per_1000": 1e6 * seconds_per_sample}
 
   def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:
@@ -554,7 +558,7 @@ def train(config, workdir: str, build_task: TaskBuilder,
 
   after_step(step) runs right after each step is dispatched (tests inject faults through it).
   """
-  workdir = pathlib.Path(workdir)
+  workdir = run_directory(workdir)
   check_processes_agree(config, workdir)  # first: a process that stopped alone would leave the rest waiting
   check_config(config)
   check_workdir_outside_data(config, workdir)
@@ -568,6 +572,15 @@ def train(config, workdir: str, build_task: TaskBuilder,
     raise
   finally:
     lock.release()
+
+
+def run_directory(workdir: str | pathlib.Path) -> pathlib.Path:
+  """The workdir as a path; an empty one (an unset shell variable) is refused, since it would put the
+  run's files into the current directory."""
+  if not str(workdir).strip():
+    raise ValueError("--workdir is empty: pass the run's own directory (e.g. --workdir=/tmp/run); an empty "
+                     "one would write the run's files into the current directory")
+  return pathlib.Path(workdir)
 
 
 def check_workdir_outside_data(config, workdir: pathlib.Path) -> None:
@@ -697,11 +710,12 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
                         ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
-  check_processes_agree(config, pathlib.Path(workdir))
+  workdir = run_directory(workdir)
+  check_processes_agree(config, workdir)
   check_no_nan(config)
   check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
-  changes = check_eval_workdir(config, pathlib.Path(workdir))
-  exp = Experiment(config, pathlib.Path(workdir), build_task, build_feature_space, read_only=True)
+  changes = check_eval_workdir(config, workdir)
+  exp = Experiment(config, workdir, build_task, build_feature_space, read_only=True)
   try:
     restored = exp.restore_latest()
     if restored is None:
@@ -726,15 +740,17 @@ def evaluate(config, workdir: str, build_task: TaskBuilder,
     if changes:
       result["eval_config_changes"] = changes
     if exp.files.is_main:
-      write_json_atomic(unused_path(exp.workdir / f"eval_step_{result['step']:07d}.json"), result)
+      with claimed_unused_path(exp.workdir / f"eval_step_{result['step']:07d}.json") as path:
+        write_json_atomic(path, result)
     return result
   finally:
     exp.checkpointer.close()
 
 
-def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None:
+def sample(config, workdir: str, build_task: TaskBuilder) -> dict[str, Any]:
   """Writes a sample grid from the latest checkpoint to samples/sample_run_step_XXXXXXX.png, or
-  sample_run_step_XXXXXXX_2.png and so on beside an earlier sample run's."""
+  sample_run_step_XXXXXXX_2.png and so on beside an earlier or concurrent sample run's; returns
+  {"samples": the file written} and, when eval.* settings differ from training's, `eval_config_changes`."""
   exp, state, changes = restored_experiment(config, workdir, build_task, None)
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
@@ -744,7 +760,12 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> pathlib.Path | None
     if config.train.num_samples < 1:
       raise ValueError(f"this run was trained with train.num_samples={config.train.num_samples}, the size of "
                        f"its sample grid: it draws no samples")
-    return exp.write_samples(state, int(state.step),
-                             unused_path(exp.files.sample_path(int(state.step), "sample_run_")))
+    step = int(state.step)
+    with contextlib.ExitStack() as stack:
+      path = exp.files.sample_path(step, "sample_run_")
+      if exp.files.is_main:  # the name is taken before the drawing, which a run beside this one may share
+        path = stack.enter_context(claimed_unused_path(path))
+      result = {"samples": exp.write_samples(state, step, path)}
+    return {**result, "eval_config_changes": changes} if changes else result
   finally:
     exp.checkpointer.close()

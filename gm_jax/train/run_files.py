@@ -7,6 +7,7 @@ a non-finite float is written as null.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -59,6 +60,26 @@ def unused_path(path: pathlib.Path) -> pathlib.Path:
     n += 1
     candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
   return candidate
+
+
+@contextlib.contextmanager
+def claimed_unused_path(path: pathlib.Path):
+  """An unused name for `path` (unused_path), held from the start by an empty file created exclusively, so
+  that an evaluation or sample run beside this one takes the next name; the empty file is removed at the
+  end unless the body wrote to it, so a failed run leaves nothing."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  while True:
+    candidate = unused_path(path)
+    try:
+      candidate.open("x").close()
+      break
+    except FileExistsError:  # another run took the name between the listing and the creation
+      continue
+  try:
+    yield candidate
+  finally:
+    if candidate.exists() and candidate.stat().st_size == 0:
+      candidate.unlink()
 
 
 def read_event_records(path: pathlib.Path) -> list[bytes]:

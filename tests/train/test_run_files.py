@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from gm_jax.train import run_files
 
@@ -29,6 +30,17 @@ def test_non_finite_floats_are_written_as_null(tmp_path):
   files.close()
   record = _strict_loads((tmp_path / "metrics.jsonl").read_text())
   assert record == {"step": 7, "split": "test", "nll": None, "bpd": 1.25}
+
+
+def test_a_claimed_name_is_held_until_written_and_freed_if_not(tmp_path):
+  target = tmp_path / "samples" / "eval_step_0000040.json"
+  with run_files.claimed_unused_path(target) as first, run_files.claimed_unused_path(target) as second:
+    assert (first, second) == (target, target.with_stem("eval_step_0000040_2"))
+    first.write_text("{}")
+  assert target.read_text() == "{}" and not second.exists()
+  with pytest.raises(ValueError), run_files.claimed_unused_path(target) as third:
+    raise ValueError("the run failed before writing")
+  assert not third.exists()
 
 
 def test_unused_path_numbers_past_every_file_of_the_same_name(tmp_path):
