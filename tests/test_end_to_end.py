@@ -233,6 +233,21 @@ def test_a_checkpoint_rotated_away_while_it_is_read_is_not_called_damaged(uninte
   assert calls == [40, 50] and int(state.step) == 40  # step 50 holds the state that step 40 held
 
 
+def test_a_damaged_summary_of_a_finished_run_is_one_line_that_says_what_to_do(uninterrupted, tmp_path):
+  workdir = tmp_path / "damaged_summary"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "summary.json").write_text('{"step": 40')
+  proc = run_main(TINY, f"--workdir={workdir}", check=False)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {workdir / 'summary.json'} is damaged (")
+  assert proc.stderr.strip().endswith(
+      "delete it and rerun the same command to write the final evaluation again")
+  (workdir / "summary.json").unlink()
+  run_main(TINY, f"--workdir={workdir}")
+  assert without_wall_clock(json.loads((workdir / "summary.json").read_text())) == without_wall_clock(
+      json.loads((uninterrupted / "summary.json").read_text()))
+
+
 def test_training_resumes_from_the_newest_checkpoint_that_restores(uninterrupted, tmp_path):
   workdir = tmp_path / "corrupt_unfinished"
   shutil.copytree(uninterrupted, workdir)

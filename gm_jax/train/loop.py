@@ -35,7 +35,7 @@ from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, finite_or_null,
-                                    write_json_atomic)
+                                    read_json_object, write_json_atomic)
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -486,7 +486,8 @@ def finished_summary(exp: Experiment) -> dict[str, Any] | None:
   """summary.json's dict when the workdir's run is complete (its last checkpoint is the final step)."""
   path = exp.workdir / "summary.json"
   if path.exists() and exp.checkpointer.latest_step() == exp.config.train.num_steps:
-    return json.loads(path.read_text())
+    return read_json_object(path, "delete it and rerun the same command to write the final evaluation "
+                                  "again")
   return None
 
 

@@ -50,6 +50,17 @@ def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def read_json_object(path: pathlib.Path, remedy: str) -> dict[str, Any]:
+  """A run file's JSON object; a damaged file is one line that names it and says what to do (`remedy`)."""
+  try:
+    value = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is damaged ({e}); {remedy}") from None
+  if not isinstance(value, dict):
+    raise ValueError(f"{path} is damaged (a JSON {type(value).__name__}, not an object); {remedy}")
+  return value
+
+
 def unused_path(path: pathlib.Path) -> pathlib.Path:
   """`path`, or when a file of that name exists (with any suffix: a sample grid of text is a .txt), the
   first `<stem>_<n><suffix>` with n = 2, 3, ... that is free, so a later evaluation or sample run of the
@@ -142,7 +153,10 @@ class RunFiles:
   # config ------------------------------------------------------------------------------------------
   def read_config(self) -> dict | None:
     path = self.workdir / "config.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+      return None
+    return read_json_object(path, "the run's config cannot be checked: restore the file, or use a new "
+                                  "--workdir")
 
   def write_config(self, config_dict: dict) -> None:
     if self.is_main:
@@ -192,10 +206,12 @@ class RunFiles:
     for line in self.metrics_path.read_text().splitlines():
       try:
         record = json.loads(line)
-        if not _dropped(record["step"], record.get("split", ""), last_step, final):
-          kept.append(line)
-      except (json.JSONDecodeError, KeyError):
+      except json.JSONDecodeError:
         continue  # a line cut short by the kill
+      if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        continue  # not a record: a damaged line
+      if not _dropped(record["step"], record.get("split", ""), last_step, final):
+        kept.append(line)
     tmp = self.metrics_path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, self.metrics_path)

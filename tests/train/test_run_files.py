@@ -52,3 +52,24 @@ def test_unused_path_numbers_past_every_file_of_the_same_name(tmp_path):
   (tmp_path / "step_0000040_2.png").write_bytes(b"")
   assert run_files.unused_path(target) == tmp_path / "step_0000040_3.png"
   assert run_files.unused_path(tmp_path / "missing" / "eval.json") == tmp_path / "missing" / "eval.json"
+
+
+@pytest.mark.parametrize("text,what", [('{"data": {', "Expecting property name"),
+                                       ("null", "a JSON NoneType"), ("[1]", "a JSON list")])
+def test_a_damaged_config_file_is_named_in_one_line(tmp_path, text, what):
+  (tmp_path / "config.json").write_text(text)
+  with pytest.raises(ValueError, match=rf"^{tmp_path / 'config.json'} is damaged \({what}.*\); the run's "
+                                       r"config cannot be checked: restore the file, or use a new --workdir$"):
+    run_files.RunFiles(tmp_path, is_main=True).read_config()
+
+
+def test_truncating_the_metrics_drops_damaged_lines_and_later_records(tmp_path):
+  files = run_files.RunFiles(tmp_path, is_main=True)
+  for step in (1, 2, 3):
+    files.log(step, "train", {"loss": float(step)})
+  lines = files.metrics_path.read_text().splitlines()
+  damaged = [lines[0], "null", '{"no": "step"}', lines[1], lines[2][:9]]  # the last one cut short
+  files.metrics_path.write_text("\n".join(damaged) + "\n")
+  files.truncate_metrics(2)
+  files.close()
+  assert files.metrics_path.read_text().splitlines() == lines[:2]
