@@ -58,8 +58,8 @@ def test_unused_path_numbers_past_every_file_of_the_same_name(tmp_path):
                                        ("null", "a JSON NoneType"), ("[1]", "a JSON list")])
 def test_a_damaged_config_file_is_named_in_one_line(tmp_path, text, what):
   (tmp_path / "config.json").write_text(text)
-  with pytest.raises(ValueError, match=rf"^{tmp_path / 'config.json'} is damaged \({what}.*\); the run's "
-                                       r"config cannot be checked: restore the file, or use a new --workdir$"):
+  remedy = "the run's config cannot be checked: restore the file, or use a new --workdir"
+  with pytest.raises(ValueError, match=rf"^{tmp_path / 'config.json'} is damaged \({what}.*\); {remedy}$"):
     run_files.RunFiles(tmp_path, is_main=True).read_config()
 
 
