@@ -21,7 +21,8 @@ def image_grid(images_NHWC: np.ndarray, num_levels: int, columns: int | None = N
   for i, image in enumerate(images):
     r, col = divmod(i, columns)
     grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = image
-  return np.clip(np.round(grid), 0, 255).astype(np.uint8)
+  # A non-finite sample (a diverged model's) shows as black, not as whatever casting NaN would give.
+  return np.clip(np.round(np.nan_to_num(grid, nan=0.0)), 0, 255).astype(np.uint8)
 
 
 def save_image_grid(path: pathlib.Path, images_NHWC: np.ndarray, num_levels: int, scale: int = 1,
