@@ -24,6 +24,7 @@ import argparse
 import functools
 import os
 import sys
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -131,26 +132,51 @@ def save_inception_variables(variables: Mapping[str, Any], path: str | os.PathLi
 
 def load_inception_variables(path: str | os.PathLike) -> dict:
   """InceptionV3FID variables {'params', 'batch_stats'} (NumPy float32) from a converted npz file,
-  checked against the module's variables (a missing, unknown or misshapen array raises ValueError)."""
+  checked against the module's variables: a file that is not such an npz, or a missing, unknown,
+  misshapen, non-float or non-finite array, raises ValueError naming the file and what to do."""
   path = os.fspath(path)
+  convert = f"convert pytorch-fid's {PTH_NAME} with: {CONVERT_COMMAND} --pth={PTH_NAME} --out=FILE.npz"
+  if os.path.isdir(path):
+    raise ValueError(f"FID Inception weights {path} is a directory; pass the converted .npz file ({convert})")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"FID Inception weights {path} not found; convert pytorch-fid's {PTH_NAME} "
                             f"with: {CONVERT_COMMAND} --pth={PTH_NAME} --out={path}")
   expected = flax_variable_shapes()
   flat = {}
-  with np.load(path) as data:
+  try:
+    data = np.load(path)  # allow_pickle=False: a weight file holds arrays only
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise ValueError(f"{path} is not a converted FID Inception weight file ({_first_line(e)}); "
+                     f"{convert}") from None
+  if not isinstance(data, np.lib.npyio.NpzFile):
+    raise ValueError(f"{path} holds one array, not the npz of the network's variables; {convert}")
+  with data:
+    if any(name.endswith("data.pkl") for name in data.files):
+      raise ValueError(f"{path} is a PyTorch weight file, not a converted one; {convert}")
     for name in data.files:
       key = tuple(name.split("/"))
       if key not in expected:
         raise ValueError(f"{path}: unexpected array {name!r}, not a variable of InceptionV3FID")
-      array = data[name]
+      try:
+        array = data[name]
+      except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: array {name!r} cannot be read ({_first_line(e)}); {convert}") from None
       if array.shape != expected[key]:
         raise ValueError(f"{path}: {name!r} has shape {array.shape}, expected {expected[key]}")
+      if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{path}: {name!r} holds {array.dtype}, not floats; {convert}")
+      if not np.all(np.isfinite(array)):
+        raise ValueError(f"{path}: {name!r} holds NaN or infinite values; {convert}")
       flat[key] = array.astype(np.float32, copy=False)
   missing = [key for key in expected if key not in flat]
   if missing:
     raise ValueError(f"{path}: lacks {'/'.join(missing[0])} ({len(missing)} arrays missing)")
   return traverse_util.unflatten_dict(flat)
+
+
+def _first_line(error: BaseException) -> str:
+  message = str(error).strip()
+  return message.splitlines()[0][:200] if message else type(error).__name__
 
 
 @functools.lru_cache(maxsize=None)
@@ -222,7 +248,14 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     raise ImportError("reading a PyTorch .pth file needs PyTorch: pip install torch") from None
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{os.fspath(path)} not found; download it from {PTH_URL}")
-  state_dict = torch.load(path, map_location="cpu", weights_only=True)
+  try:
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as e:  # torch raises many types for a file that is not one of its weight files
+    raise ValueError(f"{os.fspath(path)} is not a PyTorch weight file ({_first_line(e)}); download "
+                     f"{PTH_NAME} from {PTH_URL}") from None
+  if not isinstance(state_dict, Mapping):
+    raise ValueError(f"{os.fspath(path)} holds a {type(state_dict).__name__}, not a state dict; download "
+                     f"{PTH_NAME} from {PTH_URL}")
   return {name: _to_numpy(value) for name, value in state_dict.items()}
 
 
@@ -238,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--pth", required=True, help=f"the downloaded {PTH_NAME}")
   parser.add_argument("--out", required=True, help="the npz to write (set eval.inception_weights to it)")
   args = parser.parse_args(argv)
+  out = os.path.abspath(args.out)
+  if os.path.lexists(out):
+    sys.exit(f"error: --out={args.out} exists; the converter never replaces a file: choose a new --out")
+  if not os.path.isdir(os.path.dirname(out)):
+    sys.exit(f"error: --out={args.out}: its folder {os.path.dirname(out)} does not exist; create it first")
   try:
     variables = convert_state_dict(read_torch_state_dict(args.pth))
   except (ImportError, FileNotFoundError, ValueError) as e:

@@ -14,6 +14,7 @@ import types
 import jax
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from gm_jax.evaluation import inception_weights as iw
 from gm_jax.models.inception import InceptionV3FID, resize_bilinear
@@ -241,3 +242,66 @@ def test_missing_weight_file_names_it_and_the_command(tmp_path):
   message = str(info.value)
   assert str(path) in message and "python -m gm_jax.evaluation.inception_weights --pth=" in message
   assert "\n" not in message
+
+
+def _npz(path, arrays):
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+  return path
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("empty", "is not a converted FID Inception weight file"),
+    ("truncated", "is not a converted FID Inception weight file|cannot be read"),
+    ("one_array", "holds one array, not the npz of the network's variables"),
+    ("pytorch", "is a PyTorch weight file, not a converted one"),
+    ("strings", "holds <U1, not floats"),
+    ("nan", "holds NaN or infinite values"),
+    ("directory", "is a directory; pass the converted .npz file")])
+def test_a_damaged_weight_file_is_one_line_naming_it(tmp_path, variables, damage, message):
+  path = tmp_path / "inception_v3_fid.npz"
+  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(dict(variables)).items()}
+  first = next(iter(flat))
+  if damage == "empty":
+    path.write_bytes(b"")
+  elif damage == "truncated":
+    whole = _npz(tmp_path / "whole.npz", flat).read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])
+  elif damage == "one_array":
+    np.save(open(path, "wb"), flat[first])
+  elif damage == "pytorch":  # a .pth is a zip archive holding data.pkl
+    _npz(path, {"archive/data.pkl": np.zeros(1, np.float32)})
+  elif damage == "strings":
+    _npz(path, {**flat, first: np.full(flat[first].shape, "x")})
+  elif damage == "nan":
+    _npz(path, {**flat, first: np.full(flat[first].shape, np.nan, np.float32)})
+  else:
+    path.mkdir()
+  with pytest.raises(ValueError, match=message) as info:
+    iw.load_inception_variables(path)
+  assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_converter_never_replaces_a_file_and_refuses_what_is_not_a_weight_file(tmp_path, monkeypatch):
+  pth, kept = tmp_path / iw.PTH_NAME, tmp_path / "notes.txt"
+  pth.write_bytes(b"the only copy")
+  kept.write_text("precious")
+  for out in (kept, pth):
+    with pytest.raises(SystemExit, match=f"--out={out} exists; the converter never replaces a file"):
+      iw.main([f"--pth={pth}", f"--out={out}"])
+  with pytest.raises(SystemExit, match="does not exist; create it first"):
+    iw.main([f"--pth={pth}", f"--out={tmp_path / 'missing' / 'out.npz'}"])
+  assert pth.read_bytes() == b"the only copy" and kept.read_text() == "precious"
+  fake_torch = types.ModuleType("torch")
+  monkeypatch.setitem(sys.modules, "torch", fake_torch)
+  cases = ((EOFError("Ran out of input"), r"is not a PyTorch weight file \(Ran out of input\)"),
+           ([1, 2, 3], "holds a list, not a state dict"))
+  for loaded, message in cases:
+    def load(path, map_location, weights_only, loaded=loaded):
+      if isinstance(loaded, Exception):
+        raise loaded
+      return loaded
+    fake_torch.load = load
+    with pytest.raises(SystemExit, match=message):
+      iw.main([f"--pth={pth}", f"--out={tmp_path / 'out.npz'}"])
+  assert not (tmp_path / "out.npz").exists()
