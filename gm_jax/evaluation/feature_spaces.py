@@ -104,7 +104,7 @@ def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
   expected = tuple(info.get("input_shape", shape))
   if tuple(shape) != expected:
     raise ValueError(f"the {name} feature network reads images of shape {expected}; "
-                     f"this data has {tuple(shape)}")
+                     f"this data has {tuple(shape)}: set eval.feature_space='none' or use matching data")
 
   @cpu_compile.jit
   def apply(x):

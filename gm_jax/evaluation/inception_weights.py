@@ -217,6 +217,8 @@ class InceptionFeatures:
     outputs), without holding all images at once."""
     outputs, pending = [], None
     for images in batches:
+      if np.ndim(images) != 4 or np.shape(images)[-1] not in (1, 3):  # before padding changes the shape
+        raise ValueError(f"expected images (N, H, W, 1 or 3), got shape {np.shape(images)}")
       for start in range(0, images.shape[0], self.batch_size):
         chunk = images[start:start + self.batch_size]  # sliced before any transfer to the device
         n = chunk.shape[0]

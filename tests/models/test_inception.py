@@ -161,6 +161,9 @@ def test_features_stream_through_batches(features, images_NHWC):
   np.testing.assert_allclose(streamed, each, rtol=1e-6, atol=1e-6)
   with pytest.raises(TypeError, match="divide uint8 by 255"):
     features((images_NHWC * 255).astype(np.uint8))
+  # The caller's shape, not the padded batch's.
+  with pytest.raises(ValueError, match=r"got shape \(1, 16, 16, 4\)"):
+    features(np.zeros((1, 16, 16, 4), np.float32))
 
 
 def test_state_dict_layout_is_pytorch_fids():
