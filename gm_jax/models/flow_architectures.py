@@ -49,14 +49,22 @@ def _nsf_level(cfg, shape, level: int) -> nn.Module:
   return bj.Chain(layers)
 
 
+def check_squeezable(cfg, squeezes: int) -> None:
+  """Refuses images whose height or width the flow's `squeezes` (each halving both) cannot divide."""
+  h, w, _ = cfg.x_shape
+  factor = 2 ** squeezes
+  if h % factor or w % factor:
+    raise ValueError(f"image size {tuple(cfg.x_shape)} cannot be squeezed over {cfg.num_levels} levels: "
+                     f"height and width must be multiples of {factor}; resize the images "
+                     f"(data.image_size) or set fewer model.num_levels")
+
+
 def build_layers(cfg) -> list[nn.Module]:
   """The flow's layers after preprocessing, for architecture nsf, maf or iaf."""
   n = cfg.steps_per_level * cfg.num_levels
   if cfg.architecture == "nsf":
     if cfg.is_image:
-      h, w, _ = cfg.x_shape
-      if h % 2 ** cfg.num_levels or w % 2 ** cfg.num_levels:
-        raise ValueError(f"image size {cfg.x_shape} cannot be squeezed over {cfg.num_levels} levels")
+      check_squeezable(cfg, cfg.num_levels)
       return [_nsf_level(cfg, cfg.x_shape, 0)]
     layers = []
     for i in range(n):

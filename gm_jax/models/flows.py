@@ -149,9 +149,8 @@ def build_bijector(cfg: FlowConfig) -> bj.Chain:
     raise ValueError(f"unknown model.architecture {cfg.architecture!r}; use nice, realnvp or glow")
   if not cfg.is_image:
     return bj.Chain(_preprocess(cfg) + _vector_layers(cfg))
-  h, w, _ = cfg.x_shape
-  if h % (2 ** cfg.num_levels if cfg.architecture == "glow" else 2 ** (cfg.num_levels - 1)):
-    raise ValueError(f"image size {cfg.x_shape} cannot be squeezed over {cfg.num_levels} levels")
+  squeezes = cfg.num_levels if cfg.architecture == "glow" else cfg.num_levels - 1
+  flow_architectures.check_squeezable(cfg, squeezes)
   if cfg.architecture == "glow":
     return bj.Chain(_preprocess(cfg) + [_glow_level(cfg, cfg.x_shape, 0)])
   if cfg.architecture == "nice":  # volume-preserving couplings, then NICE's per-dimension scaling

@@ -2,6 +2,7 @@
 data equals its closed form."""
 
 import math
+import re
 
 import chex
 import jax
@@ -183,3 +184,12 @@ def test_scanned_conditioner_blocks_are_the_unrolled_flow(arch):
   np.testing.assert_allclose(scanned.apply(restacked, x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-4)
   sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
   np.testing.assert_allclose(sample(scanned, restacked), sample(unrolled, variables), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("arch,shape", [("realnvp", (8, 9, 1)), ("nice", (9, 8, 1)), ("glow", (8, 10, 1)),
+                                        ("nsf", (8, 10, 3))])
+def test_images_the_squeezes_cannot_divide_are_refused_in_one_line(arch, shape):
+  flow = Flow(FlowConfig(arch, shape, hidden=(8,), num_levels=2, steps_per_level=1))
+  message = f"image size {shape} cannot be squeezed over 2 levels: height and width must be multiples of"
+  with pytest.raises(ValueError, match="^" + re.escape(message)):
+    flow.init(jax.random.key(0), jnp.zeros((1, *shape)))
