@@ -12,6 +12,7 @@ Character level needs UTF-8 text; byte level reads the file's raw bytes, so it t
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 
 import numpy as np
@@ -121,7 +122,13 @@ def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split
   n_train = int(len(tokens) * (1.0 - test_fraction))
   train, test = tokens[:n_train], tokens[n_train:]
   if len(train) <= context + 1 or len(test) <= context + 1:
-    raise ValueError(f"corpus of {len(tokens)} tokens is too short for context {context}")
+    fits = lambda n: min(int(n * (1.0 - test_fraction)), n - int(n * (1.0 - test_fraction))) > context + 1
+    needed = max(context + 2, math.floor((context + 1) / min(test_fraction, 1.0 - test_fraction)))
+    while not fits(needed):
+      needed += 1
+    raise ValueError(f"a corpus of {len(tokens)} tokens is too short: with data.context={context} and "
+                     f"data.test_fraction={test_fraction} both splits need more than {context + 1} tokens, "
+                     f"so at least {needed} in all; use a longer text or a smaller data.context")
   train_starts = np.arange(len(train) - context, dtype=np.int64)
   test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
   first_scored = np.zeros(len(test_starts), np.int64)
@@ -147,7 +154,10 @@ def load(path: str = "", tfds_name: str | None = None, level: str = "char", cont
     raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
   text = read_corpus(path, tfds_name, data_dir, level)
   tokenizer = CharTokenizer.fit(text) if level == "char" else ByteTokenizer()
-  train, test = split_windows(tokenizer.encode(text), context, test_fraction)
+  try:
+    train, test = split_windows(tokenizer.encode(text), context, test_fraction)
+  except ValueError as e:
+    raise ValueError(f"{path or tfds_name}: {e}") from None
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
                   extras={"tokenizer": tokenizer})
   return Dataset(pathlib.Path(path).stem if path else tfds_name, train, test, spec)

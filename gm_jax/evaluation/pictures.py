@@ -88,7 +88,8 @@ def save_samples(path: pathlib.Path, samples: np.ndarray, dataset: Dataset, titl
   else:
     path = path.with_suffix(".txt")
     decode = spec.extras["tokenizer"].decode
-    path.write_text("\n\n-----\n\n".join(decode(row) for row in samples))
+    # UTF-8 and no newline translation whatever the platform: the corpus is read that way too.
+    path.write_text("\n\n-----\n\n".join(decode(row) for row in samples), encoding="utf-8", newline="")
   return path
 
 

@@ -78,6 +78,21 @@ def test_test_windows_score_every_validation_token_once(num_tokens, context):
   np.testing.assert_array_equal(windows["x"][:, 1:][targets_mask > 0], test.tokens[scored])
 
 
+@pytest.mark.parametrize("context,test_fraction", [(64, 0.1), (100, 0.5), (89, 0.5), (30, 0.9)])
+def test_a_corpus_too_short_for_its_context_names_the_least_length_that_fits(tmp_path, context,
+                                                                               test_fraction):
+  path = tmp_path / "short.txt"
+  path.write_text("ab" * 90)
+  with pytest.raises(ValueError, match=rf"^{path}: a corpus of 180 tokens is too short: with "
+                                       rf"data.context={context} and data.test_fraction={test_fraction} "
+                                       r"both splits need more than \d+ tokens, so at least (\d+)") as info:
+    text.load(str(path), context=context, test_fraction=test_fraction)
+  needed = int(str(info.value).split("so at least ")[1].split(" ")[0])
+  text.split_windows(np.arange(needed), context, test_fraction)  # enough
+  with pytest.raises(ValueError, match="too short"):
+    text.split_windows(np.arange(needed - 1), context, test_fraction)  # the least
+
+
 def test_missing_corpus_file_is_one_clear_line(tmp_path):
   with pytest.raises(FileNotFoundError, match="set data.path"):
     text.load(str(tmp_path / "nope.txt"))

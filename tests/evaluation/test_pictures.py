@@ -1,5 +1,8 @@
 """Sample pictures are written for points of any dimension and for image grids."""
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -32,3 +35,16 @@ def test_non_finite_pixels_show_as_black_and_white_without_a_warning():
     warnings.simplefilter("error")
     grid = pictures.image_grid(images, 17, pad=0)
   np.testing.assert_array_equal(grid[..., 0], [[0, 255], [0, 255]])
+
+
+def test_text_samples_are_utf8_with_their_newlines_under_any_locale(tmp_path):
+  """Written by a process whose locale encodes ASCII only: the characters and the \r\n are as stored."""
+  stored = "héllo wörld\r\nκόσμε 世界 🙂\n" * 20
+  (tmp_path / "corpus.txt").write_bytes(stored.encode())
+  script = ("import pathlib, sys; from gm_jax.data import text; from gm_jax.evaluation import pictures; "
+            "ds = text.load(sys.argv[1] + '/corpus.txt', context=8); "
+            "out = pathlib.Path(sys.argv[1]) / 's.png'; "
+            "pictures.save_samples(out, ds.train.tokens[None, :40], ds, 'text')")
+  env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "JAX_PLATFORMS": "cpu"}
+  subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True)
+  assert (tmp_path / "s.txt").read_bytes() == stored[:40].encode()
