@@ -74,3 +74,25 @@ def test_shakespeare_char_config_under_mock_tfds(tmp_path):
   with tfds.testing.mock_data(num_examples=1):
     summary = _train(config, tmp_path)
   assert np.isfinite(summary["nll_nats"])
+
+
+def test_samples_start_from_the_texts_token_frequencies(tmp_path):
+  """No begin-of-text token: the first token of a sample follows the training text's frequencies (a fixed
+  token 0 was the NUL byte at byte level, which a text never holds); greedy decoding starts from the most
+  frequent one."""
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("aaab" * 300)
+  config = load_config("shakespeare_char_cpu", "tiny")
+  config.data.update(path=str(corpus), level="byte")
+  dataset = data_lib.load_dataset(config.data)
+  task = language_model.build(config, dataset)
+  batch = next(data_lib.TrainIterator(dataset.train, 2, 0))
+  params = {"model": task.init(jax.random.key(0), batch)["model"]["params"]}
+  n = 4000
+  first = np.asarray(jax.jit(lambda k: task.sample_fn(params, {}, k, n))(jax.random.key(1))[:, 0])
+  share_a = np.mean(first == ord("a"))
+  assert set(np.unique(first)) == {ord("a"), ord("b")}
+  assert share_a == pytest.approx(0.75, abs=5 * np.sqrt(0.75 * 0.25 / n))
+  config.eval.sample_temperature = 0.0
+  greedy = language_model.build(config, dataset).sample_fn(params, {}, jax.random.key(1), 3)
+  assert np.all(np.asarray(greedy)[:, 0] == ord("a"))

@@ -6,12 +6,16 @@ after the first once), reported as nll_nats per token and bpd = bits per token (
 data).
 config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, tie_embeddings,
   one_hot_embedding, use_bias, exact_gelu, recompute_attention
-config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs)
+config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs; a
+  sample's first token is drawn from the training text's token frequencies, the text having no
+  begin-of-text token)
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.models.transformer import TransformerConfig, TransformerLM
@@ -61,10 +65,17 @@ def build(config, dataset: Dataset) -> Task:
   def eval_fn(params, model_state, batch, key):
     return {"nll_nats": nll(params, batch, key, train=False)}
 
+  # The text has no begin-of-text token: a sample's first token is drawn from the training tokens'
+  # frequencies (the law of a window's first token), the rest from the model given what precedes them.
+  counts = np.bincount(np.asarray(dataset.train.tokens).ravel(), minlength=vocab)[:vocab]
+  log_unigram = jnp.log(jnp.asarray(counts / counts.sum(), jnp.float32))
+
   def sample(params, model_state, key, n):
-    prompt = jnp.zeros((n, 1), jnp.int32)
-    return autoregressive.generate(model, params["model"], prompt, key, ev.sample_length - 1,
-                                   ev.sample_temperature, ev.sample_top_k)
+    first_key, key = jax.random.split(key)
+    first = autoregressive.next_token(first_key, jnp.broadcast_to(log_unigram, (n, vocab)),
+                                      ev.sample_temperature, ev.sample_top_k)
+    return autoregressive.generate(model, params["model"], first[:, None].astype(jnp.int32), key,
+                                   ev.sample_length - 1, ev.sample_temperature, ev.sample_top_k)
 
   def init(key, batch):
     return {"model": model.init(key, jnp.asarray(batch["x"][:1, :-1]))}
