@@ -71,7 +71,10 @@ def image_header(path: pathlib.Path) -> tuple[tuple[int, int], str]:
 
   try:
     with Image.open(path) as image:
-      return image.size, image.mode
+      # Pillow opens a 16-bit RGB PNG as mode 'RGB' and keeps the high bytes only; its raw mode tells.
+      raw = image.tile[0][3] if image.tile and len(image.tile[0]) > 3 else ""
+      raw = raw[0] if isinstance(raw, tuple) and raw else raw
+      return image.size, f"{image.mode} with 16 bits per channel" if ";16" in str(raw) else image.mode
   except Exception as e:  # Pillow raises OSError, SyntaxError or ValueError for broken files
     raise ValueError(f"cannot read image {str(path)!r} ({type(e).__name__}: {e}); delete or re-save "
                      f"the file") from None

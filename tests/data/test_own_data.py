@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -247,6 +249,16 @@ def test_gmm_trains_on_npz_points(tmp_path):
 
 # one-line errors --------------------------------------------------------------------------------------------
 
+def _write_png16_rgb(path: pathlib.Path, pixels_HW3: np.ndarray) -> None:
+  """A 16-bit RGB PNG (colour type 2, bit depth 16), which Pillow cannot write."""
+  h, w, _ = pixels_HW3.shape
+  rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels_HW3)
+  chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
+                              + struct.pack(">I", zlib.crc32(kind + data)))
+  path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                   + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def test_image_folder_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="image folder .*nowhere.* does not exist; set data.path"):
     load("image_folder", tmp_path / "nowhere")
@@ -272,6 +284,12 @@ def test_image_folder_errors(tmp_path):
   make_folder(tmp_path / "alpha", "RGBA", classes=(), per_class=3)
   with pytest.raises(ValueError, match="alpha channel .*convert the images to RGB"):
     load("image_folder", tmp_path / "alpha")
+
+  (tmp_path / "deep").mkdir()  # 16-bit RGB, which Pillow opens as 8-bit RGB (the high bytes)
+  for i in range(4):
+    _write_png16_rgb(tmp_path / "deep" / f"{i}.png", np.full((4, 4, 3), 1000 * i + 300, np.uint16))
+  with pytest.raises(ValueError, match=r"0.png' has mode 'RGB with 16 bits per channel'; only 8-bit grey"):
+    load("image_folder", tmp_path / "deep")
 
   make_folder(tmp_path / "broken", classes=(), per_class=4)
   (tmp_path / "broken" / "bad.png").write_bytes(b"not an image")
