@@ -14,6 +14,8 @@ CASES = [
     ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 10**6},
      r"eval.sampler_steps=1000000 exceeds the \d+ steps of the DDPM chain, which DDIM strides over"),
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
+    ("digits_edm", {"edm_rho": 0.0}, r"eval.edm_rho=0.0 must be > 0, eval.edm_churn=0.0 and eval.edm_s_noise"),
+    ("digits_edm", {"edm_churn": -1.0}, r"eval.edm_churn=-1.0 and eval.edm_s_noise=1.0 >= 0 for the edm_heun"),
     ("toy2d_ddpm", {"ode_steps": 0, "ode_solver": "tsit5", "ode_rtol": 0.0},
      r"eval.ode_rtol=0.0 must be > 0 for the adaptive ODE solve"),
     ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": 0, "ode_solver": "tsit5", "ode_rtol": -1e-4},

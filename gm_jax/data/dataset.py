@@ -40,3 +40,10 @@ class Dataset:
   train: Source
   test: Source
   spec: DataSpec
+  # The data's own training examples when `train` holds something else to train on (reflow's pairs, whose
+  # x are a first flow's samples); None: `train` is. Sample quality's data floor and reference read them.
+  real_train: Source | None = None
+
+  @property
+  def train_examples(self) -> Source:
+    return self.train if self.real_train is None else self.real_train

@@ -4,8 +4,9 @@ one) in place of a data set's training split.
 
 The file holds `x` (N, *shape), in the data's own representation (integer levels for images, float
 points), and `noise` (N, *shape) float, the starting point of each x's ODE path in model space; and
-`label` (N,) if the flow was class-conditional. The data set keeps its test split and description, so a
-reflowed model is evaluated on the real test data as its first flow was.
+`label` (N,) if the flow was class-conditional. The data set keeps its test split, description and (as
+`real_train`) its real training examples, so a reflowed model is evaluated on the real data, and its
+samples judged against the same data floor, as its first flow was.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   pairs = {"x": x, "noise": noise.astype(np.float32)}
   if "label" in arrays:
     pairs["label"] = arrays["label"].astype(np.int32)
-  return Dataset(dataset.name, ArraySource(pairs), dataset.test, spec)
+  return Dataset(dataset.name, ArraySource(pairs), dataset.test, spec, real_train=dataset.train_examples)
 
 
 def write_pairs(pairs: dict[str, np.ndarray], path: str) -> pathlib.Path:

@@ -267,7 +267,9 @@ def edm_heun(denoiser: Denoiser, key, shape, num_steps: int, churn: float = 0.0,
     s = levels[i]
     # Above s(1) a process whose time ends at 1 has no time at which to read the denoiser (it read it at
     # t = 1, the wrong level for the churned input); Karras's levels extend past it in closed form.
-    most = gamma_max if process.time_extends_past_one else jnp.minimum(gamma_max, levels[0] / s - 1.0)
+    # At the first level levels[0] / s - 1 is 0 up to rounding, which can be -7e-8: clamped at 0 (a
+    # negative gamma would make the noise's scale NaN).
+    most = gamma_max if process.time_extends_past_one else jnp.clip(levels[0] / s - 1.0, 0.0, gamma_max)
     gamma = jnp.where((s >= s_tmin) & (s <= s_tmax), most, 0.0)
     s_hat = s * (1.0 + gamma)
     noise = jax.random.normal(jax.random.fold_in(loop_key, i), shape)

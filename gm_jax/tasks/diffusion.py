@@ -189,6 +189,9 @@ def check_settings(config, dataset: Dataset) -> None:
   if ev.sampler != "ddpm" and ev.sampler_steps < least_steps:
     raise ValueError(f"eval.sampler_steps={ev.sampler_steps} must be >= {least_steps} for the {ev.sampler} "
                      f"sampler")
+  if ev.sampler == "edm_heun" and (ev.edm_rho <= 0 or ev.edm_churn < 0 or ev.edm_s_noise < 0):
+    raise ValueError(f"eval.edm_rho={ev.edm_rho} must be > 0, eval.edm_churn={ev.edm_churn} and "
+                     f"eval.edm_s_noise={ev.edm_s_noise} >= 0 for the edm_heun sampler")
   if ev.vlb and ev.vlb_time_samples < 1:
     raise ValueError(f"eval.vlb_time_samples={ev.vlb_time_samples} must be >= 1 (or set eval.vlb=False)")
   if ev.ode and ev.ode_steps < 0:

@@ -266,11 +266,11 @@ class Experiment:
 
   @property
   def _reference_split(self):
-    return self.dataset.test if self.config.eval.quality_reference == "test" else self.dataset.train
+    return self.dataset.test if self.config.eval.quality_reference == "test" else self.dataset.train_examples
 
   @property
   def _floor_split(self):
-    return self.dataset.train if self.config.eval.quality_reference == "test" else self.dataset.test
+    return self.dataset.train_examples if self.config.eval.quality_reference == "test" else self.dataset.test
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
     """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),

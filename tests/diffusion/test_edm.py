@@ -125,6 +125,11 @@ def test_churn_never_raises_the_level_above_the_processs_top():
   exact = exact_denoiser(process)
   run = lambda **kw: jax.jit(lambda k: samplers.edm_heun(exact, k, (256, 2), 16, **kw)[0])(jax.random.key(5))
   np.testing.assert_array_equal(run(churn=20.0, s_tmin=0.99 * top), run(churn=0.0))
+  # The cap's rounding at the top level (levels[0] / s - 1 = -7e-8 on this chain) must not be NaN noise.
+  chain = exact_denoiser(processes.DiscreteDDPM(np.linspace(1e-4, 0.02, 20)))
+  for steps in (1, 2, 3):
+    assert np.all(np.isfinite(jax.jit(lambda k: samplers.edm_heun(chain, k, (64, 2), steps)[0])(
+        jax.random.key(6))))
   assert np.max(np.abs(np.asarray(run(churn=20.0, s_tmin=0.3 * top)) - np.asarray(run(churn=0.0)))) > 0.01
   # Karras's process reads levels above sigma_max in closed form: its top level churns, as in Algorithm 2.
   exact = exact_denoiser(KARRAS)

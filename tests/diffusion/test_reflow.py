@@ -18,6 +18,7 @@ from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import diffusion
+from gm_jax.train import loop
 from tests.conftest import REPO, load_config, run_main
 from tests.diffusion.gaussian import MU, SIGMA, exact_field
 
@@ -89,6 +90,14 @@ def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
   np.savez(path, x=np.ones((10, 2), np.float32), noise=np.zeros((10, 2), np.float64))
   reflowed = reflow_pairs.with_reflow_pairs(dataset, str(path))
   assert len(reflowed.train) == 10 and reflowed.test is dataset.test and reflowed.spec is dataset.spec
+  # Sample quality's data floor (and a train reference) stays the real data, not the first flow's samples.
+  assert reflowed.train_examples is dataset.train and dataset.train_examples is dataset.train
+  exp = loop.Experiment(config, tmp_path / "run", lambda c, d: diffusion.build(c, d))
+  exp.dataset = reflowed
+  assert exp._floor_split is dataset.train
+  exp.config.eval.quality_reference = "train"
+  assert exp._reference_split is dataset.train
+  exp.checkpointer.close()
   assert reflowed.train[np.arange(2)]["noise"].dtype == np.float32
   np.savez(tmp_path / "bad.npz", x=np.ones((10, 3), np.float32), noise=np.zeros((10, 3)))
   with pytest.raises(ValueError, match="examples of shape \\(2,\\); draw the pairs from a run on this data"):
