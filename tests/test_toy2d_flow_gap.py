@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gm_jax import tasks
+from gm_jax.train import loop
 from tests.conftest import REPO, load_config, run_main
 
 
@@ -39,3 +40,8 @@ def test_flow_gap_on_a_workdir_without_a_flow_run_is_one_line(tmp_path):
   proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
       f"error: {str(tmp_path)!r} holds a gmm run on toy2d; this reads toy2d flow runs"]
+  # A flow run killed before its first checkpoint.
+  (tmp_path / "config.json").write_text(json.dumps(loop.config_to_dict(load_config("toy2d_realnvp", "tiny"))))
+  proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+      f"error: {str(tmp_path)!r} holds no checkpoint yet; rerun once its training has written one"]
