@@ -218,8 +218,10 @@ class Experiment:
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
       if not hasattr(self, "_pictures_jit"):
         # Replicated, as the samples are: a batch split over several processes cannot be fetched by one.
-        self._pictures_jit = cpu_compile.jit(self.task.pictures_fn,
-                                             out_shardings=sharding.replicated(self.mesh))
+        whole = lambda tree: sharding.gathered(tree, self.mesh)
+        self._pictures_jit = cpu_compile.jit(
+            lambda p, s, k, b: self.task.pictures_fn(whole(p), whole(s), k, b),
+            out_shardings=sharding.replicated(self.mesh))
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
       return None
@@ -230,7 +232,10 @@ class Experiment:
     """The jitted sampler of n samples, one per n: the sample grid and the quality chunks share it when
     their sizes agree, and it is traced once."""
     if n not in self._samplers:
-      self._samplers[n] = cpu_compile.jit(lambda p, s, k: self.task.sample_fn(p, s, k, n),
+      # Whole parameters and statistics, as the train and eval steps take them (sharding.gathered): sampled
+      # with the stored shards, a digits RealNVP's samples differed at mesh.fsdp=2 on 4 devices.
+      whole = lambda tree: sharding.gathered(tree, self.mesh)
+      self._samplers[n] = cpu_compile.jit(lambda p, s, k: self.task.sample_fn(whole(p), whole(s), k, n),
                                           out_shardings=sharding.replicated(self.mesh))
     return self._samplers[n]
 
@@ -510,19 +515,22 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
   return state, iterator, window
 
 
-def check_processes_agree(config, workdir: pathlib.Path) -> None:
-  """Every process of a multi-process launch runs one config in one workdir: a difference would leave
-  them waiting on each other's collectives for ever, so each process compares the others' with its own."""
+def check_processes_agree(config, workdir: pathlib.Path, mode: str) -> None:
+  """Every process of a multi-process launch runs one config in one workdir in one mode (train, eval or
+  sample): a difference would leave them waiting on each other's collectives for ever, so each process
+  compares the others' with its own."""
   if jax.process_count() == 1:
     return
   from jax.experimental import multihost_utils
 
-  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir)}, sort_keys=True)
+  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
+                      sort_keys=True)
   digest = np.frombuffer(hashlib.sha256(launch.encode()).digest()[:8], np.int32)
   digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
   differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
   if differ:
-    raise ValueError(f"process(es) {differ} were launched with another config or --workdir than process 0; "
+    raise ValueError(f"process(es) {differ} were launched with another config, --workdir or --mode than "
+                     f"process 0; "
                      f"launch every process with the same command apart from --process_id")
 
 
@@ -560,7 +568,8 @@ def train(config, workdir: str, build_task: TaskBuilder,
   after_step(step) runs right after each step is dispatched (tests inject faults through it).
   """
   workdir = run_directory(workdir)
-  check_processes_agree(config, workdir)  # first: a process that stopped alone would leave the rest waiting
+  # First: a process that stopped alone would leave the rest waiting.
+  check_processes_agree(config, workdir, "train")
   check_config(config)
   check_workdir_outside_data(config, workdir)
   created = jax.process_index() == 0 and not workdir.exists()
@@ -707,12 +716,12 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
 
 
 def restored_experiment(config, workdir: str, build_task: TaskBuilder,
-                        build_feature_space: FeatureSpaceBuilder | None
+                        build_feature_space: FeatureSpaceBuilder | None, mode: str = "eval"
                         ) -> tuple[Experiment, TrainState, dict]:
   """A trained workdir's Experiment (its checkpointer open: the caller closes it), latest state and the
   eval.* settings that differ from its config.json; any other difference is refused."""
   workdir = run_directory(workdir)
-  check_processes_agree(config, workdir)
+  check_processes_agree(config, workdir, mode)
   check_no_nan(config)
   check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
   changes = check_eval_workdir(config, workdir)
@@ -752,7 +761,7 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> dict[str, Any]:
   """Writes a sample grid from the latest checkpoint to samples/sample_run_step_XXXXXXX.png, or
   sample_run_step_XXXXXXX_2.png and so on beside an earlier or concurrent sample run's; returns
   {"samples": the file written} and, when eval.* settings differ from training's, `eval_config_changes`."""
-  exp, state, changes = restored_experiment(config, workdir, build_task, None)
+  exp, state, changes = restored_experiment(config, workdir, build_task, None, "sample")
   if changes:
     logging.warning("sampling with eval settings changed since training: %s", ", ".join(changes))
   try:

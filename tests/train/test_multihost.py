@@ -78,15 +78,18 @@ def test_bad_distributed_flags_are_one_line(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-def test_processes_launched_with_different_configs_stop_in_one_line(tmp_path):
-  """They used to train until the shorter run's last step and then wait on each other for ever."""
+@pytest.mark.parametrize("differing", [lambda i: f"--config.train.num_steps={20 + 10 * i}",
+                                       lambda i: f"--mode={('train', 'eval')[i]}"], ids=["config", "mode"])
+def test_processes_launched_with_different_commands_stop_in_one_line(tmp_path, differing):
+  """Different configs used to train until the shorter run's last step and then wait on each other for
+  ever; an eval process beside a sample process hung in the evaluation's collectives."""
   port = _free_port()
   procs = [_launch(tmp_path / "w", 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                   f"--process_id={i}", f"--config.train.num_steps={20 + 10 * i}") for i in range(2)]
+                   f"--process_id={i}", differing(i)) for i in range(2)]
   for proc in procs:
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1] == (
-        "error: process(es) [1] were launched with another config or --workdir than process 0; launch every "
-        "process with the same command apart from --process_id")
+        "error: process(es) [1] were launched with another config, --workdir or --mode than process 0; "
+        "launch every process with the same command apart from --process_id")
   assert not (tmp_path / "w").exists()
