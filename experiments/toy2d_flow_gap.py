@@ -47,15 +47,8 @@ def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> di
   if config.task != "flow" or config.data.name != "toy2d":
     raise ValueError(f"{str(workdir)!r} holds a {config.task} run on {config.data.name}; this reads toy2d "
                      f"flow runs")
-  checkpoints = workdir / "checkpoints"
-  if not checkpoints.is_dir() or not any(p.name.isdigit() for p in checkpoints.iterdir()):
-    raise FileNotFoundError(f"{str(workdir)!r} holds no checkpoint yet; rerun once its training has "
-                            f"written one")
-  exp = tasks.experiment(config, workdir, read_only=True)
-  try:
-    state, _ = exp.restore_latest()
-  finally:
-    exp.checkpointer.close()
+  exp, state = tasks.restored(config, workdir)  # read-only; one line when it holds no checkpoint yet
+  exp.checkpointer.close()
   params = state.params(exp.use_ema)["model"]
   flow = Flow(flow_config(config, exp.dataset))
   log_p_flow = jax.jit(lambda x: flow.apply({"params": params}, x))

@@ -44,4 +44,4 @@ def test_flow_gap_on_a_workdir_without_a_flow_run_is_one_line(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps(loop.config_to_dict(load_config("toy2d_realnvp", "tiny"))))
   proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
-      f"error: {str(tmp_path)!r} holds no checkpoint yet; rerun once its training has written one"]
+      f"error: no checkpoint in {tmp_path / 'checkpoints'}; train first (--mode=train)"]

@@ -218,9 +218,8 @@ class Experiment:
       batch.update(index=np.arange(len(batch["x"])), mask=np.ones(len(batch["x"]), np.float32))
       if not hasattr(self, "_pictures_jit"):
         # Replicated, as the samples are: a batch split over several processes cannot be fetched by one.
-        whole = lambda tree: sharding.gathered(tree, self.mesh)
         self._pictures_jit = cpu_compile.jit(
-            lambda p, s, k, b: self.task.pictures_fn(whole(p), whole(s), k, b),
+            lambda p, s, k, b: self.task.pictures_fn(self._whole(p), self._whole(s), k, b),
             out_shardings=sharding.replicated(self.mesh))
       extra = jax.device_get(self._pictures_jit(params, model_state, key, batch))
     if not self.files.is_main:
@@ -232,12 +231,16 @@ class Experiment:
     """The jitted sampler of n samples, one per n: the sample grid and the quality chunks share it when
     their sizes agree, and it is traced once."""
     if n not in self._samplers:
-      # Whole parameters and statistics, as the train and eval steps take them (sharding.gathered): sampled
-      # with the stored shards, a digits RealNVP's samples differed at mesh.fsdp=2 on 4 devices.
-      whole = lambda tree: sharding.gathered(tree, self.mesh)
-      self._samplers[n] = cpu_compile.jit(lambda p, s, k: self.task.sample_fn(whole(p), whole(s), k, n),
-                                          out_shardings=sharding.replicated(self.mesh))
+      self._samplers[n] = cpu_compile.jit(
+          lambda p, s, k: self.task.sample_fn(self._whole(p), self._whole(s), k, n),
+          out_shardings=sharding.replicated(self.mesh))
     return self._samplers[n]
+
+  def _whole(self, tree):
+    """Parameters or statistics whole inside a jitted sampler, as the train and eval steps take them
+    (sharding.gathered): sampled from the stored shards, a digits RealNVP's samples differed at
+    mesh.fsdp=2 on 4 devices."""
+    return sharding.gathered(tree, self.mesh)
 
   @functools.cached_property
   def feature_space(self) -> FeatureSpace | None:
