@@ -520,21 +520,33 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
 
 def check_processes_agree(config, workdir: pathlib.Path, mode: str) -> None:
   """Every process of a multi-process launch runs one config in one workdir in one mode (train, eval or
-  sample): a difference would leave them waiting on each other's collectives for ever, so each process
-  compares the others' with its own."""
+  sample) on as many devices: a difference would leave them waiting on each other's collectives for ever
+  (or fail in the batch's sharding), so each process compares the others' with its own."""
   if jax.process_count() == 1:
     return
   from jax.experimental import multihost_utils
 
-  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
-                      sort_keys=True)
-  digest = np.frombuffer(hashlib.sha256(launch.encode()).digest()[:8], np.int32)
-  digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
-  differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
-  if differ:
-    raise ValueError(f"process(es) {differ} were launched with another config, --workdir or --mode than "
-                     f"process 0; "
-                     f"launch every process with the same command apart from --process_id")
+  # Each process feeds its devices an equal share of the global batch (and process_allgather needs it).
+  # Every process sees the whole device list.
+  counts = [sum(d.process_index == i for d in jax.devices()) for i in range(jax.process_count())]
+  if len(set(counts)) > 1:
+    problem = (f"the processes have different numbers of devices ({', '.join(map(str, counts))} in process "
+               f"order); give every process as many (the same XLA_FLAGS device count, CUDA_VISIBLE_DEVICES "
+               f"or TPU host)")
+  else:
+    launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
+                        sort_keys=True)
+    digest = np.frombuffer(hashlib.sha256(launch.encode()).digest()[:8], np.int32)
+    digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
+    differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
+    problem = "" if not differ else (f"process(es) {differ} were launched with another config, --workdir "
+                                     f"or --mode than process 0; launch every process with the same "
+                                     f"command apart from --process_id")
+  if problem:
+    # Every process found it: they leave together, process 0 (which holds the coordination service) last,
+    # rather than one taking the service down while another still reads from it.
+    jax.distributed.shutdown()
+    raise ValueError(problem)
 
 
 def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:

@@ -78,18 +78,26 @@ def test_bad_distributed_flags_are_one_line(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("differing", [lambda i: f"--config.train.num_steps={20 + 10 * i}",
-                                       lambda i: f"--mode={('train', 'eval')[i]}"], ids=["config", "mode"])
-def test_processes_launched_with_different_commands_stop_in_one_line(tmp_path, differing):
+_ONE_LINE_DIFFERENCE = ("error: process(es) [1] were launched with another config, --workdir or --mode "
+                         "than process 0; launch every process with the same command apart from --process_id")
+
+
+@pytest.mark.parametrize("differing,devices,message", [
+    (lambda i: (f"--config.train.num_steps={20 + 10 * i}",), (2, 2), _ONE_LINE_DIFFERENCE),
+    (lambda i: (f"--mode={('train', 'eval')[i]}",), (2, 2), _ONE_LINE_DIFFERENCE),
+    (lambda i: (), (2, 1), "error: the processes have different numbers of devices (2, 1 in process order); "
+                           "give every process as many (the same XLA_FLAGS device count, "
+                           "CUDA_VISIBLE_DEVICES or TPU host)"),
+], ids=["config", "mode", "devices"])
+def test_processes_launched_with_different_commands_stop_in_one_line(tmp_path, differing, devices, message):
   """Different configs used to train until the shorter run's last step and then wait on each other for
-  ever; an eval process beside a sample process hung in the evaluation's collectives."""
+  ever; an eval process beside a sample process hung in the evaluation's collectives; processes with
+  different device counts failed in the batch's reshape."""
   port = _free_port()
-  procs = [_launch(tmp_path / "w", 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                   f"--process_id={i}", differing(i)) for i in range(2)]
+  procs = [_launch(tmp_path / "w", devices[i], f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", *differing(i)) for i in range(2)]
   for proc in procs:
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1
-    assert err.strip().splitlines()[-1] == (
-        "error: process(es) [1] were launched with another config, --workdir or --mode than process 0; "
-        "launch every process with the same command apart from --process_id")
+    assert err.strip().splitlines()[-1] == message
   assert not (tmp_path / "w").exists()
