@@ -127,7 +127,8 @@ class NoisyCurves:
 
 
 def two_moons(std: float = 0.1) -> NoisyCurves:
-  """scikit-learn's make_moons geometry, centred at the origin."""
+  """scikit-learn's make_moons geometry shifted by (-0.5, -0.25), which centres it at the origin: two
+  interleaved half circles of radius 1."""
 
   def upper(t):
     a = jnp.pi * t
@@ -135,7 +136,7 @@ def two_moons(std: float = 0.1) -> NoisyCurves:
 
   def lower(t):
     a = jnp.pi * t
-    return jnp.stack([1.5 - jnp.cos(a), 0.25 - jnp.sin(a)], axis=-1)
+    return jnp.stack([0.5 - jnp.cos(a), 0.25 - jnp.sin(a)], axis=-1)
 
   return NoisyCurves("moons", (upper, lower), std, extent=2.5)
 

@@ -59,6 +59,20 @@ def test_samples_lie_where_the_density_is(name):
   assert float(dist.log_prob(far)[0]) < np.min(logp) - 10 or not np.isfinite(float(dist.log_prob(far)[0]))
 
 
+def test_moons_are_scikit_learns_centred():
+  """The noiseless curves are scikit-learn's make_moons shifted by (-0.5, -0.25) (their lower moon once sat
+  one unit to the right, the arcs meeting end to end); the density's mean is the origin."""
+  from sklearn.datasets import make_moons
+
+  points, moon = make_moons(n_samples=2 * 101, noise=0.0, shuffle=False)
+  t = jnp.linspace(0.0, 1.0, 101)
+  dist = toy2d.make("moons")
+  for curve, label in zip(dist.curves, (0, 1)):
+    np.testing.assert_allclose(np.asarray(curve(t)), points[moon == label] - [0.5, 0.25], atol=1e-6)
+  x = np.asarray(dist.sample(jax.random.key(0), 200_000))
+  np.testing.assert_allclose(x.mean(axis=0), [0.0, 0.0], atol=0.01)
+
+
 def test_ring_entropy_matches_closed_form_for_separated_modes():
   """Well separated equal-weight modes: H = log K + log(2 pi e sigma^2)."""
   dist = toy2d.ring(8, 2.0, 0.02)
