@@ -307,6 +307,13 @@ def _batch_norm(train: bool, name=None):
                       name=name)
 
 
+def critic_layer_norm(name=None) -> nn.LayerNorm:
+  """The WGAN-GP critic's normalization (Gulrajani et al. 2017, after Ba et al.): each example's
+  statistics over its whole feature map (height, width and channels), with a scale and offset per channel.
+  It mixes no examples, so the gradient penalty stays per example."""
+  return nn.LayerNorm(epsilon=1e-5, reduction_axes=(-3, -2, -1), feature_axes=-1, name=name)
+
+
 class DCGANGenerator(nn.Module):
   image_size: int = 64
   channels: int = 3
@@ -352,7 +359,7 @@ class DCGANDiscriminator(nn.Module):
       if self.norm == "batch":
         h = _batch_norm(train)(h)
       elif self.norm == "layer":
-        h = nn.LayerNorm(epsilon=1e-5)(h)
+        h = critic_layer_norm()(h)
       elif self.norm != "none":
         raise ValueError(f"unknown discriminator norm {self.norm!r}; use batch, layer or none")
       h = nn.leaky_relu(h, 0.2)

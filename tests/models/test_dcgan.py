@@ -93,6 +93,23 @@ def test_other_image_sizes(size, channels):
   assert logits.shape == (3,)
 
 
+def test_critic_layer_norm_normalizes_each_example_over_its_whole_feature_map():
+  """As the WGAN-GP authors' critic: statistics over height, width and channels per example (flax's default
+  normalized each pixel over its channels alone), a scale and offset per channel."""
+  x = jax.random.normal(jax.random.key(0), (3, 4, 5, 6)) * jnp.arange(1.0, 7.0) + jnp.arange(3.0)[:, None,
+                                                                                                None, None]
+  norm = dcgan.critic_layer_norm()
+  variables = norm.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, variables["params"]) == {"scale": (6,), "bias": (6,)}
+  x64 = np.asarray(x, np.float64)
+  mean, var = x64.mean(axis=(1, 2, 3), keepdims=True), x64.var(axis=(1, 2, 3), keepdims=True)
+  np.testing.assert_allclose(norm.apply(variables, x), (x64 - mean) / np.sqrt(var + 1e-5), atol=2e-5)
+  scale, bias = jnp.arange(1.0, 7.0), jnp.arange(6.0) / 10
+  np.testing.assert_allclose(norm.apply({"params": {"scale": scale, "bias": bias}}, x),
+                             (x64 - mean) / np.sqrt(var + 1e-5) * np.asarray(scale) + np.asarray(bias),
+                             atol=1e-4)
+
+
 @pytest.mark.parametrize("height,width,channels", [(8, 6, 3), (6, 4, 8), (5, 7, 3), (4, 6, 128)])
 def test_strided_conv_and_its_gradients_equal_the_plain_convolution(height, width, channels):
   # Even sizes take the input gradient by parity (XLA's with an image's few channels), odd ones the
