@@ -287,11 +287,14 @@ def kernel_inception_distance(feats_a: Any, feats_b: Any, num_subsets: int = 100
 
 
 def _distances(x_CD: np.ndarray, y_ND: np.ndarray, y_sqnorm_N: np.ndarray) -> np.ndarray:
-  """Euclidean distances (C, N) from sqrt(|x|^2 + |y|^2 - 2 x.y), one BLAS product per chunk of rows."""
-  sq_CN = x_CD @ y_ND.T
-  sq_CN *= -2.0
-  sq_CN += np.einsum("cd,cd->c", x_CD, x_CD)[:, None]
-  sq_CN += y_sqnorm_N[None, :]
+  """Euclidean distances (C, N) from sqrt((|x|^2 + |y|^2) - 2 x.y), one BLAS product per chunk of rows.
+
+  The norms are summed first, so that d(x, y) and d(y, x) round alike: a sample equal to a real point
+  then lies exactly on, not just inside, the balls whose radius that point sets."""
+  sq_CN = np.einsum("cd,cd->c", x_CD, x_CD)[:, None] + y_sqnorm_N[None, :]
+  product_CN = x_CD @ y_ND.T
+  product_CN *= 2.0
+  sq_CN -= product_CN
   np.maximum(sq_CN, 0.0, out=sq_CN)
   return np.sqrt(sq_CN, out=sq_CN)
 

@@ -195,11 +195,15 @@ def test_prdc_matches_the_prdc_package(k, num_real, num_fake):
     assert got == pytest.approx({name: float(value) for name, value in expected.items()}, abs=1e-12)
 
 
-def test_prdc_of_identical_and_of_far_apart_sets():
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_prdc_of_identical_and_of_far_apart_sets(k):
+  """Identical sets: each real ball holds its centre's copy and the k - 1 points nearer than the k-th, so
+  density is exactly 1 (a copy of the k-th point lies on the ball's edge, outside an open ball; distances
+  that rounded one way from x to y and another from y to x counted some of those: 1.03 at k = 1)."""
   rng = np.random.default_rng(7)
-  real_ND = rng.normal(size=(200, 6)) + 50.0
-  same = precision_recall_density_coverage(real_ND, real_ND.copy(), k=3)
-  assert (same["precision"], same["recall"], same["coverage"]) == (1.0, 1.0, 1.0)
+  real_ND = rng.normal(size=(200, 64)) + 50.0
+  same = precision_recall_density_coverage(real_ND, real_ND.copy(), k=k, chunk_size=64)
+  assert same == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
   far = precision_recall_density_coverage(real_ND, real_ND[:150] + 100.0, k=3)
   assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
 
