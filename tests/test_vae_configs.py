@@ -45,7 +45,7 @@ def test_a_likelihood_of_binarized_grey_levels_says_so_and_a_gaussian_decoder_on
   config.model.decoder, config.data.binarize = "bernoulli", True
   likelihood = tasks.build(config, data_lib.load_dataset(config.data)).likelihood
   # Bits per dimension of random 0/1 images, not of the 17-level digits other families report.
-  assert likelihood.data == "binarized"
+  assert likelihood.data == "binarized data"
   assert ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete, likelihood.data)[
       "likelihood_of"] == "binarized data"
   assert "likelihood_of" not in ledger.likelihood_entry(100.0, 64, "exact", True)

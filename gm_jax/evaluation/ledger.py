@@ -29,14 +29,23 @@ def check_estimator(estimator: str) -> str:
   raise ValueError(f"unknown likelihood estimator {estimator!r}; use one of {ESTIMATORS} or iwae_K")
 
 
+def likelihood_of(binarized: bool = False, given_label: bool = False) -> str:
+  """What a likelihood is of when that is not the data set as loaded ("" when it is): a Bernoulli
+  decoder's random binarization of grey levels, and/or data given its class label (-log p(x | y), lower
+  than -log p(x) by up to log(number of classes) nats, so not to be read beside unconditional models)."""
+  if not (binarized or given_label):
+    return ""
+  return ("binarized data" if binarized else "data") + (" given the label" if given_label else "")
+
+
 def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: bool, data: str = "") -> dict:
   """The ledger fields for one evaluation; `bpd` only for discrete data, where it is a true rate; `data`
-  (likelihood_of) only when the likelihood is of a transform of the data set (e.g. "binarized")."""
+  (likelihood_of, from `likelihood_of`) only when the likelihood is not of the data set as loaded."""
   entry = {"nll_nats": float(nll_nats), "estimator": check_estimator(estimator)}
   if discrete:
     entry["bpd"] = bits_per_dim(nll_nats, num_dims)
   if data:
-    entry["likelihood_of"] = f"{data} data"
+    entry["likelihood_of"] = data
   return entry
 
 

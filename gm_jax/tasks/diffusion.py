@@ -351,7 +351,8 @@ def build(config, dataset: Dataset) -> Task:
   # the summary under its own name (with its bits/dim on images).
   preferred = ("vlb", "ode") if is_image else ("ode", "vlb")
   present = [name for name in preferred if ev[name]]
-  likelihood = Likelihood(f"{present[0]}_nll_nats", present[0], spec.num_dims, is_image) if present else None
+  likelihood = (Likelihood(f"{present[0]}_nll_nats", present[0], spec.num_dims, is_image,
+                           ledger.likelihood_of(given_label=conditional)) if present else None)
 
   def summarize(means):
     out = {"sampler": ev.sampler}

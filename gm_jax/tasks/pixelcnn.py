@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from gm_jax.data.dataset import Dataset
+from gm_jax.evaluation import ledger
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.pixelcnn import PixelCNN, PixelCNNConfig
 from gm_jax.objectives import cross_entropy
@@ -97,7 +98,8 @@ def build(config, dataset: Dataset) -> Task:
     return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
-              likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True),
+              likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True,
+                                    data=ledger.likelihood_of(given_label=conditional)),
               sample_labels=sample_labels if conditional else None)
 
 

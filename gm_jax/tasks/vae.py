@@ -175,7 +175,7 @@ def build(config, dataset: Dataset) -> Task:
 
   likelihood = None  # IWAE-K's estimate when evaluated, else the ELBO's bound
   if objective.name != "autoencoder":
-    of = "binarized" if binarize else ""  # a random binarization of each grey-level image
+    of = ledger.likelihood_of(binarized=binarize, given_label=conditional)
     likelihood = (Likelihood("nll_nats", f"iwae_{iwae_k}", dataset.spec.num_dims, discrete, of) if iwae_k else
                   Likelihood("elbo_nll_nats", "elbo", dataset.spec.num_dims, discrete, of))
 

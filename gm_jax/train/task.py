@@ -60,9 +60,9 @@ class Likelihood:
 
   `metric` names an eval mean, or a field of the Task's summarize, holding nats per example;
   `estimator` says which quantity it is (exact | elbo | iwae_K | vlb | ode); `num_dims` divides it into
-  bits per dimension when `discrete`. `data` names what the likelihood is of when that is not the data
-  set as loaded (e.g. "binarized": a Bernoulli decoder's random binarization of grey levels), so that it
-  is not read beside other models' likelihoods of the data itself.
+  bits per dimension when `discrete`. `data` says what the likelihood is of when that is not the data
+  set as loaded (`ledger.likelihood_of`: "binarized data", "data given the label"), so that it is not
+  read beside other models' likelihoods of the data itself.
   """
 
   metric: str
