@@ -16,7 +16,9 @@ Diagonal BiLSTM: the map is skewed (row i shifted right by i) so that each diago
 columns are processed left to right with a 1x1 mask-B input-to-state map and a 2 x 1 state-to-state
 convolution over the previous column, so pixel (i, j) sees (i, j - 1) and (i - 1, j). A second LSTM
 runs right to left on the mirrored image; its output is shifted down one row before it is added, so
-pixel (i, j) receives the right-to-left state of (i - 1, j). Together they see every earlier pixel.
+pixel (i, j) receives the right-to-left state of (i - 1, j). Together they see every earlier sub-pixel
+but one: the last channel of pixel (i - 1, W - 1), which enters no feature of its own row, is missed by
+the pixels (i, j) beyond the first convolution's reach (j + first_kernel // 2 < W - 1).
 
 LSTM step (gates from input-to-state s_i plus state-to-state s_s):
   [o, f, i, g] = [sigmoid, sigmoid, sigmoid, tanh](s_i + s_s),  c = f * c_prev + i * g,  h = o * tanh(c)
