@@ -1,9 +1,12 @@
 """Sample quality of a model beside its data floor, in one named feature space.
 
-The generated samples and a held-out "floor" set of real examples (the same count) are each compared
-with the same reference set of real examples: Fréchet distance, KID, precision / recall / density /
-coverage, and for classifier feature spaces an Inception-Score-style number. The floor is what real
-data scores at that sample count (FD is biased upwards at small N), so a model is judged against it.
+The generated samples and a held-out "floor" set of real examples (the same count, or fewer when the
+held-out split is smaller: floor_num_samples) are each compared with the same reference set of real
+examples: Fréchet distance, KID, precision / recall / density / coverage, and for classifier feature
+spaces an Inception-Score-style number. The floor is what real data scores at that sample count (FD is
+biased upwards at small N), so a model is judged against it; a floor of fewer examples than samples
+(the FID protocol's 50,000 samples against CIFAR-10's 10,000 test images) lies above the one the
+samples' count would give.
 """
 
 from __future__ import annotations

@@ -292,6 +292,10 @@ class Experiment:
     reference_split, floor_split = self._reference_split, self._floor_split
     reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
     floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
+    if len(floor_split) < n:
+      logging.log_first_n(logging.WARNING, "the data floor has %d real examples against %d samples (all its "
+                          "split holds); FD is biased upwards at small counts, so it lies above a floor of %d",
+                          1, len(floor_split), n, n)
     labels = None
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)
