@@ -26,13 +26,23 @@ def inception_score(probs_NC: np.ndarray) -> float:
   return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
 
 
+def inception_score_over_splits(probs_NC: np.ndarray, splits: int) -> tuple[float, float]:
+  """Mean and standard deviation (ddof 0) of the score of `splits` consecutive, nearly equal parts, as
+  Salimans et al.'s code reports it (10 splits of 50,000 samples); one split is the whole set's score."""
+  if not 1 <= splits <= len(probs_NC):
+    raise ValueError(f"eval.inception_score_splits={splits} must be between 1 and the number of samples "
+                     f"({len(probs_NC)})")
+  scores = [inception_score(part) for part in np.array_split(np.asarray(probs_NC), splits)]
+  return float(np.mean(scores)), float(np.std(scores))
+
+
 def class_accuracy(probs_NC: np.ndarray, labels_N: np.ndarray) -> float:
   """Fraction of samples whose most probable class under the feature classifier is their label."""
   return float(np.mean(np.argmax(probs_NC, axis=1) == np.asarray(labels_N)))
 
 
 def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.ndarray, *, kid_subsets: int,
-            kid_subset_size: int, prdc_k: int) -> dict[str, float]:
+            kid_subset_size: int, prdc_k: int, inception_score_splits: int = 1) -> dict[str, float]:
   """The metrics of one set of features against the reference features."""
   kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND,
                                                                num_subsets=kid_subsets,
@@ -40,21 +50,26 @@ def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.
   out = {"fd": sample_quality.frechet_distance(feats_ND, reference_ND), "kid": kid_mean, "kid_std": kid_std}
   out.update(sample_quality.precision_recall_density_coverage(reference_ND, feats_ND, k=prdc_k))
   if probs_NC is not None:
-    out["inception_score"] = inception_score(probs_NC)
+    out["inception_score"], spread = inception_score_over_splits(probs_NC, inception_score_splits)
+    if inception_score_splits > 1:
+      out["inception_score_std"] = spread
   return {k: float(v) for k, v in out.items()}
 
 
 def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
            kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
-           labels: tuple[np.ndarray, np.ndarray] | None = None,
+           inception_score_splits: int = 1, labels: tuple[np.ndarray, np.ndarray] | None = None,
            nonfinite_fraction: float = 0.0) -> dict[str, Any]:
   """Sample-quality fields of summary.json: each metric for the samples and, as `<metric>_floor`, for the
-  real floor set; both against `reference`. With `labels` (the samples' conditioning labels, the floor
-  set's labels) and a classifier space, also `class_accuracy`: how often the classifier names the class a
-  sample was drawn for (its floor: the classifier's accuracy on the real floor set). When a fraction of
+  real floor set; both against `reference`. In a classifier space the Inception Score is the mean over
+  `inception_score_splits` parts of each set (and `inception_score_std` when more than one). With
+  `labels` (the samples' conditioning labels, the floor set's labels) and a classifier space, also
+  `class_accuracy`: how often the classifier names the class a sample was drawn for (its floor: the
+  classifier's accuracy on the real floor set). When a fraction of
   the samples held non-finite values (`nonfinite_fraction` > 0), their metrics are NaN."""
   reference_feats, _ = space.embed(reference)
-  settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k)
+  settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k,
+                  inception_score_splits=inception_score_splits)
   out: dict[str, Any] = {"feature_space": space.name, "num_samples": len(samples),
                          "num_reference": len(reference), "floor_num_samples": len(floor)}
   sample_labels, floor_labels = labels if labels is not None else (None, None)

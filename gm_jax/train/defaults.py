@@ -87,6 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.kid_subsets = 100
   config.eval.kid_subset_size = 1000
   config.eval.prdc_k = 5
+  config.eval.inception_score_splits = 1  # the score's mean (and std) over this many parts of each set
   config.eval.inception_weights = ""  # the converted FID Inception weights (.npz) for inception_v3
   return config
 
@@ -94,11 +95,12 @@ def base_config() -> ml_collections.ConfigDict:
 def use_fid_protocol(config: ml_collections.ConfigDict) -> None:
   """The standard FID protocol: 50,000 samples against the statistics of (up to 50,000) training images in
   the FID Inception network's pool3 space (weights from eval.inception_weights); the test split gives the
-  data floor."""
+  data floor. The Inception Score as papers report it: mean and std over 10 splits."""
   config.eval.feature_space = "inception_v3"
   config.eval.quality_samples = 50_000
   config.eval.quality_reference = "train"
   config.eval.quality_reference_max = 50_000
+  config.eval.inception_score_splits = 10  # Salimans et al.'s
 
 
 TINY_STEPS = 4

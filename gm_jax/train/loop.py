@@ -264,6 +264,10 @@ class Experiment:
     # reference; PRDC's k-th neighbour must exist in every set.
     reference = min(len(self._reference_split), ev.quality_reference_max)
     floor = min(len(self._floor_split), ev.quality_samples)
+    if not 1 <= ev.inception_score_splits <= floor:
+      raise ValueError(f"eval.inception_score_splits={ev.inception_score_splits} must be at least 1 and at "
+                       f"most the data floor's size ({floor}: eval.quality_samples, or the other split's "
+                       f"size)")
     if not 1 <= ev.prdc_k < min(ev.quality_samples, reference, floor):
       other = "train" if ev.quality_reference == "test" else "test"
       raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below eval.quality_samples "
@@ -293,9 +297,9 @@ class Experiment:
     reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
     floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
     if len(floor_split) < n:
-      logging.log_first_n(logging.WARNING, "the data floor has %d real examples against %d samples (all its "
-                          "split holds); FD is biased upwards at small counts, so it lies above a floor of %d",
-                          1, len(floor_split), n, n)
+      logging.log_first_n(logging.WARNING, "the data floor has %d real examples against %d samples (all "
+                          "its split holds); FD is biased upwards at small counts, so it lies above a floor "
+                          "of %d", 1, len(floor_split), n, n)
     labels = None
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)
@@ -305,7 +309,8 @@ class Experiment:
       logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
                       100 * nonfinite)
     result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
-                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k, labels=labels,
+                                   kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k,
+                                   inception_score_splits=ev.inception_score_splits, labels=labels,
                                    nonfinite_fraction=nonfinite)
     if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
       step = int(state.step)

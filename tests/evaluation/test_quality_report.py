@@ -24,6 +24,23 @@ def test_inception_score_closed_forms():
   assert quality_report.inception_score(probs) == pytest.approx(np.exp(np.log(2) - entropy), rel=1e-9)
 
 
+def test_inception_score_over_splits_is_the_mean_and_std_of_the_parts():
+  """Confident predictions, balanced over 2 classes in the first half and over 4 others in the second:
+  scores 2 and 4 by halves (mean 3, std 1); the whole set's score exp H(p(y)) = sqrt(4 * 8)."""
+  probs = np.eye(6)[np.concatenate([np.arange(40) % 2, 2 + np.arange(40) % 4])]
+  assert quality_report.inception_score_over_splits(probs, 2) == pytest.approx((3.0, 1.0), rel=1e-6)
+  assert quality_report.inception_score_over_splits(probs, 1) == pytest.approx((np.sqrt(32), 0.0), rel=1e-6)
+  for splits in (0, 81):
+    with pytest.raises(ValueError, match=f"eval.inception_score_splits={splits} must be between 1 and the "
+                                         f"number of samples \\(80\\)"):
+      quality_report.inception_score_over_splits(probs, splits)
+  space = feature_spaces.FeatureSpace("onehot", lambda x: (x, x))
+  out = quality_report.report(space, probs, probs, probs, kid_subsets=2, kid_subset_size=40, prdc_k=3,
+                              inception_score_splits=2)
+  assert (out["inception_score"], out["inception_score_std"]) == pytest.approx((3.0, 1.0), rel=1e-6)
+  assert (out["inception_score_floor"], out["inception_score_std_floor"]) == pytest.approx((3.0, 1.0), rel=1e-6)
+
+
 def test_class_accuracy():
   probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
   assert quality_report.class_accuracy(probs, np.array([0, 1, 1, 1])) == 0.75

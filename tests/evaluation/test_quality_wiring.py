@@ -110,13 +110,16 @@ def _tiny_fid_config(weights):
 
 def test_paper_config_fid_protocol_on_a_random_inception_network(random_inception_weights, tmp_path):
   config = _tiny_fid_config(random_inception_weights)
-  assert load_config("dcgan_cifar10").eval.feature_space == "inception_v3"
-  assert load_config("dcgan_cifar10").eval.quality_reference == "train"
+  config.eval.inception_score_splits = 2
+  paper = load_config("dcgan_cifar10").eval
+  assert (paper.feature_space, paper.quality_reference, paper.inception_score_splits) == ("inception_v3",
+                                                                                           "train", 10)
   with tfds.testing.mock_data(num_examples=8):
     summary = tasks.train(config, str(tmp_path))
   assert summary["feature_space"] == "inception_v3" and summary["num_samples"] == 4
   assert summary["num_reference"] == 8 and summary["floor_num_samples"] == 4
-  assert np.isfinite([summary["fd"], summary["fd_floor"], summary["kid"], summary["inception_score"]]).all()
+  assert np.isfinite([summary["fd"], summary["fd_floor"], summary["kid"], summary["inception_score"],
+                      summary["inception_score_std"]]).all()
 
 
 def test_missing_inception_weights_fail_before_training(tmp_path):
@@ -133,7 +136,9 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [("quality_reference", "valid", "'test' or 'train'"),
                                                   ("quality_samples", 1, "at least 2"),
-                                                  ("quality_batch_size", 0, "at least 1")])
+                                                  ("quality_batch_size", 0, "at least 1"),
+                                                  ("inception_score_splits", 201, "at most the data floor's "
+                                                                                  "size \\(200")])
 def test_bad_quality_settings_fail_before_training(field, value, message, tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
