@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gm_jax.data import transforms
 from gm_jax.data.dataset import Dataset
@@ -138,6 +139,10 @@ def build(config, dataset: Dataset) -> Task:
   def sample_labels(n):
     return conditioning.class_runs(n, cfg.num_classes)
 
+  def real_as_modelled(x_levels, key):
+    """Real grey-level images binarized as the decoder sees them, at the levels its samples take."""
+    return np.asarray(to_data_levels(transforms.binarize(key, jnp.asarray(x_levels), levels)), x_levels.dtype)
+
   def sample(params, model_state, key, n):
     label = jnp.asarray(sample_labels(n)) if conditional else None
     return to_data_levels(model.apply({"params": params["model"]}, key, n, label,
@@ -186,7 +191,8 @@ def build(config, dataset: Dataset) -> Task:
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, likelihood=likelihood,
               summarize=summarize, sample_fn=sample, pictures_fn=pictures,
-              sample_labels=sample_labels if conditional else None)
+              sample_labels=sample_labels if conditional else None,
+              real_as_modelled=real_as_modelled if binarize else None)
 
 
 def _autoencoder_log_px(module: HierarchicalVAE, x, label_B):

@@ -308,7 +308,11 @@ class Experiment:
     if nonfinite > 0:
       logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
                       100 * nonfinite)
-    result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
+    floor_x = floor["x"]
+    if self.task.real_as_modelled is not None:  # fixed keys: the same reference and floor at every evaluation
+      reference = self.task.real_as_modelled(reference, jax.random.key(0))
+      floor_x = self.task.real_as_modelled(floor_x, jax.random.key(1))
+    result = quality_report.report(space, samples, reference, floor_x, kid_subsets=ev.kid_subsets,
                                    kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k,
                                    inception_score_splits=ev.inception_score_splits, labels=labels,
                                    nonfinite_fraction=nonfinite)

@@ -92,6 +92,9 @@ class Task:
     reconstructions), saved beside the samples as samples/<name>_step_XXXXXXX.png.
   sample_labels(n) -> the (n,) class labels a class-conditional sample_fn gives its n samples (None:
     unconditional); the sample-quality report then scores the feature classifier's accuracy on them.
+  real_as_modelled(x, key) -> real examples in data space as the model sees them, when it models a
+    transform of the data (a Bernoulli decoder's binarization of grey levels): the sample-quality
+    reference and data floor pass through it, so that samples are judged against what they model.
   """
 
   init: Callable[[jax.Array, Batch], dict[str, dict[str, Any]]]
@@ -102,6 +105,7 @@ class Task:
   sample_fn: SampleFn | None = None
   pictures_fn: Callable[[Params, ModelState, jax.Array, Batch], dict[str, jax.Array]] | None = None
   sample_labels: Callable[[int], np.ndarray] | None = None
+  real_as_modelled: Callable[[np.ndarray, jax.Array], np.ndarray] | None = None
 
   @property
   def networks(self) -> tuple[str, ...]:
