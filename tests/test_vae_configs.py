@@ -24,8 +24,11 @@ def test_hierarchical_vae_reports_each_layers_kl(tmp_path):
 
 def test_paper_config_published_schedule():
   config = load_config("binarized_mnist_iwae", "layers=2,k=50,objective=iwae")
-  assert config.train.num_steps == 3280 * 2500
-  assert config.optim.boundaries[:3] == (2500, 4 * 2500, 13 * 2500)
+  assert config.train.num_steps == 3280 * 3000
+  assert config.optim.boundaries[:3] == (3000, 4 * 3000, 13 * 3000)
+  # The authors' code: dynamically binarized MNIST, and 200-unit layers to z1, 100-unit layers to z2.
+  assert (config.data.name, config.data.binarize) == ("mnist", True)
+  assert config.model.hidden == ((200, 200), (100, 100))
   assert config.optim.scales[-1] == pytest.approx(10 ** (-1))
   assert config.model.latent_dims == (100, 50) and config.objective.num_samples == 50
   with pytest.raises(ValueError, match="unknown config argument"):
