@@ -36,6 +36,11 @@ def load_dataset(data_config) -> Dataset:
                        f"data.num_{split}; own arrays: {own_array})")
   if data_config.get("reflow_pairs"):
     dataset = reflow_pairs.with_reflow_pairs(dataset, data_config.reflow_pairs)
+  if data_config.get("random_flip") and (dataset.spec.kind != "image" or data_config.get("reflow_pairs")):
+    what = "reflow pairs (a flip would part each image from its noise)" if data_config.get(
+        "reflow_pairs") else f"{dataset.spec.kind}, not images"
+    raise ValueError(f"data.random_flip mirrors training images, but data {dataset.name!r} is {what}; set "
+                     f"data.random_flip=False")
   return dataset
 
 

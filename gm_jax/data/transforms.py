@@ -13,6 +13,14 @@ import jax
 import jax.numpy as jnp
 
 
+def random_horizontal_flip(key: jax.Array, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """Mirrors each image (B, H, W, C) left to right with probability 1/2, decided per example from
+  fold_in(key, batch['index']): the same examples flip whatever the device count."""
+  flip_B = jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(key, i)))(batch["index"])
+  x = batch["x"]
+  return {**batch, "x": jnp.where(flip_B[:, None, None, None], x[:, :, ::-1, :], x)}
+
+
 def to_unit_interval(x_levels: jax.Array, num_levels: int) -> jax.Array:
   """Level k -> bin centre (k + 0.5) / num_levels in (0, 1)."""
   return (x_levels.astype(jnp.float32) + 0.5) / num_levels

@@ -25,6 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.num_levels = 0  # 0: from the files; image_folder requantizes to it, npz declares it
   config.data.test_fraction = 0.1  # held out by a fixed seeded split when the data has no test split
   config.data.geometry = {}  # toy2d: the distribution's parameters ({}: its defaults)
+  config.data.random_flip = False  # images: mirror each training image left to right with probability 1/2
   config.data.tfds_name = ""  # text: a TFDS text data set instead of data.path
   config.data.level = "char"  # text: char | byte tokens
   config.data.data_dir = ""  # TFDS data directory ("": TFDS's default)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from gm_jax.data import transforms
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.train import cpu_compile, host_memory, optim, sharding
 from gm_jax.train import state as state_lib
@@ -45,7 +46,8 @@ class TrainStep:
   """Builds and holds the compiled train step of a task with its optimizers ({network: optax transform}).
 
   step(state, batch) -> (state, metrics): the step's key is fold_in(base_key, state.step); update u,
-  repeat i uses fold_in(fold_in(key, u), i). Objectives derive per-example keys from batch['index'],
+  repeat i uses fold_in(fold_in(key, u), i); `augment(key, batch)`, if given, transforms the training batch
+  first with key fold_in(key, number of updates). Objectives derive per-example keys from batch['index'],
   the example's global position, so results do not depend on the device count. The state is donated.
   The state is placed on the mesh by `rules` (gm_jax.train.sharding) and keeps that placement.
   `num_traces` counts Python traces of the step (it must stay 1); `jit(state)` is the jax.jit function
@@ -53,8 +55,9 @@ class TrainStep:
   """
 
   def __init__(self, task: Task, optimizers: dict[str, optax.GradientTransformation], base_key: jax.Array,
-               mesh: Mesh, ema_decay: float, rules=sharding.DEFAULT_RULES):
+               mesh: Mesh, ema_decay: float, rules=sharding.DEFAULT_RULES, augment=None):
     self.task = task
+    self.augment = augment
     self.optimizers = optimizers
     self.base_key = base_key
     self.ema_decay = ema_decay
@@ -113,6 +116,8 @@ class TrainStep:
   def _step(self, state: TrainState, batch: dict[str, jax.Array]):
     self.num_traces += 1
     key = jax.random.fold_in(self.base_key, state.step)
+    if self.augment is not None:
+      batch = self.augment(jax.random.fold_in(key, len(self.task.updates)), batch)
     networks = state.networks
     all_metrics = {}
     all_finite = []
@@ -198,4 +203,5 @@ def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
   rules = sharding.check_rules(config.mesh.rules)
   init = StateInit(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
-  return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay, rules), schedules
+  augment = transforms.random_horizontal_flip if config.data.get("random_flip") else None
+  return init, TrainStep(task, optimizers, key, mesh, config.train.ema_decay, rules, augment), schedules

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gm_jax.data import transforms
 
@@ -25,3 +26,33 @@ def test_binarize_draws_one_with_probability_level_over_top_level():
   p = np.arange(17) / 16
   assert frequency[0] == 0.0 and frequency[16] == 1.0
   assert np.all(np.abs(frequency - p) <= 5 * np.sqrt(p * (1 - p) / n))
+
+
+def test_random_horizontal_flip_mirrors_about_half_the_images_by_their_index():
+  """Each image is itself or its mirror, chosen by its index alone (so halves of a batch, as devices hold
+  them, flip alike); about half flip; labels and indices stay."""
+  rng = np.random.default_rng(0)
+  batch = {"x": rng.integers(0, 17, size=(400, 3, 5, 2)).astype(np.int32), "index": np.arange(1000, 1400),
+           "label": rng.integers(0, 10, size=400)}
+  key = jax.random.key(3)
+  out = jax.tree.map(np.asarray, transforms.random_horizontal_flip(key, batch))
+  mirrored = np.all(out["x"] == batch["x"][:, :, ::-1], axis=(1, 2, 3))
+  assert np.all(mirrored | np.all(out["x"] == batch["x"], axis=(1, 2, 3)))
+  assert 160 < mirrored.sum() < 240  # Binomial(400, 1/2): mean 200, std 10
+  np.testing.assert_array_equal(out["label"], batch["label"])
+  np.testing.assert_array_equal(out["index"], batch["index"])
+  half = {k: v[200:] for k, v in batch.items()}
+  np.testing.assert_array_equal(transforms.random_horizontal_flip(key, half)["x"], out["x"][200:])
+  other_key = np.asarray(transforms.random_horizontal_flip(jax.random.key(4), batch)["x"])
+  assert not np.array_equal(other_key, out["x"])
+
+
+def test_random_flip_is_refused_on_data_that_are_not_images():
+  from gm_jax import data as data_lib
+  from tests.conftest import load_config
+
+  config = load_config("toy2d_gmm", "tiny")
+  config.data.random_flip = True
+  with pytest.raises(ValueError, match="data.random_flip mirrors training images, but data 'ring8' is points, "
+                                       "not images; set data.random_flip=False"):
+    data_lib.load_dataset(config.data)

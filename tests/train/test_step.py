@@ -9,6 +9,7 @@ import pytest
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.data import transforms
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.train import loop, sharding, step as step_lib
 from gm_jax.train.task import Task, Update
@@ -125,6 +126,33 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
       np.testing.assert_array_equal(state.networks["net"].params["w"], before)
   assert int(state.nonfinite_step) == 2
   assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "net/loss"
+
+
+def test_random_flip_mirrors_the_training_batch_with_the_steps_own_key():
+  """config.data.random_flip: the step's loss sees each image mirrored as random_horizontal_flip decides
+  with fold_in(step key, number of updates), a stream no update draws from."""
+  def loss_fn(params, model_state, batch, key):
+    left_minus_right = jnp.sum(batch["x"][:, :, 0] - batch["x"][:, :, -1], axis=(1, 2))
+    return jnp.sum(params["net"]["w"] ** 2), ({"lmr": masked_mean(left_minus_right, batch["mask"])}, {})
+
+  task = Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
+              updates=(Update("net", loss_fn),), eval_fn=lambda *a: {})
+  config = load_config("digits_vae", "tiny")
+  config.data.random_flip = True
+  mesh = sharding.make_mesh()
+  init, step, _ = step_lib.from_config(task, config, mesh, jax.random.key(5))
+  x = np.random.default_rng(0).integers(0, 17, size=(8, 4, 4, 1)).astype(np.int32)
+  batch = {"x": x, "index": np.arange(8), "mask": np.ones(8, np.float32)}
+  state = init(jax.random.key(0), batch)
+  for s in range(3):
+    state, metrics = step(state, sharding.put_batch(batch, mesh))
+    flipped = transforms.random_horizontal_flip(jax.random.fold_in(jax.random.fold_in(jax.random.key(5), s), 1),
+                                                batch)["x"]
+    expected = np.mean(np.sum(flipped[:, :, 0] - flipped[:, :, -1], axis=(1, 2)))
+    assert float(metrics["lmr"][0]) / float(metrics["lmr"][1]) == pytest.approx(expected)
+    assert expected != pytest.approx(np.mean(np.sum(x[:, :, 0] - x[:, :, -1], axis=(1, 2))))
+  config.data.random_flip = False
+  assert step_lib.from_config(task, config, mesh, jax.random.key(5))[1].augment is None
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
