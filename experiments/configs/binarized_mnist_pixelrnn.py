@@ -2,9 +2,10 @@ r"""Van den Oord et al. (2016), "Pixel Recurrent Neural Networks", on binarized 
 BiLSTM of 7 layers with h = 16 (the paper's best MNIST model).
 
 A 7x7 mask-A convolution, 7 Diagonal BiLSTM layers of 16 units with residual connections (2h = 32
-features), two ReLU + 1x1 mask-B output layers and a 2-way softmax per pixel; exact likelihood. The
-optimizer, schedule, batch, run length and the output layer width (32) are ours (Adam 1e-3 with warmup
-and cosine decay, batch 16, 200k steps, gradient clipping 1.0).
+features), two ReLU + 1x1 mask-B output layers and a 2-way softmax per pixel; exact likelihood; batch 16
+as the paper's. Ours: the optimizer, schedule and run length (Adam 1e-3 with warmup and cosine decay,
+200k steps, gradient clipping 1.0; the paper uses RMSProp) and the output layer width (32). Differences:
+no learnable skip connections to the output and a zero initial LSTM state (the paper has both).
 
 Command:
   python experiments/main.py --config=experiments/configs/binarized_mnist_pixelrnn.py \

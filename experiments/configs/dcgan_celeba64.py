@@ -1,10 +1,13 @@
 r"""The seed's DCGAN at 64x64 on CelebA (Radford, Metz & Chintala 2016), non-saturating loss.
 
-The published setting: generator z (100) -> 4x4x512 -> transposed convs to 64x64x3 with BatchNorm +
-ReLU and a tanh output; discriminator with strided 4x4 convs, BatchNorm and LeakyReLU(0.2); all weights
-N(0, 0.02); Adam with learning rate 2e-4 and beta1 0.5; batch 128; images centre-cropped to 108x108
-and resized to 64x64, scaled to [-1, 1]. The network is seed 004's, layer for layer (its parameter
-counts are tested).
+The paper's recipe: BatchNorm + ReLU in the generator (none on its output, tanh there), strided
+convolutions, BatchNorm and LeakyReLU(0.2) in the discriminator (none on its input), all weights
+N(0, 0.02), Adam with learning rate 2e-4 and beta1 0.5, batch 128, images scaled to [-1, 1]. The
+network is seed 004's, layer for layer (its parameter counts are tested): z (100) -> 4x4x512 ->
+transposed convolutions to 64x64x3, and strided 4x4 convolutions in the discriminator, the widths of
+the common PyTorch DCGAN (64 base features), half those of the paper's Figure 1 (4x4x1024); z is drawn
+from N(0, I) where the paper draws it uniformly. The paper has no CelebA experiment: the 108x108 centre
+crop resized to 64x64 and the 25 epochs are the usual CelebA settings of DCGAN ports.
 
 Command:
   python experiments/main.py --config=experiments/configs/dcgan_celeba64.py \

@@ -11,7 +11,7 @@ Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md 
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
 Paper: FID 3.17 and NLL <= 3.75 bits/dim for L_simple; NLL <= 3.70 bits/dim when trained on the full
-  VLB (Table 2).
+  VLB (Table 1).
 """
 
 from gm_jax.tasks import with_tiny_size

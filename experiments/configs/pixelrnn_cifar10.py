@@ -7,8 +7,10 @@ sizes that split evenly into the R, G and B groups the masks need), mask-B input
 input-to-state and 1x3 state-to-state convolutions; Diagonal BiLSTM: 1x1 input-to-state and 2x1
 state-to-state on the skewed map, the right-to-left output shifted down one row), R -> G -> B ordering
 inside each pixel, two ReLU + 1x1 mask-B output layers and a 256-way softmax per sub-pixel; exact
-likelihood. The optimizer, schedule, batch, run length and the 1,026-feature output layer are ours
-(Adam 3e-4 with warmup and cosine decay, batch 16, 500k steps, gradient clipping 1.0).
+likelihood; batch 16 as the paper's. Ours: the optimizer, schedule and run length (Adam 3e-4 with warmup
+and cosine decay, 500k steps, gradient clipping 1.0; the paper uses RMSProp) and the 1,026-feature output
+layer. Differences: no learnable skip connections from each layer to the output (the paper has them
+beside the residual ones) and a zero initial LSTM state (the paper learns it).
 
 Command:
   python experiments/main.py --config=experiments/configs/pixelrnn_cifar10.py:diagonal_bilstm \
