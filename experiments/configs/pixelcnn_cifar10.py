@@ -5,8 +5,9 @@ The paper's model: gated blocks with vertical and horizontal stacks (no blind sp
 ordering inside each pixel through channel-group masks, a 256-way softmax per sub-pixel, exact
 likelihood. Architecture: 20 gated layers of 384 feature maps (the paper's description of its large
 models), the first with 7x7 mask-A filters (as in PixelRNN's PixelCNN), the other 19 with 5x5 ones.
-The paper does not publish its CIFAR-10 optimizer schedule; ours: Adam 3e-4 with 1,000 warmup steps and cosine decay, batch 64, 500k steps, gradient
-clipping 1.0, and a 1x1 output head of 1,026 features (the paper does not state its head's width).
+The paper does not publish its CIFAR-10 optimizer schedule; ours: Adam 3e-4 with 1,000 warmup steps
+and cosine decay, batch 64, 500k steps, gradient clipping 1.0, and a 1x1 output head of 1,026 features
+(the paper does not state its head's width).
 
 Command:
   python experiments/main.py --config=experiments/configs/pixelcnn_cifar10.py \
