@@ -65,8 +65,8 @@ def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floo
   `inception_score_splits` parts of each set (and `inception_score_std` when more than one). With
   `labels` (the samples' conditioning labels, the floor set's labels) and a classifier space, also
   `class_accuracy`: how often the classifier names the class a sample was drawn for (its floor: the
-  classifier's accuracy on the real floor set). When a fraction of
-  the samples held non-finite values (`nonfinite_fraction` > 0), their metrics are NaN."""
+  classifier's accuracy on the real floor set). When a fraction of the samples held non-finite values
+  (`nonfinite_fraction` > 0), their metrics are NaN."""
   reference_feats, _ = space.embed(reference)
   settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k,
                   inception_score_splits=inception_score_splits)
