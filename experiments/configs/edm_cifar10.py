@@ -8,9 +8,7 @@ half-life (decay 0.99929 per step at batch 512), dropout 0.13; the deterministic
 levels (35 NFE). Differences: the network is the DDPM U-Net (128 channels, multipliers (1, 2, 2, 2),
 attention at 16x16, 35.7M parameters) rather than the paper's DDPM++ (56M parameters); no non-leaky
 augmentation (the paper applies it with probability 0.12); no EMA ramp-up (a fixed decay here); the
-noise level's embedding takes c_noise = ln(sigma) / 4 times 1000, the DDPM U-Net's time scale, where
-EDM embeds c_noise itself; the loss is a mean over pixels where EDM sums them (only Adam's eps sees the
-difference).
+loss is a mean over pixels where EDM sums them (only Adam's eps sees the difference).
 
 Command:
   python experiments/main.py --config=experiments/configs/edm_cifar10.py --workdir=/tmp/gm_jax/edm_cifar10

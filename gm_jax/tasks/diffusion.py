@@ -54,6 +54,7 @@ from gm_jax.evaluation import ledger
 from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.noise_schedule import LearnedGamma
+from gm_jax.models.time_embedding import TIME_SCALE
 from gm_jax.models.time_mlp import TimeMLP, TimeMLPConfig
 from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
@@ -144,7 +145,10 @@ class DiffusionModel:
     rngs = {"dropout": key} if train else {}
     net = lambda x_t, t, y: self.net.apply({"params": params["net"]}, x_t, t, train, y, rngs=rngs)
     if self.sigma_data is not None:
-      net = preconditioning.precondition(net, process, self.sigma_data)
+      # EDM embeds its noise label c_noise = ln(s) / 4 itself; the networks scale the time they are given.
+      network_of_time = net
+      net = preconditioning.precondition(lambda x, c_noise, y: network_of_time(x, c_noise / TIME_SCALE, y),
+                                         process, self.sigma_data)
     if label is None:
       return Denoiser(lambda x_t, t: net(x_t, t, None), self.prediction, process)
     return Denoiser(classifier_free.guided(net, self.num_classes, guidance), self.prediction, process, label)

@@ -43,6 +43,29 @@ def test_preconditioned_network_is_c_skip_x_plus_c_out_f_of_c_in_x_and_c_noise()
   np.testing.assert_allclose(KARRAS.sigma(jnp.array([0.0, 1.0])), [0.002, 20.0], rtol=1e-5)
 
 
+def test_the_edm_network_embeds_the_noise_label_itself():
+  """As EDM's code does: the time embedding's argument is c_noise = ln(s) / 4, not 1000 times it (the
+  networks multiply the time they are given by TIME_SCALE, DDPM's steps)."""
+  from gm_jax.models import time_embedding
+  from gm_jax.tasks import diffusion
+  from tests.conftest import load_config
+
+  model = diffusion.DiffusionModel(load_config("digits_edm", "tiny"))
+  seen = []
+
+  class Recorder:
+    def apply(self, variables, x, t, train, label, rngs=None):
+      seen.append(np.asarray(t))
+      return jnp.zeros_like(x)
+
+  model.net = Recorder()
+  process = model.fixed_process
+  t = jnp.array([0.1, 0.5, 0.9])
+  model.denoiser({"net": {}}).x0_and_eps(jnp.zeros((3, 8, 8, 1)), t)
+  noise_level = np.asarray(process.sigma(t) / process.alpha(t))
+  np.testing.assert_allclose(seen[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4, rtol=1e-5)
+
+
 def test_edm_loss_at_the_exact_denoiser_is_the_weighted_posterior_variance():
   """E_s[lambda(s) tr Cov(x0 | x0 + s n)] with ln s ~ N(-1.2, 1.2^2) and Cov(x0 | x) = Sigma - Sigma (Sigma +
   s^2 I)^-1 Sigma, integrated in float64; the sampled loss agrees within its standard error."""
