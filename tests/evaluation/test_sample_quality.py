@@ -255,9 +255,10 @@ def test_metric_defaults_are_the_published_settings():
   assert defaults(kernel_inception_distance) == {"num_subsets": 100, "subset_size": 1000, "key_or_seed": 0}
   assert defaults(precision_recall_density_coverage) == {"k": 5, "chunk_size": 512}
   assert defaults(quality_report.report) == {"kid_subsets": 100, "kid_subset_size": 1000, "prdc_k": 5,
-                                             "labels": None, "nonfinite_fraction": 0.0}
+                                             "inception_score_splits": 1, "labels": None,
+                                             "nonfinite_fraction": 0.0}
   ev = base_config().eval
-  assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k) == (100, 1000, 5)
+  assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k, ev.inception_score_splits) == (100, 1000, 5, 1)
   rng = np.random.default_rng(8)
   real_ND, fake_MD = rng.normal(size=(60, 3)), rng.normal(size=(50, 3)) + 0.2
   default = precision_recall_density_coverage(real_ND, fake_MD)
