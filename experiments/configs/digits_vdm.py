@@ -1,6 +1,7 @@
 r"""VDM (Kingma et al. 2021) on scikit-learn digits: learned log-SNR endpoints (initially gamma_0 = -13.3,
 gamma_1 = 5), the continuous-time ELBO with antithetic times, VDM's categorical decoder over the 17
-levels at t = 0; the same U-Net as digits_ddpm.py. Reported: the ELBO (nll_nats, bpd, estimator 'vlb')
+levels at t = 0; the same U-Net as digits_ddpm.py, conditioned on t (VDM's code conditions it on the
+log-SNR normalized by the initial endpoints and adds z_t to its noise prediction). Reported: the ELBO (nll_nats, bpd, estimator 'vlb')
 with its prior / diffusion / reconstruction terms, and the probability-flow ODE likelihood.
 
 Command:
