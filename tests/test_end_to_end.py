@@ -425,6 +425,20 @@ def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path
   assert _files(workdir) == before
 
 
+def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterrupted, tmp_path):
+  """config.json of a run that predates a field: the field at the base config's value is no difference."""
+  workdir = tmp_path / "older"
+  shutil.copytree(uninterrupted, workdir)
+  stored = json.loads((workdir / "config.json").read_text())
+  del stored["data"]["random_flip"], stored["eval"]["inception_score_splits"]
+  (workdir / "config.json").write_text(json.dumps(stored))
+  assert run_main(TINY, f"--workdir={workdir}", "--mode=eval").returncode == 0
+  assert run_main(TINY, f"--workdir={workdir}").returncode == 0  # finished: its summary again
+  proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.inception_score_splits=2",
+                  "--config.seed=3", check=False)
+  assert "was trained with a different config (seed)" in proc.stderr
+
+
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):
   for mode in ("eval", "sample"):
     proc = run_main(TINY, f"--workdir={tmp_path / 'empty'}", f"--mode={mode}", check=False)

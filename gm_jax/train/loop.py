@@ -31,7 +31,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import cpu_compile, sharding
+from gm_jax.train import cpu_compile, defaults, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, finite_or_null,
@@ -80,16 +80,22 @@ def config_to_dict(config) -> dict[str, Any]:
   return finite_or_null(json.loads(config.to_json_best_effort(sort_keys=True)))
 
 
-def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-  keys = sorted(set(old) | set(new))
+_MISSING = "<missing>"
+
+
+def _config_differences(old: dict, new: dict, prefix: str = "", shared: dict | None = None) -> list[str]:
+  """The fields whose values differ between a stored config and a new one. A field the stored config
+  lacks (its run predates the field) at the value every config starts from (`shared`, the base config's
+  fields) is no difference: runs from before a new option can still be resumed and evaluated."""
+  shared = config_to_dict(defaults.base_config()) if shared is None else shared
   diffs = []
-  for k in keys:
+  for k in sorted(set(old) | set(new)):
     if f"{prefix}{k}.".startswith(FREE_FIELDS):
       continue
-    a, b = old.get(k, "<missing>"), new.get(k, "<missing>")
+    a, b, start = old.get(k, _MISSING), new.get(k, _MISSING), shared.get(k, _MISSING)
     if isinstance(a, dict) and isinstance(b, dict):
-      diffs += _config_differences(a, b, f"{prefix}{k}.")
-    elif a != b:
+      diffs += _config_differences(a, b, f"{prefix}{k}.", start if isinstance(start, dict) else {})
+    elif a != b and not (a == _MISSING and b == start):
       diffs.append(f"{prefix}{k}")
   return diffs
 
