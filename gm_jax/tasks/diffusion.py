@@ -128,6 +128,8 @@ class DiffusionModel:
     self.fixed_process = processes.make_process(pc)
     self.learned = pc.name == "vdm" and pc.learned != "fixed"
     self.schedule = LearnedGamma(pc.gamma_min, pc.gamma_max, pc.learned) if self.learned else None
+    # VDM's network reads the log-SNR, not t, and predicts the noise as z_t plus its output.
+    self.vdm_gamma_range = (pc.gamma_min, pc.gamma_max) if pc.name == "vdm" else None
 
   def init(self, key, x):
     label = jnp.zeros(x.shape[:1], jnp.int32) if self.num_classes else None
@@ -144,6 +146,8 @@ class DiffusionModel:
       process = processes.LogSNRProcess(lambda t: -self.schedule.apply({"params": params["schedule"]}, t))
     rngs = {"dropout": key} if train else {}
     net = lambda x_t, t, y: self.net.apply({"params": params["net"]}, x_t, t, train, y, rngs=rngs)
+    if self.vdm_gamma_range is not None:
+      net = _reading_the_log_snr(net, process, *self.vdm_gamma_range, self.prediction == "eps")
     if self.sigma_data is not None:
       # EDM embeds its noise label c_noise = ln(s) / 4 itself; the networks scale the time they are given.
       network_of_time = net
@@ -155,6 +159,20 @@ class DiffusionModel:
 
   def sample_labels(self, n: int) -> np.ndarray:
     return conditioning.class_runs(n, self.num_classes)
+
+
+def _reading_the_log_snr(net, process, gamma_min: float, gamma_max: float, add_input: bool):
+  """VDM's parameterization (Kingma et al.'s code): the network is given gamma(t) = -log SNR(t) scaled by
+  the schedule's initial endpoints, (gamma(t) - gamma_min) / (gamma_max - gamma_min), in place of t, so
+  that it sees a noise level whatever the learned schedule's shape; a noise prediction is z_t plus its
+  output (z_t is nearly all noise at high noise levels)."""
+
+  def apply(x_t, t, label):
+    level = (-process.log_snr(t) - gamma_min) / (gamma_max - gamma_min)
+    out = net(x_t, level, label)
+    return x_t + out if add_input else out
+
+  return apply
 
 
 def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int,

@@ -2,12 +2,14 @@
 place of the network: the dequantized ODE bound against its closed form."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.data.pipeline import ArraySource
 from gm_jax.tasks import diffusion as diffusion_task
+from tests.conftest import load_config
 from tests.diffusion.gaussian import isotropic_denoiser
 
 LEVELS, SHAPE = 5, (2, 2, 1)
@@ -72,3 +74,31 @@ def test_evaluation_draws_each_examples_randomness_from_its_index(monkeypatch):
   for name in whole:
     assert abs(later[name] - whole[name]) > 1e-3 * abs(whole[name]), name
 
+
+
+@pytest.mark.parametrize("name", ["digits_vdm", "toy2d_vdm"])
+def test_the_vdm_network_reads_the_scaled_log_snr_and_adds_z_to_its_noise_prediction(name):
+  """Kingma et al.'s code: the score network gets (gamma(t) - gamma_min) / (gamma_max - gamma_min) with
+  gamma = -log SNR of the (learned) schedule and the config's initial endpoints, and predicts eps as z_t
+  plus its output."""
+  config = load_config(name, "tiny")
+  model = diffusion_task.DiffusionModel(config)
+  x_t = jax.random.normal(jax.random.key(0), (3, *((8, 8, 1) if name == "digits_vdm" else (2,))))
+  params = model.init(jax.random.key(1), x_t)
+  params["schedule"] = jax.tree.map(lambda p: p * 1.3, params["schedule"])  # a schedule moved by training
+  seen = []
+
+  class Recorder:
+    def apply(self, variables, x, t, train, label, rngs=None):
+      seen.append(np.asarray(t))
+      return jnp.zeros_like(x)
+
+  model.net = Recorder()
+  t = jnp.array([0.05, 0.5, 0.95])
+  denoiser = model.denoiser(params)
+  _, eps = denoiser.x0_and_eps(x_t, t)
+  gamma = -np.asarray(denoiser.process.log_snr(t))
+  lo, hi = config.process.gamma_min, config.process.gamma_max
+  np.testing.assert_allclose(seen[0], (gamma - lo) / (hi - lo), rtol=1e-5)
+  assert not np.allclose(seen[0], np.asarray(t), atol=0.05)
+  np.testing.assert_allclose(eps, x_t, rtol=1e-6)
