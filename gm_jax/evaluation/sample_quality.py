@@ -286,11 +286,14 @@ def kernel_inception_distance(feats_a: Any, feats_b: Any, num_subsets: int = 100
   return float(mmd2_S.mean()), float(mmd2_S.std())
 
 
-def _distances(x_CD: np.ndarray, y_ND: np.ndarray, y_sqnorm_N: np.ndarray) -> np.ndarray:
-  """Euclidean distances (C, N) from sqrt((|x|^2 + |y|^2) - 2 x.y), one BLAS product per chunk of rows.
+# A point within this relative distance of a ball's edge is on it, outside the open ball: d(x, y) and
+# d(y, x) come from different BLAS products and may differ in their last bits, and a sample that copies a
+# real point must not fall inside the balls whose radius that point sets (density above 1 on copies).
+_EDGE = 1e-9
 
-  The norms are summed first, so that d(x, y) and d(y, x) round alike: a sample equal to a real point
-  then lies exactly on, not just inside, the balls whose radius that point sets."""
+
+def _distances(x_CD: np.ndarray, y_ND: np.ndarray, y_sqnorm_N: np.ndarray) -> np.ndarray:
+  """Euclidean distances (C, N) from sqrt(|x|^2 + |y|^2 - 2 x.y), one BLAS product per chunk of rows."""
   sq_CN = np.einsum("cd,cd->c", x_CD, x_CD)[:, None] + y_sqnorm_N[None, :]
   product_CN = x_CD @ y_ND.T
   product_CN *= 2.0
@@ -322,7 +325,8 @@ def precision_recall_density_coverage(real: Any, fake: Any, k: int = 5,
     precision = mean_j 1[exists i: y_j in B(x_i, r_i)]       recall   = mean_i 1[exists j: x_i in B(y_j, s_j)]
     density   = mean_j (1/k) sum_i 1[y_j in B(x_i, r_i)]     coverage = mean_i 1[exists j: y_j in B(x_i, r_i)]
 
-  Strict inequalities, as in the reference `prdc` package. Distances are computed `chunk_size` rows at a time,
+  Strict inequalities, as in the reference `prdc` package (a point within rounding of a ball's edge is on
+  it). Distances are computed `chunk_size` rows at a time,
   so memory is O(chunk_size * max(N, M)) and 10k x 10k sets never form an N x M matrix.
   """
   real_ND, fake_MD = _as_features(real, "real"), _as_features(fake, "fake")
@@ -335,8 +339,8 @@ def precision_recall_density_coverage(real: Any, fake: Any, k: int = 5,
   # Distances are shift invariant; centring keeps |x|^2 near the spread, so the expansion loses fewer digits.
   shift_D = real_ND.mean(axis=0)
   real_ND, fake_MD = real_ND - shift_D, fake_MD - shift_D
-  real_radius_N = _kth_neighbour_distance(real_ND, k, chunk_size)
-  fake_radius_M = _kth_neighbour_distance(fake_MD, k, chunk_size)
+  real_radius_N = _kth_neighbour_distance(real_ND, k, chunk_size) * (1.0 - _EDGE)
+  fake_radius_M = _kth_neighbour_distance(fake_MD, k, chunk_size) * (1.0 - _EDGE)
 
   real_sqnorm_N = np.einsum("nd,nd->n", real_ND, real_ND)
   num_fake = fake_MD.shape[0]

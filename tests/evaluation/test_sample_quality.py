@@ -195,14 +195,15 @@ def test_prdc_matches_the_prdc_package(k, num_real, num_fake):
     assert got == pytest.approx({name: float(value) for name, value in expected.items()}, abs=1e-12)
 
 
-@pytest.mark.parametrize("k", [1, 3, 10])
-def test_prdc_of_identical_and_of_far_apart_sets(k):
+@pytest.mark.parametrize("n,dim,k,chunk_size", [(200, 64, 1, 64), (200, 64, 10, 64), (333, 100, 1, 64),
+                                                (300, 64, 5, 64), (500, 16, 1, 64), (333, 100, 3, 7)])
+def test_prdc_of_identical_and_of_far_apart_sets(n, dim, k, chunk_size):
   """Identical sets: each real ball holds its centre's copy and the k - 1 points nearer than the k-th, so
   density is exactly 1 (a copy of the k-th point lies on the ball's edge, outside an open ball; distances
-  that rounded one way from x to y and another from y to x counted some of those: 1.03 at k = 1)."""
-  rng = np.random.default_rng(7)
-  real_ND = rng.normal(size=(200, 64)) + 50.0
-  same = precision_recall_density_coverage(real_ND, real_ND.copy(), k=k, chunk_size=64)
+  that rounded one way from x to y and another from y to x counted some of those: up to 1.03)."""
+  rng = np.random.default_rng(n + k)
+  real_ND = rng.normal(size=(n, dim)) + 50.0
+  same = precision_recall_density_coverage(real_ND, real_ND.copy(), k=k, chunk_size=chunk_size)
   assert same == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
   far = precision_recall_density_coverage(real_ND, real_ND[:150] + 100.0, k=3)
   assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
