@@ -270,12 +270,12 @@ class Experiment:
     # reference; PRDC's k-th neighbour must exist in every set.
     reference = min(len(self._reference_split), ev.quality_reference_max)
     floor = min(len(self._floor_split), ev.quality_samples)
+    other = "train" if ev.quality_reference == "test" else "test"
     if not 1 <= ev.inception_score_splits <= floor:
       raise ValueError(f"eval.inception_score_splits={ev.inception_score_splits} must be at least 1 and at "
-                       f"most the data floor's size ({floor}: eval.quality_samples, or the other split's "
+                       f"most the data floor's size ({floor}: eval.quality_samples, or the {other} split's "
                        f"size)")
     if not 1 <= ev.prdc_k < min(ev.quality_samples, reference, floor):
-      other = "train" if ev.quality_reference == "test" else "test"
       raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below eval.quality_samples "
                        f"({ev.quality_samples}), the reference's size ({reference}: the "
                        f"{ev.quality_reference} split up to eval.quality_reference_max="
