@@ -191,4 +191,4 @@ def test_a_likelihood_given_the_label_says_so(name, overrides, expected):
   for field, value in overrides.items():
     section, key = field.split(".")
     config[section][key] = value
-  assert tasks.build(config, data_lib.load_dataset(config.data)).likelihood.data == expected
+  assert tasks.build(config, data_lib.load_dataset(config.data)).likelihood.likelihood_of == expected

@@ -110,7 +110,7 @@ def _check_summary(summary: dict, exp, config, workdir) -> None:
     assert summary["estimator"] is None
   else:
     assert summary["estimator"] == likelihood.estimator and math.isfinite(summary["nll_nats"])
-    assert summary.get("likelihood_of") == (likelihood.data or None)
+    assert summary.get("likelihood_of") == (likelihood.likelihood_of or None)
     if likelihood.discrete:
       assert summary["bpd"] == pytest.approx(summary["nll_nats"] / (likelihood.num_dims * np.log(2)))
     else:

@@ -77,8 +77,8 @@ def test_a_likelihood_of_binarized_grey_levels_says_so_and_a_gaussian_decoder_on
   config.model.decoder, config.data.binarize = "bernoulli", True
   likelihood = tasks.build(config, data_lib.load_dataset(config.data)).likelihood
   # Bits per dimension of random 0/1 images, not of the 17-level digits other families report.
-  assert likelihood.data == "binarized data"
-  assert ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete, likelihood.data)[
+  assert likelihood.likelihood_of == "binarized data"
+  assert ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete, likelihood.likelihood_of)[
       "likelihood_of"] == "binarized data"
   assert "likelihood_of" not in ledger.likelihood_entry(100.0, 64, "exact", True)
   config = load_config("digits_vae", "tiny")

@@ -38,14 +38,16 @@ def likelihood_of(binarized: bool = False, given_label: bool = False) -> str:
   return ("binarized data" if binarized else "data") + (" given the label" if given_label else "")
 
 
-def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: bool, data: str = "") -> dict:
-  """The ledger fields for one evaluation; `bpd` only for discrete data, where it is a true rate; `data`
-  (likelihood_of, from `likelihood_of`) only when the likelihood is not of the data set as loaded."""
+def likelihood_entry(nll_nats: float, num_dims: int, estimator: str, discrete: bool,
+                     likelihood_of: str = "") -> dict:
+  """The ledger fields for one evaluation; `bpd` only for discrete data, where it is a true rate;
+  `likelihood_of` (a phrase from the function of that name) only when the likelihood is not of the data
+  set as loaded."""
   entry = {"nll_nats": float(nll_nats), "estimator": check_estimator(estimator)}
   if discrete:
     entry["bpd"] = bits_per_dim(nll_nats, num_dims)
-  if data:
-    entry["likelihood_of"] = data
+  if likelihood_of:
+    entry["likelihood_of"] = likelihood_of
   return entry
 
 

@@ -99,7 +99,7 @@ def build(config, dataset: Dataset) -> Task:
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
               likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True,
-                                    data=ledger.likelihood_of(given_label=conditional)),
+                                    likelihood_of=ledger.likelihood_of(given_label=conditional)),
               sample_labels=sample_labels if conditional else None)
 
 

@@ -363,7 +363,7 @@ class Experiment:
       return {"estimator": None, **extra}
     nll = {**means, **extra}[likelihood.metric]
     entry = ledger.likelihood_entry(nll, likelihood.num_dims, likelihood.estimator, likelihood.discrete,
-                                    likelihood.data)
+                                    likelihood.likelihood_of)
     return {**entry, **self.data_floor, **extra}
 
   def summary(self, state: TrainState) -> dict[str, Any]:

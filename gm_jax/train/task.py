@@ -60,8 +60,8 @@ class Likelihood:
 
   `metric` names an eval mean, or a field of the Task's summarize, holding nats per example;
   `estimator` says which quantity it is (exact | elbo | iwae_K | vlb | ode); `num_dims` divides it into
-  bits per dimension when `discrete`. `data` says what the likelihood is of when that is not the data
-  set as loaded (`ledger.likelihood_of`: "binarized data", "data given the label"), so that it is not
+  bits per dimension when `discrete`. `likelihood_of` says what the likelihood is of when that is not the
+  data set as loaded (`ledger.likelihood_of`: "binarized data", "data given the label"), so that it is not
   read beside other models' likelihoods of the data itself.
   """
 
@@ -69,7 +69,7 @@ class Likelihood:
   estimator: str
   num_dims: int
   discrete: bool
-  data: str = ""
+  likelihood_of: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
