@@ -421,7 +421,8 @@ def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path
     proc = run_main(TINY, f"--workdir={workdir}", f"--mode={mode}", "--config.data.seed=1", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
-    assert proc.stderr.startswith(f"error: workdir {workdir} was trained with a different config (data.seed)")
+    assert proc.stderr.startswith(f"error: workdir {workdir} was trained with a different config (data.seed "
+                                  f"(stored 0, now 1))")
   assert _files(workdir) == before
 
 
@@ -436,7 +437,10 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   assert run_main(TINY, f"--workdir={workdir}").returncode == 0  # finished: its summary again
   proc = run_main(TINY, f"--workdir={workdir}", "--mode=eval", "--config.eval.inception_score_splits=2",
                   "--config.seed=3", check=False)
-  assert "was trained with a different config (seed)" in proc.stderr
+  assert "was trained with a different config (seed (stored 0, now 3))" in proc.stderr
+  proc = run_main(TINY, f"--workdir={workdir}", "--config.train.num_steps=7", check=False)
+  assert "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values" in (
+      proc.stderr)
 
 
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):

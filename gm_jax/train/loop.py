@@ -496,10 +496,12 @@ def check_workdir(exp: Experiment) -> None:
   stored = exp.files.read_config()
   has_checkpoint = exp.checkpointer.latest_step() is not None
   if stored is not None:
-    diffs = _config_differences(stored, config_to_dict(exp.config))
+    now = config_to_dict(exp.config)
+    diffs = _config_differences(stored, now)
     if diffs:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
-                                 f"({', '.join(diffs[:5])}); use a new --workdir or the original config")
+                                 f"({_described(diffs, stored, now)}); use a new --workdir or the stored "
+                                 f"values")
     if not has_checkpoint and (exp.workdir / "summary.json").exists():
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
                                  f"checkpoint to resume from; use a new --workdir (training here would "
@@ -720,9 +722,16 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
 def _field(tree: dict, path: str) -> Any:
   for key in path.split("."):
     if not isinstance(tree, dict) or key not in tree:
-      return "<missing>"
+      return _MISSING
     tree = tree[key]
   return tree
+
+
+def _described(diffs: list[str], stored: dict, now: dict, limit: int = 5) -> str:
+  """'field (stored X, now Y)' for the first `limit` differing fields ('absent': the config lacks it)."""
+  value = lambda tree, d: "absent" if _field(tree, d) == _MISSING else json.dumps(_field(tree, d))
+  shown = [f"{d} (stored {value(stored, d)}, now {value(now, d)})" for d in diffs[:limit]]
+  return ", ".join(shown) + (", ..." if len(diffs) > limit else "")
 
 
 def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any]]:
@@ -743,9 +752,9 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
   diffs = _config_differences(stored, now)
   outside = [d for d in diffs if not d.startswith("eval.")]
   if outside:
-    fields = ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else "")
-    raise WorkdirConflictError(f"workdir {workdir} was trained with a different config ({fields}); only "
-                               f"eval.* may change after training: pass the stored config.json's values")
+    raise WorkdirConflictError(f"workdir {workdir} was trained with a different config "
+                               f"({_described(outside, stored, now)}); only eval.* may change after "
+                               f"training: pass the stored config.json's values")
   return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
 
 
