@@ -439,8 +439,8 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
                   "--config.seed=3", check=False)
   assert "was trained with a different config (seed (stored 0, now 3))" in proc.stderr
   proc = run_main(TINY, f"--workdir={workdir}", "--config.train.num_steps=7", check=False)
-  assert "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values" in (
-      proc.stderr)
+  refusal = "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values"
+  assert refusal in proc.stderr
 
 
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):

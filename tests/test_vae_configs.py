@@ -78,8 +78,9 @@ def test_a_likelihood_of_binarized_grey_levels_says_so_and_a_gaussian_decoder_on
   likelihood = tasks.build(config, data_lib.load_dataset(config.data)).likelihood
   # Bits per dimension of random 0/1 images, not of the 17-level digits other families report.
   assert likelihood.likelihood_of == "binarized data"
-  assert ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete, likelihood.likelihood_of)[
-      "likelihood_of"] == "binarized data"
+  entry = ledger.likelihood_entry(100.0, 64, likelihood.estimator, likelihood.discrete,
+                                  likelihood.likelihood_of)
+  assert entry["likelihood_of"] == "binarized data"
   assert "likelihood_of" not in ledger.likelihood_entry(100.0, 64, "exact", True)
   config = load_config("digits_vae", "tiny")
   config.model.decoder = "gaussian"  # a density at the integer levels is no likelihood of the images

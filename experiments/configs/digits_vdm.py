@@ -1,8 +1,9 @@
 r"""VDM (Kingma et al. 2021) on scikit-learn digits: learned log-SNR endpoints (initially gamma_0 = -13.3,
 gamma_1 = 5), the continuous-time ELBO with antithetic times, VDM's categorical decoder over the 17
-levels at t = 0; the same U-Net as digits_ddpm.py, conditioned on t (VDM's code conditions it on the
-log-SNR normalized by the initial endpoints and adds z_t to its noise prediction). Reported: the ELBO (nll_nats, bpd, estimator 'vlb')
-with its prior / diffusion / reconstruction terms, and the probability-flow ODE likelihood.
+levels at t = 0; the same U-Net as digits_ddpm.py, given the log-SNR scaled by the initial endpoints in
+place of t and predicting the noise as z_t plus its output (VDM's parameterization). Reported: the ELBO
+(nll_nats, bpd, estimator 'vlb') with its prior / diffusion / reconstruction terms, and the
+probability-flow ODE likelihood.
 
 Command:
   python experiments/main.py --config=experiments/configs/digits_vdm.py --workdir=/tmp/gm_jax/digits_vdm

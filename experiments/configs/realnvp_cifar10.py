@@ -8,8 +8,9 @@ learning rate 1e-3, batch 64.
 Differences: our coupling ResNets have neither batch normalization nor weight normalization (so the
 paper's L2 penalty of 5e-5 on the weight-norm scales has no counterpart), and the last scale uses 3
 couplings like the others; the paper gives no step count, so 500k steps are set here. Each coupling
-ResNet's residual blocks are one nn.scan (model.scan_blocks): the train step compiles in 14.5-16.6 s
-instead of 33.1-33.8 s on one 2-core CPU (benchmarks.compile_times; same function, stacked parameters).
+ResNet's residual blocks are one nn.scan (model.scan_blocks): with the 3 scales this config had before,
+the train step compiled in 14.5-16.6 s instead of 33.1-33.8 s on one 2-core CPU
+(benchmarks.compile_times; same function, stacked parameters).
 
 Command:
   python experiments/main.py --config=experiments/configs/realnvp_cifar10.py \

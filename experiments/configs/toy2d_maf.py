@@ -12,7 +12,7 @@ Command:
   (and --config.data.distribution=checkerboard / moons with their own workdirs)
 Hardware: 2-core CPU, no accelerator.
 Our result (jax 0.10.2, 2,000 steps, 182,672 parameters): test nll_nats (exact) ring -2.889 (floor -2.906),
-  checkerboard 2.125 (floor 2.079), moons 1.013 (floor 1.008; 62 s); 165-195 s on 2 shared cores. Affine
+  checkerboard 2.125 (floor 2.079), moons 1.013 (floor 1.008; 62 s); 165-167 s on 2 shared cores. Affine
   transforms (139,344 parameters): ring -1.310 (113 s), the affine flows' limit (docs/BASELINES.md).
 Paper: none (Papamakarios et al. 2017 report UCI and image data); the floor is the true entropy.
 """

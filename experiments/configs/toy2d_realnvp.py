@@ -14,6 +14,7 @@ Our result (jax 0.10.2, this config: 64 couplings scanned in pairs, log-scale bo
   their geometry was corrected to scikit-learn's); 14 / 13 / 14 min on a 2-core Intel Xeon, the ring and
   checkerboard evaluated only at the end (the flags in docs/BASELINES.md). Its train step compiles in
   about 2 s.
+  The moons numbers below are on the earlier moons (floor 0.898).
   The config before (32 couplings, bound 3, 200 warmup steps, 30,000 steps; 557,248 parameters): ring
   -2.552 (0.35 above), checkerboard 2.120, moons 0.896; 22-25 min each on shared cores. With 16
   couplings (30,000 steps): ring -2.322, checkerboard 2.135, moons 0.896. With the earlier 8 couplings,

@@ -53,6 +53,6 @@ def test_random_flip_is_refused_on_data_that_are_not_images():
 
   config = load_config("toy2d_gmm", "tiny")
   config.data.random_flip = True
-  with pytest.raises(ValueError, match="data.random_flip mirrors training images, but data 'ring8' is points, "
-                                       "not images; set data.random_flip=False"):
+  message = "data.random_flip mirrors training images, but data 'ring8' is points, not images"
+  with pytest.raises(ValueError, match=message + "; set data.random_flip=False"):
     data_lib.load_dataset(config.data)

@@ -146,8 +146,8 @@ def test_random_flip_mirrors_the_training_batch_with_the_steps_own_key():
   state = init(jax.random.key(0), batch)
   for s in range(3):
     state, metrics = step(state, sharding.put_batch(batch, mesh))
-    flipped = transforms.random_horizontal_flip(jax.random.fold_in(jax.random.fold_in(jax.random.key(5), s), 1),
-                                                batch)["x"]
+    step_key = jax.random.fold_in(jax.random.key(5), s)
+    flipped = transforms.random_horizontal_flip(jax.random.fold_in(step_key, 1), batch)["x"]
     expected = np.mean(np.sum(flipped[:, :, 0] - flipped[:, :, -1], axis=(1, 2)))
     assert float(metrics["lmr"][0]) / float(metrics["lmr"][1]) == pytest.approx(expected)
     assert expected != pytest.approx(np.mean(np.sum(x[:, :, 0] - x[:, :, -1], axis=(1, 2))))
