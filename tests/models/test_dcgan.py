@@ -108,6 +108,15 @@ def test_critic_layer_norm_normalizes_each_example_over_its_whole_feature_map():
   np.testing.assert_allclose(norm.apply({"params": {"scale": scale, "bias": bias}}, x),
                              (x64 - mean) / np.sqrt(var + 1e-5) * np.asarray(scale) + np.asarray(bias),
                              atol=1e-4)
+  # The critic itself normalizes its second convolution's maps so (at the initial scale 1 and offset 0).
+  disc = DCGANDiscriminator(16, 8, norm="layer")
+  images = jax.random.uniform(jax.random.key(2), (3, 16, 16, 3), minval=-1, maxval=1)
+  _, state = disc.apply(disc.init(jax.random.key(3), images), images, capture_intermediates=True,
+                        mutable=["intermediates"])
+  conv = np.asarray(state["intermediates"]["Conv_1"]["__call__"][0], np.float64)
+  normalized = np.asarray(state["intermediates"]["LayerNorm_0"]["__call__"][0])
+  mean, var = conv.mean(axis=(1, 2, 3), keepdims=True), conv.var(axis=(1, 2, 3), keepdims=True)
+  np.testing.assert_allclose(normalized, (conv - mean) / np.sqrt(var + 1e-5), atol=1e-4)
 
 
 @pytest.mark.parametrize("height,width,channels", [(8, 6, 3), (6, 4, 8), (5, 7, 3), (4, 6, 128)])
