@@ -11,6 +11,7 @@ from gm_jax.diffusion import preconditioning, processes
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from tests.diffusion.gaussian import MU, SIGMA, data, exact_denoiser
+from tests.diffusion.recording import TimeRecordingNetwork
 
 KARRAS = processes.KarrasProcess(sigma_min=0.002, sigma_max=20.0)
 SIGMA_DATA = 0.5
@@ -51,19 +52,12 @@ def test_the_edm_network_embeds_the_noise_label_itself():
   from tests.conftest import load_config
 
   model = diffusion.DiffusionModel(load_config("digits_edm", "tiny"))
-  seen = []
-
-  class Recorder:
-    def apply(self, variables, x, t, train, label, rngs=None):
-      seen.append(np.asarray(t))
-      return jnp.zeros_like(x)
-
-  model.net = Recorder()
+  model.net = TimeRecordingNetwork()
   process = model.fixed_process
   t = jnp.array([0.1, 0.5, 0.9])
   model.denoiser({"net": {}}).x0_and_eps(jnp.zeros((3, 8, 8, 1)), t)
   noise_level = np.asarray(process.sigma(t) / process.alpha(t))
-  np.testing.assert_allclose(seen[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4, rtol=1e-5)
+  np.testing.assert_allclose(model.net.times[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4, rtol=1e-5)
 
 
 def test_edm_loss_at_the_exact_denoiser_is_the_weighted_posterior_variance():

@@ -11,6 +11,7 @@ from gm_jax.data.pipeline import ArraySource
 from gm_jax.tasks import diffusion as diffusion_task
 from tests.conftest import load_config
 from tests.diffusion.gaussian import isotropic_denoiser
+from tests.diffusion.recording import TimeRecordingNetwork
 
 LEVELS, SHAPE = 5, (2, 2, 1)
 MEAN, VAR = 0.2, 0.5  # the data N(MEAN, VAR I) in model space, whose exact denoiser stands in for the network
@@ -86,19 +87,12 @@ def test_the_vdm_network_reads_the_scaled_log_snr_and_adds_z_to_its_noise_predic
   x_t = jax.random.normal(jax.random.key(0), (3, *((8, 8, 1) if name == "digits_vdm" else (2,))))
   params = model.init(jax.random.key(1), x_t)
   params["schedule"] = jax.tree.map(lambda p: p * 1.3, params["schedule"])  # a schedule moved by training
-  seen = []
-
-  class Recorder:
-    def apply(self, variables, x, t, train, label, rngs=None):
-      seen.append(np.asarray(t))
-      return jnp.zeros_like(x)
-
-  model.net = Recorder()
+  model.net = TimeRecordingNetwork()
   t = jnp.array([0.05, 0.5, 0.95])
   denoiser = model.denoiser(params)
   _, eps = denoiser.x0_and_eps(x_t, t)
   gamma = -np.asarray(denoiser.process.log_snr(t))
   lo, hi = config.process.gamma_min, config.process.gamma_max
-  np.testing.assert_allclose(seen[0], (gamma - lo) / (hi - lo), rtol=1e-5)
-  assert not np.allclose(seen[0], np.asarray(t), atol=0.05)
+  np.testing.assert_allclose(model.net.times[0], (gamma - lo) / (hi - lo), rtol=1e-5)
+  assert not np.allclose(model.net.times[0], np.asarray(t), atol=0.05)
   np.testing.assert_allclose(eps, x_t, rtol=1e-6)
