@@ -41,10 +41,11 @@ RUNS = [(name, "tiny", {}) for name in CONFIG_NAMES] + [
 ]
 # One config of each (family, data source), the richest state of its group where they differ: EMA, BatchNorm
 # statistics, ActNorm's data-dependent initialization, two players, labels.
-RESUMED = ("binarized_mnist_iwae", "binarized_mnist_pixelrnn", "dcgan_celeba64", "ddpm_cifar10",
-           "digits_classifier", "digits_dcgan_conditional", "digits_ddpm", "digits_glow", "digits_pixelcnn",
-           "digits_vae", "glow_cifar10", "markov_lm", "pixelcnn_cifar10", "shakespeare_char", "toy2d_ddpm",
-           "toy2d_gan", "toy2d_glow", "toy2d_gmm", "toy2d_vae", "wgan_gp_cifar10")
+RESUMED = ("binarized_mnist_iwae", "binarized_mnist_pixelrnn", "binarized_mnist_vae", "dcgan_celeba64",
+           "ddpm_cifar10", "digits_classifier", "digits_dcgan_conditional", "digits_ddpm", "digits_glow",
+           "digits_pixelcnn", "digits_vae", "glow_cifar10", "markov_lm", "pixelcnn_cifar10",
+           "shakespeare_char", "toy2d_ddpm", "toy2d_gan", "toy2d_glow", "toy2d_gmm", "toy2d_vae",
+           "wgan_gp_cifar10")
 # Not here, to keep the suite's time: variational dequantization (tests/models/test_flows.py), the Row LSTM
 # (tests/models/test_pixelrnn.py) and two-layer IWAE training (digits_hvae's run) have their own tests.
 
