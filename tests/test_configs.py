@@ -28,8 +28,8 @@ import tensorflow_datasets as tfds
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.train.defaults import TINY_STEPS
-from gm_jax.train.loop import config_to_dict
+from gm_jax.train.defaults import TINY_STEPS, base_config
+from gm_jax.train.loop import _MISSING, _config_differences, _field, config_to_dict
 from tests.conftest import CONFIGS, load_config, run_metrics, without_wall_clock
 
 CONFIG_NAMES = [p.stem for p in sorted(CONFIGS.glob("*.py"))]
@@ -61,6 +61,38 @@ def test_tiny_is_one_size_per_family_applied_last_and_other_arguments_are_refuse
     load_config("digits_ddpm", "tiny,big")
   with pytest.raises(ValueError, match="unknown config argument 'ring,big'"):
     load_config("toy2d_gan", "ring,big")
+
+
+def _leaves(tree: dict, prefix: str = ""):
+  for key, value in tree.items():
+    yield from _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+
+
+def _without(tree: dict, path: str) -> dict:
+  tree = json.loads(json.dumps(tree))
+  *parents, last = path.split(".")
+  inner = tree
+  for key in parents:
+    inner = inner[key]
+  del inner[last]
+  return tree
+
+
+def test_a_run_from_before_a_family_field_differs_only_where_the_config_moved_it():
+  """A stored config.json lacking a field of its family's default config (its run predates the field)
+  differs from today's config exactly where the experiment config sets another value than the family's."""
+  base_fields = set(_leaves(config_to_dict(base_config())))
+  checked = 0
+  for name in CONFIG_NAMES:
+    now = config_to_dict(load_config(name))
+    starts = [config_to_dict(make()) for make in tasks.DEFAULT_CONFIGS.get(now["task"], ())]
+    for field in sorted({f for start in starts for f in _leaves(start)} - base_fields):
+      if _field(now, field) == _MISSING:
+        continue
+      moved = all(_field(start, field) != _field(now, field) for start in starts)
+      assert _config_differences(_without(now, field), now) == ([field] if moved else []), (name, field)
+      checked += 1
+  assert checked > 500
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)

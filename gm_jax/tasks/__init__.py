@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import feature_spaces
-from gm_jax.tasks import classifier, density, diffusion, flow, gan, language_model, pixelcnn, vae
+from gm_jax.tasks import classifier, density, diffusion, flow, gan, language_model, pixelcnn, pixelrnn, vae
 from gm_jax.train import defaults, loop
 from gm_jax.train.task import Task
 
@@ -29,6 +29,20 @@ BUILDERS = {
     "pixelcnn": pixelcnn.build,
     "classifier": classifier.build,
 }
+
+# The configs each family's experiment configs start from (PixelRNN's are pixelcnn tasks): a run that
+# predates a field of these is still resumed (gm_jax.train.defaults.register_family_defaults).
+DEFAULT_CONFIGS = {
+    "vae": (vae.default_config,),
+    "flow": (flow.default_config,),
+    "diffusion": (diffusion.default_config,),
+    "gan": (gan.default_config,),
+    "language_model": (language_model.default_config,),
+    "pixelcnn": (pixelcnn.default_config, pixelrnn.default_config),
+    "classifier": (classifier.default_config,),
+}
+for _task, _configs in DEFAULT_CONFIGS.items():
+  defaults.register_family_defaults(_task, *_configs)
 
 # Each family's `:tiny` size, applied after gm_jax.train.defaults.tiny_run (the classifier needs no more).
 TINY_SIZES = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+from typing import Callable
 
 import ml_collections
 
@@ -91,6 +92,23 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.inception_score_splits = 1  # the score's mean (and std) over this many parts of each set
   config.eval.inception_weights = ""  # the converted FID Inception weights (.npz) for inception_v3
   return config
+
+
+# The configs a family's experiment configs start from (its default_config), by config.task.
+_FAMILY_DEFAULTS: dict[str, list[Callable[[], ml_collections.ConfigDict]]] = {}
+
+
+def register_family_defaults(task: str, *default_configs: Callable[[], ml_collections.ConfigDict]) -> None:
+  """Declares the config(s) that `task`'s experiment configs start from. A field that a stored run's
+  config.json lacks (the run predates the field) and that has one of these configs' values is no
+  difference, so that such a run can still be resumed and evaluated (gm_jax.train.loop)."""
+  _FAMILY_DEFAULTS.setdefault(task, [])
+  _FAMILY_DEFAULTS[task] += [f for f in default_configs if f not in _FAMILY_DEFAULTS[task]]
+
+
+def starting_configs(task: str) -> list[ml_collections.ConfigDict]:
+  """base_config and the registered default configs of `task`."""
+  return [base_config()] + [make() for make in _FAMILY_DEFAULTS.get(task, [])]
 
 
 def use_fid_protocol(config: ml_collections.ConfigDict) -> None:

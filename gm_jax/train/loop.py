@@ -83,19 +83,23 @@ def config_to_dict(config) -> dict[str, Any]:
 _MISSING = "<missing>"
 
 
-def _config_differences(old: dict, new: dict, prefix: str = "", shared: dict | None = None) -> list[str]:
+def _config_differences(old: dict, new: dict, prefix: str = "", starts: list[dict] | None = None
+                        ) -> list[str]:
   """The fields whose values differ between a stored config and a new one. A field the stored config
-  lacks (its run predates the field) at the value every config starts from (`shared`, the base config's
-  fields) is no difference: runs from before a new option can still be resumed and evaluated."""
-  shared = config_to_dict(defaults.base_config()) if shared is None else shared
+  lacks (its run predates the field) at a value its configs start from (`starts`: the base config and
+  the family's registered default configs, gm_jax.train.defaults) is no difference: runs from before a
+  new option can still be resumed and evaluated."""
+  if starts is None:
+    starts = [config_to_dict(c) for c in defaults.starting_configs(old.get("task", new.get("task", "")))]
   diffs = []
   for k in sorted(set(old) | set(new)):
     if f"{prefix}{k}.".startswith(FREE_FIELDS):
       continue
-    a, b, start = old.get(k, _MISSING), new.get(k, _MISSING), shared.get(k, _MISSING)
+    a, b = old.get(k, _MISSING), new.get(k, _MISSING)
     if isinstance(a, dict) and isinstance(b, dict):
-      diffs += _config_differences(a, b, f"{prefix}{k}.", start if isinstance(start, dict) else {})
-    elif a != b and not (a == _MISSING and b == start):
+      inner = [s[k] for s in starts if isinstance(s.get(k), dict)]
+      diffs += _config_differences(a, b, f"{prefix}{k}.", inner)
+    elif a != b and not (a == _MISSING and any(s.get(k, _MISSING) == b for s in starts)):
       diffs.append(f"{prefix}{k}")
   return diffs
 
