@@ -21,12 +21,14 @@ docs/own_data.md).
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
 
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.pipeline import digest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CHANNELS = {"L": 1, "RGB": 3}
@@ -151,6 +153,12 @@ class ImageFolderSource:
       self._cache[i] = pixels
       self._cached[i] = True
     return pixels
+
+  def fingerprint(self) -> str:
+    """A digest of the files' paths and sizes and of the labels (reading every image would make a
+    large folder's start slow): a file replaced by another of another size changes it."""
+    listing = "\n".join(f"{f}\t{os.path.getsize(f)}" for f in self.files)
+    return digest([listing] + ([self.labels] if self.labels is not None else []))
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     indices = np.asarray(indices)

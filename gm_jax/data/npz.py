@@ -23,6 +23,7 @@ import numpy as np
 
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.pipeline import digest
 
 KEYS = ("x", "label", "x_test", "label_test")
 
@@ -44,6 +45,17 @@ class RowSource:
     rows = self.rows[np.asarray(indices)]
     return {k: np.asarray(v[rows], self.dtypes[k]).reshape(len(rows), *self.shapes[k])
             for k, v in self.arrays.items()}
+
+  def fingerprint(self) -> str:
+    """A digest of this split's rows, read in chunks (the arrays may be memory-mapped)."""
+    chunks = [self.rows[i:i + 4096] for i in range(0, len(self.rows), 4096)]
+
+    def parts():
+      for k in sorted(self.arrays):
+        yield k
+        yield from (self.arrays[k][c] for c in chunks)
+
+    return digest(parts())
 
 
 def read_arrays(file: pathlib.Path) -> dict[str, np.ndarray]:

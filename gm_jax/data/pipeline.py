@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Iterator, Protocol
+import hashlib
+from typing import Any, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -24,6 +25,26 @@ class Source(Protocol):
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     ...
+
+
+def digest(parts: Iterable[np.ndarray | str]) -> str:
+  """A short sha256 of arrays (dtype, shape and values) and strings, in order: a source's fingerprint."""
+  h = hashlib.sha256()
+  for part in parts:
+    if isinstance(part, str):
+      h.update(part.encode("utf-8") + b"\0")
+    else:
+      a = np.ascontiguousarray(part)
+      h.update(f"{a.dtype.str}{a.shape}".encode("ascii"))
+      h.update(a.reshape(-1).view(np.uint8))
+  return h.hexdigest()[:16]
+
+
+def fingerprint(source: Source) -> str | None:
+  """The source's `fingerprint()`, a digest of its examples, if it gives one (None otherwise, e.g. TFDS
+  splits, which their name and version identify)."""
+  method = getattr(source, "fingerprint", None)
+  return method() if method is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +63,9 @@ class ArraySource:
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[indices] for k, v in self.arrays.items()}
+
+  def fingerprint(self) -> str:
+    return digest(part for k in sorted(self.arrays) for part in (k, self.arrays[k]))
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,6 +117,14 @@ class TrainIterator:
     self._slice = process_slice(self.global_batch_size, self.process_index, self.process_count)
     if len(self.source) == 0:
       raise ValueError("the training split is empty")
+    self._fingerprint = None
+
+  @property
+  def fingerprint(self) -> str | None:
+    """The source's digest, computed once (a checkpoint records it, a resumed run compares it)."""
+    if self._fingerprint is None:
+      self._fingerprint = fingerprint(self.source) or ""
+    return self._fingerprint or None
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self
@@ -108,8 +140,9 @@ class TrainIterator:
     return batch
 
   def get_state(self) -> dict[str, Any]:
-    return {"position": self.position, "seed": self.seed, "global_batch_size": self.global_batch_size,
-            "num_examples": len(self.source)}
+    state = {"position": self.position, "seed": self.seed, "global_batch_size": self.global_batch_size,
+             "num_examples": len(self.source)}
+    return state | ({"fingerprint": self.fingerprint} if self.fingerprint else {})
 
   def set_state(self, state: dict[str, Any]) -> None:
     if state["seed"] != self.seed or state["global_batch_size"] != self.global_batch_size:
@@ -121,6 +154,12 @@ class TrainIterator:
       raise ValueError(f"the training split holds {len(self.source)} examples, but this run was trained on "
                        f"{stored}: the data changed since; resume with the original data or start a new "
                        f"--workdir")
+    # The same number of examples but other ones (files replaced or edited); checkpoints from before
+    # fingerprints were recorded, and sources without one, are not compared.
+    if state.get("fingerprint") and self.fingerprint and state["fingerprint"] != self.fingerprint:
+      raise ValueError(f"the training split's examples differ from those this run was trained on (data "
+                       f"fingerprint {self.fingerprint}, stored {state['fingerprint']}): the data changed "
+                       f"since; resume with the original data or start a new --workdir")
     self.position = int(state["position"])
 
 

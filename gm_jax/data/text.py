@@ -19,6 +19,7 @@ import numpy as np
 
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
+from gm_jax.data.pipeline import digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,9 @@ class WindowSource:
     if self.first_scored is not None:
       out["target_mask"] = (np.arange(self.context) >= self.first_scored[indices][:, None]).astype(np.float32)
     return out
+
+  def fingerprint(self) -> str:
+    return digest([self.tokens, self.starts])
 
 
 def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: str = "char") -> str | bytes:

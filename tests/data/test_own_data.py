@@ -195,6 +195,44 @@ def test_npz_points_labels_and_explicit_test_split(tmp_path):
 
 # training through the trainer -------------------------------------------------------------------------------
 
+def _replace_a_png(path: pathlib.Path) -> None:
+  Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(sorted(path.rglob("*.png"))[0])
+
+
+def _edit_npz(path: pathlib.Path) -> None:
+  x = np.load(path)["x"]
+  x[0] += 1
+  np.savez(path, x=x)
+
+
+def _edit_corpus(path: pathlib.Path) -> None:
+  path.write_text(path.read_text().replace("b", "a", 1))
+
+
+def _own_data(tmp_path: pathlib.Path, name: str) -> pathlib.Path:
+  if name == "image_folder":
+    make_folder(tmp_path, per_class=8)
+    return tmp_path
+  if name == "npz":
+    np.savez(tmp_path / "data.npz", x=np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32))
+    return tmp_path / "data.npz"
+  (tmp_path / "corpus.txt").write_text("abcab " * 200)
+  return tmp_path / "corpus.txt"
+
+
+@pytest.mark.parametrize("name,edit", [("image_folder", _replace_a_png), ("npz", _edit_npz),
+                                       ("text", _edit_corpus)])
+def test_own_data_training_split_has_a_fingerprint_that_its_contents_change(tmp_path, name, edit):
+  """A resumed run compares it (gm_jax.data.pipeline.TrainIterator) when the example count is unchanged."""
+  path = _own_data(tmp_path, name)
+  fields = {"context": 8} if name == "text" else {}
+  fingerprint = lambda: data_lib.pipeline.fingerprint(load(name, path, **fields).train)
+  before = fingerprint()
+  assert before and fingerprint() == before
+  edit(path)
+  assert fingerprint() != before
+
+
 def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dict:
   """Trains a few steps of `<config_name>:tiny` on the given data; returns summary.json."""
   from gm_jax import tasks

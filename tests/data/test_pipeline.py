@@ -56,6 +56,18 @@ def test_resuming_with_another_batch_size_or_other_data_is_refused():
     grown.set_state(it.get_state())
 
 
+def test_resuming_on_other_examples_of_the_same_count_is_refused():
+  state = TrainIterator(_source(10), 4, seed=0).get_state()
+  assert TrainIterator(_source(10), 4, seed=0).fingerprint == state["fingerprint"]
+  TrainIterator(_source(10), 4, seed=0).set_state(state)
+  edited = ArraySource({"x": np.arange(10, dtype=np.float32)[:, None] * 2})
+  with pytest.raises(ValueError, match="the training split's examples differ from those this run was trained "
+                                       "on .*: the data changed since"):
+    TrainIterator(edited, 4, seed=0).set_state(state)
+  del state["fingerprint"]  # a checkpoint from before fingerprints: resumed on the count alone
+  TrainIterator(edited, 4, seed=0).set_state(state)
+
+
 def test_eval_batches_cover_the_split_once_with_a_mask():
   src = _source(23)
   batches = list(eval_batches(src, 10))
