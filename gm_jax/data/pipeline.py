@@ -41,17 +41,21 @@ def digest(parts: Iterable[np.ndarray | str]) -> str:
 
 
 def fingerprint(source: Source) -> str | None:
-  """The source's `fingerprint()`, a digest of its examples, if it gives one (None otherwise, e.g. TFDS
-  splits, which their name and version identify)."""
+  """The source's `fingerprint()`, a digest of its examples, if it gives one: sources of users' files do.
+  Data that their config determines (generated points, scikit-learn's digits, synthetic sequences) and
+  TFDS splits (their name and version) give none, so that a generated array's last-bit differences
+  between machines cannot refuse a resume."""
   method = getattr(source, "fingerprint", None)
   return method() if method is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
 class ArraySource:
-  """An in-memory source: a dict of arrays sharing their leading axis."""
+  """An in-memory source: a dict of arrays sharing their leading axis; `fingerprinted` for arrays read
+  from a user's file (see `fingerprint`)."""
 
   arrays: dict[str, np.ndarray]
+  fingerprinted: bool = False
 
   def __post_init__(self):
     lengths = {k: len(v) for k, v in self.arrays.items()}
@@ -64,7 +68,9 @@ class ArraySource:
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[indices] for k, v in self.arrays.items()}
 
-  def fingerprint(self) -> str:
+  def fingerprint(self) -> str | None:
+    if not self.fingerprinted:
+      return None
     return digest(part for k in sorted(self.arrays) for part in (k, self.arrays[k]))
 
 

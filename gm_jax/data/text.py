@@ -73,6 +73,7 @@ class WindowSource:
   starts: np.ndarray
   context: int
   first_scored: np.ndarray | None = None
+  fingerprinted: bool = False  # a corpus read from a file or TFDS (gm_jax.data.pipeline.fingerprint)
 
   def __len__(self) -> int:
     return len(self.starts)
@@ -84,8 +85,8 @@ class WindowSource:
       out["target_mask"] = (np.arange(self.context) >= self.first_scored[indices][:, None]).astype(np.float32)
     return out
 
-  def fingerprint(self) -> str:
-    return digest([self.tokens, self.starts])
+  def fingerprint(self) -> str | None:
+    return digest([self.tokens, self.starts]) if self.fingerprinted else None
 
 
 def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: str = "char") -> str | bytes:
@@ -164,4 +165,5 @@ def load(path: str = "", tfds_name: str | None = None, level: str = "char", cont
     raise ValueError(f"{path or tfds_name}: {e}") from None
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
                   extras={"tokenizer": tokenizer})
+  train = dataclasses.replace(train, fingerprinted=True)
   return Dataset(pathlib.Path(path).stem if path else tfds_name, train, test, spec)

@@ -57,10 +57,12 @@ def test_resuming_with_another_batch_size_or_other_data_is_refused():
 
 
 def test_resuming_on_other_examples_of_the_same_count_is_refused():
-  state = TrainIterator(_source(10), 4, seed=0).get_state()
-  assert TrainIterator(_source(10), 4, seed=0).fingerprint == state["fingerprint"]
-  TrainIterator(_source(10), 4, seed=0).set_state(state)
-  edited = ArraySource({"x": np.arange(10, dtype=np.float32)[:, None] * 2})
+  read = lambda x: ArraySource({"x": x}, fingerprinted=True)  # as from a user's file
+  state = TrainIterator(read(np.arange(10.0)), 4, seed=0).get_state()
+  assert TrainIterator(read(np.arange(10.0)), 4, seed=0).fingerprint == state["fingerprint"]
+  TrainIterator(read(np.arange(10.0)), 4, seed=0).set_state(state)
+  assert "fingerprint" not in TrainIterator(_source(10), 4, seed=0).get_state()  # generated data
+  edited = read(np.arange(10.0) * 2)
   with pytest.raises(ValueError, match="the training split's examples differ from those this run was trained "
                                        "on .*: the data changed since"):
     TrainIterator(edited, 4, seed=0).set_state(state)
