@@ -11,7 +11,8 @@ test points: `sample_nll_nats` = -mean log p_data(sample) (compare with the entr
 collapses onto the modes scores below it, a blurry one above), and `energy_distance` between the
 samples and as many test points (0 for equal distributions; it penalizes both kinds of error). On
 images: the run's sample-quality metrics (FD, KID, precision/recall/density/coverage) in its feature
-space (FD-digits on digits) against the test split, with the data floor in the final line.
+space (FD-digits on digits) against the run's own reference (eval.quality_reference), with its data
+floor (as many real examples of the other split, drawn as its evaluation draws them) in the final line.
 Prints one JSON line per (sampler, steps) and a final summary line.
 """
 
@@ -106,12 +107,13 @@ def main(argv):
   n = flags.FLAGS.num_samples
   test = exp.dataset.test[np.arange(min(n, len(exp.dataset.test)))]["x"]
   ev = config.eval
-  quality = dict(kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k)
+  quality = dict(kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k,
+                 fd_resamples=ev.fd_resamples)
   floor = {}
-  if space is not None:
-    reference_feats, _ = space.embed(test)
-    floor_feats, floor_probs = space.embed(exp.dataset.train[np.arange(min(n, len(exp.dataset.train)))]["x"])
-    floor = quality_report.compare(floor_feats, floor_probs, reference_feats, **quality)
+  if space is not None:  # the reference and data floor of the run's own evaluation
+    reference, floor_examples = exp.quality_real_sets(n)
+    reference_feats, _ = space.embed(reference)
+    floor = quality_report.compare(*space.embed(floor_examples["x"]), reference_feats, **quality)
   rows = []
   grid = settings(denoiser.process, images=space is not None)
   if flags.FLAGS.samplers:

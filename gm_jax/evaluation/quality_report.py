@@ -44,12 +44,16 @@ def class_accuracy(probs_NC: np.ndarray, labels_N: np.ndarray) -> float:
 
 
 def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.ndarray, *, kid_subsets: int,
-            kid_subset_size: int, prdc_k: int, inception_score_splits: int = 1) -> dict[str, float]:
-  """The metrics of one set of features against the reference features."""
+            kid_subset_size: int, prdc_k: int, inception_score_splits: int = 1,
+            fd_resamples: int = 0) -> dict[str, float]:
+  """The metrics of one set of features against the reference features; with fd_resamples, also `fd_std`,
+  the Fréchet distance's spread over that many bootstrap resamples of the set."""
   kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND,
                                                                num_subsets=kid_subsets,
                                                                subset_size=kid_subset_size)
   out = {"fd": sample_quality.frechet_distance(feats_ND, reference_ND), "kid": kid_mean, "kid_std": kid_std}
+  if fd_resamples:
+    out["fd_std"] = sample_quality.frechet_distance_std(feats_ND, reference_ND, fd_resamples)
   out.update(sample_quality.precision_recall_density_coverage(reference_ND, feats_ND, k=prdc_k))
   if probs_NC is not None:
     out["inception_score"], spread = inception_score_over_splits(probs_NC, inception_score_splits)
@@ -60,18 +64,20 @@ def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.
 
 def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
            kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
-           inception_score_splits: int = 1, labels: tuple[np.ndarray, np.ndarray] | None = None,
-           nonfinite_fraction: float = 0.0) -> dict[str, Any]:
+           inception_score_splits: int = 1, fd_resamples: int = 10,
+           labels: tuple[np.ndarray, np.ndarray] | None = None, nonfinite_fraction: float = 0.0
+           ) -> dict[str, Any]:
   """Sample-quality fields of summary.json: each metric for the samples and, as `<metric>_floor`, for the
   real floor set; both against `reference`. In a classifier space the Inception Score is the mean over
-  `inception_score_splits` parts of each set (and `inception_score_std` when more than one). With
+  `inception_score_splits` parts of each set (and `inception_score_std` when more than one); with
+  `fd_resamples`, `fd_std` is the Fréchet distance's bootstrap spread over the set's examples. With
   `labels` (the samples' conditioning labels, the floor set's labels) and a classifier space, also
   `class_accuracy`: how often the classifier names the class a sample was drawn for (its floor: the
   classifier's accuracy on the real floor set). When a fraction of the samples held non-finite values
   (`nonfinite_fraction` > 0), their metrics are NaN."""
   reference_feats, _ = space.embed(reference)
   settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k,
-                  inception_score_splits=inception_score_splits)
+                  inception_score_splits=inception_score_splits, fd_resamples=fd_resamples)
   out: dict[str, Any] = {"feature_space": space.name, "num_samples": len(samples),
                          "num_reference": len(reference), "floor_num_samples": len(floor)}
   sample_labels, floor_labels = labels if labels is not None else (None, None)

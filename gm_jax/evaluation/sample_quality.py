@@ -232,6 +232,20 @@ def _frechet_distance_of_checked_data(feats_a: np.ndarray, feats_b: np.ndarray) 
   return float(diff_D @ diff_D + np.sum(ya_ND**2) + np.sum(yb_MD**2) - 2.0 * inner_trace)
 
 
+def frechet_distance_std(feats_a: Any, feats_b: Any, num_resamples: int, seed: int = 0) -> float:
+  """The standard deviation (ddof 1) of the Fréchet distance over `num_resamples` bootstrap resamples of
+  the first set (N rows drawn with replacement; the second set, the reference, held fixed): how far the
+  distance of N other samples from the same model may lie. Only the spread is meant: the resamples'
+  duplicates bias their distances upwards."""
+  feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
+  if num_resamples < 2:
+    raise ValueError(f"num_resamples must be at least 2 for a standard deviation; got {num_resamples}.")
+  rng = np.random.default_rng(seed)
+  n = len(feats_a)
+  return float(np.std([frechet_distance(feats_a[rng.integers(0, n, n)], feats_b)
+                       for _ in range(num_resamples)], ddof=1))
+
+
 def _numpy_rng(key_or_seed: int | jax.Array) -> np.random.Generator:
   """A NumPy generator seeded by an int or by the bits of a JAX PRNG key (typed or raw uint32)."""
   if isinstance(key_or_seed, (int, np.integer)):

@@ -90,6 +90,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.kid_subset_size = 1000
   config.eval.prdc_k = 5
   config.eval.inception_score_splits = 1  # the score's mean (and std) over this many parts of each set
+  config.eval.fd_resamples = 10  # bootstrap resamples of each set for fd_std, FD's spread (0: none)
   config.eval.inception_weights = ""  # the converted FID Inception weights (.npz) for inception_v3
   return config
 

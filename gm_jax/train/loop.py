@@ -270,6 +270,8 @@ class Experiment:
     if ev.kid_subsets < 1 or ev.kid_subset_size < 2:
       raise ValueError(f"eval.kid_subsets={ev.kid_subsets} must be at least 1 and eval.kid_subset_size="
                        f"{ev.kid_subset_size} at least 2 (KID's unbiased estimator)")
+    if ev.fd_resamples == 1 or ev.fd_resamples < 0:
+      raise ValueError(f"eval.fd_resamples={ev.fd_resamples} must be 0 (no fd_std) or at least 2")
     # The samples and the data floor (as many examples of the other split) are each scored against the
     # reference; PRDC's k-th neighbour must exist in every set.
     reference = min(len(self._reference_split), ev.quality_reference_max)
@@ -294,6 +296,23 @@ class Experiment:
   def _floor_split(self):
     return self.dataset.train_examples if self.config.eval.quality_reference == "test" else self.dataset.test
 
+  def quality_real_sets(self, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The real examples samples are judged by: the reference's images and the data floor's n examples
+    (up to its split's size), both fixed subsets and, when the model's data are a transform of the real
+    examples, transformed as the model sees them (with fixed keys: the same sets at every evaluation)."""
+    ev = self.config.eval
+    reference_split, floor_split = self._reference_split, self._floor_split
+    reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
+    floor = dict(floor_split[split_lib.fixed_subset(len(floor_split), n)])
+    if len(floor_split) < n:
+      logging.log_first_n(logging.WARNING, "the data floor has %d real examples against %d samples (all "
+                          "its split holds); FD is biased upwards at small counts, so it lies above a floor "
+                          "of %d", 1, len(floor_split), n, n)
+    if self.task.real_as_modelled is not None:
+      reference = self.task.real_as_modelled(reference, jax.random.key(0))
+      floor["x"] = self.task.real_as_modelled(floor["x"], jax.random.key(1))
+    return reference, floor
+
   def sample_quality(self, state: TrainState) -> dict[str, Any]:
     """FD, KID, P/R/D/C of eval.quality_samples samples and of as many real examples (the data floor),
     both against the reference split, in the config's feature space; plus the sampler's cost."""
@@ -303,13 +322,7 @@ class Experiment:
     ev = self.config.eval
     n = ev.quality_samples
     samples, info, seconds_per_sample = self._draw_samples(state, n)
-    reference_split, floor_split = self._reference_split, self._floor_split
-    reference = reference_split[split_lib.fixed_subset(len(reference_split), ev.quality_reference_max)]["x"]
-    floor = floor_split[split_lib.fixed_subset(len(floor_split), n)]
-    if len(floor_split) < n:
-      logging.log_first_n(logging.WARNING, "the data floor has %d real examples against %d samples (all "
-                          "its split holds); FD is biased upwards at small counts, so it lies above a floor "
-                          "of %d", 1, len(floor_split), n, n)
+    reference, floor = self.quality_real_sets(n)
     labels = None
     if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
       chunk = min(n, ev.quality_batch_size)
@@ -318,14 +331,10 @@ class Experiment:
     if nonfinite > 0:
       logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
                       100 * nonfinite)
-    floor_x = floor["x"]
-    if self.task.real_as_modelled is not None:  # fixed keys: the same reference and floor at every evaluation
-      reference = self.task.real_as_modelled(reference, jax.random.key(0))
-      floor_x = self.task.real_as_modelled(floor_x, jax.random.key(1))
-    result = quality_report.report(space, samples, reference, floor_x, kid_subsets=ev.kid_subsets,
+    result = quality_report.report(space, samples, reference, floor["x"], kid_subsets=ev.kid_subsets,
                                    kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k,
-                                   inception_score_splits=ev.inception_score_splits, labels=labels,
-                                   nonfinite_fraction=nonfinite)
+                                   inception_score_splits=ev.inception_score_splits,
+                                   fd_resamples=ev.fd_resamples, labels=labels, nonfinite_fraction=nonfinite)
     if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
       step = int(state.step)
       if self.read_only:

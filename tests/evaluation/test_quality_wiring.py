@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.evaluation import inception_weights as iw
+from gm_jax.evaluation.sample_quality import frechet_distance
 from gm_jax.tasks import classifier
 from gm_jax.train import loop, sharding
 from tests.conftest import load_config, without_wall_clock
@@ -32,10 +33,15 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path, monkeypat
   assert summary["precision"] < summary["precision_floor"]
   assert summary["inception_score"] < summary["inception_score_floor"] <= 10
   assert summary["sample_ms_per_1000"] > 0 and "bpd" in summary
+  assert 0 < summary["fd_std_floor"] < summary["fd_floor"] and 0 < summary["fd_std"] < summary["fd"]
   # The floor's digits are the fixed random subset that the shipped network's recorded floor uses.
   exp = tasks.experiment(config, tmp_path, read_only=True)
   assert classifier.data_floor_fd(exp.feature_space, exp.dataset, 200) == pytest.approx(summary["fd_floor"],
                                                                                          rel=1e-5)
+  reference, floor = exp.quality_real_sets(200)  # the sets benchmarks.diffusion_samplers judges by too
+  embed = lambda x: exp.feature_space.embed(x)[0]
+  assert len(reference) == summary["num_reference"] and len(floor["x"]) == summary["floor_num_samples"]
+  assert frechet_distance(embed(floor["x"]), embed(reference)) == pytest.approx(summary["fd_floor"], rel=1e-5)
   exp.checkpointer.close()
   step = config.train.num_steps
   training_picture = (tmp_path / "samples" / f"quality_step_{step:07d}.png").read_bytes()
@@ -138,7 +144,8 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
                                                   ("quality_samples", 1, "at least 2"),
                                                   ("quality_batch_size", 0, "at least 1"),
                                                   ("inception_score_splits", 201, "at most the data floor's "
-                                                                                  "size \\(200")])
+                                                                                  "size \\(200"),
+                                                  ("fd_resamples", 1, "must be 0 \\(no fd_std\\) or at least 2")])
 def test_bad_quality_settings_fail_before_training(field, value, message, tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False

@@ -158,6 +158,20 @@ def _kid_loop_reference(x_mD: np.ndarray, y_mD: np.ndarray) -> float:
   return xx / (m * (m - 1)) + yy / (m * (m - 1)) - 2 * xy / m**2
 
 
+def test_fd_bootstrap_spread_is_the_spread_of_fd_over_independent_sample_sets():
+  rng = np.random.default_rng(0)
+  reference = rng.normal(size=(2000, 3))
+  draw = lambda: rng.normal(size=(300, 3)) * [1.0, 1.5, 0.7] + [0.3, 0.0, 0.0]
+  spread = np.std([frechet_distance(draw(), reference) for _ in range(400)], ddof=1)
+  bootstrap = sample_quality.frechet_distance_std(draw(), reference, num_resamples=200)
+  assert 0.8 < bootstrap / spread < 1.5  # the bootstrap's duplicates widen it a little (1.0-1.3 over seeds)
+  x = draw()
+  assert sample_quality.frechet_distance_std(x, reference, 5, seed=1) == sample_quality.frechet_distance_std(
+      x, reference, 5, seed=1) != sample_quality.frechet_distance_std(x, reference, 5, seed=2)
+  with pytest.raises(ValueError, match="num_resamples must be at least 2"):
+    sample_quality.frechet_distance_std(x, reference, 1)
+
+
 def test_kid_equals_a_direct_reference_on_all_samples():
   rng = np.random.default_rng(5)
   x_mD, y_mD = rng.normal(size=(40, 7)), rng.normal(size=(40, 7)) * 1.3 + 0.2
@@ -256,10 +270,11 @@ def test_metric_defaults_are_the_published_settings():
   assert defaults(kernel_inception_distance) == {"num_subsets": 100, "subset_size": 1000, "key_or_seed": 0}
   assert defaults(precision_recall_density_coverage) == {"k": 5, "chunk_size": 512}
   assert defaults(quality_report.report) == {"kid_subsets": 100, "kid_subset_size": 1000, "prdc_k": 5,
-                                             "inception_score_splits": 1, "labels": None,
-                                             "nonfinite_fraction": 0.0}
+                                             "inception_score_splits": 1, "fd_resamples": 10,
+                                             "labels": None, "nonfinite_fraction": 0.0}
   ev = base_config().eval
-  assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k, ev.inception_score_splits) == (100, 1000, 5, 1)
+  assert (ev.kid_subsets, ev.kid_subset_size, ev.prdc_k, ev.inception_score_splits,
+          ev.fd_resamples) == (100, 1000, 5, 1, 10)
   rng = np.random.default_rng(8)
   real_ND, fake_MD = rng.normal(size=(60, 3)), rng.normal(size=(50, 3)) + 0.2
   default = precision_recall_density_coverage(real_ND, fake_MD)
