@@ -362,7 +362,9 @@ def build(config, dataset: Dataset) -> Task:
     label = jnp.asarray(model.sample_labels(n)) if conditional else None
     x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key,
                          (n, *spec.shape), ev)
-    info = {"nfe": nfe}
+    # Network evaluations per sample: a guided step evaluates the conditional and the unconditional
+    # model (in one pass over twice the batch), so it counts two.
+    info = {"nfe": nfe * (2 if ev.guidance else 1)}
     if is_image:  # the rounding to levels hides a non-finite sample from the trainer's quality report
       info["nonfinite_fraction"] = nonfinite_fraction(x)
       x = to_levels(x, levels)

@@ -94,13 +94,14 @@ def test_a_class_conditional_task_uses_the_labels_in_training_evaluation_and_sam
   assert float(nll(batch)) != float(nll(relabelled))
   labels = task.sample_labels(20)
   np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 2))  # one run per class
-  samples, _ = jax.jit(lambda k: task.sample_fn(params, {}, k, 20))(key)
+  samples, info = jax.jit(lambda k: task.sample_fn(params, {}, k, 20))(key)
   model = diffusion.DiffusionModel(config)
-  draw = jax.jit(lambda y: diffusion.to_levels(diffusion.run_sampler(
+  guided_run = jax.jit(lambda y: diffusion.run_sampler(
       model.denoiser(params["model"], label=y, guidance=config.eval.guidance), key, (20, 8, 8, 1),
-      config.eval)[0],
-      17))
+      config.eval))
+  draw = lambda y: diffusion.to_levels(guided_run(y)[0], 17)
   np.testing.assert_array_equal(samples, draw(jnp.asarray(labels)))
+  assert config.eval.guidance > 0 and info["nfe"] == 2 * guided_run(jnp.asarray(labels))[1]  # two models a step
   assert np.any(np.asarray(samples) != np.asarray(draw(jnp.asarray((labels + 1) % 10))))
   assert diffusion.build(load_config("digits_flow_matching", "tiny"), dataset).sample_labels is None
 
