@@ -6,8 +6,9 @@ ODE carries it.
       --num_pairs=100000 --out=/tmp/gm_jax/ring_pairs.npz
 
 Restores the run's latest checkpoint (its EMA parameters when it keeps them; the config may differ from
-the run's only in eval.*) and solves the ODE with the config's eval.ode_solver in eval.sampler_steps
-steps from each noise draw. The 2-rectified flow is then the same config trained on the pairs
+the run's only in eval.*) and solves the ODE with the config's ODE sampler solver
+(eval.sampler_ode_solver, or eval.ode_solver when that is empty) in eval.sampler_steps steps from each
+noise draw. The 2-rectified flow is then the same config trained on the pairs
 (gm_jax.tasks.diffusion.use_reflow):
 
   python experiments/main.py --config=experiments/configs/toy2d_flow_matching.py \

@@ -24,7 +24,8 @@ config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood),
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver,
   ode_rtol, ode_steps (0: adaptive), sampler
   (ddpm | ddim | euler_maruyama | pc | ode | dpm_solver | edm_heun), sampler_steps (every sampler but ddpm,
-  which runs the chain's T steps; strided ancestral sampling is ddim with ddim_eta=1), ddpm_variance
+  which runs the chain's T steps; strided ancestral sampling is ddim with ddim_eta=1), sampler_ode_solver
+  (the ode sampler's and reflow's solver; "": ode_solver, the likelihood's), ddpm_variance
   (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
 Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
@@ -85,6 +86,11 @@ def make_network(config):
   raise ValueError(f"unknown config.model.net {m.net!r}; use 'mlp' or 'unet'")
 
 
+def sampler_ode_solver(ev) -> str:
+  """The ODE sampler's solver: eval.sampler_ode_solver, or the likelihood's eval.ode_solver when empty."""
+  return ev.sampler_ode_solver or ev.ode_solver
+
+
 def run_sampler(denoiser: Denoiser, key, shape, ev):
   """Draws samples with config.eval's sampler; returns (samples, nfe)."""
   name, steps = ev.sampler, ev.sampler_steps
@@ -97,7 +103,8 @@ def run_sampler(denoiser: Denoiser, key, shape, ev):
   if name == "pc":
     return samplers.predictor_corrector(denoiser, key, shape, steps)
   if name == "ode":
-    return samplers.probability_flow_ode(denoiser, key, shape, ev.ode_solver, steps, ev.ode_rtol, ev.ode_rtol)
+    return samplers.probability_flow_ode(denoiser, key, shape, sampler_ode_solver(ev), steps, ev.ode_rtol,
+                                         ev.ode_rtol)
   if name == "dpm_solver":
     return samplers.dpm_solver_pp_2m(denoiser, key, shape, steps)
   if name == "edm_heun":
@@ -178,10 +185,10 @@ def _reading_the_log_snr(net, process, gamma_min: float, gamma_max: float, add_i
 def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int,
                       batch_size: int) -> dict[str, np.ndarray]:
   """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
-  (eval.ode_solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
+  (the ODE sampler's solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
   representation (levels for images). Batch i draws its noise with fold_in(key, i)."""
   solve = cpu_compile.jit(lambda x1: samplers.probability_flow_from(
-      denoiser, x1, ev.ode_solver, ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])
+      denoiser, x1, sampler_ode_solver(ev), ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])
   xs, noises = [], []
   for i, start in enumerate(range(0, num_pairs, batch_size)):
     size = min(batch_size, num_pairs - start)
@@ -221,7 +228,7 @@ def check_settings(config, dataset: Dataset) -> None:
   if ev.ode:
     samplers.check_ode_solver(ev.ode_solver, ev.ode_steps, "eval.ode_steps")
   if ev.sampler == "ode":
-    samplers.check_ode_solver(ev.ode_solver, ev.sampler_steps, "eval.sampler_steps")
+    samplers.check_ode_solver(sampler_ode_solver(ev), ev.sampler_steps, "eval.sampler_steps")
   adaptive = (ev.ode and ev.ode_steps == 0) or (ev.sampler == "ode" and ev.sampler_steps == 0)
   if adaptive and not ev.ode_rtol > 0:
     raise ValueError(f"eval.ode_rtol={ev.ode_rtol} must be > 0 for the adaptive ODE solve (0 never ends)")
@@ -442,6 +449,7 @@ def default_config():
   config.eval.ode_steps = 0  # 0: adaptive (tsit5, dopri5); > 0: fixed steps (euler, heun, or any solver)
   config.eval.sampler = "ddpm"
   config.eval.sampler_steps = 100
+  config.eval.sampler_ode_solver = ""  # the ode sampler's solver ("": eval.ode_solver, the likelihood's)
   config.eval.ddpm_variance = "large"
   config.eval.ddim_eta = 0.0
   config.eval.edm_churn = 0.0  # edm_heun: S_churn (0: deterministic), S_tmin, S_tmax, S_noise, rho

@@ -309,3 +309,19 @@ def test_ode_solve_is_accurate_and_a_failed_solve_is_nan_not_a_number_from_where
   # example; the second, from y(0) = 0, stays at 0 in a solve of its own.
   blow_up, _ = solve(lambda t, y, args: y**2, 2.0, 1e-5)(jnp.array([1.0, 0.0]))
   assert np.isnan(blow_up[0]) and blow_up[1] == 0.0
+
+
+def test_the_ode_sampler_takes_its_own_solver_or_else_the_likelihoods():
+  """eval.sampler_ode_solver solves the ODE sampler's steps; empty, eval.ode_solver does (the likelihood's)."""
+  import ml_collections
+
+  from gm_jax.tasks import diffusion as diffusion_task
+
+  denoiser, shape, key = exact_field(LINEAR), (64, 2), jax.random.key(6)
+  ev = lambda ode, sampler_ode: ml_collections.ConfigDict(dict(
+      sampler="ode", sampler_steps=7, ode_solver=ode, sampler_ode_solver=sampler_ode, ode_rtol=1e-5))
+  draw = lambda settings: jax.jit(lambda k: diffusion_task.run_sampler(denoiser, k, shape, settings))(key)
+  (own, nfe), (inherited, _) = draw(ev("tsit5", "euler")), draw(ev("euler", ""))
+  np.testing.assert_array_equal(own, inherited)
+  assert nfe == 7  # Euler: one evaluation a step
+  assert np.max(np.abs(np.asarray(draw(ev("tsit5", ""))[0]) - np.asarray(own))) > 1e-3
