@@ -45,9 +45,9 @@ def class_accuracy(probs_NC: np.ndarray, labels_N: np.ndarray) -> float:
 
 def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.ndarray, *, kid_subsets: int,
             kid_subset_size: int, prdc_k: int, inception_score_splits: int = 1,
-            fd_resamples: int = 0) -> dict[str, float]:
-  """The metrics of one set of features against the reference features; with fd_resamples, also `fd_std`,
-  the Fréchet distance's spread over that many bootstrap resamples of the set."""
+            fd_resamples: int = 10) -> dict[str, float]:
+  """The metrics of one set of features against the reference features; with fd_resamples (0: none), also
+  `fd_std`, the Fréchet distance's spread over that many bootstrap resamples of the set."""
   kid_mean, kid_std = sample_quality.kernel_inception_distance(feats_ND, reference_ND,
                                                                num_subsets=kid_subsets,
                                                                subset_size=kid_subset_size)

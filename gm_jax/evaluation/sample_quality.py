@@ -3,6 +3,7 @@
   frechet_distance                     Fréchet distance between Gaussians fitted to two feature sets (FID on
                                        Inception features), exact also for rank-deficient covariances;
                                        from the covariances, or from the data for few samples
+  frechet_distance_std                 its spread over bootstrap resamples of the first set
   GaussianStatistics                   streaming, mergeable mean/covariance for the same, with .npz caching
   kernel_inception_distance            unbiased MMD^2 with the cubic polynomial kernel (Bińkowski et al. 2018)
   precision_recall_density_coverage    k-NN manifold metrics (Kynkäänniemi et al. 2019; Naeem et al. 2020)
@@ -83,8 +84,10 @@ def gaussian_frechet_distance(mu_a_D: Any, cov_a_DD: Any, mu_b_D: Any, cov_b_DD:
     if shape != expected:
       raise ValueError(f"{name} has shape {shape} but mu_a has D={dim}, so it must be {expected}; "
                        "pass statistics of the same features.")
-  sqrt_a_DD, eigval_a_D = _psd_sqrt(cov_a_DD)
-  sqrt_b_DD, eigval_b_D = _psd_sqrt(cov_b_DD)
+  return _frechet_distance_of_roots(mu_a_D, *_psd_sqrt(cov_a_DD), mu_b_D, *_psd_sqrt(cov_b_DD))
+
+
+def _frechet_distance_of_roots(mu_a_D, sqrt_a_DD, eigval_a_D, mu_b_D, sqrt_b_DD, eigval_b_D) -> float:
   trace_sqrt = np.linalg.svd(sqrt_a_DD @ sqrt_b_DD, compute_uv=False).sum()
   diff_D = mu_a_D - mu_b_D
   # Traces as eigenvalue sums of the same floored spectra, so the distance of a set to itself cancels.
@@ -208,12 +211,15 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
   product's SVD cost less (few samples of many features, e.g. a quick FID): frechet_distance_from_data.
   """
   feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
-  (n, dim), m = feats_a.shape, len(feats_b)
-  # The data route's product and SVD against the covariances and their D x D decompositions.
-  if n * m * (dim + min(n, m)) <= dim * dim * (n + m + dim):
+  if _data_route_is_cheaper(len(feats_a), len(feats_b), feats_a.shape[1]):
     return _frechet_distance_of_checked_data(feats_a, feats_b)
   return frechet_distance_from_statistics(GaussianStatistics.from_features(feats_a),
                                           GaussianStatistics.from_features(feats_b))
+
+
+def _data_route_is_cheaper(n: int, m: int, dim: int) -> bool:
+  """The data route's N x M product and its SVD against the covariances and their D x D decompositions."""
+  return n * m * (dim + min(n, m)) <= dim * dim * (n + m + dim)
 
 
 def frechet_distance_from_data(feats_a: Any, feats_b: Any) -> float:
@@ -236,14 +242,27 @@ def frechet_distance_std(feats_a: Any, feats_b: Any, num_resamples: int, seed: i
   """The standard deviation (ddof 1) of the Fréchet distance over `num_resamples` bootstrap resamples of
   the first set (N rows drawn with replacement; the second set, the reference, held fixed): how far the
   distance of N other samples from the same model may lie. Only the spread is meant: the resamples'
-  duplicates bias their distances upwards."""
+  duplicates bias their distances upwards. On the covariance route the reference's square root is
+  computed once and each resample's statistics come from its rows' counts (no copy of the rows)."""
   feats_a, feats_b = _two_feature_sets(feats_a, feats_b)
   if num_resamples < 2:
     raise ValueError(f"num_resamples must be at least 2 for a standard deviation; got {num_resamples}.")
   rng = np.random.default_rng(seed)
-  n = len(feats_a)
-  return float(np.std([frechet_distance(feats_a[rng.integers(0, n, n)], feats_b)
-                       for _ in range(num_resamples)], ddof=1))
+  (n, dim), m = feats_a.shape, len(feats_b)
+  draws = (rng.integers(0, n, n) for _ in range(num_resamples))
+  if _data_route_is_cheaper(n, m, dim):
+    distances = [_frechet_distance_of_checked_data(feats_a[rows], feats_b) for rows in draws]
+    return float(np.std(distances, ddof=1))
+  reference = GaussianStatistics.from_features(feats_b)
+  roots_b = (reference.mean, *_psd_sqrt(reference.cov))
+  distances = []
+  for rows in draws:
+    counts_N = np.bincount(rows, minlength=n).astype(np.float64)
+    mean_D = counts_N @ feats_a / n
+    centred_ND = feats_a - mean_D
+    cov_DD = (centred_ND.T * counts_N) @ centred_ND / (n - 1)
+    distances.append(_frechet_distance_of_roots(mean_D, *_psd_sqrt(cov_DD), *roots_b))
+  return float(np.std(distances, ddof=1))
 
 
 def _numpy_rng(key_or_seed: int | jax.Array) -> np.random.Generator:

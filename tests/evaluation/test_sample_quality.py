@@ -168,6 +168,13 @@ def test_fd_bootstrap_spread_is_the_spread_of_fd_over_independent_sample_sets():
   x = draw()
   assert sample_quality.frechet_distance_std(x, reference, 5, seed=1) == sample_quality.frechet_distance_std(
       x, reference, 5, seed=1) != sample_quality.frechet_distance_std(x, reference, 5, seed=2)
+  # Both routes (resampled statistics from row counts; few samples of many features: the data route)
+  # equal the distances of the explicitly resampled rows.
+  for a, b in ((x, reference), (rng.normal(size=(6, 40)), rng.normal(size=(8, 40)))):
+    rows = np.random.default_rng(3)
+    explicit = [frechet_distance(a[rows.integers(0, len(a), len(a))], b) for _ in range(4)]
+    assert sample_quality.frechet_distance_std(a, b, 4, seed=3) == pytest.approx(np.std(explicit, ddof=1),
+                                                                               rel=1e-9)
   with pytest.raises(ValueError, match="num_resamples must be at least 2"):
     sample_quality.frechet_distance_std(x, reference, 1)
 
