@@ -127,8 +127,9 @@ class ImageFolderSource:
   """Random-access source over image files: `x` (N, H, W, C) uint8 levels, `label` (N,) int32 if labelled."""
 
   def __init__(self, files: list[str], labels: np.ndarray | None, shape_HWC: tuple[int, int, int], mode: str,
-               image_size: int, num_levels: int):
+               image_size: int, num_levels: int, root: str = ""):
     self.files = list(files)
+    self.root = root  # the folder the files lie in: their fingerprint names them relative to it
     self.labels = labels
     self.shape_HWC = tuple(shape_HWC)
     self.mode = mode
@@ -155,9 +156,11 @@ class ImageFolderSource:
     return pixels
 
   def fingerprint(self) -> str:
-    """A digest of the files' paths and sizes and of the labels (reading every image would make a
-    large folder's start slow): a file replaced by another of another size changes it."""
-    listing = "\n".join(f"{f}\t{os.path.getsize(f)}" for f in self.files)
+    """A digest of the files' paths (relative to the folder, so that the same folder elsewhere, e.g. under
+    another home directory, gives the same one) and sizes and of the labels: a file replaced by another
+    of another size changes it. (Reading every image would make a large folder's start slow.)"""
+    relative = (lambda f: os.path.relpath(f, self.root)) if self.root else (lambda f: f)
+    listing = "\n".join(f"{relative(f)}\t{os.path.getsize(f)}" for f in self.files)
     return digest([listing] + ([self.labels] if self.labels is not None else []))
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -232,7 +235,8 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
     if classes is not None:
       label_of = {name: i for i, name in enumerate(class_names)}
       labels = np.asarray([label_of[c] for c in classes], np.int32)
-    return ImageFolderSource([str(f) for f in files], labels, shape_HWC, mode, image_size, num_levels)
+    return ImageFolderSource([str(f) for f in files], labels, shape_HWC, mode, image_size, num_levels,
+                             str(root))
 
   extras = {"class_names": class_names, "num_classes": len(class_names)} if class_names is not None else {}
   spec = DataSpec(kind="image", shape=shape_HWC, num_levels=num_levels, extras=extras)

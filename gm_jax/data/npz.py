@@ -47,8 +47,10 @@ class RowSource:
             for k, v in self.arrays.items()}
 
   def fingerprint(self) -> str:
-    """A digest of this split's rows, read in chunks (the arrays may be memory-mapped)."""
-    chunks = [self.rows[i:i + 4096] for i in range(0, len(self.rows), 4096)]
+    """A digest of this split's rows, read in chunks of about 64 MB (the arrays may be memory-mapped)."""
+    row_bytes = sum(int(np.prod(v.shape[1:], dtype=np.int64)) * v.itemsize for v in self.arrays.values())
+    step = max(1, (64 << 20) // max(row_bytes, 1))
+    chunks = [self.rows[i:i + step] for i in range(0, len(self.rows), step)]
 
     def parts():
       for k in sorted(self.arrays):

@@ -41,10 +41,10 @@ def digest(parts: Iterable[np.ndarray | str]) -> str:
 
 
 def fingerprint(source: Source) -> str | None:
-  """The source's `fingerprint()`, a digest of its examples, if it gives one: sources of users' files do.
-  Data that their config determines (generated points, scikit-learn's digits, synthetic sequences) and
-  TFDS splits (their name and version) give none, so that a generated array's last-bit differences
-  between machines cannot refuse a resume."""
+  """The source's `fingerprint()`, a digest of its examples, if it gives one: sources of users' files
+  (and text corpora, from files or TFDS) do. Data that their config determines (generated points,
+  scikit-learn's digits, synthetic sequences) and TFDS image splits (their name and version) give none,
+  so that a generated array's last-bit differences between machines cannot refuse a resume."""
   method = getattr(source, "fingerprint", None)
   return method() if method is not None else None
 
@@ -123,14 +123,8 @@ class TrainIterator:
     self._slice = process_slice(self.global_batch_size, self.process_index, self.process_count)
     if len(self.source) == 0:
       raise ValueError("the training split is empty")
-    self._fingerprint = None
-
-  @property
-  def fingerprint(self) -> str | None:
-    """The source's digest, computed once (a checkpoint records it, a resumed run compares it)."""
-    if self._fingerprint is None:
-      self._fingerprint = fingerprint(self.source) or ""
-    return self._fingerprint or None
+    # At the start, of the data as the run found it (a checkpoint records it, a resumed run compares it).
+    self.fingerprint = fingerprint(self.source)
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     return self

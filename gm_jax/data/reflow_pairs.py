@@ -43,7 +43,8 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   pairs = {"x": x, "noise": noise.astype(np.float32)}
   if "label" in arrays:
     pairs["label"] = arrays["label"].astype(np.int32)
-  return Dataset(dataset.name, ArraySource(pairs, fingerprinted=True), dataset.test, spec, real_train=dataset.train_examples)
+  return Dataset(dataset.name, ArraySource(pairs, fingerprinted=True), dataset.test, spec,
+                 real_train=dataset.train_examples)
 
 
 def write_pairs(pairs: dict[str, np.ndarray], path: str) -> pathlib.Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import shutil
 import struct
 import zlib
 
@@ -200,37 +201,45 @@ def _replace_a_png(path: pathlib.Path) -> None:
 
 
 def _edit_npz(path: pathlib.Path) -> None:
-  x = np.load(path)["x"]
-  x[0] += 1
-  np.savez(path, x=x)
+  np.savez(path, x=np.load(path)["x"] + 1)
 
 
 def _edit_corpus(path: pathlib.Path) -> None:
   path.write_text(path.read_text().replace("b", "a", 1))
 
 
-def _own_data(tmp_path: pathlib.Path, name: str) -> pathlib.Path:
+def _edit_npy(path: pathlib.Path) -> None:
+  np.save(path, np.load(path) + 1)
+
+
+def _own_data(folder: pathlib.Path, name: str) -> pathlib.Path:
+  folder.mkdir()
+  x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
   if name == "image_folder":
-    make_folder(tmp_path, per_class=8)
-    return tmp_path
-  if name == "npz":
-    np.savez(tmp_path / "data.npz", x=np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32))
-    return tmp_path / "data.npz"
-  (tmp_path / "corpus.txt").write_text("abcab " * 200)
-  return tmp_path / "corpus.txt"
+    make_folder(folder, per_class=8)
+    return folder
+  if name in ("npz", "npy"):
+    np.savez(folder / "data.npz", x=x) if name == "npz" else np.save(folder / "data.npy", x)
+    return folder / f"data.{name}"
+  (folder / "corpus.txt").write_text("abcab " * 200)
+  return folder / "corpus.txt"
 
 
 @pytest.mark.parametrize("name,edit", [("image_folder", _replace_a_png), ("npz", _edit_npz),
-                                       ("text", _edit_corpus)])
+                                       ("npy", _edit_npy), ("text", _edit_corpus)])
 def test_own_data_training_split_has_a_fingerprint_that_its_contents_change(tmp_path, name, edit):
-  """A resumed run compares it (gm_jax.data.pipeline.TrainIterator) when the example count is unchanged."""
-  path = _own_data(tmp_path, name)
-  fields = {"context": 8} if name == "text" else {}
-  fingerprint = lambda: data_lib.pipeline.fingerprint(load(name, path, **fields).train)
-  before = fingerprint()
-  assert before and fingerprint() == before
+  """A resumed run compares it (gm_jax.data.pipeline.TrainIterator) when the example count is unchanged;
+  the same data in another place gives the same one."""
+  path = _own_data(tmp_path / "here", name)
+  loader, fields = ("text", {"context": 8}) if name == "text" else ("image_folder" if name == "image_folder"
+                                                                    else "npz", {})
+  fingerprint = lambda path: data_lib.pipeline.fingerprint(load(loader, path, **fields).train)
+  before = fingerprint(path)
+  assert before and fingerprint(path) == before
+  shutil.copytree(tmp_path / "here", tmp_path / "elsewhere")
+  assert fingerprint(tmp_path / "elsewhere" / path.relative_to(tmp_path / "here")) == before
   edit(path)
-  assert fingerprint() != before
+  assert fingerprint(path) != before
 
 
 def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dict:
