@@ -24,6 +24,7 @@ CASES = [
     ("toy2d_vpsde", {"sampler": "ddpm"}, r"eval.sampler='ddpm' runs a DDPM chain's .*, which .*'vp'"),
     ("toy2d_ddpm", {"ddpm_variance": "medium"}, r"unknown eval.ddpm_variance 'medium'"),
     ("toy2d_ddpm", {"sampler": "ddim", "ddim_eta": 1.5}, r"eval.ddim_eta=1.5 must be in \[0, 1\] \(0: deter"),
+    ("toy2d_ddpm", {"ddim_eta": -0.5}, r"eval.ddim_eta=-0.5 must be in \[0, 1\]"),
     ("toy2d_ddpm", {"ode_solver": "rk4"}, r"unknown ODE solver 'rk4'"),
     ("toy2d_ddpm", {"ode_solver": "heun", "ode_steps": 0}, r"heun solver runs with fixed steps; set eval"),
     ("toy2d_flow_matching", {"ode": False, "ode_solver": "euler", "sampler_steps": 0},

@@ -234,7 +234,9 @@ def check_settings(config, dataset: Dataset) -> None:
     raise ValueError(f"eval.ode_rtol={ev.ode_rtol} must be > 0 for the adaptive ODE solve (0 never ends)")
   if ev.ddpm_variance not in ("large", "small"):
     raise ValueError(f"unknown eval.ddpm_variance {ev.ddpm_variance!r}; use 'large' or 'small'")
-  if not 0 <= ev.ddim_eta <= 1:  # beyond 1 the deterministic part's variance would be negative
+  # Beyond 1 the deterministic part's variance sigma_s^2 - c^2 can turn negative (c^2 = eta^2 times the
+  # posterior variance); a negative eta acts as its absolute value. Checked whichever the sampler.
+  if not 0 <= ev.ddim_eta <= 1:
     raise ValueError(f"eval.ddim_eta={ev.ddim_eta} must be in [0, 1] (0: deterministic DDIM, 1: ancestral)")
 
 
