@@ -28,6 +28,7 @@ from absl import logging
 from gm_jax import data as data_lib
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import Dataset
+from gm_jax.data.pipeline import fingerprint as data_fingerprint
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
@@ -122,6 +123,7 @@ class Experiment:
     config = self.config
     self.workdir = pathlib.Path(self.workdir)
     self.dataset = data_lib.load_dataset(config.data)
+    check_processes_read_the_same_data(self.dataset)
     self.task = self.build_task(config, self.dataset)
     self.mesh = sharding.make_mesh(config.mesh.fsdp)
     factor = self.task.examples_per_step_factor  # e.g. a GAN's n_critic batches per step
@@ -558,29 +560,50 @@ def check_processes_agree(config, workdir: pathlib.Path, mode: str) -> None:
   (or fail in the batch's sharding), so each process compares the others' with its own."""
   if jax.process_count() == 1:
     return
-  from jax.experimental import multihost_utils
-
   # Each process feeds its devices an equal share of the global batch (and process_allgather needs it).
   # Every process sees the whole device list.
   counts = [sum(d.process_index == i for d in jax.devices()) for i in range(jax.process_count())]
   if len(set(counts)) > 1:
-    problem = (f"the processes have different numbers of devices ({', '.join(map(str, counts))} in process "
-               f"order); give every process as many (the same XLA_FLAGS device count, CUDA_VISIBLE_DEVICES "
-               f"or TPU host)")
-  else:
-    launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
-                        sort_keys=True)
-    digest = np.frombuffer(hashlib.sha256(launch.encode()).digest()[:8], np.int32)
-    digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
-    differ = [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
-    problem = "" if not differ else (f"process(es) {differ} were launched with another config, --workdir "
-                                     f"or --mode than process 0; launch every process with the same "
-                                     f"command apart from --process_id")
-  if problem:
-    # Every process found it: they leave together, process 0 (which holds the coordination service) last,
-    # rather than one taking the service down while another still reads from it.
-    jax.distributed.shutdown()
-    raise ValueError(problem)
+    _stop_every_process(f"the processes have different numbers of devices ({', '.join(map(str, counts))} in "
+                        f"process order); give every process as many (the same XLA_FLAGS device count, "
+                        f"CUDA_VISIBLE_DEVICES or TPU host)")
+  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
+                      sort_keys=True)
+  differ = _processes_that_differ(launch)
+  if differ:
+    _stop_every_process(f"process(es) {differ} were launched with another config, --workdir or --mode than "
+                        f"process 0; launch every process with the same command apart from --process_id")
+
+
+def check_processes_read_the_same_data(dataset: Dataset) -> None:
+  """Every process of a multi-process launch loaded the same splits: each reads its part of every global
+  batch from its own copy of the data, so copies that differ (another file at data.path on one host)
+  would train and evaluate on a mixture without notice. Compared by the splits' sizes and fingerprints."""
+  if jax.process_count() == 1:
+    return
+  splits = {name: (len(split), data_fingerprint(split))
+            for name, split in (("train", dataset.train), ("test", dataset.test))}
+  differ = _processes_that_differ(json.dumps(splits, sort_keys=True))
+  if differ:
+    _stop_every_process(f"process(es) {differ} loaded other data than process 0 (this process: "
+                        f"{splits['train'][0]} training and {splits['test'][0]} test examples); give every "
+                        f"process the same files at data.path")
+
+
+def _processes_that_differ(text: str) -> list[int]:
+  """The processes whose `text` differs from process 0's (compared by digest; every process calls this)."""
+  from jax.experimental import multihost_utils
+
+  digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
+  digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
+  return [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
+
+
+def _stop_every_process(problem: str) -> None:
+  """Raises `problem`, which every process found: they leave together, process 0 (which holds the
+  coordination service) last, rather than one taking the service down while another still reads it."""
+  jax.distributed.shutdown()
+  raise ValueError(problem)
 
 
 def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache,
@@ -25,11 +26,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, devices: int, *flags: str, config: str = TINY) -> subprocess.Popen:
+def _launch(workdir, devices: int, *flags: str, config: str = TINY, cwd=REPO) -> subprocess.Popen:
   env = without_compilation_cache({**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices)})
   return subprocess.Popen([sys.executable, str(MAIN), config, f"--workdir={workdir}",
                            "--config.train.progress_bar=False", *flags],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
 def _finish(proc: subprocess.Popen) -> dict:
@@ -100,4 +101,25 @@ def test_processes_launched_with_different_commands_stop_in_one_line(tmp_path, d
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1] == message
+  assert not (tmp_path / "w").exists()
+
+
+def test_processes_that_loaded_different_data_stop_in_one_line(tmp_path):
+  """Each process reads its part of every batch from its own copy of the data: one command whose
+  data.path holds other points on one host (here: the same relative path from another directory) used
+  to train on the mixture without notice."""
+  port = _free_port()
+  for i in range(2):
+    (tmp_path / f"host{i}").mkdir()
+    points = np.random.default_rng(i).normal(size=(100, 2)).astype(np.float32)
+    np.savez(tmp_path / f"host{i}" / "points.npz", x=points)
+  procs = [_launch(tmp_path / "w", 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", "--config.data.name=npz", "--config.data.path=points.npz",
+                   cwd=tmp_path / f"host{i}") for i in range(2)]
+  for proc in procs:
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err[-3000:]
+    assert err.strip().splitlines()[-1] == (
+        "error: process(es) [1] loaded other data than process 0 (this process: 90 training and 10 test "
+        "examples); give every process the same files at data.path")
   assert not (tmp_path / "w").exists()
