@@ -131,7 +131,9 @@ class Experiment:
     sharding.check_batch_size(self.global_batch_size, self.mesh,
                               "data.batch_size" if factor == 1 else
                               f"data.batch_size={config.data.batch_size} x {factor} batches per step")
-    sharding.check_batch_size(config.eval.batch_size, self.mesh, "eval.batch_size")
+    # Evaluation batches are padded and masked, and draw per-example randomness by example index: a size
+    # the devices do not divide is rounded up to one they do, with the same means.
+    self.eval_batch_size = -(-config.eval.batch_size // self.mesh.size) * self.mesh.size
     self.base_key = jax.random.key(config.seed)
     self.use_ema = config.train.ema_decay > 0
     self.init_fn, self.train_step, self.schedules = step_lib.from_config(
@@ -210,8 +212,8 @@ class Experiment:
     # other batch shares and which does not depend on the batch size or the device count.
     key = jax.random.fold_in(self.base_key, 2)
     acc = metrics_lib.Accumulator()
-    for batch in data_lib.eval_batches(self.dataset.test, self.config.eval.batch_size,
-                                       jax.process_index(), jax.process_count()):
+    for batch in data_lib.eval_batches(self.dataset.test, self.eval_batch_size, jax.process_index(),
+                                       jax.process_count()):
       acc.add(self.eval_step(params, model_state, sharding.put_batch(batch, self.mesh), key))
     return acc.means()
 

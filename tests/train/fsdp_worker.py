@@ -36,7 +36,6 @@ def _perturbed(state):
 def run(name: str, fsdp: int, num_steps: int = 3) -> dict:
   config = load_config(name, "tiny")
   config.mesh.fsdp = fsdp
-  config.eval.batch_size = 64  # divisible by the 8 devices (the config's 100 is not)
   exp = tasks.experiment(config, tempfile.mkdtemp())
   try:
     state = exp.init_state()

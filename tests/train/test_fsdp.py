@@ -150,26 +150,35 @@ def test_the_finiteness_check_of_hundreds_of_sharded_parameters_completes():
   assert proc.stdout.split() == ["True", "False"]
 
 
-_BATCH_SIZE_ERRORS = """
+_BATCH_SIZES = """
+import jax, numpy as np
 from gm_jax import tasks
 from tests.conftest import load_config
-for name, block, size in [("toy2d_wgan_gp", "data", 4), ("toy2d_gmm", "eval", 7)]:
-  config = load_config(name, "tiny")
-  config[block].batch_size = size
-  try:
-    tasks.experiment(config, "/nonexistent/never/written")
-  except ValueError as e:
-    print(e)
+config = load_config("toy2d_wgan_gp", "tiny")
+config.data.batch_size = 4
+try:
+  tasks.experiment(config, "/nonexistent/never/written")
+except ValueError as e:
+  print(e)
+means = {}
+for size in (7, 512):
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.batch_size = size
+  exp = tasks.experiment(config, "/nonexistent/never/written")
+  means[exp.eval_batch_size] = exp.evaluate(exp.init_state())
+  exp.checkpointer.close()
+print(sorted(means), all(np.isclose(means[8][k], means[512][k], rtol=1e-6) for k in means[512]))
 """
 
 
-def test_batch_sizes_that_do_not_split_over_the_devices_are_one_line():
+def test_a_train_batch_that_does_not_split_over_the_devices_is_one_line_and_an_eval_batch_is_rounded_up():
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(8)}
-  proc = subprocess.run([sys.executable, "-c", _BATCH_SIZE_ERRORS], capture_output=True, text=True, env=env,
+  proc = subprocess.run([sys.executable, "-c", _BATCH_SIZES], capture_output=True, text=True, env=env,
                         cwd=REPO, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   # A GAN's step reads n_critic batches: the message names the field the user set and the product.
+  # An evaluation batch of 7 on 8 devices is 8 (padded and masked): the means of a batch of 512.
   assert proc.stdout.splitlines() == [
       "data.batch_size=4 x 5 batches per step=20 must be divisible by the number of devices (8); change "
       "data.batch_size",
-      "eval.batch_size=7 must be divisible by the number of devices (8); change eval.batch_size"]
+      "[8, 512] True"]
