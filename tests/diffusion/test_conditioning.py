@@ -101,7 +101,8 @@ def test_a_class_conditional_task_uses_the_labels_in_training_evaluation_and_sam
       config.eval))
   draw = lambda y: diffusion.to_levels(guided_run(y)[0], 17)
   np.testing.assert_array_equal(samples, draw(jnp.asarray(labels)))
-  assert config.eval.guidance > 0 and info["nfe"] == 2 * guided_run(jnp.asarray(labels))[1]  # two models a step
+  # Two network evaluations a guided step: the conditional and the unconditional model.
+  assert config.eval.guidance > 0 and info["nfe"] == 2 * guided_run(jnp.asarray(labels))[1]
   assert np.any(np.asarray(samples) != np.asarray(draw(jnp.asarray((labels + 1) % 10))))
   assert diffusion.build(load_config("digits_flow_matching", "tiny"), dataset).sample_labels is None
 

@@ -312,7 +312,7 @@ def test_ode_solve_is_accurate_and_a_failed_solve_is_nan_not_a_number_from_where
 
 
 def test_the_ode_sampler_takes_its_own_solver_or_else_the_likelihoods():
-  """eval.sampler_ode_solver solves the ODE sampler's steps; empty, eval.ode_solver does (the likelihood's)."""
+  """eval.sampler_ode_solver solves the ODE sampler's steps; empty, eval.ode_solver (the likelihood's)."""
   import ml_collections
 
   from gm_jax.tasks import diffusion as diffusion_task

@@ -145,7 +145,8 @@ def test_missing_inception_weights_fail_before_training(tmp_path):
                                                   ("quality_batch_size", 0, "at least 1"),
                                                   ("inception_score_splits", 201, "at most the data floor's "
                                                                                   "size \\(200"),
-                                                  ("fd_resamples", 1, "must be 0 \\(no fd_std\\) or at least 2")])
+                                                  ("fd_resamples", 1, "must be 0 \\(no fd_std\\) or at "
+                                                                      "least 2")])
 def test_bad_quality_settings_fail_before_training(field, value, message, tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
