@@ -46,7 +46,16 @@ def fingerprint(source: Source) -> str | None:
   scikit-learn's digits, synthetic sequences) and TFDS image splits (their name and version) give none,
   so that a generated array's last-bit differences between machines cannot refuse a resume."""
   method = getattr(source, "fingerprint", None)
-  return method() if method is not None else None
+  if method is None:
+    return None
+  # Once per source: hashing a large split takes seconds, and a run's iterators and its multi-process data
+  # check share the source (kept in the instance's __dict__, which frozen dataclasses allow).
+  cache = getattr(source, "__dict__", None)
+  if cache is None:
+    return method()
+  if "_fingerprint" not in cache:
+    cache["_fingerprint"] = method()
+  return cache["_fingerprint"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,6 +70,19 @@ def test_resuming_on_other_examples_of_the_same_count_is_refused():
   TrainIterator(edited, 4, seed=0).set_state(state)
 
 
+def test_a_source_is_fingerprinted_once_however_many_iterators_read_it():
+  class Counted(ArraySource):
+    calls = 0
+
+    def fingerprint(self):
+      Counted.calls += 1
+      return super().fingerprint()
+
+  source = Counted({"x": np.arange(10.0)}, fingerprinted=True)
+  first, second = TrainIterator(source, 4, seed=0), TrainIterator(source, 4, seed=1)
+  assert first.fingerprint == second.fingerprint and Counted.calls == 1
+
+
 def test_eval_batches_cover_the_split_once_with_a_mask():
   src = _source(23)
   batches = list(eval_batches(src, 10))
