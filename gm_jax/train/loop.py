@@ -199,9 +199,10 @@ class Experiment:
     written_on = data_state.pop("topology", None)
     now_on = topology(self.config.mesh.fsdp)
     if written_on is not None and written_on != now_on:
-      logging.warning("checkpoint %d was written on %s; now on %s: the run continues, and its numbers may "
-                      "differ from an uninterrupted run in float32 rounding", step, _describe(written_on),
-                      _describe(now_on))
+      consequence = ("its evaluation and samples here may differ from the original layout's" if self.read_only
+                     else "the run continues, and its numbers may differ from an uninterrupted run")
+      logging.warning("checkpoint %d was written on %s; now on %s: %s in float32 rounding", step,
+                      _describe(written_on), _describe(now_on), consequence)
     return state, data_state
 
   # evaluation and samples --------------------------------------------------------------------------
