@@ -88,3 +88,27 @@ def test_a_model_or_objective_option_that_cannot_work_is_refused(name, block, fi
   config[block].update(fields)
   with pytest.raises(ValueError, match=message):
     tasks.build(config, data_lib.load_dataset(config.data))
+
+
+UNREAD_CASES = [
+    ("toy2d_ddpm", {"ddim_eta": 1.0}, "eval.sampler='ddpm' ignores eval.ddim_eta=1.0 (read by ddim)"),
+    ("toy2d_ddpm", {"sampler_steps": 50}, "eval.sampler='ddpm' ignores eval.sampler_steps=50 (read by ddim |"),
+    ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 4, "ddpm_variance": "small", "edm_rho": 3.0},
+     "eval.sampler='ddim' ignores eval.ddpm_variance='small' (read by ddpm), eval.edm_rho=3.0 (read by "
+     "edm_heun)"),
+    ("toy2d_ddpm", {"sampler": "ddim", "ddim_eta": 1.0, "sampler_steps": 10}, None),  # both read
+]
+
+
+@pytest.mark.parametrize("name,fields,warning", UNREAD_CASES, ids=["-".join(f) for _, f, _ in UNREAD_CASES])
+def test_a_sampler_option_the_sampler_does_not_read_is_named(name, fields, warning, caplog):
+  """A sampler option changed without its sampler (e.g. ddim_eta under ddpm) takes no effect: warned."""
+  config = load_config(name, "tiny")
+  config.eval.update(fields)
+  with caplog.at_level("WARNING"):
+    tasks.build(config, data_lib.load_dataset(config.data))
+  ignored = [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()]
+  if warning is None:
+    assert ignored == []
+  else:
+    assert len(ignored) == 1 and ignored[0].startswith(warning), ignored

@@ -27,6 +27,8 @@ config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; el
   which runs the chain's T steps; strided ancestral sampling is ddim with ddim_eta=1), sampler_ode_solver
   (the ode sampler's and reflow's solver; "": ode_solver, the likelihood's), ddpm_variance
   (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
+  A sampler option (SAMPLER_OPTIONS) set away from its default under a sampler that does not read it is
+  named in a warning when the task is built.
 Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
   points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
@@ -46,6 +48,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.diffusion import guidance as classifier_free
@@ -68,6 +71,14 @@ from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
 COUPLINGS = ("independent", "ot", "pairs")
+# The options only some samplers read: any other sampler leaves them as they are, so a value changed
+# without eval.sampler is named in a warning rather than ignored unseen.
+SAMPLER_OPTIONS = {
+    "sampler_steps": tuple(s for s in SAMPLERS if s != "ddpm"),  # ddpm runs the chain's own T steps
+    "ddpm_variance": ("ddpm",),
+    "ddim_eta": ("ddim",),
+    **{name: ("edm_heun",) for name in ("edm_churn", "edm_s_tmin", "edm_s_tmax", "edm_s_noise", "edm_rho")},
+}
 # They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
 
@@ -238,6 +249,18 @@ def check_settings(config, dataset: Dataset) -> None:
   # posterior variance); a negative eta acts as its absolute value. Checked whichever the sampler.
   if not 0 <= ev.ddim_eta <= 1:
     raise ValueError(f"eval.ddim_eta={ev.ddim_eta} must be in [0, 1] (0: deterministic DDIM, 1: ancestral)")
+  unread = unread_sampler_options(ev)
+  if unread:
+    logging.warning("eval.sampler=%r ignores %s", ev.sampler, ", ".join(unread))
+
+
+def unread_sampler_options(ev) -> list[str]:
+  """The sampler options (SAMPLER_OPTIONS) set away from the family's default that eval.sampler does not
+  read, each as "eval.name=value (read by ...)"."""
+  defaults = default_config().eval
+  return [f"eval.{name}={ev[name]!r} (read by {' | '.join(readers)})"
+          for name, readers in SAMPLER_OPTIONS.items()
+          if ev.sampler not in readers and ev[name] != defaults[name]]
 
 
 def check_model(config, model: DiffusionModel, conditional: bool) -> None:
@@ -469,8 +492,9 @@ def tiny(config) -> None:
   config.process.num_steps = 20
   config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
                       attention_resolutions=(), num_groups=2)
-  config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2,
-                     sampler_steps=min(config.eval.sampler_steps or 4, 4))  # 0 (adaptive) too: 4 fixed
+  config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2)
+  if config.eval.sampler in SAMPLER_OPTIONS["sampler_steps"]:  # 0 (adaptive) too: 4 fixed
+    config.eval.sampler_steps = min(config.eval.sampler_steps or 4, 4)
 
 
 def use_vdm(config, learned: str, sampler_steps: int) -> None:
