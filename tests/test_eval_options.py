@@ -92,7 +92,8 @@ def test_a_model_or_objective_option_that_cannot_work_is_refused(name, block, fi
 
 UNREAD_CASES = [
     ("toy2d_ddpm", {"ddim_eta": 1.0}, "eval.sampler='ddpm' ignores eval.ddim_eta=1.0 (read by ddim)"),
-    ("toy2d_ddpm", {"sampler_steps": 50}, "eval.sampler='ddpm' ignores eval.sampler_steps=50 (read by ddim |"),
+    ("toy2d_ddpm", {"sampler_steps": 50},
+     "eval.sampler='ddpm' ignores eval.sampler_steps=50 (read by ddim |"),
     ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 4, "ddpm_variance": "small", "edm_rho": 3.0},
      "eval.sampler='ddim' ignores eval.ddpm_variance='small' (read by ddpm), eval.edm_rho=3.0 (read by "
      "edm_heun)"),
