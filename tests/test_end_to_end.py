@@ -293,8 +293,8 @@ def _poisoned_gmm(monkeypatch, loss_nan_index: int | None = None, update_nan_fro
 
   real_optimizers = optim.make_optimizers
 
-  def nan_later(config, blocks):
-    optimizers, schedules = real_optimizers(config, blocks)
+  def nan_later(config, blocks, updates_per_step=None):
+    optimizers, schedules = real_optimizers(config, blocks, updates_per_step)
     scale = optax.scale_by_schedule(lambda count: jnp.where(count >= update_nan_from, jnp.nan, 1.0))
     return {n: optax.chain(tx, scale) for n, tx in optimizers.items()}, schedules
 

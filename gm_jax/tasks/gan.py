@@ -9,7 +9,8 @@ config.model: num_classes (> 0: class-conditional, the generator given the label
   discriminator_norm (batch | layer | none) of the seed's DCGAN (gm_jax.models.dcgan)
 config.objective: loss (minimax | non_saturating | wgan | wgan_gp | hinge), n_critic, gp_weight
 config.optim: the generator's optimizer; config.optim_d: the discriminator's (see gm_jax.train.optim;
-  WGAN sets optim_d.weight_clip)
+  WGAN sets optim_d.weight_clip). Both schedules count train steps: the n_critic updates of one step
+  share its learning rate.
 """
 
 from __future__ import annotations

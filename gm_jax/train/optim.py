@@ -59,23 +59,28 @@ def clip_parameters(c: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(cfg, num_steps: int,
+                   updates_per_step: int = 1) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """(optimizer, schedule): the schedule counts train steps; a network updated `updates_per_step` times a
+  step (a GAN's n_critic critic updates) reads it at update count // updates_per_step, so that its
+  warmup, decay and boundaries fall at the same train steps as everyone else's."""
   schedule = make_schedule(cfg, num_steps)
+  per_update = schedule if updates_per_step == 1 else lambda count: schedule(count // updates_per_step)
   name = cfg.name
   if cfg.weight_decay and name != "adamw":
     raise ValueError(f"optim.weight_decay={cfg.weight_decay} is applied by adamw only; set optim.name=adamw "
                      f"or optim.weight_decay=0")
   if name == "adam":
-    tx = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+    tx = optax.adam(per_update, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif name == "adamw":
     mask = _matrices if cfg.decay_matrices_only else None
-    tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
+    tx = optax.adamw(per_update, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                      weight_decay=cfg.weight_decay, mask=mask)
   elif name == "rmsprop":
-    tx = optax.rmsprop(schedule, decay=cfg.decay, eps=cfg.eps,
+    tx = optax.rmsprop(per_update, decay=cfg.decay, eps=cfg.eps,
                        centered=cfg.centered)
   elif name == "adagrad":
-    tx = optax.adagrad(schedule, initial_accumulator_value=cfg.initial_accumulator,
+    tx = optax.adagrad(per_update, initial_accumulator_value=cfg.initial_accumulator,
                        eps=cfg.eps)
   else:
     raise ValueError(f"unknown optim.name {name!r}; use adam, adamw, rmsprop or adagrad")
@@ -88,9 +93,11 @@ def make_optimizer(cfg, num_steps: int) -> tuple[optax.GradientTransformation, o
   return tx, schedule
 
 
-def make_optimizers(config, blocks: dict[str, str]) -> tuple[dict[str, optax.GradientTransformation],
-                                                             dict[str, optax.Schedule]]:
-  """({network: optimizer}, {network: schedule}) from config[block] for each network's block."""
-  built = {network: make_optimizer(config[block], config.train.num_steps)
+def make_optimizers(config, blocks: dict[str, str], updates_per_step: dict[str, int] | None = None
+                    ) -> tuple[dict[str, optax.GradientTransformation], dict[str, optax.Schedule]]:
+  """({network: optimizer}, {network: schedule}) from config[block] for each network's block;
+  updates_per_step: {network: its updates per train step} (Task.updates_per_step; 1 if absent)."""
+  counts = updates_per_step or {}
+  built = {network: make_optimizer(config[block], config.train.num_steps, counts.get(network, 1))
            for network, block in blocks.items()}
   return {n: tx for n, (tx, _) in built.items()}, {n: schedule for n, (_, schedule) in built.items()}

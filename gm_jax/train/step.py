@@ -200,7 +200,7 @@ def from_config(task: Task, config, mesh: Mesh, key: jax.Array):
   placement (config.mesh.rules) that `config` names: what the trainer runs, for benchmarks and tests that
   drive steps themselves."""
   host_memory.keep_freed_memory()  # each step reuses the host memory the previous one freed (XLA:CPU)
-  optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks)
+  optimizers, schedules = optim.make_optimizers(config, task.optimizer_blocks, task.updates_per_step)
   rules = sharding.check_rules(config.mesh.rules)
   init = StateInit(task, optimizers, mesh, use_ema=config.train.ema_decay > 0, rules=rules)
   augment = transforms.random_horizontal_flip if config.data.get("random_flip") else None

@@ -123,6 +123,14 @@ class Task:
     return blocks
 
   @property
+  def updates_per_step(self) -> dict[str, int]:
+    """{network: its optimizer updates per train step} (the repeats of all its updates)."""
+    counts: dict[str, int] = {}
+    for u in self.updates:
+      counts[u.network] = counts.get(u.network, 0) + u.repeats
+    return counts
+
+  @property
   def examples_per_step_factor(self) -> int:
     """How many batches' worth of examples one step consumes (the largest repeats)."""
     return max(u.repeats for u in self.updates)

@@ -223,3 +223,25 @@ def test_batch_statistics_are_carried_in_the_model_state():
   dense_out = x @ np.asarray(params["Dense_0"]["kernel"]) + np.asarray(params["Dense_0"]["bias"])
   mean = np.asarray(state.networks["net"].model_state["batch_stats"]["BatchNorm_0"]["mean"])
   np.testing.assert_allclose(mean, 0.5 * dense_out.mean(0), rtol=1e-4)
+
+
+def test_a_network_updated_several_times_a_step_reads_its_schedule_per_step():
+  """WGAN-GP's five critic updates a step: the critic's learning rate follows the train step's schedule
+  (it used to advance per update, so a linear decay reached 0 after a fifth of the run). Adam on a
+  constant gradient moves each parameter by exactly the learning rate, read at update i // 5."""
+  config = load_config("toy2d_wgan_gp", "tiny")
+  config.optim_d.update(schedule="linear", learning_rate=1.0, end_lr_ratio=0.0, warmup_steps=2)
+  config.train.num_steps = 6
+  task = tasks.build(config, data_lib.load_dataset(config.data))
+  assert task.updates_per_step == {"discriminator": 5, "generator": 1}
+  _, train_step, schedules = step_lib.from_config(task, config, sharding.make_mesh(), jax.random.key(0))
+  tx = train_step.optimizers["discriminator"]
+  params = {"w": jnp.zeros(3)}
+  opt_state = tx.init(params)
+  moves = []
+  for _ in range(5 * config.train.num_steps):
+    updates, opt_state = tx.update({"w": jnp.ones(3)}, opt_state, params)
+    moves.append(-float(updates["w"][0]))
+  expected = [float(schedules["discriminator"](i // 5)) for i in range(len(moves))]
+  assert expected[-1] > 0  # the logged schedule still moves the critic in the last step
+  np.testing.assert_allclose(moves, expected, rtol=1e-5)
