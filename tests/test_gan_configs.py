@@ -72,3 +72,11 @@ def test_wgan_gp_refuses_a_batchnorm_critic(size, refused):
   else:
     _, critic = gan.make_networks(config, images)
     assert critic.norm == "batch"
+
+
+def test_the_dcgan_refuses_non_square_images_in_one_line():
+  """An 8 x 16 npz trained to the critic's last reshape and stopped there with a traceback."""
+  config = load_config("digits_dcgan", "tiny")
+  images = types.SimpleNamespace(name="npz", spec=DataSpec("image", (8, 16, 1), 256))
+  with pytest.raises(ValueError, match=r"^the DCGAN draws square images and the data's are 8 x 16; resize"):
+    gan.make_networks(config, images)

@@ -34,11 +34,21 @@ def make_networks(config, dataset: Dataset):
   """(generator, discriminator) for the data: MLPs for points, the seed's DCGAN for images."""
   m, spec, cd = config.model, dataset.spec, config.train.compute_dtype
   classes = conditioning.num_classes(config, dataset)
+  if m.latent_dim < 1:
+    raise ValueError(f"model.latent_dim={m.latent_dim} must be >= 1")
   if spec.kind == "points":
+    if not all(width >= 1 for width in (*m.generator_hidden, *m.discriminator_hidden)):
+      raise ValueError(f"model.generator_hidden={tuple(m.generator_hidden)} and model.discriminator_hidden="
+                       f"{tuple(m.discriminator_hidden)} need widths >= 1")
     return (MLPGenerator(tuple(m.generator_hidden), spec.shape[0], cd, classes),
             MLPDiscriminator(tuple(m.discriminator_hidden), cd, classes))
   if spec.kind == "image":
-    size, _, channels = spec.shape
+    size, width, channels = spec.shape
+    if size != width:
+      raise ValueError(f"the DCGAN draws square images and the data's are {size} x {width}; resize them to a "
+                       f"square (data.image_size, for image folders and TFDS)")
+    if m.features < 1:
+      raise ValueError(f"model.features={m.features} must be >= 1")
     norm = m.discriminator_norm
     if norm not in ("batch", "layer", "none"):
       raise ValueError(f"unknown model.discriminator_norm {norm!r}; use batch, layer or none")
