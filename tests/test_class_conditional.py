@@ -175,6 +175,17 @@ def test_families_without_a_conditional_model_refuse_num_classes():
     tasks.build(config, data_lib.load_dataset(config.data))
 
 
+@pytest.mark.parametrize("count", [5, 12])
+def test_a_class_count_other_than_the_digits_ten_is_refused(count):
+  """Five classes on the digits' ten labels indexed past the class embeddings: the first step's loss was
+  NaN and the run stopped with advice about the learning rate."""
+  config = load_config("digits_dcgan_conditional", "tiny")
+  config.model.num_classes = count
+  with pytest.raises(ValueError, match=rf"^data 'digits' has labels up to 9, but model.num_classes={count} "
+                                       r".*; set model.num_classes=10$"):
+    tasks.build(config, data_lib.load_dataset(config.data))
+
+
 @pytest.mark.parametrize("name,overrides,expected", [
     ("digits_vae", {}, ""),
     ("digits_vae", {"model.num_classes": 10}, "data given the label"),

@@ -32,4 +32,4 @@ def load_arrays() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
 def load() -> Dataset:
   train, test = load_arrays()
   return Dataset("digits", ArraySource(train), ArraySource(test),
-                 DataSpec(kind="image", shape=(8, 8, 1), num_levels=NUM_LEVELS))
+                 DataSpec(kind="image", shape=(8, 8, 1), num_levels=NUM_LEVELS, extras={"num_classes": 10}))

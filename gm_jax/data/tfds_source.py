@@ -21,13 +21,14 @@ class ImageSetInfo:
   test_split: str
   num_levels: int
   feature: str = "image"
+  num_classes: int = 0  # of its `label` (0: none)
 
 
 IMAGE_SETS: dict[str, ImageSetInfo] = {
-    "mnist": ImageSetInfo("test", 256),
+    "mnist": ImageSetInfo("test", 256, num_classes=10),
     "binarized_mnist": ImageSetInfo("test", 2),
-    "fashion_mnist": ImageSetInfo("test", 256),
-    "cifar10": ImageSetInfo("test", 256),
+    "fashion_mnist": ImageSetInfo("test", 256, num_classes=10),
+    "cifar10": ImageSetInfo("test", 256, num_classes=10),
     "celeb_a": ImageSetInfo("test", 256),
 }
 
@@ -119,4 +120,6 @@ def load(name: str, data_dir: str | None = None, crop: int = 0, size: int = 0) -
   train = TfdsImageSource(train_records, info.feature, crop, size, binary)
   test = TfdsImageSource(open_split(name, info.test_split, data_dir), info.feature, crop, size, binary)
   shape = train[np.array([0])]["x"].shape[1:]
-  return Dataset(name, train, test, DataSpec(kind="image", shape=tuple(shape), num_levels=info.num_levels))
+  extras = {"num_classes": info.num_classes} if info.num_classes else {}
+  return Dataset(name, train, test, DataSpec(kind="image", shape=tuple(shape), num_levels=info.num_levels,
+                                             extras=extras))

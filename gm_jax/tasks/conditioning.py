@@ -15,14 +15,14 @@ from gm_jax.data.dataset import Dataset
 
 def num_classes(config, dataset: Dataset) -> int:
   """config.model.num_classes, checked against the data: 0 (unconditional) or > 0 with labels present,
-  and for own data (whose label count is known) equal to it."""
+  and equal to the data's label count where it is known (digits, TFDS class sets, own data)."""
   count = config.model.num_classes
   if count < 0:
     raise ValueError(f"model.num_classes must be >= 0 (0: unconditional); got {count}")
   if count and "label" not in dataset.train[np.arange(1)]:
     raise ValueError(f"model.num_classes={count} conditions on labels, which data {dataset.name!r} "
                      f"lacks; set model.num_classes=0")
-  present = dataset.spec.extras.get("num_classes", 0)  # own data: 1 + the largest label
+  present = dataset.spec.extras.get("num_classes", 0)
   if count and present and count != present:
     why = ("a label outside [0, num_classes) would be no class at all" if count < present else
            f"samples of classes {present} to {count - 1} would be drawn for no data")

@@ -23,6 +23,9 @@ def test_tfds_image_pipeline_under_mock_data(name, shape, levels):
     eval_count = sum(b["mask"].sum() for b in data_lib.eval_batches(ds.test, 10))
   assert ds.spec.shape == shape and ds.spec.num_levels == levels
   assert batches[0]["x"].shape == (8, *shape) and batches[0]["x"].dtype == np.uint8
+  # The label count that model.num_classes is checked against is TFDS's own.
+  features = tfds.builder(name).info.features
+  assert ds.spec.extras.get("num_classes", 0) == (features["label"].num_classes if "label" in features else 0)
   assert eval_count == len(ds.test)
 
 
