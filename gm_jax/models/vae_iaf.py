@@ -37,6 +37,12 @@ class IAFPosteriorVAE(HierarchicalVAE):
                                               transform=self.iaf_transform, reverse=i % 2 == 1, dtype=c.dtype)
                          for i in range(self.iaf_steps)])
 
+  def encode_mean(self, x: jax.Array, label_B: jax.Array | None = None) -> jax.Array:
+    """The IAF steps' image of q(z_0 | x)'s mean: a point of z_T, the space the decoder reads (for
+    reconstructions and interpolations; the base mean itself was never decoded in training)."""
+    h = self.encoder_features(x, label_B)
+    return self.iaf(self.posterior(0, h)[0], True, self.context(h))[0]
+
   def log_weights(self, x: jax.Array, keys_B: jax.Array, num_samples: int,
                   label_B: jax.Array | None = None) -> dict[str, jax.Array]:
     """K draws z_T ~ q(z_T | x) per example; the same (K, B) terms as HierarchicalVAE.log_weights."""

@@ -187,3 +187,7 @@ def test_iaf_posterior_density_is_the_change_of_variables_of_its_flow():
   log_q0 = norm.logpdf(z0_kbd, np.asarray(mean, np.float64), np.exp(np.asarray(log_std, np.float64))).sum(-1)
   np.testing.assert_allclose(terms["log_qz1"], log_q0 - log_det.reshape(2, 3), rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(terms["log_pz1"], norm.logpdf(z_t).sum(-1).reshape(2, 3), rtol=1e-4, atol=1e-4)
+  # Reconstructions and interpolations decode the flow's image of the base mean, not the mean itself.
+  context_B = context[:3]  # the context repeats for each of the K = 2 draws
+  np.testing.assert_allclose(apply(x, method=type(model).encode_mean), flow(mean, context_B)[0], rtol=1e-5)
+  assert np.max(np.abs(np.asarray(flow(mean, context_B)[0]) - np.asarray(mean))) > 0.1
