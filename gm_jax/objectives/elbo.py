@@ -61,14 +61,16 @@ def iwae_estimate(log_weights: LogWeightsFn, x: jax.Array, keys_B: jax.Array, nu
                   chunk: int) -> jax.Array:
   """log p(x) estimated by IWAE with `num_samples` samples, drawn `chunk` at a time (bounded memory).
 
-  Chunk c uses keys fold_in(key_i, c), so the estimate depends only on each example's key.
+  Sample j of example i is drawn from key fold_in(key_i, j), so the estimate depends only on each
+  example's key and not on `chunk`, a memory setting.
   """
   if num_samples % chunk:
     raise ValueError(f"eval.iwae_samples ({num_samples}) must be a multiple of eval.iwae_chunk ({chunk})")
+  fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
 
   def body(running_B, c):
-    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys_B, c)
-    log_w = log_importance_weights(log_weights(x, keys, chunk))
+    keys_CB = jax.vmap(lambda j: fold(keys_B, j))(c * chunk + jnp.arange(chunk))
+    log_w = jax.vmap(lambda keys: log_importance_weights(log_weights(x, keys, 1))[0])(keys_CB)  # (C, B)
     return jnp.logaddexp(running_B, logsumexp(log_w, axis=0)), None
 
   start = jnp.full((x.shape[0],), -jnp.inf)

@@ -166,25 +166,28 @@ def test_iwae_increases_with_k():
   assert np.all(means[0] < means[-1] - 0.05)
 
 
-def test_chunked_estimate_is_the_log_mean_of_every_chunks_weights():
-  """Chunk c draws its samples from fold_in(key_i, c); the estimate is log (1/N) sum over all N weights, and
-  an example's estimate depends on its own key only."""
+def test_chunked_estimate_is_the_log_mean_of_every_samples_weight_whatever_the_chunk():
+  """Sample j draws from fold_in(key_i, j); the estimate is log (1/N) sum over all N weights, an example's
+  estimate depends on its own key only, and the chunk (a memory setting) does not change it (it did: each
+  chunk drew its samples together from one key)."""
   model, params, _ = _model_and_params(mean_shift=0.4, std_scale=1.6)
   x, _ = _data()
   log_w = jax.jit(
       lambda xx, keys, k: model.apply({"params": params}, xx, keys, k, method=HierarchicalVAE.log_weights),
       static_argnums=2)
   keys = per_example_keys(jax.random.key(5), jnp.arange(8))
-  estimate = jax.jit(lambda xx, kk: elbo_lib.iwae_estimate(log_w, xx, kk, 400, 100))
-  reversed_batch = estimate(x[::-1], keys[::-1])
-  estimate = estimate(x, keys)
-  np.testing.assert_allclose(reversed_batch, estimate[::-1], rtol=1e-6)
+  estimate = jax.jit(lambda xx, kk, chunk: elbo_lib.iwae_estimate(log_w, xx, kk, 400, chunk), static_argnums=2)
+  reversed_batch = estimate(x[::-1], keys[::-1], 100)
+  by_chunk = {chunk: np.asarray(estimate(x, keys, chunk)) for chunk in (400, 100, 8)}
+  np.testing.assert_allclose(reversed_batch, by_chunk[100][::-1], rtol=1e-6)
+  np.testing.assert_allclose(by_chunk[400], by_chunk[100], rtol=1e-6)
+  np.testing.assert_allclose(by_chunk[8], by_chunk[100], rtol=1e-6)
   weights = np.concatenate([np.asarray(elbo_lib.log_importance_weights(
-      log_w(x, jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, c), 100)), np.float64)
-                            for c in range(4)])
+      log_w(x, jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, j), 1)), np.float64)
+                            for j in range(400)])
   assert weights.shape == (400, 8)
   top = weights.max(0)
-  np.testing.assert_allclose(estimate, top + np.log(np.mean(np.exp(weights - top), axis=0)), rtol=1e-6)
+  np.testing.assert_allclose(by_chunk[100], top + np.log(np.mean(np.exp(weights - top), axis=0)), rtol=1e-6)
   with pytest.raises(ValueError, match="multiple of eval.iwae_chunk"):
     elbo_lib.iwae_estimate(log_w, x, keys, 450, 100)
 
