@@ -20,6 +20,10 @@ def test_hierarchical_vae_reports_each_layers_kl(tmp_path):
   _train(load_config("digits_hvae", "tiny"), tmp_path)
   test = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1]
   assert test["kl"] == pytest.approx(test["kl1"] + test["kl2"], rel=1e-5)
+  # Each layer's KL is a divergence, so its mean over the test digits is positive (a sign error in one
+  # layer's term, or a layer's term scaled, would still add up to the reported total above).
+  assert test["kl1"] > 1.0 and test["kl2"] > 1.0, test
+  assert test["elbo"] == pytest.approx(test["recon"] - test["kl"], rel=1e-5)
 
 
 def test_paper_config_published_schedule():

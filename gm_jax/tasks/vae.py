@@ -40,10 +40,16 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
       # autoencoder reports none, so it may use it).
       raise ValueError(f"model.decoder='gaussian' models continuous data; {dataset.name!r} has integer-level "
                        f"images: use model.decoder='discretized_logistic', 'categorical' or 'bernoulli'")
+    if config.model.decoder_std < 0:
+      raise ValueError(f"model.decoder_std={config.model.decoder_std} must be >= 0 (0: learned)")
     return Decoder("gaussian", fixed_std=config.model.decoder_std)
   if spec.kind != "image":
     raise ValueError(f"model.decoder={kind!r} needs integer-level images; data {dataset.name!r} is "
                      f"{spec.kind!r}: use model.decoder='gaussian'")
+  if config.data.binarize and kind != "bernoulli":
+    raise ValueError(f"data.binarize=True binarizes the images for the bernoulli decoder, and "
+                     f"model.decoder={kind!r} models their {spec.num_levels} levels: set "
+                     f"model.decoder='bernoulli' or data.binarize=False")
   if kind == "bernoulli":
     if spec.num_levels != 2 and not config.data.binarize:
       raise ValueError(f"the bernoulli decoder needs binary data: {dataset.name!r} has {spec.num_levels} "
@@ -52,8 +58,20 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
   return Decoder(kind, num_levels=spec.num_levels)
 
 
+def _is_sizes(sizes, least: int) -> bool:
+  return isinstance(sizes, (tuple, list)) and all(isinstance(n, int) and n >= least for n in sizes)
+
+
 def model_config(config, dataset: Dataset) -> VAEConfig:
   m = config.model
+  if not (m.latent_dims and _is_sizes(m.latent_dims, 1)):
+    raise ValueError(f"model.latent_dims={m.latent_dims} needs one size >= 1 per stochastic layer, "
+                     f"e.g. (32,)")
+  if not (isinstance(m.hidden, (tuple, list)) and all(_is_sizes(h, 1) for h in m.hidden)):
+    raise ValueError(f"model.hidden={m.hidden} needs a tuple of hidden sizes >= 1 per stochastic layer, "
+                     f"e.g. ((512, 256),) for one layer")
+  if m.posterior == "iaf" and m.iaf_steps < 0:
+    raise ValueError(f"model.iaf_steps={m.iaf_steps} must be >= 0")
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
                    activation=m.activation, conv_channels=tuple(m.conv_channels),
@@ -72,9 +90,10 @@ def build(config, dataset: Dataset) -> Task:
 
   if objective.name not in ("elbo", "iwae", "autoencoder"):
     raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
-  if kl_mode not in ("analytic", "mc") or train_k < 1:
-    raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc' and "
-                     f"objective.num_samples={train_k} >= 1")
+  if kl_mode not in ("analytic", "mc"):
+    raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc'")
+  if train_k < 1:
+    raise ValueError(f"objective.num_samples={train_k} must be >= 1")
   if objective.name == "iwae" and beta != 1:
     raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
                      f"set objective.beta=1 or objective.name='elbo'")
