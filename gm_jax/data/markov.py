@@ -55,6 +55,9 @@ class MarkovChain:
 
 def load(vocab_size: int, num_tokens: int, context: int, concentration: float, seed: int,
          test_fraction: float = split_lib.DEFAULT_TEST_FRACTION) -> Dataset:
+  if vocab_size < 1 or num_tokens < 1 or not concentration > 0:
+    raise ValueError(f"data.vocab_size={vocab_size} and data.num_tokens={num_tokens} must be >= 1 and "
+                     f"data.concentration={concentration} > 0 (the Dirichlet prior of the transition rows)")
   chain = MarkovChain.random(vocab_size, concentration, seed)
   tokens = chain.sample(num_tokens, seed + 1)
   train, test = split_windows(tokens, context, test_fraction)

@@ -124,6 +124,8 @@ def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split
   once)."""
   if not 0 < test_fraction < 1:
     raise ValueError(f"data.test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+  if context < 1:
+    raise ValueError(f"data.context={context} must be >= 1 (the tokens a window conditions on)")
   n_train = int(len(tokens) * (1.0 - test_fraction))
   train, test = tokens[:n_train], tokens[n_train:]
   if len(train) <= context + 1 or len(test) <= context + 1:

@@ -42,6 +42,13 @@ class TransformerConfig:
   compute_dtype: str = "float32"  # of the matmuls (gm_jax.models.precision); all else stays float32
 
   def __post_init__(self):
+    sizes = {"vocab_size": self.vocab_size, "context": self.context, "num_layers": self.num_layers,
+             "num_heads": self.num_heads, "embed_dim": self.embed_dim, "mlp_ratio": self.mlp_ratio}
+    small = [f"{name}={value}" for name, value in sizes.items() if value < 1]
+    if small:
+      raise ValueError(f"{', '.join(small)} must be >= 1 (model.*, and data.context)")
+    if not 0 <= self.dropout < 1:
+      raise ValueError(f"model.dropout={self.dropout} must be in [0, 1) (the probability of dropping)")
     if self.embed_dim % self.num_heads:
       raise ValueError(f"model.embed_dim ({self.embed_dim}) must be divisible by model.num_heads "
                        f"({self.num_heads})")
@@ -152,6 +159,8 @@ class TransformerLM(nn.Module):
   def __call__(self, tokens_BT, train: bool = False, decode: bool = False):
     c = self.config
     t = tokens_BT.shape[1]
+    if t > c.context:  # the learned positions would read past their table (NaN), rotary ones extrapolate
+      raise ValueError(f"{t} tokens exceed the model's context of {c.context}")
     if decode:
       index = self.variable("cache", "index", lambda: jnp.array(0, jnp.int32))
       positions = index.value + jnp.arange(t)

@@ -35,6 +35,15 @@ def test_causality(positions):
 
 
 @pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_more_tokens_than_the_context_are_refused(positions):
+  """A whole (context + 1)-token window passed by mistake read past the learned position table (NaN
+  logits everywhere) or extrapolated rotary positions."""
+  model, params, tokens = _model(positions)
+  with pytest.raises(ValueError, match=r"^13 tokens exceed the model's context of 12"):
+    model.apply({"params": params}, jnp.concatenate([tokens, tokens[:, :1]], axis=1))
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
 def test_kv_cache_decoding_matches_the_full_forward_pass(positions):
   model, params, tokens = _model(positions)
   full = model.apply({"params": params}, tokens)
