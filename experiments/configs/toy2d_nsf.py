@@ -29,7 +29,7 @@ def get_config():
   config.model.architecture = "nsf"
   # toy2d_realnvp.py's 64 scanned couplings (and their longer warmup) are for affine maps; 8 spline steps
   # reach the ring's floor by 2,000 steps, the checkerboard's sharp edges take 6,000
-  config.model.update(steps_per_level=8, scan_steps=False)
+  config.model.update(steps_per_level=8, scan_steps=False, coupling_scale_init=1.0)  # splines read no scale
   config.optim.warmup_steps = 200
   config.train.update(num_steps=6000, eval_every=1000, sample_every=6000, checkpoint_every=1000)
   return config

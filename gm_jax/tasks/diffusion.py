@@ -48,7 +48,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.diffusion import guidance as classifier_free
@@ -64,7 +63,7 @@ from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import conditioning
-from gm_jax.train import cpu_compile
+from gm_jax.train import cpu_compile, defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 
@@ -249,18 +248,10 @@ def check_settings(config, dataset: Dataset) -> None:
   # posterior variance); a negative eta acts as its absolute value. Checked whichever the sampler.
   if not 0 <= ev.ddim_eta <= 1:
     raise ValueError(f"eval.ddim_eta={ev.ddim_eta} must be in [0, 1] (0: deterministic DDIM, 1: ancestral)")
-  unread = unread_sampler_options(ev)
-  if unread:
-    logging.warning("eval.sampler=%r ignores %s", ev.sampler, ", ".join(unread))
-
-
-def unread_sampler_options(ev) -> list[str]:
-  """The sampler options (SAMPLER_OPTIONS) set away from the family's default that eval.sampler does not
-  read, each as "eval.name=value (read by ...)"."""
-  defaults = default_config().eval
-  return [f"eval.{name}={ev[name]!r} (read by {' | '.join(readers)})"
-          for name, readers in SAMPLER_OPTIONS.items()
-          if ev.sampler not in readers and ev[name] != defaults[name]]
+  defaults.warn_unread_options(
+      config, default_config(), {f"eval.{name}": f"by {' | '.join(readers)}"
+                                 for name, readers in SAMPLER_OPTIONS.items() if ev.sampler not in readers},
+      f"eval.sampler={ev.sampler!r}")
 
 
 def check_model(config, model: DiffusionModel, conditional: bool) -> None:

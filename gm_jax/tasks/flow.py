@@ -15,6 +15,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
 from gm_jax.objectives import exact_nll
+from gm_jax.train import defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 
@@ -33,12 +34,19 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if m.preprocess == "logit" and not images:
     raise ValueError("model.preprocess='logit' maps dequantized images in (0, 1) to the real line; points "
                      "are not in (0, 1): set model.preprocess='none'")
-  if not 0 <= m.logit_alpha < 0.5:
-    raise ValueError(f"model.logit_alpha={m.logit_alpha} must be in [0, 0.5) (the logit of "
+  if not 0 < m.logit_alpha < 0.5:
+    # At 0 a dequantized value of exactly 0 or 1 (float32 rounding of k + u) has an infinite logit.
+    raise ValueError(f"model.logit_alpha={m.logit_alpha} must be in (0, 0.5) (the logit of "
                      f"alpha + (1 - 2 alpha) x)")
   if images and not m.hidden:
     raise ValueError("model.hidden=() gives an image flow's convolutional conditioners no width; give at "
                      "least one entry")
+  spline = m.architecture == "nsf" or (m.architecture in ("maf", "iaf") and m.transform == "spline")
+  if spline and (m.num_bins < 1 or not m.tail_bound > 0):
+    raise ValueError(f"model.num_bins={m.num_bins} must be >= 1 and model.tail_bound={m.tail_bound} > 0 "
+                     f"(the splines' interval [-tail_bound, tail_bound])")
+  defaults.warn_unread_options(config, default_config(), unread_fields(config, images),
+                               f"model.architecture={m.architecture!r} on {dataset.spec.kind}")
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
                     preprocess=m.preprocess, logit_alpha=m.logit_alpha, conditioner=m.conditioner,
@@ -46,6 +54,29 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
                     coupling_scale_init=m.coupling_scale_init, scan_steps=m.scan_steps,
                     scan_blocks=m.scan_blocks,
                     compute_dtype=config.train.compute_dtype)
+
+
+def unread_fields(config, images: bool) -> dict[str, str]:
+  """{field: who reads it} for the model and objective fields this config's settings leave unread."""
+  m, arch = config.model, config.model.architecture
+  autoregressive = arch in ("maf", "iaf")
+  unread = {}
+  if not autoregressive:
+    unread["model.transform"] = "by maf and iaf"
+  if not (arch == "nsf" or autoregressive and m.transform == "spline"):
+    spline_readers = "by nsf, and by maf and iaf with model.transform='spline'"
+    unread.update({"model.num_bins": spline_readers, "model.tail_bound": spline_readers})
+  if not (arch in ("realnvp", "glow") or autoregressive and m.transform == "affine"):
+    unread["model.coupling_scale_init"] = "by realnvp, glow, and maf and iaf with model.transform='affine'"
+  if m.preprocess != "logit":
+    unread["model.logit_alpha"] = "with model.preprocess='logit'"
+  dequantizer = ("objective.dequantizer_hidden", "objective.dequantizer_couplings")
+  if not images:
+    unread.update({field: "on images" for field in ("model.conditioner", "objective.dequantization",
+                                                    *dequantizer)})
+  elif config.objective.dequantization != "variational":
+    unread.update({field: "with objective.dequantization='variational'" for field in dequantizer})
+  return unread
 
 
 def build(config, dataset: Dataset) -> Task:
@@ -134,6 +165,9 @@ def default_config():
 
 def tiny(config) -> None:
   """The flow family's `:tiny` size: one step per level of 8-unit conditioners, at most two levels."""
-  config.model.update(hidden=(8, 8), steps_per_level=1, num_levels=min(config.model.num_levels, 2),
-                      num_bins=4)
-  config.objective.update(dequantizer_hidden=(8,), dequantizer_couplings=2)
+  config.model.update(hidden=(8, 8), steps_per_level=1, num_levels=min(config.model.num_levels, 2))
+  unread = unread_fields(config, images=config.data.name != "toy2d")
+  if "model.num_bins" not in unread:  # the fields no setting reads stay at their defaults (no warning)
+    config.model.num_bins = 4
+  if "objective.dequantizer_hidden" not in unread:
+    config.objective.update(dequantizer_hidden=(8,), dequantizer_couplings=2)

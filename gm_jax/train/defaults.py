@@ -7,6 +7,7 @@ import pathlib
 from typing import Callable
 
 import ml_collections
+from absl import logging
 
 from gm_jax.train import sharding
 
@@ -110,6 +111,17 @@ def register_family_defaults(task: str, *default_configs: Callable[[], ml_collec
 def starting_configs(task: str) -> list[ml_collections.ConfigDict]:
   """base_config and the registered default configs of `task`."""
   return [base_config()] + [make() for make in _FAMILY_DEFAULTS.get(task, [])]
+
+
+def warn_unread_options(config, default, readers: dict[str, str], context: str) -> list[str]:
+  """Names in one warning each "block.name" of `readers` ({field: who reads it}, the fields this config's
+  settings leave unread) that `config` sets away from `default`: a value that takes no effect should not
+  pass unseen. Returns them as "block.name=value (read by ...)"."""
+  unread = [f"{field}={config[block][name]!r} (read {who})" for field, who in readers.items()
+            for block, name in [field.split(".")] if config[block][name] != default[block][name]]
+  if unread:
+    logging.warning("%s ignores %s", context, ", ".join(unread))
+  return unread
 
 
 def use_fid_protocol(config: ml_collections.ConfigDict) -> None:
