@@ -75,19 +75,51 @@ def test_identity_flow_bits_per_dim_closed_form():
 
 
 def test_sampling_temperature_scales_the_base():
-  flow = Flow(FlowConfig("realnvp", (2,), steps_per_level=0))
-  variables = flow.init(jax.random.key(0), jnp.zeros((1, 2)))
+  """Samples at temperature T, mapped back to the base by the flow's forward pass, are N(mean, (T std)^2) of
+  its learned base (with couplings far from the identity, a temperature applied to x would show)."""
+  flow = Flow(FlowConfig("realnvp", (2,), hidden=(8,), steps_per_level=4, base="learned"))
+  variables = _perturbed(flow.init(jax.random.key(0), jnp.zeros((1, 2))), jax.random.key(2), scale=0.3)
   cold = flow.apply(variables, jax.random.key(1), 20000, 0.5, method=Flow.sample)
-  assert float(jnp.std(cold)) == pytest.approx(0.5, rel=0.03)
+  z = np.asarray(flow.apply(variables, cold, method=lambda m, x: m.bijector(x)[0]), np.float64)
+  mean, log_std = (np.asarray(a, np.float64) for a in flow.apply(variables, method=lambda m: m._base()))
+  np.testing.assert_allclose(z.mean(0), mean, atol=0.03)
+  np.testing.assert_allclose(z.std(0), 0.5 * np.exp(log_std), rtol=0.03)
+  assert np.min(np.abs(np.std(np.asarray(cold), 0) / np.exp(log_std) - 0.5)) > 0.05  # not the same in x
 
 
-def test_sampled_levels_are_valid():
+def test_sampled_levels_are_the_bins_of_finite_flow_samples():
   model = DequantizedFlow(FlowConfig("glow", (4, 4, 1), hidden=(8,), num_levels=2, steps_per_level=1,
                                      preprocess="shift"), 17, "variational", (8,), 2)
   x = jax.random.randint(jax.random.key(0), (3, 4, 4, 1), 0, 17)
   variables = model.init(jax.random.key(1), x, jax.random.split(jax.random.key(2), 3))
-  s = model.apply(variables, jax.random.key(3), 5, method=DequantizedFlow.sample)
-  assert s.shape == (5, 4, 4, 1) and int(s.min()) >= 0 and int(s.max()) <= 16
+  levels, y = model.apply(variables, jax.random.key(3), 5, 1.0, True, method=DequantizedFlow.sample)
+  assert levels.shape == (5, 4, 4, 1) and np.all(np.isfinite(np.asarray(y)))  # NaN would cast to level 0
+  np.testing.assert_array_equal(levels, np.clip(np.floor(np.asarray(y) * 17), 0, 16))
+
+
+def test_variational_bound_is_the_flow_density_less_log_q_by_the_change_of_variables():
+  """bound = log p_flow((k + u) / L) - log q(u | k) - D log L with u = g(eps; k), eps ~ N(0, I) as the
+  dequantizer draws it and log q = log N(eps) - log|det du/deps| from jax.jacobian of the dequantizer."""
+  levels, shape = 17, (2, 2, 1)
+  model = DequantizedFlow(FlowConfig("realnvp", shape, hidden=(8,), steps_per_level=2), levels,
+                          "variational", (8,), 2)
+  k = jax.random.randint(jax.random.key(0), (3, *shape), 0, levels)
+  keys = jax.random.split(jax.random.key(2), 3)
+  variables = _perturbed(model.init(jax.random.key(1), k, keys), jax.random.key(3), scale=0.3)
+  bound = np.asarray(model.apply(variables, k, keys), np.float64)
+  condition = k.astype(jnp.float32) / (levels - 1)
+  to_u = lambda eps, c: model.apply(variables, eps[None], c[None],
+                                    method=lambda m, e, c: m.dequantizer.flow(e, False, c)[0])[0]
+  log_p = lambda y: model.apply(variables, y, method=lambda m, y: m.flow(y))
+  for i in range(3):
+    eps = jax.random.normal(keys[i], shape)
+    u = to_u(eps, condition[i])
+    jacobian = jax.jacobian(lambda e: to_u(e.reshape(shape), condition[i]).reshape(-1))(eps.reshape(-1))
+    log_q = (np.sum(-0.5 * np.asarray(eps, np.float64) ** 2 - 0.5 * math.log(2 * math.pi))
+             - np.linalg.slogdet(np.asarray(jacobian, np.float64))[1])
+    assert abs(log_q) > 0.5  # q far from uniform, so a missing term would show
+    expected = float(log_p(((k[i] + u) / levels)[None])[0]) - log_q - 4 * math.log(levels)
+    assert bound[i] == pytest.approx(expected, abs=1e-3)
 
 
 def _scanned_layout(level: dict, steps: int) -> dict:
