@@ -4,12 +4,15 @@ critic (tests/test_configs.py trains every config)."""
 import json
 import types
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
+from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.data.dataset import DataSpec
+from gm_jax.models.gan_mlp import MLPDiscriminator
 from gm_jax.tasks import gan
 from tests.conftest import load_config
 
@@ -80,3 +83,57 @@ def test_the_dcgan_refuses_non_square_images_in_one_line():
   images = types.SimpleNamespace(name="npz", spec=DataSpec("image", (8, 16, 1), 256))
   with pytest.raises(ValueError, match=r"^the DCGAN draws square images and the data's are 8 x 16; resize"):
     gan.make_networks(config, images)
+
+
+# What each network minimizes, in closed form of the critic's scores on real data and on fakes.
+CLOSED_FORMS = {
+    "minimax": (lambda r, f: np.logaddexp(0, -r) + np.logaddexp(0, f), lambda f: -np.logaddexp(0, f)),
+    "non_saturating": (lambda r, f: np.logaddexp(0, -r) + np.logaddexp(0, f), lambda f: np.logaddexp(0, -f)),
+    "wgan": (lambda r, f: f - r, lambda f: -f),
+    "wgan_gp": (lambda r, f: f - r, lambda f: -f),
+    "hinge": (lambda r, f: np.maximum(0, 1 - r) + np.maximum(0, 1 + f), lambda f: -f),
+}
+
+
+@pytest.mark.parametrize("loss", sorted(CLOSED_FORMS))
+def test_each_networks_loss_is_its_closed_form_of_the_critics_scores(loss):
+  """The task's two losses against the closed forms of the critic's scores, read off its calls and told
+  apart by their inputs (swapping real and fake, or the penalty's sign, passed every test before)."""
+  config = load_config("toy2d_gan", "tiny")
+  config.objective.update(loss=loss, n_critic=1, gp_weight=10.0)
+  config.optim_d.weight_clip = 0.01 if loss == "wgan" else 0.0
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build(config, dataset)
+  batch = dataset.train[np.arange(16)]
+  batch.update(index=np.arange(16), mask=np.ones(16, np.float32))
+  variables = task.init(jax.random.key(0), batch)
+  params = {name: v["params"] for name, v in variables.items()}
+  state = {name: {k: c for k, c in v.items() if k != "params"} for name, v in variables.items()}
+  d_update, g_update = task.updates
+
+  def scores(loss_fn):
+    """loss_fn's value and metrics, and the critic's (input, scores) of each call in training mode."""
+    calls = []
+
+    def record(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      traced = isinstance(out, jax.core.Tracer)  # the penalty's calls, inside its gradient
+      if isinstance(context.module, MLPDiscriminator) and context.method_name == "__call__" and not traced:
+        calls.append((np.asarray(args[0]), np.asarray(out, np.float64)))
+      return out
+
+    with nn.intercept_methods(record):
+      value, (metrics, _) = loss_fn(params, state, batch, jax.random.key(1))
+    return float(value), metrics, calls
+
+  d_loss, metrics, calls = scores(d_update.loss_fn)
+  real = [s for x, s in calls if x.shape == batch["x"].shape and np.array_equal(x, batch["x"])]
+  fake = [s for x, s in calls if x.shape == batch["x"].shape and not np.array_equal(x, batch["x"])]
+  expected = np.mean(CLOSED_FORMS[loss][0](real[0], fake[0]))
+  if loss == "wgan_gp":
+    gp = float(metrics["gradient_penalty"][0] / metrics["gradient_penalty"][1])
+    assert gp > 0
+    expected += 10.0 * gp
+  assert d_loss == pytest.approx(expected, rel=1e-5, abs=1e-6)
+  g_loss, _, calls = scores(g_update.loss_fn)
+  assert g_loss == pytest.approx(np.mean(CLOSED_FORMS[loss][1](calls[0][1])), rel=1e-5, abs=1e-6)
