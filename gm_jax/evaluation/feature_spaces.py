@@ -117,7 +117,8 @@ def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
 # the FID Inception network -------------------------------------------------------------------------
 def inception_space(weights_path: str, num_levels: int, batch_size: int = 200) -> FeatureSpace:
   """pool3 features of the FID Inception network (integer levels scaled to [0, 1]) and the softmax of its
-  1008 logits (for an Inception Score)."""
+  1008 logits without the classifier's bias, as the Inception Score's reference code (Salimans et al.
+  2016) and torch-fidelity compute it."""
   if not weights_path:
     raise FileNotFoundError(
         f"eval.feature_space='inception_v3' needs eval.inception_weights: convert "
@@ -126,8 +127,10 @@ def inception_space(weights_path: str, num_levels: int, batch_size: int = 200) -
   network = inception_weights.InceptionFeatures.from_file(weights_path, batch_size=batch_size,
                                                           with_logits=True)
 
+  bias = np.asarray(network.variables["params"]["fc"]["bias"])
+
   def apply(x):
     feats, logits = network(np.asarray(x, np.float32) / (num_levels - 1))
-    return feats, jax.nn.softmax(logits)
+    return feats, jax.nn.softmax(logits - bias)
 
   return FeatureSpace("inception_v3", apply, batch_size=batch_size)

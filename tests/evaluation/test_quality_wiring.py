@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.evaluation import feature_spaces
 from gm_jax.evaluation import inception_weights as iw
 from gm_jax.evaluation.sample_quality import frechet_distance
 from gm_jax.tasks import classifier
@@ -174,3 +175,18 @@ def test_sample_info_is_the_mean_over_chunks_and_the_time_is_per_sample_drawn(mo
   assert len(set(nfes)) == 3 and samples.shape == (10, 2)
   assert info["nfe"] == pytest.approx((4 * nfes[0] + 4 * nfes[1] + 2 * nfes[2]) / 10)
   assert seconds_per_sample == pytest.approx(12.0 / 12)
+
+
+def test_inception_space_scales_the_levels_and_scores_with_unbiased_logits(random_inception_weights):
+  """Features of levels / (L - 1), and class probabilities from the logits without the classifier's bias,
+  as the Inception Score's reference code takes them (the random network's bias is not zero)."""
+  levels = np.random.default_rng(1).integers(0, 256, size=(3, 32, 32, 3)).astype(np.uint8)
+  feats, probs = feature_spaces.inception_space(str(random_inception_weights), 256, batch_size=4).apply(levels)
+  variables = iw.load_inception_variables(random_inception_weights)
+  expected, _ = iw.InceptionFeatures(variables, batch_size=4, with_logits=True)(levels / np.float32(255))
+  np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-6)
+  fc = variables["params"]["fc"]
+  assert np.abs(np.asarray(fc["bias"])).max() > 0.1
+  logits = np.asarray(expected, np.float64) @ np.asarray(fc["kernel"], np.float64)
+  unbiased = np.exp(logits - logits.max(1, keepdims=True))
+  np.testing.assert_allclose(probs, unbiased / unbiased.sum(1, keepdims=True), rtol=1e-4, atol=1e-7)
