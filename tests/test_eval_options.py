@@ -130,6 +130,11 @@ UNREAD_CASES = [
      "objective.dequantization='variational')"),
     ("digits_glow", {"model.logit_alpha": 0.2}, "model.architecture='glow' on image ignores "
                                                 "model.logit_alpha=0.2 (read with model.preprocess='logit')"),
+    ("digits_vae", {"eval.inception_weights": "inception_v3_fid.npz"},
+     "the 'digits' feature space ignores eval.inception_weights='inception_v3_fid.npz' (read with "
+     "eval.feature_space='inception_v3')"),
+    ("toy2d_vae", {"eval.inception_score_splits": 10}, "the 'raw' feature space ignores "
+                                                       "eval.inception_score_splits=10 (read in a classifier's"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},
      None),  # read (num_bins back at its default: :tiny's 4 is for the config's spline transform)
 ]
@@ -137,14 +142,17 @@ UNREAD_CASES = [
 
 @pytest.mark.parametrize("name,fields,warning", UNREAD_CASES, ids=["-".join(f) for _, f, _ in UNREAD_CASES])
 def test_an_option_the_config_does_not_read_is_named(name, fields, warning, caplog):
-  """A sampler or flow option changed where nothing reads it (e.g. eval.ddim_eta under the ddpm sampler,
-  model.transform on RealNVP) takes no effect: warned when the task is built, not ignored unseen."""
+  """A sampler, flow or feature-space option changed where nothing reads it (e.g. eval.ddim_eta under the
+  ddpm sampler, model.transform on RealNVP) takes no effect: warned when the task and its feature space
+  are built, not ignored unseen."""
   config = load_config(name, "tiny")
   for field, value in fields.items():
     block, key = field.split(".")
     config[block][key] = value
   with caplog.at_level("WARNING"):
-    tasks.build(config, data_lib.load_dataset(config.data))
+    dataset = data_lib.load_dataset(config.data)
+    tasks.build(config, dataset)
+    tasks.build_feature_space(config, dataset)
   ignored = [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()]
   if warning is None:
     assert ignored == []

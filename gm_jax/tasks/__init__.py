@@ -93,6 +93,12 @@ def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace
   name = feature_spaces.resolve_name(config.eval.feature_space, config.data.name, spec.kind)
   if name == "none":
     return None
+  unread = {}
+  if name != "inception_v3":
+    unread["eval.inception_weights"] = "with eval.feature_space='inception_v3'"
+  if name == "raw":  # no classifier, so no Inception Score
+    unread["eval.inception_score_splits"] = "in a classifier's feature space (digits, inception_v3)"
+  defaults.warn_unread_options(config, defaults.base_config(), unread, f"the {name!r} feature space")
   if name == "raw":
     return feature_spaces.raw()
   if spec.kind != "image":
