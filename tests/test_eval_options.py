@@ -53,10 +53,18 @@ MODEL_CASES = [
     ("digits_dcgan", "model", {"features": 0}, r"model.features=0 must be >= 1"),
     ("digits_pixelcnn", "model", {"architecture": "diagonal_lstm"},
      r"unknown model.architecture 'diagonal_lstm'; use gated_pixelcnn, row_lstm or diagonal_bilstm"),
-    ("digits_pixelcnn", "model", {"num_layers": 0}, r"model.num_layers=0 must be >= 1"),
+    ("digits_pixelcnn", "model", {"num_layers": 0}, r"model.num_layers=0, model.features=6 and .* >= 1"),
     ("digits_pixelcnn", "model", {"kernel": 4}, r"model.kernel=4 must be odd"),
     ("digits_pixelrnn", "model", {"dropout": 1.5}, r"model.dropout=1.5 must be in \[0, 1\)"),
     ("digits_pixelrnn", "model", {"architecture": "row_lstm", "row_kernel": 2}, r"row_kernel=2 must be odd"),
+    ("digits_pixelcnn", "model", {"features": 0}, r"model.features=0 and model.head_features=6 must be >= 1"),
+    ("digits_pixelrnn", "model", {"hidden": 0}, r"model.hidden=0 must be >= 1 \(the LSTM state's size\)"),
+    # At 1 x 1 the mask-A input convolution reads no earlier pixel: independent per-position categoricals.
+    ("digits_pixelrnn", "model", {"first_kernel": 1}, r"model.first_kernel=1 must be >= 3 for a PixelRNN"),
+    ("digits_pixelcnn", "model", {"architecture": "row_lstm"},
+     r"model.architecture='row_lstm' is a PixelRNN, whose fields \(hidden, row_kernel\) this PixelCNN"),
+    ("digits_pixelrnn", "model", {"architecture": "gated_pixelcnn"},
+     r"model.architecture='gated_pixelcnn' needs model.kernel, which this PixelRNN config lacks"),
     ("markov_lm", "model", {"num_heads": 0}, r"^num_heads=0 must be >= 1 \(model.\*, and data.context\)$"),
     ("markov_lm", "model", {"dropout": 1.5}, r"model.dropout=1.5 must be in \[0, 1\)"),
     ("markov_lm", "data", {"context": 0}, r"data.context=0 must be >= 1"),
@@ -135,6 +143,8 @@ UNREAD_CASES = [
      "eval.feature_space='inception_v3')"),
     ("toy2d_vae", {"eval.inception_score_splits": 10}, "the 'raw' feature space ignores "
                                                        "eval.inception_score_splits=10 (read in a classifier's"),
+    ("digits_pixelrnn", {"model.row_kernel": 5},
+     "model.architecture='diagonal_bilstm' ignores model.row_kernel=5 (read by row_lstm)"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},
      None),  # read (num_bins back at its default: :tiny's 4 is for the config's spline transform)
 ]

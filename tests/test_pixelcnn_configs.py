@@ -19,3 +19,12 @@ def test_pixelcnn_rejects_a_zero_sampling_temperature():
   config.eval.sample_temperature = 0.0
   with pytest.raises(ValueError, match="sample_temperature must be > 0"):
     pixelcnn.build(config, data_lib.load_dataset(config.data))
+
+
+@pytest.mark.parametrize("arg,architecture", [("row_lstm", "row_lstm"), ("", "diagonal_bilstm"),
+                                              ("diagonal_bilstm,tiny", "diagonal_bilstm")])
+def test_pixelrnn_cifar10_takes_one_architecture(arg, architecture):
+  assert load_config("pixelrnn_cifar10", arg or None).model.architecture == architecture
+  # Both named: the first used to win without a word.
+  with pytest.raises(ValueError, match=r"config arguments row_lstm,diagonal_bilstm name two architectures"):
+    load_config("pixelrnn_cifar10", "row_lstm,diagonal_bilstm")

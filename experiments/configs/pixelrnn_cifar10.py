@@ -33,6 +33,9 @@ def get_config(arg: str | None = None):
   for part in parts:
     if part not in ARCHITECTURES:
       raise ValueError(f"unknown config argument {part!r}; use row_lstm or diagonal_bilstm (and/or tiny)")
+  if len(parts) > 1:
+    raise ValueError(f"config arguments {','.join(parts)} name two architectures; give one of row_lstm or "
+                     f"diagonal_bilstm")
   config = default_config()
   config.data.update(name="cifar10", batch_size=16)
   config.model.architecture = next((p for p in parts if p in ARCHITECTURES), "diagonal_bilstm")

@@ -30,8 +30,9 @@ def check_layers(m) -> None:
   """The fields PixelCNN and PixelRNN share. The PixelCNN's first gated block holds its mask-A convolution:
   without it the mask-B output layers would read the input itself, each pixel's logits would see that
   pixel, and a likelihood reported as exact would not be one."""
-  if m.num_layers < 1:
-    raise ValueError(f"model.num_layers={m.num_layers} must be >= 1")
+  if m.num_layers < 1 or m.features < 1 or m.head_features < 1:
+    raise ValueError(f"model.num_layers={m.num_layers}, model.features={m.features} and "
+                     f"model.head_features={m.head_features} must be >= 1")
   check_odd("first_kernel", m.first_kernel)
   if not 0 <= m.dropout < 1:
     raise ValueError(f"model.dropout={m.dropout} must be in [0, 1)")
@@ -54,12 +55,19 @@ def build(config, dataset: Dataset) -> Task:
                      f"{spec.kind!r} with shape {spec.shape}")
   check_layers(config.model)
   if config.model.architecture in pixelrnn.ARCHITECTURES:
+    if "row_kernel" not in config.model:
+      raise ValueError(f"model.architecture={config.model.architecture!r} is a PixelRNN, whose fields "
+                       f"(hidden, row_kernel) this PixelCNN config lacks; start from a PixelRNN config "
+                       f"(experiments/configs/digits_pixelrnn.py)")
     check_odd("row_kernel", config.model.row_kernel)  # the Row LSTM's state-to-state convolution
     if config.model.num_classes:
       raise ValueError("the PixelRNN is not class-conditional; set model.architecture='gated_pixelcnn' or "
                        "model.num_classes=0")
     model = pixelrnn.build_model(config, dataset)  # same output head, loss and sampler
   elif config.model.architecture == "gated_pixelcnn":
+    if "kernel" not in config.model:
+      raise ValueError("model.architecture='gated_pixelcnn' needs model.kernel, which this PixelRNN config "
+                       "lacks; start from a PixelCNN config (experiments/configs/digits_pixelcnn.py)")
     model = PixelCNN(pixelcnn_config(config, dataset))
   else:
     raise ValueError(f"unknown model.architecture {config.model.architecture!r}; use gated_pixelcnn, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.models.pixelrnn import PixelRNN, PixelRNNConfig
+from gm_jax.train import defaults
 
 ARCHITECTURES = ("row_lstm", "diagonal_bilstm")
 
@@ -24,6 +25,16 @@ def pixelrnn_config(config, dataset: Dataset) -> PixelRNNConfig:
 
 
 def build_model(config, dataset: Dataset) -> PixelRNN:
+  m = config.model
+  if m.hidden < 1:
+    raise ValueError(f"model.hidden={m.hidden} must be >= 1 (the LSTM state's size)")
+  if m.first_kernel < 3:
+    # The mask-A input convolution is the network's only path from the pixels: at 1 x 1 it reads none.
+    raise ValueError(f"model.first_kernel={m.first_kernel} must be >= 3 for a PixelRNN (its mask-A input "
+                     f"convolution is its only view of the earlier pixels)")
+  if m.architecture != "row_lstm":
+    defaults.warn_unread_options(config, default_config(), {"model.row_kernel": "by row_lstm"},
+                                 f"model.architecture={m.architecture!r}")
   return PixelRNN(pixelrnn_config(config, dataset))
 
 

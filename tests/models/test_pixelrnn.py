@@ -66,11 +66,14 @@ def test_network_is_causal(architecture, num_channels):
   if architecture == "diagonal_bilstm":
     np.testing.assert_array_equal(dep, _diagonal_field(h, w, num_channels, cfg.first_kernel))
   else:
-    # The Row LSTM's triangular field: the pixel to the left and the three above are seen.
+    # The Row LSTM's triangular field: the pixel to the left and the three above are seen (its input
+    # convolution alone sees them), and through the state-to-state recurrence the whole row two above,
+    # out to (0, 4), which no 3 x 3 input convolution reaches (a Row LSTM without recurrence passed).
     row = w * num_channels
     t = 2 * row + 2 * num_channels  # pixel (2, 2), first channel
     for earlier in (t - row - num_channels, t - row, t - row + num_channels, t - num_channels):
       assert dep[t, earlier]
+    assert all(dep[t, col * num_channels] for col in range(w))
 
 
 def _markov_rows(chain: MarkovChain, n: int, shape, seed: int) -> np.ndarray:
