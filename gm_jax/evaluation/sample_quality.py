@@ -163,8 +163,11 @@ class GaussianStatistics:
     return self._m2_DD / (self.count - 1)
 
   def save(self, path: str | os.PathLike) -> None:
-    """Writes mu, sigma (unbiased covariance) and count to an .npz, e.g. a data set's reference statistics."""
-    np.savez(path, mu=self.mean, sigma=self.cov, count=np.int64(self.count))
+    """Writes mu, sigma (unbiased covariance) and count in .npz form to `path` as given (numpy would append
+    .npz to a name without it, which `load(path)` would then not find), e.g. a data set's reference
+    statistics."""
+    with open(path, "wb") as f:
+      np.savez(f, mu=self.mean, sigma=self.cov, count=np.int64(self.count))
 
   @classmethod
   def load(cls, path: str | os.PathLike) -> GaussianStatistics:
@@ -178,6 +181,9 @@ class GaussianStatistics:
     if mu_D.ndim != 1 or sigma_DD.shape != (mu_D.shape[0],) * 2 or count < 2:
       raise ValueError(f"{path} holds mu {mu_D.shape}, sigma {sigma_DD.shape} and count {count}; "
                        "expected (D,), (D, D) and count >= 2.")
+    if not (np.all(np.isfinite(mu_D)) and np.all(np.isfinite(sigma_DD))):
+      raise ValueError(f"{path} holds non-finite mu or sigma; write the statistics again from finite "
+                       "features")
     stats = cls(mu_D.shape[0])
     stats.count = count
     stats._mean_D = mu_D.astype(np.float64)

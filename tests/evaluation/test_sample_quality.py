@@ -147,6 +147,12 @@ def test_statistics_npz_round_trip(tmp_path):
   loaded.update(x_ND[150:])
   assert frechet_distance_from_statistics(loaded, GaussianStatistics.from_features(y_MD)) == pytest.approx(
       frechet_distance(x_ND, y_MD), rel=1e-12)
+  # Saved under a name without .npz, they load from that very name (numpy's savez appended .npz).
+  GaussianStatistics.from_features(x_ND).save(tmp_path / "reference_stats")
+  assert GaussianStatistics.load(tmp_path / "reference_stats").count == 200
+  np.savez(tmp_path / "nan.npz", mu=np.full(5, np.nan), sigma=np.eye(5), count=np.int64(10))
+  with pytest.raises(ValueError, match=r"nan.npz holds non-finite mu or sigma"):
+    GaussianStatistics.load(tmp_path / "nan.npz")
 
 
 def _kid_loop_reference(x_mD: np.ndarray, y_mD: np.ndarray) -> float:
