@@ -44,6 +44,23 @@ MODEL_CASES = [
     ("toy2d_ddpm", "objective", {"weighting": "likelihood"}, r"continuous-time ELBO .* is a DDPM chain"),
     ("toy2d_flow_matching", "model", {"prediction": "eps"}, r"model.prediction='eps' gives no velocity"),
     ("digits_edm", "objective", {"antithetic": True}, r"the EDM loss draws log-normal noise levels"),
+    ("toy2d_ddpm", "process", {"num_steps": 0}, r"process.num_steps=0 must be >= 1"),
+    ("toy2d_vpsde", "process", {"beta_min": -1.0}, r"process.beta_min=-1.0 and process.beta_max=20.0 must"),
+    ("digits_edm", "process", {"sigma_min": 0.0}, r"process.sigma_min=0.0 and .* 0 < sigma_min < sigma_max"),
+    ("digits_edm", "process", {"rho": 0.0}, r"process.rho=0.0 must be > 0"),
+    ("toy2d_vdm", "process", {"gamma_min": 5.0}, r"process.gamma_min=5.0 must be below process.gamma_max=5"),
+    ("digits_edm", "model", {"sigma_data": 0.0}, r"model.sigma_data=0.0 must be > 0"),
+    # The ELBO's reconstruction term at t = 0 divides by sigma(0) = 0 on a path ending in pure noise.
+    ("toy2d_flow_matching", "objective", {"loss": "vdm_elbo"}, r"objective.loss='vdm_elbo' needs a finite"),
+    # The MLP on images paired one example's time embedding with other examples' pixels.
+    ("digits_ddpm", "model", {"net": "mlp"}, r"model.net='mlp' takes vectors; images need model.net='unet'"),
+    ("digits_ddpm", "model", {"channel_mults": (1, 2, 2, 2, 2)},
+     r"the U-Net's 5 resolutions \(model.channel_mults=\(1, 2, 2, 2, 2\)\) halve the image 4 times, which "
+     r"its 8 x 8 pixels"),
+    ("digits_flow_matching_conditional", "objective", {"label_dropout": 1.5},
+     r"objective.label_dropout=1.5 must be in \[0, 1\)"),
+    ("digits_flow_matching_conditional", "objective", {"label_dropout": 0.0},
+     r"eval.guidance extrapolates away from the unconditional model, which objective.label_dropout=0"),
     ("toy2d_gan", "objective", {"n_critic": 0}, r"objective.n_critic=0 must be >= 1"),
     ("toy2d_gan", "objective", {"loss": "wgan"}, r"objective.loss='wgan' needs the critic's weights clipped"),
     ("toy2d_wgan_gp", "objective", {"gp_weight": -10.0}, r"objective.gp_weight=-10.0 >= 0"),
@@ -118,14 +135,25 @@ def test_a_model_or_objective_option_that_cannot_work_is_refused(name, block, fi
 
 
 UNREAD_CASES = [
-    ("toy2d_ddpm", {"eval.ddim_eta": 1.0}, "eval.sampler='ddpm' ignores eval.ddim_eta=1.0 (read by ddim)"),
+    ("toy2d_ddpm", {"eval.ddim_eta": 1.0},
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "eval.ddim_eta=1.0 (read by the ddim sampler)"),
     ("toy2d_ddpm", {"eval.sampler_steps": 50},
-     "eval.sampler='ddpm' ignores eval.sampler_steps=50 (read by ddim |"),
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "eval.sampler_steps=50 (read by the ddim |"),
+    # ddpm_variance is read by the chain's VLB too, so only edm_rho is named.
     ("toy2d_ddpm", {"eval.sampler": "ddim", "eval.sampler_steps": 4, "eval.ddpm_variance": "small",
                     "eval.edm_rho": 3.0},
-     "eval.sampler='ddim' ignores eval.ddpm_variance='small' (read by ddpm), eval.edm_rho=3.0 (read by "
-     "edm_heun)"),
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddim') ignores "
+     "eval.edm_rho=3.0 (read by the edm_heun sampler)"),
     ("toy2d_ddpm", {"eval.sampler": "ddim", "eval.ddim_eta": 1.0, "eval.sampler_steps": 10}, None),  # read
+    ("toy2d_vdm", {"objective.weighting": "x0", "process.sigma_max": 1.0},
+     "this diffusion config (process 'vdm', loss 'vdm_elbo', sampler 'ddim') ignores process.sigma_max=1.0 "
+     "(read by process ve | karras), objective.weighting='x0' (read by objective.loss='denoising')"),
+    ("toy2d_ddpm", {"objective.label_dropout": 0.5, "objective.ot_epsilon": 5.0},
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "objective.ot_epsilon=5.0 (read with objective.coupling='ot'), objective.label_dropout=0.5 (read by "
+     "class-conditional models"),
     ("toy2d_realnvp", {"model.transform": "spline", "model.num_bins": 16},
      "model.architecture='realnvp' on points ignores model.transform='spline' (read by maf and iaf), "
      "model.num_bins=16 (read by nsf, and by maf and iaf with model.transform='spline')"),

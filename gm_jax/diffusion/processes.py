@@ -279,6 +279,24 @@ def linear_log_snr(log_snr_start: float, log_snr_end: float) -> Callable[[jax.Ar
   return lambda t: log_snr_start + (log_snr_end - log_snr_start) * t
 
 
+def check_parameters(cfg) -> None:
+  """One-line errors for a process's fields that give no valid process (a division by zero, or NaN)."""
+  name = cfg.name
+  if name in ("ddpm_linear", "ddpm_cosine") and cfg.num_steps < 1:
+    raise ValueError(f"process.num_steps={cfg.num_steps} must be >= 1")
+  if name in ("vp", "subvp") and not (0 <= cfg.beta_min <= cfg.beta_max and cfg.beta_max > 0):
+    raise ValueError(f"process.beta_min={cfg.beta_min} and process.beta_max={cfg.beta_max} must satisfy "
+                     f"0 <= beta_min <= beta_max, beta_max > 0")
+  if name in ("ve", "karras") and not 0 < cfg.sigma_min < cfg.sigma_max:
+    raise ValueError(f"process.sigma_min={cfg.sigma_min} and process.sigma_max={cfg.sigma_max} must satisfy "
+                     f"0 < sigma_min < sigma_max")
+  if name == "karras" and not cfg.rho > 0:
+    raise ValueError(f"process.rho={cfg.rho} must be > 0")
+  if name == "vdm" and not cfg.gamma_min < cfg.gamma_max:
+    raise ValueError(f"process.gamma_min={cfg.gamma_min} must be below process.gamma_max={cfg.gamma_max} "
+                     f"(the log-SNR falls from -gamma_min to -gamma_max)")
+
+
 def make_process(cfg) -> Process:
   """From config.process: name (ddpm_linear | ddpm_cosine | vp | subvp | ve | vdm | karras |
   linear_interpolant | cosine_interpolant) and its fields.
@@ -287,6 +305,7 @@ def make_process(cfg) -> Process:
   initial (fixed, linear) log-SNR, used where no parameters are at hand.
   """
   name = cfg.name
+  check_parameters(cfg)
   if name == "ddpm_linear":
     return DiscreteDDPM(linear_betas(cfg.num_steps))
   if name == "ddpm_cosine":

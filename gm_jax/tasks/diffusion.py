@@ -70,14 +70,19 @@ from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
 COUPLINGS = ("independent", "ot", "pairs")
-# The options only some samplers read: any other sampler leaves them as they are, so a value changed
-# without eval.sampler is named in a warning rather than ignored unseen.
+# The options only some samplers read (ddpm_variance also the chain's VLB): any other sampler leaves them
+# as they are, so a value changed without eval.sampler is named in a warning rather than ignored unseen.
 SAMPLER_OPTIONS = {
     "sampler_steps": tuple(s for s in SAMPLERS if s != "ddpm"),  # ddpm runs the chain's own T steps
     "ddpm_variance": ("ddpm",),
     "ddim_eta": ("ddim",),
     **{name: ("edm_heun",) for name in ("edm_churn", "edm_s_tmin", "edm_s_tmax", "edm_s_noise", "edm_rho")},
 }
+CHAINS = ("ddpm_linear", "ddpm_cosine")  # the DDPM chains of T discrete steps
+# Each process's own fields (config.process); the others leave them unread.
+PROCESS_FIELDS = {"num_steps": CHAINS, "beta_min": ("vp", "subvp"), "beta_max": ("vp", "subvp"),
+                  "sigma_min": ("ve", "karras"), "sigma_max": ("ve", "karras"), "rho": ("karras",),
+                  "gamma_min": ("vdm",), "gamma_max": ("vdm",), "learned": ("vdm",)}
 # They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
 
@@ -248,10 +253,63 @@ def check_settings(config, dataset: Dataset) -> None:
   # posterior variance); a negative eta acts as its absolute value. Checked whichever the sampler.
   if not 0 <= ev.ddim_eta <= 1:
     raise ValueError(f"eval.ddim_eta={ev.ddim_eta} must be in [0, 1] (0: deterministic DDIM, 1: ancestral)")
-  defaults.warn_unread_options(
-      config, default_config(), {f"eval.{name}": f"by {' | '.join(readers)}"
-                                 for name, readers in SAMPLER_OPTIONS.items() if ev.sampler not in readers},
-      f"eval.sampler={ev.sampler!r}")
+  conditional = config.model.num_classes > 0
+  if conditional and not 0 <= obj.label_dropout < 1:
+    raise ValueError(f"objective.label_dropout={obj.label_dropout} must be in [0, 1) (the rate at which "
+                     f"training replaces the label by none)")
+  if ev.guidance and obj.label_dropout == 0:
+    raise ValueError("eval.guidance extrapolates away from the unconditional model, which "
+                     "objective.label_dropout=0 never trains; set objective.label_dropout > 0 or "
+                     "eval.guidance=0")
+  edm_scale = config.model.preconditioning == "edm" or obj.loss == "edm"
+  if edm_scale and not config.model.sigma_data > 0:
+    raise ValueError(f"model.sigma_data={config.model.sigma_data} must be > 0 (the data's standard "
+                     f"deviation, which EDM's preconditioning and loss divide by)")
+  defaults.warn_unread_options(config, default_config(), unread_fields(config),
+                               f"this diffusion config (process {config.process.name!r}, loss {obj.loss!r}, "
+                               f"sampler {ev.sampler!r})")
+
+
+def unread_fields(config) -> dict[str, str]:
+  """{field: who reads it} for the process, objective, model and eval fields this config's settings leave
+  unread."""
+  obj, ev, process = config.objective, config.eval, config.process.name
+  chain_vlb = ev.vlb and process in CHAINS
+  unread = {f"eval.{name}": f"by the {' | '.join(readers)} sampler" + (
+                " and a DDPM chain's eval.vlb" if name == "ddpm_variance" else "")
+            for name, readers in SAMPLER_OPTIONS.items()
+            if ev.sampler not in readers and not (name == "ddpm_variance" and chain_vlb)}
+  unread.update({f"process.{name}": f"by process {' | '.join(readers)}"
+                 for name, readers in PROCESS_FIELDS.items() if process not in readers})
+  if obj.loss != "denoising":
+    unread["objective.weighting"] = "by objective.loss='denoising'"
+  if obj.loss != "edm":
+    unread.update({f"objective.{name}": "by objective.loss='edm'" for name in ("edm_p_mean", "edm_p_std")})
+  if obj.coupling != "ot":
+    unread["objective.ot_epsilon"] = "with objective.coupling='ot'"
+  if config.model.num_classes == 0:
+    unread["objective.label_dropout"] = "by class-conditional models (model.num_classes > 0)"
+  if config.model.preconditioning != "edm" and obj.loss != "edm":
+    unread["model.sigma_data"] = "by model.preconditioning='edm' and objective.loss='edm'"
+  if not ev.vlb or process in CHAINS:
+    unread["eval.vlb_time_samples"] = "by a continuous process's eval.vlb"
+  return unread
+
+
+def check_network(m, image_shape) -> None:
+  """One-line errors for a network that cannot take the data: the MLP on images (it would pair the time
+  embedding of one example with the pixels of others), a U-Net whose downsamplings do not divide the
+  image."""
+  if image_shape is None:
+    return
+  if m.net != "unet":
+    raise ValueError(f"model.net={m.net!r} takes vectors; images need model.net='unet'")
+  factor = 2 ** (len(m.channel_mults) - 1)
+  if image_shape[0] % factor or image_shape[1] % factor:
+    raise ValueError(f"the U-Net's {len(m.channel_mults)} resolutions (model.channel_mults="
+                     f"{tuple(m.channel_mults)}) halve the image {len(m.channel_mults) - 1} times, which its "
+                     f"{image_shape[0]} x {image_shape[1]} pixels do not allow; use fewer channel_mults or "
+                     f"resize the images (data.image_size) to a multiple of {factor}")
 
 
 def check_model(config, model: DiffusionModel, conditional: bool) -> None:
@@ -282,6 +340,10 @@ def check_model(config, model: DiffusionModel, conditional: bool) -> None:
   if model.fixed_process.ends_in_pure_noise and ev.vlb:
     raise ValueError(f"eval.vlb needs a finite log-SNR at both ends, which process {name!r} "
                      f"lacks; set eval.vlb=False (the ODE likelihood is exact)")
+  if model.fixed_process.ends_in_pure_noise and obj.loss == "vdm_elbo":
+    # Its reconstruction term at t_min = 0 divides by sigma(0) = 0: the loss is NaN from the first step.
+    raise ValueError(f"objective.loss='vdm_elbo' needs a finite log-SNR at both ends, which process "
+                     f"{name!r} lacks; use objective.loss='flow_matching' on it, or a VDM or VP process")
   chain_steps = model.fixed_process.num_steps if is_chain else 0
   if is_chain and ev.sampler == "ddim" and ev.sampler_steps > chain_steps:
     raise ValueError(f"eval.sampler_steps={ev.sampler_steps} exceeds the {chain_steps} steps of the DDPM "
@@ -301,6 +363,7 @@ def build(config, dataset: Dataset) -> Task:
   levels = spec.num_levels
   obj, ev = config.objective, config.eval
   check_settings(config, dataset)
+  check_network(config.model, spec.shape if is_image else None)
   model = DiffusionModel(config)
   denoiser = model.denoiser
   is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)
@@ -480,11 +543,15 @@ def default_config():
 def tiny(config) -> None:
   """The diffusion family's `:tiny` size: one U-Net resolution (tests/models/test_unet.py covers the
   others), 8 channels in 2 groups, 20 discrete steps, and every evaluation path in its fewest steps."""
-  config.process.num_steps = 20
   config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
                       attention_resolutions=(), num_groups=2)
-  config.eval.update(vlb_time_samples=2, ode_solver="heun", ode_steps=2)
-  if config.eval.sampler in SAMPLER_OPTIONS["sampler_steps"]:  # 0 (adaptive) too: 4 fixed
+  config.eval.update(ode_solver="heun", ode_steps=2)
+  unread = unread_fields(config)  # the fields no setting reads stay at their defaults (no warning)
+  if "process.num_steps" not in unread:
+    config.process.num_steps = 20
+  if "eval.vlb_time_samples" not in unread:
+    config.eval.vlb_time_samples = 2
+  if "eval.sampler_steps" not in unread:  # 0 (adaptive) too: 4 fixed
     config.eval.sampler_steps = min(config.eval.sampler_steps or 4, 4)
 
 

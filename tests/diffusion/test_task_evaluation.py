@@ -23,6 +23,7 @@ def _task(monkeypatch, num_examples: int, process: str = "vp", num_steps: int = 
   monkeypatch.setattr(diffusion_task.DiffusionModel, "denoiser", exact)
   config = diffusion_task.default_config()
   config.process.update(name=process, num_steps=num_steps)
+  config.model.net = "unet"  # the network images need (the exact denoiser above stands in for it)
   # The default ddpm sampler needs a DDPM chain; DDIM takes at most a chain's steps.
   config.eval.update(sampler="ddim", sampler_steps=min(config.eval.sampler_steps, num_steps), **eval_fields)
   x = np.random.default_rng(0).integers(0, LEVELS, (num_examples, *SHAPE)).astype(np.int32)
