@@ -27,8 +27,8 @@ config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; el
   which runs the chain's T steps; strided ancestral sampling is ddim with ddim_eta=1), sampler_ode_solver
   (the ode sampler's and reflow's solver; "": ode_solver, the likelihood's), ddpm_variance
   (large | small), ddim_eta, edm_churn / edm_s_tmin / edm_s_tmax / edm_s_noise / edm_rho (edm_heun), guidance.
-  A sampler option (SAMPLER_OPTIONS) set away from its default under a sampler that does not read it is
-  named in a warning when the task is built.
+  A field set away from its default where these settings leave it unread (another sampler's option,
+  another process's parameter: `unread_fields`) is named in a warning when the task is built.
 Likelihoods (nats per example, bits/dim on discrete data):
 - 'vlb': a DDPM chain's full T-term VLB with the discretized Gaussian decoder (Gaussian density on
   points); a continuous process's ELBO (prior + diffusion + reconstruction at t_min: VDM's decoder on
