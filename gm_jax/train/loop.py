@@ -602,6 +602,18 @@ def _processes_that_differ(text: str) -> list[int]:
   return [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
 
 
+def _text_of_process_0(text: str, size: int = 4096) -> str:
+  """Process 0's `text` (up to `size` bytes of UTF-8), in every process (every process calls this)."""
+  if jax.process_count() == 1:
+    return text
+  from jax.experimental import multihost_utils
+
+  raw = np.zeros(size, np.uint8)
+  encoded = np.frombuffer(text.encode()[:size], np.uint8)
+  raw[:len(encoded)] = encoded
+  return bytes(np.asarray(multihost_utils.broadcast_one_to_all(raw))).rstrip(b"\0").decode(errors="replace")
+
+
 def _stop_every_process(problem: str) -> None:
   """Raises `problem`, which every process found: they leave together, process 0 (which holds the
   coordination service) last, rather than one taking the service down while another still reads it."""
@@ -857,7 +869,8 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> dict[str, Any]:
       path = exp.files.sample_path(step, "sample_run_")
       if exp.files.is_main:  # the name is taken before the drawing, which a run beside this one may share
         path = stack.enter_context(claimed_unused_path(path))
-      result = {"samples": exp.write_samples(state, step, path)}
+      # Process 0 writes the file (and chose its name); every process reports it.
+      result = {"samples": _text_of_process_0(str(exp.write_samples(state, step, path)))}
     return {**result, "eval_config_changes": changes} if changes else result
   finally:
     exp.checkpointer.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, config, 
   assert names(two) == names(one)
   assert names(two / "samples") == names(one / "samples")
   assert len(list((two / "tensorboard").iterdir())) == 1
+  # Sample mode: process 0 names and writes the file, and both processes report it (process 1 printed
+  # "samples": null).
+  port = _free_port()
+  procs = [_launch(two, 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", "--config.mesh.fsdp=4", "--mode=sample", *flags, config=config)
+           for i in range(2)]
+  reports = [_finish(p) for p in procs]
+  assert reports[0] == reports[1] and pathlib.Path(reports[0]["samples"]).is_file(), reports
 
 
 def test_bad_distributed_flags_are_one_line(tmp_path):
