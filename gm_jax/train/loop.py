@@ -870,7 +870,8 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> dict[str, Any]:
       if exp.files.is_main:  # the name is taken before the drawing, which a run beside this one may share
         path = stack.enter_context(claimed_unused_path(path))
       # Process 0 writes the file (and chose its name); every process reports it.
-      result = {"samples": _text_of_process_0(str(exp.write_samples(state, step, path)))}
+      written = exp.write_samples(state, step, path)  # None on the other processes
+      result = {"samples": pathlib.Path(_text_of_process_0(str(written)))}
     return {**result, "eval_config_changes": changes} if changes else result
   finally:
     exp.checkpointer.close()
