@@ -4,6 +4,7 @@ import dataclasses
 import json
 import shutil
 import signal
+import time
 
 import jax
 import numpy as np
@@ -74,6 +75,29 @@ def test_a_checkpoint_inside_a_log_window_resumes_that_window(tmp_path):
   assert sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == [15]
   run_main(TINY, f"--workdir={killed}", *settings)
   assert run_metrics(killed) == run_metrics(tmp_path / "straight")
+
+
+def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(tmp_path):
+  """Steps that take at least 50 ms each: no examples_per_sec row may exceed batch / 50 ms. A resumed
+  window counted the killed process's steps over the new process's time (5x too fast here), and the
+  evaluations, samples and checkpoints between rows counted as step time."""
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(checkpoint_every=15, progress_bar=False)
+  ceiling = config.data.batch_size / 0.05
+
+  def slow(stop_at=None):
+    def after_step(step):
+      time.sleep(0.05)
+      if step == stop_at:
+        raise InterruptedError("stopped")
+    return after_step
+
+  with pytest.raises(InterruptedError):
+    tasks.train(config, tmp_path, after_step=slow(stop_at=17))
+  tasks.train(config, tmp_path, after_step=slow())
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  rates = [r["examples_per_sec"] for r in rows if r["split"] == "train"]
+  assert len(rates) == 4 and max(rates) <= ceiling, (rates, ceiling)
 
 
 def test_eval_and_sample_modes(uninterrupted, tmp_path):

@@ -494,6 +494,28 @@ def check_config(config) -> None:
     raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
 
 
+class _StepTimer:
+  """Wall time of the train steps since the last lap, without the time spent in `paused()` blocks."""
+
+  def __init__(self, step: int):
+    self.step, self.start, self.excluded = step, time.perf_counter(), 0.0
+
+  @contextlib.contextmanager
+  def paused(self):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.excluded += time.perf_counter() - start
+
+  def lap(self, step: int) -> tuple[int, float]:
+    """(steps, seconds) since the last lap; starts the next."""
+    now = time.perf_counter()
+    lap = (step - self.step, now - self.start - self.excluded)
+    self.step, self.start, self.excluded = step, now, 0.0
+    return lap
+
+
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
                bar) -> None:
   values = acc.means()
@@ -731,7 +753,11 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
 
     bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
                     dynamic_ncols=True, desc="train")
-    last_time, last_step = time.perf_counter(), window["start"]
+    window_start = window["start"]
+    # examples_per_sec counts the steps this process ran since the last log row, over their time without
+    # the evaluations, samples and checkpoints between them (a resumed window's earlier steps ran in
+    # another process, whose time is not known here).
+    timer = _StepTimer(step)
     while step < tc.num_steps:
       batch = sharding.put_batch(next(iterator), exp.mesh)
       state, step_metrics = exp.train_step(state, batch)
@@ -744,19 +770,22 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
       if step % tc.log_every == 0 or is_last:
         flush_pending()
         exp.check_finite(state)
-        now = time.perf_counter()
-        _log_train(exp, step, acc, (step - last_step) * exp.global_batch_size, now - last_time, bar)
-        last_time, last_step = now, step
+        steps, seconds = timer.lap(step)
+        _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
+        window_start = step
       if tc.eval_every and step % tc.eval_every == 0 and not is_last:
-        exp.files.log(step, "test", exp.evaluate(state))
+        with timer.paused():
+          exp.files.log(step, "test", exp.evaluate(state))
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
-        exp.write_samples(state, step)
+        with timer.paused():
+          exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
         flush_pending()
-        exp.check_savable(state)
-        exp.checkpointer.save(step, state, {
-            **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
-            "log_window": {"start": last_step, "sums": acc.sums()}})
+        with timer.paused():
+          exp.check_savable(state)
+          exp.checkpointer.save(step, state, {
+              **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
+              "log_window": {"start": window_start, "sums": acc.sums()}})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
