@@ -357,6 +357,31 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     loop.check_config(config)
 
 
+@pytest.mark.parametrize("config_name,field,value,message", [
+    # A negative end ratio turned the decayed learning rate negative; a negative clipping norm turned the
+    # gradient around: both trained uphill without a word.
+    ("toy2d_gmm", "optim.end_lr_ratio", -1.0, r"optim.end_lr_ratio=-1.0 must be >= 0"),
+    ("toy2d_gmm", "optim.grad_clip_norm", -1.0, r"optim.grad_clip_norm=-1.0 must be >= 0"),
+    ("toy2d_gan", "optim_d.weight_clip", -0.01, r"optim_d.weight_clip=-0.01 must be >= 0"),
+    ("toy2d_gmm", "optim.warmup_steps", -5, r"optim.warmup_steps=-5 must be an integer >= 0"),
+    ("toy2d_gmm", "optim.scales", (1.0, -0.1), r"optim.scales=\(1.0, -0.1\) must be finite and >= 0"),
+])
+def test_optimizer_factors_and_bounds_must_not_be_negative(config_name, field, value, message):
+  config = load_config(config_name, "tiny")
+  block, key = field.split(".")
+  config[block][key] = value
+  with pytest.raises(ValueError, match=message):
+    loop.check_config(config)
+
+
+def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
+  """optim.boundaries and optim.scales exist in every config (piecewise was a traceback without them)."""
+  run_main(TINY, f"--workdir={tmp_path}", "--config.optim.schedule=piecewise", "--config.optim.warmup_steps=0",
+           "--config.optim.boundaries=(20,)", "--config.optim.scales=(1.0,0.1)")
+  rates = [r["learning_rate"] for r in run_metrics(tmp_path) if r["split"] == "train"]
+  assert rates == pytest.approx([0.02, 0.02, 0.002, 0.002])
+
+
 @pytest.mark.parametrize("name,value", [
     ("train.num_steps", 0), ("train.log_every", 0), ("train.checkpoint_every", -1), ("train.eval_every", -5),
     ("train.sample_every", True), ("train.keep_checkpoints", 0), ("data.batch_size", 0),

@@ -44,7 +44,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8
   config.optim.weight_decay = 0.0
-  config.optim.schedule = "constant"  # constant | cosine | linear | piecewise (add optim.boundaries, scales)
+  config.optim.schedule = "constant"  # constant | cosine | linear | piecewise
+  config.optim.boundaries = ()  # piecewise: the learning rate times scales[i] from step boundaries[i - 1] on
+  config.optim.scales = (1.0,)
   config.optim.warmup_steps = 0
   config.optim.decay_steps = 0  # 0: the run's num_steps
   config.optim.end_lr_ratio = 0.0

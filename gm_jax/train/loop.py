@@ -489,6 +489,17 @@ def check_config(config) -> None:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
   check_no_nan(config)
   check_counts(config, _COUNTS)
+  for name, _ in _learning_rates(config):
+    prefix = name[:-len("learning_rate")]  # the optimizer's block, e.g. "optim." or "optim_d."
+    block = functools.reduce(lambda tree, key: tree[key], prefix.split(".")[:-1], config)
+    check_counts(config, [(prefix + field, 0) for field in ("warmup_steps", "decay_steps") if field in block])
+    # Each is a non-negative factor or bound: a negative one turns the learning rate (end_lr_ratio,
+    # scales) or the gradient (grad_clip_norm) around, and training goes uphill without a word.
+    for field in ("end_lr_ratio", "grad_clip_norm", "weight_clip", "weight_decay"):
+      if field in block and not block[field] >= 0:
+        raise ValueError(f"{prefix}{field}={block[field]} must be >= 0; set --config.{prefix}{field}")
+    if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
+      raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
   decay = config.train.ema_decay
   if not 0 <= decay < 1:
     raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
