@@ -396,11 +396,12 @@ class Experiment:
     return f"last good checkpoint: step {kept}"
 
   def check_finite(self, state: TrainState) -> None:
-    bad_step = int(state.nonfinite_step)
+    bad_step = int(state.nonfinite_step)  # the state's step count when the update failed
     if bad_step >= 0:
       name = step_lib.guard_names(self.task)[int(state.nonfinite_metric)]
-      raise NonFiniteError(f"non-finite {name} at step {bad_step}; the update was not applied and the run "
-                           f"stopped; {self.kept_checkpoint()} (lower the learning rate or enable "
+      # Numbered as the metrics and checkpoints number steps: the update that would have made it step + 1.
+      raise NonFiniteError(f"non-finite {name} at step {bad_step + 1}; the update was not applied and the "
+                           f"run stopped; {self.kept_checkpoint()} (lower the learning rate or enable "
                            f"optim.grad_clip_norm, in a new --workdir)")
 
   def check_savable(self, state: TrainState) -> None:
