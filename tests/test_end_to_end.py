@@ -365,8 +365,10 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     ("toy2d_gan", "optim_d.weight_clip", -0.01, r"optim_d.weight_clip=-0.01 must be >= 0"),
     ("toy2d_gmm", "optim.warmup_steps", -5, r"optim.warmup_steps=-5 must be an integer >= 0"),
     ("toy2d_gmm", "optim.scales", (1.0, -0.1), r"optim.scales=\(1.0, -0.1\) must be finite and >= 0"),
+    # The mixture reads no compute dtype, so nothing else would have told.
+    ("toy2d_gmm", "train.compute_dtype", "float8", r"train.compute_dtype must be one of \['bfloat16', "),
 ])
-def test_optimizer_factors_and_bounds_must_not_be_negative(config_name, field, value, message):
+def test_optimizer_factors_bounds_and_the_compute_dtype_are_checked(config_name, field, value, message):
   config = load_config(config_name, "tiny")
   block, key = field.split(".")
   config[block][key] = value

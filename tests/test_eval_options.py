@@ -5,6 +5,7 @@ import pytest
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
+from gm_jax.train import loop
 from tests.conftest import load_config
 
 CASES = [
@@ -173,6 +174,11 @@ UNREAD_CASES = [
                                                        "eval.inception_score_splits=10 (read in a classifier's"),
     ("digits_pixelrnn", {"model.row_kernel": 5},
      "model.architecture='diagonal_bilstm' ignores model.row_kernel=5 (read by row_lstm)"),
+    ("toy2d_gmm", {"optim.b1": 0.5, "optim.name": "rmsprop", "optim.decay_steps": 7},
+     "optim (rmsprop, cosine schedule) ignores optim.b1=0.5 (read by adam and adamw)"),
+    ("toy2d_gan", {"optim_d.boundaries": (5,), "optim_d.scales": (1.0, 0.1)},
+     "optim_d (adam, constant schedule) ignores optim_d.boundaries=(5,) (read by the piecewise schedule), "
+     "optim_d.scales=(1.0, 0.1)"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},
      None),  # read (num_bins back at its default: :tiny's 4 is for the config's spline transform)
 ]
@@ -180,7 +186,7 @@ UNREAD_CASES = [
 
 @pytest.mark.parametrize("name,fields,warning", UNREAD_CASES, ids=["-".join(f) for _, f, _ in UNREAD_CASES])
 def test_an_option_the_config_does_not_read_is_named(name, fields, warning, caplog):
-  """A sampler, flow or feature-space option changed where nothing reads it (e.g. eval.ddim_eta under the
+  """A sampler, flow, optimizer or feature-space option changed where nothing reads it (e.g. eval.ddim_eta under the
   ddpm sampler, model.transform on RealNVP) takes no effect: warned when the task and its feature space
   are built, not ignored unseen."""
   config = load_config(name, "tiny")
@@ -188,6 +194,7 @@ def test_an_option_the_config_does_not_read_is_named(name, fields, warning, capl
     block, key = field.split(".")
     config[block][key] = value
   with caplog.at_level("WARNING"):
+    loop.check_config(config)
     dataset = data_lib.load_dataset(config.data)
     tasks.build(config, dataset)
     tasks.build_feature_space(config, dataset)

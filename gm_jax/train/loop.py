@@ -32,7 +32,8 @@ from gm_jax.data.pipeline import fingerprint as data_fingerprint
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import cpu_compile, defaults, sharding
+from gm_jax.models import precision
+from gm_jax.train import cpu_compile, defaults, optim, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, finite_or_null,
@@ -490,6 +491,7 @@ def check_config(config) -> None:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
   check_no_nan(config)
   check_counts(config, _COUNTS)
+  precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
   for name, _ in _learning_rates(config):
     prefix = name[:-len("learning_rate")]  # the optimizer's block, e.g. "optim." or "optim_d."
     block = functools.reduce(lambda tree, key: tree[key], prefix.split(".")[:-1], config)
@@ -501,6 +503,13 @@ def check_config(config) -> None:
         raise ValueError(f"{prefix}{field}={block[field]} must be >= 0; set --config.{prefix}{field}")
     if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
       raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
+    block_name = prefix[:-1]
+    family_default = defaults.starting_configs(config.task)[-1]
+    default = {block_name: family_default[block_name] if block_name in family_default else
+               defaults.base_config().optim}
+    defaults.warn_unread_options(config, default, {f"{block_name}.{field}": who for field, who in
+                                                   optim.unread_fields(block).items() if field in block},
+                                 f"{block_name} ({block.name}, {block.schedule} schedule)")
   decay = config.train.ema_decay
   if not 0 <= decay < 1:
     raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")

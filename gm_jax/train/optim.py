@@ -59,6 +59,20 @@ def clip_parameters(c: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def unread_fields(cfg) -> dict[str, str]:
+  """{field: who reads it} for the fields of one optimizer block that its name and schedule leave unread."""
+  name, schedule = cfg.name, cfg.schedule
+  readers = {("b1", "b2"): ("adam", "adamw"), ("decay_matrices_only",): ("adamw",),
+             ("decay", "centered"): ("rmsprop",), ("initial_accumulator",): ("adagrad",)}
+  unread = {field: f"by {' and '.join(names)}" for fields, names in readers.items() if name not in names
+            for field in fields}
+  if schedule not in ("cosine", "linear"):
+    unread.update({field: "by the cosine and linear schedules" for field in ("end_lr_ratio", "decay_steps")})
+  if schedule != "piecewise":
+    unread.update({field: "by the piecewise schedule" for field in ("boundaries", "scales")})
+  return unread
+
+
 def make_optimizer(cfg, num_steps: int,
                    updates_per_step: int = 1) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """(optimizer, schedule): the schedule counts train steps; a network updated `updates_per_step` times a
