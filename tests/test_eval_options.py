@@ -186,9 +186,9 @@ UNREAD_CASES = [
 
 @pytest.mark.parametrize("name,fields,warning", UNREAD_CASES, ids=["-".join(f) for _, f, _ in UNREAD_CASES])
 def test_an_option_the_config_does_not_read_is_named(name, fields, warning, caplog):
-  """A sampler, flow, optimizer or feature-space option changed where nothing reads it (e.g. eval.ddim_eta under the
-  ddpm sampler, model.transform on RealNVP) takes no effect: warned when the task and its feature space
-  are built, not ignored unseen."""
+  """A sampler, flow, optimizer or feature-space option changed where nothing reads it (e.g.
+  eval.ddim_eta under the ddpm sampler, model.transform on RealNVP) takes no effect: warned when the
+  config is checked and the task and its feature space are built, not ignored unseen."""
   config = load_config(name, "tiny")
   for field, value in fields.items():
     block, key = field.split(".")
