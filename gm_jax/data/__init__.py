@@ -46,15 +46,22 @@ def load_dataset(data_config) -> Dataset:
 
 # The own-data fields each loader reads; set for another loader, they would be ignored without a word.
 _READS = {"image_folder": ("path", "image_size", "num_levels"), "npz": ("path", "image_size", "num_levels"),
-          "text": ("path",), **{name: ("image_size", "crop") for name in tfds_source.IMAGE_SETS}}
+          "text": ("path", "tfds_name", "level", "data_dir"),
+          **{name: ("image_size", "crop", "data_dir") for name in tfds_source.IMAGE_SETS}}
+# Their values when unset (level: the text loader's default tokens).
+_UNSET = {"path": "", "image_size": 0, "num_levels": 0, "crop": 0, "tfds_name": "", "level": "char",
+          "data_dir": ""}
+_HINTS = {"crop": "it crops TFDS image sets", "data_dir": "it locates TFDS data sets",
+          "tfds_name": "it names a TFDS text data set for data.name='text'",
+          "level": "it sets the text loader's tokens (char or byte)"}
 
 
 def _check_fields_are_read(data_config) -> None:
   name = data_config.name
-  for field in ("path", "image_size", "num_levels", "crop"):
-    if data_config.get(field) and field not in _READS.get(name, ()):
-      hint = ("it crops TFDS image sets" if field == "crop" else
-              "for your own data set data.name to image_folder, npz or text (docs/own_data.md)")
+  for field, unset in _UNSET.items():
+    if data_config.get(field, unset) != unset and field not in _READS.get(name, ()):
+      hint = _HINTS.get(field, "for your own data set data.name to image_folder, npz or text "
+                               "(docs/own_data.md)")
       raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; {hint}")
   # The loaders that may split their data themselves (image_folder and npz refuse it beside an own split).
   fraction = data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION)

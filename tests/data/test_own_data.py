@@ -452,6 +452,9 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
     ({"name": "digits", "path": "/tmp/pets"}, "data.path is set, but data.name='digits' does not read it"),
     ({"name": "toy2d", "num_levels": 5}, "data.num_levels is set, but data.name='toy2d' does not read it"),
     ({"name": "npz", "path": "/tmp/x.npz", "crop": 4}, "data.crop is set, but data.name='npz' does not read"),
+    ({"name": "npz", "path": "/tmp/x.npz", "tfds_name": "mnist"}, "data.tfds_name is set, but data.name='npz'"),
+    ({"name": "npz", "path": "/tmp/x.npz", "level": "byte"}, "data.level is set, but data.name='npz' does not"),
+    ({"name": "digits", "data_dir": "/tmp/tfds"}, "data.data_dir is set, but data.name='digits' does not read"),
     ({"name": "text", "path": "/tmp/corpus.txt"}, "data.name='text' needs a language-model config")])
 def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, message):
   config = base_config().data  # no data.context: not a language-model config
