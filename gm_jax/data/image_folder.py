@@ -39,8 +39,23 @@ def _is_visible(path: pathlib.Path, root: pathlib.Path) -> bool:
   return not any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _files_below(folder: pathlib.Path) -> list[pathlib.Path]:
+  """Every file below `folder`, through symbolically linked subfolders too (pathlib's rglob skips them,
+  which left a class's linked batches out without a word); a link back to a folder already walked is
+  not followed again."""
+  files, walked = [], set()
+  for directory, subfolders, names in os.walk(folder, followlinks=True):
+    real = os.path.realpath(directory)
+    if real in walked:
+      subfolders.clear()
+      continue
+    walked.add(real)
+    files += [pathlib.Path(directory) / name for name in names]
+  return files
+
+
 def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
-  candidates = folder.rglob("*") if recursive else folder.iterdir()
+  candidates = _files_below(folder) if recursive else folder.iterdir()
   return sorted(p for p in candidates
                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and _is_visible(p, folder))
 

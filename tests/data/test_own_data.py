@@ -79,6 +79,19 @@ def test_image_folder_with_classes(tmp_path, mode, channels):
   np.testing.assert_array_equal(all_of(ds.train)["x"], all_of(fresh.train)["x"])
 
 
+def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path):
+  """A class folder whose batches are symbolic links to folders elsewhere (pathlib's rglob left them out
+  without a word); a link back to the class folder itself is not walked again."""
+  make_folder(tmp_path / "pets", "L", per_class=4)
+  make_folder(tmp_path / "store" / "batch", "L", classes=(), per_class=6, seed=1)
+  (tmp_path / "pets" / "cats" / "batch1").symlink_to(tmp_path / "store" / "batch", target_is_directory=True)
+  (tmp_path / "pets" / "cats" / "again").symlink_to(tmp_path / "pets" / "cats", target_is_directory=True)
+  ds = load("image_folder", tmp_path / "pets", test_fraction=0.25)
+  files = list(ds.train.files) + list(ds.test.files)
+  cats = [f for f in files if pathlib.Path(f).relative_to(tmp_path / "pets").parts[0] == "cats"]
+  assert len(files) == 14 and len(cats) == 10, sorted(files)
+
+
 def test_image_folder_too_large_to_cache_decodes_every_read(tmp_path, monkeypatch):
   make_folder(tmp_path, "RGB")
   cached = load("image_folder", tmp_path)
