@@ -20,6 +20,10 @@ def toy2d_distribution(data_config):
 def load_toy2d(data_config) -> Dataset:
   """Fixed train and test samples (drawn with data.seed) from the named toy distribution."""
   dist = toy2d_distribution(data_config)
+  for split in ("num_train", "num_test"):
+    count = data_config[split]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+      raise ValueError(f"data.{split}={count!r} must be an integer >= 1 (toy2d examples drawn)")
   key = jax.random.key(data_config.seed)
   train = np.asarray(dist.sample(jax.random.fold_in(key, 0), data_config.num_train), np.float32)
   test = np.asarray(dist.sample(jax.random.fold_in(key, 1), data_config.num_test), np.float32)

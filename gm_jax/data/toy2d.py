@@ -97,8 +97,9 @@ class NoisyCurves:
   """Points on one or more parametric curves plus isotropic Gaussian noise.
 
   p(x) = (1/M) sum_m integral_0^1 N(x; c_m(t), std^2 I) dt, evaluated with the midpoint rule on
-  `num_quadrature` nodes per curve; the node spacing (under 0.02 for the default curves) is a fraction
-  of `std`, where the midpoint rule's error is negligible (tested: the density integrates to 1).
+  `num_quadrature` nodes per curve; the node spacing (under 0.02 for the default curves; at most std / 2
+  by `quadrature_nodes`) is a fraction of `std`, where the midpoint rule's error is negligible (tested:
+  the density integrates to 1).
   """
 
   name: str
@@ -126,6 +127,15 @@ class NoisyCurves:
     return -self.extent, self.extent
 
 
+def quadrature_nodes(curves, std: float, least: int = 1000) -> int:
+  """Nodes per curve for NoisyCurves' midpoint rule: at least `least`, and enough that neighbours lie at
+  most std / 2 apart along the longest curve (a geometry with many turns or a small std otherwise made
+  the density a lumpy mixture of the nodes, and the entropy floor 0.57 nats off for 10-turn spirals)."""
+  t = jnp.linspace(0.0, 1.0, 100_001)
+  length = max(float(jnp.sum(jnp.linalg.norm(jnp.diff(curve(t), axis=0), axis=-1))) for curve in curves)
+  return max(least, math.ceil(2 * length / std))
+
+
 def two_moons(std: float = 0.1) -> NoisyCurves:
   """scikit-learn's make_moons geometry shifted by (-0.5, -0.25), which centres it at the origin: two
   interleaved half circles of radius 1."""
@@ -138,7 +148,8 @@ def two_moons(std: float = 0.1) -> NoisyCurves:
     a = jnp.pi * t
     return jnp.stack([0.5 - jnp.cos(a), 0.25 - jnp.sin(a)], axis=-1)
 
-  return NoisyCurves("moons", (upper, lower), std, extent=2.5)
+  return NoisyCurves("moons", (upper, lower), std, extent=2.5,
+                     num_quadrature=quadrature_nodes((upper, lower), std))
 
 
 def two_spirals(std: float = 0.1, turns: float = 1.5, radius: float = 3.0) -> NoisyCurves:
@@ -152,7 +163,9 @@ def two_spirals(std: float = 0.1, turns: float = 1.5, radius: float = 3.0) -> No
 
     return curve
 
-  return NoisyCurves("spirals", (spiral(1.0), spiral(-1.0)), std, extent=radius + 1.0)
+  curves = (spiral(1.0), spiral(-1.0))
+  return NoisyCurves("spirals", curves, std, extent=radius + 1.0,
+                     num_quadrature=quadrature_nodes(curves, std))
 
 
 DISTRIBUTIONS: dict[str, Callable[..., object]] = {
@@ -162,6 +175,9 @@ DISTRIBUTIONS: dict[str, Callable[..., object]] = {
     "moons": two_moons,
     "spirals": two_spirals,
 }
+
+
+COUNTS = ("num_modes", "side")  # geometry fields that count; every other one is a positive length or width
 
 
 def make(name: str, **kwargs):
@@ -174,6 +190,17 @@ def make(name: str, **kwargs):
     raise ValueError(f"data.geometry has {', '.join(unknown)}, which the {name} distribution does not take "
                      f"(it takes {', '.join(accepted) or 'nothing'}); set --config.data.geometry='{{}}' for "
                      f"its defaults")
+  given = {**{k: v.default for k, v in accepted.items()}, **kwargs}
+  for field, value in given.items():
+    if field in COUNTS:
+      ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+      need = "an integer >= 1"
+    else:
+      number = isinstance(value, (int, float)) and not isinstance(value, bool)
+      ok = number and math.isfinite(value) and value > 0
+      need = "a finite number > 0"
+    if not ok:
+      raise ValueError(f"data.geometry's {field}={value!r} must be {need} for the {name} distribution")
   return DISTRIBUTIONS[name](**kwargs)
 
 
