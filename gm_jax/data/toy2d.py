@@ -192,6 +192,8 @@ def make(name: str, **kwargs):
                      f"its defaults")
   given = {**{k: v.default for k, v in accepted.items()}, **kwargs}
   for field, value in given.items():
+    if isinstance(accepted[field].default, str):  # a name, not a geometry
+      continue
     if field in COUNTS:
       ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
       need = "an integer >= 1"
