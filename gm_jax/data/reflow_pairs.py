@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -26,12 +27,16 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   if not file.is_file() or file.suffix != ".npz":
     raise FileNotFoundError(f"data.reflow_pairs {str(file)!r} is not a .npz file; write one with "
                             f"experiments/reflow_pairs.py")
-  with np.load(file) as stored:
-    arrays = {k: stored[k] for k in stored.files}
+  try:
+    with np.load(file) as stored:
+      arrays = {k: stored[k] for k in stored.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # cut short, or not an array archive
+    raise ValueError(f"cannot read the reflow pairs {str(file)!r} ({type(e).__name__}); write them again "
+                     f"with experiments/reflow_pairs.py") from None
   spec = dataset.spec
-  missing = {"x", "noise"} - set(arrays)
-  if missing:
-    raise ValueError(f"{str(file)!r} lacks {sorted(missing)}; reflow pairs hold x and noise (and label)")
+  missing, unknown = {"x", "noise"} - set(arrays), set(arrays) - {"x", "noise", "label"}
+  if missing or unknown:
+    raise ValueError(f"{str(file)!r} holds {sorted(arrays)}; reflow pairs hold x and noise (and label)")
   x, noise = arrays["x"], arrays["noise"]
   for name, array in (("x", x), ("noise", noise)):
     if array.shape[1:] != tuple(spec.shape) or len(array) != len(x):
@@ -40,9 +45,21 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   if (spec.kind == "image") != np.issubdtype(x.dtype, np.integer):
     raise ValueError(f"x in {str(file)!r} is {x.dtype}, but data {dataset.name!r} holds "
                      f"{'integer levels' if spec.kind == 'image' else 'float points'}")
+  if spec.kind == "image" and len(x) and not 0 <= x.min() <= x.max() < spec.num_levels:
+    raise ValueError(f"x in {str(file)!r} holds levels {x.min()} to {x.max()}, but data {dataset.name!r} "
+                     f"has {spec.num_levels} (0 to {spec.num_levels - 1}); draw the pairs from a run on this "
+                     f"data")
   pairs = {"x": x, "noise": noise.astype(np.float32)}
   if "label" in arrays:
-    pairs["label"] = arrays["label"].astype(np.int32)
+    labels, classes = arrays["label"], spec.extras.get("num_classes", 0)
+    if labels.shape != (len(x),):
+      raise ValueError(f"label in {str(file)!r} has shape {labels.shape}; give one label per pair "
+                       f"({len(x)})")
+    if classes and len(labels) and not 0 <= labels.min() <= labels.max() < classes:
+      raise ValueError(f"label in {str(file)!r} holds classes {labels.min()} to {labels.max()}, but data "
+                       f"{dataset.name!r} has {classes} (0 to {classes - 1}); draw the pairs from a run on "
+                       f"this data")
+    pairs["label"] = labels.astype(np.int32)
   return Dataset(dataset.name, ArraySource(pairs, fingerprinted=True), dataset.test, spec,
                  real_train=dataset.train_examples)
 

@@ -144,3 +144,23 @@ def test_reflow_from_a_trained_run_end_to_end(tmp_path):
   diffusion.use_reflow(config, str(pairs))
   summary = tasks.train(config, second)
   assert summary["step"] == config.train.num_steps and np.isfinite(summary["nll_nats"])
+
+
+def test_damaged_or_out_of_range_pairs_are_one_line(tmp_path):
+  """A file cut short in copying was a BadZipFile traceback; levels past the data's and labels past its
+  classes trained without a word."""
+  digits = data_lib.load_dataset(load_config("digits_flow_matching_conditional", "tiny").data)
+  noise = np.zeros((2, 8, 8, 1), np.float32)
+  good = tmp_path / "good.npz"
+  np.savez(good, x=np.zeros((2, 8, 8, 1), np.uint8), noise=noise, label=np.array([3, 9]))
+  (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:300])
+  np.savez(tmp_path / "levels.npz", x=np.full((2, 8, 8, 1), 200, np.uint8), noise=noise)
+  np.savez(tmp_path / "labels.npz", x=np.zeros((2, 8, 8, 1), np.uint8), noise=noise, label=np.array([3, 37]))
+  np.savez(tmp_path / "extra.npz", x=np.zeros((2, 8, 8, 1), np.uint8), noise=noise, labels=np.array([3, 9]))
+  assert len(reflow_pairs.with_reflow_pairs(digits, str(good)).train) == 2
+  for name, message in [("cut", r"cannot read the reflow pairs .*cut.npz' \(BadZipFile\); write them again"),
+                        ("levels", r"x in .* holds levels 200 to 200, but data 'digits' has 17 \(0 to 16\)"),
+                        ("labels", r"label in .* holds classes 3 to 37, but data 'digits' has 10 \(0 to 9\)"),
+                        ("extra", r"holds \['labels', 'noise', 'x'\]; reflow pairs hold x and noise")]:
+    with pytest.raises(ValueError, match=message):
+      reflow_pairs.with_reflow_pairs(digits, str(tmp_path / f"{name}.npz"))
