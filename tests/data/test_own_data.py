@@ -141,7 +141,7 @@ def test_image_folder_without_classes_and_with_explicit_split(tmp_path):
 
 
 def test_image_folder_resize_and_requantize(tmp_path):
-  make_folder(tmp_path, classes=(), per_class=10, size=(12, 8))  # non-square: stretched to the square
+  written = make_folder(tmp_path, classes=(), per_class=10, size=(12, 8))  # non-square: stretched
   Image.fromarray(np.full((8, 12), 200, np.uint8)).save(tmp_path / "constant.png")
   ds = load("image_folder", tmp_path, image_size=4, num_levels=17)
   assert ds.spec.shape == (4, 4, 1) and ds.spec.num_levels == 17
@@ -149,8 +149,17 @@ def test_image_folder_resize_and_requantize(tmp_path):
   assert x.max() <= 16
   files = ds.train.files + ds.test.files
   constant = x[files.index(str(tmp_path / "constant.png"))]
-  assert (constant == 200 * 17 // 256).all()  # box filter keeps a constant image; levels floor(k * 17 / 256)
-  assert load("image_folder", tmp_path, image_size=16).spec.shape == (16, 16, 1)  # bicubic upsampling
+  assert (constant == 200 * 17 // 256).all()  # levels floor(k * 17 / 256)
+  # Shrinking both sides takes the box filter, growing them bicubic, each as Pillow computes it (a
+  # constant image alone would not tell the filters apart).
+  path, pixels = next(iter(written.items()))
+  image = Image.fromarray(pixels[..., 0])
+  box = np.asarray(image.resize((4, 4), Image.BOX)).astype(np.int64) * 17 // 256
+  np.testing.assert_array_equal(x[files.index(path)][..., 0], box)
+  grown = load("image_folder", tmp_path, image_size=16)
+  big = np.concatenate([all_of(grown.train)["x"], all_of(grown.test)["x"]])
+  bicubic = np.asarray(image.resize((16, 16), Image.BICUBIC))
+  np.testing.assert_array_equal(big[(grown.train.files + grown.test.files).index(path)][..., 0], bicubic)
 
 
 def test_image_folder_batches_are_deterministic_and_resumable(tmp_path):

@@ -35,11 +35,21 @@ def test_resumed_iterator_continues_the_same_batches():
 
 
 def test_processes_read_disjoint_parts_of_the_global_batch():
+  """Step after step, across epoch boundaries, the processes' parts join into the one-process batch (a
+  process that walked a stream of its own matched at the first step only), and so do the evaluation's."""
   src = _source(50)
-  whole = next(TrainIterator(src, 12, seed=5))
-  parts = [next(TrainIterator(src, 12, seed=5, process_index=p, process_count=3)) for p in range(3)]
-  assert np.array_equal(np.concatenate([p["x"] for p in parts]), whole["x"])
-  assert np.array_equal(np.concatenate([p["index"] for p in parts]), whole["index"])
+  whole = TrainIterator(src, 12, seed=5)
+  parts = [TrainIterator(src, 12, seed=5, process_index=p, process_count=3) for p in range(3)]
+  for _ in range(10):  # 120 examples: two epoch boundaries
+    expected, got = next(whole), [next(part) for part in parts]
+    for key in ("x", "index"):
+      assert np.array_equal(np.concatenate([g[key] for g in got]), expected[key])
+  one = list(eval_batches(src, 12))
+  three = [list(eval_batches(src, 12, process_index=p, process_count=3)) for p in range(3)]
+  assert all(len(batches) == len(one) for batches in three)
+  for i, expected in enumerate(one):
+    for key in ("x", "index", "mask"):
+      assert np.array_equal(np.concatenate([batches[i][key] for batches in three]), expected[key])
 
 
 def test_batch_not_divisible_by_processes_is_a_clear_error():
