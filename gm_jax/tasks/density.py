@@ -12,6 +12,8 @@ def build_gmm(config, dataset: Dataset) -> Task:
   if dataset.spec.kind != "points":
     raise ValueError(f"the gmm task models continuous points (toy2d); data.name={config.data.name!r} "
                      f"has kind {dataset.spec.kind!r}")
+  if config.model.num_components < 1:
+    raise ValueError(f"model.num_components={config.model.num_components} must be >= 1")
   model = GaussianMixture(config.model.num_components, dataset.spec.shape[0])
   log_prob = lambda params, x: model.apply({"params": params}, x)
 
