@@ -516,13 +516,14 @@ def check_config(config) -> None:
 
 
 class _StepTimer:
-  """Wall time of the train steps since the last lap, without the time spent in `paused()` blocks."""
+  """Wall time of the train steps since the last lap, without the time spent in `paused(state)` blocks."""
 
   def __init__(self, step: int):
     self.step, self.start, self.excluded = step, time.perf_counter(), 0.0
 
   @contextlib.contextmanager
-  def paused(self):
+  def paused(self, state):
+    jax.block_until_ready(state)  # the steps dispatched before the pause still count as step time
     start = time.perf_counter()
     try:
       yield
@@ -795,14 +796,14 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
         window_start = step
       if tc.eval_every and step % tc.eval_every == 0 and not is_last:
-        with timer.paused():
+        with timer.paused(state):
           exp.files.log(step, "test", exp.evaluate(state))
       if tc.sample_every and step % tc.sample_every == 0 and not is_last:
-        with timer.paused():
+        with timer.paused(state):
           exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
         flush_pending()
-        with timer.paused():
+        with timer.paused(state):
           exp.check_savable(state)
           exp.checkpointer.save(step, state, {
               **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
