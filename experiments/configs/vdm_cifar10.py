@@ -8,9 +8,9 @@ middle), dropout 0.1; AdamW 2e-4 (b2 0.99, weight decay 0.01 on weight matrices,
 gradient clipping), batch 128, EMA 0.9999, no augmentation; ancestral samples in 1000 steps (DDIM with
 eta 1). Each path's blocks are one nn.scan (model.scan_blocks): the train step compiles in 13.0 s
 instead of 50.8 s on one machine (benchmarks.compile_times).
-Differences: no Fourier-feature inputs; the network is conditioned on t rather than on the normalized
-log-SNR, and its output is not offset by z as in the authors' code; the paper trains for 10M steps,
-set here to 2M.
+The network reads the log-SNR scaled by the initial endpoints and predicts the noise as z_t plus its
+output, as the authors' code does.
+Differences: no Fourier-feature inputs; the paper trains for 10M steps, set here to 2M.
 
 Command:
   python experiments/main.py --config=experiments/configs/vdm_cifar10.py --workdir=/tmp/gm_jax/vdm_cifar10
