@@ -26,7 +26,7 @@ import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
 
-from benchmarks.timing import emit
+from benchmarks.timing import config_name, emit
 from gm_jax.diffusion.processes import DiscreteDDPM
 from gm_jax.evaluation import quality_report
 from gm_jax.sampling import diffusion as samplers
@@ -139,7 +139,8 @@ def main(argv):
       row.update(quality_report.compare(*space.embed(images), reference_feats, **quality))
     rows.append(row)
     print(to_json(row), flush=True)
-  emit({"benchmark": "diffusion_samplers", "config": config.process.name, "num_samples": n,
+  emit({"benchmark": "diffusion_samplers", "config": config_name(flags.FLAGS["config"]),
+        "process": config.process.name, "num_samples": n,
         "step": int(state.step), "feature_space": space.name if space else None,
         "floor": floor, "results": rows})
 

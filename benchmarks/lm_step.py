@@ -85,8 +85,7 @@ def main(argv):
     model = ref.TorchGPT(language_model.transformer_config(config, dataset))
     if ref.num_params(model) != num_params:
       raise RuntimeError(f"the PyTorch GPT has {ref.num_params(model)} parameters, gm_jax's {num_params}")
-    o = config.optim
-    torch_step = ref.gpt_step(model, o.learning_rate, (o.b1, o.b2), o.weight_decay, o.grad_clip_norm)
+    torch_step = ref.gpt_step(model, config.optim, config.train.ema_decay)
     torch_batches = [torch.from_numpy(np.array(b["x"])).long() for b in batches]
     count = {"i": 0}
 

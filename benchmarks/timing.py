@@ -28,16 +28,6 @@ def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dic
           "repeats": repeats}
 
 
-def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
-  """The machine's measured fp32 matmul throughput (FLOP/s) in JAX: the denominator of utilization."""
-  import jax.numpy as jnp
-
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  matmul = jax.jit(lambda x: x @ x)
-  stats = time_calls(lambda: matmul(a).block_until_ready(), warmup=2, repeats=repeats)
-  return 2 * n**3 / (stats["ms_min"] / 1e3)
-
-
 def compiled_flops(compiled) -> float | None:
   """FLOPs of one call of a compiled function, from XLA's cost analysis (None if unavailable)."""
   analysis = compiled.cost_analysis()

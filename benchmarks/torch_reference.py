@@ -136,22 +136,31 @@ class TorchGPT(nn.Module):
     return torch.cat(out, 1)
 
 
-def gpt_step(model: TorchGPT, lr: float, betas: tuple[float, float], weight_decay: float,
-             clip: float) -> Callable[[torch.Tensor], float]:
-  """step(x (B, T+1) int64): one AdamW update (decay on matrices only, as gm_jax) with clipping."""
-  decay = [p for p in model.parameters() if p.ndim >= 2]
-  no_decay = [p for p in model.parameters() if p.ndim < 2]
-  opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas)
+def gpt_step(model: TorchGPT, optim, ema_decay: float = 0.0) -> Callable[[torch.Tensor], float]:
+  """step(x (B, T+1) int64): one update by gm_jax's optimizer block `optim` as the trainer applies it:
+  AdamW with its betas, eps and weight decay (on matrices only, or on every parameter), global-norm
+  clipping, a constant learning rate (the benchmark's steps are too few for a schedule to matter).
+  Settings it cannot mirror are refused rather than timed against a different step."""
+  if optim.name != "adamw" or ema_decay:
+    raise ValueError(f"the reference step is AdamW without a parameter average; got optim.name="
+                     f"{optim.name!r}, train.ema_decay={ema_decay}")
+  decay = [p for p in model.parameters() if p.ndim >= 2 or not optim.decay_matrices_only]
+  no_decay = [p for p in model.parameters() if p.ndim < 2 and optim.decay_matrices_only]
+  opt = torch.optim.AdamW([{"params": decay, "weight_decay": optim.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=optim.learning_rate,
+                          betas=(optim.b1, optim.b2), eps=optim.eps)
+  clip = optim.grad_clip_norm
 
   def step(x: torch.Tensor) -> float:
     logits = model(x[:, :-1])
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
-    opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
       torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
+    # Freed at once, as nanoGPT's loop does: the next forward pass holds no gradients, which is also
+    # what step_peak_bytes measures (dropped only before the backward pass, they lived through it).
+    opt.zero_grad(set_to_none=True)
     return loss
 
   step.optimizer = opt
@@ -239,8 +248,8 @@ def dcgan_step(g: TorchDCGANGenerator, d: TorchDCGANDiscriminator, latent_dim: i
 
 def step_peak_bytes(step: Callable[[], object], model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
   """PyTorch's peak tensor memory in one train step: what it holds between steps (parameters and the
-  optimizer's state; the gradients are dropped first, as the step itself drops them before the backward
-  pass) plus the highest total of the step's own allocations, as PyTorch's profiler records them."""
+  optimizer's state; no gradients, which the step frees after its update) plus the highest total of the
+  step's own allocations, as PyTorch's profiler records them."""
   for p in model.parameters():
     p.grad = None
   held = list(model.parameters())

@@ -4,8 +4,8 @@ r"""Speed of one config's compiled train step, printed as JSON.
 
 Reports compile time, ms per step (median of `repeats`, each one step on a fresh batch, blocking on
 the result), examples per second, and model FLOP utilization: XLA's count of the step's FLOPs divided
-by the step time and by this machine's measured fp32 matmul peak. Data loading is excluded: the
-batches are prepared beforehand. `--profile_ops=N` adds the step's N most expensive XLA operations
+by the step time and by this machine's measured matmul peak for train.compute_dtype's inputs. Data
+loading is excluded: the batches are prepared beforehand. `--profile_ops=N` adds the step's N most expensive XLA operations
 (`timing.op_profile`: milliseconds per step, result shape, the JAX operation each came from), as do the
 other step benchmarks.
 """
@@ -18,7 +18,7 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from benchmarks.timing import compiled_flops, emit, matmul_peak_flops, op_profile, time_calls
+from benchmarks.timing import compiled_flops, emit, matmul_peaks, op_profile, time_calls
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import command_line, sharding, step as step_lib
@@ -58,7 +58,7 @@ def main(argv):
 
   stats = time_calls(one_step, warmup=flags.FLAGS.warmup, repeats=flags.FLAGS.repeats)
   flops = compiled_flops(compiled)
-  peak = matmul_peak_flops()
+  peak = matmul_peaks()[config.train.compute_dtype]  # the peak of the step's matmul inputs
   step_s = stats["ms_median"] / 1e3
   record = {"benchmark": "train_step", "task": config.task, "batch_size": batch_size, "compile_s": compile_s,
             **stats, "examples_per_s": batch_size / step_s, "step_gflop": flops / 1e9 if flops else None,
