@@ -257,7 +257,7 @@ def check_settings(config, dataset: Dataset) -> None:
   if conditional and not 0 <= obj.label_dropout < 1:
     raise ValueError(f"objective.label_dropout={obj.label_dropout} must be in [0, 1) (the rate at which "
                      f"training replaces the label by none)")
-  if ev.guidance and obj.label_dropout == 0:
+  if conditional and ev.guidance and obj.label_dropout == 0:
     raise ValueError("eval.guidance extrapolates away from the unconditional model, which "
                      "objective.label_dropout=0 never trains; set objective.label_dropout > 0 or "
                      "eval.guidance=0")

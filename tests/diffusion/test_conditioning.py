@@ -115,6 +115,7 @@ def test_conditioning_settings_are_checked_before_training():
     diffusion.build(config, dataset)
   config = load_config("toy2d_flow_matching", "tiny")
   config.eval.guidance = 2.0
+  config.objective.label_dropout = 0.0  # unread without classes: the missing classes are named
   with pytest.raises(ValueError, match="eval.guidance needs a class-conditional model"):
     diffusion.build(config, dataset)
 
