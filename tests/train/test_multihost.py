@@ -59,6 +59,8 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path, config, 
   assert names(two) == names(one)
   assert names(two / "samples") == names(one / "samples")
   assert len(list((two / "tensorboard").iterdir())) == 1
+  if config != TINY:
+    return
   # Sample mode: process 0 names and writes the file, and both processes report it (process 1 printed
   # "samples": null).
   port = _free_port()
