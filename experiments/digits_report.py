@@ -56,13 +56,15 @@ def _launch(name: str, workdir: pathlib.Path, *extra: str) -> None:
     raise RuntimeError(f"{' '.join(cmd[1:])} failed: {proc.stderr.strip().splitlines()[-1:]}")
 
 
-def _stored_overrides(name: str, workdir: pathlib.Path) -> list[str]:
+def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as asked") -> list[str]:
   """--config.FIELD=VALUE for every scalar field outside `eval` in which the run's stored config differs
-  from the config file (the run was launched with overrides); evaluation then uses the run's config."""
+  from the config file at `size` (the report's by default): the run was launched with overrides, and its
+  evaluation then uses the run's config."""
   from gm_jax.train.defaults import load_config_file
 
   stored = json.loads((workdir / "config.json").read_text())
-  current = json.loads(load_config_file(CONFIGS / f"{name}.py", _size()).to_json_best_effort())
+  size = _size() if size == "as asked" else size
+  current = json.loads(load_config_file(CONFIGS / f"{name}.py", size).to_json_best_effort())
   flags_out = []
 
   def walk(a, b, prefix):
@@ -93,13 +95,21 @@ def result_of(name: str, root: pathlib.Path, train: bool) -> dict | None:
   """The run's summary with sample-quality fields: read, evaluated, or trained first."""
   workdir = root / name
   summary_path = workdir / "summary.json"
+  other = None if _size() else "tiny"
+  free = ("--config.train.progress_bar=", "--config.mesh.")  # may differ in any run
+  if (workdir / "config.json").exists() and not [
+      o for o in _stored_overrides(name, workdir, other) if not o.startswith(free)]:
+    raise ValueError(f"{workdir} holds the {other or 'full'}-size run of {name}, not the "
+                     f"{_size() or 'full'}-size one this report asks for; use another --root")
   if not (workdir / "config.json").exists():
     if not train:
       return None
     start = time.perf_counter()
     _launch(name, workdir, "--config.train.progress_bar=False")
     (workdir / "report_timing.json").write_text(json.dumps({"train_seconds": time.perf_counter() - start}))
-  elif not summary_path.exists() and train:
+  elif not summary_path.exists():
+    if not train:  # unfinished: its latest checkpoint is not the run's result
+      return None
     _launch(name, workdir, "--config.train.progress_bar=False", *_stored_overrides(name, workdir))
   summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
   if "fd" not in summary:  # a run from before sample quality was measured: its evaluation, made once
@@ -151,7 +161,9 @@ def figure(rows: list[dict], root: pathlib.Path, path: pathlib.Path) -> None:
   import matplotlib.image as mpimg
   import matplotlib.pyplot as plt
 
-  grids = [(r["config"], sorted((root / r["config"] / "samples").glob("quality_step_*.png"))) for r in rows]
+  # The judged samples of the run's result: the training's, or a later --mode=eval's (eval_quality_...).
+  newest = lambda files: sorted(files, key=lambda p: p.stat().st_mtime)
+  grids = [(r["config"], newest((root / r["config"] / "samples").glob("*quality_step_*.png"))) for r in rows]
   grids = [(name, files[-1]) for name, files in grids if files]
   cols = 4
   grid_rows = -(-len(grids) // cols)
@@ -173,7 +185,7 @@ def figure(rows: list[dict], root: pathlib.Path, path: pathlib.Path) -> None:
   scatter.set_ylabel("FD-digits (log scale)")
   for i, (name, file) in enumerate(grids):
     ax = fig.add_subplot(grid_rows + 2, cols, 2 * cols + i + 1)
-    ax.imshow(mpimg.imread(file), cmap="gray")
+    ax.imshow(mpimg.imread(file), cmap="gray", vmin=0.0, vmax=1.0)  # levels as saved, not stretched
     ax.set_title(name.removeprefix("digits_"), fontsize=9)
     ax.axis("off")
   fig.tight_layout()
@@ -195,10 +207,10 @@ def main(argv):
   del argv
   root = pathlib.Path(flags.FLAGS.root)
   names = flags.FLAGS.configs or digits_configs()
-  unknown = [n for n in names if not (CONFIGS / f"{n}.py").is_file()]
+  unknown = [n for n in names if n not in digits_configs()]
   if unknown:
-    raise ValueError(f"--configs: no config named {', '.join(unknown)} in experiments/configs; choose from "
-                     f"{', '.join(digits_configs())}")
+    raise ValueError(f"--configs: {', '.join(unknown)} is no digits baseline of experiments/configs; choose "
+                     f"from {', '.join(digits_configs())}")
   root.mkdir(parents=True, exist_ok=True)
   rows = []
   for name in names:
@@ -213,8 +225,11 @@ def main(argv):
   if not rows:  # an earlier report stays as it was
     raise ValueError(f"no finished run of {', '.join(names)} in {root}; rerun with --train")
   markdown = table(rows)
+  # Both made before either replaces the earlier report's, so that the two always belong together.
+  partial = root / "digits_report.partial.png"
+  figure(rows, root, partial)
   (root / "digits_report.md").write_text(markdown)
-  figure(rows, root, root / "digits_report.png")
+  partial.replace(root / "digits_report.png")
   if flags.FLAGS.write_docs:
     write_docs(markdown, root / "digits_report.png")
 

@@ -23,11 +23,17 @@ def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path)
   assert json.loads(again.stdout.strip().splitlines()[-1]) == row
   report = (tmp_path / "digits_report.md").read_bytes()
   for configs, message in [
-      ("digits_vea", "--configs: no config named digits_vea in experiments/configs; choose from digits_"),
+      ("digits_vea", "--configs: digits_vea is no digits baseline of experiments/configs; choose from "),
+      ("toy2d_gmm", "--configs: toy2d_gmm is no digits baseline"),
       ("digits_ddpm", f"no finished run of digits_ddpm in {tmp_path}; rerun with --train")]:
     proc = run_main(f"--root={tmp_path}", f"--configs={configs}", "--tiny", "--notrain", script=SCRIPT,
                     check=False)
     assert proc.returncode == 1
     [error] = proc.stderr.strip().splitlines()
     assert error.startswith(f"error: {message}")
+  # The full-size report does not take the :tiny run for the baseline.
+  proc = run_main(f"--root={tmp_path}", "--configs=digits_vae", "--notrain", script=SCRIPT, check=False)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path / 'digits_vae'} holds the tiny-size run of digits_vae, not the full-size one this "
+      f"report asks for; use another --root")
   assert (tmp_path / "digits_report.md").read_bytes() == report
