@@ -28,7 +28,8 @@ from gm_jax.tasks.flow import flow_config
 from gm_jax.train import command_line
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) toy2d flow run.", required=True)
-flags.DEFINE_integer("num_samples", 200_000, "Flow samples drawn to measure its mass near the modes.")
+flags.DEFINE_integer("num_samples", 200_000, "Flow samples drawn to measure its mass near the modes.",
+                     lower_bound=1)
 
 DISTANCE_BINS = (0, 1, 2, 3, 4, np.inf)  # in mode standard deviations
 MASS_RADII = (2, 3, 4, 6)

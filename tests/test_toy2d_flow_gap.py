@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from gm_jax import tasks
+from gm_jax.models.flows import Flow
+from gm_jax.tasks.flow import flow_config
 from gm_jax.train import loop
 from tests.conftest import REPO, load_config, run_main
 
@@ -15,7 +17,7 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   config = load_config("toy2d_realnvp", "tiny")
   config.train.progress_bar = False
   summary = tasks.train(config, str(tmp_path))
-  proc = run_main(f"--workdir={tmp_path}", "--num_samples=3000",
+  proc = run_main(f"--workdir={tmp_path}", "--num_samples=100000",
                   script=REPO / "experiments" / "toy2d_flow_gap.py")
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   # The same flow, parameters and test points as the trainer's final evaluation.
@@ -29,6 +31,24 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   # The flow's mass near the modes grows with the radius (each radius counts the same samples).
   mass = [report["mass_within_stds"][r]["flow"] for r in sorted(report["mass_within_stds"], key=float)]
   assert 0 <= mass[0] and np.all(np.diff(mass) >= 0) and mass[-1] <= 1
+  within = report["mass_within_stds"]
+  assert all(within[r]["true"] == pytest.approx(1 - np.exp(-float(r) ** 2 / 2)) for r in within)
+  # The sampled mass within 6 stds against the flow's density integrated over those discs on a grid (the
+  # sampled distances were not checked against anything: uniform noise in place of samples passed).
+  exp, state = tasks.restored(config, tmp_path)
+  exp.checkpointer.close()
+  flow = Flow(flow_config(config, exp.dataset))
+  dist = exp.dataset.spec.extras["distribution"]
+  h, radius = 0.004, 6 * dist.std
+  offsets = np.arange(-radius, radius, h) + h / 2
+  disc = np.stack(np.meshgrid(offsets, offsets), -1).reshape(-1, 2)
+  disc = disc[np.linalg.norm(disc, axis=-1) < radius]
+  points = (np.asarray(dist.means_K2)[:, None, :] + disc[None]).reshape(-1, 2).astype(np.float32)
+  log_p = flow.apply({"params": state.params(exp.use_ema)["model"]}, points)
+  integrated = float(np.sum(np.exp(np.asarray(log_p, np.float64)))) * h * h
+  standard_error = np.sqrt(integrated * (1 - integrated) / 100_000)
+  assert within["6"]["flow"] == pytest.approx(integrated, abs=5 * standard_error + 0.05 * integrated), (
+      integrated, within["6"])
 
 
 def test_flow_gap_on_a_workdir_without_a_flow_run_is_one_line(tmp_path):
