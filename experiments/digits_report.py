@@ -10,7 +10,8 @@ config and writes ROOT/digits_report.md (the table) and ROOT/digits_report.png (
 bits/dim, and the judged samples of every config); `--write_docs` also puts both into
 docs/BASELINES.md (between its digits-report markers) and docs/images/.
 
-Wall time is the training run's (from its config.json to its last checkpoint); sampling time is
+Wall time is the training run's, from its config.json to its last checkpoint for every row (a resumed
+run's includes the time between its launches); sampling time is
 milliseconds per 1,000 samples after compilation; NFE is the network evaluations per sample
 (1 for one-pass generators: VAEs, flows, GANs).
 """
@@ -22,7 +23,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
 
 from absl import flags
 
@@ -81,9 +81,8 @@ def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as a
 
 
 def wall_seconds(workdir: pathlib.Path) -> float | None:
-  timing = workdir / "report_timing.json"
-  if timing.exists():
-    return json.loads(timing.read_text())["train_seconds"]
+  """From the run's config.json to its last checkpoint, the same for every row (a resumed run's includes
+  the time between its launches)."""
   steps = [p for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
   if not steps:
     return None
@@ -104,9 +103,7 @@ def result_of(name: str, root: pathlib.Path, train: bool) -> dict | None:
   if not (workdir / "config.json").exists():
     if not train:
       return None
-    start = time.perf_counter()
     _launch(name, workdir, "--config.train.progress_bar=False")
-    (workdir / "report_timing.json").write_text(json.dumps({"train_seconds": time.perf_counter() - start}))
   elif not summary_path.exists():
     if not train:  # unfinished: its latest checkpoint is not the run's result
       return None
