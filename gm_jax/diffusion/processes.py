@@ -279,10 +279,13 @@ def linear_log_snr(log_snr_start: float, log_snr_end: float) -> Callable[[jax.Ar
   return lambda t: log_snr_start + (log_snr_end - log_snr_start) * t
 
 
+CHAINS = ("ddpm_linear", "ddpm_cosine")  # the process names of DDPM chains of T discrete steps
+
+
 def check_parameters(cfg) -> None:
   """One-line errors for a process's fields that give no valid process (a division by zero, or NaN)."""
   name = cfg.name
-  if name in ("ddpm_linear", "ddpm_cosine") and cfg.num_steps < 1:
+  if name in CHAINS and cfg.num_steps < 1:
     raise ValueError(f"process.num_steps={cfg.num_steps} must be >= 1")
   if name in ("vp", "subvp") and not (0 <= cfg.beta_min <= cfg.beta_max and cfg.beta_max > 0):
     raise ValueError(f"process.beta_min={cfg.beta_min} and process.beta_max={cfg.beta_max} must satisfy "

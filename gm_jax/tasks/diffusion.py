@@ -78,7 +78,7 @@ SAMPLER_OPTIONS = {
     "ddim_eta": ("ddim",),
     **{name: ("edm_heun",) for name in ("edm_churn", "edm_s_tmin", "edm_s_tmax", "edm_s_noise", "edm_rho")},
 }
-CHAINS = ("ddpm_linear", "ddpm_cosine")  # the DDPM chains of T discrete steps
+CHAINS = processes.CHAINS
 # Each process's own fields (config.process); the others leave them unread.
 PROCESS_FIELDS = {"num_steps": CHAINS, "beta_min": ("vp", "subvp"), "beta_max": ("vp", "subvp"),
                   "sigma_min": ("ve", "karras"), "sigma_max": ("ve", "karras"), "rho": ("karras",),

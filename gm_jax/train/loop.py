@@ -492,6 +492,7 @@ def check_config(config) -> None:
   check_no_nan(config)
   check_counts(config, _COUNTS)
   precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
+  family_default = defaults.starting_configs(config.task)[-1]  # for the optimizers' unread fields
   for name, _ in _learning_rates(config):
     prefix = name[:-len("learning_rate")]  # the optimizer's block, e.g. "optim." or "optim_d."
     block = functools.reduce(lambda tree, key: tree[key], prefix.split(".")[:-1], config)
@@ -504,9 +505,8 @@ def check_config(config) -> None:
     if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
       raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
     block_name = prefix[:-1]
-    family_default = defaults.starting_configs(config.task)[-1]
     default = {block_name: family_default[block_name] if block_name in family_default else
-               defaults.base_config().optim}
+               family_default.optim}
     defaults.warn_unread_options(config, default, {f"{block_name}.{field}": who for field, who in
                                                    optim.unread_fields(block).items() if field in block},
                                  f"{block_name} ({block.name}, {block.schedule} schedule)")
@@ -584,17 +584,17 @@ def finished_summary(exp: Experiment) -> dict[str, Any] | None:
 
 def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
   """Fresh state, or the latest checkpoint when the workdir holds the same run (after check_workdir); with
-  the data iterator and the training log's open window ({"start": step, "sums": Accumulator.sums()})."""
+  the data iterator and the training log's open window ({"sums": Accumulator.sums()})."""
   iterator = exp.train_iterator()
   restored = exp.restore_latest(set_aside_unreadable=True)
   if restored is None:
     state = exp.init_state()  # first: a config that cannot build leaves no config.json to block its fix
     exp.files.truncate_metrics(-1)
     exp.files.write_config(config_to_dict(exp.config))
-    return state, iterator, {"start": 0, "sums": {}}
+    return state, iterator, {"sums": {}}
   state, data_state = restored
   step = int(state.step)
-  window = data_state.pop("log_window", {"start": step, "sums": {}})  # absent from older checkpoints
+  window = data_state.pop("log_window", {"sums": {}})  # absent from older checkpoints
   iterator.set_state(data_state)
   exp.files.truncate_metrics(step, final=step == exp.config.train.num_steps)
   logging.info("resumed from step %d", step)
@@ -775,7 +775,6 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
 
     bar = tqdm.tqdm(total=tc.num_steps, initial=step, disable=not (exp.files.is_main and tc.progress_bar),
                     dynamic_ncols=True, desc="train")
-    window_start = window["start"]
     # examples_per_sec counts the steps this process ran since the last log row, over their time without
     # the evaluations, samples and checkpoints between them (a resumed window's earlier steps ran in
     # another process, whose time is not known here).
@@ -794,7 +793,6 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         exp.check_finite(state)
         steps, seconds = timer.lap(step)
         _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
-        window_start = step
       if tc.eval_every and step % tc.eval_every == 0 and not is_last:
         with timer.paused(state):
           exp.files.log(step, "test", exp.evaluate(state))
@@ -807,7 +805,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
           exp.check_savable(state)
           exp.checkpointer.save(step, state, {
               **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
-              "log_window": {"start": window_start, "sums": acc.sums()}})
+              "log_window": {"sums": acc.sums()}})
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
