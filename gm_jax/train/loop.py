@@ -541,14 +541,15 @@ class _StepTimer:
 def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, examples: int, seconds: float,
                bar) -> None:
   values = acc.means()
-  values["examples_per_sec"] = examples / max(seconds, 1e-9)
+  if examples:  # none when the row holds only the process's first step
+    values["examples_per_sec"] = examples / max(seconds, 1e-9)
   for name, schedule in exp.schedules.items():
     values[step_lib.metric_name(exp.task, name, "learning_rate")] = float(schedule(step - 1))
   exp.files.log(step, "train", values)
   loss_key = step_lib.metric_name(exp.task, exp.task.updates[0].network, "loss")
   loss_key = loss_key if loss_key in values else None
   bar.set_postfix({"loss": f"{values[loss_key]:.4f}" if loss_key else "-",
-                   "ex/s": f"{values['examples_per_sec']:.0f}"})
+                   "ex/s": f"{values['examples_per_sec']:.0f}" if examples else "-"})
   acc.reset()
 
 
@@ -777,8 +778,9 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
                     dynamic_ncols=True, desc="train")
     # examples_per_sec counts the steps this process ran since the last log row, over their time without
     # the evaluations, samples and checkpoints between them (a resumed window's earlier steps ran in
-    # another process, whose time is not known here).
-    timer = _StepTimer(step)
+    # another process, whose time is not known here), and without the process's first step, which
+    # compiles the program.
+    timer, first_step = _StepTimer(step), True
     while step < tc.num_steps:
       batch = sharding.put_batch(next(iterator), exp.mesh)
       state, step_metrics = exp.train_step(state, batch)
@@ -787,6 +789,9 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
       bar.update(1)
       if after_step is not None:
         after_step(step)
+      if first_step:
+        jax.block_until_ready(state)
+        timer, first_step = _StepTimer(step), False
       is_last = step == tc.num_steps
       if step % tc.log_every == 0 or is_last:
         flush_pending()
