@@ -52,15 +52,26 @@ def _two_feature_sets(feats_a: Any, feats_b: Any) -> tuple[np.ndarray, np.ndarra
   return feats_a, feats_b
 
 
-def _psd_sqrt(cov_DD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# A covariance is symmetric positive semi-definite up to rounding: a matrix asymmetric, or with an
+# eigenvalue below zero, by more than this fraction of its largest eigenvalue is refused, not clipped.
+NOT_A_COVARIANCE = 1e-3
+
+
+def _psd_sqrt(cov_DD: np.ndarray, name: str = "the covariance") -> tuple[np.ndarray, np.ndarray]:
   """Symmetric square root S^{1/2} = V diag(sqrt(lambda)) V^T of a covariance, and its eigenvalues lambda.
 
   Eigenvalues below the rounding floor D * eps * max(lambda) (numpy.linalg.matrix_rank's tolerance) are set
   to 0: there they are indistinguishable from the exact zeros of a rank-deficient covariance, and keeping them
   would add sqrt(eps)-sized errors to the distance.
   """
+  asymmetry = float(np.abs(cov_DD - cov_DD.T).max(initial=0.0))
   cov_DD = 0.5 * (cov_DD + cov_DD.T)
   eigval_D, eigvec_DD = np.linalg.eigh(cov_DD)
+  largest = float(np.abs(eigval_D).max(initial=0.0))
+  if asymmetry > NOT_A_COVARIANCE * largest or eigval_D.min(initial=0.0) < -NOT_A_COVARIANCE * largest:
+    raise ValueError(f"{name} is not a covariance (asymmetric by {asymmetry:.3g}, smallest eigenvalue "
+                     f"{eigval_D.min(initial=0.0):.3g}, largest {largest:.3g}); pass the features' "
+                     f"covariance, symmetric positive semi-definite")
   floor = cov_DD.shape[0] * np.finfo(np.float64).eps * max(float(eigval_D.max(initial=0.0)), 0.0)
   eigval_D = np.where(eigval_D > floor, eigval_D, 0.0)
   return (eigvec_DD * np.sqrt(eigval_D)) @ eigvec_DD.T, eigval_D
@@ -84,7 +95,8 @@ def gaussian_frechet_distance(mu_a_D: Any, cov_a_DD: Any, mu_b_D: Any, cov_b_DD:
     if shape != expected:
       raise ValueError(f"{name} has shape {shape} but mu_a has D={dim}, so it must be {expected}; "
                        "pass statistics of the same features.")
-  return _frechet_distance_of_roots(mu_a_D, *_psd_sqrt(cov_a_DD), mu_b_D, *_psd_sqrt(cov_b_DD))
+  return _frechet_distance_of_roots(mu_a_D, *_psd_sqrt(cov_a_DD, "cov_a"), mu_b_D,
+                                    *_psd_sqrt(cov_b_DD, "cov_b"))
 
 
 def _frechet_distance_of_roots(mu_a_D, sqrt_a_DD, eigval_a_D, mu_b_D, sqrt_b_DD, eigval_b_D) -> float:
@@ -260,7 +272,7 @@ def frechet_distance_std(feats_a: Any, feats_b: Any, num_resamples: int, seed: i
     distances = [_frechet_distance_of_checked_data(feats_a[rows], feats_b) for rows in draws]
     return float(np.std(distances, ddof=1))
   reference = GaussianStatistics.from_features(feats_b)
-  roots_b = (reference.mean, *_psd_sqrt(reference.cov))
+  roots_b = (reference.mean, *_psd_sqrt(reference.cov, "the reference statistics' covariance"))
   distances = []
   for rows in draws:
     counts_N = np.bincount(rows, minlength=n).astype(np.float64)

@@ -72,6 +72,22 @@ def test_frechet_distance_equals_the_closed_form_for_prescribed_moments():
   assert frechet_distance(x1_ND, x2_MD) == pytest.approx(by_hand, rel=1e-10)
 
 
+@pytest.mark.parametrize("bad", ["negative_eigenvalue", "asymmetric"])
+def test_frechet_distance_refuses_a_matrix_that_is_no_covariance(bad):
+  """A non-PSD or asymmetric matrix was clipped and symmetrized into some covariance without a word; a
+  covariance rounded to float32 (rank-deficient, so eigenvalues at zero) still passes."""
+  rng = np.random.default_rng(4)
+  cov_DD = _random_spd(rng, 5)
+  mu_D = np.zeros(5)
+  wrong_DD = cov_DD - 2 * np.linalg.eigvalsh(cov_DD)[0] * np.eye(5) if bad == "negative_eigenvalue" else (
+      cov_DD + np.triu(np.ones((5, 5)), 1))
+  with pytest.raises(ValueError, match="cov_b is not a covariance"):
+    sample_quality.gaussian_frechet_distance(mu_D, cov_DD, mu_D, wrong_DD)
+  rounded_DD = np.cov(rng.normal(size=(3, 5)), rowvar=False).astype(np.float32)  # rank 2
+  assert sample_quality.gaussian_frechet_distance(mu_D, rounded_DD, mu_D, rounded_DD) == pytest.approx(
+      0.0, abs=1e-6)
+
+
 @pytest.mark.parametrize("case", ["full_rank", "n_below_d", "few_vs_many", "collinear"])
 def test_frechet_distance_matches_sqrtm_reference(case):
   rng = np.random.default_rng(2)
