@@ -161,14 +161,13 @@ class TrainIterator:
     stored = state.get("num_examples", len(self.source))  # checkpoints from before it was recorded
     if stored != len(self.source):
       raise ValueError(f"the training split holds {len(self.source)} examples, but this run was trained on "
-                       f"{stored}: the data changed since; resume with the original data or start a new "
-                       f"--workdir")
+                       f"{stored}: the data changed since; use the original data, or train in a new --workdir")
     # The same number of examples but other ones (files replaced or edited); checkpoints from before
     # fingerprints were recorded, and sources without one, are not compared.
     if state.get("fingerprint") and self.fingerprint and state["fingerprint"] != self.fingerprint:
       raise ValueError(f"the training split's examples differ from those this run was trained on (data "
                        f"fingerprint {self.fingerprint}, stored {state['fingerprint']}): the data changed "
-                       f"since; resume with the original data or start a new --workdir")
+                       f"since; use the original data, or train in a new --workdir")
     self.position = int(state["position"])
 
 

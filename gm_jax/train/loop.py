@@ -878,6 +878,8 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
     restored = exp.restore_latest()
     if restored is None:
       raise FileNotFoundError(f"no checkpoint in {exp.workdir / 'checkpoints'}; train first (--mode=train)")
+    # Data changed under the same data.path (a corpus whose vocabulary is another) is refused as on resume.
+    exp.train_iterator().set_state(restored[1])
   except BaseException:
     exp.checkpointer.close()
     raise

@@ -268,6 +268,12 @@ def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dic
   """Trains a few steps of `<config_name>:tiny` on the given data; returns summary.json."""
   from gm_jax import tasks
 
+  tasks.train(own_data_config(config_name, **data_fields), str(workdir))
+  return json.loads((workdir / "summary.json").read_text())
+
+
+def own_data_config(config_name: str, **data_fields):
+  """`<config_name>:tiny` on the given data, for a few steps without evaluations or samples between."""
   config = load_config_file(CONFIGS / f"{config_name}.py", "tiny")
   config.unlock()
   for name, default in OWN_DATA_FIELDS.items():  # the fields the launcher configs need to declare
@@ -283,8 +289,7 @@ def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dic
   if "iwae_samples" in config.eval:
     config.eval.iwae_samples = 4
     config.eval.iwae_chunk = 4
-  tasks.train(config, str(workdir))
-  return json.loads((workdir / "summary.json").read_text())
+  return config
 
 
 def test_vae_trains_on_an_image_folder(tmp_path):
@@ -309,11 +314,20 @@ def test_vae_trains_on_npz_images(tmp_path):
 
 
 def test_gmm_trains_on_npz_points(tmp_path):
+  from gm_jax import tasks
+
   rng = np.random.default_rng(0)
   centres = np.array([[-2.0, 0.0], [2.0, 0.0]])
   np.savez(tmp_path / "points.npz", x=centres[rng.integers(0, 2, 2000)] + 0.1 * rng.normal(size=(2000, 2)))
   summary = train_summary("toy2d_gmm", tmp_path / "run", name="npz", path=str(tmp_path / "points.npz"))
   assert math.isfinite(summary["nll_nats"]) and "entropy_nats" not in summary
+  # As many points, other ones: evaluating or sampling the run would judge it on (or decode it with, for a
+  # corpus's vocabulary) data it was not trained on, as resuming would; all three are refused.
+  np.savez(tmp_path / "points.npz", x=centres[rng.integers(0, 2, 2000)] + 0.1 * rng.normal(size=(2000, 2)))
+  config = own_data_config("toy2d_gmm", name="npz", path=str(tmp_path / "points.npz"))
+  for run in (tasks.evaluate, tasks.sample):
+    with pytest.raises(ValueError, match="the training split's examples differ .* use the original data"):
+      run(config, str(tmp_path / "run"))
 
 
 # one-line errors --------------------------------------------------------------------------------------------
