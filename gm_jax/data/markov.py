@@ -71,3 +71,6 @@ class IdentityTokenizer:
 
   def decode(self, ids) -> str:
     return " ".join(str(int(i)) for i in ids)
+
+  def to_bytes(self, ids) -> bytes:
+    return self.decode(ids).encode("ascii")

@@ -46,6 +46,10 @@ class CharTokenizer:
   def decode(self, ids) -> str:
     return "".join(self.chars[int(i)] for i in ids)
 
+  def to_bytes(self, ids) -> bytes:
+    """The characters as the corpus stores them (UTF-8)."""
+    return self.decode(ids).encode("utf-8")
+
 
 @dataclasses.dataclass(frozen=True)
 class ByteTokenizer:
@@ -60,7 +64,12 @@ class ByteTokenizer:
     return np.frombuffer(data, np.uint8).astype(np.int32)
 
   def decode(self, ids) -> str:
-    return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+    """Printable text: bytes that are not UTF-8 (another encoding, a character cut short) show as U+FFFD."""
+    return self.to_bytes(ids).decode("utf-8", errors="replace")
+
+  def to_bytes(self, ids) -> bytes:
+    """The bytes themselves, in whatever encoding the corpus has."""
+    return bytes(int(i) for i in ids)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -87,9 +87,9 @@ def save_samples(path: pathlib.Path, samples: np.ndarray, dataset: Dataset, titl
                       scale=_grid_scale(dataset), columns=8)
   else:
     path = path.with_suffix(".txt")
-    decode = spec.extras["tokenizer"].decode
-    # UTF-8 and no newline translation whatever the platform: the corpus is read that way too.
-    path.write_text("\n\n-----\n\n".join(decode(row) for row in samples), encoding="utf-8", newline="")
+    to_bytes = spec.extras["tokenizer"].to_bytes
+    # The corpus's own bytes (UTF-8 at char level, any encoding at byte level), no newline translation.
+    path.write_bytes(b"\n\n-----\n\n".join(to_bytes(row) for row in samples))
   return path
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gm_jax.data import text
 from gm_jax.evaluation import pictures
 
 
@@ -48,3 +49,13 @@ def test_text_samples_are_utf8_with_their_newlines_under_any_locale(tmp_path):
   env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "JAX_PLATFORMS": "cpu"}
   subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, capture_output=True)
   assert (tmp_path / "s.txt").read_bytes() == stored[:40].encode()
+
+
+def test_byte_level_samples_keep_bytes_that_are_not_utf8(tmp_path):
+  """A Latin-1 corpus at byte level: its samples were written with every non-ASCII byte replaced."""
+  stored = "Ça coûte très cher, déjà vu.\n".encode("latin-1") * 20
+  (tmp_path / "corpus.txt").write_bytes(stored)
+  ds = text.load(str(tmp_path / "corpus.txt"), level="byte", context=8)
+  pictures.save_samples(tmp_path / "s.png", ds.train.tokens[None, :40], ds, "text")
+  assert (tmp_path / "s.txt").read_bytes() == stored[:40]
+  assert ds.spec.extras["tokenizer"].decode(ds.train.tokens[:2]) == "\ufffda"  # printable form
