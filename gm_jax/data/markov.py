@@ -60,7 +60,10 @@ def load(vocab_size: int, num_tokens: int, context: int, concentration: float, s
                      f"data.concentration={concentration} > 0 (the Dirichlet prior of the transition rows)")
   chain = MarkovChain.random(vocab_size, concentration, seed)
   tokens = chain.sample(num_tokens, seed + 1)
-  train, test = split_windows(tokens, context, test_fraction)
+  try:
+    train, test = split_windows(tokens, context, test_fraction)
+  except ValueError as e:  # the text loader's advice, said of the setting that makes a Markov corpus
+    raise ValueError(str(e).replace("use a longer text", "raise data.num_tokens")) from None
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=vocab_size,
                   extras={"chain": chain, "tokenizer": IdentityTokenizer()})
   return Dataset("markov", train, test, spec)

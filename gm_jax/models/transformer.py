@@ -38,6 +38,7 @@ class TransformerConfig:
   exact_gelu: bool = False  # erf GELU (PyTorch's nn.GELU, nanoGPT) instead of the tanh approximation (GPT-2)
   # Attention whose backward pass recomputes the weights rather than keeping them (gm_jax.models.attention):
   # less memory for a little more time (the char GPT step: 37.4 against 42.6 MB, 2-6 % slower in float32).
+  # Training with dropout keeps the weights anyway (dropout applies to them), so there it changes nothing.
   recompute_attention: bool = True
   compute_dtype: str = "float32"  # of the matmuls (gm_jax.models.precision); all else stays float32
 
@@ -151,7 +152,8 @@ class Block(nn.Module):
 
 class TransformerLM(nn.Module):
   """tokens (B, T) -> next-token logits (B, T, vocab). With decode=True, T is 1 and the position is
-  taken from (and advanced in) the cache."""
+  taken from (and advanced in) the cache, which holds `context` positions: decoding past them gives NaN
+  logits (the position is a traced value, not checked; gm_jax.sampling.autoregressive stops in time)."""
 
   config: TransformerConfig
 

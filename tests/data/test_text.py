@@ -93,6 +93,13 @@ def test_a_corpus_too_short_for_its_context_names_the_least_length_that_fits(tmp
     text.split_windows(np.arange(needed - 1), context, test_fraction)  # the least
 
 
+def test_a_markov_corpus_too_short_names_its_token_count():
+  from gm_jax.data import markov
+
+  with pytest.raises(ValueError, match="at least 171 in all; raise data.num_tokens or a smaller data.context"):
+    markov.load(vocab_size=4, num_tokens=30, context=16, concentration=1.0, seed=0)
+
+
 def test_missing_corpus_file_is_one_clear_line(tmp_path):
   with pytest.raises(FileNotFoundError, match="set data.path"):
     text.load(str(tmp_path / "nope.txt"))
