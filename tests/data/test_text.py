@@ -96,7 +96,8 @@ def test_a_corpus_too_short_for_its_context_names_the_least_length_that_fits(tmp
 def test_a_markov_corpus_too_short_names_its_token_count():
   from gm_jax.data import markov
 
-  with pytest.raises(ValueError, match="at least 171 in all; raise data.num_tokens or a smaller data.context"):
+  advice = "at least 171 in all; raise data.num_tokens or a smaller data.context"
+  with pytest.raises(ValueError, match=advice):
     markov.load(vocab_size=4, num_tokens=30, context=16, concentration=1.0, seed=0)
 
 
