@@ -123,7 +123,7 @@ class Experiment:
   def __post_init__(self):
     config = self.config
     self.workdir = pathlib.Path(self.workdir)
-    self.dataset = data_lib.load_dataset(config.data)
+    self.dataset = on_every_process(lambda: data_lib.load_dataset(config.data), "to load the data")
     check_processes_read_the_same_data(self.dataset)
     self.task = self.build_task(config, self.dataset)
     self.mesh = sharding.make_mesh(config.mesh.fsdp)
@@ -270,7 +270,8 @@ class Experiment:
       raise ValueError(f"eval.quality_samples must be at least 2, got {ev.quality_samples}")
     if ev.quality_batch_size < 1:
       raise ValueError(f"eval.quality_batch_size must be at least 1, got {ev.quality_batch_size}")
-    space = self.build_feature_space(self.config, self.dataset)
+    space = on_every_process(lambda: self.build_feature_space(self.config, self.dataset),
+                             "to build the sample-quality feature space")
     if space is None:
       return None
     if ev.kid_subsets < 1 or ev.kid_subset_size < 2:
@@ -645,6 +646,37 @@ def _processes_that_differ(text: str) -> list[int]:
   digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
   digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
   return [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
+
+
+def on_every_process(build: Callable[[], Any], what: str) -> Any:
+  """build() on every process of a launch (one process: just build()). When it raises on any process,
+  every process stops with that error, naming the process: the others would otherwise go on to their next
+  collective and fail there with a connection error (or wait in it), the cause printed on one host only."""
+  try:
+    value, error = build(), None
+  except Exception as e:  # noqa: BLE001 (re-raised below, on every process)
+    value, error = None, e
+  if jax.process_count() > 1:
+    errors = _texts_of_every_process("" if error is None else f"{type(error).__name__}: {error}")
+    failed = [(i, text) for i, text in enumerate(errors) if text]
+    if failed and error is None:
+      _stop_every_process(f"process {failed[0][0]} failed {what}: {failed[0][1]}")
+    if error is not None:
+      jax.distributed.shutdown()
+  if error is not None:
+    raise error
+  return value
+
+
+def _texts_of_every_process(text: str, size: int = 1024) -> list[str]:
+  """Every process's `text` (up to `size` bytes of UTF-8), in process order (every process calls this)."""
+  from jax.experimental import multihost_utils
+
+  raw = np.zeros(size, np.uint8)
+  encoded = np.frombuffer(text.encode()[:size], np.uint8)
+  raw[:len(encoded)] = encoded
+  gathered = np.asarray(multihost_utils.process_allgather(raw)).reshape(jax.process_count(), size)
+  return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in gathered]
 
 
 def _text_of_process_0(text: str, size: int = 4096) -> str:

@@ -115,22 +115,31 @@ def test_processes_launched_with_different_commands_stop_in_one_line(tmp_path, d
   assert not (tmp_path / "w").exists()
 
 
-def test_processes_that_loaded_different_data_stop_in_one_line(tmp_path):
+_MISSING = "array file 'points.npz' does not exist; set data.path to a .npy or .npz file"
+
+
+@pytest.mark.parametrize("on_host_1,messages", [
+    ("other points", ["error: process(es) [1] loaded other data than process 0 (this process: 90 training "
+                      "and 10 test examples); give every process the same files at data.path"] * 2),
+    ("no file", [f"error: process 1 failed to load the data: FileNotFoundError: {_MISSING}",
+                 f"error: {_MISSING}"]),
+])
+def test_processes_that_loaded_different_data_stop_in_one_line(tmp_path, on_host_1, messages):
   """Each process reads its part of every batch from its own copy of the data: one command whose
   data.path holds other points on one host (here: the same relative path from another directory) used
-  to train on the mixture without notice."""
+  to train on the mixture without notice; where it holds no file, process 0 stopped on a collective's
+  "connection reset by peer", the cause printed by process 1 alone."""
   port = _free_port()
   for i in range(2):
     (tmp_path / f"host{i}").mkdir()
     points = np.random.default_rng(i).normal(size=(100, 2)).astype(np.float32)
-    np.savez(tmp_path / f"host{i}" / "points.npz", x=points)
+    if i == 0 or on_host_1 == "other points":
+      np.savez(tmp_path / f"host{i}" / "points.npz", x=points)
   procs = [_launch(tmp_path / "w", 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                    f"--process_id={i}", "--config.data.name=npz", "--config.data.path=points.npz",
                    cwd=tmp_path / f"host{i}") for i in range(2)]
-  for proc in procs:
+  for proc, message in zip(procs, messages):
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, err[-3000:]
-    assert err.strip().splitlines()[-1] == (
-        "error: process(es) [1] loaded other data than process 0 (this process: 90 training and 10 test "
-        "examples); give every process the same files at data.path")
+    assert err.strip().splitlines()[-1] == message
   assert not (tmp_path / "w").exists()
