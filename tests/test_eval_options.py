@@ -17,6 +17,9 @@ CASES = [
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
     ("digits_edm", {"edm_rho": 0.0}, r"eval.edm_rho=0.0 must be > 0, eval.edm_churn=0.0 and"),
     ("digits_edm", {"edm_churn": -1.0}, r"eval.edm_churn=-1.0 and eval.edm_s_noise=1.0 >= 0 for the"),
+    # The churn's window upside down: the sampler ran without churn.
+    ("digits_edm", {"edm_churn": 40.0, "edm_s_tmin": 10.0, "edm_s_tmax": 1.0},
+     r"eval.edm_s_tmin=10.0 > eval.edm_s_tmax=1.0 leaves no noise level for eval.edm_churn=40.0"),
     ("toy2d_ddpm", {"ode_steps": 0, "ode_solver": "tsit5", "ode_rtol": 0.0},
      r"eval.ode_rtol=0.0 must be > 0 for the adaptive ODE solve"),
     ("toy2d_ddpm", {"sampler": "ode", "sampler_steps": 0, "ode_solver": "tsit5", "ode_rtol": -1e-4},
@@ -46,6 +49,9 @@ MODEL_CASES = [
     ("toy2d_flow_matching", "model", {"prediction": "eps"}, r"model.prediction='eps' gives no velocity"),
     ("digits_edm", "objective", {"antithetic": True}, r"the EDM loss draws log-normal noise levels"),
     ("toy2d_ddpm", "process", {"num_steps": 0}, r"process.num_steps=0 must be >= 1"),
+    # At 0 the plan underflowed to zeros: every example drew the same noise row.
+    ("toy2d_flow_matching", "objective", {"coupling": "ot", "ot_epsilon": 0.0},
+     r"objective.ot_epsilon=0.0 must be > 0 \(the OT plan's entropic regularization"),
     ("toy2d_vpsde", "process", {"beta_min": -1.0}, r"process.beta_min=-1.0 and process.beta_max=20.0 must"),
     ("digits_edm", "process", {"sigma_min": 0.0}, r"process.sigma_min=0.0 and .* 0 < sigma_min < sigma_max"),
     ("digits_edm", "process", {"rho": 0.0}, r"process.rho=0.0 must be > 0"),
@@ -150,6 +156,9 @@ UNREAD_CASES = [
      "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddim') ignores "
      "eval.edm_rho=3.0 (read by the edm_heun sampler)"),
     ("toy2d_ddpm", {"eval.sampler": "ddim", "eval.ddim_eta": 1.0, "eval.sampler_steps": 10}, None),  # read
+    ("toy2d_flow_matching", {"eval.ode": False, "eval.ode_steps": 7, "eval.ode_exact_trace": False},
+     "this diffusion config (process 'linear_interpolant', loss 'flow_matching', sampler 'ode') ignores "
+     "eval.ode_exact_trace=False (read by eval.ode=True), eval.ode_steps=7 (read by eval.ode=True)"),
     ("toy2d_vdm", {"objective.weighting": "x0", "process.sigma_max": 1.0},
      "this diffusion config (process 'vdm', loss 'vdm_elbo', sampler 'ddim') ignores process.sigma_max=1.0 "
      "(read by process ve | karras), objective.weighting='x0' (read by objective.loss='denoising')"),

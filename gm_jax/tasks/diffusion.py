@@ -227,6 +227,10 @@ def check_settings(config, dataset: Dataset) -> None:
   if (obj.coupling == "pairs") != ("noise" in dataset.train[np.arange(1)]):
     raise ValueError("objective.coupling='pairs' (reflow) trains on (noise, x) pairs, and only it: set both "
                      "it and data.reflow_pairs (experiments/reflow_pairs.py writes them), or neither")
+  if obj.coupling == "ot" and not obj.ot_epsilon > 0:
+    # At 0 the plan underflows to zeros (every example drew the same noise row), below it is no plan.
+    raise ValueError(f"objective.ot_epsilon={obj.ot_epsilon} must be > 0 (the OT plan's entropic "
+                     f"regularization, relative to the mean cost; 0.01 by default)")
   if ev.sampler not in SAMPLERS:
     raise ValueError(f"unknown config.eval.sampler {ev.sampler!r}; choose one of {SAMPLERS}")
   least_steps = 0 if ev.sampler == "ode" else 1  # ode: 0 is adaptive; ddpm runs the chain's own T steps
@@ -236,6 +240,9 @@ def check_settings(config, dataset: Dataset) -> None:
   if ev.sampler == "edm_heun" and (ev.edm_rho <= 0 or ev.edm_churn < 0 or ev.edm_s_noise < 0):
     raise ValueError(f"eval.edm_rho={ev.edm_rho} must be > 0, eval.edm_churn={ev.edm_churn} and "
                      f"eval.edm_s_noise={ev.edm_s_noise} >= 0 for the edm_heun sampler")
+  if ev.sampler == "edm_heun" and ev.edm_churn > 0 and ev.edm_s_tmin > ev.edm_s_tmax:
+    raise ValueError(f"eval.edm_s_tmin={ev.edm_s_tmin} > eval.edm_s_tmax={ev.edm_s_tmax} leaves no noise "
+                     f"level for eval.edm_churn={ev.edm_churn} to act on; give the churn's window low to high")
   if ev.vlb and ev.vlb_time_samples < 1:
     raise ValueError(f"eval.vlb_time_samples={ev.vlb_time_samples} must be >= 1 (or set eval.vlb=False)")
   if ev.ode and ev.ode_steps < 0:
@@ -293,6 +300,8 @@ def unread_fields(config) -> dict[str, str]:
     unread["model.sigma_data"] = "by model.preconditioning='edm' and objective.loss='edm'"
   if not ev.vlb or process in CHAINS:
     unread["eval.vlb_time_samples"] = "by a continuous process's eval.vlb"
+  if not ev.ode:  # ode_solver and ode_rtol serve the ode sampler and reflow pairs too
+    unread.update({f"eval.{name}": "by eval.ode=True" for name in ("ode_exact_trace", "ode_steps")})
   return unread
 
 
