@@ -213,7 +213,18 @@ def predictor_corrector(process, num_steps, snr=0.16, corrector_steps=1, mu=MU):
       return x - (c.f * x - c.g2 * score(x)) * dt + (np.sqrt(c.g2 * dt) if noise else 0.0) * z
 
     out.append(Step(predictor, step_key))
+  out += _denoised_at_end(process, process.t_min, mu)
   return Sampler(process.prior_std, lambda key: _split(key, 0), out)
+
+
+def _denoised_at_end(process, t_end, mu=MU, state_dim=2) -> list[Step]:
+  """The samplers' last step where they stop at t_end > 0: x -> E[x_0 | x_t_end] (the state's other entries
+  kept); none at t_end = 0."""
+  if t_end == 0:
+    return []
+  c = coefficients(process, t_end)
+  return [Step(lambda state, z: np.concatenate([exact_x0_at(c.alpha, c.sigma, state[:, :2], mu),
+                                                state[:, 2:]], -1))]
 
 
 def euler_maruyama(process, num_steps, mu=MU):
@@ -237,7 +248,7 @@ def ode_fixed_steps(process, solver, num_steps, mu=MU):
       out.append(Step(lambda x, z, v=v: x + h * v(x)))
     else:
       out.append(Step(lambda x, z, v=v, v_next=v_next: x + 0.5 * h * (v(x) + v_next(x + h * v(x)))))
-  return Sampler(process.prior_std, lambda key: key, out)
+  return Sampler(process.prior_std, lambda key: key, out + _denoised_at_end(process, process.t_min, mu))
 
 
 def ode_exact(process, mu=MU, sigma_data=SIGMA):
@@ -250,7 +261,8 @@ def ode_exact(process, mu=MU, sigma_data=SIGMA):
                                    / (c1.alpha2 * eigval + c1.sigma2))) @ eigvec.T
   mu = np.asarray(mu, np.float64)
   apply = lambda x, z: c0.alpha * mu + (x - c1.alpha * mu) @ ratio.T
-  return Sampler(process.prior_std, lambda key: key, [Step(apply)])
+  steps = [Step(apply)] + _denoised_at_end(process, process.t_min, mu)
+  return Sampler(process.prior_std, lambda key: key, steps)
 
 
 def dpm_solver_pp_2m(process, num_steps, mu=MU):
@@ -273,7 +285,7 @@ def dpm_solver_pp_2m(process, num_steps, mu=MU):
       return np.concatenate([sigma[j + 1] / sigma[j] * x - alpha[j + 1] * np.expm1(-h) * d, x0_hat], -1)
 
     out.append(Step(apply))
-  return Sampler(process.prior_std, lambda key: key, out, state_dim=4)
+  return Sampler(process.prior_std, lambda key: key, out + _denoised_at_end(process, end, mu, 4), state_dim=4)
 
 
 def run(sampler: Sampler, key, shape):
