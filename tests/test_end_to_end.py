@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pathlib
 import shutil
 import signal
 import time
@@ -77,12 +78,21 @@ def test_a_checkpoint_inside_a_log_window_resumes_that_window(tmp_path):
   assert run_metrics(killed) == run_metrics(tmp_path / "straight")
 
 
-def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(tmp_path):
+def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(tmp_path, monkeypatch):
   """Steps that take at least 50 ms each: no examples_per_sec row may exceed batch / 50 ms. A resumed
   window counted the killed process's steps over the new process's time (5x too fast here), and the
-  evaluations, samples and checkpoints between rows counted as step time. Each process's first step
-  (standing in for the compilation, 2 s here) is not counted either: the rows stay above a third of
-  the ceiling (a fifth at most with it)."""
+  evaluations, samples and checkpoints between rows counted as step time. Neither each process's first
+  step (standing in for the compilation, 2 s here) nor its first log row (which opens the TensorBoard
+  file: 2 s here) is counted: the rows stay above a third of the ceiling (a fifth at most with either)."""
+  log, opened = run_files.RunFiles.log, set()
+
+  def slow_first_log(files, *args, **kwargs):
+    if id(files) not in opened:
+      opened.add(id(files))
+      time.sleep(2.0)
+    return log(files, *args, **kwargs)
+
+  monkeypatch.setattr(run_files.RunFiles, "log", slow_first_log)
   config = load_config("toy2d_gmm", "tiny")
   config.train.update(checkpoint_every=15, progress_bar=False)
   ceiling = config.data.batch_size / 0.05
@@ -208,6 +218,23 @@ def test_changed_config_in_an_existing_workdir_is_refused(uninterrupted, tmp_pat
   assert proc.stderr.strip().splitlines()[-1].startswith("error: workdir")
   assert "optim.learning_rate" in proc.stderr
   assert {p: p.read_bytes() for p in workdir.rglob("*") if p.is_file()} == before
+
+
+FOREIGN = ["metrics.jsonl", "tensorboard/events.out.tfevents.1.host", "samples/a.png"]
+
+
+@pytest.mark.parametrize("foreign", FOREIGN)
+def test_a_workdir_with_results_but_no_config_is_refused_and_kept(foreign, tmp_path):
+  """A fresh run deleted another program's TensorBoard events and metrics.jsonl rows (it starts both
+  anew) and would overwrite its samples."""
+  (tmp_path / foreign).parent.mkdir(parents=True, exist_ok=True)
+  (tmp_path / foreign).write_bytes(b"not this run's")
+  with pytest.raises(loop.WorkdirConflictError, match=r"holds results without a config.json "
+                                                      r"\((metrics.jsonl|tensorboard|samples)\); use a new"):
+    tasks.train(load_config("toy2d_gmm", "tiny"), str(tmp_path))
+  assert (tmp_path / foreign).read_bytes() == b"not this run's"
+  written = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"]
+  assert written == [foreign]
 
 
 def _corrupt(workdir, step: int) -> None:
@@ -392,7 +419,7 @@ def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
 @pytest.mark.parametrize("name,value", [
     ("train.num_steps", 0), ("train.log_every", 0), ("train.checkpoint_every", -1), ("train.eval_every", -5),
     ("train.sample_every", True), ("train.keep_checkpoints", 0), ("data.batch_size", 0),
-    ("eval.batch_size", -4)])
+    ("eval.batch_size", -4), ("data.seed", -1)])  # the seed's error named no field
 def test_counts_must_be_integers_in_range(name, value):
   config = load_config("toy2d_gmm", "tiny")
   block, field = name.split(".")
@@ -525,6 +552,11 @@ def test_second_launch_into_a_workdir_in_use_fails_at_once(tmp_path):
       f"to end or use a new --workdir"]
   assert [p.name for p in workdir.iterdir()] == [".lock"]
   # A lock left by a dead process does not block: see the SIGKILL-then-rerun test.
+
+
+def test_a_workdir_under_the_home_directory_is_expanded():
+  """--workdir=~/run: the shell leaves a ~ after = as it is, and a directory named ~ was made."""
+  assert loop.run_directory("~/run") == pathlib.Path.home() / "run"
 
 
 def _mount_tmpfs(path, options: str) -> bool:

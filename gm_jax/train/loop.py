@@ -444,7 +444,7 @@ def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
 # anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
 _COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
            ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
-           ("data.batch_size", 1), ("eval.batch_size", 1))
+           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1))
 
 
 def check_counts(config, counts) -> None:
@@ -570,9 +570,15 @@ def check_workdir(exp: Experiment) -> None:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
                                  f"checkpoint to resume from; use a new --workdir (training here would "
                                  f"overwrite it)")
-  elif has_checkpoint or (exp.workdir / "summary.json").exists():
-    raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json; "
-                               f"use a new --workdir")
+  else:
+    # A fresh run starts its metrics.jsonl and TensorBoard events anew and writes samples/: whatever of
+    # those is there belongs to something else (another program, a run whose config.json was removed).
+    results = ["checkpoints" if has_checkpoint else None] + [
+        name for name in ("summary.json", "metrics.jsonl", "tensorboard", "samples")
+        if (exp.workdir / name).exists()]
+    if any(results):
+      raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json "
+                                 f"({', '.join(filter(None, results))}); use a new --workdir")
 
 
 def finished_summary(exp: Experiment) -> dict[str, Any] | None:
@@ -754,7 +760,7 @@ def run_directory(workdir: str | pathlib.Path) -> pathlib.Path:
   if not str(workdir).strip():
     raise ValueError("--workdir is empty: pass the run's own directory (e.g. --workdir=/tmp/run); an empty "
                      "one would write the run's files into the current directory")
-  return pathlib.Path(workdir)
+  return pathlib.Path(workdir).expanduser()  # --workdir=~/run: the shell leaves a ~ after = unexpanded
 
 
 def check_workdir_outside_data(config, workdir: pathlib.Path) -> None:
@@ -829,7 +835,8 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         flush_pending()
         exp.check_finite(state)
         steps, seconds = timer.lap(step)
-        _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
+        with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
+          _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
       if tc.eval_every and step % tc.eval_every == 0 and not is_last:
         with timer.paused(state):
           exp.files.log(step, "test", exp.evaluate(state))
