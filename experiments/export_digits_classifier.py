@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import pathlib
 
-from absl import app, flags
+from absl import flags
+
+from gm_jax.train import command_line
 
 flags.DEFINE_string("workdir", "/tmp/gm_jax/digits_classifier", "The training run's workdir (a finished run "
                     "there is read, not retrained).")
@@ -31,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  command_line.run(main)

@@ -109,7 +109,6 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
   given = config is not None
   config = config if given else default_config()
   directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
   summary = loop.train(config, str(workdir), build)
   exp = loop.Experiment(config, pathlib.Path(workdir), build)
   try:
@@ -122,6 +121,7 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
   info = {"test_accuracy": summary["accuracy"], "input_shape": list(dataset.spec.shape),
           "config": "a given config" if given else "experiments/configs/digits_classifier.py",
           "train_steps": config.train.num_steps, "jax": jax.__version__}
+  directory.mkdir(parents=True, exist_ok=True)  # only now: a run that fails leaves no empty export
   feature_spaces.export_classifier(directory, params, model_config, info)
   space = feature_spaces.classifier_space(directory, "digits", dataset.spec.shape, dataset.spec.num_levels)
   info["fd_digits_floor"] = data_floor_fd(space, dataset)
