@@ -5,6 +5,7 @@ import json
 import pathlib
 import shutil
 import signal
+import subprocess
 import time
 
 import jax
@@ -598,6 +599,23 @@ def test_unusable_workdir_is_one_line(tmp_path):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines() == [
       f"error: workdir {read_only / 'run'} cannot be written (Read-only file system); use another --workdir"]
+
+
+@pytest.mark.parametrize("mode", ["eval", "sample"])
+def test_eval_and_sample_on_a_read_only_run_stop_before_the_work(uninterrupted, tmp_path, mode):
+  """They evaluated or sampled first and failed when writing the result (hours later on a large split)."""
+  mount = tmp_path / "mount"
+  if not _mount_tmpfs(mount, "size=16m"):
+    pytest.skip("mounting a tmpfs needs root")
+  try:
+    shutil.copytree(uninterrupted, mount / "run")
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    with pytest.raises(loop.WorkdirConflictError, match=rf"^{mount / 'run'} cannot be written \(Read-only "
+                                                        rf"file system\); --mode={mode} writes its results"):
+      run = tasks.evaluate if mode == "eval" else tasks.sample
+      run(load_config("toy2d_gmm", "tiny"), str(mount / "run"))
+  finally:
+    _umount(mount)
 
 
 def _event_steps(workdir) -> dict[str, list[int]]:

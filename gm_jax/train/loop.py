@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import pathlib
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -902,6 +903,19 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
   return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
 
 
+def _check_writable(workdir: pathlib.Path, mode: str) -> None:
+  """Refuses a workdir (or its samples/) that cannot be written before an evaluation or sampling that
+  would only find out when it writes its result, hours later on a large test split."""
+  for directory in (workdir, workdir / "samples"):
+    try:
+      directory.mkdir(exist_ok=True)
+      tempfile.TemporaryFile(dir=directory).close()
+    except OSError as e:
+      raise WorkdirConflictError(f"{directory} cannot be written ({e.strerror or e}); --mode={mode} writes "
+                                 f"its results there: make it writable, or copy the run to a --workdir "
+                                 f"that is") from None
+
+
 def restored_experiment(config, workdir: str, build_task: TaskBuilder,
                         build_feature_space: FeatureSpaceBuilder | None, mode: str = "eval"
                         ) -> tuple[Experiment, TrainState, dict]:
@@ -912,6 +926,8 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
   check_no_nan(config)
   check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
   changes = check_eval_workdir(config, workdir)
+  on_every_process(lambda: _check_writable(workdir, mode) if jax.process_index() == 0 else None,
+                   "to check the workdir")
   exp = Experiment(config, workdir, build_task, build_feature_space, read_only=True)
   try:
     restored = exp.restore_latest()
