@@ -194,8 +194,8 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
     y1 = jax.tree.map(lambda v: jnp.where(solved, v[-1], jnp.nan), sol.ys)
     return y1, sol.stats["num_steps"] * evals_per_step + initial_evals
 
-  if num_steps:
-    return solve(y0, args, diffrax.ConstantStepSize(), (t1 - t0) / num_steps)
+  if num_steps:  # the grid's times themselves: t0 + k dt rounds past t1 in float32 and adds a tiny step
+    return solve(y0, args, diffrax.StepTo(ts=jnp.linspace(t0, t1, num_steps + 1)), None)
 
   def solve_one(y, a):  # one example, given back its batch axis of 1 for the velocity
     with_axis = lambda tree: jax.tree.map(lambda v: v[None], tree)

@@ -194,6 +194,17 @@ def test_ode_samplers_that_stop_before_t_0_return_what_ddim_returns_there():
   assert std(partial(samplers.dpm_solver_pp_2m, num_steps=10)) == pytest.approx(ddim, rel=0.05)
 
 
+@pytest.mark.parametrize("process,steps,evaluations", [(VP, 1, 2), (VE, 1, 2), (VP, 3, 4), (LINEAR, 1, 1)])
+def test_fixed_step_ode_sampler_evaluates_once_per_euler_step(process, steps, evaluations):
+  """Plus once for the x0 prediction where the process ends at t_min > 0. Stepping t0 + k dt, one step
+  from 1 ended at 1 + (1e-5 - 1) = 1.0014e-5 in float32, short of t_min = 1e-5, and took a second step."""
+  denoiser, calls = _counting(exact_field(process))
+  _, nfe = jax.block_until_ready(jax.jit(lambda k: samplers.probability_flow_ode(
+      denoiser, k, (8, 2), "euler", steps))(jax.random.key(0)))
+  jax.effects_barrier()
+  assert int(nfe) == len(calls) == evaluations
+
+
 def test_ddim_with_eta_1_steps_by_the_posterior_also_into_a_noisy_t_0():
   """With eta = 1 a DDIM step from t to s draws from q(x_s | x_t, x0 = x0_hat), also at the last step into
   t = 0, where a log-SNR schedule (VDM's) leaves sigma(0) > 0. With x0_hat = 0 that posterior is
