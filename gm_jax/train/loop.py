@@ -574,12 +574,12 @@ def check_workdir(exp: Experiment) -> None:
   else:
     # A fresh run starts its metrics.jsonl and TensorBoard events anew and writes samples/: whatever of
     # those is there belongs to something else (another program, a run whose config.json was removed).
-    results = ["checkpoints" if has_checkpoint else None] + [
+    results = (["checkpoints"] if has_checkpoint else []) + [
         name for name in ("summary.json", "metrics.jsonl", "tensorboard", "samples")
         if (exp.workdir / name).exists()]
-    if any(results):
+    if results:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json "
-                                 f"({', '.join(filter(None, results))}); use a new --workdir")
+                                 f"({', '.join(results)}); use a new --workdir")
 
 
 def finished_summary(exp: Experiment) -> dict[str, Any] | None:
