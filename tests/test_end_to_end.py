@@ -116,6 +116,21 @@ def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(t
   assert len(rates) == 4 and ceiling / 3 < min(rates) and max(rates) <= ceiling, (rates, ceiling)
 
 
+def test_sample_mode_draws_other_samples_with_another_sample_seed(uninterrupted, tmp_path):
+  """Every sample run redrew the training's own grid (a fixed key): eval.sample_seed 0 keeps it, another
+  value draws new samples from the same checkpoint, the same ones each time."""
+  workdir = tmp_path / "seeds"
+  shutil.copytree(uninterrupted, workdir)
+  drawn = {}
+  for seed in (0, 1, 1):
+    config = load_config("toy2d_gmm", "tiny")
+    config.eval.sample_seed = seed
+    written = pathlib.Path(tasks.sample(config, str(workdir))["samples"])
+    drawn.setdefault(seed, []).append(written.read_bytes())
+  assert drawn[0][0] == (workdir / "samples" / "step_0000040.png").read_bytes()
+  assert drawn[1][0] == drawn[1][1] != drawn[0][0]
+
+
 def test_eval_and_sample_modes(uninterrupted, tmp_path):
   """Each evaluation and sample run writes its own file: none replaces the training's or an earlier one's."""
   workdir = tmp_path / "modes"

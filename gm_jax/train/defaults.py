@@ -95,6 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.inception_score_splits = 1  # the score's mean (and std) over this many parts of each set
   config.eval.fd_resamples = 10  # bootstrap resamples of each set for fd_std, FD's spread (0: none)
   config.eval.inception_weights = ""  # the converted FID Inception weights (.npz) for inception_v3
+  # 0: the training's own sample grids and quality samples; another value draws others from the same
+  # checkpoint (e.g. --mode=sample --config.eval.sample_seed=1 for fresh samples).
+  config.eval.sample_seed = 0
   return config
 
 

@@ -220,12 +220,18 @@ class Experiment:
       acc.add(self.eval_step(params, model_state, sharding.put_batch(batch, self.mesh), key))
     return acc.means()
 
+  def _sample_key(self, stream: int):
+    """The key of the sample grids (stream 3) or the quality samples (4), moved by eval.sample_seed."""
+    key = jax.random.fold_in(self.base_key, stream)
+    seed = self.config.eval.sample_seed
+    return jax.random.fold_in(key, seed) if seed else key
+
   def write_samples(self, state: TrainState, step: int,
                     path: pathlib.Path | None = None) -> pathlib.Path | None:
     """samples/step_XXXXXXX.png (a .txt for text) or `path`, plus any further pictures the task draws."""
     if self.task.sample_fn is None or self.config.train.num_samples <= 0:
       return None
-    key = jax.random.fold_in(self.base_key, 3)
+    key = self._sample_key(3)
     params, model_state = state.params(self.use_ema), state.model_state()
     samples = np.asarray(jax.device_get(split_samples(self._sampler(self.config.train.num_samples)(
         params, model_state, key))[0]))
@@ -358,7 +364,7 @@ class Experiment:
     compilation (the last chunk's surplus was timed too)."""
     chunk = min(n, self.config.eval.quality_batch_size)
     params, model_state = state.params(self.use_ema), state.model_state()
-    key = jax.random.fold_in(self.base_key, 4)
+    key = self._sample_key(4)
     draw = self._sampler(chunk).lower(params, model_state, key).compile()  # compiled before the clock starts
     start, outputs = time.perf_counter(), []
     for i in range(-(-n // chunk)):
@@ -445,7 +451,7 @@ def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
 # anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
 _COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
            ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
-           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1))
+           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1), ("eval.sample_seed", 0))
 
 
 def check_counts(config, counts) -> None:
