@@ -69,14 +69,17 @@ def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
 
 def test_a_checkpoint_inside_a_log_window_resumes_that_window(tmp_path):
   """Checkpoints at 15 and 30 with rows every 10 steps: killed at 25, the rerun's row at 20 still averages
-  steps 11-20, and every row equals the uninterrupted run's."""
+  steps 11-20, and every row equals the uninterrupted run's. The rerun may keep checkpoints otherwise
+  (fewer, at other steps, synchronously: it was refused as another config)."""
   settings = ("--config.train.checkpoint_every=15", "--config.train.keep_checkpoints=5")
   run_main(TINY, f"--workdir={tmp_path / 'straight'}", *settings)
   killed = tmp_path / "killed"
   run_main("25", TINY, f"--workdir={killed}", *settings, script=KILL_AT_STEP, check=False)
   assert sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == [15]
-  run_main(TINY, f"--workdir={killed}", *settings)
+  run_main(TINY, f"--workdir={killed}", "--config.train.checkpoint_every=7",
+           "--config.train.keep_checkpoints=1", "--config.train.async_checkpoints=False")
   assert run_metrics(killed) == run_metrics(tmp_path / "straight")
+  assert sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == [40]
 
 
 def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(tmp_path, monkeypatch):

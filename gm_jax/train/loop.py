@@ -67,8 +67,11 @@ def _describe(t: dict[str, int]) -> str:
 
 
 # Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any
-# layout) and the progress bar (it changes what the terminal shows, not what the run computes or writes).
-FREE_FIELDS = ("mesh.", "train.progress_bar.")
+# layout), the progress bar (it changes what the terminal shows, not what the run computes or writes) and
+# how checkpoints are kept (a resumed run is exact from any checkpoint, which carries its log window: after
+# a full disk, keeping fewer is what a resume needs).
+FREE_FIELDS = ("mesh.", "train.progress_bar.", "train.keep_checkpoints.", "train.checkpoint_every.",
+               "train.async_checkpoints.")
 
 
 def _sync_processes(name: str) -> None:
