@@ -161,7 +161,8 @@ class TrainIterator:
     stored = state.get("num_examples", len(self.source))  # checkpoints from before it was recorded
     if stored != len(self.source):
       raise ValueError(f"the training split holds {len(self.source)} examples, but this run was trained on "
-                       f"{stored}: the data changed since; use the original data, or train in a new --workdir")
+                       f"{stored}: the data changed since; use the original data, or train in a new "
+                       f"--workdir")
     # The same number of examples but other ones (files replaced or edited); checkpoints from before
     # fingerprints were recorded, and sources without one, are not compared.
     if state.get("fingerprint") and self.fingerprint and state["fingerprint"] != self.fingerprint:

@@ -242,7 +242,8 @@ def check_settings(config, dataset: Dataset) -> None:
                      f"eval.edm_s_noise={ev.edm_s_noise} >= 0 for the edm_heun sampler")
   if ev.sampler == "edm_heun" and ev.edm_churn > 0 and ev.edm_s_tmin > ev.edm_s_tmax:
     raise ValueError(f"eval.edm_s_tmin={ev.edm_s_tmin} > eval.edm_s_tmax={ev.edm_s_tmax} leaves no noise "
-                     f"level for eval.edm_churn={ev.edm_churn} to act on; give the churn's window low to high")
+                     f"level for eval.edm_churn={ev.edm_churn} to act on; give the churn's window low to "
+                     f"high")
   if ev.vlb and ev.vlb_time_samples < 1:
     raise ValueError(f"eval.vlb_time_samples={ev.vlb_time_samples} must be >= 1 (or set eval.vlb=False)")
   if ev.ode and ev.ode_steps < 0:

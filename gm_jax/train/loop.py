@@ -688,11 +688,20 @@ def _texts_of_every_process(text: str, size: int = 1024) -> list[str]:
   """Every process's `text` (up to `size` bytes of UTF-8), in process order (every process calls this)."""
   from jax.experimental import multihost_utils
 
+  gathered = multihost_utils.process_allgather(_padded_bytes(text, size))
+  return [_unpadded_text(row) for row in np.asarray(gathered).reshape(jax.process_count(), size)]
+
+
+def _padded_bytes(text: str, size: int) -> np.ndarray:
+  """`text` as UTF-8 in `size` bytes (cut, or padded with zeros), an array every process can exchange."""
   raw = np.zeros(size, np.uint8)
   encoded = np.frombuffer(text.encode()[:size], np.uint8)
   raw[:len(encoded)] = encoded
-  gathered = np.asarray(multihost_utils.process_allgather(raw)).reshape(jax.process_count(), size)
-  return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in gathered]
+  return raw
+
+
+def _unpadded_text(raw) -> str:
+  return bytes(np.asarray(raw)).rstrip(b"\0").decode(errors="replace")
 
 
 def _text_of_process_0(text: str, size: int = 4096) -> str:
@@ -701,10 +710,7 @@ def _text_of_process_0(text: str, size: int = 4096) -> str:
     return text
   from jax.experimental import multihost_utils
 
-  raw = np.zeros(size, np.uint8)
-  encoded = np.frombuffer(text.encode()[:size], np.uint8)
-  raw[:len(encoded)] = encoded
-  return bytes(np.asarray(multihost_utils.broadcast_one_to_all(raw))).rstrip(b"\0").decode(errors="replace")
+  return _unpadded_text(multihost_utils.broadcast_one_to_all(_padded_bytes(text, size)))
 
 
 def _stop_every_process(problem: str) -> None:
