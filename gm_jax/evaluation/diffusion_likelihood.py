@@ -47,6 +47,8 @@ def ode_log_likelihood(denoiser: Denoiser, x, key=None, exact_trace: bool = True
   """(log p_{t_min}(x) per example in nats, number of velocity evaluations). `key` draws Hutchinson's
   probes: one key for the batch, or one per example (B,) so that each example's probe is its own."""
   process = denoiser.process
+  if not exact_trace and key is None:
+    raise ValueError("ode_log_likelihood: exact_trace=False draws Hutchinson's probes; pass a key")
   if not exact_trace and not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.wrap_key_data(key)  # a raw uint32 key (jax.random.PRNGKey), or (B, 2) of them
   if exact_trace:

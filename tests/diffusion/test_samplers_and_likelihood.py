@@ -326,6 +326,8 @@ def test_time_grids_prior_log_density_and_bad_settings():
     samplers.probability_flow_ode(exact_denoiser(VP), jax.random.key(0), (2, 2), solver="rk4", num_steps=3)
   with pytest.raises(ValueError, match="the euler solver runs with fixed steps"):
     samplers.probability_flow_ode(exact_denoiser(VP), jax.random.key(0), (2, 2), solver="euler")
+  with pytest.raises(ValueError, match="exact_trace=False draws Hutchinson's probes; pass a key"):
+    ode_log_likelihood(exact_denoiser(VP), x, exact_trace=False)
 
 
 def test_ode_solve_is_accurate_and_a_failed_solve_is_nan_not_a_number_from_where_it_stopped():
