@@ -114,12 +114,12 @@ def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: s
       raise ValueError(f"text corpus {str(file)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
                        f"offset {e.start}); set data.level='byte' to model its raw bytes") from None
   if tfds_name:
-    from gm_jax.data.tfds_source import open_split
+    from gm_jax.data.tfds_source import open_split, prepared_splits
 
-    # Every record of every split in order (tiny_shakespeare has one per split; a corpus of documents has
-    # many, joined by newlines).
+    # Every record of every split the set has, in order (tiny_shakespeare has one per split; a corpus of
+    # documents has many, joined by newlines).
     parts = [b"\n".join(_as_bytes(record["text"]) for record in open_split(tfds_name, split, data_dir))
-             for split in ("train", "validation", "test")]
+             for split in prepared_splits(tfds_name, data_dir)]
     return b"".join(parts) if level == "byte" else b"".join(parts).decode("utf-8")
   raise ValueError("a text data set needs data.path (a text file) or data.tfds_name")
 

@@ -62,6 +62,21 @@ def open_split(name: str, split: str, data_dir: str | None) -> Sequence[dict[str
         f"({type(e).__name__})") from None
 
 
+def prepared_splits(name: str, data_dir: str | None) -> list[str]:
+  """The splits a prepared data set has, train, validation and test first; the three when TFDS lists
+  none (a set not prepared, whose opening then reports it, or mocked data)."""
+  import tensorflow_datasets as tfds
+
+  canonical = ["train", "validation", "test"]
+  try:
+    listed = list(tfds.builder(name, data_dir=data_dir).info.splits.keys())
+  except Exception:  # not in the catalog nor prepared: open_split says which
+    return canonical
+  if not listed:
+    return canonical
+  return [s for s in canonical if s in listed] + sorted(s for s in listed if s not in canonical)
+
+
 def center_crop_resize(image_HWC: np.ndarray, crop: int, size: int) -> np.ndarray:
   """Centre crop to crop x crop, then bilinear resize to size x size (the DCGAN CelebA preprocessing;
   crop == size: the crop alone)."""

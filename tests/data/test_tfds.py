@@ -47,6 +47,36 @@ def test_tfds_text_reads_every_record_under_mock_data(records):
   assert len(ds.train.tokens) + len(ds.test.tokens) == sum(map(len, stored)) + 3 * (records - 1)
 
 
+class TrainTestText(tfds.core.GeneratorBasedBuilder):
+  """A text set with train and test splits and no validation split, as many TFDS text sets have."""
+  VERSION = tfds.core.Version("1.0.0")
+  code_path = None  # no checksums file to look for (finding this module's path needs importlib_resources)
+  RECORDS = {"train": ["first record\n", "second"], "test": ["held-out one"]}
+
+  def _info(self):
+    features = tfds.features.FeaturesDict({"text": tfds.features.Text()})
+    return tfds.core.DatasetInfo(builder=self, features=features)
+
+  def _split_generators(self, dl_manager):
+    return {split: self._generate_examples(records) for split, records in self.RECORDS.items()}
+
+  def _generate_examples(self, records):
+    for i, record in enumerate(records):
+      yield i, {"text": record * 40}
+
+
+def test_tfds_text_reads_a_prepared_set_without_a_validation_split(tmp_path):
+  TrainTestText(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+  ds = text.load(tfds_name="train_test_text", data_dir=str(tmp_path), context=4, level="byte")
+  # Each split's records in their stored order, joined by newlines; the splits back to back.
+  corpus = b"".join(b"\n".join(r["text"] for r in tfds.data_source("train_test_text", split=split,
+                                                                    data_dir=str(tmp_path)))
+                    for split in ("train", "test"))
+  assert corpus.count(b"held-out one") == 40  # the test split is read
+  np.testing.assert_array_equal(np.concatenate([ds.train.tokens, ds.test.tokens]),
+                                text.ByteTokenizer().encode(corpus))
+
+
 @pytest.mark.parametrize("fields,message", [
     ({"crop": 40}, r"data.crop=40 is larger than mnist's 28x28 images; set data.crop to at most 28"),
     ({"crop": 20}, None)])  # a crop alone keeps its size
