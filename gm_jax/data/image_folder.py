@@ -7,7 +7,8 @@ Layouts (files other than .png/.jpg/.jpeg and hidden files or folders are ignore
 Without DIR/train and DIR/test, a fixed seeded split holds out data.test_fraction of the images
 (see gm_jax.data.split). Paths are sorted, so the example order does not depend on the file system.
 
-Every image must have the same size and mode: 'L' (grey) gives 1 channel, 'RGB' 3; the 8-bit files have
+Images are read as viewers show them: a JPEG's (or PNG's) EXIF orientation, e.g. a phone photo taken
+upright, is applied (sizes are compared after it). Every image must have the same size and mode: 'L' (grey) gives 1 channel, 'RGB' 3; the 8-bit files have
 256 levels. data.image_size resizes each image to a square (box filter, i.e. area averaging, when
 shrinking both sides; bicubic otherwise; non-square images are stretched) and data.num_levels
 requantizes the 256 levels to fewer: level k -> floor(k * num_levels / 256).
@@ -33,6 +34,8 @@ from gm_jax.data.pipeline import digest
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CHANNELS = {"L": 1, "RGB": 3}
 CACHE_BYTES = 1 << 30
+EXIF_ORIENTATION = 0x0112
+TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # those that turn the image by 90 degrees: width and height swap
 
 
 def _is_visible(path: pathlib.Path, root: pathlib.Path) -> bool:
@@ -91,7 +94,10 @@ def image_header(path: pathlib.Path) -> tuple[tuple[int, int], str]:
       # Pillow opens a 16-bit RGB PNG as mode 'RGB' and keeps the high bytes only; its raw mode tells.
       raw = image.tile[0][3] if image.tile and len(image.tile[0]) > 3 else ""
       raw = raw[0] if isinstance(raw, tuple) and raw else raw
-      return image.size, f"{image.mode} with 16 bits per channel" if ";16" in str(raw) else image.mode
+      width, height = image.size
+      if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+      return (width, height), f"{image.mode} with 16 bits per channel" if ";16" in str(raw) else image.mode
   except Exception as e:  # Pillow raises OSError, SyntaxError or ValueError for broken files
     raise ValueError(f"cannot read image {str(path)!r} ({type(e).__name__}: {e}); delete or re-save "
                      f"the file") from None
@@ -120,12 +126,13 @@ def check_headers(files: list[pathlib.Path]) -> tuple[tuple[int, int], str]:
 
 def read_image(path: str, mode: str, image_size: int, num_levels: int) -> np.ndarray:
   """One image as (H, W, C) uint8 levels in [0, num_levels), resized to image_size x image_size if set."""
-  from PIL import Image
+  from PIL import Image, ImageOps
 
   try:
     with Image.open(path) as image:
       if image.mode != mode:
         raise ValueError(f"mode {image.mode} differs from the data set's {mode}")
+      image = ImageOps.exif_transpose(image)
       if image_size and image.size != (image_size, image_size):
         shrink = image_size <= min(image.size)
         image = image.resize((image_size, image_size), Image.BOX if shrink else Image.BICUBIC)

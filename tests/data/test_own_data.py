@@ -162,6 +162,23 @@ def test_image_folder_resize_and_requantize(tmp_path):
   np.testing.assert_array_equal(big[(grown.train.files + grown.test.files).index(path)][..., 0], bicubic)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_image_folder_applies_exif_orientation(tmp_path, suffix):
+  """A photo stored sideways with EXIF orientation 6 (shown turned 90 degrees clockwise) is read as shown:
+  its displayed size matches the others', and its pixels are the stored ones turned."""
+  make_folder(tmp_path, mode="RGB", classes=(), per_class=10, size=(12, 8))
+  stored = np.random.default_rng(1).integers(0, 256, (12, 8, 3), dtype=np.uint8)  # 8 wide, 12 high
+  exif = Image.Exif()
+  exif[image_folder.EXIF_ORIENTATION] = 6
+  path = tmp_path / f"sideways{suffix}"
+  Image.fromarray(stored).save(path, exif=exif)
+  ds = load("image_folder", tmp_path)
+  assert ds.spec.shape == (8, 12, 3)
+  files = ds.train.files + ds.test.files
+  x = np.concatenate([all_of(ds.train)["x"], all_of(ds.test)["x"]])[files.index(str(path))]
+  np.testing.assert_array_equal(x, np.rot90(np.asarray(Image.open(path)), -1))
+
+
 def test_image_folder_batches_are_deterministic_and_resumable(tmp_path):
   make_folder(tmp_path)
   ds = load("image_folder", tmp_path)
