@@ -8,8 +8,9 @@ points (within 3 std of a mode), and the reverse KL of the modes' histogram to u
 beta1 0.8, 400 epochs (400k steps). Differences: the discriminator uses LeakyReLU layers (3 x 200), not
 maxout, and the generator has 3 ReLU layers of 400.
 --config.objective.loss=minimax (saturating), non_saturating (default), hinge, or wgan (with
---config.optim_d.name=rmsprop --config.optim_d.learning_rate=5e-5 --config.optim_d.weight_clip=0.01
---config.objective.n_critic=5 as published). toy2d_wgan_gp.py is WGAN-GP.
+--config.optim.name=rmsprop --config.optim.learning_rate=5e-5 --config.optim_d.name=rmsprop
+--config.optim_d.learning_rate=5e-5 --config.optim_d.weight_clip=0.01 --config.objective.n_critic=5:
+both networks on RMSProp, as published). toy2d_wgan_gp.py is WGAN-GP.
 
 Command (one run of the config's 400k steps):
   python experiments/main.py --config=experiments/configs/toy2d_gan.py:ring \

@@ -52,7 +52,7 @@ def test_global_norm_clipping():
   would not tell, RMSProp's first update is nearly scale-free)."""
   cfg = _cfg(name="rmsprop", grad_clip_norm=1.0, learning_rate=1.0)
   tx, _ = make_optimizer(cfg, 10)
-  plain = optax.rmsprop(1.0, decay=cfg.decay, eps=cfg.eps, centered=cfg.centered)
+  plain = optax.rmsprop(1.0, decay=cfg.decay, eps=cfg.eps, eps_in_sqrt=False, centered=cfg.centered)
   params = {"a": jnp.zeros(4)}
   big, small = {"a": jnp.full(4, 10.0)}, {"a": jnp.full(4, 0.05)}  # norms 20 (clipped) and 0.1 (kept)
   hand_clipped = {"a": big["a"] / 20.0}
@@ -63,6 +63,18 @@ def test_global_norm_clipping():
 
   np.testing.assert_allclose(second_update(tx, big), second_update(plain, hand_clipped), rtol=1e-6)
   assert not np.allclose(second_update(plain, big), second_update(plain, hand_clipped), rtol=1e-2)
+
+
+@pytest.mark.parametrize("gradient", [1e-2, 1e-5, -1e-7])
+def test_rmsprop_step_divides_by_the_root_plus_eps(gradient):
+  """PyTorch's RMSprop: nu = (1 - decay) g^2 after one step, update -lr g / (sqrt(nu) + eps); with eps
+  under the root a gradient of 1e-5 moved a parameter a tenth as far."""
+  cfg = _cfg(name="rmsprop", learning_rate=5e-5, decay=0.99, eps=1e-8)
+  tx, _ = make_optimizer(cfg, 10)
+  params = {"a": jnp.zeros(1)}
+  update = tx.update({"a": jnp.full(1, gradient)}, tx.init(params), params)[0]["a"]
+  expected = -5e-5 * gradient / (np.sqrt(0.01 * gradient ** 2) + 1e-8)
+  np.testing.assert_allclose(update, [expected], rtol=1e-5)
 
 
 def test_unknown_optimizer_is_a_clear_error():
