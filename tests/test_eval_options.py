@@ -123,6 +123,8 @@ MODEL_CASES = [
     ("toy2d_vae", "model", {"conv_channels": (8,)}, r"model.conv_channels=\(8,\) makes q\(z_1 \| x\) conv"),
     ("digits_realnvp", "objective", {"dequantization": "variational", "dequantizer_hidden": ()},
      r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
+    ("toy2d_wgan_gp", "objective", {"gp_weight": 0.0}, r"objective.loss='wgan_gp' with objective.gp_weight=0 "
+                                                       r"leaves the critic unconstrained"),
 ]
 
 
@@ -190,6 +192,8 @@ UNREAD_CASES = [
     ("toy2d_gan", {"optim_d.boundaries": (5,), "optim_d.scales": (1.0, 0.1)},
      "optim_d (adam, constant schedule) ignores optim_d.boundaries=(5,) (read by the piecewise schedule), "
      "optim_d.scales=(1.0, 0.1)"),
+    ("toy2d_gan", {"objective.gp_weight": 1.0},
+     "objective.loss='non_saturating' ignores objective.gp_weight=1.0 (read by loss 'wgan_gp')"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},
      None),  # read (num_bins back at its default: :tiny's 4 is for the config's spline transform)
 ]

@@ -26,6 +26,7 @@ from gm_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, normalized_d
 from gm_jax.models.gan_mlp import MLPDiscriminator, MLPGenerator
 from gm_jax.objectives import adversarial
 from gm_jax.tasks import conditioning
+from gm_jax.train import defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Task, Update, nonfinite_fraction
 
@@ -66,10 +67,16 @@ def build(config, dataset: Dataset) -> Task:
   n_critic, gp_weight = obj.n_critic, obj.gp_weight
   if n_critic < 1 or gp_weight < 0:
     raise ValueError(f"objective.n_critic={n_critic} must be >= 1 and objective.gp_weight={gp_weight} >= 0")
+  # Without a Lipschitz constraint a critic's objective is unbounded and its outputs run off.
   if loss_kind == "wgan" and not config.optim_d.weight_clip:
-    # Without a Lipschitz constraint the critic's objective is unbounded and its outputs run off.
     raise ValueError("objective.loss='wgan' needs the critic's weights clipped; set optim_d.weight_clip "
                      "(0.01 in the paper) or use objective.loss='wgan_gp'")
+  if loss_kind == "wgan_gp" and not gp_weight:
+    raise ValueError("objective.loss='wgan_gp' with objective.gp_weight=0 leaves the critic unconstrained; "
+                     "set objective.gp_weight (10 in the paper)")
+  if loss_kind != "wgan_gp":
+    defaults.warn_unread_options(config, default_config(), {"objective.gp_weight": "by loss 'wgan_gp'"},
+                                 f"objective.loss={obj.loss!r}")
   generator, discriminator = make_networks(config, dataset)
   images = spec.kind == "image"
   num_classes = config.model.num_classes
