@@ -42,25 +42,36 @@ def _is_visible(path: pathlib.Path, root: pathlib.Path) -> bool:
   return not any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _unreadable(error: OSError):
+  raise ValueError(f"cannot list folder {error.filename!r} ({error.strerror}); make it readable or move it "
+                   f"out of data.path") from None
+
+
 def _files_below(folder: pathlib.Path) -> list[pathlib.Path]:
   """Every file below `folder`, through symbolically linked subfolders too (pathlib's rglob skips them,
-  which left a class's linked batches out without a word); a link back to a folder already walked is
-  not followed again."""
+  which left a class's linked batches out without a word); a folder reached twice (a link to a folder
+  already walked) is read once, through the path that sorts first, so that the paths do not depend on
+  the order in which the file system lists folders."""
   files, walked = [], set()
-  for directory, subfolders, names in os.walk(folder, followlinks=True):
+  for directory, subfolders, names in os.walk(folder, followlinks=True, onerror=_unreadable):
     real = os.path.realpath(directory)
     if real in walked:
       subfolders.clear()
       continue
     walked.add(real)
+    subfolders.sort()
     files += [pathlib.Path(directory) / name for name in names]
   return files
 
 
 def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   candidates = _files_below(folder) if recursive else folder.iterdir()
-  return sorted(p for p in candidates
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and _is_visible(p, folder))
+  images = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and _is_visible(p, folder))
+  dangling = [p for p in images if p.is_symlink() and not p.exists()]
+  if dangling:
+    raise ValueError(f"image {str(dangling[0])!r} is a symbolic link to {os.readlink(dangling[0])!r}, which "
+                     f"does not exist; restore its target or delete the link")
+  return [p for p in images if p.is_file()]
 
 
 def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | None]:
@@ -85,6 +96,18 @@ def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | No
   return files, classes
 
 
+def _orientation(image) -> int:
+  """The EXIF orientation in the file's header (1: as stored). Read from the header alone: a PNG's eXIf
+  chunk after the pixels is not looked for, as Pillow's getexif would decode the whole image to find it."""
+  from PIL import Image
+
+  if not image.info.get("exif"):
+    return 1
+  exif = Image.Exif()
+  exif.load(image.info["exif"])
+  return exif.get(EXIF_ORIENTATION, 1)
+
+
 def image_header(path: pathlib.Path) -> tuple[tuple[int, int], str]:
   """(width, height) and Pillow mode of an image file, reading only its header."""
   from PIL import Image
@@ -95,7 +118,7 @@ def image_header(path: pathlib.Path) -> tuple[tuple[int, int], str]:
       raw = image.tile[0][3] if image.tile and len(image.tile[0]) > 3 else ""
       raw = raw[0] if isinstance(raw, tuple) and raw else raw
       width, height = image.size
-      if image.getexif().get(EXIF_ORIENTATION) in TRANSPOSING_ORIENTATIONS:
+      if _orientation(image) in TRANSPOSING_ORIENTATIONS:
         width, height = height, width
       return (width, height), f"{image.mode} with 16 bits per channel" if ";16" in str(raw) else image.mode
   except Exception as e:  # Pillow raises OSError, SyntaxError or ValueError for broken files
@@ -132,7 +155,8 @@ def read_image(path: str, mode: str, image_size: int, num_levels: int) -> np.nda
     with Image.open(path) as image:
       if image.mode != mode:
         raise ValueError(f"mode {image.mode} differs from the data set's {mode}")
-      image = ImageOps.exif_transpose(image)
+      if _orientation(image) != 1:
+        image = ImageOps.exif_transpose(image)
       if image_size and image.size != (image_size, image_size):
         shrink = image_size <= min(image.size)
         image = image.resize((image_size, image_size), Image.BOX if shrink else Image.BICUBIC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import shutil
 import struct
@@ -90,6 +91,48 @@ def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path)
   files = list(ds.train.files) + list(ds.test.files)
   cats = [f for f in files if pathlib.Path(f).relative_to(tmp_path / "pets").parts[0] == "cats"]
   assert len(files) == 14 and len(cats) == 10, sorted(files)
+
+
+@pytest.mark.parametrize("listing", ["as stored", "reversed"])
+def test_a_folder_reached_twice_is_read_through_one_path_whatever_the_listing_order(tmp_path, monkeypatch,
+                                                                                     listing):
+  """cats/batch and a link cats/latest -> batch: the images are read once, through the path that sorts
+  first, however the file system lists the folders (their paths set the split and the fingerprint)."""
+  make_folder(tmp_path / "pets", "L", per_class=4)
+  make_folder(tmp_path / "pets" / "cats" / "batch", "L", classes=(), per_class=6, seed=1)
+  (tmp_path / "pets" / "cats" / "latest").symlink_to("batch", target_is_directory=True)
+  walk = image_folder.os.walk
+
+  def walk_in_listing_order(top, **kwargs):
+    for directory, subfolders, names in walk(top, **kwargs):
+      subfolders[:] = sorted(subfolders, reverse=listing == "reversed")
+      yield directory, subfolders, names
+
+  monkeypatch.setattr(image_folder.os, "walk", walk_in_listing_order)
+  ds = load("image_folder", tmp_path / "pets", test_fraction=0.25)
+  cats = [pathlib.Path(f).relative_to(tmp_path / "pets" / "cats").parts
+          for f in ds.train.files + ds.test.files if "cats" in f]
+  assert len(cats) == 10 and {p[0] for p in cats if len(p) > 1} == {"batch"}
+
+
+def test_an_unlistable_folder_or_a_dangling_image_link_is_named(tmp_path, monkeypatch):
+  make_folder(tmp_path / "links", "L", per_class=4)
+  (tmp_path / "links" / "cats" / "gone.png").symlink_to(tmp_path / "unmounted" / "gone.png")
+  with pytest.raises(ValueError, match=r"image .*gone.png' is a symbolic link to .*unmounted/gone.png', "
+                                       r"which does not exist; restore its target or delete the link"):
+    load("image_folder", tmp_path / "links")
+  make_folder(tmp_path / "locked", "L", per_class=4)
+  (tmp_path / "locked" / "cats" / "nested").mkdir()
+  scandir, locked = os.scandir, str(tmp_path / "locked" / "cats" / "nested")
+
+  def scandir_refusing_nested(path="."):  # as for a folder without read permission (tests may run as root)
+    if os.fspath(path) == locked:
+      raise PermissionError(13, "Permission denied", locked)
+    return scandir(path)
+
+  monkeypatch.setattr(os, "scandir", scandir_refusing_nested)
+  with pytest.raises(ValueError, match=r"cannot list folder .*nested' \(Permission denied\); make it readable"):
+    load("image_folder", tmp_path / "locked")
 
 
 def test_image_folder_too_large_to_cache_decodes_every_read(tmp_path, monkeypatch):
