@@ -176,5 +176,6 @@ def load(path: str = "", tfds_name: str | None = None, level: str = "char", cont
     raise ValueError(f"{path or tfds_name}: {e}") from None
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,
                   extras={"tokenizer": tokenizer})
-  train = dataclasses.replace(train, fingerprinted=True)
+  # Both splits: the processes of a launch compare them (a corpus that differs in its held-out tail too).
+  train, test = (dataclasses.replace(split, fingerprinted=True) for split in (train, test))
   return Dataset(pathlib.Path(path).stem if path else tfds_name, train, test, spec)

@@ -324,6 +324,19 @@ def test_own_data_training_split_has_a_fingerprint_that_its_contents_change(tmp_
   assert fingerprint(path) != before
 
 
+def test_a_corpus_held_out_tail_has_a_fingerprint_too(tmp_path):
+  """The processes of a launch compare both splits' fingerprints: corpora that differ only in their last
+  tenth would otherwise be evaluated as a mixture."""
+  path = tmp_path / "corpus.txt"
+  path.write_text("abcab " * 200)
+  before = load("text", path, context=8)
+  path.write_text("abcab " * 199 + "bacab ")
+  after = load("text", path, context=8)
+  fingerprint = data_lib.pipeline.fingerprint
+  assert fingerprint(after.train) == fingerprint(before.train)
+  assert fingerprint(before.test) and fingerprint(after.test) != fingerprint(before.test)
+
+
 def train_summary(config_name: str, workdir: pathlib.Path, **data_fields) -> dict:
   """Trains a few steps of `<config_name>:tiny` on the given data; returns summary.json."""
   from gm_jax import tasks
