@@ -84,6 +84,10 @@ def read_arrays(file: pathlib.Path) -> dict[str, np.ndarray]:
 def check_examples(x: np.ndarray, name: str) -> str:
   """'image' or 'points' for an array of examples; raises saying how to convert anything else."""
   if x.dtype == bool or np.issubdtype(x.dtype, np.integer):
+    if x.ndim == 3 and x.shape[-1] in (1, 3, 4):  # (N, H, W) grey images 1, 3 or 4 pixels wide: unlikely
+      raise ValueError(f"integer array {name} has shape {x.shape}, which reads as {x.shape[0]} grey images "
+                       f"{x.shape[1]} x {x.shape[2]} pixels; its last axis looks like colour channels: for "
+                       f"one image save {name}[None], for colour images (N, H, W, C)")
     if x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3)):
       return "image"
     raise ValueError(f"integer array {name} has shape {x.shape}; images must be (N, H, W) or (N, H, W, C) "

@@ -510,6 +510,10 @@ def test_npz_errors(tmp_path):
   np.save(tmp_path / "float_images.npy", np.zeros((10, 4, 4), np.float32))
   with pytest.raises(ValueError, match="float images are not read; quantize them .* or flatten them"):
     load("npz", tmp_path / "float_images.npy")
+  np.save(tmp_path / "one_image.npy", np.zeros((32, 32, 3), np.uint8))  # one RGB image, no example axis
+  with pytest.raises(ValueError, match=r"shape \(32, 32, 3\), which reads as 32 grey images 32 x 3 pixels; .* "
+                                       r"for one image save x\[None\], for colour images \(N, H, W, C\)"):
+    load("npz", tmp_path / "one_image.npy")
   np.save(tmp_path / "tiny.npy", np.zeros((3, 2)))
   with pytest.raises(ValueError, match="has 3 examples: too few for a train/test split"):
     load("npz", tmp_path / "tiny.npy")
