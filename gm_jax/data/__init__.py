@@ -64,9 +64,10 @@ def _check_fields_are_read(data_config) -> None:
   name = data_config.name
   for field, unset in _UNSET.items():
     if data_config.get(field, unset) != unset and field not in _READS.get(name, ()):
-      hint = _HINTS.get(field, "for your own data set data.name to image_folder, npz or text "
-                               "(docs/own_data.md)")
-      raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it; {hint}")
+      hint = _HINTS.get(field, "it is read for your own data: data.name image_folder, npz or text, "
+                               "docs/own_data.md")
+      raise ValueError(f"data.{field} is set, but data.name={name!r} does not read it ({hint}); set "
+                       f"data.{field}={unset!r}")
   # The loaders that may split their data themselves (image_folder and npz refuse it beside an own split).
   fraction = data_config.get("test_fraction", split_lib.DEFAULT_TEST_FRACTION)
   if fraction != split_lib.DEFAULT_TEST_FRACTION and name not in ("image_folder", "npz", "text", "markov"):

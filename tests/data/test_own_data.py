@@ -562,9 +562,11 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
 
 
 @pytest.mark.parametrize("fields,message", [
-    ({"name": "digits", "path": "/tmp/pets"}, "data.path is set, but data.name='digits' does not read it"),
+    ({"name": "digits", "path": "/tmp/pets"}, r"data.path is set, but data.name='digits' does not read it "
+                                              r"\(it is read for your own data: .*\); set data.path=''$"),
     ({"name": "toy2d", "num_levels": 5}, "data.num_levels is set, but data.name='toy2d' does not read it"),
-    ({"name": "npz", "path": "/tmp/x.npz", "crop": 4}, "data.crop is set, but data.name='npz' does not read"),
+    ({"name": "npz", "path": "/tmp/x.npz", "crop": 4},
+     r"^data.crop is set, but data.name='npz' does not read it \(it crops TFDS image sets\); set data.crop=0$"),
     ({"name": "npz", "path": "/tmp/x.npz", "tfds_name": "mnist"}, "data.tfds_name is set, but data.name='npz'"),
     ({"name": "npz", "path": "/tmp/x.npz", "level": "byte"}, "data.level is set, but data.name='npz' does not"),
     ({"name": "digits", "data_dir": "/tmp/tfds"}, "data.data_dir is set, but data.name='digits' does not read"),
