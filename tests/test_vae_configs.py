@@ -74,6 +74,27 @@ def test_binarized_samples_are_judged_against_binarized_real_digits(binarized, t
   assert np.mean(seen["reference"]) == pytest.approx(np.mean(test[np.arange(len(test))]["x"]), rel=0.05)
 
 
+def test_binarized_test_images_are_one_draw_whatever_the_runs_seed():
+  """Runs of other seeds are scored on the same binarized test digits: the evaluation's binarization
+  does not come from the run's key (the pictures show the test images beside their deterministic
+  reconstructions; the ELBO's latent noise is the run's own)."""
+  import jax
+
+  config = load_config("digits_vae", "tiny")
+  config.model.decoder, config.data.binarize = "bernoulli", True
+  dataset = data_lib.load_dataset(config.data)
+  task = tasks.build(config, dataset)
+  batch = dataset.test[np.arange(64)] | {"mask": np.ones(64, np.float32), "index": np.arange(64)}
+  batch["label"] = batch.get("label", np.zeros(64, np.int32))
+  params = {"model": task.init(jax.random.key(0), batch)["model"]["params"]}
+  seen = [np.asarray(task.pictures_fn(params, {}, jax.random.key(seed), batch)["reconstructions"])
+          for seed in (0, 1)]
+  np.testing.assert_array_equal(seen[0], seen[1])
+  assert set(np.unique(seen[0][:16]).tolist()) == {0.0, 16.0}  # binarized test digits, white and black
+  elbo = [float(task.eval_fn(params, {}, batch, jax.random.key(seed))["elbo"][0]) for seed in (0, 1)]
+  assert elbo[0] != elbo[1]  # the latents' noise does follow the key
+
+
 def test_a_likelihood_of_binarized_grey_levels_says_so_and_a_gaussian_decoder_on_images_is_refused():
   from gm_jax.evaluation import ledger
 

@@ -29,6 +29,7 @@ from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
 NUM_PICTURE_EXAMPLES = 16
+TEST_BINARIZATION_SEED = 0  # the key of the test images' one binarization (data.binarize)
 
 
 def make_decoder(config, dataset: Dataset) -> Decoder:
@@ -98,14 +99,16 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
                      f"set objective.beta=1 or objective.name='elbo'")
 
-  def observe(batch, key):
+  def observe(batch, key, evaluation: bool = False):
     """The decoder's data, per-example latent keys, the mask and the labels (None if unconditional).
 
-    Bernoulli decoders on grey levels see a dynamic binarization (fixed per example in evaluation,
-    whose key is fixed)."""
+    Bernoulli decoders on grey levels see a dynamic binarization in training; in evaluation each test
+    example's binarization is one fixed draw, the same for every run whatever its seed, so that runs are
+    scored on one binarized test set."""
     k_obs, k_z = jax.random.split(key)
     x = batch["x"]
     if binarize:
+      k_obs = jax.random.key(TEST_BINARIZATION_SEED) if evaluation else k_obs
       obs_keys = per_example_keys(k_obs, batch["index"])
       x = jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(obs_keys, x)
     elif cfg.decoder.kind in ("gaussian", "bernoulli"):
@@ -140,7 +143,7 @@ def build(config, dataset: Dataset) -> Task:
                      f"eval.iwae_chunk={iwae_chunk} >= 1")
 
   def eval_fn(params, model_state, batch, key):
-    x, keys, mask, label = observe(batch, key)
+    x, keys, mask, label = observe(batch, key, evaluation=True)
     if objective.name == "autoencoder":
       return {"recon_nll_nats": autoencoder_nll(params, x, mask, label)}
     parts = elbo_lib.elbo_terms(log_weights(params["model"], x, keys, 1, label), "analytic")
@@ -171,7 +174,7 @@ def build(config, dataset: Dataset) -> Task:
     """Test images beside their reconstructions, and interpolations between pairs of test images."""
     if dataset.spec.kind != "image":
       return {}
-    x, _, _, label = observe(batch, key)
+    x, _, _, label = observe(batch, key, evaluation=True)
     x = x[:NUM_PICTURE_EXAMPLES]
     label = label[:NUM_PICTURE_EXAMPLES] if conditional else None
     variables = {"params": params["model"]}
