@@ -107,7 +107,7 @@ MODEL_CASES = [
     ("digits_realnvp", "model", {"logit_alpha": 0.0}, r"model.logit_alpha=0.0 must be in \(0, 0.5\)"),
     ("toy2d_nsf", "model", {"num_bins": 0}, r"model.num_bins=0 must be >= 1 and model.tail_bound=3.0 > 0"),
     ("toy2d_maf", "model", {"tail_bound": -3.0}, r"model.num_bins=4 must be >= 1 and model.tail_bound=-3.0"),
-    ("toy2d_vae", "objective", {"num_samples": 0}, r"^objective.num_samples=0 must be >= 1$"),
+    ("toy2d_vae", "objective", {"num_samples": 0}, r"^objective.num_samples=0 must be >= 1 and objective.beta"),
     ("toy2d_vae", "objective", {"kl": "MC"}, r"^objective.kl='MC' must be 'analytic' or 'mc'$"),
     ("digits_vae", "model", {"hidden": (32, 32)}, r"model.hidden=\(32, 32\) needs a tuple of hidden sizes"),
     ("digits_vae", "model", {"latent_dims": (0,)}, r"model.latent_dims=\(0,\) needs one size >= 1 per"),
@@ -123,6 +123,10 @@ MODEL_CASES = [
     ("toy2d_vae", "model", {"conv_channels": (8,)}, r"model.conv_channels=\(8,\) makes q\(z_1 \| x\) conv"),
     ("digits_realnvp", "objective", {"dequantization": "variational", "dequantizer_hidden": ()},
      r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
+    ("toy2d_vae", "data", {"binarize": True}, r"data.binarize=True binarizes images, and data 'ring8' is "
+                                              r"'points'; set data.binarize=False"),
+    ("toy2d_vae", "objective", {"beta": -1.0}, r"objective.num_samples=1 must be >= 1 and objective.beta=-1.0 "
+                                               r">= 0"),
     ("toy2d_wgan_gp", "objective", {"gp_weight": 0.0}, r"objective.loss='wgan_gp' with objective.gp_weight=0 "
                                                        r"leaves the critic unconstrained"),
 ]
@@ -192,6 +196,17 @@ UNREAD_CASES = [
     ("toy2d_gan", {"optim_d.boundaries": (5,), "optim_d.scales": (1.0, 0.1)},
      "optim_d (adam, constant schedule) ignores optim_d.boundaries=(5,) (read by the piecewise schedule), "
      "optim_d.scales=(1.0, 0.1)"),
+    ("digits_vae", {"model.iaf_steps": 4, "model.decoder_std": 0.1},
+     "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='elbo' ignores "
+     "model.iaf_steps=4 (read with model.posterior='iaf'), model.decoder_std=0.1 (read by "
+     "model.decoder='gaussian')"),
+    ("digits_iwae", {"objective.kl": "mc"}, "model.posterior='gaussian', model.decoder='discretized_logistic' "
+                                            "and objective.name='iwae' ignores objective.kl='mc' (read by "
+                                            "objective.name='elbo')"),
+    ("digits_autoencoder", {"objective.num_samples": 5},
+     "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='autoencoder' "
+     "ignores objective.num_samples=5 (read by the elbo and iwae objectives)"),
+    ("digits_vae_iaf", {"model.iaf_transform": "spline"}, None),  # read
     ("toy2d_gan", {"objective.gp_weight": 1.0},
      "objective.loss='non_saturating' ignores objective.gp_weight=1.0 (read by loss 'wgan_gp')"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},

@@ -25,6 +25,7 @@ from gm_jax.models.vae import HierarchicalVAE, VAEConfig
 from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.tasks import conditioning
+from gm_jax.train import defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -35,6 +36,13 @@ TEST_BINARIZATION_SEED = 0  # the key of the test images' one binarization (data
 def make_decoder(config, dataset: Dataset) -> Decoder:
   kind = config.model.decoder
   spec = dataset.spec
+  if config.data.binarize and spec.kind != "image":
+    raise ValueError(f"data.binarize=True binarizes images, and data {dataset.name!r} is {spec.kind!r}; set "
+                     f"data.binarize=False")
+  if config.data.binarize and kind != "bernoulli":
+    raise ValueError(f"data.binarize=True binarizes the images for the bernoulli decoder, and "
+                     f"model.decoder={kind!r} models their {spec.num_levels} levels: set "
+                     f"model.decoder='bernoulli' or data.binarize=False")
   if kind == "gaussian":
     if spec.kind == "image" and config.objective.name != "autoencoder":
       # A density at the integer levels, neither dequantized nor binned: not a likelihood of the images (an
@@ -47,10 +55,6 @@ def make_decoder(config, dataset: Dataset) -> Decoder:
   if spec.kind != "image":
     raise ValueError(f"model.decoder={kind!r} needs integer-level images; data {dataset.name!r} is "
                      f"{spec.kind!r}: use model.decoder='gaussian'")
-  if config.data.binarize and kind != "bernoulli":
-    raise ValueError(f"data.binarize=True binarizes the images for the bernoulli decoder, and "
-                     f"model.decoder={kind!r} models their {spec.num_levels} levels: set "
-                     f"model.decoder='bernoulli' or data.binarize=False")
   if kind == "bernoulli":
     if spec.num_levels != 2 and not config.data.binarize:
       raise ValueError(f"the bernoulli decoder needs binary data: {dataset.name!r} has {spec.num_levels} "
@@ -80,6 +84,21 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
                    num_classes=conditioning.num_classes(config, dataset))
 
 
+def unread_fields(config) -> dict[str, str]:
+  """{field: who reads it} for the model and objective fields this config's settings leave unread."""
+  unread = {}
+  if config.model.posterior != "iaf":
+    unread.update({f"model.{f}": "with model.posterior='iaf'" for f in ("iaf_steps", "iaf_context",
+                                                                         "iaf_transform")})
+  if config.model.decoder != "gaussian":
+    unread["model.decoder_std"] = "by model.decoder='gaussian'"
+  if config.objective.name == "iwae":
+    unread["objective.kl"] = "by objective.name='elbo'"
+  elif config.objective.name == "autoencoder":
+    unread.update({f"objective.{f}": "by the elbo and iwae objectives" for f in ("kl", "beta", "num_samples")})
+  return unread
+
+
 def build(config, dataset: Dataset) -> Task:
   cfg = model_config(config, dataset)
   model = make_vae(cfg, config.model)  # model.posterior: gaussian | iaf
@@ -93,8 +112,11 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError(f"unknown objective.name {objective.name!r}; use elbo, iwae or autoencoder")
   if kl_mode not in ("analytic", "mc"):
     raise ValueError(f"objective.kl={kl_mode!r} must be 'analytic' or 'mc'")
-  if train_k < 1:
-    raise ValueError(f"objective.num_samples={train_k} must be >= 1")
+  if train_k < 1 or beta < 0:
+    raise ValueError(f"objective.num_samples={train_k} must be >= 1 and objective.beta={beta} >= 0")
+  defaults.warn_unread_options(config, default_config(), unread_fields(config),
+                               f"model.posterior={config.model.posterior!r}, model.decoder={cfg.decoder.kind!r} "
+                               f"and objective.name={objective.name!r}")
   if objective.name == "iwae" and beta != 1:
     raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
                      f"set objective.beta=1 or objective.name='elbo'")
