@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gm_jax.models.attention import rotary, rotary_tables
-from gm_jax.models.transformer import TransformerConfig, TransformerLM
+from gm_jax.models.transformer import TransformerConfig, TransformerLM, gelu
 from gm_jax.sampling import autoregressive as ar
 
 
@@ -176,3 +176,17 @@ def test_recomputed_attention_gives_the_automatic_gradients():
   got, want = (jax.jit(jax.grad(loss(m)))(params) for m in (model, keeping))
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, atol=1e-6)
+
+
+@pytest.mark.parametrize("approximate", [True, False])
+def test_gelu_gives_the_automatic_values_and_gradients(approximate):
+  """Its backward pass computes the derivative from the input alone (tanh approximation or exact erf)."""
+  import flax.linen as nn
+
+  h = jnp.linspace(-6.0, 6.0, 2001)
+  weights = jnp.cos(h)  # another weight per element, so that each element's derivative is checked
+  mine, automatic = (jax.jit(jax.value_and_grad(lambda h, f=f: jnp.sum(weights * f(h))))
+                     for f in (lambda h: gelu(h, approximate), lambda h: nn.gelu(h, approximate=approximate)))
+  (value, grad), (value_want, grad_want) = mine(h), automatic(h)
+  np.testing.assert_allclose(value, value_want, rtol=1e-6)
+  np.testing.assert_allclose(grad, grad_want, atol=2e-6)
