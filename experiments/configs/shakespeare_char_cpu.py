@@ -18,7 +18,8 @@ Our result (jax 0.10.2): validation cross-entropy 1.794 nats/char = 2.588 bits/c
   split). With nanoGPT's learned positions: 1.913 (and 1.916 also without biases and with erf GELU, as
   nanoGPT's model has them). With --config.train.compute_dtype=bfloat16: 1.794 as well (1.7943 against
   1.7941). After the attention began recomputing its weights in the backward pass (step memory 37.4
-  MB against PyTorch's 38.6): 1.7941 again, and 1.7955 in bfloat16 (one run each). Speed beside the same
+  MB against PyTorch's 38.6): 1.7941 again, and 1.7955 in bfloat16 (one run each); after the GELU got
+  its own backward pass: 1.7941 and 1.7961 (101 s and 79 s on two cores). Speed beside the same
   model in PyTorch, in one run (`python -m benchmarks.lm_step
   --threads=1`, docs/BASELINES.md "Speed"): the train step takes 0.88x PyTorch's time in float32 and
   0.53x in bfloat16 on one core, 1.03x and 0.74x on two. 2000 steps plus the exact validation pass take
