@@ -44,6 +44,10 @@ class FeatureSpace:
   name: str
   apply: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
   batch_size: int = 500
+  # Whether the classifier's classes are the data's labels (the digits classifier's are; Inception's 1008
+  # ImageNet classes are no data set's): only then does a class-conditional model's class accuracy mean
+  # anything.
+  classes_are_data_labels: bool = False
 
   def embed(self, examples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(features (N, D) float64, class probabilities (N, C) or None) of N examples."""
@@ -111,7 +115,7 @@ def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
     feats = model.apply({"params": params}, x, method=ConvClassifier.features)
     return feats, jax.nn.softmax(model.apply({"params": params}, feats, method=ConvClassifier.classify))
 
-  return FeatureSpace(name, apply)
+  return FeatureSpace(name, apply, classes_are_data_labels=True)
 
 
 # the FID Inception network -------------------------------------------------------------------------

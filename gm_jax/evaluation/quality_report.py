@@ -71,7 +71,8 @@ def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floo
   real floor set; both against `reference`. In a classifier space the Inception Score is the mean over
   `inception_score_splits` parts of each set (and `inception_score_std` when more than one); with
   `fd_resamples`, `fd_std` is the Fréchet distance's bootstrap spread over the set's examples. With
-  `labels` (the samples' conditioning labels, the floor set's labels) and a classifier space, also
+  `labels` (the samples' conditioning labels, the floor set's labels) and a space whose classifier names
+  the data's classes (`FeatureSpace.classes_are_data_labels`), also
   `class_accuracy`: how often the classifier names the class a sample was drawn for (its floor: the
   classifier's accuracy on the real floor set). When a fraction of the samples held non-finite values
   (`nonfinite_fraction` > 0), their metrics are NaN."""
@@ -86,7 +87,7 @@ def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floo
       continue
     feats, probs = space.embed(examples)
     metrics = compare(feats, probs, reference_feats, **settings)
-    if example_labels is not None and probs is not None:
+    if example_labels is not None and probs is not None and space.classes_are_data_labels:
       metrics["class_accuracy"] = class_accuracy(probs, example_labels)
     out.update({f"{k}{suffix}": v for k, v in metrics.items()})
   if nonfinite_fraction > 0:  # features of NaN, or of the level a NaN was rounded to, judge no samples

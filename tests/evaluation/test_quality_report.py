@@ -1,5 +1,6 @@
 """Sample-quality report: Inception-Score algebra, the floor beside the samples, feature spaces."""
 
+import dataclasses
 import json
 
 import jax
@@ -69,9 +70,11 @@ def test_report_judges_samples_against_the_floor():
 
 def test_report_scores_the_class_accuracy_of_labelled_samples_and_of_the_floor():
   """A classifier space that calls x[:, 0] > 0 class 1: samples drawn for labels 0, 1 score the fraction
-  on the right side; the floor's accuracy is on its own labels; no labels, no accuracy."""
+  on the right side; the floor's accuracy is on its own labels; no labels, or a classifier whose classes
+  are not the data's (Inception's ImageNet classes), no accuracy."""
   space = feature_spaces.FeatureSpace(
-      "sign", lambda x: (x, np.stack([x[:, 0] <= 0, x[:, 0] > 0], axis=1).astype(np.float64)))
+      "sign", lambda x: (x, np.stack([x[:, 0] <= 0, x[:, 0] > 0], axis=1).astype(np.float64)),
+      classes_are_data_labels=True)
   rng = np.random.default_rng(3)
   samples = rng.normal(size=(400, 2)) + np.array([2.0, 0.0])  # all but ~2% on the class-1 side
   sample_labels = np.repeat([0, 1], 200)
@@ -83,6 +86,9 @@ def test_report_scores_the_class_accuracy_of_labelled_samples_and_of_the_floor()
           == pytest.approx(0.5, abs=0.02))
   assert out["class_accuracy_floor"] == 1.0
   assert "class_accuracy" not in quality_report.report(space, samples, floor, floor, **settings)
+  other_classes = dataclasses.replace(space, classes_are_data_labels=False)
+  assert not any(k.startswith("class_accuracy") for k in quality_report.report(
+      other_classes, samples, floor, floor, labels=(sample_labels, floor_labels), **settings))
 
 
 def test_resolve_feature_space_names():
