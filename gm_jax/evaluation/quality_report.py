@@ -62,6 +62,27 @@ def compare(feats_ND: np.ndarray, probs_NC: np.ndarray | None, reference_ND: np.
   return {k: float(v) for k, v in out.items()}
 
 
+def balanced_subset(labels: np.ndarray, n: int, count: int) -> np.ndarray:
+  """Indices, in increasing order, of n of the examples with these labels: of each of the `count`
+  classes its first ones, each class as often as the others give or take one; raises if the labels hold
+  too few of a class."""
+  quota = n // count + (np.arange(count) < n % count)
+  chosen = [np.flatnonzero(labels == c)[:quota[c]] for c in range(count)]
+  short = [c for c in range(count) if len(chosen[c]) < quota[c]]
+  if short:
+    raise ValueError(f"{np.sum(labels == short[0])} examples of class {short[0]}, {quota[short[0]]} needed")
+  return np.sort(np.concatenate(chosen))
+
+
+def round_robin(labels: np.ndarray) -> np.ndarray:
+  """An order of the examples that takes each class's first, then each class's second, ...: the first
+  few of them show every class."""
+  rank = np.zeros(len(labels), np.int64)
+  for c in np.unique(labels):
+    rank[labels == c] = np.arange(np.sum(labels == c))
+  return np.lexsort((labels, rank))
+
+
 def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floor: np.ndarray, *,
            kid_subsets: int = 100, kid_subset_size: int = 1000, prdc_k: int = 5,
            inception_score_splits: int = 1, fd_resamples: int = 10,

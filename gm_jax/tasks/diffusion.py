@@ -65,7 +65,7 @@ from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import conditioning
 from gm_jax.train import cpu_compile, defaults
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
+from gm_jax.train.task import Likelihood, Task, Update, nonfinite_samples
 
 SAMPLERS = ("ddpm", "ddim", "euler_maruyama", "pc", "ode", "dpm_solver", "edm_heun")
 LOSSES = ("denoising", "vdm_elbo", "flow_matching", "edm")
@@ -462,7 +462,7 @@ def build(config, dataset: Dataset) -> Task:
     # model (in one pass over twice the batch), so it counts two.
     info = {"nfe": nfe * (2 if ev.guidance else 1)}
     if is_image:  # the rounding to levels hides a non-finite sample from the trainer's quality report
-      info["nonfinite_fraction"] = nonfinite_fraction(x)
+      info["nonfinite"] = nonfinite_samples(x)
       x = to_levels(x, levels)
     return x, info
 

@@ -17,7 +17,7 @@ from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
 from gm_jax.objectives import exact_nll
 from gm_jax.train import defaults
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Likelihood, Task, Update, nonfinite_fraction
+from gm_jax.train.task import Likelihood, Task, Update, nonfinite_samples
 
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
@@ -124,7 +124,7 @@ def build(config, dataset: Dataset) -> Task:
     def sample(params, model_state, key, n):
       levels, y = model.apply({"params": params["model"]}, key, n, temperature, True,
                               method=DequantizedFlow.sample)
-      return levels, {"nonfinite_fraction": nonfinite_fraction(y)}
+      return levels, {"nonfinite": nonfinite_samples(y)}
 
   else:
     raise ValueError(f"flows model points or images; data {dataset.name!r} is {spec.kind!r}")

@@ -28,7 +28,7 @@ from gm_jax.objectives import adversarial
 from gm_jax.tasks import conditioning
 from gm_jax.train import defaults
 from gm_jax.train.rng import per_example_keys
-from gm_jax.train.task import Task, Update, nonfinite_fraction
+from gm_jax.train.task import Task, Update, nonfinite_samples
 
 
 def make_networks(config, dataset: Dataset):
@@ -164,7 +164,7 @@ def build(config, dataset: Dataset) -> Task:
     out = run(generator, "generator", params, model_state, noise(key, jnp.arange(n)), label, False, {})
     if not images:
       return out
-    return transforms.from_symmetric(out, spec.num_levels), {"nonfinite_fraction": nonfinite_fraction(out)}
+    return transforms.from_symmetric(out, spec.num_levels), {"nonfinite": nonfinite_samples(out)}
 
   def init(key, batch):
     k_g, k_d = jax.random.split(key)

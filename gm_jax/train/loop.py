@@ -338,13 +338,10 @@ class Experiment:
       return {}
     ev = self.config.eval
     n = ev.quality_samples
-    samples, info, seconds_per_sample = self._draw_samples(state, n)
+    samples, sample_labels, info, seconds_per_sample = self._draw_samples(state, n)
     reference, floor = self.quality_real_sets(n)
-    labels = None
-    if self.task.sample_labels is not None:  # the labels of each compiled chunk, as _draw_samples drew them
-      chunk = min(n, ev.quality_batch_size)
-      labels = (np.concatenate([self.task.sample_labels(chunk)] * -(-n // chunk))[:n], floor["label"])
-    nonfinite = _nonfinite_share(samples, info.pop("nonfinite_fraction", 0.0))
+    labels = None if sample_labels is None else (sample_labels, floor["label"])
+    nonfinite = _nonfinite_share(samples, info.pop("nonfinite", None))
     if nonfinite > 0:
       logging.warning("%.2f%% of the samples hold non-finite values: their sample-quality metrics are NaN",
                       100 * nonfinite)
@@ -354,18 +351,25 @@ class Experiment:
                                    fd_resamples=ev.fd_resamples, labels=labels, nonfinite_fraction=nonfinite)
     if self.files.is_main:  # after the report, so that a failed one leaves no picture without its numbers
       step = int(state.step)
+      shown = samples if sample_labels is None else samples[quality_report.round_robin(sample_labels)]
       if self.read_only:
         with claimed_unused_path(self.files.sample_path(step, "eval_quality_")) as path:
-          pictures.save_judged_samples(path, samples, self.dataset)
+          pictures.save_judged_samples(path, shown, self.dataset)
       else:
-        pictures.save_judged_samples(self.files.sample_path(step, "quality_"), samples, self.dataset)
+        pictures.save_judged_samples(self.files.sample_path(step, "quality_"), shown, self.dataset)
     return {**result, **info, "sample_ms_per_1000": 1e6 * seconds_per_sample}
 
-  def _draw_samples(self, state: TrainState, n: int) -> tuple[np.ndarray, dict[str, float], float]:
-    """n samples drawn in compiled chunks of eval.quality_batch_size, their info (e.g. nfe; averaged over
-    the chunks, each weighted by the samples kept from it), and the seconds per sample drawn after
-    compilation (the last chunk's surplus was timed too)."""
+  def _draw_samples(self, state: TrainState, n: int):
+    """(samples, labels, info, seconds per sample): n samples drawn in compiled chunks of
+    eval.quality_batch_size; a class-conditional model's chunks rounded up to a multiple of the class
+    count, and the samples kept every class as often, give or take one (their labels; else None); info's
+    per-sample arrays (e.g. `nonfinite`) taken for the samples kept, its scalars (e.g. nfe) averaged over
+    the chunks, each weighted by the samples kept from it; the seconds per sample drawn after compilation
+    (the surplus was timed too)."""
     chunk = min(n, self.config.eval.quality_batch_size)
+    classes = self.config.model.num_classes if self.task.sample_labels is not None else 0
+    if classes:  # each chunk draws every class equally often
+      chunk = -(-chunk // classes) * classes
     params, model_state = state.params(self.use_ema), state.model_state()
     key = self._sample_key(4)
     draw = self._sampler(chunk).lower(params, model_state, key).compile()  # compiled before the clock starts
@@ -374,11 +378,23 @@ class Experiment:
       outputs.append(draw(params, model_state, jax.random.fold_in(key, i)))
     outputs = jax.block_until_ready(outputs)
     seconds = time.perf_counter() - start
-    samples = np.concatenate([np.asarray(jax.device_get(split_samples(o)[0])) for o in outputs])[:n]
-    kept = [min(chunk, n - i * chunk) for i in range(len(outputs))]
-    infos = [jax.device_get(split_samples(o)[1]) for o in outputs]
-    info = {k: float(sum(w * float(i[k]) for w, i in zip(kept, infos)) / n) for k in infos[0]}
-    return samples, info, seconds / (len(outputs) * chunk)
+    drawn, infos = zip(*(jax.device_get(split_samples(o)) for o in outputs))
+    labels = None
+    if classes:
+      labels = np.concatenate([self.task.sample_labels(chunk)] * len(outputs))
+      keep = quality_report.balanced_subset(labels, n, classes)
+      labels = labels[keep]
+    else:
+      keep = np.arange(n)
+    kept = np.bincount(keep // chunk, minlength=len(outputs))
+    info = {}
+    for name in infos[0]:
+      if np.ndim(infos[0][name]):
+        info[name] = np.concatenate([np.asarray(i[name]) for i in infos])[keep]
+      else:
+        info[name] = float(sum(w * float(i[name]) for w, i in zip(kept, infos)) / n)
+    samples = np.concatenate([np.asarray(x) for x in drawn])[keep]
+    return samples, labels, info, seconds / (len(outputs) * chunk)
 
   @functools.cached_property
   def data_floor(self) -> dict[str, float]:
@@ -465,12 +481,12 @@ def check_counts(config, counts) -> None:
       raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
 
 
-def _nonfinite_share(samples: np.ndarray, reported: float) -> float:
+def _nonfinite_share(samples: np.ndarray, flags: np.ndarray | None) -> float:
   """The fraction of samples holding a non-finite value: counted for floating-point samples; for samples
-  that the sampler rounded to integer levels, the fraction it reported (info's `nonfinite_fraction`)."""
+  that the sampler rounded to integer levels, from the flags it reported (info's `nonfinite`)."""
   if np.issubdtype(samples.dtype, np.floating):
     return float(np.mean(~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)))
-  return float(reported)
+  return float(np.mean(flags)) if flags is not None else 0.0
 
 
 def _nan_fields(tree: dict, prefix: str = "") -> list[str]:

@@ -28,14 +28,15 @@ EvalFn = Callable[[Params, ModelState, Batch, jax.Array], dict]
 SampleFn = Callable[[Params, ModelState, jax.Array, int], jax.Array | tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def nonfinite_fraction(samples: jax.Array) -> jax.Array:
-  """The fraction of samples holding a non-finite value: the info a sampler that rounds its samples to
-  integer levels reports as `nonfinite_fraction` (the rounding would hide them)."""
-  return jnp.mean(~jnp.all(jnp.isfinite(samples.reshape(samples.shape[0], -1)), axis=1))
+def nonfinite_samples(samples: jax.Array) -> jax.Array:
+  """(n,) bool, the samples holding a non-finite value: the info a sampler that rounds its samples to
+  integer levels reports as `nonfinite` (the rounding would hide them)."""
+  return ~jnp.all(jnp.isfinite(samples.reshape(samples.shape[0], -1)), axis=1)
 
 
 def split_samples(output) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """A sample_fn's output as (samples, info): info holds scalars such as the sampler's `nfe`."""
+  """A sample_fn's output as (samples, info): info holds scalars such as the sampler's `nfe`, and
+  per-sample arrays (n,) such as `nonfinite`."""
   return output if isinstance(output, tuple) else (output, {})
 
 
@@ -83,8 +84,8 @@ class Task:
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
     reported beside the sample-quality metrics. A sampler that rounds its samples to integer levels
-    reports in `nonfinite_fraction` how many held a non-finite value before (`nonfinite_fraction(x)`;
-    the trainer then reports their quality metrics as NaN; it counts floating-point samples itself).
+    reports in `nonfinite` which held a non-finite value before (`nonfinite_samples(x)`; the trainer
+    then reports their quality metrics as NaN; it checks floating-point samples itself).
   likelihood: what the ledger reports (None: the model has no likelihood, the summary says
     estimator None); the trainer adds the data's entropy floor beside it.
   summarize(eval_means) -> further summary fields of the family (e.g. a second bound).

@@ -12,10 +12,10 @@ import tensorflow_datasets as tfds
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.evaluation import feature_spaces
+from gm_jax.evaluation import feature_spaces, quality_report
 from gm_jax.evaluation import inception_weights as iw
 from gm_jax.evaluation.sample_quality import frechet_distance
-from gm_jax.tasks import classifier
+from gm_jax.tasks import classifier, conditioning
 from gm_jax.train import loop, sharding
 from tests.conftest import load_config, without_wall_clock
 from tests.models.test_inception import _random_leaf
@@ -57,8 +57,8 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path, monkeypat
   draw = loop.Experiment._draw_samples
 
   def with_nan(self, state, n):
-    samples, info, seconds = draw(self, state, n)
-    return np.where(np.arange(n)[:, None, None, None] < 10, np.nan, samples), info, seconds
+    samples, labels, info, seconds = draw(self, state, n)
+    return np.where(np.arange(n)[:, None, None, None] < 10, np.nan, samples), labels, info, seconds
 
   monkeypatch.setattr(loop.Experiment, "_draw_samples", with_nan)
   broken = tasks.evaluate(config, str(tmp_path))
@@ -79,9 +79,52 @@ def test_samples_rounded_to_levels_report_how_many_were_non_finite_before(name):
   params = {net: v["params"] for net, v in variables.items()}
   model_state = {net: {k: c for k, c in v.items() if k != "params"} for net, v in variables.items()}
   sample = jax.jit(lambda params: task.sample_fn(params, model_state, jax.random.key(1), 4))
-  for value, fraction in ((0.0, 0.0), (np.nan, 1.0)):
+  for value, nonfinite in ((0.0, False), (np.nan, True)):
     samples, info = sample(jax.tree.map(lambda p: p + value, params))
-    assert samples.dtype == jnp.int32 and float(info["nonfinite_fraction"]) == fraction
+    assert samples.dtype == jnp.int32 and np.asarray(info["nonfinite"]).tolist() == [nonfinite] * 4
+
+
+def _experiment_drawing(sample_fn, chunk: int, num_classes: int = 0):
+  """An Experiment whose task draws with sample_fn in chunks of `chunk` (only what _draw_samples reads)."""
+  exp = object.__new__(loop.Experiment)
+  exp.config = load_config("toy2d_gmm", "tiny")
+  exp.config.eval.quality_batch_size = chunk
+  exp.config.model.num_classes = num_classes
+  exp.use_ema, exp.base_key, exp._samplers, exp.mesh = False, jax.random.key(0), {}, sharding.make_mesh()
+  labels = (lambda n: conditioning.class_runs(n, num_classes)) if num_classes else None
+  exp.task = types.SimpleNamespace(sample_fn=sample_fn, sample_labels=labels)
+  return exp, types.SimpleNamespace(params=lambda use_ema: {}, model_state=lambda: {})
+
+
+@pytest.mark.parametrize("rows,share", [((3,), 1 / 6), ((2, 3), 2 / 6)])
+def test_the_non_finite_share_counts_the_samples_kept(rows, share):
+  """6 samples in chunks of 4: the second chunk's rows 2 and 3 are drawn and discarded. A sampler that
+  rounds to levels flags its non-finite samples (here the same rows of every chunk); a flagged sample
+  that was discarded is no judged one (the chunks' shares weighted by the samples kept: 1/4 and 1/2)."""
+  def sample_fn(params, state, key, n):
+    y = jnp.zeros((n, 2))
+    return y.astype(jnp.int32), {"nonfinite": jnp.isin(jnp.arange(n), jnp.asarray(rows))}
+
+  exp, state = _experiment_drawing(sample_fn, chunk=4)
+  samples, labels, info, _ = exp._draw_samples(state, 6)
+  assert len(samples) == 6 and labels is None
+  assert loop._nonfinite_share(samples, info.pop("nonfinite")) == pytest.approx(share)
+
+
+@pytest.mark.parametrize("n,chunk", [(200, 16), (1000, 300), (1000, 500), (7, 4)])
+def test_a_conditional_models_judged_samples_hold_every_class_as_often(n, chunk):
+  """The reference and floor sets hold the data's classes: the samples judged against them are drawn for
+  each class equally often (give or take one), whatever the chunk size, and carry their own labels."""
+  def sample_fn(params, state, key, n_chunk):  # each sample is its label, so the pairing can be checked
+    return jnp.asarray(conditioning.class_runs(n_chunk, 10))[:, None].astype(jnp.float32), {"nfe": 3.0}
+
+  exp, state = _experiment_drawing(sample_fn, chunk=chunk, num_classes=10)
+  samples, labels, info, _ = exp._draw_samples(state, n)
+  counts = np.bincount(labels, minlength=10)
+  assert len(samples) == n and counts.max() - counts.min() <= 1 and info == {"nfe": 3.0}
+  np.testing.assert_array_equal(samples[:, 0], labels)
+  shown = labels[quality_report.round_robin(labels)]
+  assert sorted(shown[:min(n, 10)]) == list(range(min(n, 10)))  # the picture's first samples: every class
 
 
 def test_points_are_judged_in_raw_space(tmp_path):
@@ -161,15 +204,10 @@ def test_sample_info_is_the_mean_over_chunks_and_the_time_is_per_sample_drawn(mo
   """10 samples in chunks of 4 (4 + 4 + 2 kept, 12 drawn): a per-chunk nfe is averaged with weights 4, 4
   and 2, and the seconds are shared by all 12 samples the chunks drew."""
   nfe_of = lambda k: jax.random.randint(k, (), 1, 1000)
-  exp = object.__new__(loop.Experiment)
-  exp.config = load_config("toy2d_gmm", "tiny")
-  exp.config.eval.quality_batch_size = 4
-  exp.use_ema, exp.base_key, exp._samplers, exp.mesh = False, jax.random.key(0), {}, sharding.make_mesh()
-  exp.task = types.SimpleNamespace(sample_fn=lambda p, s, k, n: (jnp.zeros((n, 2)), {"nfe": nfe_of(k)}))
-  state = types.SimpleNamespace(params=lambda use_ema: {}, model_state=lambda: {})
+  exp, state = _experiment_drawing(lambda p, s, k, n: (jnp.zeros((n, 2)), {"nfe": nfe_of(k)}), chunk=4)
   clock = iter([100.0, 112.0])
   monkeypatch.setattr(loop.time, "perf_counter", lambda: next(clock))
-  samples, info, seconds_per_sample = exp._draw_samples(state, 10)
+  samples, _, info, seconds_per_sample = exp._draw_samples(state, 10)
   key = jax.random.fold_in(exp.base_key, 4)
   nfes = [int(nfe_of(jax.random.fold_in(key, i))) for i in range(3)]
   assert len(set(nfes)) == 3 and samples.shape == (10, 2)
