@@ -1,5 +1,6 @@
 """The PixelCNN task refuses data and settings it cannot model (tests/test_configs.py trains every config)."""
 
+import numpy as np
 import pytest
 
 from gm_jax import data as data_lib
@@ -28,3 +29,21 @@ def test_pixelrnn_cifar10_takes_one_architecture(arg, architecture):
   # Both named: the first used to win without a word.
   with pytest.raises(ValueError, match=r"config arguments row_lstm,diagonal_bilstm name two architectures"):
     load_config("pixelrnn_cifar10", "row_lstm,diagonal_bilstm")
+
+
+@pytest.mark.parametrize("name,fields,message", [
+    ("digits_pixelrnn", {"hidden": 8}, r"model.hidden=8 must be a multiple of the data's 3 channels"),
+    ("digits_pixelcnn", {"head_features": 10}, r"model.head_features=10 must be a multiple of the data's 3"),
+    ("digits_pixelrnn", {"row_kernel": 4}, None)])  # the Diagonal BiLSTM has no row kernel to be odd
+def test_feature_counts_split_into_the_colour_channels(tmp_path, name, fields, message):
+  np.save(tmp_path / "rgb.npy", np.random.default_rng(0).integers(0, 256, (20, 4, 4, 3), dtype=np.uint8))
+  config = load_config(name, "tiny")
+  config.data.update(name="npz", path=str(tmp_path / "rgb.npy"))
+  config.model.update(features=6, head_features=6, **({"hidden": 6} if "hidden" in config.model else {}))
+  config.model.update(fields)
+  dataset = data_lib.load_dataset(config.data)
+  if message is None:
+    pixelcnn.build(config, dataset)
+  else:
+    with pytest.raises(ValueError, match=message):
+      pixelcnn.build(config, dataset)

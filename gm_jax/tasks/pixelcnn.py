@@ -54,12 +54,17 @@ def build(config, dataset: Dataset) -> Task:
     raise ValueError(f"the pixelcnn task needs integer-level images (H, W, C); {dataset.name!r} is "
                      f"{spec.kind!r} with shape {spec.shape}")
   check_layers(config.model)
+  for name in ("features", "head_features", "hidden"):  # each feature is in one colour channel's group
+    if name in config.model and config.model[name] % spec.shape[-1]:
+      raise ValueError(f"model.{name}={config.model[name]} must be a multiple of the data's {spec.shape[-1]} "
+                       f"channels (the masks give each channel an equal group of features)")
   if config.model.architecture in pixelrnn.ARCHITECTURES:
     if "row_kernel" not in config.model:
       raise ValueError(f"model.architecture={config.model.architecture!r} is a PixelRNN, whose fields "
                        f"(hidden, row_kernel) this PixelCNN config lacks; start from a PixelRNN config "
                        f"(experiments/configs/digits_pixelrnn.py)")
-    check_odd("row_kernel", config.model.row_kernel)  # the Row LSTM's state-to-state convolution
+    if config.model.architecture == "row_lstm":
+      check_odd("row_kernel", config.model.row_kernel)  # the Row LSTM's state-to-state convolution
     if config.model.num_classes:
       raise ValueError("the PixelRNN is not class-conditional; set model.architecture='gated_pixelcnn' or "
                        "model.num_classes=0")
