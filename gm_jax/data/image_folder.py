@@ -7,9 +7,9 @@ Layouts (files other than .png/.jpg/.jpeg and hidden files or folders are ignore
 Without DIR/train and DIR/test, a fixed seeded split holds out data.test_fraction of the images
 (see gm_jax.data.split). Paths are sorted, so the example order does not depend on the file system.
 
-Images are read as viewers show them: a JPEG's (or PNG's) EXIF orientation, e.g. a phone photo taken
-upright, is applied (sizes are compared after it). Every image must have the same size and mode: 'L' (grey) gives 1 channel, 'RGB' 3; the 8-bit files have
-256 levels. data.image_size resizes each image to a square (box filter, i.e. area averaging, when
+Images are read as viewers show them: an EXIF orientation tag (a phone's photo stored sideways) is
+applied, and sizes are compared after it. Every image must have the same size and mode: 'L' (grey)
+gives 1 channel, 'RGB' 3; the 8-bit files have 256 levels. data.image_size resizes each image to a square (box filter, i.e. area averaging, when
 shrinking both sides; bicubic otherwise; non-square images are stretched) and data.num_levels
 requantizes the 256 levels to fewer: level k -> floor(k * num_levels / 256).
 
