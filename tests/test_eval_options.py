@@ -107,7 +107,7 @@ MODEL_CASES = [
     ("digits_realnvp", "model", {"logit_alpha": 0.0}, r"model.logit_alpha=0.0 must be in \(0, 0.5\)"),
     ("toy2d_nsf", "model", {"num_bins": 0}, r"model.num_bins=0 must be >= 1 and model.tail_bound=3.0 > 0"),
     ("toy2d_maf", "model", {"tail_bound": -3.0}, r"model.num_bins=4 must be >= 1 and model.tail_bound=-3.0"),
-    ("toy2d_vae", "objective", {"num_samples": 0}, r"^objective.num_samples=0 must be >= 1 and objective.beta"),
+    ("toy2d_vae", "objective", {"num_samples": 0}, r"^objective.num_samples=0 must be >= 1 and objective"),
     ("toy2d_vae", "objective", {"kl": "MC"}, r"^objective.kl='MC' must be 'analytic' or 'mc'$"),
     ("digits_vae", "model", {"hidden": (32, 32)}, r"model.hidden=\(32, 32\) needs a tuple of hidden sizes"),
     ("digits_vae", "model", {"latent_dims": (0,)}, r"model.latent_dims=\(0,\) needs one size >= 1 per"),
@@ -125,8 +125,8 @@ MODEL_CASES = [
      r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
     ("toy2d_vae", "data", {"binarize": True}, r"data.binarize=True binarizes images, and data 'ring8' is "
                                               r"'points'; set data.binarize=False"),
-    ("toy2d_vae", "objective", {"beta": -1.0}, r"objective.num_samples=1 must be >= 1 and objective.beta=-1.0 "
-                                               r">= 0"),
+    ("toy2d_vae", "objective", {"beta": -1.0}, r"objective.num_samples=1 must be >= 1 and "
+                                               r"objective.beta=-1.0 >= 0"),
     ("toy2d_wgan_gp", "objective", {"gp_weight": 0.0}, r"objective.loss='wgan_gp' with objective.gp_weight=0 "
                                                        r"leaves the critic unconstrained"),
 ]
@@ -200,9 +200,9 @@ UNREAD_CASES = [
      "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='elbo' ignores "
      "model.iaf_steps=4 (read with model.posterior='iaf'), model.decoder_std=0.1 (read by "
      "model.decoder='gaussian')"),
-    ("digits_iwae", {"objective.kl": "mc"}, "model.posterior='gaussian', model.decoder='discretized_logistic' "
-                                            "and objective.name='iwae' ignores objective.kl='mc' (read by "
-                                            "objective.name='elbo')"),
+    ("digits_iwae", {"objective.kl": "mc"},
+     "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='iwae' ignores "
+     "objective.kl='mc' (read by objective.name='elbo')"),
     ("digits_autoencoder", {"objective.num_samples": 5},
      "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='autoencoder' "
      "ignores objective.num_samples=5 (read by the elbo and iwae objectives)"),

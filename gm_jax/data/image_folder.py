@@ -9,9 +9,10 @@ Without DIR/train and DIR/test, a fixed seeded split holds out data.test_fractio
 
 Images are read as viewers show them: an EXIF orientation tag (a phone's photo stored sideways) is
 applied, and sizes are compared after it. Every image must have the same size and mode: 'L' (grey)
-gives 1 channel, 'RGB' 3; the 8-bit files have 256 levels. data.image_size resizes each image to a square (box filter, i.e. area averaging, when
-shrinking both sides; bicubic otherwise; non-square images are stretched) and data.num_levels
-requantizes the 256 levels to fewer: level k -> floor(k * num_levels / 256).
+gives 1 channel, 'RGB' 3; the 8-bit files have 256 levels. data.image_size resizes each image to a
+square (box filter, i.e. area averaging, when shrinking both sides; bicubic otherwise; non-square
+images are stretched) and data.num_levels requantizes the 256 levels to fewer: level k ->
+floor(k * num_levels / 256).
 
 Images are read lazily: loading opens only the file headers (to check sizes and modes), and a batch
 decodes its own files. Decoded images are kept in memory after their first read while a split's pixels

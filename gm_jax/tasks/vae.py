@@ -95,7 +95,8 @@ def unread_fields(config) -> dict[str, str]:
   if config.objective.name == "iwae":
     unread["objective.kl"] = "by objective.name='elbo'"
   elif config.objective.name == "autoencoder":
-    unread.update({f"objective.{f}": "by the elbo and iwae objectives" for f in ("kl", "beta", "num_samples")})
+    unread.update({f"objective.{f}": "by the elbo and iwae objectives"
+                   for f in ("kl", "beta", "num_samples")})
   return unread
 
 
@@ -115,8 +116,8 @@ def build(config, dataset: Dataset) -> Task:
   if train_k < 1 or beta < 0:
     raise ValueError(f"objective.num_samples={train_k} must be >= 1 and objective.beta={beta} >= 0")
   defaults.warn_unread_options(config, default_config(), unread_fields(config),
-                               f"model.posterior={config.model.posterior!r}, model.decoder={cfg.decoder.kind!r} "
-                               f"and objective.name={objective.name!r}")
+                               f"model.posterior={config.model.posterior!r}, model.decoder="
+                               f"{cfg.decoder.kind!r} and objective.name={objective.name!r}")
   if objective.name == "iwae" and beta != 1:
     raise ValueError(f"objective.beta={beta} weights the ELBO's KL; the IWAE bound has no separate KL term: "
                      f"set objective.beta=1 or objective.name='elbo'")
