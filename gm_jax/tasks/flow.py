@@ -96,7 +96,8 @@ def build(config, dataset: Dataset) -> Task:
       return {"model": model.init(key, batch["x"])}
 
     def sample(params, model_state, key, n):
-      return model.apply({"params": params["model"]}, key, n, temperature, method=Flow.sample)
+      x = model.apply({"params": params["model"]}, key, n, temperature, method=Flow.sample)
+      return x, {"sample_temperature": temperature}  # in the summary beside the samples' quality
 
   elif spec.kind == "image":
     obj = config.objective
@@ -124,7 +125,7 @@ def build(config, dataset: Dataset) -> Task:
     def sample(params, model_state, key, n):
       levels, y = model.apply({"params": params["model"]}, key, n, temperature, True,
                               method=DequantizedFlow.sample)
-      return levels, {"nonfinite": nonfinite_samples(y)}
+      return levels, {"nonfinite": nonfinite_samples(y), "sample_temperature": temperature}
 
   else:
     raise ValueError(f"flows model points or images; data {dataset.name!r} is {spec.kind!r}")

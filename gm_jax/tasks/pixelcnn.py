@@ -108,7 +108,8 @@ def build(config, dataset: Dataset) -> Task:
   def sample(params, model_state, key, n):
     label = jnp.asarray(sample_labels(n)) if conditional else None
     x = model.apply({"params": params["model"]}, key, n, temperature, label, method="sample")
-    return x, {"nfe": spec.num_dims}  # one network evaluation per sub-pixel
+    # One network evaluation per sub-pixel; the temperature in the summary beside the samples' quality.
+    return x, {"nfe": spec.num_dims, "sample_temperature": temperature}
 
   return Task(init=init, updates=(Update("model", loss_fn),), eval_fn=eval_fn, sample_fn=sample,
               likelihood=Likelihood("nll_nats", "exact", spec.num_dims, discrete=True,

@@ -68,17 +68,30 @@ def test_digits_run_reports_fd_digits_and_eval_recomputes_it(tmp_path, monkeypat
   assert json.loads((tmp_path / f"eval_step_{step:07d}_2.json").read_text())["fd"] is None
 
 
-@pytest.mark.parametrize("name", ["digits_ddpm", "digits_dcgan", "digits_realnvp"])
-def test_samples_rounded_to_levels_report_how_many_were_non_finite_before(name):
-  """Rounded to levels, a NaN sample looks like any other; the sampler's info says how many there were."""
-  config = load_config(name, "tiny")
+def _initial_sampler(config):
+  """(params -> the task's 4 samples and info, the task's initial params) of a config."""
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)
   batch = {**dataset.train[np.arange(2)], "index": np.arange(2), "mask": np.ones(2, np.float32)}
   variables = task.init(jax.random.key(0), batch)
   params = {net: v["params"] for net, v in variables.items()}
   model_state = {net: {k: c for k, c in v.items() if k != "params"} for net, v in variables.items()}
-  sample = jax.jit(lambda params: task.sample_fn(params, model_state, jax.random.key(1), 4))
+  return jax.jit(lambda params: task.sample_fn(params, model_state, jax.random.key(1), 4)), params
+
+
+@pytest.mark.parametrize("name", ["toy2d_realnvp", "digits_glow", "digits_pixelcnn"])
+def test_a_sampling_temperature_is_reported_beside_the_samples_quality(name):
+  """Tempered samples (glow_cifar10's 0.7) score differently from the model's own: the summary says which."""
+  config = load_config(name, "tiny")
+  config.eval.sample_temperature = 0.7
+  sample, params = _initial_sampler(config)
+  assert float(sample(params)[1]["sample_temperature"]) == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("name", ["digits_ddpm", "digits_dcgan", "digits_realnvp"])
+def test_samples_rounded_to_levels_report_how_many_were_non_finite_before(name):
+  """Rounded to levels, a NaN sample looks like any other; the sampler's info says how many there were."""
+  sample, params = _initial_sampler(load_config(name, "tiny"))
   for value, nonfinite in ((0.0, False), (np.nan, True)):
     samples, info = sample(jax.tree.map(lambda p: p + value, params))
     assert samples.dtype == jnp.int32 and np.asarray(info["nonfinite"]).tolist() == [nonfinite] * 4
