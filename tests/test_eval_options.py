@@ -127,6 +127,8 @@ MODEL_CASES = [
                                               r"'points'; set data.binarize=False"),
     ("toy2d_vae", "objective", {"beta": -1.0}, r"objective.num_samples=1 must be >= 1 and "
                                                r"objective.beta=-1.0 >= 0"),
+    ("digits_glow", "model", {"conditioner": "glow", "hidden": (8, 9)},
+     r"model.conditioner='glow' has one width .* model.hidden=\(8, 9\) has 2 entries; set model.hidden="),
     ("toy2d_wgan_gp", "objective", {"gp_weight": 0.0}, r"objective.loss='wgan_gp' with objective.gp_weight=0 "
                                                        r"leaves the critic unconstrained"),
 ]
@@ -182,6 +184,9 @@ UNREAD_CASES = [
      "model.architecture='nsf' on image ignores model.coupling_scale_init=5.0 (read by realnvp, glow, "
      "and maf and iaf with model.transform='affine'), objective.dequantizer_couplings=3 (read with "
      "objective.dequantization='variational')"),
+    ("toy2d_realnvp", {"model.scan_blocks": True},
+     "model.architecture='realnvp' on points ignores model.scan_blocks=True (read by image flows' conv "
+     "conditioners (model.conditioner='conv'))"),
     ("digits_glow", {"model.logit_alpha": 0.2}, "model.architecture='glow' on image ignores "
                                                 "model.logit_alpha=0.2 (read with model.preprocess='logit')"),
     ("digits_vae", {"eval.inception_weights": "inception_v3_fid.npz"},

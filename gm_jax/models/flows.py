@@ -4,7 +4,7 @@
 
 Architectures built from config (`FlowConfig`):
   nice      additive couplings alternating their mask, then a learned diagonal scaling (NICE)
-  realnvp   affine couplings with alternating checkerboard masks (vectors: alternating halves); images
+  realnvp   affine couplings with alternating checkerboard masks (vectors: even and odd entries); images
             use RealNVP's multi-scale scheme: per level, checkerboard couplings, squeeze, channel
             couplings, factor out half, recurse; last level: checkerboard couplings only
   glow      per level: squeeze, then K steps of ActNorm -> invertible 1x1 conv (LU) -> affine channel

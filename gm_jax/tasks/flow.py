@@ -29,6 +29,10 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if images and m.conditioner not in ("conv", "glow"):
     raise ValueError(f"model.conditioner={m.conditioner!r}: image flows' couplings take conv or glow "
                      f"conditioners (vectors' always take MLPs)")
+  autoregressive = m.architecture in ("maf", "iaf")
+  if images and not autoregressive and m.conditioner == "glow" and len(m.hidden) != 1:
+    raise ValueError(f"model.conditioner='glow' has one width (its convolutions' features), but "
+                     f"model.hidden={tuple(m.hidden)} has {len(m.hidden)} entries; set model.hidden=(width,)")
   if m.architecture in ("maf", "iaf") and m.transform not in ("affine", "spline"):
     raise ValueError(f"unknown model.transform {m.transform!r} for {m.architecture}; use affine or spline")
   if m.preprocess == "logit" and not images:
@@ -66,6 +70,8 @@ def unread_fields(config, images: bool) -> dict[str, str]:
   if not (arch == "nsf" or autoregressive and m.transform == "spline"):
     spline_readers = "by nsf, and by maf and iaf with model.transform='spline'"
     unread.update({"model.num_bins": spline_readers, "model.tail_bound": spline_readers})
+  if not (images and not autoregressive and m.conditioner == "conv"):
+    unread["model.scan_blocks"] = "by image flows' conv conditioners (model.conditioner='conv')"
   if not (arch in ("realnvp", "glow") or autoregressive and m.transform == "affine"):
     unread["model.coupling_scale_init"] = "by realnvp, glow, and maf and iaf with model.transform='affine'"
   if m.preprocess != "logit":
@@ -166,7 +172,8 @@ def default_config():
 
 def tiny(config) -> None:
   """The flow family's `:tiny` size: one step per level of 8-unit conditioners, at most two levels."""
-  config.model.update(hidden=(8, 8), steps_per_level=1, num_levels=min(config.model.num_levels, 2))
+  hidden = (8,) if config.model.conditioner == "glow" else (8, 8)  # Glow's conditioner has one width
+  config.model.update(hidden=hidden, steps_per_level=1, num_levels=min(config.model.num_levels, 2))
   unread = unread_fields(config, images=config.data.name != "toy2d")
   if "model.num_bins" not in unread:  # the fields no setting reads stay at their defaults (no warning)
     config.model.num_bins = 4
