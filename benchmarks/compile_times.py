@@ -1,6 +1,6 @@
 r"""Compile time of the train step of every experiment config, full size and `:tiny`, as JSON lines.
 
-  python -m benchmarks.compile_times [--only=shakespeare,dcgan] [--sizes=tiny,full] [--threads=0]
+  python -m benchmarks.compile_times [--only=shakespeare,dcgan] [--sizes=tiny --sizes=full] [--threads=0]
 
 Compiles only (nothing is trained or initialized: the state is abstract); TFDS data sets are replaced
 by tfds.testing.mock_data, which gives the real shapes, and text corpora by random characters. One line per

@@ -121,7 +121,7 @@ def main(argv):
   del argv
   require_reference(flags.FLAGS.reference)
   for value in (flags.FLAGS.lm_config, flags.FLAGS.diffusion_config):  # before any timing
-    _file_and_arg(value)
+    load_config_file(*_file_and_arg(value))
   threads = use_threads(flags.FLAGS.threads)
   lm_decoding(threads)
   diffusion_sampling(threads)

@@ -141,9 +141,10 @@ def gpt_step(model: TorchGPT, optim, ema_decay: float = 0.0) -> Callable[[torch.
   AdamW with its betas, eps and weight decay (on matrices only, or on every parameter), global-norm
   clipping, a constant learning rate (the benchmark's steps are too few for a schedule to matter).
   Settings it cannot mirror are refused rather than timed against a different step."""
-  if optim.name != "adamw" or ema_decay:
-    raise ValueError(f"the reference step is AdamW without a parameter average; got optim.name="
-                     f"{optim.name!r}, train.ema_decay={ema_decay}")
+  if optim.name != "adamw" or ema_decay or optim.weight_clip:
+    raise ValueError(f"the reference step is AdamW without a parameter average or weight clipping; got "
+                     f"optim.name={optim.name!r}, train.ema_decay={ema_decay}, optim.weight_clip="
+                     f"{optim.weight_clip}")
   decay = [p for p in model.parameters() if p.ndim >= 2 or not optim.decay_matrices_only]
   no_decay = [p for p in model.parameters() if p.ndim < 2 and optim.decay_matrices_only]
   opt = torch.optim.AdamW([{"params": decay, "weight_decay": optim.weight_decay},
