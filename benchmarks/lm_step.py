@@ -20,7 +20,6 @@ import time
 import jax
 import numpy as np
 from absl import flags
-from ml_collections import config_flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
                                config_name, op_profile, require_reference, time_interleaved,
@@ -30,8 +29,7 @@ from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
 from gm_jax.train import command_line, sharding, step as step_lib
 
-config_flags.DEFINE_config_file("config", "experiments/configs/shakespeare_char_cpu.py", "LM config.",
-                                lock_config=True)
+command_line.define_config_with_default("experiments/configs/shakespeare_char_cpu.py", "LM config.")
 flags.DEFINE_enum("reference", "torch", ["torch", "none"], "Time the PyTorch reference too, or not.")
 flags.DEFINE_integer("threads", 0, "Cores (and threads) for both frameworks; 0: all this process may use.")
 flags.DEFINE_integer("rounds", 10, "Interleaved timing rounds.", lower_bound=1)

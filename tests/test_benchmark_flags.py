@@ -41,3 +41,10 @@ def test_a_record_is_strict_json_and_a_bad_flag_one_line(capsys):
                         env={**os.environ, "JAX_PLATFORMS": "cpu"})  # it printed the whole usage text too
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
       f"error: --threads={usable + 1}: this process may use {usable} cores; pass 0 (all) to {usable}"]
+  # A misspelt override of the default config's field (applied as the flag is defined, at import).
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.lm_step", "--config.model.num_layer=3",
+                         "--reference=none"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+      "error: --config.model.num_layer: the config has no field 'num_layer' (did you mean 'num_layers'?); "
+      "see the config file for its fields"]

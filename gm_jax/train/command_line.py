@@ -36,6 +36,18 @@ def _bad_config_field(argv: list[str], error: Exception) -> str:
   return f"{flag}: the config has no field {keys[0]!r}{hint}; see the config file for its fields"
 
 
+def define_config_with_default(default: str, help_text: str) -> None:
+  """The locked --config flag with a default file. ml_collections loads that file and applies the command
+  line's --config.FIELD overrides as the flag is defined, at the script's import, so a bad override is
+  reported here, in one line, instead of as a traceback."""
+  from ml_collections import config_flags
+
+  try:
+    config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+  except (AttributeError, KeyError) as e:
+    fail(_bad_config_field(sys.argv, e))
+
+
 def _config_file(argv: list[str]) -> str | None:
   """The file of --config=FILE[:ARG], if given."""
   for i, arg in enumerate(argv):
