@@ -33,7 +33,7 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if images and not autoregressive and m.conditioner == "glow" and len(m.hidden) != 1:
     raise ValueError(f"model.conditioner='glow' has one width (its convolutions' features), but "
                      f"model.hidden={tuple(m.hidden)} has {len(m.hidden)} entries; set model.hidden=(width,)")
-  if m.architecture in ("maf", "iaf") and m.transform not in ("affine", "spline"):
+  if autoregressive and m.transform not in ("affine", "spline"):
     raise ValueError(f"unknown model.transform {m.transform!r} for {m.architecture}; use affine or spline")
   if m.preprocess == "logit" and not images:
     raise ValueError("model.preprocess='logit' maps dequantized images in (0, 1) to the real line; points "
