@@ -55,6 +55,10 @@ MODEL_CASES = [
     ("toy2d_vpsde", "process", {"beta_min": -1.0}, r"process.beta_min=-1.0 and process.beta_max=20.0 must"),
     ("digits_edm", "process", {"sigma_min": 0.0}, r"process.sigma_min=0.0 and .* 0 < sigma_min < sigma_max"),
     ("digits_edm", "process", {"rho": 0.0}, r"process.rho=0.0 must be > 0"),
+    ("digits_edm", "objective", {"edm_p_std": 0.0}, r"objective.edm_p_std=0.0 must be > 0"),
+    # Misspelt kinds are named when the task is built, not when the first loss is traced.
+    ("toy2d_ddpm", "model", {"prediction": "epsilon"}, r"unknown config.model.prediction 'epsilon'"),
+    ("toy2d_ddpm", "objective", {"weighting": "snr"}, r"unknown config.objective.weighting 'snr'"),
     ("toy2d_vdm", "process", {"gamma_min": 5.0}, r"process.gamma_min=5.0 must be below process.gamma_max=5"),
     ("digits_edm", "model", {"sigma_data": 0.0}, r"model.sigma_data=0.0 must be > 0"),
     # The ELBO's reconstruction term at t = 0 divides by sigma(0) = 0 on a path ending in pure noise.
@@ -174,6 +178,11 @@ UNREAD_CASES = [
      "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
      "objective.ot_epsilon=5.0 (read with objective.coupling='ot'), objective.label_dropout=0.5 (read by "
      "class-conditional models"),
+    ("toy2d_ddpm", {"model.dropout": 0.5, "model.channels": 3},
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "model.channels=3 (read by model.net='unet'), model.dropout=0.5 (read by model.net='unet')"),
+    ("digits_ddpm", {"model.time_dim": 3}, "this diffusion config (process 'ddpm_linear', loss 'denoising', "
+                                           "sampler 'ddpm') ignores model.time_dim=3 (read by model.net='mlp')"),
     ("toy2d_realnvp", {"model.transform": "spline", "model.num_bins": 16},
      "model.architecture='realnvp' on points ignores model.transform='spline' (read by maf and iaf), "
      "model.num_bins=16 (read by nsf, and by maf and iaf with model.transform='spline')"),

@@ -51,7 +51,7 @@ import numpy as np
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.diffusion import guidance as classifier_free
-from gm_jax.diffusion import coupling, preconditioning, processes
+from gm_jax.diffusion import coupling, parameterization, preconditioning, processes
 from gm_jax.diffusion.denoiser import Denoiser
 from gm_jax.evaluation import ledger
 from gm_jax.evaluation.diffusion_likelihood import ode_log_likelihood
@@ -85,6 +85,12 @@ PROCESS_FIELDS = {"num_steps": CHAINS, "beta_min": ("vp", "subvp"), "beta_max": 
                   "gamma_min": ("vdm",), "gamma_max": ("vdm",), "learned": ("vdm",)}
 # They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
+
+
+# The network fields only one of the two networks reads.
+MLP_FIELDS = ("hidden", "time_dim")
+UNET_FIELDS = ("channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout",
+               "num_groups", "scan_blocks")
 
 
 def make_network(config):
@@ -227,6 +233,16 @@ def check_settings(config, dataset: Dataset) -> None:
   if (obj.coupling == "pairs") != ("noise" in dataset.train[np.arange(1)]):
     raise ValueError("objective.coupling='pairs' (reflow) trains on (noise, x) pairs, and only it: set both "
                      "it and data.reflow_pairs (experiments/reflow_pairs.py writes them), or neither")
+  if config.model.prediction not in parameterization.KINDS:
+    raise ValueError(f"unknown config.model.prediction {config.model.prediction!r}; choose one of "
+                     f"{parameterization.KINDS}")
+  if obj.loss == "denoising" and obj.weighting not in objectives.WEIGHTINGS:
+    raise ValueError(f"unknown config.objective.weighting {obj.weighting!r}; choose one of "
+                     f"{objectives.WEIGHTINGS}")
+  if obj.loss == "edm" and not obj.edm_p_std > 0:
+    # At 0 every example trains at one noise level; a negative std acts as its absolute value.
+    raise ValueError(f"objective.edm_p_std={obj.edm_p_std} must be > 0 (the std of the training noise "
+                     f"levels' log; EDM's is 1.2)")
   if obj.coupling == "ot" and not obj.ot_epsilon > 0:
     # At 0 the plan underflows to zeros (every example drew the same noise row), below it is no plan.
     raise ValueError(f"objective.ot_epsilon={obj.ot_epsilon} must be > 0 (the OT plan's entropic "
@@ -297,6 +313,10 @@ def unread_fields(config) -> dict[str, str]:
     unread["objective.ot_epsilon"] = "with objective.coupling='ot'"
   if config.model.num_classes == 0:
     unread["objective.label_dropout"] = "by class-conditional models (model.num_classes > 0)"
+  other_net = {"mlp": ("unet", UNET_FIELDS), "unet": ("mlp", MLP_FIELDS)}.get(config.model.net)
+  if other_net:
+    net, fields = other_net
+    unread.update({f"model.{name}": f"by model.net={net!r}" for name in fields})
   if config.model.preconditioning != "edm" and obj.loss != "edm":
     unread["model.sigma_data"] = "by model.preconditioning='edm' and objective.loss='edm'"
   if not ev.vlb or process in CHAINS:
@@ -553,10 +573,13 @@ def default_config():
 def tiny(config) -> None:
   """The diffusion family's `:tiny` size: one U-Net resolution (tests/models/test_unet.py covers the
   others), 8 channels in 2 groups, 20 discrete steps, and every evaluation path in its fewest steps."""
-  config.model.update(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
-                      attention_resolutions=(), num_groups=2)
-  config.eval.update(ode_solver="heun", ode_steps=2)
   unread = unread_fields(config)  # the fields no setting reads stay at their defaults (no warning)
+  sizes = dict(hidden=(16, 16), time_dim=8, channels=8, channel_mults=(1,), num_res_blocks=1,
+               attention_resolutions=(), num_groups=2)
+  config.model.update({name: size for name, size in sizes.items() if f"model.{name}" not in unread})
+  config.eval.ode_solver = "heun"
+  if "eval.ode_steps" not in unread:
+    config.eval.ode_steps = 2
   if "process.num_steps" not in unread:
     config.process.num_steps = 20
   if "eval.vlb_time_samples" not in unread:
