@@ -2,7 +2,10 @@
 
 'endpoints': gamma(t) = gamma_0 + (gamma_1 - gamma_0) t with learned gamma_0, gamma_1.
 'network': the same endpoints, with an interior shape from VDM's monotone network (positive weights:
-l1(t) + l3(sigmoid(l2(l1(t))))), normalized to run from gamma_0 to gamma_1.
+l1(t) + l3(sigmoid(l2(l1(t))))), normalized to run from gamma_0 to gamma_1. The continuous-time ELBO
+depends on the schedule only through its endpoints, so the interior's gradient is zero in expectation:
+trained by the ELBO alone (VDM's variance-minimizing update of it is not implemented), the interior
+keeps about the random shape it starts from.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 1000
   # Sample quality (gm_jax.evaluation.quality_report): the feature space (auto: raw for points, digits for
   # the digits data, none otherwise | none | raw | digits | inception_v3), how many samples are drawn (in
-  # compiled chunks of quality_batch_size) and compared with the reference split (at most
+  # compiled chunks of quality_batch_size; chunk i draws from its own key, so the chunk size changes which
+  # samples are drawn, not their distribution) and compared with the reference split (at most
   # quality_reference_max examples); a fixed random quality_samples of the other split give the data floor.
   config.eval.feature_space = "auto"
   config.eval.quality_samples = 1000
