@@ -26,14 +26,15 @@ def _microbatch(batch: dict[str, jax.Array], i: jax.Array, repeats: int) -> dict
 
 
 def guard_names(task: Task) -> list[str]:
-  """The metrics whose non-finiteness stops a run, in the order `nonfinite_metric` indexes them.
+  """What the guard checks per update, as its error names them, in the order `nonfinite_metric` indexes
+  them: the loss, the gradient (its global norm) and the optimizer's update (its global norm).
 
-  `update_norm` is the global norm of the optimizer's update: finite loss and gradients can still give a
-  non-finite update (e.g. a non-finite learning-rate schedule), which would make the parameters NaN.
+  Finite loss and gradients can still give a non-finite update (e.g. a non-finite learning-rate
+  schedule), which would make the parameters NaN.
   """
   names = []
   for update in task.updates:
-    names += [f"{update.network}/loss", f"{update.network}/grad_norm", f"{update.network}/update_norm"]
+    names += [f"{what} of network {update.network!r}" for what in ("loss", "gradient", "optimizer update")]
   return names
 
 

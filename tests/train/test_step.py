@@ -125,7 +125,7 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
     if s == 2:
       np.testing.assert_array_equal(state.networks["net"].params["w"], before)
   assert int(state.nonfinite_step) == 2
-  assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "net/loss"
+  assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "loss of network 'net'"
 
 
 def test_random_flip_mirrors_the_training_batch_with_the_steps_own_key():
