@@ -573,7 +573,7 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
   for name, schedule in exp.schedules.items():
     values[step_lib.metric_name(exp.task, name, "learning_rate")] = float(schedule(step - 1))
   exp.files.log(step, "train", values)
-  loss_key = step_lib.metric_name(exp.task, exp.task.updates[0].network, "loss")
+  loss_key = step_lib.metric_name(exp.task, step_lib.update_labels(exp.task)[0], "loss")
   loss_key = loss_key if loss_key in values else None
   bar.set_postfix({"loss": f"{values[loss_key]:.4f}" if loss_key else "-",
                    "ex/s": f"{values['examples_per_sec']:.0f}" if examples else "-"})

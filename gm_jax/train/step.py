@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -25,6 +27,18 @@ def _microbatch(batch: dict[str, jax.Array], i: jax.Array, repeats: int) -> dict
   return jax.tree.map(take, batch)
 
 
+def update_labels(task: Task) -> list[str]:
+  """Each update's name in the metrics: its network's, numbered (g.1, g.2) where a network has several
+  updates in a step, so that the second's metrics do not overwrite the first's."""
+  counts = collections.Counter(u.network for u in task.updates)
+  seen: collections.Counter = collections.Counter()
+  labels = []
+  for u in task.updates:
+    seen[u.network] += 1
+    labels.append(u.network if counts[u.network] == 1 else f"{u.network}.{seen[u.network]}")
+  return labels
+
+
 def guard_names(task: Task) -> list[str]:
   """What the guard checks per update, as its error names them, in the order `nonfinite_metric` indexes
   them: the loss, the gradient (its global norm) and the optimizer's update (its global norm).
@@ -33,14 +47,16 @@ def guard_names(task: Task) -> list[str]:
   schedule), which would make the parameters NaN.
   """
   names = []
-  for update in task.updates:
-    names += [f"{what} of network {update.network!r}" for what in ("loss", "gradient", "optimizer update")]
+  for update, label in zip(task.updates, update_labels(task)):
+    which = f"network {update.network!r}" + (f" (update {label})" if label != update.network else "")
+    names += [f"{what} of {which}" for what in ("loss", "gradient", "optimizer update")]
   return names
 
 
-def metric_name(task: Task, network: str, metric: str) -> str:
-  """A train metric's logged name: prefixed by its network when the task trains several."""
-  return f"{network}/{metric}" if len(task.networks) > 1 else metric
+def metric_name(task: Task, label: str, metric: str) -> str:
+  """A train metric's logged name: prefixed by its network (or update label, `update_labels`) when the
+  step runs several updates."""
+  return f"{label}/{metric}" if len(task.updates) > 1 else metric
 
 
 class TrainStep:
@@ -82,8 +98,9 @@ class TrainStep:
   def _name(self, network: str, metric: str) -> str:
     return metric_name(self.task, network, metric)
 
-  def _apply_update(self, update: Update, networks: dict[str, NetworkState], batch, key):
-    """One update of update.network; skipped (state kept) when the loss, grads or update are not finite."""
+  def _apply_update(self, update: Update, label: str, networks: dict[str, NetworkState], batch, key):
+    """One update of update.network, its metrics named by `label`; skipped (state kept) when the loss,
+    grads or update are not finite."""
     net = networks[update.network]
     # The loss sees whole parameters and statistics, and hands back whole gradients and statistics; only
     # the optimizer's update works on the stored shards (sharding.gathered).
@@ -109,9 +126,9 @@ class TrainStep:
       new_networks[name] = new_networks[name].replace(model_state=keep(state, networks[name].model_state))
     new_networks[update.network] = new_networks[update.network].replace(
         params=keep(new_params, net.params), opt_state=keep(new_opt_state, net.opt_state))
-    metrics = {self._name(update.network, k): v for k, v in metrics.items()}
-    metrics[self._name(update.network, "loss")] = metrics_lib.scalar(loss)
-    metrics[self._name(update.network, "grad_norm")] = metrics_lib.scalar(grad_norm)
+    metrics = {self._name(label, k): v for k, v in metrics.items()}
+    metrics[self._name(label, "loss")] = metrics_lib.scalar(loss)
+    metrics[self._name(label, "grad_norm")] = metrics_lib.scalar(grad_norm)
     return new_networks, metrics, finite
 
   def _step(self, state: TrainState, batch: dict[str, jax.Array]):
@@ -122,18 +139,18 @@ class TrainStep:
     networks = state.networks
     all_metrics = {}
     all_finite = []
-    for u, update in enumerate(self.task.updates):
+    for u, (update, label) in enumerate(zip(self.task.updates, update_labels(self.task))):
       update_key = jax.random.fold_in(key, u)
       if update.repeats == 1:
-        networks, metrics, finite = self._apply_update(update, networks, batch, update_key)
+        networks, metrics, finite = self._apply_update(update, label, networks, batch, update_key)
       else:
-        def body(carry, i, update=update, update_key=update_key):
+        def body(carry, i, update=update, label=label, update_key=update_key):
           nets, metrics_sum = carry
           nets, metrics, finite = self._apply_update(
-              update, nets, _microbatch(batch, i, update.repeats), jax.random.fold_in(update_key, i))
+              update, label, nets, _microbatch(batch, i, update.repeats), jax.random.fold_in(update_key, i))
           return (nets, metrics_lib.add(metrics_sum, metrics)), finite
 
-        zero = self._zero_metrics(update, networks, batch, update_key)
+        zero = self._zero_metrics(update, label, networks, batch, update_key)
         (networks, metrics), finite_R = jax.lax.scan(body, (networks, zero), jnp.arange(update.repeats))
         finite = jnp.all(finite_R, axis=0)
       all_metrics.update(metrics)
@@ -148,9 +165,9 @@ class TrainStep:
         nonfinite_metric=jnp.where(newly_bad, first_bad.astype(jnp.int32), state.nonfinite_metric))
     return new_state, all_metrics
 
-  def _zero_metrics(self, update, networks, batch, key):
+  def _zero_metrics(self, update, label, networks, batch, key):
     shapes = jax.eval_shape(lambda: self._apply_update(
-        update, networks, _microbatch(batch, jnp.int32(0), update.repeats), key)[1])
+        update, label, networks, _microbatch(batch, jnp.int32(0), update.repeats), key)[1])
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
   def _update_ema(self, networks: dict[str, NetworkState]) -> dict[str, NetworkState]:

@@ -128,6 +128,31 @@ def test_nonfinite_loss_is_flagged_and_not_applied():
   assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "loss of network 'net'"
 
 
+def test_two_updates_of_one_network_are_logged_and_guarded_apart():
+  """A network updated twice per step by two losses: each update's metrics have a name of their own (the
+  second's overwrote the first's), and the guard says which update failed."""
+  def pull_towards(target, nan_at_index=-1):
+    def loss_fn(params, model_state, batch, key):
+      nan = jnp.where(jnp.any(batch["index"] == nan_at_index), jnp.nan, 1.0)
+      return jnp.mean((params["net"]["w"] - target) ** 2) * nan, ({}, {})
+    return loss_fn
+
+  task = Task(init=lambda key, batch: {"net": {"params": {"w": jnp.zeros(2)}}},
+              updates=(Update("net", pull_towards(1.0)), Update("net", pull_towards(3.0, nan_at_index=9))),
+              eval_fn=lambda *a: {})
+  mesh = sharding.make_mesh()
+  step = step_lib.TrainStep(task, SGD, jax.random.key(0), mesh, 0.0)
+  make = lambda s: {"x": np.ones((4, 2), np.float32), "index": np.arange(4 * s, 4 * s + 4),
+                    "mask": np.ones(4, np.float32)}
+  state = step_lib.StateInit(task, SGD, mesh, False)(jax.random.key(0), make(0))
+  state, metrics = step(state, sharding.put_batch(make(0), mesh))
+  # The first update pulls w from 0 to 0.1 (SGD 0.1 on mean((w - 1)^2)); the second sees w = 0.1.
+  assert float(metrics["net.1/loss"][0]) == pytest.approx(1.0)
+  assert float(metrics["net.2/loss"][0]) == pytest.approx(2.9 ** 2, rel=1e-6)
+  state, _ = step(state, sharding.put_batch(make(2), mesh))  # rows 8-11: the second update's loss is NaN
+  assert step_lib.guard_names(task)[int(state.nonfinite_metric)] == "loss of network 'net' (update net.2)"
+
+
 def test_random_flip_mirrors_the_training_batch_with_the_steps_own_key():
   """config.data.random_flip: the step's loss sees each image mirrored as random_horizontal_flip decides
   with fold_in(step key, number of updates), a stream no update draws from."""
