@@ -146,8 +146,9 @@ def load_inception_variables(path: str | os.PathLike) -> dict:
   try:
     data = np.load(path)  # allow_pickle=False: a weight file holds arrays only
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise ValueError(f"{path} is not a converted FID Inception weight file ({_first_line(e)}); "
-                     f"{convert}") from None
+    # NumPy reads any file that is neither npz nor npy as a pickle, and its refusal suggests allow_pickle.
+    reason = "neither an npz nor an npy file" if "allow_pickle" in str(e) else _first_line(e)
+    raise ValueError(f"{path} is not a converted FID Inception weight file ({reason}); {convert}") from None
   if not isinstance(data, np.lib.npyio.NpzFile):
     raise ValueError(f"{path} holds one array, not the npz of the network's variables; {convert}")
   with data:
@@ -156,13 +157,13 @@ def load_inception_variables(path: str | os.PathLike) -> dict:
     for name in data.files:
       key = tuple(name.split("/"))
       if key not in expected:
-        raise ValueError(f"{path}: unexpected array {name!r}, not a variable of InceptionV3FID")
+        raise ValueError(f"{path}: unexpected array {name!r}, not a variable of InceptionV3FID; {convert}")
       try:
         array = data[name]
       except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: array {name!r} cannot be read ({_first_line(e)}); {convert}") from None
       if array.shape != expected[key]:
-        raise ValueError(f"{path}: {name!r} has shape {array.shape}, expected {expected[key]}")
+        raise ValueError(f"{path}: {name!r} has shape {array.shape}, expected {expected[key]}; {convert}")
       if not np.issubdtype(array.dtype, np.floating):
         raise ValueError(f"{path}: {name!r} holds {array.dtype}, not floats; {convert}")
       if not np.all(np.isfinite(array)):
@@ -170,7 +171,7 @@ def load_inception_variables(path: str | os.PathLike) -> dict:
       flat[key] = array.astype(np.float32, copy=False)
   missing = [key for key in expected if key not in flat]
   if missing:
-    raise ValueError(f"{path}: lacks {'/'.join(missing[0])} ({len(missing)} arrays missing)")
+    raise ValueError(f"{path}: lacks {'/'.join(missing[0])} ({len(missing)} arrays missing); {convert}")
   return traverse_util.unflatten_dict(flat)
 
 

@@ -9,6 +9,7 @@ rescaling Jacobians already included in nll_nats), plus `estimator`: which quant
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import numpy as np
@@ -24,7 +25,7 @@ def bits_per_dim(nll_nats: float, num_dims: int) -> float:
 
 
 def check_estimator(estimator: str) -> str:
-  if estimator in ESTIMATORS or (estimator.startswith("iwae_") and estimator[5:].isdigit()):
+  if estimator in ESTIMATORS or re.fullmatch(r"iwae_[1-9][0-9]*", estimator):
     return estimator
   raise ValueError(f"unknown likelihood estimator {estimator!r}; use one of {ESTIMATORS} or iwae_K")
 

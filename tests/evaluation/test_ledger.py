@@ -22,7 +22,7 @@ def test_known_estimators(estimator):
   assert ledger.check_estimator(estimator) == estimator
 
 
-@pytest.mark.parametrize("estimator", ["iwae_", "iwae_k", "iwae", "nll", "ELBO"])
+@pytest.mark.parametrize("estimator", ["iwae_", "iwae_k", "iwae", "nll", "ELBO", "iwae_0", "iwae_²"])
 def test_unknown_estimators_are_rejected(estimator):
   with pytest.raises(ValueError, match=f"unknown likelihood estimator {estimator!r}"):
     ledger.check_estimator(estimator)

@@ -260,7 +260,11 @@ def _npz(path, arrays):
     ("pytorch", "is a PyTorch weight file, not a converted one"),
     ("strings", "holds <U1, not floats"),
     ("nan", "holds NaN or infinite values"),
-    ("directory", "is a directory; pass the converted .npz file")])
+    ("directory", "is a directory; pass the converted .npz file"),
+    ("text", r"is not a converted FID Inception weight file \(neither an npz nor an npy file\)"),
+    ("unknown", "unexpected array 'params/extra', not a variable of InceptionV3FID"),
+    ("misshapen", r"has shape \(1,\), expected"),
+    ("missing", r"\(1 arrays missing\)")])
 def test_a_damaged_weight_file_is_one_line_naming_it(tmp_path, variables, damage, message):
   path = tmp_path / "inception_v3_fid.npz"
   flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(dict(variables)).items()}
@@ -278,11 +282,20 @@ def test_a_damaged_weight_file_is_one_line_naming_it(tmp_path, variables, damage
     _npz(path, {**flat, first: np.full(flat[first].shape, "x")})
   elif damage == "nan":
     _npz(path, {**flat, first: np.full(flat[first].shape, np.nan, np.float32)})
+  elif damage == "text":
+    path.write_text("not weights\n")
+  elif damage == "unknown":
+    _npz(path, {**flat, "params/extra": np.zeros(1, np.float32)})
+  elif damage == "misshapen":
+    _npz(path, {**flat, first: np.zeros(1, np.float32)})
+  elif damage == "missing":
+    _npz(path, {k: v for k, v in flat.items() if k != first})
   else:
     path.mkdir()
   with pytest.raises(ValueError, match=message) as info:
     iw.load_inception_variables(path)
-  assert str(path) in str(info.value) and "\n" not in str(info.value)
+  # One line naming the file and the converter's command.
+  assert str(path) in str(info.value) and "\n" not in str(info.value) and "--pth=" in str(info.value)
 
 
 def test_the_converter_never_replaces_a_file_and_refuses_what_is_not_a_weight_file(tmp_path, monkeypatch):
