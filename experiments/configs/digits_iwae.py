@@ -14,7 +14,8 @@ Our result (jax 0.10.2, 133 s): test nll_nats 82.75 = 1.865 bits/dim (IWAE-5000,
 Sample quality, FD-digits of 1,000 samples against the 300 test digits in the shipped digits
   classifier's features (experiments/digits_report.py): FD 178.4 (data floor 39.7), KID 345.5,
   precision 0.835, recall 0.960, density 0.492, coverage 0.913, IS 8.54
-  (in the per-machine classifier of earlier sessions: FD 176.0, floor 46.9).
+  (in the per-machine classifier of earlier sessions: FD 176.0, floor 46.9); that run's likelihood,
+  with shared keys on another CPU: 1.869 bits/dim (docs/BASELINES.md, "Digits across families").
 Paper: none on digits (scikit-learn's 8x8 digits have no published VAE likelihood); the comparison is
   the other digits rows of docs/BASELINES.md.
 """

@@ -31,7 +31,9 @@ from gm_jax.train.defaults import load_config_file
 def get_config():
   config = load_config_file(pathlib.Path(__file__).with_name("ddpm_cifar10.py"))
   config.process.name = "vp"
-  config.eval.update(ode=True, vlb=False, sampler="euler_maruyama", sampler_steps=1000)
+  # Hutchinson's trace, as the docstring says: the exact one costs 3,072 passes per ODE step.
+  config.eval.update(ode=True, ode_exact_trace=False, vlb=False, sampler="euler_maruyama",
+                     sampler_steps=1000)
   config.model.update(num_res_blocks=4, scan_blocks=True)
   config.train.num_steps = 1_300_000
   return config
