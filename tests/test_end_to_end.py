@@ -340,7 +340,8 @@ def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mo
   _poisoned_gmm(monkeypatch, loss_nan_index=64 * 23 + 5)
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  with pytest.raises(loop.NonFiniteError, match=r"non-finite loss of network 'model' at step 24; .* checkpoint: step 20"):
+  with pytest.raises(loop.NonFiniteError,
+                     match=r"non-finite loss of network 'model' at step 24; .* checkpoint: step 20"):
     tasks.train(config, str(tmp_path))
   assert not (tmp_path / "summary.json").exists()
   assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 20
@@ -384,7 +385,8 @@ def test_nonfinite_update_is_never_checkpointed(tmp_path, monkeypatch):
   config.train.progress_bar = False
   config.train.checkpoint_every = 1
   with pytest.raises(loop.NonFiniteError,
-                     match=r"non-finite optimizer update of network 'model' at step 4; .* last good checkpoint: step 3 "):
+                     match=r"non-finite optimizer update of network 'model' at step 4; .* last good "
+                           r"checkpoint: step 3 "):
     tasks.train(config, str(tmp_path))
   assert max(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == 3
   result = tasks.evaluate(config, str(tmp_path))
@@ -395,7 +397,8 @@ def test_nonfinite_before_the_first_checkpoint_says_none_was_written(tmp_path, m
   _poisoned_gmm(monkeypatch, loss_nan_index=5)
   config = load_config("toy2d_gmm", "tiny")
   config.train.progress_bar = False
-  with pytest.raises(loop.NonFiniteError, match=r"loss of network 'model' at step 1; .* no checkpoint was written") as e:
+  with pytest.raises(loop.NonFiniteError,
+                     match=r"loss of network 'model' at step 1; .* no checkpoint was written") as e:
     tasks.train(config, str(tmp_path))
   assert "None" not in str(e.value)
 
