@@ -73,11 +73,15 @@ def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as a
         continue
       if isinstance(value, dict):
         walk(value, b.get(key, {}), f"{prefix}{key}.")
-      elif not isinstance(value, list) and b.get(key) != value:
-        flags_out.append(f"--config.{prefix}{key}={value}")
+      elif b.get(key) != value:  # a list stored from a tuple field goes back as a tuple
+        flags_out.append(f"--config.{prefix}{key}={_as_tuples(value)!r}")
 
   walk(stored, current, "")
   return flags_out
+
+
+def _as_tuples(value):
+  return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def wall_seconds(workdir: pathlib.Path) -> float | None:
@@ -109,15 +113,18 @@ def result_of(name: str, root: pathlib.Path, train: bool) -> dict | None:
       return None
     _launch(name, workdir, "--config.train.progress_bar=False", *_stored_overrides(name, workdir))
   summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+  newest = lambda pattern: max(workdir.glob(pattern), key=lambda p: p.stat().st_mtime, default=None)
+  # The judged samples of the numbers shown: the training's own, whatever evaluations ran since.
+  picture = workdir / "samples" / f"quality_step_{summary.get('step', 0):07d}.png"
   if "fd" not in summary:  # a run from before sample quality was measured: its evaluation, made once
-    newest_eval = lambda: max(workdir.glob("eval_step_*.json"), key=lambda p: p.stat().st_mtime, default=None)
-    evaluated = newest_eval()
+    evaluated = newest("eval_step_*.json")
     if evaluated is None or "fd" not in json.loads(evaluated.read_text()):
       _launch(name, workdir, "--mode=eval", *_stored_overrides(name, workdir))
-      evaluated = newest_eval()
+      evaluated = newest("eval_step_*.json")
     summary = json.loads(evaluated.read_text())
+    picture = newest("samples/eval_quality_step_*.png")
   return {"config": name, "family": json.loads((workdir / "config.json").read_text())["task"],
-          "wall_seconds": wall_seconds(workdir), **summary}
+          "wall_seconds": wall_seconds(workdir), "picture": picture, **summary}
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -151,17 +158,14 @@ def table(rows: list[dict]) -> str:
   return head + "\n".join(lines) + "\n"
 
 
-def figure(rows: list[dict], root: pathlib.Path, path: pathlib.Path) -> None:
+def figure(rows: list[dict], path: pathlib.Path) -> None:
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.image as mpimg
   import matplotlib.pyplot as plt
 
-  # The judged samples of the run's result: the training's, or a later --mode=eval's (eval_quality_...).
-  newest = lambda files: sorted(files, key=lambda p: p.stat().st_mtime)
-  grids = [(r["config"], newest((root / r["config"] / "samples").glob("*quality_step_*.png"))) for r in rows]
-  grids = [(name, files[-1]) for name, files in grids if files]
+  grids = [(r["config"], r["picture"]) for r in rows if r["picture"] is not None and r["picture"].exists()]
   cols = 4
   grid_rows = -(-len(grids) // cols)
   fig = plt.figure(figsize=(3 * cols, 3.2 * (grid_rows + 1.4)), dpi=90)
@@ -202,6 +206,9 @@ def write_docs(markdown: str, figure_path: pathlib.Path) -> None:
 
 def main(argv):
   del argv
+  if flags.FLAGS.write_docs and flags.FLAGS.tiny:
+    raise ValueError("--write_docs with --tiny would replace the baselines' table with smoke-test numbers; "
+                     "drop one of them")
   root = pathlib.Path(flags.FLAGS.root)
   names = flags.FLAGS.configs or digits_configs()
   unknown = [n for n in names if n not in digits_configs()]
@@ -224,7 +231,7 @@ def main(argv):
   markdown = table(rows)
   # Both made before either replaces the earlier report's, so that the two always belong together.
   partial = root / "digits_report.partial.png"
-  figure(rows, root, partial)
+  figure(rows, partial)
   (root / "digits_report.md").write_text(markdown)
   partial.replace(root / "digits_report.png")
   if flags.FLAGS.write_docs:

@@ -2,8 +2,11 @@
 that finds nothing to report leaves the earlier one as it was."""
 
 import json
+import subprocess
+import sys
 
-from tests.conftest import REPO, run_main
+from gm_jax.train.loop import config_to_dict
+from tests.conftest import CONFIGS, REPO, load_config, run_main
 
 SCRIPT = REPO / "experiments" / "digits_report.py"
 
@@ -17,16 +20,22 @@ def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path)
   table = (tmp_path / "digits_report.md").read_text().splitlines()
   assert table[2].startswith(f"| digits_vae | vae | {summary['bpd']:.3f} ({summary['estimator']}) |")
   assert table[-1].startswith("| data floor: ")
-  assert (tmp_path / "digits_report.png").stat().st_size > 0
+  figure = (tmp_path / "digits_report.png").read_bytes()
+  assert figure
+  # An evaluation of other samples since: the report keeps the training's numbers and their samples.
+  run_main(f"--config={CONFIGS / 'digits_vae.py'}:tiny", f"--workdir={tmp_path / 'digits_vae'}", "--mode=eval",
+           "--config.eval.sample_seed=1", "--config.train.progress_bar=False")
   # Run again, the run is read, not trained again.
   again = run_main(f"--root={tmp_path}", "--configs=digits_vae", "--tiny", "--notrain", script=SCRIPT)
   assert json.loads(again.stdout.strip().splitlines()[-1]) == row
+  assert (tmp_path / "digits_report.png").read_bytes() == figure
   report = (tmp_path / "digits_report.md").read_bytes()
-  for configs, message in [
-      ("digits_vea", "--configs: digits_vea is no digits baseline of experiments/configs; choose from "),
-      ("toy2d_gmm", "--configs: toy2d_gmm is no digits baseline"),
-      ("digits_ddpm", f"no finished run of digits_ddpm in {tmp_path}; rerun with --train")]:
-    proc = run_main(f"--root={tmp_path}", f"--configs={configs}", "--tiny", "--notrain", script=SCRIPT,
+  for configs, extra, message in [
+      ("digits_vea", (), "--configs: digits_vea is no digits baseline of experiments/configs; choose from "),
+      ("toy2d_gmm", (), "--configs: toy2d_gmm is no digits baseline"),
+      ("digits_ddpm", (), f"no finished run of digits_ddpm in {tmp_path}; rerun with --train"),
+      ("digits_vae", ("--write_docs",), "--write_docs with --tiny would replace the baselines' table")]:
+    proc = run_main(f"--root={tmp_path}", f"--configs={configs}", "--tiny", "--notrain", *extra, script=SCRIPT,
                     check=False)
     assert proc.returncode == 1
     [error] = proc.stderr.strip().splitlines()
@@ -37,3 +46,17 @@ def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path)
       f"error: {tmp_path / 'digits_vae'} holds the tiny-size run of digits_vae, not the full-size one this "
       f"report asks for; use another --root")
   assert (tmp_path / "digits_report.md").read_bytes() == report
+
+
+def test_a_run_launched_with_a_tuple_override_is_relaunched_with_it(tmp_path):
+  """A run of digits_vae with tuple fields overridden (stored in config.json as lists) is resumed or
+  evaluated by the report with the same values, as tuples (they were dropped, and the launch refused)."""
+  config = load_config("digits_vae", "tiny")
+  config.model.update(latent_dims=(8,), hidden=((8, 8),))
+  (tmp_path / "config.json").write_text(json.dumps(config_to_dict(config)))
+  code = ("import json, pathlib, sys; sys.path.insert(0, sys.argv[1]); import digits_report; "
+          "print(json.dumps(digits_report._stored_overrides('digits_vae', pathlib.Path(sys.argv[2]), "
+          "'tiny')))")
+  out = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent), str(tmp_path)], capture_output=True,
+                       text=True, check=True).stdout
+  assert sorted(json.loads(out)) == ["--config.model.hidden=((8, 8),)", "--config.model.latent_dims=(8,)"]
