@@ -9,6 +9,7 @@ gm_jax/evaluation/weights/digits_classifier (experiments/export_digits_classifie
 from __future__ import annotations
 
 import pathlib
+import shutil
 from typing import Any
 
 import jax
@@ -121,9 +122,21 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
   info = {"test_accuracy": summary["accuracy"], "input_shape": list(dataset.spec.shape),
           "config": "a given config" if given else "experiments/configs/digits_classifier.py",
           "train_steps": config.train.num_steps, "jax": jax.__version__}
-  directory.mkdir(parents=True, exist_ok=True)  # only now: a run that fails leaves no empty export
-  feature_spaces.export_classifier(directory, params, model_config, info)
-  space = feature_spaces.classifier_space(directory, "digits", dataset.spec.shape, dataset.spec.num_levels)
+  # Exported beside the directory and moved into place whole: a run that fails or is interrupted leaves
+  # an earlier export (e.g. the package's shipped one) as it was.
+  partial = directory.with_name(directory.name + ".partial")
+  shutil.rmtree(partial, ignore_errors=True)
+  partial.mkdir(parents=True)
+  feature_spaces.export_classifier(partial, params, model_config, info)
+  space = feature_spaces.classifier_space(partial, "digits", dataset.spec.shape, dataset.spec.num_levels)
   info["fd_digits_floor"] = data_floor_fd(space, dataset)
-  feature_spaces.export_classifier(directory, params, model_config, info)  # with the floor it defines
+  feature_spaces.export_classifier(partial, params, model_config, info)  # with the floor it defines
+  if directory.exists():
+    earlier = directory.with_name(directory.name + ".earlier")
+    shutil.rmtree(earlier, ignore_errors=True)
+    directory.rename(earlier)
+    partial.rename(directory)
+    shutil.rmtree(earlier)
+  else:
+    partial.rename(directory)
   return info

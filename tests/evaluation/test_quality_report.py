@@ -135,9 +135,19 @@ def test_shipped_digits_classifier_is_accurate_and_defines_its_recorded_floor():
   assert classifier.data_floor_fd(space, dataset) == pytest.approx(info["fd_digits_floor"], rel=1e-4)
 
 
-def test_train_and_export_records_accuracy_and_floor_of_the_exported_network(tmp_path):
+def test_train_and_export_records_accuracy_and_floor_of_the_exported_network(tmp_path, monkeypatch):
   config = load_config("digits_classifier", "tiny")
+  # An export interrupted while it computes the floor leaves the earlier export as it was.
+  (tmp_path / "export").mkdir()
+  (tmp_path / "export" / feature_spaces.CLASSIFIER_INFO).write_text("the earlier export")
+  with monkeypatch.context() as patched:
+    patched.setattr(classifier, "data_floor_fd", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+      classifier.train_and_export(tmp_path / "export", tmp_path / "run", config)
+  assert [p.name for p in (tmp_path / "export").iterdir()] == [feature_spaces.CLASSIFIER_INFO]
+  assert (tmp_path / "export" / feature_spaces.CLASSIFIER_INFO).read_text() == "the earlier export"
   info = classifier.train_and_export(tmp_path / "export", tmp_path / "run", config)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "run"]  # nothing set aside is left
   exported = json.loads((tmp_path / "export" / feature_spaces.CLASSIFIER_INFO).read_text())
   assert exported["train_steps"] == config.train.num_steps and exported["config"] == "a given config"
   assert exported["fd_digits_floor"] == info["fd_digits_floor"] > 0 and 0 <= exported["test_accuracy"] <= 1
