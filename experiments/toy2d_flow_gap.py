@@ -65,7 +65,9 @@ def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> di
       "true_nll_nats": float(-true.mean()), "excess_nats": float(excess.mean()),
       "excess_quantiles": {str(q): float(np.quantile(excess, q)) for q in (0.01, 0.1, 0.5, 0.9, 0.99, 0.999)},
       # How much of the summed excess the largest values carry: a few far-off points, or the bulk.
-      "share_of_largest": {str(k): float(largest[:k].sum() / excess.sum()) for k in (10, 100, 1000)},
+      # (null when the summed excess is not positive; no k beyond the test split's size).
+      "share_of_largest": {str(k): float(largest[:k].sum() / excess.sum()) if excess.sum() > 0 else None
+                           for k in (10, 100, 1000) if k < len(x)},
   }
   if isinstance(dist, toy2d.IsotropicMixture):
     means = np.asarray(dist.means_K2, np.float64)

@@ -119,12 +119,18 @@ def starting_configs(task: str) -> list[ml_collections.ConfigDict]:
   return [base_config()] + [make() for make in _FAMILY_DEFAULTS.get(task, [])]
 
 
+def _as_tuples(value):
+  """Lists as tuples, nested too: a config rebuilt from config.json holds its tuple fields as lists."""
+  return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def warn_unread_options(config, default, readers: dict[str, str], context: str) -> list[str]:
   """Names in one warning each "block.name" of `readers` ({field: who reads it}, the fields this config's
   settings leave unread) that `config` sets away from `default`: a value that takes no effect should not
   pass unseen. Returns them as "block.name=value (read by ...)"."""
   unread = [f"{field}={config[block][name]!r} (read {who})" for field, who in readers.items()
-            for block, name in [field.split(".")] if config[block][name] != default[block][name]]
+            for block, name in [field.split(".")]
+            if _as_tuples(config[block][name]) != _as_tuples(default[block][name])]
   if unread:
     logging.warning("%s ignores %s", context, ", ".join(unread))
   return unread
