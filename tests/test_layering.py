@@ -19,14 +19,18 @@ def _rank_of_file(path: pathlib.Path) -> int:
   return RANK[parts[1]] if parts[0] == "gm_jax" else EXPERIMENTS_RANK
 
 
-def _imported_packages(path: pathlib.Path) -> list[tuple[int, str]]:
-  """(line, gm_jax subpackage) of every import of gm_jax code in the file, including local imports."""
+def _imported_packages(path: pathlib.Path, package: tuple[str, ...] | None = None) -> list[tuple[int, str]]:
+  """(line, gm_jax subpackage) of every import of gm_jax code in the file, including local and relative
+  imports (resolved against `package`, by default the file's own: e.g. ('gm_jax', 'train'))."""
+  package = package if package is not None else path.relative_to(REPO).parts[:-1]
   found = []
   for node in ast.walk(ast.parse(path.read_text(), str(path))):
     if isinstance(node, ast.Import):
       modules = [alias.name for alias in node.names]
-    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-      modules = [node.module] if node.module != "gm_jax" else [f"gm_jax.{a.name}" for a in node.names]
+    elif isinstance(node, ast.ImportFrom):
+      base = ".".join(package[:len(package) - node.level + 1] if node.level else ())
+      module = ".".join(filter(None, [base, node.module or ""]))
+      modules = [module] if module != "gm_jax" else [f"gm_jax.{a.name}" for a in node.names]
     else:
       continue
     found += [(node.lineno, m.split(".")[1]) for m in modules if m.startswith("gm_jax.")]
@@ -54,5 +58,6 @@ def test_imports_never_reach_a_layer_above(path):
 def test_the_checker_sees_upward_imports(tmp_path):
   bad = tmp_path / "bad.py"
   bad.write_text("def f():\n  from gm_jax.tasks import vae\nimport gm_jax.train.loop\n"
-                 "from gm_jax import data\n")
-  assert sorted(_imported_packages(bad)) == [(2, "tasks"), (3, "train"), (4, "data")]
+                 "from gm_jax import data\nfrom ..tasks import gan\nfrom .. import sampling\nfrom . import step\n")
+  assert sorted(_imported_packages(bad, package=("gm_jax", "train"))) == [
+      (2, "tasks"), (3, "train"), (4, "data"), (5, "tasks"), (6, "sampling"), (7, "train")]
