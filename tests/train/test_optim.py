@@ -22,17 +22,22 @@ def test_warmup_then_cosine_to_end_ratio():
   assert float(s(110)) == pytest.approx(0.1, rel=1e-5)
 
 
-def test_linear_decay():
-  s = make_schedule(_cfg(schedule="linear"), num_steps=100)
-  assert float(s(50)) == pytest.approx(0.5)
+def test_warmup_then_linear_decay_to_end_ratio():
+  """Off the midpoint, where a cosine decay (equal to it at the midpoint) differs."""
+  s = make_schedule(_cfg(schedule="linear", warmup_steps=10, end_lr_ratio=0.2), num_steps=110)
+  assert float(s(5)) == pytest.approx(0.5)
+  for k in (0, 25, 75, 100):
+    assert float(s(10 + k)) == pytest.approx(1.0 - 0.8 * k / 100, rel=1e-6), k
 
 
-def test_piecewise_schedule():
-  cfg = _cfg(schedule="piecewise")
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_piecewise_schedule(warmup):
+  """The boundaries are train steps, with or without a warmup before them."""
+  cfg = _cfg(schedule="piecewise", warmup_steps=warmup)
   cfg.boundaries = (10, 30)
   cfg.scales = (1.0, 0.5, 0.25)
   s = make_schedule(cfg, num_steps=100)
-  assert [float(s(t)) for t in (0, 9, 10, 29, 30, 99)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+  assert [float(s(t)) for t in (5, 9, 10, 29, 30, 99)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
   cfg.scales = (1.0, 0.5)
   with pytest.raises(ValueError, match="one more entry"):
     make_schedule(cfg, 100)
