@@ -49,6 +49,7 @@ def test_bfloat16_training_tracks_float32_and_keeps_float32_state(name):
   # bfloat16 rounds matmul inputs to 8 bits of mantissa: the losses of the same steps from the same
   # initialization agree to 2%.
   np.testing.assert_allclose(losses16, losses32, rtol=0.02)
+  assert not np.array_equal(losses16, losses32)  # equal: the family ignored compute_dtype
   for leaf in jax.tree.leaves(state16.networks):
     assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype  # params, Adam moments, counts
   dtypes = lambda state: jax.tree.map(lambda a: a.dtype, state.networks)
@@ -92,6 +93,10 @@ def _contractions(jaxpr, found: list) -> list:
     ("digits_realnvp", {"model": {"scan_blocks": True, "hidden": (8, 8, 8)},
                         "objective": {"dequantization": "variational"}}, ("conv_general_dilated",)),
     ("digits_pixelcnn_conditional", {}, ("dot_general", "conv_general_dilated")),  # label projections too
+    # The three families whose bfloat16 training is compared with float32's above.
+    ("markov_lm", {}, ("dot_general",)),  # the Transformer's own-gradient matmuls
+    ("toy2d_vae", {}, ("dot_general",)),
+    ("toy2d_ddpm", {}, ("dot_general",)),
 ])
 def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
   """Under compute_dtype=bfloat16 every matmul / convolution of the given kinds in the training loss
