@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -193,3 +195,16 @@ def pytest_collection_modifyitems(config, items):
   rank = lambda item: (LONG_TESTS_FIRST.index(item.path.name) if item.path.name in LONG_TESTS_FIRST
                        else len(LONG_TESTS_FIRST))
   items.sort(key=rank)
+
+
+def cut_back_to(source: pathlib.Path, target: pathlib.Path, step: int, config) -> None:
+  """`source`'s workdir as a run killed after its checkpoint at `step` leaves it, in `target`, with
+  `config`'s config.json: later checkpoints, samples and summary.json removed, metric rows kept."""
+  from gm_jax.train.loop import config_to_dict
+
+  shutil.copytree(source, target, ignore=shutil.ignore_patterns("samples", "summary.json", "*.lock"))
+  later = [p for p in (target / "checkpoints").iterdir() if p.name.isdigit() and int(p.name) > step]
+  assert later and (target / "checkpoints" / str(step)).is_dir()
+  for path in later:
+    shutil.rmtree(path)
+  (target / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))

@@ -8,6 +8,7 @@ import pytest
 
 from examples import diagonal_gaussian
 from gm_jax.train import loop
+from tests.conftest import cut_back_to, run_metrics, without_wall_clock
 
 
 def test_a_family_outside_gm_jax_runs_through_the_trainer(tmp_path):
@@ -24,8 +25,15 @@ def test_a_family_outside_gm_jax_runs_through_the_trainer(tmp_path):
   assert (tmp_path / "samples" / "step_0000200.png").exists()
   evaluated = loop.evaluate(config, str(tmp_path), diagonal_gaussian.build)
   assert evaluated["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
-  again = loop.train(config, str(tmp_path), diagonal_gaussian.build)  # resumes the finished run
-  assert again["nll_nats"] == pytest.approx(summary["nll_nats"], abs=1e-6)
   assert json.loads((tmp_path / "config.json").read_text())["task"] == "diagonal_gaussian"
+  # A run killed after its step-100 checkpoint resumes there and ends as the uninterrupted run did.
+  straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+  config.train.checkpoint_every = 100
+  summary = loop.train(config, str(straight), diagonal_gaussian.build)
+  cut_back_to(straight, resumed, 100, config)
+  again = loop.train(config, str(resumed), diagonal_gaussian.build)
+  assert without_wall_clock(again) == without_wall_clock(summary)
+  rows = lambda workdir: [without_wall_clock(r) for r in run_metrics(workdir) if r["split"] == "train"]
+  assert rows(resumed) == rows(straight) and len(rows(straight)) == 4
   tiny = diagonal_gaussian.get_config("tiny")  # the smoke size docs/adding_a_model.md promises
   assert tiny.train.num_steps < config.train.num_steps and tiny.data.batch_size < config.data.batch_size

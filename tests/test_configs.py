@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import shutil
 
 import jax
 import numpy as np
@@ -30,7 +29,7 @@ from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train.defaults import TINY_STEPS, base_config
 from gm_jax.train.loop import _MISSING, _config_differences, _field, config_to_dict
-from tests.conftest import CONFIGS, load_config, run_metrics, without_wall_clock
+from tests.conftest import CONFIGS, cut_back_to, load_config, run_metrics, without_wall_clock
 
 CONFIG_NAMES = [p.stem for p in sorted(CONFIGS.glob("*.py"))]
 RUNS = [(name, "tiny", {}) for name in CONFIG_NAMES] + [
@@ -118,17 +117,6 @@ def test_one_config_of_each_family_and_data_source_is_resumed():
   assert set(RESUMED) <= set(CONFIG_NAMES)
 
 
-def _cut_back_to(source: pathlib.Path, target: pathlib.Path, step: int, config) -> None:
-  """`source`'s workdir as a run killed after its checkpoint at `step` leaves it, in `target`, with
-  `config`'s config.json: later checkpoints, samples and summary.json removed, metric rows kept."""
-  shutil.copytree(source, target, ignore=shutil.ignore_patterns("samples", "summary.json", "*.lock"))
-  later = [p for p in (target / "checkpoints").iterdir() if p.name.isdigit() and int(p.name) > step]
-  assert later and (target / "checkpoints" / str(step)).is_dir()
-  for path in later:
-    shutil.rmtree(path)
-  (target / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-
-
 def _write_corpus_for_text(config, tmp_path):
   """A written corpus for text configs (the mock TFDS corpus is too short for them); the caller mocks TFDS."""
   if config.data.name == "text":
@@ -186,7 +174,7 @@ def test_tiny_config_trains_and_resumes(name, arg, overrides, tmp_path):
     resume_config = config.copy_and_resolve_references()
     resume_config.eval.feature_space = "none"
     resume_config.train.num_samples = 0
-    _cut_back_to(straight, resumed, middle, resume_config)
+    cut_back_to(straight, resumed, middle, resume_config)
     resumed_summary = without_wall_clock(tasks.train(resume_config, resumed))
     _, resumed_networks = _restored(resume_config, resumed)
   assert resumed_summary == {k: v for k, v in summary.items() if k in resumed_summary}
