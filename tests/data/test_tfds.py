@@ -3,7 +3,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gm_jax import data as data_lib
-from gm_jax.data import text
+from gm_jax.data import text, tfds_source
 from gm_jax.train.defaults import base_config
 
 
@@ -36,15 +36,27 @@ def test_celeb_a_is_cropped_and_resized_under_mock_data():
   assert batch["x"].shape == (2, 64, 64, 3)
 
 
+def test_center_crop_takes_the_middle_then_resizes_bilinearly():
+  from PIL import Image
+
+  image = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+  np.testing.assert_array_equal(tfds_source.center_crop_resize(image, 4, 4), image[1:5, 2:6])
+  want = np.asarray(Image.fromarray(image[1:5, 2:6]).resize((2, 2), Image.BILINEAR))
+  np.testing.assert_array_equal(tfds_source.center_crop_resize(image, 4, 2), want)
+
+
 @pytest.mark.parametrize("records", [1, 5])
 def test_tfds_text_reads_every_record_under_mock_data(records):
   with tfds.testing.mock_data(num_examples=records):
     ds = text.load(tfds_name="tiny_shakespeare", context=4, level="byte")
-    stored = [r["text"] for split in ("train", "validation", "test")
-              for r in tfds.data_source("tiny_shakespeare", split=split)]
+    as_bytes = lambda t: t if isinstance(t, bytes) else t.encode("utf-8")  # mock records are str
+    by_split = [[as_bytes(r["text"]) for r in tfds.data_source("tiny_shakespeare", split=split)]
+                for split in ("train", "validation", "test")]
   assert ds.spec.kind == "tokens" and len(ds.train) > 0
-  # Each split's records joined by newlines, the splits back to back.
-  assert len(ds.train.tokens) + len(ds.test.tokens) == sum(map(len, stored)) + 3 * (records - 1)
+  # Each split's records joined by newlines, the splits back to back in train, validation, test order.
+  whole = b"".join(b"\n".join(stored) for stored in by_split)
+  np.testing.assert_array_equal(np.concatenate([ds.train.tokens, ds.test.tokens]),
+                                np.frombuffer(whole, np.uint8))
 
 
 class TrainTestText(tfds.core.GeneratorBasedBuilder):

@@ -2,20 +2,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from gm_jax.data import transforms
 
 
-def test_uniform_dequantization_stays_in_the_levels_bin():
-  x = jnp.arange(17).reshape(1, 17)
-  y = transforms.dequantize_uniform(jax.random.key(0), jnp.tile(x, (100, 1)), 17)
-  assert np.all(np.floor(np.asarray(y) * 17) == np.tile(np.arange(17), (100, 1)))
+def test_uniform_dequantization_is_uniform_within_the_levels_bin():
+  """y = (k + u) / 17 with u ~ U(0, 1): the bound on log P(k) needs u uniform, not only in the bin."""
+  n = 1000
+  x = jnp.tile(jnp.arange(17).reshape(1, 17), (n, 1))
+  y = np.asarray(transforms.dequantize_uniform(jax.random.key(0), x, 17), np.float64)
+  assert np.all(np.floor(y * 17) == np.asarray(x))
+  u = (y * 17 - np.asarray(x)).ravel()
+  assert abs(u.mean() - 0.5) < 5 * np.sqrt(1 / 12 / u.size) and abs(u.var() - 1 / 12) < 0.005
+  assert scipy.stats.kstest(u, "uniform").pvalue > 1e-4
 
 
-def test_symmetric_scaling_round_trips():
+def test_symmetric_scaling_maps_levels_onto_minus_one_to_one_and_back_with_clipping():
   x = jnp.arange(256)
+  np.testing.assert_allclose(transforms.to_symmetric(x, 256), 2 * np.arange(256) / 255 - 1, atol=1e-6)
+  assert float(transforms.to_symmetric(x, 256).max()) == 1.0
   assert np.array_equal(transforms.from_symmetric(transforms.to_symmetric(x, 256), 256), x)
-  assert float(transforms.to_symmetric(x, 256).min()) == -1.0
+  np.testing.assert_array_equal(transforms.from_symmetric(jnp.array([-1.3, 1.3]), 256), [0, 255])
 
 
 def test_binarize_draws_one_with_probability_level_over_top_level():
