@@ -29,11 +29,12 @@ def test_hierarchical_vae_reports_each_layers_kl(tmp_path):
 def test_paper_config_published_schedule():
   config = load_config("binarized_mnist_iwae", "layers=2,k=50,objective=iwae")
   assert config.train.num_steps == 3280 * 3000
-  assert config.optim.boundaries[:3] == (3000, 4 * 3000, 13 * 3000)
+  # Burda et al.: 8 stages of 3^i epochs (3,000 steps of 20 each), stage i at 10^(-i/7) of the first rate.
+  assert config.optim.boundaries == tuple(e * 3000 for e in (1, 4, 13, 40, 121, 364, 1093))
+  np.testing.assert_allclose(config.optim.scales, [10 ** (-i / 7) for i in range(8)], rtol=1e-12)
   # The authors' code: dynamically binarized MNIST, and 200-unit layers to z1, 100-unit layers to z2.
   assert (config.data.name, config.data.binarize) == ("mnist", True)
   assert config.model.hidden == ((200, 200), (100, 100))
-  assert config.optim.scales[-1] == pytest.approx(10 ** (-1))
   assert config.model.latent_dims == (100, 50) and config.objective.num_samples == 50
   with pytest.raises(ValueError, match="unknown config argument"):
     load_config("binarized_mnist_iwae", "layer=2")
