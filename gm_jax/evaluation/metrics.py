@@ -33,7 +33,11 @@ class Accumulator:
     return {name: list(pair) for name, pair in self._sums.items()}
 
   def add(self, metrics: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    for name, (total, count) in jax.device_get(dict(metrics)).items():
+    for name, pair in jax.device_get(dict(metrics)).items():
+      if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"metric {name!r} is not a (sum, count) pair; return metrics as pairs "
+                         f"(gm_jax.objectives.sums.masked_mean, or metrics.scalar for one value per step)")
+      total, count = pair
       acc = self._sums.setdefault(name, [0.0, 0.0])
       acc[0] += float(np.sum(total, dtype=np.float64))
       acc[1] += float(np.sum(count, dtype=np.float64))

@@ -271,7 +271,13 @@ class Experiment:
   @functools.cached_property
   def feature_space(self) -> FeatureSpace | None:
     """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
-    if self.task.sample_fn is None or self.build_feature_space is None:
+    if self.task.sample_fn is None:
+      return None
+    if self.build_feature_space is None:
+      if self.config.eval.feature_space != "none":
+        logging.warning("eval.feature_space=%r is not measured: this run was given no feature-space "
+                        "builder (pass gm_jax.tasks.build_feature_space to loop.train / loop.evaluate)",
+                        self.config.eval.feature_space)
       return None
     ev = self.config.eval
     if ev.quality_reference not in ("test", "train"):
@@ -407,7 +413,11 @@ class Experiment:
     likelihood = self.task.likelihood
     if likelihood is None:
       return {"estimator": None, **extra}
-    nll = {**means, **extra}[likelihood.metric]
+    reported = {**means, **extra}
+    if likelihood.metric not in reported:
+      raise ValueError(f"the task's Likelihood names the metric {likelihood.metric!r}, which its eval_fn and "
+                       f"summarize do not report (they report {sorted(reported)})")
+    nll = reported[likelihood.metric]
     entry = ledger.likelihood_entry(nll, likelihood.num_dims, likelihood.estimator, likelihood.discrete,
                                     likelihood.likelihood_of)
     return {**entry, **self.data_floor, **extra}

@@ -115,6 +115,10 @@ def make_optimizers(config, blocks: dict[str, str], updates_per_step: dict[str, 
   """({network: optimizer}, {network: schedule}) from config[block] for each network's block;
   updates_per_step: {network: its updates per train step} (Task.updates_per_step; 1 if absent)."""
   counts = updates_per_step or {}
+  for network, block in blocks.items():
+    if block not in config:
+      raise ValueError(f"network {network!r} is updated with optimizer block {block!r}, which the config "
+                       f"lacks; add config.{block} (e.g. a copy of config.optim with its own settings)")
   built = {network: make_optimizer(config[block], config.train.num_steps, counts.get(network, 1))
            for network, block in blocks.items()}
   return {n: tx for n, (tx, _) in built.items()}, {n: schedule for n, (_, schedule) in built.items()}

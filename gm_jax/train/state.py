@@ -43,8 +43,14 @@ class TrainState:
 
 def create(variables: dict[str, dict[str, Any]], optimizers: dict[str, Any], use_ema: bool) -> TrainState:
   networks = {}
+  if not set(optimizers) <= set(variables):
+    raise ValueError(f"the task's init returned {sorted(variables)} where the trainer expects its networks "
+                     f"{sorted(optimizers)}; return {{network: variables}}")
   for name, tx in optimizers.items():
     collections = dict(variables[name])
+    if "params" not in collections:
+      raise ValueError(f"the task's init gave network {name!r} the collections {sorted(collections)}, "
+                       f"without 'params'")
     params = collections.pop("params")
     networks[name] = NetworkState(params=params, opt_state=tx.init(params), model_state=collections,
                                   ema_params=jax.tree.map(jnp.copy, params) if use_ema else None)

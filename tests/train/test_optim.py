@@ -4,7 +4,7 @@ import optax
 import pytest
 
 from gm_jax.train.defaults import base_config
-from gm_jax.train.optim import make_optimizer, make_schedule
+from gm_jax.train.optim import make_optimizer, make_optimizers, make_schedule
 
 
 def _cfg(**kw):
@@ -90,3 +90,10 @@ def test_unknown_optimizer_is_a_clear_error():
 def test_weight_decay_needs_adamw():
   with pytest.raises(ValueError, match=r"weight_decay=0.1 is applied by adamw only; set optim.name=adamw"):
     make_optimizer(_cfg(name="adam", weight_decay=0.1), 10)
+
+
+def test_an_optimizer_block_the_config_lacks_is_one_line():
+  config = base_config()
+  with pytest.raises(ValueError, match=r"network 'critic' is updated with optimizer block 'optim_d', which "
+                                       r"the config lacks; add config.optim_d"):
+    make_optimizers(config, {"model": "optim", "critic": "optim_d"})

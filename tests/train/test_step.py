@@ -270,3 +270,18 @@ def test_a_network_updated_several_times_a_step_reads_its_schedule_per_step():
   expected = [float(schedules["discriminator"](i // 5)) for i in range(len(moves))]
   assert expected[-1] > 0  # the logged schedule still moves the critic in the last step
   np.testing.assert_allclose(moves, expected, rtol=1e-5)
+
+
+def test_a_task_that_breaks_the_contract_is_one_line():
+  """init without the {network: variables} wrapper or without params, and a metric that is not a
+  (sum, count) pair, are named (they were a bare KeyError or 'iteration over a 0-d array')."""
+  from gm_jax.evaluation import metrics as metrics_lib
+  from gm_jax.train import state as state_lib
+
+  with pytest.raises(ValueError,
+                     match=r"init returned \['w'\] where the trainer expects its networks \['net'\]"):
+    state_lib.create({"w": jnp.zeros(2)}, SGD, use_ema=False)
+  with pytest.raises(ValueError, match=r"gave network 'net' the collections \['stats'\], without 'params'"):
+    state_lib.create({"net": {"stats": {}}}, SGD, use_ema=False)
+  with pytest.raises(ValueError, match=r"metric 'loss' is not a \(sum, count\) pair"):
+    metrics_lib.Accumulator().add({"loss": jnp.float32(1.0)})
