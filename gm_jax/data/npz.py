@@ -69,8 +69,10 @@ def read_arrays(file: pathlib.Path) -> dict[str, np.ndarray]:
       names = list(archive.files)
       arrays = {k: archive[k] for k in names if k in KEYS}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not an array file, or object arrays
-    raise ValueError(f"cannot read {str(file)!r} as {file.suffix} ({type(e).__name__}: {e}); save numeric "
-                     f"arrays with np.save or np.savez") from None
+    # NumPy takes any other file for a pickle, and its refusal suggests allow_pickle, which is no fix here.
+    reason = f"not a NumPy {file.suffix} file" if "allow_pickle" in str(e) else f"{type(e).__name__}: {e}"
+    raise ValueError(f"cannot read {str(file)!r} as {file.suffix} ({reason}); save numeric arrays with "
+                     f"np.save or np.savez") from None
   unused = sorted(set(names) - set(KEYS))
   if unused:
     raise ValueError(f"{str(file)!r} holds arrays {unused} that data.name='npz' does not read; name the "
@@ -172,6 +174,15 @@ def load(path: str, num_levels: int = 0, test_fraction: float = split_lib.DEFAUL
   if image_size:
     raise ValueError("data.image_size resizes image folders only; resize the arrays before saving them")
   arrays = read_arrays(file)
+  try:
+    return _dataset(file, arrays, num_levels, test_fraction)
+  except ValueError as e:  # a check of the arrays: named with their file, as the file's own errors are
+    message = str(e)
+    raise ValueError(message if repr(str(file)) in message else f"{str(file)!r}: {message}") from None
+
+
+def _dataset(file: pathlib.Path, arrays: dict[str, np.ndarray], num_levels: int,
+             test_fraction: float) -> Dataset:
   x = arrays["x"]
   kind = check_examples(x, "x")
   if not len(x):

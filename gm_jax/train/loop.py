@@ -308,7 +308,9 @@ class Experiment:
       raise ValueError(f"eval.prdc_k={ev.prdc_k} must be at least 1 and below eval.quality_samples "
                        f"({ev.quality_samples}), the reference's size ({reference}: the "
                        f"{ev.quality_reference} split up to eval.quality_reference_max="
-                       f"{ev.quality_reference_max}) and the data floor's ({floor}: the {other} split's)")
+                       f"{ev.quality_reference_max}) and the data floor's ({floor}: the {other} split's); "
+                       f"lower eval.prdc_k, hold out more examples (data.test_fraction) or set "
+                       f"eval.feature_space='none'")
     return space
 
   @property

@@ -499,13 +499,17 @@ def test_npz_errors(tmp_path):
   with pytest.raises(ValueError, match="has no array 'x'"):
     load("npz", tmp_path / "only_labels.npz")
   (tmp_path / "garbage.npy").write_bytes(b"not an array")
-  with pytest.raises(ValueError, match=r"cannot read .*garbage.npy' as .npy"):
+  with pytest.raises(ValueError, match=r"cannot read .*garbage.npy' as .npy \(not a NumPy .npy file\)"):
     load("npz", tmp_path / "garbage.npy")
+  (tmp_path / "text.npz").write_text("not an archive\n")  # NumPy's own message suggested allow_pickle
+  with pytest.raises(ValueError, match=r"cannot read .*text.npz' as .npz \(not a NumPy .npz file\)"):
+    load("npz", tmp_path / "text.npz")
   np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}] * 4))
   with pytest.raises(ValueError, match=r"cannot read .*objects.npz' as .npz .*save numeric arrays"):
     load("npz", tmp_path / "objects.npz")
   np.savez(tmp_path / "labels.npz", x=np.zeros((10, 2)), label=np.zeros(9, np.int32))
-  with pytest.raises(ValueError, match=r"label has shape \(9,\) but x holds 10 examples"):
+  # A check of the arrays names their file too.
+  with pytest.raises(ValueError, match=r"labels.npz': label has shape \(9,\) but x holds 10 examples"):
     load("npz", tmp_path / "labels.npz")
   np.save(tmp_path / "float_images.npy", np.zeros((10, 4, 4), np.float32))
   with pytest.raises(ValueError, match="float images are not read; quantize them .* or flatten them"):
