@@ -99,9 +99,12 @@ class Checkpointer:
 
   def __init__(self, directory: pathlib.Path, keep: int, async_save: bool = True, read_only: bool = False):
     # Read-only (eval and sample modes) also leaves other processes' unfinished saves alone: a training
-    # may be writing into the same directory.
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
-                                           cleanup_tmp_directories=not read_only, read_only=read_only)
+    # may be writing into the same directory. Its options are given as orbax sets them for a read-only
+    # manager, which otherwise logs a warning for each option it changes, on every evaluation.
+    options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep,
+                                           enable_async_checkpointing=async_save,
+                                           cleanup_tmp_directories=not read_only, read_only=read_only,
+                                           save_interval_steps=0 if read_only else 1, create=not read_only)
     self.directory = pathlib.Path(directory).absolute()
     self._manager = ocp.CheckpointManager(self.directory, options=options)
     self._pending: int | None = None  # the step whose (async) save has not been confirmed yet

@@ -31,3 +31,21 @@ def test_a_failed_synchronous_save_names_its_own_step_and_the_intact_ones_before
     assert ckpt.restore(20, state)[1] == {"position": 2}
   finally:
     ckpt.close()
+
+
+def test_a_read_only_checkpointer_restores_without_orbax_warnings(tmp_path, caplog):
+  """Eval and sample modes open the checkpoints read-only: no warning per option orbax adjusts (four
+  lines on every evaluation), and the steps written by a training are read."""
+  state = {"w": jnp.arange(3.0)}
+  writer = checkpoint.Checkpointer(tmp_path / "checkpoints", keep=5, async_save=False)
+  try:
+    writer.save(10, state, {"position": 1})
+  finally:
+    writer.close()
+  with caplog.at_level("WARNING"):
+    reader = checkpoint.Checkpointer(tmp_path / "checkpoints", keep=5, async_save=False, read_only=True)
+  try:
+    assert reader.all_steps() == [10] and reader.restore(10, state)[1] == {"position": 1}
+  finally:
+    reader.close()
+  assert "read_only=True" not in caplog.text
