@@ -60,7 +60,7 @@ def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as a
   """--config.FIELD=VALUE for every scalar field outside `eval` in which the run's stored config differs
   from the config file at `size` (the report's by default): the run was launched with overrides, and its
   evaluation then uses the run's config."""
-  from gm_jax.train.defaults import load_config_file
+  from gm_jax.train.defaults import as_tuples, load_config_file
 
   stored = json.loads((workdir / "config.json").read_text())
   size = _size() if size == "as asked" else size
@@ -74,14 +74,10 @@ def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as a
       if isinstance(value, dict):
         walk(value, b.get(key, {}), f"{prefix}{key}.")
       elif b.get(key) != value:  # a list stored from a tuple field goes back as a tuple
-        flags_out.append(f"--config.{prefix}{key}={_as_tuples(value)!r}")
+        flags_out.append(f"--config.{prefix}{key}={as_tuples(value)!r}")
 
   walk(stored, current, "")
   return flags_out
-
-
-def _as_tuples(value):
-  return tuple(_as_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def wall_seconds(workdir: pathlib.Path) -> float | None:

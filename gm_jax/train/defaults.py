@@ -119,9 +119,9 @@ def starting_configs(task: str) -> list[ml_collections.ConfigDict]:
   return [base_config()] + [make() for make in _FAMILY_DEFAULTS.get(task, [])]
 
 
-def _as_tuples(value):
+def as_tuples(value):
   """Lists as tuples, nested too: a config rebuilt from config.json holds its tuple fields as lists."""
-  return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+  return tuple(as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 def warn_unread_options(config, default, readers: dict[str, str], context: str) -> list[str]:
@@ -130,7 +130,7 @@ def warn_unread_options(config, default, readers: dict[str, str], context: str) 
   pass unseen. Returns them as "block.name=value (read by ...)"."""
   unread = [f"{field}={config[block][name]!r} (read {who})" for field, who in readers.items()
             for block, name in [field.split(".")]
-            if _as_tuples(config[block][name]) != _as_tuples(default[block][name])]
+            if as_tuples(config[block][name]) != as_tuples(default[block][name])]
   if unread:
     logging.warning("%s ignores %s", context, ", ".join(unread))
   return unread

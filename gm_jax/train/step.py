@@ -95,8 +95,8 @@ class TrainStep:
   def __call__(self, state: TrainState, batch: dict[str, jax.Array]):
     return self.jit(state)(state, batch)
 
-  def _name(self, network: str, metric: str) -> str:
-    return metric_name(self.task, network, metric)
+  def _name(self, label: str, metric: str) -> str:
+    return metric_name(self.task, label, metric)
 
   def _apply_update(self, update: Update, label: str, networks: dict[str, NetworkState], batch, key):
     """One update of update.network, its metrics named by `label`; skipped (state kept) when the loss,

@@ -83,9 +83,10 @@ class Task:
     same for every batch, so randomness is drawn per example from batch['index'] (gm_jax.train.rng).
   sample_fn(params, model_state, key, n) -> n samples in data space (points, or image levels HWC), or
     (samples, info) with info a dict of scalars about the sampling (e.g. `nfe`, network evaluations),
-    reported beside the sample-quality metrics, and of per-sample (n,) arrays. A sampler that rounds its samples to integer levels
-    reports in `nonfinite` which held a non-finite value before (`nonfinite_samples(x)`; the trainer
-    then reports their quality metrics as NaN; it checks floating-point samples itself).
+    reported beside the sample-quality metrics, and of per-sample (n,) arrays. A sampler that rounds its
+    samples to integer levels reports in `nonfinite` which held a non-finite value before
+    (`nonfinite_samples(x)`; the trainer then reports their quality metrics as NaN; it checks
+    floating-point samples itself).
   likelihood: what the ledger reports (None: the model has no likelihood, the summary says
     estimator None); the trainer adds the data's entropy floor beside it.
   summarize(eval_means) -> further summary fields of the family (e.g. a second bound).
