@@ -200,7 +200,7 @@ def pytest_collection_modifyitems(config, items):
 def cut_back_to(source: pathlib.Path, target: pathlib.Path, step: int, config) -> None:
   """`source`'s workdir as a run killed after its checkpoint at `step` leaves it, in `target`, with
   `config`'s config.json: later checkpoints, samples and summary.json removed, metric rows kept."""
-  from gm_jax.train.loop import config_to_dict
+  from gm_jax.train.config_checks import config_to_dict
 
   shutil.copytree(source, target, ignore=shutil.ignore_patterns("samples", "summary.json", "*.lock"))
   later = [p for p in (target / "checkpoints").iterdir() if p.name.isdigit() and int(p.name) > step]

@@ -28,7 +28,7 @@ import tensorflow_datasets as tfds
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train.defaults import TINY_STEPS, base_config
-from gm_jax.train.loop import _MISSING, _config_differences, _field, config_to_dict
+from gm_jax.train.config_checks import MISSING, config_differences, config_to_dict, field_value
 from tests.conftest import CONFIGS, cut_back_to, load_config, run_metrics, without_wall_clock
 
 CONFIG_NAMES = [p.stem for p in sorted(CONFIGS.glob("*.py"))]
@@ -86,10 +86,10 @@ def test_a_run_from_before_a_family_field_differs_only_where_the_config_moved_it
     now = config_to_dict(load_config(name))
     starts = [config_to_dict(make()) for make in tasks.DEFAULT_CONFIGS.get(now["task"], ())]
     for field in sorted({f for start in starts for f in _leaves(start)} - base_fields):
-      if _field(now, field) == _MISSING:
+      if field_value(now, field) == MISSING:
         continue
-      moved = all(_field(start, field) != _field(now, field) for start in starts)
-      assert _config_differences(_without(now, field), now) == ([field] if moved else []), (name, field)
+      moved = all(field_value(start, field) != field_value(now, field) for start in starts)
+      assert config_differences(_without(now, field), now) == ([field] if moved else []), (name, field)
       checked += 1
   assert checked > 500
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from gm_jax.train.loop import config_to_dict
+from gm_jax.train.config_checks import config_to_dict
 from tests.conftest import REPO, load_config, run_main
 
 SCRIPT = REPO / "experiments" / "digits_report.py"

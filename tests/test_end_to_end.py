@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gm_jax import tasks
-from gm_jax.train import loop, optim, run_files
+from gm_jax.train import config_checks, loop, optim, run_files
 from gm_jax.train.run_files import event_of, read_event_records
 from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
                             run_metrics, without_wall_clock, xla_flags)
@@ -408,7 +408,7 @@ def test_learning_rate_must_be_finite_and_positive(lr):
   config = load_config("toy2d_gmm", "tiny")
   config.optim.learning_rate = float(lr)
   with pytest.raises(ValueError, match=r"optim.learning_rate=.* must be a finite number > 0"):
-    loop.check_config(config)
+    config_checks.check_config(config)
 
 
 @pytest.mark.parametrize("config_name,field,value,message", [
@@ -427,7 +427,7 @@ def test_optimizer_factors_bounds_and_the_compute_dtype_are_checked(config_name,
   block, key = field.split(".")
   config[block][key] = value
   with pytest.raises(ValueError, match=message):
-    loop.check_config(config)
+    config_checks.check_config(config)
 
 
 def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
@@ -447,7 +447,7 @@ def test_counts_must_be_integers_in_range(name, value):
   block, field = name.split(".")
   config[block][field] = value
   with pytest.raises(ValueError, match=rf"{name}=.* must be an integer >= [01]; set --config.{name}$"):
-    loop.check_config(config)
+    config_checks.check_config(config)
 
 
 def test_evaluation_and_samples_use_the_parameters_average_when_there_is_one(tmp_path):
@@ -470,7 +470,7 @@ def test_ema_decay_must_be_in_0_1(decay):
   config = load_config("toy2d_gmm", "tiny")
   config.train.ema_decay = decay
   with pytest.raises(ValueError, match=r"train.ema_decay=.* must be in \[0, 1\)"):
-    loop.check_config(config)
+    config_checks.check_config(config)
 
 
 @pytest.mark.parametrize("name,field", [
@@ -481,7 +481,7 @@ def test_nan_settings_are_refused_before_training_and_evaluation(name, field, tm
   config.eval[field] = float("nan")  # it passed the range checks, and the samples were NaN
   message = rf"eval.{field} = nan is not a number; set --config.eval.{field}$"
   with pytest.raises(ValueError, match=message):
-    loop.check_config(config)
+    config_checks.check_config(config)
   with pytest.raises(ValueError, match=message):
     tasks.evaluate(config, str(tmp_path))
   assert not any(tmp_path.iterdir())

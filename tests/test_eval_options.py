@@ -5,7 +5,7 @@ import pytest
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.train import loop
+from gm_jax.train import config_checks
 from tests.conftest import load_config
 
 CASES = [
@@ -238,7 +238,7 @@ def test_an_option_the_config_does_not_read_is_named(name, fields, warning, capl
     block, key = field.split(".")
     config[block][key] = value
   with caplog.at_level("WARNING"):
-    loop.check_config(config)
+    config_checks.check_config(config)
     dataset = data_lib.load_dataset(config.data)
     tasks.build(config, dataset)
     tasks.build_feature_space(config, dataset)

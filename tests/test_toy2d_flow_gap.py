@@ -9,7 +9,7 @@ import pytest
 from gm_jax import tasks
 from gm_jax.models.flows import Flow
 from gm_jax.tasks.flow import flow_config
-from gm_jax.train import loop
+from gm_jax.train import config_checks
 from tests.conftest import REPO, load_config, run_main
 
 
@@ -64,7 +64,8 @@ def test_flow_gap_on_a_workdir_without_a_flow_run_is_one_line(tmp_path):
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
       f"error: {str(tmp_path)!r} holds a gmm run on toy2d; this reads toy2d flow runs"]
   # A flow run killed before its first checkpoint.
-  (tmp_path / "config.json").write_text(json.dumps(loop.config_to_dict(load_config("toy2d_realnvp", "tiny"))))
+  stored = config_checks.config_to_dict(load_config("toy2d_realnvp", "tiny"))
+  (tmp_path / "config.json").write_text(json.dumps(stored))
   proc = run_main(f"--workdir={tmp_path}", script=script, check=False)
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
       f"error: no checkpoint in {tmp_path / 'checkpoints'}; train first (--mode=train)"]

@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
-import json
-import math
 import pathlib
 import tempfile
 import time
@@ -29,16 +26,18 @@ from absl import logging
 from gm_jax import data as data_lib
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import Dataset
-from gm_jax.data.pipeline import fingerprint as data_fingerprint
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.models import precision
-from gm_jax.train import cpu_compile, defaults, optim, sharding
+from gm_jax.train import cpu_compile, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
-from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, finite_or_null,
-                                    read_json_object, write_json_atomic)
+from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
+                                        described_differences, field_value)
+from gm_jax.train.processes import (check_processes_agree, check_processes_read_the_same_data,
+                                    on_every_process, sync_processes, text_of_process_0)
+from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, read_json_object,
+                                    write_json_atomic)
 from gm_jax.train.state import TrainState
 from gm_jax.train.task import Task, split_samples
 
@@ -64,50 +63,6 @@ def topology(fsdp: int = 1) -> dict[str, int]:
 def _describe(t: dict[str, int]) -> str:
   sharded = f", parameters sharded {t['fsdp']} ways" if t.get("fsdp", 1) > 1 else ""
   return f"{t['devices']} device(s) in {t['processes']} process(es){sharded}"
-
-
-# Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any
-# layout), the progress bar (it changes what the terminal shows, not what the run computes or writes) and
-# how checkpoints are kept (a resumed run is exact from any checkpoint, which carries its log window: after
-# a full disk, keeping fewer is what a resume needs).
-FREE_FIELDS = ("mesh.", "train.progress_bar.", "train.keep_checkpoints.", "train.checkpoint_every.",
-               "train.async_checkpoints.")
-
-
-def _sync_processes(name: str) -> None:
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices(name)
-
-
-def config_to_dict(config) -> dict[str, Any]:
-  """The config as config.json stores it (non-finite numbers as null), so a rerun compares equal to it."""
-  return finite_or_null(json.loads(config.to_json_best_effort(sort_keys=True)))
-
-
-_MISSING = "<missing>"
-
-
-def _config_differences(old: dict, new: dict, prefix: str = "", starts: list[dict] | None = None
-                        ) -> list[str]:
-  """The fields whose values differ between a stored config and a new one. A field the stored config
-  lacks (its run predates the field) at a value its configs start from (`starts`: the base config and
-  the family's registered default configs, gm_jax.train.defaults) is no difference: runs from before a
-  new option can still be resumed and evaluated."""
-  if starts is None:
-    starts = [config_to_dict(c) for c in defaults.starting_configs(old.get("task", new.get("task", "")))]
-  diffs = []
-  for k in sorted(set(old) | set(new)):
-    if f"{prefix}{k}.".startswith(FREE_FIELDS):
-      continue
-    a, b = old.get(k, _MISSING), new.get(k, _MISSING)
-    if isinstance(a, dict) and isinstance(b, dict):
-      inner = [s[k] for s in starts if isinstance(s.get(k), dict)]
-      diffs += _config_differences(a, b, f"{prefix}{k}.", inner)
-    elif a != b and not (a == _MISSING and any(s.get(k, _MISSING) == b for s in starts)):
-      diffs.append(f"{prefix}{k}")
-  return diffs
 
 
 @dataclasses.dataclass
@@ -199,7 +154,7 @@ class Experiment:
       if jax.process_index() == 0:
         for e in skipped:
           self.checkpointer.set_aside(e.step)
-      _sync_processes("unreadable checkpoints set aside")
+      sync_processes("unreadable checkpoints set aside")
       self.checkpointer.reload()
     written_on = data_state.pop("topology", None)
     now_on = topology(self.config.mesh.fsdp)
@@ -467,91 +422,12 @@ def all_finite(tree) -> bool:
   return all(bool(_leaf_finite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
 
 
-def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
-  """Every `learning_rate` field of the config (optim and per-network blocks such as optim_d)."""
-  found = []
-  for key, value in config.items():
-    if hasattr(value, "items"):
-      found += _learning_rates(value, f"{prefix}{key}.")
-    elif key == "learning_rate":
-      found.append((f"{prefix}{key}", value))
-  return found
-
-
-# Counts with their least value. A 0 interval means "only at the end" for what the last step writes
-# anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
-_COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
-           ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
-           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1), ("eval.sample_seed", 0))
-
-
-def check_counts(config, counts) -> None:
-  for name, least in counts:
-    block, field = name.split(".")
-    value = config[block][field]
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
-
-
 def _nonfinite_share(samples: np.ndarray, flags: np.ndarray | None) -> float:
   """The fraction of samples holding a non-finite value: counted for floating-point samples; for samples
   that the sampler rounded to integer levels, from the flags it reported (info's `nonfinite`)."""
   if np.issubdtype(samples.dtype, np.floating):
     return float(np.mean(~np.isfinite(samples.reshape(len(samples), -1)).all(axis=1)))
   return float(np.mean(flags)) if flags is not None else 0.0
-
-
-def _nan_fields(tree: dict, prefix: str = "") -> list[str]:
-  found = []
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      found += _nan_fields(value, f"{prefix}{key}.")
-    elif any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, (list, tuple))
-                                                               else (value,))):
-      found.append(f"{prefix}{key}")
-  return found
-
-
-def check_no_nan(config) -> None:
-  """NaN is no setting (and passes every range check written as a comparison that fails for it)."""
-  fields = _nan_fields(config.to_dict())
-  if fields:
-    raise ValueError(f"{', '.join(fields)} = nan is not a number; set --config.{fields[0]}")
-
-
-def check_config(config) -> None:
-  """Rejects settings that cannot train, before anything is built or written."""
-  for name, value in _learning_rates(config):
-    try:
-      ok = math.isfinite(float(value)) and float(value) > 0
-    except (TypeError, ValueError):
-      ok = False
-    if not ok:
-      raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
-  check_no_nan(config)
-  check_counts(config, _COUNTS)
-  precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
-  family_default = defaults.starting_configs(config.task)[-1]  # for the optimizers' unread fields
-  for name, _ in _learning_rates(config):
-    prefix = name[:-len("learning_rate")]  # the optimizer's block, e.g. "optim." or "optim_d."
-    block = functools.reduce(lambda tree, key: tree[key], prefix.split(".")[:-1], config)
-    check_counts(config, [(prefix + field, 0) for field in ("warmup_steps", "decay_steps") if field in block])
-    # Each is a non-negative factor or bound: a negative one turns the learning rate (end_lr_ratio,
-    # scales) or the gradient (grad_clip_norm) around, and training goes uphill without a word.
-    for field in ("end_lr_ratio", "grad_clip_norm", "weight_clip", "weight_decay"):
-      if field in block and not block[field] >= 0:
-        raise ValueError(f"{prefix}{field}={block[field]} must be >= 0; set --config.{prefix}{field}")
-    if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
-      raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
-    block_name = prefix[:-1]
-    default = {block_name: family_default[block_name] if block_name in family_default else
-               family_default.optim}
-    defaults.warn_unread_options(config, default, {f"{block_name}.{field}": who for field, who in
-                                                   optim.unread_fields(block).items() if field in block},
-                                 f"{block_name} ({block.name}, {block.schedule} schedule)")
-  decay = config.train.ema_decay
-  if not 0 <= decay < 1:
-    raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
 
 
 class _StepTimer:
@@ -599,11 +475,11 @@ def check_workdir(exp: Experiment) -> None:
   has_checkpoint = exp.checkpointer.latest_step() is not None
   if stored is not None:
     now = config_to_dict(exp.config)
-    diffs = _config_differences(stored, now)
+    diffs = config_differences(stored, now)
     if diffs:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
-                                 f"({_described(diffs, stored, now)}); use a new --workdir or the stored "
-                                 f"values")
+                                 f"({described_differences(diffs, stored, now)}); use a new --workdir or "
+                                 f"the stored values")
     if not has_checkpoint and (exp.workdir / "summary.json").exists():
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
                                  f"checkpoint to resume from; use a new --workdir (training here would "
@@ -645,107 +521,6 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
   exp.files.truncate_metrics(step, final=step == exp.config.train.num_steps)
   logging.info("resumed from step %d", step)
   return state, iterator, window
-
-
-def check_processes_agree(config, workdir: pathlib.Path, mode: str) -> None:
-  """Every process of a multi-process launch runs one config in one workdir in one mode (train, eval or
-  sample) on as many devices: a difference would leave them waiting on each other's collectives for ever
-  (or fail in the batch's sharding), so each process compares the others' with its own."""
-  if jax.process_count() == 1:
-    return
-  # Each process feeds its devices an equal share of the global batch (and process_allgather needs it).
-  # Every process sees the whole device list.
-  counts = [sum(d.process_index == i for d in jax.devices()) for i in range(jax.process_count())]
-  if len(set(counts)) > 1:
-    _stop_every_process(f"the processes have different numbers of devices ({', '.join(map(str, counts))} in "
-                        f"process order); give every process as many (the same XLA_FLAGS device count, "
-                        f"CUDA_VISIBLE_DEVICES or TPU host)")
-  launch = json.dumps({"config": config_to_dict(config), "workdir": str(workdir), "mode": mode},
-                      sort_keys=True)
-  differ = _processes_that_differ(launch)
-  if differ:
-    _stop_every_process(f"process(es) {differ} were launched with another config, --workdir or --mode than "
-                        f"process 0; launch every process with the same command apart from --process_id")
-
-
-def check_processes_read_the_same_data(dataset: Dataset) -> None:
-  """Every process of a multi-process launch loaded the same splits: each reads its part of every global
-  batch from its own copy of the data, so copies that differ (another file at data.path on one host)
-  would train and evaluate on a mixture without notice. Compared by the splits' sizes and fingerprints."""
-  if jax.process_count() == 1:
-    return
-  splits = {name: (len(split), data_fingerprint(split))
-            for name, split in (("train", dataset.train), ("test", dataset.test))}
-  differ = _processes_that_differ(json.dumps(splits, sort_keys=True))
-  if differ:
-    _stop_every_process(f"process(es) {differ} loaded other data than process 0 (this process: "
-                        f"{splits['train'][0]} training and {splits['test'][0]} test examples); give every "
-                        f"process the same files at data.path")
-
-
-def _processes_that_differ(text: str) -> list[int]:
-  """The processes whose `text` differs from process 0's (compared by digest; every process calls this)."""
-  from jax.experimental import multihost_utils
-
-  digest = np.frombuffer(hashlib.sha256(text.encode()).digest()[:8], np.int32)
-  digests = np.asarray(multihost_utils.process_allgather(digest)).reshape(jax.process_count(), -1)
-  return [i for i in range(len(digests)) if not np.array_equal(digests[i], digests[0])]
-
-
-def on_every_process(build: Callable[[], Any], what: str) -> Any:
-  """build() on every process of a launch (one process: just build()). When it raises on any process,
-  every process stops with that error, naming the process: the others would otherwise go on to their next
-  collective and fail there with a connection error (or wait in it), the cause printed on one host only."""
-  try:
-    value, error = build(), None
-  except Exception as e:  # noqa: BLE001 (re-raised below, on every process)
-    value, error = None, e
-  if jax.process_count() > 1:
-    errors = _texts_of_every_process("" if error is None else f"{type(error).__name__}: {error}")
-    failed = [(i, text) for i, text in enumerate(errors) if text]
-    if failed and error is None:
-      _stop_every_process(f"process {failed[0][0]} failed {what}: {failed[0][1]}")
-    if error is not None:
-      jax.distributed.shutdown()
-  if error is not None:
-    raise error
-  return value
-
-
-def _texts_of_every_process(text: str, size: int = 1024) -> list[str]:
-  """Every process's `text` (up to `size` bytes of UTF-8), in process order (every process calls this)."""
-  from jax.experimental import multihost_utils
-
-  gathered = multihost_utils.process_allgather(_padded_bytes(text, size))
-  return [_unpadded_text(row) for row in np.asarray(gathered).reshape(jax.process_count(), size)]
-
-
-def _padded_bytes(text: str, size: int) -> np.ndarray:
-  """`text` as UTF-8 in `size` bytes (cut, or padded with zeros), an array every process can exchange."""
-  raw = np.zeros(size, np.uint8)
-  encoded = np.frombuffer(text.encode()[:size], np.uint8)
-  raw[:len(encoded)] = encoded
-  return raw
-
-
-def _unpadded_text(raw) -> str:
-  return bytes(np.asarray(raw)).rstrip(b"\0").decode(errors="replace")
-
-
-def _text_of_process_0(text: str, size: int = 4096) -> str:
-  """Process 0's `text` (up to `size` bytes of UTF-8), in every process (every process calls this)."""
-  if jax.process_count() == 1:
-    return text
-  from jax.experimental import multihost_utils
-
-  return _unpadded_text(multihost_utils.broadcast_one_to_all(_padded_bytes(text, size)))
-
-
-def _stop_every_process(problem: str) -> None:
-  """Raises `problem`, which every process found: they leave together, process 0 (which holds the
-  coordination service) last, rather than one taking the service down while another still reads it."""
-  jax.distributed.shutdown()
-  raise ValueError(problem)
 
 
 def lock_workdir(workdir: pathlib.Path) -> WorkdirLock:
@@ -907,21 +682,6 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     exp.files.close()
 
 
-def _field(tree: dict, path: str) -> Any:
-  for key in path.split("."):
-    if not isinstance(tree, dict) or key not in tree:
-      return _MISSING
-    tree = tree[key]
-  return tree
-
-
-def _described(diffs: list[str], stored: dict, now: dict, limit: int = 5) -> str:
-  """'field (stored X, now Y)' for the first `limit` differing fields ('absent': the config lacks it)."""
-  value = lambda tree, d: "absent" if _field(tree, d) == _MISSING else json.dumps(_field(tree, d))
-  shown = [f"{d} (stored {value(stored, d)}, now {value(now, d)})" for d in diffs[:limit]]
-  return ", ".join(shown) + (", ..." if len(diffs) > limit else "")
-
-
 def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any]]:
   """Checks, without writing anything, that eval/sample can use `workdir` with `config`.
 
@@ -937,13 +697,13 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
     raise WorkdirConflictError(f"workdir {workdir} holds checkpoints without a config.json; cannot check "
                                f"that they belong to this config")
   now = config_to_dict(config)
-  diffs = _config_differences(stored, now)
+  diffs = config_differences(stored, now)
   outside = [d for d in diffs if not d.startswith("eval.")]
   if outside:
     raise WorkdirConflictError(f"workdir {workdir} was trained with a different config "
-                               f"({_described(outside, stored, now)}); only eval.* may change after "
-                               f"training: pass the stored config.json's values")
-  return {d: {"stored": _field(stored, d), "now": _field(now, d)} for d in diffs}
+                               f"({described_differences(outside, stored, now)}); only eval.* may change "
+                               f"after training: pass the stored config.json's values")
+  return {d: {"stored": field_value(stored, d), "now": field_value(now, d)} for d in diffs}
 
 
 def _check_writable(workdir: pathlib.Path, mode: str) -> None:
@@ -966,8 +726,7 @@ def restored_experiment(config, workdir: str, build_task: TaskBuilder,
   eval.* settings that differ from its config.json; any other difference is refused."""
   workdir = run_directory(workdir)
   check_processes_agree(config, workdir, mode)
-  check_no_nan(config)
-  check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
+  check_eval_fields(config)
   changes = check_eval_workdir(config, workdir)
   on_every_process(lambda: _check_writable(workdir, mode) if jax.process_index() == 0 else None,
                    "to check the workdir")
@@ -1025,7 +784,7 @@ def sample(config, workdir: str, build_task: TaskBuilder) -> dict[str, Any]:
         path = stack.enter_context(claimed_unused_path(path))
       # Process 0 writes the file (and chose its name); every process reports it.
       written = exp.write_samples(state, step, path)  # None on the other processes
-      result = {"samples": pathlib.Path(_text_of_process_0(str(written)))}
+      result = {"samples": pathlib.Path(text_of_process_0(str(written)))}
     return {**result, "eval_config_changes": changes} if changes else result
   finally:
     exp.checkpointer.close()

@@ -1,0 +1,153 @@
+"""Checks of a run's config: settings that cannot train, and what differs from a workdir's config.json.
+
+`check_config` rejects a config before anything is built or written; `config_differences` compares the
+config a workdir stores with a new one (resuming, eval and sample modes), as config.json stores it
+(`config_to_dict`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+from gm_jax.models import precision
+from gm_jax.train import defaults, optim
+from gm_jax.train.run_files import finite_or_null
+
+def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
+  """Every `learning_rate` field of the config (optim and per-network blocks such as optim_d)."""
+  found = []
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      found += _learning_rates(value, f"{prefix}{key}.")
+    elif key == "learning_rate":
+      found.append((f"{prefix}{key}", value))
+  return found
+
+
+# Counts with their least value. A 0 interval means "only at the end" for what the last step writes
+# anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
+_COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
+           ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
+           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1), ("eval.sample_seed", 0))
+
+
+def check_counts(config, counts) -> None:
+  for name, least in counts:
+    block, field = name.split(".")
+    value = config[block][field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+
+
+def _nan_fields(tree: dict, prefix: str = "") -> list[str]:
+  found = []
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      found += _nan_fields(value, f"{prefix}{key}.")
+    elif any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, (list, tuple))
+                                                               else (value,))):
+      found.append(f"{prefix}{key}")
+  return found
+
+
+def check_no_nan(config) -> None:
+  """NaN is no setting (and passes every range check written as a comparison that fails for it)."""
+  fields = _nan_fields(config.to_dict())
+  if fields:
+    raise ValueError(f"{', '.join(fields)} = nan is not a number; set --config.{fields[0]}")
+
+
+def check_config(config) -> None:
+  """Rejects settings that cannot train, before anything is built or written."""
+  for name, value in _learning_rates(config):
+    try:
+      ok = math.isfinite(float(value)) and float(value) > 0
+    except (TypeError, ValueError):
+      ok = False
+    if not ok:
+      raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
+  check_no_nan(config)
+  check_counts(config, _COUNTS)
+  precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
+  family_default = defaults.starting_configs(config.task)[-1]  # for the optimizers' unread fields
+  for name, _ in _learning_rates(config):
+    prefix = name[:-len("learning_rate")]  # the optimizer's block, e.g. "optim." or "optim_d."
+    block = functools.reduce(lambda tree, key: tree[key], prefix.split(".")[:-1], config)
+    check_counts(config, [(prefix + field, 0) for field in ("warmup_steps", "decay_steps") if field in block])
+    # Each is a non-negative factor or bound: a negative one turns the learning rate (end_lr_ratio,
+    # scales) or the gradient (grad_clip_norm) around, and training goes uphill without a word.
+    for field in ("end_lr_ratio", "grad_clip_norm", "weight_clip", "weight_decay"):
+      if field in block and not block[field] >= 0:
+        raise ValueError(f"{prefix}{field}={block[field]} must be >= 0; set --config.{prefix}{field}")
+    if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
+      raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
+    block_name = prefix[:-1]
+    default = {block_name: family_default[block_name] if block_name in family_default else
+               family_default.optim}
+    defaults.warn_unread_options(config, default, {f"{block_name}.{field}": who for field, who in
+                                                   optim.unread_fields(block).items() if field in block},
+                                 f"{block_name} ({block.name}, {block.schedule} schedule)")
+  decay = config.train.ema_decay
+  if not 0 <= decay < 1:
+    raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
+
+
+def check_eval_fields(config) -> None:
+  """The checks of `check_config` that eval and sample modes need: they read only the eval.* fields."""
+  check_no_nan(config)
+  check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
+
+
+# Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any
+# layout), the progress bar (it changes what the terminal shows, not what the run computes or writes) and
+# how checkpoints are kept (a resumed run is exact from any checkpoint, which carries its log window: after
+# a full disk, keeping fewer is what a resume needs).
+FREE_FIELDS = ("mesh.", "train.progress_bar.", "train.keep_checkpoints.", "train.checkpoint_every.",
+               "train.async_checkpoints.")
+
+
+def config_to_dict(config) -> dict[str, Any]:
+  """The config as config.json stores it (non-finite numbers as null), so a rerun compares equal to it."""
+  return finite_or_null(json.loads(config.to_json_best_effort(sort_keys=True)))
+
+
+MISSING = "<missing>"
+
+
+def config_differences(old: dict, new: dict, prefix: str = "",
+                       starts: list[dict] | None = None) -> list[str]:
+  """The fields whose values differ between a stored config and a new one. A field the stored config
+  lacks (its run predates the field) at a value its configs start from (`starts`: the base config and
+  the family's registered default configs, gm_jax.train.defaults) is no difference: runs from before a
+  new option can still be resumed and evaluated."""
+  if starts is None:
+    starts = [config_to_dict(c) for c in defaults.starting_configs(old.get("task", new.get("task", "")))]
+  diffs = []
+  for k in sorted(set(old) | set(new)):
+    if f"{prefix}{k}.".startswith(FREE_FIELDS):
+      continue
+    a, b = old.get(k, MISSING), new.get(k, MISSING)
+    if isinstance(a, dict) and isinstance(b, dict):
+      inner = [s[k] for s in starts if isinstance(s.get(k), dict)]
+      diffs += config_differences(a, b, f"{prefix}{k}.", inner)
+    elif a != b and not (a == MISSING and any(s.get(k, MISSING) == b for s in starts)):
+      diffs.append(f"{prefix}{k}")
+  return diffs
+
+
+def field_value(tree: dict, path: str) -> Any:
+  for key in path.split("."):
+    if not isinstance(tree, dict) or key not in tree:
+      return MISSING
+    tree = tree[key]
+  return tree
+
+
+def described_differences(diffs: list[str], stored: dict, now: dict, limit: int = 5) -> str:
+  """'field (stored X, now Y)' for the first `limit` differing fields ('absent': the config lacks it)."""
+  value = lambda tree, d: "absent" if field_value(tree, d) == MISSING else json.dumps(field_value(tree, d))
+  shown = [f"{d} (stored {value(stored, d)}, now {value(now, d)})" for d in diffs[:limit]]
+  return ", ".join(shown) + (", ..." if len(diffs) > limit else "")
