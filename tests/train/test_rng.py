@@ -1,10 +1,12 @@
 """Per-example randomness is a function of the example's global index alone: not of its position in the
-batch, of the other examples beside it, or of how the batch is split over devices."""
+batch, of the other examples beside it, or of how the batch is split over devices. Sample seeds draw
+from keys of their own."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.train.loop import sample_key
 from gm_jax.train.rng import per_example_keys
 
 INDEX = jnp.array([7, 0, 12, 3, 5, 9, 1, 30])
@@ -40,3 +42,18 @@ def test_keys_do_not_depend_on_batch_position_or_device_split():
     np.testing.assert_array_equal(_bits(shards).reshape(full.shape), full)
     per_device = np.concatenate([_bits(jax.jit(per_example_keys)(key, s)) for s in np.split(INDEX, devices)])
     np.testing.assert_array_equal(per_device, full)
+
+
+def test_sample_seeds_share_no_key_with_each_other_or_the_run():
+  """A sampler splits its key and a quality chunk folds its index in: the keys one level below a seed's
+  key are its draws. No seed's key or draw may be another seed's (or the run's other streams')."""
+  base = jax.random.key(0)
+  owners = {}
+  for stream in (0, 1, 2, 3, 4):
+    for seed in ((0, 1, 2, 3) if stream in (3, 4) else (0,)):
+      key = sample_key(base, stream, seed) if stream in (3, 4) else jax.random.fold_in(base, stream)
+      below = [jax.random.fold_in(key, i) for i in range(16)] + list(jax.random.split(key, 16))
+      for k in [key, *below]:
+        bits = _bits(k).tobytes()
+        assert owners.setdefault(bits, (stream, seed)) == (stream, seed), (owners[bits], (stream, seed))
+  np.testing.assert_array_equal(_bits(sample_key(base, 3, 0)), _bits(jax.random.fold_in(base, 3)))
