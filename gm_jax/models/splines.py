@@ -87,11 +87,13 @@ def rational_quadratic_spline(x_N: jax.Array, params_NP: jax.Array, bound: float
   sk = hk / wk
   curv = dk1 + dk - 2 * sk
   if inverse:
-    dy = x - yk
-    a = hk * (sk - dk) + dy * curv
+    dy, up = x - yk, _gather(y_knots, k + 1) - x  # both >= 0
     b = hk * dk - dy * curv
     c = -sk * dy
-    disc = jnp.maximum(b * b - 4 * a * c, 0.0)
+    # b^2 - 4ac (a = hk (sk - dk) + dy curv) written as a sum of non-negative terms: the difference
+    # cancels near a bin's top knot, where it is far smaller than either term, and a rounded zero or
+    # negative value there gave a NaN log-det and gradient.
+    disc = (dk * up - dk1 * dy) ** 2 + 4 * sk**2 * dy * up
     xi = (2 * c) / (-b - jnp.sqrt(disc))  # the root in [0, 1], stable for a -> 0
     out = xi * wk + xk
   else:

@@ -50,6 +50,43 @@ def test_log_det_equals_derivative_and_random_round_trip():
   np.testing.assert_allclose(np.asarray(x_back)[steep], np.asarray(x)[steep], atol=1e-5)
 
 
+def _forward_float64(x, x_knots, y_knots, slopes):
+  """The spline g(x) and log g'(x) in float64 NumPy, from given knots (one spline, x a vector)."""
+  x_knots, y_knots, slopes = (np.asarray(a, np.float64) for a in (x_knots, y_knots, slopes))
+  k = np.sum(x[:, None] >= x_knots[1:-1], axis=1)
+  w, h = x_knots[k + 1] - x_knots[k], y_knots[k + 1] - y_knots[k]
+  s, d0, d1 = h / w, slopes[k], slopes[k + 1]
+  xi = (x - x_knots[k]) / w
+  denom = s + (d0 + d1 - 2 * s) * xi * (1 - xi)
+  y = y_knots[k] + h * (s * xi**2 + d0 * xi * (1 - xi)) / denom
+  return y, np.log(s**2 * (d1 * xi**2 + 2 * s * xi * (1 - xi) + d0 * (1 - xi) ** 2) / denom**2)
+
+
+def test_inverse_just_below_a_knot_where_the_slopes_differ_widely():
+  """Near a bin's top knot the inverse's quadratic has a discriminant far smaller than its terms; written
+  as their difference it rounded to zero or below (a NaN log-det and gradient, or errors of 0.2 nats)."""
+  params = np.zeros(splines.num_spline_params(BINS), np.float32)
+  params[4], params[BINS + 4], params[2 * BINS + 4] = -3.0, 3.0, -5.0  # a narrow, tall bin; a flat knot
+  x_knots, y_knots, slopes = (np.asarray(a) for a in splines.spline_knots(jnp.asarray(params), BOUND))
+  y = [y_knots[5]]
+  for _ in range(400):  # the 400 float32 values below the knot
+    y.append(np.nextafter(y[-1], np.float32(-BOUND)))
+  y = np.array(y[1:], np.float32)
+  batch = jnp.broadcast_to(jnp.asarray(params), (len(y), params.size))
+  x, log_det = splines.rational_quadratic_spline(jnp.asarray(y), batch, BOUND, inverse=True)
+  grads = jax.vmap(jax.grad(lambda yi, pi: splines.rational_quadratic_spline(yi, pi, BOUND, inverse=True)[1],
+                            argnums=(0, 1)))(jnp.asarray(y), batch)
+  assert all(np.isfinite(np.asarray(g)).all() for g in grads)
+  # float64 bisection on the forward map with the same (float32) knots: the exact inverse.
+  lo, hi = np.full(len(y), float(x_knots[0])), np.full(len(y), float(x_knots[-1]))
+  for _ in range(80):
+    mid = (lo + hi) / 2
+    below = _forward_float64(mid, x_knots, y_knots, slopes)[0] < y.astype(np.float64)
+    lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+  exact_log_det = -_forward_float64((lo + hi) / 2, x_knots, y_knots, slopes)[1]
+  np.testing.assert_allclose(np.asarray(log_det, np.float64), exact_log_det, atol=2e-3)
+
+
 def test_tails_are_the_identity():
   x = jnp.array([-10.0, -BOUND - 1e-3, BOUND + 1e-3, 7.0])
   params = _params(jax.random.key(2), (4,))
