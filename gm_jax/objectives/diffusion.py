@@ -239,10 +239,12 @@ def vdm_reconstruction_nll(process: Process, x0, eps, num_levels: int):
 
 def gaussian_reconstruction_nll(process: Process, x0, eps):
   """-log N(x0; z_0/alpha_0, sigma_0^2/alpha_0^2) at t_min, z_0 = alpha_0 x0 + sigma_0 eps: the decoder
-  for continuous data (points)."""
+  for continuous data (points). (x0 - z_0/alpha_0) / (sigma_0/alpha_0) is -eps exactly; computed by the
+  subtraction it lost all precision where sigma_0/alpha_0 is far below ulp(x0) / eps (sub-VP's 1e-6 at
+  t_min: 0.6 nats off on one example)."""
   t = jnp.full(x0.shape[:1], process.t_min)
   alpha, sigma = expand(process.alpha(t), x0), expand(process.sigma(t), x0)
-  return gaussian_decoder(x0, (alpha * x0 + sigma * eps) / alpha, sigma / alpha)
+  return per_example_sum(0.5 * eps**2 + jnp.log(sigma / alpha) + 0.5 * jnp.log(2 * jnp.pi))
 
 
 def continuous_vlb_terms(denoiser: Denoiser, x0, key, reconstruction_nll, antithetic: bool = True,

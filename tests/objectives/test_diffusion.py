@@ -479,6 +479,15 @@ def test_reconstruction_nlls_in_closed_form():
   expected = -norm.logpdf(x0, z0 / c.alpha, c.sigma / c.alpha).sum(-1)
   got = objectives.gaussian_reconstruction_nll(process, x0_32, eps_32)
   np.testing.assert_allclose(got, expected, rtol=1e-4)
+  # Sub-VP at t_min, sigma_0 / alpha_0 = 1e-6, on points of the toy densities' scale: float32 x0 is off
+  # by 1e-7 of itself, ~0.1 sigma_0 / alpha_0, which a subtraction of z_0 / alpha_0 from x0 would show.
+  process = processes.SubVPSDE()
+  x0 = 2 * np.random.default_rng(4).normal(size=(512, 2)).astype(np.float32)
+  eps = np.random.default_rng(5).normal(size=x0.shape).astype(np.float32)
+  c = reference.coefficients(process, process.t_min)
+  expected = -norm.logpdf(x0.astype(np.float64), x0 + c.sigma / c.alpha * eps, c.sigma / c.alpha).sum(-1)
+  got = objectives.gaussian_reconstruction_nll(process, jnp.asarray(x0), jnp.asarray(eps))
+  np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("uniform_in_log_snr", [False, True])
