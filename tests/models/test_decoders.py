@@ -63,6 +63,8 @@ def _outputs_and_data(dec, rng):
     out[0, :, 1] = [-9.0, -7.0, -3.0, -1.0, 0.0, 1.5]  # includes log-scales below the clamp
     out[0, :, 0] = [0.3, -1.0, 1.0, 2.5, -4.0, 0.0]
     out[1, :2] = [[0.0, -3.0], [0.0, -3.0]]  # edge bins far from the mean: deep in the tails
+    out[2, :2] = [[50.0, 5.0], [-50.0, 10.0]]  # wide and far off: a bin's two ends round alike
+    x[2, :2] = [dec.num_levels // 2, 1]
   return out.astype(np.float32), x
 
 
