@@ -44,8 +44,10 @@ def standard_normal_log_prob(z: jax.Array) -> jax.Array:
 
 
 def kl_to_standard_normal(mean: jax.Array, log_std: jax.Array) -> jax.Array:
-  """KL(N(mean, diag(std^2)) || N(0, I)) = 1/2 sum(std^2 + mean^2 - 1 - 2 log std)."""
-  return 0.5 * jnp.sum(jnp.exp(2 * log_std) + mean**2 - 1.0 - 2 * log_std, axis=-1)
+  """KL(N(mean, diag(std^2)) || N(0, I)) = 1/2 sum(std^2 + mean^2 - 1 - 2 log std), with std^2 - 1 as
+  expm1: for a unit near the prior (a collapsed one) std^2 - 1 - 2 log std is a difference of nearly
+  equal numbers that lost most of its digits."""
+  return 0.5 * jnp.sum(jnp.expm1(2 * log_std) - 2 * log_std + mean**2, axis=-1)
 
 
 class MLP(nn.Module):

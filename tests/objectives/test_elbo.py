@@ -207,6 +207,11 @@ def test_analytic_kl_matches_monte_carlo():
   log_p = jnp.sum(-0.5 * z**2 - 0.5 * math.log(2 * math.pi), -1)
   mc = float(jnp.mean(log_q - log_p))
   assert float(kl_to_standard_normal(mean, log_std)[0]) == pytest.approx(mc, abs=0.01)
+  # Near the prior (collapsed units) the closed form, against float64: 2 s^2 per unit for small s.
+  log_std = np.array([[1e-4, -3e-4, 2e-3, 0.0]])
+  expected = 0.5 * np.sum(np.expm1(2 * log_std) - 2 * log_std, -1)
+  np.testing.assert_allclose(kl_to_standard_normal(jnp.zeros((1, 4)), jnp.asarray(log_std, jnp.float32)),
+                             expected, rtol=1e-3)
 
 
 # --- two stochastic layers ---------------------------------------------------------------------------
