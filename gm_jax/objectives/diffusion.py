@@ -166,8 +166,12 @@ def reverse_variance(chain: DiscreteDDPM, i, kind: str):
 
 
 def gaussian_kl(mean_q, var_q, mean_p, var_p):
-  """KL(N(mean_q, var_q) || N(mean_p, var_p)) elementwise."""
-  return 0.5 * (jnp.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1.0)
+  """KL(N(mean_q, var_q) || N(mean_p, var_p)) elementwise: 1/2 ((mean_q - mean_p)^2 / var_p + x - log(1 + x))
+  with x = var_q / var_p - 1. Kept apart, the means' term survives beside equal variances; added to
+  var_q / var_p before subtracting 1 it vanished below 1's rounding (a nearly exact denoiser's late
+  DDPM steps)."""
+  x = (var_q - var_p) / var_p
+  return 0.5 * ((mean_q - mean_p) ** 2 / var_p + (x - jnp.log1p(x)))
 
 
 def log_diff_normal_cdf(a, b):
@@ -207,7 +211,9 @@ def ddpm_vlb_term(denoiser: Denoiser, x0, i, eps, variance: str, decoder):
   c0, ci, post_var = (expand(v, x0) for v in posterior_coefficients(chain, i))
   model_var = expand(reverse_variance(chain, i, variance), x0)
   model_mean = c0 * x0_hat + ci * x_t
-  kl = per_example_sum(gaussian_kl(c0 * x0 + ci * x_t, jnp.maximum(post_var, 1e-20), model_mean, model_var))
+  # The KL reads the means' difference, c0 (x0 - x0_hat): the difference of the two means themselves
+  # loses it under ci x_t's rounding when x0_hat is close (late steps, where c0 is small).
+  kl = per_example_sum(gaussian_kl(c0 * (x0 - x0_hat), jnp.maximum(post_var, 1e-20), 0.0, model_var))
   return jnp.where(i == 1, decoder(x0, model_mean, jnp.sqrt(model_var)), kl)
 
 

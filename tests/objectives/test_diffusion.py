@@ -460,6 +460,24 @@ def test_ddpm_vlb_is_the_prior_kl_plus_every_term(chain, variance, decoder):
   np.testing.assert_array_less(np.abs(np.asarray(total) - (prior + np.sum(terms, 0))), 1e-3 * magnitude)
 
 
+def test_ddpm_vlb_term_of_a_nearly_exact_denoiser():
+  """With x0_hat 1e-3 from x0 the late steps' KLs are 0.5 ||c0 (x0 - x0_hat)||^2 / beta_tilde_i, far below
+  the means' rounding: they must come from the difference, not from two nearly equal means."""
+  x0 = np.random.default_rng(6).uniform(-1, 1, size=(2, 64)).astype(np.float32)
+  x0_hat = x0 + (1e-3 * np.random.default_rng(7).normal(size=x0.shape)).astype(np.float32)
+  denoiser = Denoiser(lambda x_t, t: jnp.asarray(x0_hat), "x0", DDPM)
+  abar = np.cumprod(1 - DDPM.betas.astype(np.float64))
+  for i in (200, 500, 1000):
+    eps = jax.random.normal(jax.random.key(i), x0.shape)
+    term = objectives.ddpm_vlb_term(denoiser, jnp.asarray(x0), jnp.full(2, i), eps, "small",
+                                    objectives.gaussian_decoder)
+    beta = DDPM.betas[i - 1]
+    c0 = np.sqrt(abar[i - 2]) * beta / (1 - abar[i - 1])
+    beta_tilde = (1 - abar[i - 2]) * beta / (1 - abar[i - 1])
+    expected = 0.5 * np.sum((c0 * (x0.astype(np.float64) - x0_hat)) ** 2, -1) / beta_tilde
+    np.testing.assert_allclose(term, expected, rtol=1e-3, err_msg=f"step {i}")
+
+
 def test_reconstruction_nlls_in_closed_form():
   """VDM's decoder: p(x = k | z0) proportional to N(z0; alpha_0 k, sigma_0^2) over the levels, z0 =
   alpha_0 x0 + sigma_0 eps at t_min; the density decoder: -log N(x0; z0 / alpha_0, sigma_0^2 / alpha_0^2)."""
