@@ -8,8 +8,9 @@ ODE carries it.
 Restores the run's latest checkpoint (its EMA parameters when it keeps them; the config may differ from
 the run's only in eval.*) and solves the ODE with the config's ODE sampler solver
 (eval.sampler_ode_solver, or eval.ode_solver when that is empty) in eval.sampler_steps steps from each
-noise draw, eval.batch_size pairs at a time; batch i draws its noise from fold_in(key(--seed), i), so the
-pairs drawn depend on eval.batch_size as well as on --seed. The 2-rectified flow is then the same config trained on the pairs
+noise draw, eval.batch_size pairs at a time; batch i draws its noise from a key of --seed that no
+training run draws from (gm_jax.tasks.diffusion.draw_reflow_pairs), and the pairs drawn depend on
+eval.batch_size as well as on --seed. The 2-rectified flow is then the same config trained on the pairs
 (gm_jax.tasks.diffusion.use_reflow):
 
   python experiments/main.py --config=experiments/configs/toy2d_flow_matching.py \
@@ -34,8 +35,7 @@ config_flags.DEFINE_config_file("config", None, "The trained flow's config file.
 flags.DEFINE_string("workdir", None, "The trained flow's workdir.")
 flags.DEFINE_integer("num_pairs", 100_000, "How many (noise, x) pairs to draw.", lower_bound=1)
 flags.DEFINE_string("out", None, "The .npz file to write (never overwritten).")
-flags.DEFINE_integer("seed", 0, "Seed of the noise (batch i of eval.batch_size pairs draws from "
-                     "fold_in(key(seed), i)).")
+flags.DEFINE_integer("seed", 0, "Seed of the noise (each batch of eval.batch_size pairs draws its own).")
 flags.mark_flags_as_required(["config", "workdir", "out"])
 
 

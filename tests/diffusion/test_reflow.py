@@ -65,6 +65,20 @@ def test_pairs_of_the_first_flow_follow_the_closed_form_transport_and_reflow_mak
   assert float(jnp.mean(independent)) > 0.1
 
 
+def test_pairs_share_no_noise_with_the_run_of_their_seed():
+  """Pairs drawn with key(s) trained a run of seed s whose own draws come from fold_in(key(s), stream):
+  batch 3's noise was that run's sample grid's initial noise."""
+  ev = load_config("toy2d_flow_matching").eval
+  ev.update(ode_solver="euler", sampler_steps=1)
+  noise = diffusion.draw_reflow_pairs(exact_field(PATH), DataSpec("points", (2,)), ev, jax.random.key(0),
+                                      4 * 8, 4)["noise"].reshape(8, 4, 2)
+  base = jax.random.key(0)
+  run_keys = [jax.random.fold_in(base, s) for s in range(5)] + [loop.sample_key(base, s, 1) for s in (3, 4)]
+  for key in run_keys:
+    drawn = np.asarray(samplers.prior_sample(PATH, key, (4, 2)))
+    assert not any(np.allclose(batch, drawn) for batch in noise)
+
+
 def test_the_task_pairs_each_example_with_its_own_noise(tmp_path, monkeypatch):
   """coupling='pairs': the task's loss takes each x's noise from its pair, so the straight field leaves
   nothing (independent noise would leave the loss above)."""
