@@ -16,6 +16,7 @@ from gm_jax.models import precision
 from gm_jax.train import defaults, optim
 from gm_jax.train.run_files import finite_or_null
 
+
 def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
   """Every `learning_rate` field of the config (optim and per-network blocks such as optim_d)."""
   found = []

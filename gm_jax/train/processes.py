@@ -20,7 +20,9 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.data.pipeline import fingerprint as data_fingerprint
 from gm_jax.train.config_checks import config_to_dict
 
+
 def sync_processes(name: str) -> None:
+  """Waits until every process has reached the point `name`."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
 
