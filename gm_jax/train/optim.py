@@ -2,7 +2,8 @@
 
 config fields (config.optim or a per-network block):
   name: adam | adamw | rmsprop; learning_rate; b1, b2, eps (adam/adamw); weight_decay (adamw; applied to
-  parameters with ndim >= 2 only when decay_matrices_only); decay, eps, centered (rmsprop);
+  weight matrices only when decay_matrices_only: parameters with ndim >= 2 other than biases and norm
+  scales); decay, eps, centered (rmsprop);
   schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
   learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
   rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
@@ -40,11 +41,15 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
     raise ValueError(f"unknown optim.schedule {kind!r}; use constant, cosine, linear or piecewise")
   if warmup <= 0:
     return after
-  return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), after], [warmup])
+  start = peak * cfg.scales[0] if kind == "piecewise" else peak  # where the schedule after the warmup begins
+  return optax.join_schedules([optax.linear_schedule(0.0, start, warmup), after], [warmup])
 
 
 def _matrices(params):
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+  """Weight decay's mask: parameters of rank >= 2 except biases and norm scales, which a scanned layer
+  (nn.scan over blocks) stacks into 2-D arrays."""
+  return jax.tree_util.tree_map_with_path(
+      lambda path, p: p.ndim >= 2 and getattr(path[-1], "key", None) not in ("bias", "scale"), params)
 
 
 def clip_parameters(c: float) -> optax.GradientTransformation:

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -38,6 +39,10 @@ def test_piecewise_schedule(warmup):
   cfg.scales = (1.0, 0.5, 0.25)
   s = make_schedule(cfg, num_steps=100)
   assert [float(s(t)) for t in (5, 9, 10, 29, 30, 99)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+  if warmup:  # the warmup rises to the first piece's rate, not to learning_rate
+    cfg.scales = (0.5, 0.25, 0.1)
+    s = make_schedule(cfg, num_steps=100)
+    assert [float(s(t)) for t in (0, 2, 5, 9, 10, 30)] == pytest.approx([0.0, 0.2, 0.5, 0.5, 0.25, 0.1])
   cfg.scales = (1.0, 0.5)
   with pytest.raises(ValueError, match="one more entry"):
     make_schedule(cfg, 100)
@@ -49,6 +54,12 @@ def test_adamw_decays_only_matrices():
   zero = {"w": jnp.zeros((2, 2)), "b": jnp.zeros((2,))}
   updates, _ = tx.update(zero, tx.init(params), params)
   assert np.allclose(updates["w"], -0.1 * 0.5) and np.allclose(updates["b"], 0.0)
+  # A scanned layer's parameters gain a leading axis: its biases and norm scales are 2-D, not matrices.
+  stacked = {"Dense": {"kernel": jnp.ones((3, 2, 2)), "bias": jnp.ones((3, 2))},
+             "GroupNorm": {"scale": jnp.ones((3, 2)), "bias": jnp.ones((3, 2))}}
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, stacked), tx.init(stacked), stacked)
+  assert np.allclose(updates["Dense"]["kernel"], -0.1 * 0.5)
+  assert all(np.allclose(u, 0.0) for u in jax.tree.leaves([updates["Dense"]["bias"], updates["GroupNorm"]]))
 
 
 def test_global_norm_clipping():
