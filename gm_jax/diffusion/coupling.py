@@ -5,9 +5,13 @@ so the learned velocity field is straighter and few-step samplers lose less to i
 
 The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean and `epsilon` the entropic regularization
 relative to that scale; each data row draws one noise row from its row of the plan, so every example keeps
-its data and the noise marginal is the batch's in expectation. The coupling is a function of the whole
-global batch (not of each example alone): it is computed on the global arrays, so a run still does not
-depend on the number of devices, but it does depend on the batch size.
+its data and the noise marginal is the batch's in expectation. A class-conditional model couples within
+each label (the labels its network sees; 'none' is one more): noise row j belongs to example j's label and
+the plan pairs no two rows of different labels, so each label's noise is still a draw of the prior that
+sampling with that label starts from (one plan over the whole batch pulls each class's noise towards its
+data: two classes at -2 and +2 trained on noise of mean -0.55 and +0.55). The coupling is a function of
+the whole global batch (not of each example alone): it is computed on the global arrays, so a run still
+does not depend on the number of devices, but it does depend on the batch size.
 """
 
 from __future__ import annotations
@@ -16,27 +20,37 @@ import jax
 import jax.numpy as jnp
 
 
-def ot_plan(x_BD, y_BD, weights_B, epsilon: float) -> jax.Array:
-  """(B, B) entropic OT plan between the rows of x and y, both weighted by `weights` (summing to 1)."""
+SEPARATE = 1e4  # the scaled cost between rows of different groups: exp(-SEPARATE / epsilon) is 0
+
+
+def ot_plan(x_BD, y_BD, weights_B, epsilon: float, groups_B=None) -> jax.Array:
+  """(B, B) entropic OT plan between the rows of x and y, both weighted by `weights` (summing to 1); with
+  `groups`, x's row i and y's row j are paired only when groups[i] == groups[j]."""
   # Imported here: ott takes seconds to import, which every process would pay for a rarely used option.
+  from ott.geometry import geometry as geometry_lib
   from ott.geometry import pointcloud
   from ott.problems.linear import linear_problem
   from ott.solvers.linear import acceleration, sinkhorn
 
   geometry = pointcloud.PointCloud(x_BD, y_BD, scale_cost="mean", epsilon=epsilon)
+  if groups_B is not None:
+    cost = geometry.cost_matrix  # scaled by its mean, as above
+    apart = groups_B[:, None] != groups_B[None, :]
+    geometry = geometry_lib.Geometry(cost_matrix=jnp.where(apart, SEPARATE, cost), epsilon=epsilon)
   problem = linear_problem.LinearProblem(geometry, weights_B, weights_B)
   # Adaptive momentum (over-relaxation after 20 plain iterations) cuts the iterations 3-fold at small epsilon.
   solver = sinkhorn.Sinkhorn(implicit_diff=None, momentum=acceleration.Momentum(start=20))
   return solver(problem).matrix
 
 
-def ot_coupled_noise(key, x0, eps, mask_B, epsilon: float = 0.01) -> jax.Array:
+def ot_coupled_noise(key, x0, eps, mask_B, epsilon: float = 0.01, labels_B=None) -> jax.Array:
   """eps re-paired with x0 by the minibatch OT plan: row i of the result is a row of eps drawn from plan
-  row i. Rows with mask 0 (padding) take no part in the plan and keep their own noise."""
+  row i, of the same label when `labels` are given. Rows with mask 0 (padding) take no part in the plan
+  and keep their own noise."""
   batch = x0.shape[0]
   flat_x, flat_eps = (jax.lax.stop_gradient(a.reshape(batch, -1)) for a in (x0, eps))
   weights = mask_B / jnp.sum(mask_B)
-  plan = ot_plan(flat_x, flat_eps, weights, epsilon)
+  plan = ot_plan(flat_x, flat_eps, weights, epsilon, labels_B)
   log_rows = jnp.where(plan > 0, jnp.log(jnp.where(plan > 0, plan, 1.0)), -jnp.inf)
   drawn = jax.random.categorical(key, jnp.where(mask_B[:, None] > 0, log_rows, 0.0), axis=1)
   return eps[jnp.where(mask_B > 0, drawn, jnp.arange(batch))]

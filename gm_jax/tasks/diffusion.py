@@ -439,7 +439,8 @@ def build(config, dataset: Dataset) -> Task:
     elif obj.loss == "flow_matching":
       couple = None
       if obj.coupling == "ot":
-        couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon)
+        couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon,
+                                                              labels_B=label)  # within each label
       elif obj.coupling == "pairs":  # reflow: each x's own noise, the start of its path under the first flow
         couple = lambda k, x0, eps: batch["noise"]
       per_example = objectives.flow_matching_loss(d, x, loss_key, couple, obj.antithetic)

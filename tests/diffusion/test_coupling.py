@@ -54,6 +54,22 @@ def test_coupled_noise_pairs_rows_by_the_plan_and_leaves_padding_alone():
   assert paired_cost == pytest.approx(cost[rows, cols].mean(), rel=0.02)
 
 
+def test_labelled_rows_draw_noise_of_their_own_label():
+  """Two classes at -2 and +2: one plan over the batch hands each class the noise nearest its data (means
+  near -0.55 and +0.55), while sampling starts each label from N(0, I). Coupled within labels, each
+  example draws a noise row of its own label (noise row j belongs to example j's label)."""
+  n = 512
+  labels = jnp.arange(n) % 2
+  x0 = jnp.where(labels[:, None] == 0, -2.0, 2.0) + 0.3 * jax.random.normal(jax.random.key(5), (n, 2))
+  eps = jax.random.normal(jax.random.key(6), (n, 2))
+  for given, same_label in ((None, False), (labels, True)):
+    out = np.asarray(coupling.ot_coupled_noise(jax.random.key(7), x0, eps, jnp.ones(n), 0.01, given))
+    drawn = np.all(np.isclose(out[:, None], np.asarray(eps)[None]), axis=-1).argmax(1)
+    assert np.all(labels[drawn] == labels) == same_label
+  class_means = [out[np.asarray(labels) == c].mean(0) for c in (0, 1)]
+  assert np.abs(class_means).max() < 0.15, class_means  # each class's noise: half of a prior draw
+
+
 def test_coupled_gaussian_pairs_follow_the_closed_form_transport_map():
   """Between N(0, I) and N(mu, Sigma) the optimal map is eps -> mu + Sigma^(1/2) eps; a large minibatch's
   coupling lands near it, while independent pairs are far from it."""
@@ -100,3 +116,19 @@ def test_flow_matching_task_trains_with_the_ot_coupling_and_refuses_it_elsewhere
   with pytest.raises(ValueError, match="set objective.loss='flow_matching' or "
                                        "objective.coupling='independent'"):
     diffusion.build(config, dataset)
+
+
+def test_a_conditional_task_couples_within_the_labels_its_network_sees(monkeypatch):
+  config = load_config("digits_flow_matching_conditional", "tiny")
+  config.objective.update(coupling="ot", label_dropout=0.5)
+  dataset = data_lib.load_dataset(config.data)
+  batch = {**dataset.train[np.arange(16)], "index": np.arange(16), "mask": np.ones(16, np.float32)}
+  seen = {}
+  record = lambda key, x0, eps, mask, epsilon, labels_B: seen.update(labels=labels_B) or eps
+  monkeypatch.setattr(coupling, "ot_coupled_noise", record)
+  task = diffusion.build(config, dataset)
+  params = task.init(jax.random.key(0), batch)
+  task.updates[0].loss_fn({"model": params["model"]["params"]}, {}, batch, jax.random.key(1))
+  labels, none = np.asarray(seen["labels"]), config.model.num_classes
+  kept = labels != none  # label dropout's 'none' is a label of its own
+  assert 0 < kept.sum() < 16 and np.all(labels[kept] == batch["label"][kept])
