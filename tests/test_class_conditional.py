@@ -175,11 +175,12 @@ def test_families_without_a_conditional_model_refuse_num_classes():
     tasks.build(config, data_lib.load_dataset(config.data))
 
 
+@pytest.mark.parametrize("name", ["digits_dcgan_conditional", "digits_classifier"])
 @pytest.mark.parametrize("count", [5, 12])
-def test_a_class_count_other_than_the_digits_ten_is_refused(count):
+def test_a_class_count_other_than_the_digits_ten_is_refused(name, count):
   """Five classes on the digits' ten labels indexed past the class embeddings: the first step's loss was
-  NaN and the run stopped with advice about the learning rate."""
-  config = load_config("digits_dcgan_conditional", "tiny")
+  NaN and the run stopped with advice about the learning rate (the classifier trained on with 12)."""
+  config = load_config(name, "tiny")
   config.model.num_classes = count
   with pytest.raises(ValueError, match=rf"^data 'digits' has labels up to 9, but model.num_classes={count} "
                                        r".*; set model.num_classes=10$"):

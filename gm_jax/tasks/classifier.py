@@ -22,6 +22,7 @@ from gm_jax.evaluation import feature_spaces, sample_quality
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
 from gm_jax.objectives import cross_entropy
+from gm_jax.tasks import conditioning
 from gm_jax.train.task import Task, Update
 
 
@@ -36,6 +37,8 @@ def build(config, dataset: Dataset) -> Task:
   if dataset.spec.kind != "image" or "label" not in dataset.train[[0]]:
     raise ValueError(f"the classifier task needs labelled integer-level images; {dataset.name!r} is "
                      f"{dataset.spec.kind!r}" + ("" if dataset.spec.kind != "image" else " without labels"))
+  if conditioning.num_classes(config, dataset) < 2:  # also checked against the data's label count
+    raise ValueError(f"model.num_classes={config.model.num_classes}: a classifier needs at least 2 classes")
   model = ConvClassifier(classifier_config(config, dataset))
 
   def nll_and_correct(params, batch, key=None):

@@ -25,7 +25,7 @@ def num_classes(config, dataset: Dataset) -> int:
   present = dataset.spec.extras.get("num_classes", 0)
   if count and present and count != present:
     why = ("a label outside [0, num_classes) would be no class at all" if count < present else
-           f"samples of classes {present} to {count - 1} would be drawn for no data")
+           f"classes {present} to {count - 1} would have no data to learn them from")
     raise ValueError(f"data {dataset.name!r} has labels up to {present - 1}, but model.num_classes={count} "
                      f"({why}); set model.num_classes={present}")
   return count

@@ -559,7 +559,7 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
   if num_classes == 4:
     assert conditioning.num_classes(config, ds) == 4
   else:
-    why = "no class at all" if num_classes == 3 else "samples of classes 4 to 9 would be drawn for no data"
+    why = "no class at all" if num_classes == 3 else "classes 4 to 9 would have no data to learn them from"
     with pytest.raises(ValueError, match=rf"up to 3, but model.num_classes={num_classes} \(.*{why}\); set "
                                          rf"model.num_classes=4$"):
       conditioning.num_classes(config, ds)
