@@ -248,10 +248,12 @@ def test_langevin_corrector_step_size_has_the_alpha_factor_of_song_et_al():
 
 
 # A log-SNR schedule that ends as noisy as VP's (VDM's own -5 ends with alpha_1 = 0.08, where the
-# N(0, I) prior is not the marginal and the ODE likelihood carries that mismatch).
+# N(0, I) prior is not the marginal and the ODE likelihood carries that mismatch). VE's prior is
+# N(0, sigma_max^2): a sigma_max far above the data's scale makes it the marginal.
 @pytest.mark.parametrize("process", [VP, SUBVP,
                                      processes.LogSNRProcess(processes.linear_log_snr(13.3, -12.0)),
-                                     LINEAR, COSINE], ids=["vp", "subvp", "log_snr", "linear", "cosine"])
+                                     LINEAR, COSINE, processes.VESDE(sigma_max=500.0)],
+                         ids=["vp", "subvp", "log_snr", "linear", "cosine", "ve"])
 def test_ode_log_likelihood_with_exact_score_is_the_exact_density(process):
   x = data(jax.random.key(1), 64)
   logp, _ = jax.jit(lambda x: ode_log_likelihood(exact_field(process), x))(x)

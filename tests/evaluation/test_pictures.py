@@ -15,19 +15,27 @@ from gm_jax.evaluation import pictures
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_points_picture_for_any_dimension(dim, tmp_path):
+  """The samples (at x = 5) are drawn in blue beside the grey reference (at x = -5), on their own side."""
   path = tmp_path / "points.png"
   rng = np.random.default_rng(0)
-  pictures.save_points(path, rng.normal(size=(50, dim)), reference_N2=rng.normal(size=(80, dim)), title="t")
+  samples = np.concatenate([np.full((50, 1), 5.0), rng.normal(size=(50, dim - 1))], 1)
+  reference = np.concatenate([np.full((80, 1), -5.0), rng.normal(size=(80, dim - 1))], 1)
+  pictures.save_points(path, samples, bounds=(-8.0, 8.0), reference_N2=reference, title="t")
   assert Image.open(path).size == (400, 400)
+  rgb = np.asarray(Image.open(path).convert("RGB"), np.int32)
+  blue = np.all(np.abs(rgb - [31, 119, 180]) < 40, axis=-1)  # matplotlib's first colour
+  assert blue.sum() > 20 and np.nonzero(blue.any(0))[0].min() > 200
 
 
 def test_image_grid_rescales_levels_and_tiles():
-  images = np.zeros((5, 2, 3, 1), np.int32)
-  images[1] = 16
+  """Five 2 x 3 images of levels 0, 4, ..., 16 in rows of three, one white pixel of padding around each."""
+  images = np.arange(5)[:, None, None, None] * np.ones((5, 2, 3, 1), np.int32) * 4
   grid = pictures.image_grid(images, num_levels=17, columns=3, pad=1)
-  assert grid.shape == (2 * 3 + 1, 3 * 4 + 1, 1)
-  assert grid[1, 5, 0] == 255 and grid[1, 1, 0] == 0  # image 1 is white, image 0 black
-  assert grid[0, 0, 0] == 255  # padding
+  expected = np.full((2 * 3 + 1, 3 * 4 + 1, 1), 255, np.uint8)  # the padding, and the empty sixth place
+  for i in range(5):
+    row, column = divmod(i, 3)
+    expected[1 + 3 * row:3 + 3 * row, 1 + 4 * column:4 + 4 * column] = round(i * 4 * 255 / 16)
+  np.testing.assert_array_equal(grid, expected)
 
 
 def test_non_finite_pixels_show_as_black_and_white_without_a_warning():

@@ -93,6 +93,16 @@ def test_other_image_sizes(size, channels):
   assert logits.shape == (3,)
 
 
+def test_generator_images_end_in_tanh():
+  """Levels in [-1, 1]: with its weights scaled up the generator saturates there and never beyond."""
+  gen = DCGANGenerator(8, 1, 16)
+  z = jax.random.normal(jax.random.key(0), (4, 32))
+  variables = gen.init(jax.random.key(1), z, train=False)
+  loud = {**variables, "params": jax.tree.map(lambda p: 50.0 * p, variables["params"])}
+  peak = np.abs(np.asarray(gen.apply(loud, z, train=False))).max()
+  assert 0.99 < peak <= 1.0
+
+
 def test_critic_layer_norm_normalizes_each_example_over_its_whole_feature_map():
   """As the WGAN-GP authors' critic: statistics over height, width and channels per example (flax's default
   normalized each pixel over its channels alone), a scale and offset per channel."""

@@ -1,11 +1,13 @@
-"""The DDPM U-Net with two resolutions and attention (the configs' `:tiny` sizes use one): shapes, and
-what each prediction may depend on."""
+"""The DDPM U-Net with two resolutions and attention (the configs' `:tiny` sizes use one): shapes, the
+attention block against NumPy, and what each prediction may depend on."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gm_jax.models.unet import UNet, UNetConfig
+from scipy import special
+
+from gm_jax.models.unet import AttentionBlock, UNet, UNetConfig
 
 
 def test_each_prediction_depends_on_its_whole_image_and_time_and_on_no_other_example():
@@ -25,6 +27,23 @@ def test_each_prediction_depends_on_its_whole_image_and_time_and_on_no_other_exa
   assert np.all(own > 0) and np.all(other == 0)
   dt = jax.jit(jax.jacfwd(lambda t: apply(x, t)))(t)
   assert np.abs(dt[0, ..., 0]).sum() > 0 and np.all(dt[0, ..., 1] == 0)
+
+
+def test_attention_block_is_the_input_plus_softmax_attention_over_the_keys():
+  """GroupNorm, one projection to q, k, v, softmax(q k^T / sqrt(C)) over the keys, an output projection
+  and the residual, written out in NumPy (a softmax over the queries passes the dependency test above)."""
+  block = AttentionBlock(num_groups=2)
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 4)).astype(np.float32)
+  rng = np.random.default_rng(1)
+  p = jax.tree.map(lambda s: (0.5 * rng.normal(size=s.shape)).astype(np.float32),
+                   jax.eval_shape(block.init, jax.random.key(0), x)["params"])
+  g = x.reshape(2, 16, 2, 2)  # 2 groups of 2 channels over all 16 positions
+  y = ((g - g.mean((1, 3), keepdims=True)) / np.sqrt(g.var((1, 3), keepdims=True) + 1e-6)).reshape(2, 16, 4)
+  y = y * p["GroupNorm_0"]["scale"] + p["GroupNorm_0"]["bias"]
+  q, k, v = np.split(y @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 3, axis=-1)
+  weights = special.softmax(q @ k.transpose(0, 2, 1) / np.sqrt(4), axis=-1)
+  out = (weights @ v) @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+  np.testing.assert_allclose(block.apply({"params": p}, x), x + out.reshape(x.shape), rtol=1e-4, atol=1e-4)
 
 
 def _stacked_like(unscanned: dict, unscanned_order, scanned_order: dict) -> dict:
