@@ -8,7 +8,8 @@ config.model: num_layers, num_heads, embed_dim, mlp_ratio, dropout, positions, t
   one_hot_embedding, use_bias, exact_gelu, recompute_attention
 config.eval: sample_temperature, sample_top_k, sample_length (for the text samples written by runs; a
   sample's first token is drawn from the training text's token frequencies, the text having no
-  begin-of-text token)
+  begin-of-text token, tempered and filtered as every later token is: greedy decoding starts every
+  sample with the most frequent token)
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def build(config, dataset: Dataset) -> Task:
     return {"nll_nats": nll(params, batch, key, train=False)}
 
   # The text has no begin-of-text token: a sample's first token is drawn from the training tokens'
-  # frequencies (the law of a window's first token), the rest from the model given what precedes them.
+  # frequencies (the law of a window's first token), the rest from the model given what precedes them;
+  # the temperature and top-k act on the first draw too.
   counts = np.bincount(np.asarray(dataset.train.tokens).ravel(), minlength=vocab)[:vocab]
   log_unigram = jnp.log(jnp.asarray(counts / counts.sum(), jnp.float32))
 
