@@ -3,7 +3,8 @@
   log p(x) = log p_z(f(x)) + log |det df/dx|                     (change of variables)
 
 Architectures built from config (`FlowConfig`):
-  nice      additive couplings alternating their mask, then a learned diagonal scaling (NICE)
+  nice      additive couplings alternating their mask, then NICE's learned diagonal scaling (images) or
+            an ActNorm, that scaling with a bias and a data-dependent start (vectors)
   realnvp   affine couplings with alternating checkerboard masks (vectors: even and odd entries); images
             use RealNVP's multi-scale scheme: per level, checkerboard couplings, squeeze, channel
             couplings, factor out half, recurse; last level: checkerboard couplings only
