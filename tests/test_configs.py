@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 
 import jax
 import numpy as np
