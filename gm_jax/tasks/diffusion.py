@@ -210,9 +210,10 @@ def draw_reflow_pairs(denoiser: Denoiser, spec, ev, key, num_pairs: int,
                       batch_size: int) -> dict[str, np.ndarray]:
   """Reflow's pairs from a trained flow: `noise` drawn from the prior and `x` where the probability-flow ODE
   (the ODE sampler's solver, eval.sampler_steps steps; 0: adaptive at eval.ode_rtol) carries it, in the data's
-  representation (levels for images). Batch i draws its noise with fold_in(fold_in(key, 200), i): a run
-  of seed s draws from fold_in(key(s), 0 to 4) and, for eval.sample_seed > 0, from 100 on, so pairs drawn
-  with key(s) share no noise with the reflow run that trains on them (batch 3 was its sample grid's)."""
+  representation (levels for images). Batch i draws its noise with fold_in(fold_in(key,
+  REFLOW_PAIRS_BRANCH), i): a run of seed s draws from fold_in(key(s), 0 to 4) and, for
+  eval.sample_seed > 0, from 100 on, so pairs drawn with key(s) share no noise with the reflow run that
+  trains on them (batch 3 was its sample grid's)."""
   key = jax.random.fold_in(key, REFLOW_PAIRS_BRANCH)
   solve = cpu_compile.jit(lambda x1: samplers.probability_flow_from(
       denoiser, x1, sampler_ode_solver(ev), ev.sampler_steps, ev.ode_rtol, ev.ode_rtol)[0])

@@ -420,6 +420,9 @@ def all_finite(tree) -> bool:
   return all(bool(_leaf_finite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
 
 
+_SAMPLE_SEED_BRANCH = 100  # base_key's branches from 100 on hold the keys of eval.sample_seed > 0
+
+
 def sample_key(base_key: jax.Array, stream: int, seed: int) -> jax.Array:
   """The key of a sampling stream (3: sample grids, 4: quality samples; the run's others are 0: init,
   1: train steps, 2: eval) for eval.sample_seed `seed`. Seed 0 is the stream's key itself; another seed's
@@ -430,9 +433,6 @@ def sample_key(base_key: jax.Array, stream: int, seed: int) -> jax.Array:
   if not seed:
     return jax.random.fold_in(base_key, stream)
   return jax.random.fold_in(jax.random.fold_in(base_key, _SAMPLE_SEED_BRANCH + stream), seed)
-
-
-_SAMPLE_SEED_BRANCH = 100  # base_key's branches from 100 on hold the keys of eval.sample_seed > 0
 
 
 def _nonfinite_share(samples: np.ndarray, flags: np.ndarray | None) -> float:
