@@ -54,7 +54,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.optim.end_lr_ratio = 0.0
   config.optim.grad_clip_norm = 0.0  # 0: no clipping
   config.optim.weight_clip = 0.0  # 0: none; > 0: every parameter kept in [-c, c] (the original WGAN)
-  config.optim.decay_matrices_only = True  # adamw: weight decay on weight matrices only (not biases, scales)
+  config.optim.decay_matrices_only = True  # adamw: decay only weight matrices (kernels, embeddings; by name)
   config.optim.decay = 0.99  # rmsprop
   config.optim.centered = False  # rmsprop
   config.optim.initial_accumulator = 0.1  # adagrad

@@ -2,8 +2,8 @@
 
 config fields (config.optim or a per-network block):
   name: adam | adamw | rmsprop; learning_rate; b1, b2, eps (adam/adamw); weight_decay (adamw; applied to
-  weight matrices only when decay_matrices_only: parameters with ndim >= 2 other than biases and norm
-  scales); decay, eps, centered (rmsprop);
+  weight matrices only when decay_matrices_only: the kernels of dense, convolution and recurrent layers
+  and embedding tables, chosen by name); decay, eps, centered (rmsprop);
   schedule: constant | cosine | linear, after `warmup_steps` of linear warmup from 0, decaying to
   learning_rate * end_lr_ratio at `decay_steps` (0 = the run's num_steps); or piecewise: the learning
   rate times scales[i] from step boundaries[i - 1] on (scales has one more entry than boundaries);
@@ -13,6 +13,8 @@ config fields (config.optim or a per-network block):
 """
 
 from __future__ import annotations
+
+import re
 
 import jax
 import optax
@@ -45,11 +47,17 @@ def make_schedule(cfg, num_steps: int) -> optax.Schedule:
   return optax.join_schedules([optax.linear_schedule(0.0, start, warmup), after], [warmup])
 
 
-def _matrices(params):
-  """Weight decay's mask: parameters of rank >= 2 except biases and norm scales, which a scanned layer
-  (nn.scan over blocks) stacks into 2-D arrays."""
+# The names of weight matrices: Flax's `kernel` and `embedding`, MADE's `kernel_<layer>`, an LSTM's
+# `state_kernel`, a Transformer's `pos_embed`.
+_WEIGHT_MATRIX = re.compile(r"(\w+_)?kernel(_\d+)?|(\w+_)?embed(ding)?")
+
+
+def _weight_matrices(params):
+  """Weight decay's mask: the weight matrices, chosen by name rather than by rank, since nn.scan stacks
+  a scanned layer's biases, norm scales and log-scales into 2-D arrays. Not decayed: biases, norm
+  scales, a flow's log-scales, LU factors and learned prior, a mixture's means and scales."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, p: p.ndim >= 2 and getattr(path[-1], "key", None) not in ("bias", "scale"), params)
+      lambda path, p: bool(_WEIGHT_MATRIX.fullmatch(str(getattr(path[-1], "key", "")))), params)
 
 
 def clip_parameters(c: float) -> optax.GradientTransformation:
@@ -92,7 +100,7 @@ def make_optimizer(cfg, num_steps: int,
   if name == "adam":
     tx = optax.adam(per_update, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
   elif name == "adamw":
-    mask = _matrices if cfg.decay_matrices_only else None
+    mask = _weight_matrices if cfg.decay_matrices_only else None
     tx = optax.adamw(per_update, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                      weight_decay=cfg.weight_decay, mask=mask)
   elif name == "rmsprop":

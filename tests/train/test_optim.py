@@ -48,18 +48,23 @@ def test_piecewise_schedule(warmup):
     make_schedule(cfg, 100)
 
 
-def test_adamw_decays_only_matrices():
+def test_adamw_decays_only_weight_matrices():
+  """The kernels of dense, convolution, MADE and LSTM layers and embedding tables, and nothing else,
+  whether a layer is scanned (nn.scan stacks its parameters along a new leading axis) or not: a scanned
+  Glow's ActNorm log-scales and learned prior, or a mixture's means, are no weight matrices."""
   tx, _ = make_optimizer(_cfg(name="adamw", learning_rate=0.1, weight_decay=0.5), 10)
-  params = {"w": jnp.ones((2, 2)), "b": jnp.ones((2,))}
-  zero = {"w": jnp.zeros((2, 2)), "b": jnp.zeros((2,))}
-  updates, _ = tx.update(zero, tx.init(params), params)
-  assert np.allclose(updates["w"], -0.1 * 0.5) and np.allclose(updates["b"], 0.0)
-  # A scanned layer's parameters gain a leading axis: its biases and norm scales are 2-D, not matrices.
-  stacked = {"Dense": {"kernel": jnp.ones((3, 2, 2)), "bias": jnp.ones((3, 2))},
-             "GroupNorm": {"scale": jnp.ones((3, 2)), "bias": jnp.ones((3, 2))}}
-  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, stacked), tx.init(stacked), stacked)
-  assert np.allclose(updates["Dense"]["kernel"], -0.1 * 0.5)
-  assert all(np.allclose(u, 0.0) for u in jax.tree.leaves([updates["Dense"]["bias"], updates["GroupNorm"]]))
+  layer = {"Dense_0": {"kernel": (2, 2), "bias": (2,)}, "Conv_0": {"kernel": (3, 3, 2, 2)},
+           "MADE": {"kernel_0": (2, 2), "bias_0": (2,)}, "LSTM": {"state_kernel": (2, 2)},
+           "embed": {"embedding": (5, 2)}, "pos_embed": (4, 2), "GroupNorm_0": {"scale": (2,), "bias": (2,)},
+           "ActNorm": {"log_scale": (2,), "bias": (2,)}, "LU": {"lower": (2, 2), "upper": (2, 2), "log_s": (2,)},
+           "base_mean": (4, 4, 2), "means": (3, 2), "raw_scale": (3, 2, 2)}
+  decayed = {"kernel", "kernel_0", "state_kernel", "embedding", "pos_embed"}
+  for stack in ((), (3,)):  # unscanned, and scanned over 3 layers
+    params = jax.tree.map(lambda shape: jnp.ones(stack + shape), layer, is_leaf=lambda x: isinstance(x, tuple))
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    for path, update in jax.tree_util.tree_flatten_with_path(updates)[0]:
+      expected = -0.1 * 0.5 if path[-1].key in decayed else 0.0
+      np.testing.assert_allclose(update, expected, err_msg=jax.tree_util.keystr(path))
 
 
 def test_global_norm_clipping():
