@@ -8,7 +8,8 @@ excluded) it reads the finished run in ROOT/<config> — evaluating it with `--m
 summary has no sample-quality numbers yet — or trains it there first. It prints one JSON line per
 config and writes ROOT/digits_report.md (the table) and ROOT/digits_report.png (FD-digits against
 bits/dim, and the judged samples of every config); `--write_docs` also puts both into
-docs/BASELINES.md (between its digits-report markers) and docs/images/.
+docs/BASELINES.md (between its digits-report markers) and docs/images/, for every digits config only
+(it refuses --configs and missing runs, which would drop rows from that table).
 
 Wall time is the training run's, from its config.json to its last checkpoint for every row (a resumed
 run's includes the time between its launches); sampling time is
@@ -211,10 +212,16 @@ def main(argv):
   if unknown:
     raise ValueError(f"--configs: {', '.join(unknown)} is no digits baseline of experiments/configs; choose "
                      f"from {', '.join(digits_configs())}")
+  if flags.FLAGS.write_docs and flags.FLAGS.configs:  # the docs' table would lose the other configs' rows
+    raise ValueError("--write_docs replaces the baselines' table of every digits config; drop --configs "
+                     "(or --write_docs: the report in --root is written either way)")
   root.mkdir(parents=True, exist_ok=True)
   rows = []
   for name in names:
     row = result_of(name, root, flags.FLAGS.train)
+    if row is None and flags.FLAGS.write_docs:
+      raise ValueError(f"no finished run of {name} in {root}, and --write_docs needs every digits config's; "
+                       f"rerun with --train")
     if row is None:
       print(json.dumps({"config": name, "status": "no run; rerun with --train"}), flush=True)
       continue

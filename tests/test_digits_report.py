@@ -37,11 +37,20 @@ def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path)
       ("toy2d_gmm", (), "--configs: toy2d_gmm is no digits baseline"),
       ("digits_ddpm", (), f"no finished run of digits_ddpm in {tmp_path}; rerun with --train"),
       ("digits_vae", ("--write_docs",), "--write_docs with --tiny would replace the baselines' table")]:
-    proc = run_main(f"--root={tmp_path}", f"--configs={configs}", "--tiny", "--notrain", *extra, script=SCRIPT,
-                    check=False)
+    proc = run_main(f"--root={tmp_path}", f"--configs={configs}", "--tiny", "--notrain", *extra,
+                    script=SCRIPT, check=False)
     assert proc.returncode == 1
     [error] = proc.stderr.strip().splitlines()
     assert error.startswith(f"error: {message}")
+  # The docs' table holds every digits config: --write_docs refuses to replace it with some of them.
+  for flag, message in [("--configs=digits_vae", "--write_docs replaces the baselines' table of every digits "
+                                                 "config; drop --configs"),
+                        ("--notrain", f"no finished run of digits_autoencoder in {tmp_path / 'empty'}, and "
+                                      "--write_docs needs every digits config's; rerun with --train")]:
+    proc = run_main(f"--root={tmp_path / 'empty'}", "--write_docs", "--notrain", flag, script=SCRIPT,
+                    check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
+    assert not (tmp_path / "empty" / "digits_report.md").exists()
   # The full-size report does not take the :tiny run for the baseline.
   proc = run_main(f"--root={tmp_path}", "--configs=digits_vae", "--notrain", script=SCRIPT, check=False)
   assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
