@@ -113,11 +113,11 @@ class TrainStep:
     (loss, (metrics, new_model_state)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         params[update.network])
     grads, new_model_state = sharding.gathered((grads, new_model_state), self.mesh)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, new_opt_state = self.optimizers[update.network].update(grads, net.opt_state, net.params)
     new_params = optax.apply_updates(net.params, updates)
     # One reduction over the update covers the new parameters: finite old params + finite update.
-    update_norm = optax.global_norm(updates)
+    update_norm = optax.tree.norm(updates)
     finite = jnp.stack([jnp.isfinite(loss), jnp.isfinite(grad_norm), jnp.isfinite(update_norm)])
     ok = jnp.all(finite)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
