@@ -56,11 +56,13 @@ def test_adamw_decays_only_weight_matrices():
   layer = {"Dense_0": {"kernel": (2, 2), "bias": (2,)}, "Conv_0": {"kernel": (3, 3, 2, 2)},
            "MADE": {"kernel_0": (2, 2), "bias_0": (2,)}, "LSTM": {"state_kernel": (2, 2)},
            "embed": {"embedding": (5, 2)}, "pos_embed": (4, 2), "GroupNorm_0": {"scale": (2,), "bias": (2,)},
-           "ActNorm": {"log_scale": (2,), "bias": (2,)}, "LU": {"lower": (2, 2), "upper": (2, 2), "log_s": (2,)},
+           "ActNorm": {"log_scale": (2,), "bias": (2,)},
+           "LU": {"lower": (2, 2), "upper": (2, 2), "log_s": (2,)},
            "base_mean": (4, 4, 2), "means": (3, 2), "raw_scale": (3, 2, 2)}
   decayed = {"kernel", "kernel_0", "state_kernel", "embedding", "pos_embed"}
   for stack in ((), (3,)):  # unscanned, and scanned over 3 layers
-    params = jax.tree.map(lambda shape: jnp.ones(stack + shape), layer, is_leaf=lambda x: isinstance(x, tuple))
+    params = jax.tree.map(lambda shape: jnp.ones(stack + shape), layer,
+                          is_leaf=lambda x: isinstance(x, tuple))
     updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
     for path, update in jax.tree_util.tree_flatten_with_path(updates)[0]:
       expected = -0.1 * 0.5 if path[-1].key in decayed else 0.0
