@@ -94,7 +94,13 @@ def rational_quadratic_spline(x_N: jax.Array, params_NP: jax.Array, bound: float
     # cancels near a bin's top knot, where it is far smaller than either term, and a rounded zero or
     # negative value there gave a NaN log-det and gradient.
     disc = (dk * up - dk1 * dy) ** 2 + 4 * sk**2 * dy * up
-    xi = (2 * c) / (-b - jnp.sqrt(disc))  # the root in [0, 1], stable for a -> 0
+    # The root in [0, 1], in the form that adds rather than cancels: 2c / (-b - sqrt) when b >= 0 (also
+    # stable for a -> 0), (-b + sqrt) / 2a when b < 0 (below a steep knot atop a flat bin; a root in
+    # [0, 1] then has a >= -b > 0). Each branch's denominator is guarded so the untaken one stays finite.
+    a = hk * (sk - dk) + dy * curv
+    sqrt_disc, b_nonneg = jnp.sqrt(disc), b >= 0
+    xi = jnp.where(b_nonneg, (2 * c) / jnp.where(b_nonneg, -b - sqrt_disc, -1.0),
+                   (-b + sqrt_disc) / (2 * jnp.where(b_nonneg, 1.0, a)))
     out = xi * wk + xk
   else:
     xi = (x - xk) / wk

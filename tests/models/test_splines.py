@@ -62,11 +62,15 @@ def _forward_float64(x, x_knots, y_knots, slopes):
   return y, np.log(s**2 * (d1 * xi**2 + 2 * s * xi * (1 - xi) + d0 * (1 - xi) ** 2) / denom**2)
 
 
-def test_inverse_just_below_a_knot_where_the_slopes_differ_widely():
+@pytest.mark.parametrize("width, height, slope", [(-3.0, 3.0, -5.0), (3.0, -4.0, 5.0)],
+                         ids=["narrow-tall-bin-flat-knot", "wide-flat-bin-steep-knot"])
+def test_inverse_just_below_a_knot_where_the_slopes_differ_widely(width, height, slope):
   """Near a bin's top knot the inverse's quadratic has a discriminant far smaller than its terms; written
-  as their difference it rounded to zero or below (a NaN log-det and gradient, or errors of 0.2 nats)."""
+  as their difference it rounded to zero or below (a NaN log-det and gradient, or errors of 0.2 nats).
+  Below a steep knot atop a flat bin its linear coefficient is negative, and the root's form for a
+  positive one cancelled (errors of 0.2 nats)."""
   params = np.zeros(splines.num_spline_params(BINS), np.float32)
-  params[4], params[BINS + 4], params[2 * BINS + 4] = -3.0, 3.0, -5.0  # a narrow, tall bin; a flat knot
+  params[4], params[BINS + 4], params[2 * BINS + 4] = width, height, slope  # bin 4 and its top knot
   x_knots, y_knots, slopes = (np.asarray(a) for a in splines.spline_knots(jnp.asarray(params), BOUND))
   y = [y_knots[5]]
   for _ in range(400):  # the 400 float32 values below the knot
