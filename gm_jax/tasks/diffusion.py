@@ -174,7 +174,9 @@ class DiffusionModel:
       process = processes.LogSNRProcess(lambda t: -self.schedule.apply({"params": params["schedule"]}, t))
     rngs = {"dropout": key} if train else {}
     net = lambda x_t, t, y: self.net.apply({"params": params["net"]}, x_t, t, train, y, rngs=rngs)
-    if self.vdm_gamma_range is not None:
+    if self.vdm_gamma_range is not None and self.sigma_data is None:
+      # (EDM's preconditioning gives the network c_noise, a noise level already: read as a time through a
+      # learned schedule, it would drift as the schedule trains.)
       net = _reading_the_log_snr(net, process, *self.vdm_gamma_range, self.prediction == "eps")
     if self.sigma_data is not None:
       # EDM embeds its noise label c_noise = ln(s) / 4 itself; the networks scale the time they are given.
@@ -328,6 +330,15 @@ def unread_fields(config) -> dict[str, str]:
     unread["model.sigma_data"] = "by model.preconditioning='edm' and objective.loss='edm'"
   if not ev.vlb or process in CHAINS:
     unread["eval.vlb_time_samples"] = "by a continuous process's eval.vlb"
+  if ev.sampler == "edm_heun" and ev.edm_churn == 0:
+    unread.update({f"eval.{name}": "by eval.edm_churn > 0" for name in ("edm_s_tmin", "edm_s_tmax",
+                                                                         "edm_s_noise")})
+  if ev.sampler != "ode":
+    unread["eval.sampler_ode_solver"] = "by the ode sampler and experiments/reflow_pairs.py"
+  if obj.loss == "edm" and ev.sampler == "edm_heun" and not (ev.ode or ev.vlb):
+    # The EDM loss draws noise levels and maps them to times and back; edm_heun warps by eval.edm_rho.
+    unread["process.rho"] = ("by a loss other than 'edm', a sampler other than edm_heun (whose warp is "
+                             "eval.edm_rho), eval.ode or eval.vlb")
   if not ev.ode:  # ode_solver and ode_rtol serve the ode sampler and reflow pairs too
     unread.update({f"eval.{name}": "by eval.ode=True" for name in ("ode_exact_trace", "ode_steps")})
   return unread

@@ -44,19 +44,30 @@ def test_preconditioned_network_is_c_skip_x_plus_c_out_f_of_c_in_x_and_c_noise()
   np.testing.assert_allclose(KARRAS.sigma(jnp.array([0.0, 1.0])), [0.002, 20.0], rtol=1e-5)
 
 
-def test_the_edm_network_embeds_the_noise_label_itself():
+@pytest.mark.parametrize("process", ["karras", "vdm_learned"])
+def test_the_edm_network_embeds_the_noise_label_itself(process):
   """As EDM's code does: the time embedding's argument is c_noise = ln(s) / 4, not 1000 times it (the
-  networks multiply the time they are given by TIME_SCALE, DDPM's steps)."""
+  networks multiply the time they are given by TIME_SCALE, DDPM's steps). On VDM's process too, whose
+  network otherwise reads the log-SNR in place of t: c_noise is already the noise level, also of a learned
+  schedule that has moved from its start (read again through the schedule, it drifted with it)."""
   from gm_jax.models import time_embedding
   from gm_jax.tasks import diffusion
   from tests.conftest import load_config
 
-  model = diffusion.DiffusionModel(load_config("digits_edm", "tiny"))
+  config = load_config("digits_edm", "tiny")
+  if process == "vdm_learned":
+    config.process.update(name="vdm", learned="endpoints")
+    config.objective.loss = "vdm_elbo"
+  model = diffusion.DiffusionModel(config)
+  params = {"net": {}}
+  if model.learned:
+    start = model.schedule.init(jax.random.key(0), jnp.zeros((1,)))["params"]
+    params["schedule"] = jax.tree.map(lambda v: v + 0.5, start)
   model.net = TimeRecordingNetwork()
-  process = model.fixed_process
   t = jnp.array([0.1, 0.5, 0.9])
-  model.denoiser({"net": {}}).x0_and_eps(jnp.zeros((3, 8, 8, 1)), t)
-  noise_level = np.asarray(process.sigma(t) / process.alpha(t))
+  denoiser = model.denoiser(params)
+  denoiser.x0_and_eps(jnp.zeros((3, 8, 8, 1)), t)
+  noise_level = np.asarray(denoiser.process.sigma(t) / denoiser.process.alpha(t))
   np.testing.assert_allclose(model.net.times[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4, rtol=1e-5)
 
 
