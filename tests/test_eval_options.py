@@ -168,6 +168,15 @@ UNREAD_CASES = [
      "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddim') ignores "
      "eval.edm_rho=3.0 (read by the edm_heun sampler)"),
     ("toy2d_ddpm", {"eval.sampler": "ddim", "eval.ddim_eta": 1.0, "eval.sampler_steps": 10}, None),  # read
+    ("toy2d_ddpm", {"eval.sampler_ode_solver": "dopri5"},
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "eval.sampler_ode_solver='dopri5' (read by the ode sampler and experiments/reflow_pairs.py)"),
+    # Without churn edm_heun is deterministic; the EDM loss and sampler never use the process's time warp.
+    ("digits_edm", {"eval.edm_s_noise": 1.007, "process.rho": 3.0, "eval.vlb": False, "eval.ode": False},
+     "this diffusion config (process 'karras', loss 'edm', sampler 'edm_heun') ignores "
+     "eval.vlb_time_samples=2 (read by a continuous process's eval.vlb), eval.edm_s_noise=1.007 (read by "
+     "eval.edm_churn > 0), process.rho=3.0 (read by a loss other than 'edm'"),
+    ("digits_edm", {"eval.edm_churn": 40.0, "eval.edm_s_noise": 1.007, "process.rho": 3.0}, None),  # read
     ("toy2d_flow_matching", {"eval.ode": False, "eval.ode_steps": 7, "eval.ode_exact_trace": False},
      "this diffusion config (process 'linear_interpolant', loss 'flow_matching', sampler 'ode') ignores "
      "eval.ode_exact_trace=False (read by eval.ode=True), eval.ode_steps=7 (read by eval.ode=True)"),

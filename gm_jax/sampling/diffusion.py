@@ -10,10 +10,12 @@
 - dpm_solver_pp_2m: DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in log-SNR, for few steps.
 - edm_heun: Karras et al.'s (2022) Heun sampler on rho-warped noise levels, deterministic or with "churn".
 
-Every sampler returns an estimate of the data at t = 0: those that stop at an end time t_end > 0 (a
-continuous process's t_min, a chain's first step 1/T, DPM-Solver's end) finish with the x0 prediction
-there (`denoised_at_end`, one more network evaluation), as score_sde's samplers remove the noise of
-sigma(t_end) at the end.
+The SDE, ODE and DPM-Solver samplers, which stop at an end time t_end > 0 (a continuous process's t_min,
+a chain's first step 1/T, DPM-Solver's end), finish with the x0 prediction there (`denoised_at_end`, one
+more network evaluation), as score_sde's samplers remove the noise of sigma(t_end) at the end. DDIM's
+last step lands on its grid's end and returns x there: the data for a chain (sigma = 0 at step 0); for a
+continuous process x at t_min, which keeps sigma(t_min)'s noise (about 1e-3 for VP and VDM, 2e-3 for
+Karras's levels, 0.01 for VE).
 """
 
 from __future__ import annotations
