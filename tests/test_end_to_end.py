@@ -394,13 +394,17 @@ def test_nonfinite_update_is_never_checkpointed(tmp_path, monkeypatch):
 
 
 def test_nonfinite_before_the_first_checkpoint_says_none_was_written(tmp_path, monkeypatch):
+  """Nor do evaluations (or samples) between the failed step and the next log row go on under later
+  steps' names: the guard is read before each."""
   _poisoned_gmm(monkeypatch, loss_nan_index=5)
   config = load_config("toy2d_gmm", "tiny")
-  config.train.progress_bar = False
+  config.train.update(progress_bar=False, log_every=config.train.num_steps, eval_every=1, sample_every=1)
   with pytest.raises(loop.NonFiniteError,
                      match=r"loss of network 'model' at step 1; .* no checkpoint was written") as e:
     tasks.train(config, str(tmp_path))
   assert "None" not in str(e.value)
+  metrics = tmp_path / "metrics.jsonl"
+  assert not metrics.exists() or '"split": "test"' not in metrics.read_text()
 
 
 @pytest.mark.parametrize("lr", ["0", "-1e-3", "inf"])

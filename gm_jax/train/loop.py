@@ -669,10 +669,14 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         steps, seconds = timer.lap(step)
         with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
           _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
-      if tc.eval_every and step % tc.eval_every == 0 and not is_last:
+      evaluates = tc.eval_every and step % tc.eval_every == 0 and not is_last
+      samples = tc.sample_every and step % tc.sample_every == 0 and not is_last
+      if evaluates or samples:
+        exp.check_finite(state)  # a failed update stops the run here, not at the next log row
+      if evaluates:
         with timer.paused(state):
           exp.files.log(step, "test", exp.evaluate(state))
-      if tc.sample_every and step % tc.sample_every == 0 and not is_last:
+      if samples:
         with timer.paused(state):
           exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
