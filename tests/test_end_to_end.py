@@ -423,6 +423,10 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     ("toy2d_gan", "optim_d.weight_clip", -0.01, r"optim_d.weight_clip=-0.01 must be >= 0"),
     ("toy2d_gmm", "optim.warmup_steps", -5, r"optim.warmup_steps=-5 must be an integer >= 0"),
     ("toy2d_gmm", "optim.scales", (1.0, -0.1), r"optim.scales=\(1.0, -0.1\) must be finite and >= 0"),
+    ("toy2d_gmm", "optim.scales", (1.0, "a"), r"optim.scales=\(1.0, 'a'\) must be finite and >= 0"),
+    # Out of order, the middle scale was never used; a string failed in optax's arithmetic.
+    ("toy2d_gan", "optim_d.boundaries", (6, 2), r"optim_d.boundaries=\(6, 2\) must be increasing train steps"),
+    ("toy2d_gmm", "optim.boundaries", ("a",), r"optim.boundaries=\('a',\) must be increasing train steps"),
     # The mixture reads no compute dtype, so nothing else would have told.
     ("toy2d_gmm", "train.compute_dtype", "float8", r"train.compute_dtype must be one of \['bfloat16', "),
 ])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import numbers
 from typing import Any
 
 from gm_jax.models import precision
@@ -61,6 +62,10 @@ def check_no_nan(config) -> None:
     raise ValueError(f"{', '.join(fields)} = nan is not a number; set --config.{fields[0]}")
 
 
+def _is_number(value) -> bool:
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_config(config) -> None:
   """Rejects settings that cannot train, before anything is built or written."""
   for name, value in _learning_rates(config):
@@ -83,8 +88,14 @@ def check_config(config) -> None:
     for field in ("end_lr_ratio", "grad_clip_norm", "weight_clip", "weight_decay"):
       if field in block and not block[field] >= 0:
         raise ValueError(f"{prefix}{field}={block[field]} must be >= 0; set --config.{prefix}{field}")
-    if "scales" in block and not all(math.isfinite(float(v)) and v >= 0 for v in block.scales):
+    if "scales" in block and not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in block.scales):
       raise ValueError(f"{prefix}scales={tuple(block.scales)} must be finite and >= 0")
+    steps = tuple(block.get("boundaries", ()))
+    if not (all(isinstance(b, numbers.Integral) and not isinstance(b, bool) and b >= 0 for b in steps)
+        and all(a < b for a, b in zip(steps, steps[1:]))):
+      # Out of order, optax's joined schedule skipped a piece without a word.
+      raise ValueError(f"{prefix}boundaries={steps} must be increasing train steps (integers >= 0); set "
+                       f"--config.{prefix}boundaries")
     block_name = prefix[:-1]
     default = {block_name: family_default[block_name] if block_name in family_default else
                family_default.optim}
