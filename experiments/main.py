@@ -63,6 +63,7 @@ def init_distributed() -> None:
 
 def main(argv, after_step=None):
   """Runs --mode on --config in --workdir; after_step(step) runs after each train step (a test hook)."""
+  command_line.stop_cleanly_on_sigterm()
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   init_distributed()

@@ -1,6 +1,7 @@
-"""experiments/main.py whose training process SIGKILLs itself right after dispatching a given step.
+"""experiments/main.py whose training process SIGKILLs itself right after dispatching a given step (or
+sends itself another signal: STEP:TERM).
 
-  python tests/kill_at_step.py STEP --config=... --workdir=...
+  python tests/kill_at_step.py STEP[:SIGNAL] --config=... --workdir=...
 
 The resume tests use it to crash a run at a known point through the trainer's after_step hook.
 """
@@ -21,12 +22,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiment
 import main as launcher  # noqa: E402
 
 
-def kill_at(step: int, current: int) -> None:
+def kill_at(step: int, signal_number: int, current: int) -> None:
   if current == step:
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal_number)
 
 
 if __name__ == "__main__":
-  step = int(sys.argv.pop(1))
-  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, step)),
+  step, _, name = sys.argv.pop(1).partition(":")
+  signal_number = getattr(signal, "SIG" + (name or "KILL"))
+  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, int(step), signal_number)),
           flags_parser=command_line.parse_flags)

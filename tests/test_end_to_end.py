@@ -56,6 +56,14 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
     np.testing.assert_array_equal(a, b)
 
 
+def test_sigterm_ends_the_run_after_its_pending_checkpoint(tmp_path):
+  """SIGTERM (preemption, timeout) stops as Ctrl-C does: the checkpoint being written is completed, where
+  ending at once left it as a temporary directory the next run discards."""
+  proc = run_main("21:TERM", TINY, f"--workdir={tmp_path}", script=KILL_AT_STEP, check=False)
+  assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "20"]
+
+
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
   workdir = tmp_path / "again"
   shutil.copytree(uninterrupted, workdir)
