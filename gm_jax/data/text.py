@@ -1,7 +1,8 @@
 """Character- and byte-level text corpora for language models, from a file or TFDS tiny_shakespeare.
 
-As in nanoGPT, the first 90% of the token stream is the training split and the last 10% validation
-(data.test_fraction).
+As in nanoGPT, the first 90% of a file's token stream is the training split and the last 10% validation
+(data.test_fraction). A TFDS set keeps its own splits: its validation and test splits are held out, the
+others train (tiny_shakespeare's train split is the play's first 90%, so both give the same windows).
 A training example is a window of `context + 1` tokens starting anywhere in the training split (inputs
 and next-token targets); the test split is cut into consecutive windows that overlap by one token, and
 when they do not reach its end a last window ends at its last token, with `target_mask` 0 on the targets
@@ -98,8 +99,11 @@ class WindowSource:
     return digest([self.tokens, self.starts]) if self.fingerprinted else None
 
 
-def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: str = "char") -> str | bytes:
-  """The corpus as text, or as raw bytes for level 'byte' (so any file, UTF-8 or not, can be modelled)."""
+def read_corpus(path: str, tfds_name: str | None, data_dir: str | None,
+                level: str = "char") -> tuple[str | bytes, str | bytes | None]:
+  """(training text, held-out text): a file's whole text and None (data.test_fraction then cuts it); a
+  TFDS set's splits other than validation and test, and those two (None when it has neither). Raw bytes
+  for level 'byte' (so any file, UTF-8 or not, can be modelled)."""
   if path:
     file = pathlib.Path(path).expanduser()
     if file.is_dir():
@@ -107,21 +111,39 @@ def read_corpus(path: str, tfds_name: str | None, data_dir: str | None, level: s
     if not file.is_file():
       raise FileNotFoundError(f"text corpus {str(file)!r} does not exist; set data.path to a text file")
     if level == "byte":
-      return file.read_bytes()
+      return file.read_bytes(), None
     try:  # decoded as stored: read_text would turn "\r\n" and "\r" into "\n", a text other than the file's
-      return file.read_bytes().decode("utf-8")
+      return file.read_bytes().decode("utf-8"), None
     except UnicodeDecodeError as e:
       raise ValueError(f"text corpus {str(file)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at "
                        f"offset {e.start}); set data.level='byte' to model its raw bytes") from None
   if tfds_name:
-    from gm_jax.data.tfds_source import open_split, prepared_splits
+    from gm_jax.data.tfds_source import prepared_splits
 
-    # Every record of every split the set has, in order (tiny_shakespeare has one per split; a corpus of
-    # documents has many, joined by newlines).
-    parts = [b"\n".join(_as_bytes(record["text"]) for record in open_split(tfds_name, split, data_dir))
-             for split in prepared_splits(tfds_name, data_dir)]
-    return b"".join(parts) if level == "byte" else b"".join(parts).decode("utf-8")
+    splits = prepared_splits(tfds_name, data_dir)
+    held_out = [s for s in splits if s in ("validation", "test")]
+    trained = [s for s in splits if s not in held_out]
+    if not trained:
+      raise ValueError(f"TFDS set {tfds_name!r} has only the splits {held_out}, none to train on")
+    decode = (lambda b: b) if level == "byte" else (lambda b: b.decode("utf-8"))
+    return (decode(_tfds_text(tfds_name, trained, data_dir)),
+            decode(_tfds_text(tfds_name, held_out, data_dir)) if held_out else None)
   raise ValueError("a text data set needs data.path (a text file) or data.tfds_name")
+
+
+def _tfds_text(name: str, splits: list[str], data_dir: str | None) -> bytes:
+  """The records of `splits` in order, joined by newlines within a split (tiny_shakespeare has one record
+  per split; a corpus of documents has many) and back to back across splits."""
+  from gm_jax.data.tfds_source import open_split
+
+  parts = []
+  for split in splits:
+    source = open_split(name, split, data_dir)
+    if len(source) and "text" not in source[0]:
+      raise ValueError(f"TFDS set {name!r} has no 'text' feature (its records hold {sorted(source[0])}); "
+                       f"a text data set needs one")
+    parts.append(b"\n".join(_as_bytes(record["text"]) for record in source))
+  return b"".join(parts)
 
 
 def _as_bytes(text) -> bytes:
@@ -133,8 +155,7 @@ def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split
   once)."""
   if not 0 < test_fraction < 1:
     raise ValueError(f"data.test_fraction must lie strictly between 0 and 1, got {test_fraction}")
-  if context < 1:
-    raise ValueError(f"data.context={context} must be >= 1 (the tokens a window conditions on)")
+  _check_context(context)
   n_train = int(len(tokens) * (1.0 - test_fraction))
   train, test = tokens[:n_train], tokens[n_train:]
   if len(train) <= context + 1 or len(test) <= context + 1:
@@ -145,6 +166,25 @@ def split_windows(tokens: np.ndarray, context: int, test_fraction: float = split
     raise ValueError(f"a corpus of {len(tokens)} tokens is too short: with data.context={context} and "
                      f"data.test_fraction={test_fraction} both splits need more than {context + 1} tokens, "
                      f"so at least {needed} in all; use a longer text or a smaller data.context")
+  return _windows(train, test, context)
+
+
+def held_out_windows(train: np.ndarray, test: np.ndarray, context: int):
+  """split_windows for a corpus whose held-out tokens are given (a TFDS set's validation and test)."""
+  _check_context(context)
+  for name, tokens in (("training", train), ("held-out", test)):
+    if len(tokens) <= context + 1:
+      raise ValueError(f"the {name} splits hold {len(tokens)} tokens, which windows of data.context="
+                       f"{context} need more than {context + 1} of; use a smaller data.context")
+  return _windows(train, test, context)
+
+
+def _check_context(context: int) -> None:
+  if context < 1:
+    raise ValueError(f"data.context={context} must be >= 1 (the tokens a window conditions on)")
+
+
+def _windows(train: np.ndarray, test: np.ndarray, context: int):
   train_starts = np.arange(len(train) - context, dtype=np.int64)
   test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
   first_scored = np.zeros(len(test_starts), np.int64)
@@ -168,10 +208,13 @@ def load(path: str = "", tfds_name: str | None = None, level: str = "char", cont
          data_dir: str | None = None, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION) -> Dataset:
   if level not in ("char", "byte"):
     raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
-  text = read_corpus(path, tfds_name, data_dir, level)
-  tokenizer = CharTokenizer.fit(text) if level == "char" else ByteTokenizer()
+  text, held_out = read_corpus(path, tfds_name, data_dir, level)
+  tokenizer = CharTokenizer.fit(text + held_out if held_out else text) if level == "char" else ByteTokenizer()
   try:
-    train, test = split_windows(tokenizer.encode(text), context, test_fraction)
+    if held_out is None:
+      train, test = split_windows(tokenizer.encode(text), context, test_fraction)
+    else:
+      train, test = held_out_windows(tokenizer.encode(text), tokenizer.encode(held_out), context)
   except ValueError as e:
     raise ValueError(f"{path or tfds_name}: {e}") from None
   spec = DataSpec(kind="tokens", shape=(context + 1,), num_levels=tokenizer.vocab_size,

@@ -53,10 +53,17 @@ def test_tfds_text_reads_every_record_under_mock_data(records):
     by_split = [[as_bytes(r["text"]) for r in tfds.data_source("tiny_shakespeare", split=split)]
                 for split in ("train", "validation", "test")]
   assert ds.spec.kind == "tokens" and len(ds.train) > 0
-  # Each split's records joined by newlines, the splits back to back in train, validation, test order.
-  whole = b"".join(b"\n".join(stored) for stored in by_split)
-  np.testing.assert_array_equal(np.concatenate([ds.train.tokens, ds.test.tokens]),
-                                np.frombuffer(whole, np.uint8))
+  # Each split's records joined by newlines; train trains, validation and test back to back are held out.
+  joined = [b"\n".join(stored) for stored in by_split]
+  np.testing.assert_array_equal(ds.train.tokens, np.frombuffer(joined[0], np.uint8))
+  np.testing.assert_array_equal(ds.test.tokens, np.frombuffer(joined[1] + joined[2], np.uint8))
+
+
+def test_tfds_text_without_a_text_feature_is_one_line():
+  with tfds.testing.mock_data(num_examples=2):
+    with pytest.raises(ValueError, match=r"TFDS set 'ag_news_subset' has no 'text' feature \(its records "
+                                         r"hold \['description', 'label', 'title'\]\)"):
+      text.load(tfds_name="ag_news_subset", context=4, level="byte")
 
 
 class TrainTestText(tfds.core.GeneratorBasedBuilder):
@@ -77,16 +84,17 @@ class TrainTestText(tfds.core.GeneratorBasedBuilder):
       yield i, {"text": record * 40}
 
 
-def test_tfds_text_reads_a_prepared_set_without_a_validation_split(tmp_path):
+def test_tfds_text_holds_out_a_prepared_sets_test_split(tmp_path):
   TrainTestText(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
   ds = text.load(tfds_name="train_test_text", data_dir=str(tmp_path), context=4, level="byte")
   # Each split's records in their stored order, joined by newlines; the splits back to back.
-  corpus = b"".join(b"\n".join(r["text"] for r in tfds.data_source("train_test_text", split=split,
-                                                                    data_dir=str(tmp_path)))
-                    for split in ("train", "test"))
-  assert corpus.count(b"held-out one") == 40  # the test split is read
-  np.testing.assert_array_equal(np.concatenate([ds.train.tokens, ds.test.tokens]),
-                                text.ByteTokenizer().encode(corpus))
+  train, test = (b"\n".join(r["text"] for r in tfds.data_source("train_test_text", split=split,
+                                                                  data_dir=str(tmp_path)))
+                 for split in ("train", "test"))
+  # The set's own test split is held out whole, and nothing else: none of it trains.
+  assert test.count(b"held-out one") == 40
+  np.testing.assert_array_equal(ds.train.tokens, text.ByteTokenizer().encode(train))
+  np.testing.assert_array_equal(ds.test.tokens, text.ByteTokenizer().encode(test))
 
 
 @pytest.mark.parametrize("fields,message", [
