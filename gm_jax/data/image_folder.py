@@ -92,6 +92,14 @@ def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | No
   if empty:
     raise ValueError(f"class folder {str(folder / empty[0])!r} holds no PNG or JPEG images; add images or "
                      f"remove the folder")
+  owner = {}
+  for name, paths in per_class.items():
+    for path in paths:
+      other = owner.setdefault(os.path.realpath(path), name)
+      if other != name:  # through a symbolic link: one image, two labels (and maybe both splits)
+        raise ValueError(f"image {os.path.realpath(path)!r} is in class folders {other!r} and {name!r} "
+                         f"(through a symbolic link, as {str(path)!r}); an image belongs to one class: "
+                         f"remove the link")
   files = [f for name in per_class for f in per_class[name]]
   classes = [name for name in per_class for _ in per_class[name]]
   return files, classes

@@ -67,12 +67,22 @@ def read_arrays(file: pathlib.Path) -> dict[str, np.ndarray]:
       return {"x": np.load(file, mmap_mode="r")}
     with np.load(file) as archive:
       names = list(archive.files)
-      arrays = {k: archive[k] for k in names if k in KEYS}
+      arrays, objects = {}, []
+      for k in (k for k in names if k in KEYS):
+        try:
+          arrays[k] = archive[k]
+        except ValueError as e:  # NumPy refuses object arrays (pickles) with advice that is no fix here
+          if "allow_pickle" not in str(e):
+            raise
+          objects.append(k)
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not an array file, or object arrays
     # NumPy takes any other file for a pickle, and its refusal suggests allow_pickle, which is no fix here.
     reason = f"not a NumPy {file.suffix} file" if "allow_pickle" in str(e) else f"{type(e).__name__}: {e}"
     raise ValueError(f"cannot read {str(file)!r} as {file.suffix} ({reason}); save numeric arrays with "
                      f"np.save or np.savez") from None
+  if objects:
+    raise ValueError(f"array {objects[0]!r} of {str(file)!r} holds Python objects (dtype object), which are "
+                     f"not read; save numeric arrays (labels as integer class indices)")
   unused = sorted(set(names) - set(KEYS))
   if unused:
     raise ValueError(f"{str(file)!r} holds arrays {unused} that data.name='npz' does not read; name the "

@@ -32,7 +32,8 @@ def digest(parts: Iterable[np.ndarray | str]) -> str:
   h = hashlib.sha256()
   for part in parts:
     if isinstance(part, str):
-      h.update(part.encode("utf-8") + b"\0")
+      # surrogateescape: a file name in another encoding than UTF-8 keeps its bytes (strict encoding raised)
+      h.update(part.encode("utf-8", "surrogateescape") + b"\0")
     else:
       a = np.ascontiguousarray(part)
       h.update(f"{a.dtype.str}{a.shape}".encode("ascii"))

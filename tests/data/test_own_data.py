@@ -93,6 +93,16 @@ def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path)
   assert len(files) == 14 and len(cats) == 10, sorted(files)
 
 
+def test_an_image_linked_into_two_classes_is_refused(tmp_path):
+  """dogs/linked -> ../cats put the cats' images in both classes, with two labels, in both splits."""
+  make_folder(tmp_path / "pets", "L", per_class=4)
+  (tmp_path / "pets" / "dogs" / "linked").symlink_to("../cats", target_is_directory=True)
+  with pytest.raises(ValueError, match=r"image .*pets/cats/000.jpg' is in class folders 'cats' and 'dogs' "
+                                       r"\(through a symbolic link, as .*dogs/linked/000.jpg'\); an image "
+                                       r"belongs to one class: remove the link"):
+    load("image_folder", tmp_path / "pets")
+
+
 @pytest.mark.parametrize("listing", ["as stored", "reversed"])
 def test_a_folder_reached_twice_is_read_through_one_path_whatever_the_listing_order(tmp_path, monkeypatch,
                                                                                      listing):
@@ -282,6 +292,12 @@ def _replace_a_png(path: pathlib.Path) -> None:
   Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(sorted(path.rglob("*.png"))[0])
 
 
+def _rename_in_latin1(path: pathlib.Path) -> None:
+  """Names in another encoding than UTF-8 (old archives): Python holds their byte 0xe9 as a surrogate."""
+  for png in sorted(path.rglob("*.png")):
+    png.rename(png.with_name(os.fsdecode(b"caf\xe9_") + png.name))
+
+
 def _edit_npz(path: pathlib.Path) -> None:
   np.savez(path, x=np.load(path)["x"] + 1)
 
@@ -307,7 +323,8 @@ def _own_data(folder: pathlib.Path, name: str) -> pathlib.Path:
   return folder / "corpus.txt"
 
 
-@pytest.mark.parametrize("name,edit", [("image_folder", _replace_a_png), ("npz", _edit_npz),
+@pytest.mark.parametrize("name,edit", [("image_folder", _replace_a_png), ("image_folder", _rename_in_latin1),
+                                       ("npz", _edit_npz),
                                        ("npy", _edit_npy), ("text", _edit_corpus)])
 def test_own_data_training_split_has_a_fingerprint_that_its_contents_change(tmp_path, name, edit):
   """A resumed run compares it (gm_jax.data.pipeline.TrainIterator) when the example count is unchanged;
@@ -505,8 +522,13 @@ def test_npz_errors(tmp_path):
   with pytest.raises(ValueError, match=r"cannot read .*text.npz' as .npz \(not a NumPy .npz file\)"):
     load("npz", tmp_path / "text.npz")
   np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}] * 4))
-  with pytest.raises(ValueError, match=r"cannot read .*objects.npz' as .npz .*save numeric arrays"):
+  with pytest.raises(ValueError, match=r"array 'x' of .*objects.npz' holds Python objects .*save numeric"):
     load("npz", tmp_path / "objects.npz")
+  # e.g. a pandas column of class names: named, not taken for a file that is no .npz at all
+  np.savez(tmp_path / "names.npz", x=np.zeros((3, 2)), label=np.array(["cat", "dog", "cat"], dtype=object))
+  with pytest.raises(ValueError, match=r"array 'label' of .*names.npz' holds Python objects \(dtype object\)"
+                                       r", which are not read; save numeric arrays \(labels as integer class"):
+    load("npz", tmp_path / "names.npz")
   np.savez(tmp_path / "labels.npz", x=np.zeros((10, 2)), label=np.zeros(9, np.int32))
   # A check of the arrays names their file too.
   with pytest.raises(ValueError, match=r"labels.npz': label has shape \(9,\) but x holds 10 examples"):
