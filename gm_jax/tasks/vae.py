@@ -25,12 +25,11 @@ from gm_jax.models.vae import HierarchicalVAE, VAEConfig
 from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.tasks import conditioning
-from gm_jax.train import defaults
+from gm_jax.train import defaults, rng
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
 NUM_PICTURE_EXAMPLES = 16
-TEST_BINARIZATION_SEED = 0  # the key of the test images' one binarization (data.binarize)
 
 
 def make_decoder(config, dataset: Dataset) -> Decoder:
@@ -131,7 +130,7 @@ def build(config, dataset: Dataset) -> Task:
     k_obs, k_z = jax.random.split(key)
     x = batch["x"]
     if binarize:
-      k_obs = jax.random.key(TEST_BINARIZATION_SEED) if evaluation else k_obs
+      k_obs = rng.fixed_key(rng.TEST_BINARIZATION) if evaluation else k_obs
       obs_keys = per_example_keys(k_obs, batch["index"])
       x = jax.vmap(lambda k, xi: transforms.binarize(k, xi, levels))(obs_keys, x)
     elif cfg.decoder.kind in ("gaussian", "bernoulli"):

@@ -29,7 +29,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import cpu_compile, sharding
+from gm_jax.train import cpu_compile, rng, sharding
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
@@ -287,8 +287,8 @@ class Experiment:
                           "its split holds); FD is biased upwards at small counts, so it lies above a floor "
                           "of %d", 1, len(floor_split), n, n)
     if self.task.real_as_modelled is not None:
-      reference = self.task.real_as_modelled(reference, jax.random.key(0))
-      floor["x"] = self.task.real_as_modelled(floor["x"], jax.random.key(1))
+      reference = self.task.real_as_modelled(reference, rng.fixed_key(rng.QUALITY_REFERENCE))
+      floor["x"] = self.task.real_as_modelled(floor["x"], rng.fixed_key(rng.QUALITY_FLOOR))
     return reference, floor
 
   def sample_quality(self, state: TrainState) -> dict[str, Any]:

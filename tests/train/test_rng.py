@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gm_jax.train.loop import sample_key
+from gm_jax.train import rng
 from gm_jax.train.rng import per_example_keys
 
 INDEX = jnp.array([7, 0, 12, 3, 5, 9, 1, 30])
@@ -57,3 +58,21 @@ def test_sample_seeds_share_no_key_with_each_other_or_the_run():
         bits = _bits(k).tobytes()
         assert owners.setdefault(bits, (stream, seed)) == (stream, seed), (owners[bits], (stream, seed))
   np.testing.assert_array_equal(_bits(sample_key(base, 3, 0)), _bits(jax.random.fold_in(base, 3)))
+
+
+def test_fixed_keys_are_none_of_the_keys_of_a_run_with_seed_0():
+  """The test images' one binarization and the quality reference's once used key(0) (and key(1)): with
+  config.seed = 0, key(0) is the run's base key, so test example i was binarized with the run's stream
+  key i (init, train steps, eval, sample grids, quality samples for i = 0-4)."""
+  base = jax.random.key(0)
+  streams = [sample_key(base, stream, seed) for stream in range(5) for seed in (0, 1)]
+  run = {tuple(k) for k in _bits(jnp.stack([base, *streams]))}
+  for stream_key in streams:
+    run |= {tuple(k) for k in _bits(per_example_keys(stream_key, jnp.arange(1000)))}
+  fixed = [rng.fixed_key(p) for p in (rng.TEST_BINARIZATION, rng.QUALITY_REFERENCE, rng.QUALITY_FLOOR)]
+  drawn = {tuple(k) for k in _bits(jnp.stack(fixed))}
+  for key in fixed:
+    drawn |= {tuple(k) for k in _bits(per_example_keys(key, jnp.arange(1000)))}
+  assert len(drawn) == 3 * 1001 and not drawn & run
+  # What the check catches: key(0)'s per-example keys are the run's stream keys.
+  assert {tuple(k) for k in _bits(per_example_keys(base, jnp.arange(5)))} <= run
