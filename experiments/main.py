@@ -17,7 +17,7 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gm_jax.train import command_line
+from gm_jax.train import command_line, termination
 
 config_flags.DEFINE_config_file("config", None, "Config file, optionally FILE:ARG (e.g. :tiny).",
                                 lock_config=True)
@@ -63,7 +63,7 @@ def init_distributed() -> None:
 
 def main(argv, after_step=None):
   """Runs --mode on --config in --workdir; after_step(step) runs after each train step (a test hook)."""
-  command_line.stop_cleanly_on_sigterm()
+  termination.install()  # before jax.distributed, whose preemption service then takes SIGTERM over
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   init_distributed()

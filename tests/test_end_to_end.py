@@ -56,12 +56,17 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
     np.testing.assert_array_equal(a, b)
 
 
-def test_sigterm_ends_the_run_after_its_pending_checkpoint(tmp_path):
-  """SIGTERM (preemption, timeout) stops as Ctrl-C does: the checkpoint being written is completed, where
-  ending at once left it as a temporary directory the next run discards."""
+def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_uninterrupted(uninterrupted,
+                                                                                           tmp_path):
+  """SIGTERM (preemption, timeout) during the steps: a checkpoint of the step reached, then exit 143.
+  Python's default ended the process at once, losing the steps since the last checkpoint and leaving a
+  checkpoint being written as a temporary directory the next run discards."""
   proc = run_main("21:TERM", TINY, f"--workdir={tmp_path}", script=KILL_AT_STEP, check=False)
   assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
-  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "20"]
+  assert "stopped by SIGTERM at step 21, its checkpoint written" in proc.stderr
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "20", "21"]
+  run_main(TINY, f"--workdir={tmp_path}")
+  assert run_metrics(tmp_path) == run_metrics(uninterrupted)
 
 
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
@@ -433,7 +438,8 @@ def test_learning_rate_must_be_finite_and_positive(lr):
     ("toy2d_gmm", "optim.scales", (1.0, -0.1), r"optim.scales=\(1.0, -0.1\) must be finite and >= 0"),
     ("toy2d_gmm", "optim.scales", (1.0, "a"), r"optim.scales=\(1.0, 'a'\) must be finite and >= 0"),
     # Out of order, the middle scale was never used; a string failed in optax's arithmetic.
-    ("toy2d_gan", "optim_d.boundaries", (6, 2), r"optim_d.boundaries=\(6, 2\) must be increasing train steps"),
+    ("toy2d_gan", "optim_d.boundaries", (6, 2),
+     r"optim_d.boundaries=\(6, 2\) must be increasing train steps"),
     ("toy2d_gmm", "optim.boundaries", ("a",), r"optim.boundaries=\('a',\) must be increasing train steps"),
     # The mixture reads no compute dtype, so nothing else would have told.
     ("toy2d_gmm", "train.compute_dtype", "float8", r"train.compute_dtype must be one of \['bfloat16', "),
@@ -448,7 +454,8 @@ def test_optimizer_factors_bounds_and_the_compute_dtype_are_checked(config_name,
 
 def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
   """optim.boundaries and optim.scales exist in every config (piecewise was a traceback without them)."""
-  run_main(TINY, f"--workdir={tmp_path}", "--config.optim.schedule=piecewise", "--config.optim.warmup_steps=0",
+  run_main(TINY, f"--workdir={tmp_path}", "--config.optim.schedule=piecewise",
+           "--config.optim.warmup_steps=0",
            "--config.optim.boundaries=(20,)", "--config.optim.scales=(1.0,0.1)")
   rates = [r["learning_rate"] for r in run_metrics(tmp_path) if r["split"] == "train"]
   assert rates == pytest.approx([0.02, 0.02, 0.002, 0.002])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 from typing import Any, Callable
 
 from absl import app, flags, logging
+
+from gm_jax.train import termination
 
 # What a run raises for bad input or a failed run: reported as one line.
 REPORTED_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
@@ -82,21 +83,6 @@ def parse_flags(argv: list[str]) -> list[str]:
   return []
 
 
-def stop_cleanly_on_sigterm() -> None:
-  """SIGTERM (kill, timeout, a scheduler's preemption) raised as SystemExit(143) in the main thread, as
-  Ctrl-C raises KeyboardInterrupt: the run's cleanup then finishes the checkpoint being written and removes
-  the output names it reserved, which Python's default (ending at once) left half-written and empty.
-  A second SIGTERM ends the process at once."""
-
-  def stop(signum, frame):
-    del frame
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    logging.warning("SIGTERM: stopping once the checkpoint being written is complete")
-    raise SystemExit(128 + signum)
-
-  signal.signal(signal.SIGTERM, stop)
-
-
 def one_line(e: BaseException) -> str:
   """The message of a reported error; an OS error as its reason and file (and a full disk's remedy)."""
   if isinstance(e, OSError) and e.strerror and not isinstance(e, FileNotFoundError):
@@ -111,7 +97,7 @@ def run(main: Callable[[list[str]], Any]) -> None:
   input or a failed run reported as one line."""
 
   def reported(argv):
-    stop_cleanly_on_sigterm()
+    termination.install()
     if not flags.FLAGS["verbosity"].present:
       logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
     try:

@@ -29,7 +29,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import cpu_compile, rng, sharding
+from gm_jax.train import cpu_compile, rng, sharding, termination
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
@@ -651,17 +651,33 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     # another process, whose time is not known here), and without the process's first step, which
     # compiles the program.
     timer, first_step = _StepTimer(step), True
+
+    def save_checkpoint():
+      flush_pending()
+      with timer.paused(state):
+        exp.check_savable(state)
+        exp.checkpointer.save(step, state, {
+            **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
+            "log_window": {"sums": acc.sums()}})
+
     while step < tc.num_steps:
-      batch = sharding.put_batch(next(iterator), exp.mesh)
-      state, step_metrics = exp.train_step(state, batch)
-      pending.append(step_metrics)
-      step += 1
-      bar.update(1)
-      if after_step is not None:
-        after_step(step)
-      if first_step:
-        jax.block_until_ready(state)
-        timer, first_step = _StepTimer(step), False
+      with termination.deferred():
+        batch = sharding.put_batch(next(iterator), exp.mesh)
+        state, step_metrics = exp.train_step(state, batch)
+        pending.append(step_metrics)
+        step += 1
+        bar.update(1)
+        if after_step is not None:
+          after_step(step)
+        if first_step:
+          jax.block_until_ready(state)
+          timer, first_step = _StepTimer(step), False
+      if termination.requested(step):
+        save_checkpoint()
+        exp.checkpointer.wait()
+        logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
+                        "resume", step)
+        raise SystemExit(termination.EXIT_CODE)
       is_last = step == tc.num_steps
       if step % tc.log_every == 0 or is_last:
         flush_pending()
@@ -680,12 +696,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         with timer.paused(state):
           exp.write_samples(state, step)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
-        flush_pending()
-        with timer.paused(state):
-          exp.check_savable(state)
-          exp.checkpointer.save(step, state, {
-              **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
-              "log_window": {"sums": acc.sums()}})
+        save_checkpoint()
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import (CONFIGS, MAIN, REPO, assert_runs_close, without_compilation_cache,
+from tests.conftest import (CONFIGS, KILL_AT_STEP, MAIN, REPO, assert_runs_close, without_compilation_cache,
                             without_wall_clock, xla_flags)
 
 TINY = f"--config={CONFIGS / 'toy2d_gmm.py'}:tiny"
@@ -27,9 +29,10 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, devices: int, *flags: str, config: str = TINY, cwd=REPO) -> subprocess.Popen:
+def _launch(workdir, devices: int, *flags: str, config: str = TINY, cwd=REPO,
+            script: tuple[str, ...] = (str(MAIN),)) -> subprocess.Popen:
   env = without_compilation_cache({**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(devices)})
-  return subprocess.Popen([sys.executable, str(MAIN), config, f"--workdir={workdir}",
+  return subprocess.Popen([sys.executable, *script, config, f"--workdir={workdir}",
                            "--config.train.progress_bar=False", *flags],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
@@ -67,6 +70,25 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
            for i in range(2)]
   reports = [_finish(p) for p in procs]
   assert reports[0] == reports[1] and pathlib.Path(reports[0]["samples"]).is_file(), reports
+
+
+def test_sigterm_to_one_process_stops_both_at_one_step_with_its_checkpoint(tmp_path):
+  """jax.distributed's preemption service takes SIGTERM over (the signal was only logged, and the run went
+  on): process 1's SIGTERM after step 5 reaches both, which save the same step and exit 143 together."""
+  port = _free_port()
+  quiet = ("--config.train.num_steps=5000", "--config.train.log_every=5000",
+           "--config.train.checkpoint_every=5000", "--config.train.eval_every=0",
+           "--config.train.sample_every=0")
+  procs = [_launch(tmp_path, 1, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", *quiet,
+                   script=(str(KILL_AT_STEP), "5:TERM") if i == 1 else (str(MAIN),)) for i in range(2)]
+  steps = []
+  for proc in procs:
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    steps += re.findall(r"stopped by SIGTERM at step (\d+)", err)
+  assert len(steps) == 2 and steps[0] == steps[1] and 5 < int(steps[0]) < 5000, steps
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [steps[0]]
 
 
 def test_bad_distributed_flags_are_one_line(tmp_path):

@@ -1,0 +1,65 @@
+"""Stopping on SIGTERM (a scheduler's preemption, `timeout`, `kill`) without losing work.
+
+Python's default ends the process at once: a checkpoint being written stays a temporary directory the
+next run discards, and the steps since the last checkpoint are lost. Here a SIGTERM during the training
+steps is recorded, and the trainer saves a checkpoint of the step it has reached and stops
+(`requested`); anywhere else (an evaluation, eval and sample modes) it raises SystemExit(143) at once, as
+Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes the checkpoint being written and removes
+the output names it reserved. A second SIGTERM ends the process at once.
+
+With several processes, jax.distributed's preemption service takes SIGTERM over: a signal to any process
+is shared, and every process reaches the same sync step (`multihost_utils.reached_preemption_sync_point`),
+where they save and stop together (one process stopping alone would leave the others waiting in their
+collectives).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+
+import jax
+from absl import logging
+from jax.experimental import multihost_utils
+
+EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
+
+_deferring = False
+_received = False
+
+
+def install() -> None:
+  """Handles SIGTERM as the module says; call before jax.distributed.initialize, which replaces it."""
+  signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum, frame):
+  del frame
+  global _received
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  if _deferring:
+    _received = True
+    logging.warning("SIGTERM: saving a checkpoint of this step, then stopping")
+    return
+  logging.warning("SIGTERM: stopping once the checkpoint being written is complete")
+  raise SystemExit(signum + 128)
+
+
+@contextlib.contextmanager
+def deferred():
+  """Within it a SIGTERM is only recorded, for `requested` to report after the step."""
+  global _deferring
+  _deferring = True
+  try:
+    yield
+  finally:
+    _deferring = False
+
+
+def requested(step: int) -> bool:
+  """Whether to save a checkpoint of `step` and stop: this process received SIGTERM during the steps, or
+  (several processes) all of them reached the sync step after one received it. Call once per step, on
+  every process, from the same starting step."""
+  if jax.process_count() > 1 and jax.config.jax_enable_preemption_service:
+    return multihost_utils.reached_preemption_sync_point(step)
+  return _received

@@ -1,0 +1,33 @@
+"""SIGTERM: recorded during the training steps (the trainer then saves the step reached and stops), raised
+as SystemExit(143) anywhere else, so that cleanup runs: here a sample run's reserved output name is
+removed, where Python's default left it as an empty file for good."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SCRIPT = """
+import os, pathlib, signal, sys
+from gm_jax.train import run_files, termination
+termination.install()
+with termination.deferred():
+  os.kill(os.getpid(), signal.SIGTERM)
+print("recorded", termination.requested(0), flush=True)
+termination.install()  # the second SIGTERM of a run would end it at once
+with run_files.claimed_unused_path(pathlib.Path(sys.argv[1]) / "samples.png") as path:
+  print("reserved", path.exists(), flush=True)
+  os.kill(os.getpid(), signal.SIGTERM)
+  signal.pause()  # not reached: the handler raises
+"""
+
+
+def test_sigterm_is_recorded_during_steps_and_raised_elsewhere(tmp_path):
+  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                        cwd=REPO, timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+  assert proc.stdout.split() == ["recorded", "True", "reserved", "True"]
+  assert list(tmp_path.iterdir()) == []  # the empty reserved file was removed on the way out
