@@ -48,6 +48,8 @@ def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> di
   if config.task != "flow" or config.data.name != "toy2d":
     raise ValueError(f"{str(workdir)!r} holds a {config.task} run on {config.data.name}; this reads toy2d "
                      f"flow runs")
+  # Restored onto this process's devices, whichever layout trained it (the checkpoint restores onto any).
+  config.mesh.fsdp = 1
   exp, state = tasks.restored(config, workdir)  # read-only; one line when it holds no checkpoint yet
   exp.checkpointer.close()
   params = state.params(exp.use_ema)["model"]

@@ -17,6 +17,11 @@ def test_flow_gap_splits_the_runs_excess_over_the_true_density(tmp_path):
   config = load_config("toy2d_realnvp", "tiny")
   config.train.progress_bar = False
   summary = tasks.train(config, str(tmp_path))
+  # As if trained with its parameters sharded over 8 devices: the script restores onto its own (it stopped
+  # with "mesh.fsdp=8 must be a positive divisor of the number of devices", a flag it does not have).
+  stored = json.loads((tmp_path / "config.json").read_text())
+  stored["mesh"]["fsdp"] = 8
+  (tmp_path / "config.json").write_text(json.dumps(stored))
   proc = run_main(f"--workdir={tmp_path}", "--num_samples=100000",
                   script=REPO / "experiments" / "toy2d_flow_gap.py")
   report = json.loads(proc.stdout.strip().splitlines()[-1])
