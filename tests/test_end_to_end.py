@@ -60,13 +60,17 @@ def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_unin
                                                                                            tmp_path):
   """SIGTERM (preemption, timeout) during the steps: a checkpoint of the step reached, then exit 143.
   Python's default ended the process at once, losing the steps since the last checkpoint and leaving a
-  checkpoint being written as a temporary directory the next run discards."""
-  proc = run_main("21:TERM", TINY, f"--workdir={tmp_path}", script=KILL_AT_STEP, check=False)
-  assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
-  assert "stopped by SIGTERM at step 21, its checkpoint written" in proc.stderr
-  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["10", "20", "21"]
-  run_main(TINY, f"--workdir={tmp_path}")
-  assert run_metrics(tmp_path) == run_metrics(uninterrupted)
+  checkpoint being written as a temporary directory the next run discards. At step 20, which evaluates
+  and draws samples, the rerun does them; at 25 the checkpoint is of a step between log rows."""
+  for step, checkpoints in ((20, ["10", "20"]), (25, ["10", "20", "25"])):
+    workdir = tmp_path / str(step)
+    proc = run_main(f"{step}:TERM", TINY, f"--workdir={workdir}", script=KILL_AT_STEP, check=False)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert f"stopped by SIGTERM at step {step}, its checkpoint written" in proc.stderr
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == checkpoints
+    run_main(TINY, f"--workdir={workdir}")
+    assert run_metrics(workdir) == run_metrics(uninterrupted)
+    assert sorted(p.name for p in (workdir / "samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
 
 
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):

@@ -531,7 +531,8 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
   step = int(state.step)
   window = data_state.pop("log_window", {"sums": {}})  # absent from older checkpoints
   iterator.set_state(data_state)
-  exp.files.truncate_metrics(step, final=step == exp.config.train.num_steps)
+  redo_test = step == exp.config.train.num_steps or "eval" in window.get("unfinished", [])
+  exp.files.truncate_metrics(step, redo_test)
   logging.info("resumed from step %d", step)
   return state, iterator, window
 
@@ -652,14 +653,27 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     # compiles the program.
     timer, first_step = _StepTimer(step), True
 
-    def save_checkpoint():
+    def save_checkpoint(unfinished: tuple[str, ...] = ()):
+      """unfinished: the step's evaluation and samples, when SIGTERM stops the run before them."""
       flush_pending()
       with timer.paused(state):
         exp.check_savable(state)
         exp.checkpointer.save(step, state, {
             **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
-            "log_window": {"sums": acc.sums()}})
+            "log_window": {"sums": acc.sums(), "unfinished": list(unfinished)}})
 
+    def evaluate_and_sample(evaluates: bool, samples: bool):
+      if evaluates or samples:
+        exp.check_finite(state)  # a failed update stops the run here, not at the next log row
+      if evaluates:
+        with timer.paused(state):
+          exp.files.log(step, "test", exp.evaluate(state))
+      if samples:
+        with timer.paused(state):
+          exp.write_samples(state, step)
+
+    unfinished = window.get("unfinished", [])  # by a run that SIGTERM stopped at this step
+    evaluate_and_sample("eval" in unfinished, "samples" in unfinished)
     while step < tc.num_steps:
       with termination.deferred():
         batch = sharding.put_batch(next(iterator), exp.mesh)
@@ -672,12 +686,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         if first_step:
           jax.block_until_ready(state)
           timer, first_step = _StepTimer(step), False
-      if termination.requested(step):
-        save_checkpoint()
-        exp.checkpointer.wait()
-        logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
-                        "resume", step)
-        raise SystemExit(termination.EXIT_CODE)
+      stop = termination.requested(step)
       is_last = step == tc.num_steps
       if step % tc.log_every == 0 or is_last:
         flush_pending()
@@ -685,16 +694,15 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         steps, seconds = timer.lap(step)
         with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
           _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
-      evaluates = tc.eval_every and step % tc.eval_every == 0 and not is_last
-      samples = tc.sample_every and step % tc.sample_every == 0 and not is_last
-      if evaluates or samples:
-        exp.check_finite(state)  # a failed update stops the run here, not at the next log row
-      if evaluates:
-        with timer.paused(state):
-          exp.files.log(step, "test", exp.evaluate(state))
-      if samples:
-        with timer.paused(state):
-          exp.write_samples(state, step)
+      evaluates = bool(tc.eval_every and step % tc.eval_every == 0 and not is_last)
+      samples = bool(tc.sample_every and step % tc.sample_every == 0 and not is_last)
+      if stop:  # the step's evaluation and samples (which may take long) are left to the rerun
+        save_checkpoint(("eval",) * evaluates + ("samples",) * samples)
+        exp.checkpointer.wait()
+        logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
+                        "resume", step)
+        raise SystemExit(termination.EXIT_CODE)
+      evaluate_and_sample(evaluates, samples)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
         save_checkpoint()
     exp.checkpointer.wait()

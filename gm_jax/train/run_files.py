@@ -115,20 +115,21 @@ def event_of(record: bytes):
   return event_pb2.Event.FromString(record[12:-4])
 
 
-def _dropped(step: int, split: str, last_step: int, final: bool) -> bool:
-  """Whether truncate_metrics drops a record: after `last_step`, or the final evaluation's (which the
-  trainer writes after the last checkpoint, so a run resumed from that checkpoint writes it again)."""
-  return step > last_step or (final and step == last_step and split == "test")
+def _dropped(step: int, split: str, last_step: int, redo_test: bool) -> bool:
+  """Whether truncate_metrics drops a record: after `last_step`, or with `redo_test` the evaluation's at
+  `last_step`, which the resumed run writes again (the final one, which the trainer writes after the last
+  checkpoint, or one that a SIGTERM left unfinished)."""
+  return step > last_step or (redo_test and step == last_step and split == "test")
 
 
-def _truncate_events(path: pathlib.Path, last_step: int, final: bool) -> None:
+def _truncate_events(path: pathlib.Path, last_step: int, redo_test: bool) -> None:
   """Rewrites an event file without the summaries truncate_metrics drops (records kept byte for byte, CRCs
   included); removes it when no summary is left."""
   records = read_event_records(path)
   events = [event_of(r) for r in records]
   # RunFiles.log writes one summary per record, its tags "<split>/<name>".
   split_of = lambda e: e.summary.value[0].tag.split("/")[0] if e.summary.value else ""
-  dropped = [e.HasField("summary") and _dropped(e.step, split_of(e), last_step, final) for e in events]
+  dropped = [e.HasField("summary") and _dropped(e.step, split_of(e), last_step, redo_test) for e in events]
   kept = [r for r, d in zip(records, dropped) if not d]
   if len(kept) == len(records) and sum(len(r) for r in records) == path.stat().st_size:
     return
@@ -192,14 +193,14 @@ class RunFiles:
       tb.write_event(event_pb2.Event(summary=summary, step=step, wall_time=time.time()))
       tb.flush()
 
-  def truncate_metrics(self, last_step: int, final: bool = False) -> None:
+  def truncate_metrics(self, last_step: int, redo_test: bool = False) -> None:
     """Drops metric records after `last_step` (written by a run that died before its next checkpoint),
-    and with `final` (`last_step` is the run's last step) its final test record, from metrics.jsonl and
-    from the TensorBoard event files, so that the resumed run's records do not appear twice."""
+    and with `redo_test` its test record at `last_step` (see _dropped), from metrics.jsonl and from the
+    TensorBoard event files, so that the resumed run's records do not appear twice."""
     if not self.is_main:
       return
     for path in sorted((self.workdir / "tensorboard").glob("events.out.tfevents.*")):
-      _truncate_events(path, last_step, final)
+      _truncate_events(path, last_step, redo_test)
     if not self.metrics_path.exists():
       return
     kept = []
@@ -210,7 +211,7 @@ class RunFiles:
         continue  # a line cut short by the kill
       if not isinstance(record, dict) or not isinstance(record.get("step"), int):
         continue  # not a record: a damaged line
-      if not _dropped(record["step"], record.get("split", ""), last_step, final):
+      if not _dropped(record["step"], record.get("split", ""), last_step, redo_test):
         kept.append(line)
     tmp = self.metrics_path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
