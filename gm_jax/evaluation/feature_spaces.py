@@ -98,9 +98,10 @@ def load_classifier(directory: pathlib.Path) -> tuple[ConvClassifier, Any, dict[
   return ConvClassifier(ClassifierConfig(**model_fields)), params, info
 
 
-def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
-                     num_levels: int) -> FeatureSpace:
-  """The penultimate layer and softmax of the classifier exported in `directory`."""
+def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...], num_levels: int,
+                     classes_are_data_labels: bool = True) -> FeatureSpace:
+  """The penultimate layer and softmax of the classifier exported in `directory`; classes_are_data_labels:
+  whether its classes are the labels of the data it judges (the data it was trained on)."""
   model, params, info = load_classifier(directory)
   if model.config.num_levels != num_levels:
     raise ValueError(f"the {name} feature network reads {model.config.num_levels}-level images; "
@@ -115,7 +116,7 @@ def classifier_space(directory: pathlib.Path, name: str, shape: tuple[int, ...],
     feats = model.apply({"params": params}, x, method=ConvClassifier.features)
     return feats, jax.nn.softmax(model.apply({"params": params}, feats, method=ConvClassifier.classify))
 
-  return FeatureSpace(name, apply, classes_are_data_labels=True)
+  return FeatureSpace(name, apply, classes_are_data_labels=classes_are_data_labels)
 
 
 # the FID Inception network -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import inspect
 import pathlib
 from typing import Any, Callable
 
+from absl import logging
+
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import feature_spaces
 from gm_jax.tasks import classifier, density, diffusion, flow, gan, language_model, pixelcnn, pixelrnn, vae
@@ -104,8 +106,14 @@ def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace
   if spec.kind != "image":
     raise ValueError(f"eval.feature_space={name!r} reads images; data {dataset.name!r} is {spec.kind!r}")
   if name == "digits":
+    # Its classes are the digits data's labels; another data set's labels (own digits in folders named
+    # "zero".."nine", sorted by name) may mean other classes, so no class accuracy is claimed for them.
+    own_labels = config.data.name == "digits"
+    if not own_labels and config.model.get("num_classes", 0):
+      logging.warning("class_accuracy is left out: the digits classifier's classes are the labels of "
+                      "data.name='digits', which data %r's labels need not be", config.data.name)
     return feature_spaces.classifier_space(feature_spaces.DIGITS_CLASSIFIER, "digits", spec.shape,
-                                           spec.num_levels)
+                                           spec.num_levels, classes_are_data_labels=own_labels)
   return feature_spaces.inception_space(config.eval.inception_weights, spec.num_levels,
                                         batch_size=config.eval.quality_batch_size)
 
