@@ -95,8 +95,10 @@ def report(space: FeatureSpace, samples: np.ndarray, reference: np.ndarray, floo
   `labels` (the samples' conditioning labels, the floor set's labels) and a space whose classifier names
   the data's classes (`FeatureSpace.classes_are_data_labels`), also
   `class_accuracy`: how often the classifier names the class a sample was drawn for (its floor: the
-  classifier's accuracy on the real floor set). When a fraction of the samples held non-finite values
-  (`nonfinite_fraction` > 0), their metrics are NaN."""
+  classifier's accuracy on the real floor set, which with the default test reference holds training
+  examples, named better than held-out ones by a classifier trained on them, as the digits classifier
+  is). When a fraction of the samples held non-finite values (`nonfinite_fraction` > 0), their metrics
+  are NaN."""
   reference_feats, _ = space.embed(reference)
   settings = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, prdc_k=prdc_k,
                   inception_score_splits=inception_score_splits, fd_resamples=fd_resamples)
