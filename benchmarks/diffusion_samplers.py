@@ -103,8 +103,10 @@ def main(argv):
     raise ValueError("this benchmark scores samples against a toy2d density or in an image feature space; "
                      "use a toy2d or image diffusion config with eval.feature_space set")
   params = state.params(exp.use_ema)["model"]
-  denoiser = DiffusionModel(config).denoiser(params)
   n = flags.FLAGS.num_samples
+  # A class-conditional run draws equal runs of each class, guided by eval.guidance, as its training did.
+  model = DiffusionModel(config)
+  denoiser = model.sampling_denoiser(params, n, config.eval.guidance)
   test = exp.dataset.test[np.arange(min(n, len(exp.dataset.test)))]["x"]
   ev = config.eval
   quality = dict(kid_subsets=ev.kid_subsets, kid_subset_size=ev.kid_subset_size, prdc_k=ev.prdc_k,
@@ -130,13 +132,17 @@ def main(argv):
     x, nfe = jax.block_until_ready(fn(jax.random.key(1)))
     seconds = time.perf_counter() - start
     x = np.asarray(x)
-    row = {"sampler": name, **kwargs, "nfe": int(nfe), "seconds": seconds}
+    # A guided step evaluates the conditional and the unconditional model: two evaluations.
+    row = {"sampler": name, **kwargs, "nfe": int(nfe) * (2 if config.eval.guidance else 1),
+           "seconds": seconds}
     if space is None:
       row.update(sample_nll_nats=-float(np.mean(np.asarray(dist.log_prob(x)))),
                  energy_distance=energy_distance(x, test))
     else:
-      images = np.asarray(to_levels(x, spec.num_levels))
-      row.update(quality_report.compare(*space.embed(images), reference_feats, **quality))
+      feats, probs = space.embed(np.asarray(to_levels(x, spec.num_levels)))
+      row.update(quality_report.compare(feats, probs, reference_feats, **quality))
+      if model.num_classes and space.classes_are_data_labels:
+        row["class_accuracy"] = quality_report.class_accuracy(probs, model.sample_labels(n))
     rows.append(row)
     print(to_json(row), flush=True)
   emit({"benchmark": "diffusion_samplers", "config": config_name(flags.FLAGS["config"]),

@@ -88,7 +88,7 @@ def diffusion_sampling(threads: int) -> None:
   model = DiffusionModel(config)
   shape = (flags.FLAGS.num_samples, *config_shape(config))
   params = model.init(jax.random.key(0), jnp.zeros((1, *shape[1:])))
-  denoiser = model.denoiser(params)
+  denoiser = model.sampling_denoiser(params, shape[0], config.eval.guidance)
   runs = [("ddim", samplers.ddim, {"num_steps": 50}), ("dpm_solver_pp_2m", samplers.dpm_solver_pp_2m,
                                                          {"num_steps": 20}),
           ("ode_heun", samplers.probability_flow_ode, {"solver": "heun", "num_steps": 25}),
@@ -102,7 +102,8 @@ def diffusion_sampling(threads: int) -> None:
     _, nfe = jax.block_until_ready(sample(jax.random.key(0)))
     stats = time_calls(lambda: jax.block_until_ready(sample(jax.random.key(1))), warmup=0, repeats=3)
     emit({"benchmark": "diffusion_sampling", "config": flags.FLAGS.diffusion_config.split("/")[-1],
-          "sampler": name, **kwargs, "nfe": int(nfe), "num_samples": shape[0], "threads": threads,
+          "sampler": name, **kwargs, "nfe": int(nfe) * (2 if config.eval.guidance else 1),
+          "num_samples": shape[0], "threads": threads,
           "ms_median": stats["ms_median"], "samples_per_s": shape[0] / (stats["ms_median"] / 1e3)})
 
 

@@ -190,6 +190,12 @@ class DiffusionModel:
   def sample_labels(self, n: int) -> np.ndarray:
     return conditioning.class_runs(n, self.num_classes)
 
+  def sampling_denoiser(self, params, n: int, guidance: float) -> Denoiser:
+    """The denoiser that draws n samples: a class-conditional model's for sample_labels(n), with
+    classifier-free guidance of scale `guidance`."""
+    label = jnp.asarray(self.sample_labels(n)) if self.num_classes else None
+    return self.denoiser(params, label=label, guidance=guidance)
+
 
 def _reading_the_log_snr(net, process, gamma_min: float, gamma_max: float, add_input: bool):
   """VDM's parameterization (Kingma et al.'s code): the network is given gamma(t) = -log SNR(t) scaled by
@@ -494,9 +500,7 @@ def build(config, dataset: Dataset) -> Task:
     return out
 
   def sample(params, model_state, key, n):
-    label = jnp.asarray(model.sample_labels(n)) if conditional else None
-    x, nfe = run_sampler(denoiser(params["model"], label=label, guidance=ev.guidance), key,
-                         (n, *spec.shape), ev)
+    x, nfe = run_sampler(model.sampling_denoiser(params["model"], n, ev.guidance), key, (n, *spec.shape), ev)
     # Network evaluations per sample: a guided step evaluates the conditional and the unconditional
     # model (in one pass over twice the batch), so it counts two.
     info = {"nfe": nfe * (2 if ev.guidance else 1)}
