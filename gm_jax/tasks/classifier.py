@@ -102,6 +102,11 @@ def data_floor_fd(space: feature_spaces.FeatureSpace, dataset: Dataset, num_samp
   return sample_quality.frechet_distance(real, space.embed(test[np.arange(len(test))]["x"])[0])
 
 
+def _is_export(path: pathlib.Path) -> bool:
+  names = {feature_spaces.CLASSIFIER_INFO, feature_spaces.CLASSIFIER_PARAMS}
+  return path.is_dir() and not path.is_symlink() and {p.name for p in path.iterdir()} <= names
+
+
 def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None) -> dict[str, Any]:
   """Trains `config` (default: the digits classifier, experiments/configs/digits_classifier.py) in `workdir`
   (resuming or reading a finished run there) and exports its parameters and model config to `directory`
@@ -113,6 +118,13 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
   given = config is not None
   config = config if given else default_config()
   directory = pathlib.Path(directory)
+  partial = directory.with_name(directory.name + ".partial")
+  earlier = directory.with_name(directory.name + ".earlier")
+  for path in (directory, partial, earlier):  # replaced or removed below: only an export may be
+    if path.exists() and not _is_export(path):
+      raise ValueError(f"{str(path)!r} exists and is not a classifier export (files "
+                       f"{feature_spaces.CLASSIFIER_INFO} and {feature_spaces.CLASSIFIER_PARAMS} only), "
+                       f"which the export would replace; choose another --out or move it away")
   summary = loop.train(config, str(workdir), build)
   exp = loop.Experiment(config, pathlib.Path(workdir), build)
   try:
@@ -127,7 +139,6 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
           "train_steps": config.train.num_steps, "jax": jax.__version__}
   # Exported beside the directory and moved into place whole: a run that fails or is interrupted leaves
   # an earlier export (e.g. the package's shipped one) as it was.
-  partial = directory.with_name(directory.name + ".partial")
   shutil.rmtree(partial, ignore_errors=True)
   partial.mkdir(parents=True)
   feature_spaces.export_classifier(partial, params, model_config, info)
@@ -135,7 +146,6 @@ def train_and_export(directory: pathlib.Path, workdir: pathlib.Path, config=None
   info["fd_digits_floor"] = data_floor_fd(space, dataset)
   feature_spaces.export_classifier(partial, params, model_config, info)  # with the floor it defines
   if directory.exists():
-    earlier = directory.with_name(directory.name + ".earlier")
     shutil.rmtree(earlier, ignore_errors=True)
     directory.rename(earlier)
     partial.rename(directory)

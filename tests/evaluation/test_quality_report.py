@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -137,6 +138,14 @@ def test_shipped_digits_classifier_is_accurate_and_defines_its_recorded_floor():
 
 def test_train_and_export_records_accuracy_and_floor_of_the_exported_network(tmp_path, monkeypatch):
   config = load_config("digits_classifier", "tiny")
+  # A --out that holds anything but an export is refused before training: it was replaced, and its files
+  # deleted (e.g. a parent folder given by mistake).
+  (tmp_path / "mine").mkdir()
+  (tmp_path / "mine" / "notes.txt").write_text("precious")
+  with pytest.raises(ValueError, match=r"mine' exists and is not a classifier export .* choose another"):
+    classifier.train_and_export(tmp_path / "mine", tmp_path / "run", config)
+  assert (tmp_path / "mine" / "notes.txt").read_text() == "precious" and not (tmp_path / "run").exists()
+  shutil.rmtree(tmp_path / "mine")
   # An export interrupted while it computes the floor leaves the earlier export as it was.
   (tmp_path / "export").mkdir()
   (tmp_path / "export" / feature_spaces.CLASSIFIER_INFO).write_text("the earlier export")
