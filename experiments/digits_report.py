@@ -74,8 +74,9 @@ def _stored_overrides(name: str, workdir: pathlib.Path, size: str | None = "as a
         continue
       if isinstance(value, dict):
         walk(value, b.get(key, {}), f"{prefix}{key}.")
-      elif b.get(key) != value:  # a list stored from a tuple field goes back as a tuple
-        flags_out.append(f"--config.{prefix}{key}={as_tuples(value)!r}")
+      elif b.get(key) != value:  # a list stored from a tuple field goes back as a tuple; a string as is
+        text = value if isinstance(value, str) else repr(as_tuples(value))
+        flags_out.append(f"--config.{prefix}{key}={text}")
 
   walk(stored, current, "")
   return flags_out

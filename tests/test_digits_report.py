@@ -61,13 +61,16 @@ def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path)
 
 def test_a_run_launched_with_a_tuple_override_is_relaunched_with_it(tmp_path):
   """A run of digits_vae with tuple fields overridden (stored in config.json as lists) is resumed or
-  evaluated by the report with the same values, as tuples (they were dropped, and the launch refused)."""
+  evaluated by the report with the same values, as tuples (they were dropped, and the launch refused);
+  a string goes back unquoted (quoted, it became part of the value: "'linear'")."""
   config = load_config("digits_vae", "tiny")
   config.model.update(latent_dims=(8,), hidden=((8, 8),))
+  config.optim.schedule = "linear" if config.optim.schedule != "linear" else "cosine"
   (tmp_path / "config.json").write_text(json.dumps(config_to_dict(config)))
   code = ("import json, pathlib, sys; sys.path.insert(0, sys.argv[1]); import digits_report; "
           "print(json.dumps(digits_report._stored_overrides('digits_vae', pathlib.Path(sys.argv[2]), "
           "'tiny')))")
   out = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent), str(tmp_path)], capture_output=True,
                        text=True, check=True).stdout
-  assert sorted(json.loads(out)) == ["--config.model.hidden=((8, 8),)", "--config.model.latent_dims=(8,)"]
+  assert sorted(json.loads(out)) == ["--config.model.hidden=((8, 8),)", "--config.model.latent_dims=(8,)",
+                                     f"--config.optim.schedule={config.optim.schedule}"]
