@@ -25,7 +25,8 @@ from gm_jax import tasks
 from gm_jax.data import toy2d
 from gm_jax.models.flows import Flow
 from gm_jax.tasks.flow import flow_config
-from gm_jax.train import command_line
+from gm_jax.train import command_line, defaults
+from gm_jax.train.config_checks import config_to_dict
 
 flags.DEFINE_string("workdir", None, "A finished (or checkpointed) toy2d flow run.", required=True)
 flags.DEFINE_integer("num_samples", 200_000, "Flow samples drawn to measure its mass near the modes.",
@@ -39,12 +40,24 @@ def _in_batches(fn, x: np.ndarray, size: int = 5000) -> np.ndarray:
   return np.concatenate([np.asarray(fn(jnp.asarray(x[i:i + size]))) for i in range(0, len(x), size)])
 
 
+def _overlaid(base: dict, stored: dict) -> dict:
+  """`stored` with the fields it lacks taken from `base`, nested blocks too."""
+  out = dict(base)
+  for key, value in stored.items():
+    out[key] = _overlaid(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) \
+        else value
+  return out
+
+
 def excess_report(workdir: str | pathlib.Path, num_samples: int = 200_000) -> dict[str, Any]:
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").is_file():
     raise FileNotFoundError(f"{str(workdir)!r} holds no run (no config.json); pass the --workdir of a "
                             f"toy2d flow run")
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  stored = json.loads((workdir / "config.json").read_text())
+  # Laid over the family's defaults: a run from before a field was added lacks it (as --mode=eval allows).
+  family = defaults.starting_configs(stored.get("task", ""))[-1]
+  config = ml_collections.ConfigDict(_overlaid(config_to_dict(family), stored))
   if config.task != "flow" or config.data.name != "toy2d":
     raise ValueError(f"{str(workdir)!r} holds a {config.task} run on {config.data.name}; this reads toy2d "
                      f"flow runs")
