@@ -54,7 +54,8 @@ def main(argv):
     run_config = config.copy_and_resolve_references()
     run_config.seed = seed
     summary = tasks.train(run_config, str(pathlib.Path(flags.FLAGS.workdir) / f"seed_{seed}"))
-    per_seed[seed] = {name: float(summary[name]) for name in REPORTED}
+    # A finished seed's summary, read back, holds null where the metric was NaN (no mode captured).
+    per_seed[seed] = {name: math.nan if summary[name] is None else float(summary[name]) for name in REPORTED}
     print(to_json({"seed": seed, **per_seed[seed]}), flush=True)
   result = {"benchmark": "gan_modes", "loss": config.objective.loss,
             "data": config.data.distribution, "num_steps": num_steps, "seeds": sorted(per_seed)}
