@@ -1,6 +1,7 @@
 """The one likelihood ledger shared by every family.
 
-Every model with a likelihood reports, per example, `nll_nats` (-log p(x) or a bound on it), and on
+Every model with a likelihood reports, per example (per token for a language model, whose example is a
+token given its context), `nll_nats` (-log p(x) or a bound on it), and on
 discrete data `bpd` = nll_nats / (num_dims * ln 2), computed on the discrete data (dequantization and
 rescaling Jacobians already included in nll_nats), plus `estimator`: which quantity it is
 ('exact', 'elbo', 'iwae_K', 'vlb', 'ode').
