@@ -38,7 +38,7 @@ from gm_jax.data import digits, image_folder
 from gm_jax.train import command_line
 from gm_jax.train.run_files import to_json
 
-flags.DEFINE_integer("batch_size", 128, "Examples per batch.")
+flags.DEFINE_integer("batch_size", 128, "Examples per batch.", lower_bound=1)
 flags.DEFINE_integer("batches", 200, "Timed batches per measurement (after 5 untimed ones).",
                      lower_bound=1)
 flags.DEFINE_integer("workers", 2, "Worker processes for Grain's mp_prefetch.")

@@ -121,8 +121,10 @@ def config_shape(config) -> tuple[int, ...]:
 def main(argv):
   del argv
   require_reference(flags.FLAGS.reference)
-  for value in (flags.FLAGS.lm_config, flags.FLAGS.diffusion_config):  # before any timing
-    load_config_file(*_file_and_arg(value))
+  for name, task in (("lm_config", "language_model"), ("diffusion_config", "diffusion")):  # before timing
+    config = load_config_file(*_file_and_arg(flags.FLAGS[name].value))
+    if config.task != task:
+      raise ValueError(f"--{name} is a {config.task} config; give a {task} config")
   threads = use_threads(flags.FLAGS.threads)
   lm_decoding(threads)
   diffusion_sampling(threads)

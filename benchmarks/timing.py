@@ -29,7 +29,11 @@ def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dic
 
 
 def compiled_flops(compiled) -> float | None:
-  """FLOPs of one call of a compiled function, from XLA's cost analysis (None if unavailable)."""
+  """FLOPs of one call of a compiled function, from XLA's cost analysis; None if unavailable, or if the
+  program loops (XLA counts a while loop's body once, whatever its trip count: a GAN's critic updates,
+  scanned layers)."""
+  if re.search(r"\bwhile\(", compiled.as_text() or ""):
+    return None
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0] if analysis else None

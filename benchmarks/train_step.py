@@ -24,8 +24,8 @@ from gm_jax import tasks
 from gm_jax.train import command_line, sharding, step as step_lib
 
 config_flags.DEFINE_config_file("config", None, "Config file (FILE or FILE:ARG).", lock_config=True)
-flags.DEFINE_integer("repeats", 20, "Timed steps.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+flags.DEFINE_integer("repeats", 20, "Timed steps.", lower_bound=1)
+flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.", lower_bound=0)
 flags.mark_flags_as_required(["config"])
 flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive XLA operations (top_ops).",
                      lower_bound=0)
