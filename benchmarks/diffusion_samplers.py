@@ -31,7 +31,7 @@ from gm_jax.diffusion.processes import DiscreteDDPM
 from gm_jax.evaluation import quality_report
 from gm_jax.sampling import diffusion as samplers
 from gm_jax import tasks
-from gm_jax.tasks.diffusion import DiffusionModel, to_levels
+from gm_jax.tasks.diffusion import DiffusionModel, network_evaluations, to_levels
 from gm_jax.train import command_line
 from gm_jax.train.run_files import to_json
 
@@ -132,8 +132,7 @@ def main(argv):
     x, nfe = jax.block_until_ready(fn(jax.random.key(1)))
     seconds = time.perf_counter() - start
     x = np.asarray(x)
-    # A guided step evaluates the conditional and the unconditional model: two evaluations.
-    row = {"sampler": name, **kwargs, "nfe": int(nfe) * (2 if config.eval.guidance else 1),
+    row = {"sampler": name, **kwargs, "nfe": network_evaluations(int(nfe), config.eval.guidance),
            "seconds": seconds}
     if space is None:
       row.update(sample_nll_nats=-float(np.mean(np.asarray(dist.log_prob(x)))),

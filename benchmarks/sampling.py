@@ -25,7 +25,7 @@ from gm_jax.models.transformer import TransformerLM
 from gm_jax.sampling import autoregressive
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import language_model
-from gm_jax.tasks.diffusion import DiffusionModel
+from gm_jax.tasks.diffusion import DiffusionModel, network_evaluations
 from gm_jax.train import command_line
 from gm_jax.train.defaults import load_config_file
 
@@ -102,7 +102,7 @@ def diffusion_sampling(threads: int) -> None:
     _, nfe = jax.block_until_ready(sample(jax.random.key(0)))
     stats = time_calls(lambda: jax.block_until_ready(sample(jax.random.key(1))), warmup=0, repeats=3)
     emit({"benchmark": "diffusion_sampling", "config": flags.FLAGS.diffusion_config.split("/")[-1],
-          "sampler": name, **kwargs, "nfe": int(nfe) * (2 if config.eval.guidance else 1),
+          "sampler": name, **kwargs, "nfe": network_evaluations(int(nfe), config.eval.guidance),
           "num_samples": shape[0], "threads": threads,
           "ms_median": stats["ms_median"], "samples_per_s": shape[0] / (stats["ms_median"] / 1e3)})
 

@@ -411,8 +411,8 @@ def test_nonfinite_update_is_never_checkpointed(tmp_path, monkeypatch):
 
 
 def test_nonfinite_before_the_first_checkpoint_says_none_was_written(tmp_path, monkeypatch):
-  """Nor do evaluations (or samples) between the failed step and the next log row go on under later
-  steps' names: the guard is read before each."""
+  """Nor do evaluations between the failed step and the next log row go on under later steps' names: the
+  guard is read before each (and before each sample grid)."""
   _poisoned_gmm(monkeypatch, loss_nan_index=5)
   config = load_config("toy2d_gmm", "tiny")
   config.train.update(progress_bar=False, log_every=config.train.num_steps, eval_every=1, sample_every=1)

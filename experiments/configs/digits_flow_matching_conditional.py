@@ -6,9 +6,8 @@ conditional and the unconditional model, and samples guided with scale w:
 
 Reported on the 300 test digits: the ODE bound on log p(x | label) (nll_nats, bpd); of 1,000 samples,
 100 per class, the digits classifier's accuracy at naming the class each was drawn for
-(class_accuracy; class_accuracy_floor is its accuracy on the real
-floor digits, its own training digits: 100 %; 98.7 % on the test digits) and FD-digits; the sample grid
-has one row per class.
+(class_accuracy; class_accuracy_floor is its accuracy on the real floor digits, its own training digits:
+100 %; 98.7 % on the test digits) and FD-digits; the sample grid has one row per class.
 
 Command:
   python experiments/main.py --config=experiments/configs/digits_flow_matching_conditional.py \

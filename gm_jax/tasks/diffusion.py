@@ -197,6 +197,12 @@ class DiffusionModel:
     return self.denoiser(params, label=label, guidance=guidance)
 
 
+def network_evaluations(sampler_nfe, guidance: float):
+  """A sampler's network evaluations per sample: a guided step evaluates the conditional and the
+  unconditional model (in one pass over twice the batch), so it counts two."""
+  return sampler_nfe * (2 if guidance else 1)
+
+
 def _reading_the_log_snr(net, process, gamma_min: float, gamma_max: float, add_input: bool):
   """VDM's parameterization (Kingma et al.'s code): the network is given gamma(t) = -log SNR(t) scaled by
   the schedule's initial endpoints, (gamma(t) - gamma_min) / (gamma_max - gamma_min), in place of t, so
@@ -501,9 +507,7 @@ def build(config, dataset: Dataset) -> Task:
 
   def sample(params, model_state, key, n):
     x, nfe = run_sampler(model.sampling_denoiser(params["model"], n, ev.guidance), key, (n, *spec.shape), ev)
-    # Network evaluations per sample: a guided step evaluates the conditional and the unconditional
-    # model (in one pass over twice the batch), so it counts two.
-    info = {"nfe": nfe * (2 if ev.guidance else 1)}
+    info = {"nfe": network_evaluations(nfe, ev.guidance)}
     if is_image:  # the rounding to levels hides a non-finite sample from the trainer's quality report
       info["nonfinite"] = nonfinite_samples(x)
       x = to_levels(x, levels)

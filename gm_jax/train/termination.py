@@ -7,10 +7,11 @@ steps is recorded, and the trainer saves a checkpoint of the step it has reached
 Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes the checkpoint being written and removes
 the output names it reserved. A second SIGTERM ends the process at once.
 
-With several processes, jax.distributed's preemption service takes SIGTERM over: a signal to any process
-is shared, and every process reaches the same sync step (`multihost_utils.reached_preemption_sync_point`),
-where they save and stop together (one process stopping alone would leave the others waiting in their
-collectives).
+Under jax.distributed (any number of processes), its preemption service takes SIGTERM over: a signal to
+any process is shared, and every process reaches the same sync step
+(`multihost_utils.reached_preemption_sync_point`), where they save and stop together (one process
+stopping alone would leave the others waiting in their collectives). Outside the training steps such a
+run only logs the signal and goes on (its final evaluation, eval and sample modes) to the end.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def deferred():
 
 def requested(step: int) -> bool:
   """Whether to save a checkpoint of `step` and stop: this process received SIGTERM during the steps, or
-  (several processes) all of them reached the sync step after one received it. Call once per step, on
-  every process, from the same starting step."""
-  if jax.process_count() > 1 and jax.config.jax_enable_preemption_service:
-    return multihost_utils.reached_preemption_sync_point(step)
-  return _received
+  (under jax.distributed, one process or several) all processes reached the sync step after one received
+  it. Call once per step, on every process, from the same starting step."""
+  # Without jax.distributed the sync point is always False (no client), and the handler above decides.
+  synced = jax.config.jax_enable_preemption_service and multihost_utils.reached_preemption_sync_point(step)
+  return bool(synced) or _received

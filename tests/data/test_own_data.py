@@ -531,9 +531,11 @@ def test_npz_errors(tmp_path):
   with pytest.raises(ValueError, match=r"array 'x' of .*objects.npz' holds Python objects .*save numeric"):
     load("npz", tmp_path / "objects.npz")
   # e.g. a pandas column of class names: named, not taken for a file that is no .npz at all
-  np.savez(tmp_path / "names.npz", x=np.zeros((3, 2)), label=np.array(["cat", "dog", "cat"], dtype=object))
-  with pytest.raises(ValueError, match=r"array 'label' of .*names.npz' holds Python objects \(dtype object\)"
-                                       r", which are not read; save numeric arrays \(labels as integer class"):
+  names = np.array(["cat", "dog", "cat"], dtype=object)
+  np.savez(tmp_path / "names.npz", x=np.zeros((3, 2)), label=names)
+  with pytest.raises(ValueError, match=r"array 'label' of .*names.npz' holds Python objects \(dtype "
+                                       r"object\), which are not read; save numeric arrays \(labels as "
+                                       r"integer class"):
     load("npz", tmp_path / "names.npz")
   np.savez(tmp_path / "labels.npz", x=np.zeros((10, 2)), label=np.zeros(9, np.int32))
   # A check of the arrays names their file too.

@@ -31,3 +31,28 @@ def test_sigterm_is_recorded_during_steps_and_raised_elsewhere(tmp_path):
   assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
   assert proc.stdout.split() == ["recorded", "True", "reserved", "True"]
   assert list(tmp_path.iterdir()) == []  # the empty reserved file was removed on the way out
+
+
+DISTRIBUTED = """
+import os, signal, sys, time
+import jax
+from gm_jax.train import termination
+termination.install()
+jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", num_processes=1, process_id=0)
+os.kill(os.getpid(), signal.SIGTERM)  # taken over by jax.distributed's preemption service
+step, deadline = 0, time.monotonic() + 60  # the notice reaches the sync manager asynchronously
+while time.monotonic() < deadline and not termination.requested(step + 1):
+  step += 1
+print("stops at", step + 1 if time.monotonic() < deadline else None, flush=True)
+"""
+
+
+def test_a_jax_distributed_run_of_one_process_stops_at_the_sync_point(tmp_path):
+  """jax.distributed takes SIGTERM over whatever the process count: with one process the handler never
+  ran and the run went on (the sync point was asked only with several)."""
+  from tests.train.test_multihost import _free_port
+
+  proc = subprocess.run([sys.executable, "-c", DISTRIBUTED, str(_free_port())], capture_output=True,
+                        text=True, cwd=REPO, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.split()[:2] == ["stops", "at"] and proc.stdout.split()[2] != "None", proc.stdout
