@@ -29,15 +29,34 @@ def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dic
 
 
 def compiled_flops(compiled) -> float | None:
-  """FLOPs of one call of a compiled function, from XLA's cost analysis; None if unavailable, or if the
-  program loops (XLA counts a while loop's body once, whatever its trip count: a GAN's critic updates,
-  scanned layers)."""
-  if re.search(r"\bwhile\(", compiled.as_text() or ""):
+  """FLOPs of one call of a compiled function, from XLA's cost analysis; None if unavailable, or if a
+  loop holds a matmul or a convolution (XLA counts a while loop's body once, whatever its trip count: a
+  GAN's critic updates, scanned layers). Loops of integer work, such as the rounds of the random-bit
+  generator XLA may keep rolled, do not stop the count."""
+  if _loop_does_matmuls(compiled.as_text() or ""):
     return None
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):
     analysis = analysis[0] if analysis else None
   return float(analysis["flops"]) if analysis and "flops" in analysis else None
+
+
+def _loop_does_matmuls(hlo: str) -> bool:
+  """Whether the body of some while loop of an HLO module, or a computation it calls, has a dot or a
+  convolution. (HLO names are unique in a module, so a name that is a computation's is a call of it.)"""
+  bodies = {}
+  for match in re.finditer(r"^(?:ENTRY )?%([\w.\-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S | re.M):
+    bodies[match.group(1)] = match.group(2)
+
+  def heavy(name, seen):
+    if name in seen or name not in bodies:
+      return False
+    seen.add(name)
+    text = bodies[name]
+    return (re.search(r"= \S+ (?:dot|convolution)\(", text) is not None
+            or any(heavy(called, seen) for called in re.findall(r"%([\w.\-]+)", text)))  # callees
+
+  return any(heavy(body, set()) for body in re.findall(r"\bwhile\([^\n]*?body=%([\w.\-]+)", hlo))
 
 
 def emit(record: dict[str, Any]) -> None:
