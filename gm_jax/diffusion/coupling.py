@@ -12,12 +12,17 @@ sampling with that label starts from (one plan over the whole batch pulls each c
 data: two classes at -2 and +2 trained on noise of mean -0.55 and +0.55). The coupling is a function of
 the whole global batch (not of each example alone): it is computed on the global arrays, so a run still
 does not depend on the number of devices, but it does depend on the batch size.
+
+Reflow's coupling (`reflow_noise`) is fixed instead: each example's noise is the start its first flow's
+ODE carried it from.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from gm_jax.diffusion.processes import expand
 
 
 SEPARATE = 1e4  # the scaled cost between rows of different groups: exp(-SEPARATE / epsilon) is 0
@@ -54,3 +59,12 @@ def ot_coupled_noise(key, x0, eps, mask_B, epsilon: float = 0.01, labels_B=None)
   log_rows = jnp.where(plan > 0, jnp.log(jnp.where(plan > 0, plan, 1.0)), -jnp.inf)
   drawn = jax.random.categorical(key, jnp.where(mask_B[:, None] > 0, log_rows, 0.0), axis=1)
   return eps[jnp.where(mask_B > 0, drawn, jnp.arange(batch))]
+
+
+def reflow_noise(process, x0, start) -> jax.Array:
+  """Reflow's coupling: the eps whose path x_t = alpha(t) x0 + sigma(t) eps ends at `start` at t = 1, where
+  `start` is the point of the prior that the first flow's ODE carried to x0. A start is a draw of the
+  prior, N(0, prior_std^2 I), not of eps's N(0, I): taken as eps itself, a VE or EDM path would end
+  sigma_max times too far out (the linear interpolant, alpha(1) = 0 and sigma(1) = 1, is unchanged)."""
+  t1 = jnp.ones(x0.shape[:1], jnp.float32)
+  return (start - expand(process.alpha(t1), x0) * x0) / expand(process.sigma(t1), x0)

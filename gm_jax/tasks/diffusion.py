@@ -18,7 +18,7 @@ config.model: preconditioning = 'edm' wraps the network in EDM's c_skip, c_out, 
 config.objective: loss = 'denoising' (with weighting eps | x0 | v | likelihood), 'vdm_elbo' (VDM's
   continuous-time ELBO: prior + diffusion + reconstruction, each logged), 'flow_matching' (the
   conditional flow-matching loss on the process's path; coupling 'ot' draws each example's noise from the
-  minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon; 'pairs' takes it from the data's
+  minibatch OT plan, gm_jax.diffusion.coupling, with ot_epsilon; 'pairs' ends each path at the data's
   `noise`, reflow's pairs of data.reflow_pairs, use_reflow) or 'edm' (EDM's weighted x0 loss at
   log-normal noise levels edm_p_mean, edm_p_std); antithetic (time sampling).
 config.eval: vlb (bool), vlb_time_samples, ode (bool), ode_exact_trace (bool; else Hutchinson), ode_solver,
@@ -466,7 +466,7 @@ def build(config, dataset: Dataset) -> Task:
         couple = lambda k, x0, eps: coupling.ot_coupled_noise(k, x0, eps, batch["mask"], obj.ot_epsilon,
                                                               labels_B=label)  # within each label
       elif obj.coupling == "pairs":  # reflow: each x's own noise, the start of its path under the first flow
-        couple = lambda k, x0, eps: batch["noise"]
+        couple = lambda k, x0, eps: coupling.reflow_noise(d.process, x0, batch["noise"])
       per_example = objectives.flow_matching_loss(d, x, loss_key, couple, obj.antithetic)
     elif obj.loss == "edm":
       per_example = objectives.edm_loss(d, x, loss_key, config.model.sigma_data, obj.edm_p_mean,

@@ -97,6 +97,34 @@ def test_the_task_pairs_each_example_with_its_own_noise(tmp_path, monkeypatch):
   assert loss() > 0.1
 
 
+@pytest.mark.parametrize("process", ["linear_interpolant", "vp", "ve", "karras"])
+def test_each_training_path_ends_at_its_pairs_start(tmp_path, monkeypatch, process):
+  """A pair's noise is a draw of the prior, N(0, prior_std^2 I): the task's coupling turns it into the eps
+  whose path x_t = alpha(t) x + sigma(t) eps reaches it at t = 1 (taken as eps itself, a VE or EDM path
+  ended 50 or 80 times too far out)."""
+  config = load_config("toy2d_flow_matching", "tiny")
+  config.process.name = process
+  x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
+  path = processes.make_process(config.process)
+  noise = np.asarray(samplers.prior_sample(path, jax.random.key(0), (8, 2)))
+  np.savez(tmp_path / "pairs.npz", x=x, noise=noise)
+  diffusion.use_reflow(config, str(tmp_path / "pairs.npz"))
+  captured = {}
+
+  def capture(denoiser, x0, key, couple, antithetic):
+    captured["eps"] = couple(key, x0, jnp.zeros_like(x0))
+    return jnp.zeros(x0.shape[:1])
+
+  monkeypatch.setattr(objectives, "flow_matching_loss", capture)
+  dataset = data_lib.load_dataset(config.data)
+  task = diffusion.build(config, dataset)
+  batch = {**dataset.train[np.arange(8)], "index": np.arange(8), "mask": np.ones(8, np.float32)}
+  params = task.init(jax.random.key(0), batch)
+  task.updates[0].loss_fn({k: v["params"] for k, v in params.items()}, {}, batch, jax.random.key(1))
+  end = path.marginal(jnp.asarray(x), jnp.ones(8), captured["eps"])
+  np.testing.assert_allclose(end, noise, rtol=1e-5, atol=1e-5 * path.prior_std)
+
+
 def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
   config = load_config("toy2d_flow_matching", "tiny")
   dataset = data_lib.load_dataset(config.data)
