@@ -14,8 +14,8 @@ Command:
       --workdir=/tmp/gm_jax/dcgan_celeba64
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds celeb_a;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
-  Its train step of batch 64 takes 0.9-1.3x the time of PyTorch's step of the same network on the
-  same 2-core CPU, by CPU (benchmarks/dcgan_step.py; docs/BASELINES.md, "Speed").
+  Its train step of batch 64 takes 0.9-1.4x the time of PyTorch's step of the same network on the
+  same 2-core CPU, by CPU and thread count (benchmarks/dcgan_step.py; docs/BASELINES.md, "Speed").
 Our result: not measured (no CelebA offline here).
 Paper: samples only; Radford et al. report no quantitative sample-quality number for faces.
 """

@@ -16,8 +16,8 @@ Command:
 Data, hardware and sample quality: the TFDS image protocol of docs/BASELINES.md (tfds cifar10;
   FID of 50,000 samples in the Inception space; accelerators; only `:tiny` has run on CPU).
 Our result: not measured (no CIFAR-10 offline here).
-Paper: CIFAR-10 NLL 2.99 bits/dim (importance-weighted dequantization, K = 50; 3.11 with K = 1, the
-  uniform dequantization reported here), FID 6.35, 142 NFE of dopri5 (Table 1, Table 4).
+Paper: CIFAR-10 NLL 2.99 bits/dim (with importance-weighted dequantization; the uniform dequantization
+  reported here is an upper bound on it, so expect a higher number), FID 6.35, 142 NFE of dopri5 (Table 1).
 """
 
 from gm_jax.tasks import diffusion, with_tiny_size

@@ -10,7 +10,8 @@ Hardware: 2-core CPU, no accelerator.
 Our result (5 seeds, mean +- s.e.): grid, 50k steps: 24.2 +- 0.2 modes, 51.2 % high quality, reverse KL
   0.26; ring, 50k steps: 8.0 +- 0.0 modes, 90.7 % high quality, reverse KL 0.006. Measured with
   python -m benchmarks.gan_modes --config=experiments/configs/toy2d_wgan_gp.py:ring \
-      --workdir=/tmp/gm_jax/gan_modes/wgan_gp_ring --num_steps=50000   (and :grid)
+      --workdir=/tmp/gm_jax/gan_modes/wgan_gp_ring --num_steps=50000   (and :grid, with its own
+      --workdir and --config.train.eval_every=10000, as docs/BASELINES.md lists)
 Paper: WGAN-GP shows 2-D toy densities as pictures only; PacGAN's Table 1 is the mode-coverage
   reference for GANs.
 """
