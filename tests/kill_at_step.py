@@ -1,7 +1,7 @@
 """experiments/main.py whose training process SIGKILLs itself right after dispatching a given step (or
-sends itself another signal: STEP:TERM).
+sends itself another signal: STEP:TERM), or as the evaluation of that step begins (STEP:TERM:eval).
 
-  python tests/kill_at_step.py STEP[:SIGNAL] --config=... --workdir=...
+  python tests/kill_at_step.py STEP[:SIGNAL[:eval]] --config=... --workdir=...
 
 The resume tests use it to crash a run at a known point through the trainer's after_step hook.
 """
@@ -27,8 +27,23 @@ def kill_at(step: int, signal_number: int, current: int) -> None:
     os.kill(os.getpid(), signal_number)
 
 
+def signal_in_evaluation(step: int, signal_number: int) -> None:
+  from gm_jax.train import loop
+
+  evaluate = loop.Experiment.evaluate
+
+  def signalled(self, state):
+    kill_at(step, signal_number, int(state.step))
+    return evaluate(self, state)
+
+  loop.Experiment.evaluate = signalled
+
+
 if __name__ == "__main__":
-  step, _, name = sys.argv.pop(1).partition(":")
+  step, name, where = (sys.argv.pop(1).split(":") + ["", ""])[:3]
   signal_number = getattr(signal, "SIG" + (name or "KILL"))
-  app.run(functools.partial(launcher.main, after_step=functools.partial(kill_at, int(step), signal_number)),
-          flags_parser=command_line.parse_flags)
+  after_step = functools.partial(kill_at, int(step), signal_number)
+  if where == "eval":
+    signal_in_evaluation(int(step), signal_number)
+    after_step = None
+  app.run(functools.partial(launcher.main, after_step=after_step), flags_parser=command_line.parse_flags)

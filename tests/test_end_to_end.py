@@ -61,10 +61,13 @@ def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_unin
   """SIGTERM (preemption, timeout) during the steps: a checkpoint of the step reached, then exit 143.
   Python's default ended the process at once, losing the steps since the last checkpoint and leaving a
   checkpoint being written as a temporary directory the next run discards. At step 20, which evaluates
-  and draws samples, the rerun does them; at 25 the checkpoint is of a step between log rows."""
-  for step, checkpoints in ((20, ["10", "20"]), (25, ["10", "20", "25"])):
-    workdir = tmp_path / str(step)
-    proc = run_main(f"{step}:TERM", TINY, f"--workdir={workdir}", script=KILL_AT_STEP, check=False)
+  and draws samples, the rerun does them; at 25 the checkpoint is of a step between log rows. In step
+  20's evaluation, before its checkpoint, it had stopped at once (the steps since 10 lost)."""
+  for when, checkpoints in (("20:TERM", ["10", "20"]), ("25:TERM", ["10", "20", "25"]),
+                            ("20:TERM:eval", ["10", "20"])):
+    step = int(when.split(":")[0])
+    workdir = tmp_path / when.replace(":", "_")
+    proc = run_main(when, TINY, f"--workdir={workdir}", script=KILL_AT_STEP, check=False)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
     assert f"stopped by SIGTERM at step {step}, its checkpoint written" in proc.stderr
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == checkpoints

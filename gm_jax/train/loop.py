@@ -175,6 +175,7 @@ class Experiment:
     acc = metrics_lib.Accumulator()
     for batch in data_lib.eval_batches(self.dataset.test, self.eval_batch_size, jax.process_index(),
                                        jax.process_count()):
+      termination.stop_if_requested()
       acc.add(self.eval_step(params, model_state, sharding.put_batch(batch, self.mesh), key))
     return acc.means()
 
@@ -336,6 +337,7 @@ class Experiment:
     draw = self._sampler(chunk).lower(params, model_state, key).compile()  # compiled before the clock starts
     start, outputs = time.perf_counter(), []
     for i in range(-(-n // chunk)):
+      termination.stop_if_requested()
       outputs.append(draw(params, model_state, jax.random.fold_in(key, i)))
     outputs = jax.block_until_ready(outputs)
     seconds = time.perf_counter() - start
@@ -662,18 +664,33 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
             **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
             "log_window": {"sums": acc.sums(), "unfinished": list(unfinished)}})
 
-    def evaluate_and_sample(evaluates: bool, samples: bool):
-      if evaluates or samples:
-        exp.check_finite(state)  # a failed update stops the run here, not at the next log row
-      if evaluates:
-        with timer.paused(state):
-          exp.files.log(step, "test", exp.evaluate(state))
-      if samples:
-        with timer.paused(state):
-          exp.write_samples(state, step)
+    def stop_at_step(unfinished: tuple[str, ...]):
+      """Saves the step reached, its evaluation and samples left to the rerun, and exits 143."""
+      save_checkpoint(unfinished)
+      exp.checkpointer.wait()
+      logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
+                      "resume", step)
+      raise termination.Stopped()
+
+    def evaluate_and_sample(evaluates: bool, samples: bool, saved: bool):
+      """saved: the step has its checkpoint already (else SIGTERM here saves one before stopping)."""
+      try:
+        if evaluates or samples:
+          exp.check_finite(state)  # a failed update stops the run here, not at the next log row
+        if evaluates:
+          with timer.paused(state):
+            exp.files.log(step, "test", exp.evaluate(state))
+          evaluates = False
+        if samples:
+          with timer.paused(state):
+            exp.write_samples(state, step)
+      except termination.Stopped:
+        if not saved:
+          stop_at_step(("eval",) * evaluates + ("samples",) * samples)
+        raise
 
     unfinished = window.get("unfinished", [])  # by a run that SIGTERM stopped at this step
-    evaluate_and_sample("eval" in unfinished, "samples" in unfinished)
+    evaluate_and_sample("eval" in unfinished, "samples" in unfinished, saved=True)
     while step < tc.num_steps:
       with termination.deferred():
         batch = sharding.put_batch(next(iterator), exp.mesh)
@@ -686,23 +703,18 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         if first_step:
           jax.block_until_ready(state)
           timer, first_step = _StepTimer(step), False
-      stop = termination.requested(step)
-      is_last = step == tc.num_steps
-      if step % tc.log_every == 0 or is_last:
-        flush_pending()
-        exp.check_finite(state)
-        steps, seconds = timer.lap(step)
-        with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
-          _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
+        is_last = step == tc.num_steps
+        if step % tc.log_every == 0 or is_last:
+          flush_pending()
+          exp.check_finite(state)
+          steps, seconds = timer.lap(step)
+          with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
+            _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
       evaluates = bool(tc.eval_every and step % tc.eval_every == 0 and not is_last)
       samples = bool(tc.sample_every and step % tc.sample_every == 0 and not is_last)
-      if stop:  # the step's evaluation and samples (which may take long) are left to the rerun
-        save_checkpoint(("eval",) * evaluates + ("samples",) * samples)
-        exp.checkpointer.wait()
-        logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
-                        "resume", step)
-        raise SystemExit(termination.EXIT_CODE)
-      evaluate_and_sample(evaluates, samples)
+      if termination.requested(step):  # the step's evaluation and samples (which may take long) are left
+        stop_at_step(("eval",) * evaluates + ("samples",) * samples)  # to the rerun
+      evaluate_and_sample(evaluates, samples, saved=False)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
         save_checkpoint()
     exp.checkpointer.wait()

@@ -3,9 +3,13 @@
 Python's default ends the process at once: a checkpoint being written stays a temporary directory the
 next run discards, and the steps since the last checkpoint are lost. Here a SIGTERM during the training
 steps is recorded, and the trainer saves a checkpoint of the step it has reached and stops
-(`requested`); anywhere else (an evaluation, eval and sample modes) it raises SystemExit(143) at once, as
-Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes the checkpoint being written and removes
-the output names it reserved. A second SIGTERM ends the process at once.
+(`requested`); anywhere else (an evaluation, eval and sample modes) it raises `Stopped`, a
+SystemExit(143), at once, as Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes the
+checkpoint being written and removes the output names it reserved, and the trainer, stopped in an
+evaluation between checkpoints, first saves the step it has reached with that evaluation left to the
+rerun. Python drops an exception raised while a garbage-collector callback or a finalizer runs, so the
+long loops outside the steps (evaluation batches, sample chunks) also ask `stop_if_requested`. A second
+SIGTERM ends the process at once.
 
 Under jax.distributed (any number of processes), its preemption service takes SIGTERM over: a signal to
 any process is shared, and every process reaches the same sync step
@@ -34,16 +38,30 @@ def install() -> None:
   signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+class Stopped(SystemExit):
+  """SIGTERM outside the training steps."""
+
+  def __init__(self):
+    super().__init__(EXIT_CODE)
+
+
 def _on_sigterm(signum, frame):
-  del frame
+  del signum, frame
   global _received
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  _received = True
   if _deferring:
-    _received = True
     logging.warning("SIGTERM: saving a checkpoint of this step, then stopping")
     return
   logging.warning("SIGTERM: stopping once the checkpoint being written is complete")
-  raise SystemExit(signum + 128)
+  raise Stopped()
+
+
+def stop_if_requested() -> None:
+  """Raises Stopped if SIGTERM arrived outside the steps and its exception was dropped (raised while a
+  garbage-collector callback ran, say); between the parts of long loops."""
+  if _received and not _deferring:
+    raise Stopped()
 
 
 @contextlib.contextmanager

@@ -56,3 +56,31 @@ def test_a_jax_distributed_run_of_one_process_stops_at_the_sync_point(tmp_path):
                         text=True, cwd=REPO, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.split()[:2] == ["stops", "at"] and proc.stdout.split()[2] != "None", proc.stdout
+
+
+DROPPED = """
+import gc, os, signal
+from gm_jax.train import termination
+termination.install()
+
+def signal_while_collecting(phase, info):
+  if phase == "start":
+    os.kill(os.getpid(), signal.SIGTERM)
+    sum(range(1000))  # the handler runs here, inside the collector: Python drops what it raises
+
+gc.callbacks.append(signal_while_collecting)
+gc.collect()
+gc.callbacks.clear()
+print("dropped", flush=True)
+termination.stop_if_requested()  # where an evaluation or a sampler asks between batches
+print("not stopped", flush=True)
+"""
+
+
+def test_a_sigterm_whose_exception_python_dropped_still_stops_the_next_loop():
+  """A SIGTERM handled inside a garbage-collector callback (JAX registers one) raised an exception that
+  Python only printed: the run went on to its end and exited 0."""
+  proc = subprocess.run([sys.executable, "-c", DROPPED], capture_output=True, text=True, cwd=REPO,
+                        timeout=120)
+  assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+  assert proc.stdout.split() == ["dropped"]
