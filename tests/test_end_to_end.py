@@ -459,6 +459,50 @@ def test_optimizer_factors_bounds_and_the_compute_dtype_are_checked(config_name,
     config_checks.check_config(config)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    # Each trained to NaN (eps = 0: 0 / 0 where a gradient is 0; b1 = 1: no gradient ever enters the
+    # moment) behind advice to lower the learning rate, or ran with a moment that grows without bound.
+    ({"optim.eps": 0.0}, r"optim.eps=0.0 must be a number > 0 for adam"),
+    ({"optim.b1": 1.0}, r"optim.b1=1.0 must be a number in \[0, 1\) for adam"),
+    ({"optim.b2": 1.5}, r"optim.b2=1.5 must be a number in \[0, 1\) for adam"),
+    ({"optim.name": "rmsprop", "optim.decay": 1.5}, r"optim.decay=1.5 must be a number in \[0, 1\)"),
+    ({"optim.name": "adagrad", "optim.initial_accumulator": -1.0},
+     r"optim.initial_accumulator=-1.0 must be >= 0"),
+    # The learning rate rose for 10 steps, then sat at its end value; a boundary inside the warmup moved
+    # to its end.
+    ({"optim.schedule": "linear", "optim.warmup_steps": 10, "optim.decay_steps": 5},
+     r"optim.warmup_steps=10 does not end before optim.decay_steps=5"),
+    ({"optim.schedule": "piecewise", "optim.warmup_steps": 10, "optim.boundaries": (5, 20),
+      "optim.scales": (1.0, 0.5, 0.1)}, r"optim.boundaries=\(5, 20\) must lie after optim.warmup_steps=10"),
+])
+def test_optimizer_hyperparameters_and_warmup_are_checked(overrides, message):
+  config = load_config("toy2d_gmm", "tiny")
+  for field, value in overrides.items():
+    block, key = field.split(".")
+    config[block][key] = value
+  with pytest.raises(ValueError, match=message):
+    config_checks.check_config(config)
+
+
+@pytest.mark.parametrize("field,value,warned", [
+    ("train.ema_decay", 0.999, "the EMA parameters, which evaluation and sampling use, still hold 96%"),
+    ("train.ema_decay", 0.5, None),
+    ("optim.warmup_steps", 40, "optim.warmup_steps=40 outlasts the run's 40 steps"),
+    ("optim.warmup_steps", 39, None),
+])
+def test_an_average_or_a_warmup_that_the_run_is_too_short_for_is_named(field, value, warned, caplog):
+  """A shortened run with the EMA of a long one evaluated mostly its initial parameters (a DDPM's NLL
+  863.8 nats against 10.8 without the average), without a word."""
+  config = load_config("toy2d_gmm", "tiny")
+  assert config.train.num_steps == 40
+  block, key = field.split(".")
+  config[block][key] = value
+  config_checks.check_config(config)
+  found = [r.getMessage() for r in caplog.records if "still hold" in r.getMessage() or "outlasts" in
+           r.getMessage()]
+  assert (found == []) if warned is None else (len(found) == 1 and warned in found[0]), found
+
+
 def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
   """optim.boundaries and optim.scales exist in every config (piecewise was a traceback without them)."""
   run_main(TINY, f"--workdir={tmp_path}", "--config.optim.schedule=piecewise",

@@ -13,6 +13,8 @@ import math
 import numbers
 from typing import Any
 
+from absl import logging
+
 from gm_jax.models import precision
 from gm_jax.train import defaults, optim
 from gm_jax.train.run_files import finite_or_null
@@ -96,6 +98,7 @@ def check_config(config) -> None:
       # Out of order, optax's joined schedule skipped a piece without a word.
       raise ValueError(f"{prefix}boundaries={steps} must be increasing train steps (integers >= 0); set "
                        f"--config.{prefix}boundaries")
+    _check_optimizer_block(block, prefix, config.train.num_steps)
     block_name = prefix[:-1]
     default = {block_name: family_default[block_name] if block_name in family_default else
                family_default.optim}
@@ -105,6 +108,45 @@ def check_config(config) -> None:
   decay = config.train.ema_decay
   if not 0 <= decay < 1:
     raise ValueError(f"train.ema_decay={decay} must be in [0, 1) (0: no EMA); set --config.train.ema_decay")
+  left = decay ** config.train.num_steps
+  if left > 0.05:  # the average starts at the initial parameters, with no correction for that
+    logging.warning("train.ema_decay=%g over %d steps: the EMA parameters, which evaluation and sampling "
+                    "use, still hold %.0f%% of the initial ones at the end; lower train.ema_decay or train "
+                    "longer", decay, config.train.num_steps, 100 * left)
+
+
+# Each optimizer's factors that must lie in [0, 1) (a moment's or a mean's decay) or be > 0 (a divisor's
+# floor: with eps = 0 a parameter whose gradient is 0 gets 0 / 0), by the optimizers that read them.
+_UNIT_INTERVAL = {"b1": ("adam", "adamw"), "b2": ("adam", "adamw"), "decay": ("rmsprop",)}
+_POSITIVE = {"eps": ("adam", "adamw", "rmsprop", "adagrad")}
+
+
+def _check_optimizer_block(block, prefix: str, num_steps: int) -> None:
+  """An optimizer's factors, and a warmup that the schedule's decay or the run does not outlast."""
+  for fields, ok, wanted in ((_UNIT_INTERVAL, lambda v: 0 <= v < 1, "in [0, 1)"),
+                             (_POSITIVE, lambda v: v > 0, "> 0")):
+    for field, readers in fields.items():
+      value = block.get(field)
+      if block.name in readers and not (_is_number(value) and ok(value)):
+        raise ValueError(f"{prefix}{field}={value!r} must be a number {wanted} for {block.name}; set "
+                         f"--config.{prefix}{field}")
+  if block.name == "adagrad" and not block.initial_accumulator >= 0:
+    raise ValueError(f"{prefix}initial_accumulator={block.initial_accumulator} must be >= 0; set "
+                     f"--config.{prefix}initial_accumulator")
+  warmup = block.get("warmup_steps", 0)
+  if not warmup:
+    return
+  if block.schedule in ("cosine", "linear") and 0 < block.decay_steps <= warmup:
+    raise ValueError(f"{prefix}warmup_steps={warmup} does not end before {prefix}decay_steps="
+                     f"{block.decay_steps}, where the decay ends (the learning rate would drop from its "
+                     f"peak to its end at once); lower the warmup or raise decay_steps")
+  if block.schedule == "piecewise" and any(b <= warmup for b in block.boundaries):
+    raise ValueError(f"{prefix}boundaries={tuple(block.boundaries)} must lie after {prefix}warmup_steps="
+                     f"{warmup} (a piece inside the warmup would start at its end); move them or shorten "
+                     f"the warmup")
+  if warmup >= num_steps:
+    logging.warning("%swarmup_steps=%d outlasts the run's %d steps: the learning rate never reaches %s"
+                    "learning_rate", prefix, warmup, num_steps, prefix)
 
 
 def check_eval_fields(config) -> None:
