@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import config_checks, loop, optim, run_files
 from gm_jax.train.run_files import event_of, read_event_records
@@ -501,6 +502,34 @@ def test_an_average_or_a_warmup_that_the_run_is_too_short_for_is_named(field, va
   found = [r.getMessage() for r in caplog.records if "still hold" in r.getMessage() or "outlasts" in
            r.getMessage()]
   assert (found == []) if warned is None else (len(found) == 1 and warned in found[0]), found
+
+
+@pytest.mark.parametrize("config_name,overrides,message", [
+    # A negative count of residual blocks looped without end, its memory growing; a width of 0 divided
+    # by zero in an initializer; a dropout rate of 1 zeroed every activation (the classifier trained to
+    # 7 % accuracy); attention at a resolution the U-Net lacks was left out (the CIFAR value on digits).
+    ("digits_ddpm", {"model.num_res_blocks": -1}, r"model.num_res_blocks=-1 needs a size >= 0"),
+    ("digits_ddpm", {"model.channel_mults": (1, 0)}, r"model.channel_mults=\(1, 0\) needs sizes >= 1"),
+    ("digits_ddpm", {"model.num_groups": 0}, r"model.num_groups=0 needs a size >= 1"),
+    ("digits_ddpm", {"model.dropout": 1.0}, r"model.dropout=1.0 must be in \[0, 1\)"),
+    ("digits_ddpm", {"model.attention_resolutions": (16,)},
+     r"model.attention_resolutions=\(16,\) names a resolution .* its levels are \(8,\)"),
+    ("toy2d_ddpm", {"model.net": "unet"}, r"model.net='unet' takes images; these data are points"),
+    ("toy2d_ddpm", {"model.time_dim": 0}, r"model.time_dim=0 needs a size >= 1"),
+    ("digits_classifier", {"model.dropout": 1.0}, r"model.dropout=1.0 must be in \[0, 1\)"),
+    ("digits_classifier", {"model.features": 0}, r"model.features=0 needs a size >= 1"),
+    ("digits_realnvp", {"model.hidden": (0, 8)}, r"model.hidden=\(0, 8\) needs sizes >= 1"),
+    ("digits_realnvp", {"objective.dequantization": "variational", "objective.dequantizer_couplings": -1},
+     r"objective.dequantizer_couplings=-1 needs a size >= 1"),
+    ("digits_vae_iaf", {"model.iaf_context": 0}, r"model.iaf_context=0 needs a size >= 1"),
+])
+def test_network_sizes_and_rates_are_checked(config_name, overrides, message):
+  config = load_config(config_name, "tiny")
+  for field, value in overrides.items():
+    block, key = field.split(".")
+    config[block][key] = value
+  with pytest.raises(ValueError, match=message):
+    tasks.build(config, data_lib.load_dataset(config.data))
 
 
 def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):

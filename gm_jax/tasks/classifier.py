@@ -23,11 +23,14 @@ from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
 from gm_jax.objectives import cross_entropy
 from gm_jax.tasks import conditioning
+from gm_jax.train import config_checks
 from gm_jax.train.task import Task, Update
 
 
 def classifier_config(config, dataset: Dataset) -> ClassifierConfig:
   m = config.model
+  config_checks.check_sizes(config, {"model.channels": 1, "model.features": 1})
+  config_checks.check_rate(config, "model.dropout")
   return ClassifierConfig(num_classes=m.num_classes, num_levels=dataset.spec.num_levels,
                           channels=tuple(m.channels), features=m.features, dropout=m.dropout,
                           compute_dtype=config.train.compute_dtype)

@@ -63,7 +63,7 @@ from gm_jax.models.unet import UNet, UNetConfig
 from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import conditioning
-from gm_jax.train import cpu_compile, defaults
+from gm_jax.train import config_checks, cpu_compile, defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update, nonfinite_samples
 
@@ -356,20 +356,34 @@ def unread_fields(config) -> dict[str, str]:
   return unread
 
 
-def check_network(m, image_shape) -> None:
+def check_network(config, image_shape) -> None:
   """One-line errors for a network that cannot take the data: the MLP on images (it would pair the time
-  embedding of one example with the pixels of others), a U-Net whose downsamplings do not divide the
-  image."""
+  embedding of one example with the pixels of others), the U-Net on points, sizes below 1 (a negative
+  count of residual blocks looped without end), a U-Net whose downsamplings do not divide the image, or
+  whose attention resolutions are none of its own (they were left out without a word)."""
+  m = config.model
   if image_shape is None:
+    if m.net == "unet":
+      raise ValueError("model.net='unet' takes images; these data are points: use model.net='mlp'")
+    if m.net == "mlp":
+      config_checks.check_sizes(config, {"model.hidden": 1, "model.time_dim": 1})
     return
   if m.net != "unet":
     raise ValueError(f"model.net={m.net!r} takes vectors; images need model.net='unet'")
+  config_checks.check_sizes(config, {"model.channels": 1, "model.channel_mults": 1, "model.num_groups": 1,
+                                     "model.num_res_blocks": 0, "model.attention_resolutions": 1})
+  config_checks.check_rate(config, "model.dropout")
   factor = 2 ** (len(m.channel_mults) - 1)
   if image_shape[0] % factor or image_shape[1] % factor:
     raise ValueError(f"the U-Net's {len(m.channel_mults)} resolutions (model.channel_mults="
                      f"{tuple(m.channel_mults)}) halve the image {len(m.channel_mults) - 1} times, which its "
                      f"{image_shape[0]} x {image_shape[1]} pixels do not allow; use fewer channel_mults or "
                      f"resize the images (data.image_size) to a multiple of {factor}")
+  resolutions = tuple(image_shape[0] // 2 ** i for i in range(len(m.channel_mults)))
+  if not set(m.attention_resolutions) <= set(resolutions):
+    raise ValueError(f"model.attention_resolutions={tuple(m.attention_resolutions)} names a resolution the "
+                     f"U-Net does not have: on these {image_shape[0]}-pixel images its levels are "
+                     f"{resolutions} (plus attention in the middle block); choose among them, or () for none")
 
 
 def check_model(config, model: DiffusionModel, conditional: bool) -> None:
@@ -423,7 +437,7 @@ def build(config, dataset: Dataset) -> Task:
   levels = spec.num_levels
   obj, ev = config.objective, config.eval
   check_settings(config, dataset)
-  check_network(config.model, spec.shape if is_image else None)
+  check_network(config, spec.shape if is_image else None)
   model = DiffusionModel(config)
   denoiser = model.denoiser
   is_chain = isinstance(model.fixed_process, processes.DiscreteDDPM)

@@ -15,13 +15,16 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
 from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
 from gm_jax.objectives import exact_nll
-from gm_jax.train import defaults
+from gm_jax.train import config_checks, defaults
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update, nonfinite_samples
 
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
+  config_checks.check_sizes(config, {"model.hidden": 1})
+  if config.objective.dequantization == "variational":
+    config_checks.check_sizes(config, {"objective.dequantizer_hidden": 1, "objective.dequantizer_couplings": 1})
   if m.num_levels < 1 or m.steps_per_level < 1:
     raise ValueError(f"model.num_levels={m.num_levels} and model.steps_per_level={m.steps_per_level} must "
                      f"be >= 1")

@@ -25,7 +25,7 @@ from gm_jax.models.vae import HierarchicalVAE, VAEConfig
 from gm_jax.models.vae_iaf import make_vae
 from gm_jax.objectives import elbo as elbo_lib
 from gm_jax.tasks import conditioning
-from gm_jax.train import defaults, rng
+from gm_jax.train import config_checks, defaults, rng
 from gm_jax.train.rng import per_example_keys
 from gm_jax.train.task import Likelihood, Task, Update
 
@@ -76,6 +76,9 @@ def model_config(config, dataset: Dataset) -> VAEConfig:
                      f"e.g. ((512, 256),) for one layer")
   if m.posterior == "iaf" and m.iaf_steps < 0:
     raise ValueError(f"model.iaf_steps={m.iaf_steps} must be >= 0")
+  config_checks.check_sizes(config, {"model.conv_channels": 1})
+  if m.posterior == "iaf":
+    config_checks.check_sizes(config, {"model.iaf_hidden": 1, "model.iaf_context": 1})
   return VAEConfig(x_shape=tuple(dataset.spec.shape), latent_dims=tuple(m.latent_dims),
                    hidden=tuple(tuple(h) for h in m.hidden), decoder=make_decoder(config, dataset),
                    activation=m.activation, conv_channels=tuple(m.conv_channels),

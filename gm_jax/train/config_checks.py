@@ -149,6 +149,33 @@ def _check_optimizer_block(block, prefix: str, num_steps: int) -> None:
                     "learning_rate", prefix, warmup, num_steps, prefix)
 
 
+def _entries(value):
+  """The numbers of a size field: an int, or a tuple of them (nested per layer)."""
+  if isinstance(value, (tuple, list)):
+    return [n for v in value for n in _entries(v)]
+  return [value]
+
+
+def check_sizes(config, least: dict[str, int]) -> None:
+  """Each `block.field` is a size, or a tuple of sizes, of at least its least value (a width of 0 failed
+  deep in an initializer with a division by zero, a negative count of blocks looped without end)."""
+  for name, low in least.items():
+    block, field = name.split(".")
+    value = config[block][field]
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= low
+               for n in _entries(value)):
+      raise ValueError(f"{name}={value!r} needs {'sizes' if isinstance(value, (tuple, list)) else 'a size'} "
+                       f">= {low}; set --config.{name}")
+
+
+def check_rate(config, name: str) -> None:
+  """A dropout rate in [0, 1): at 1 or above every activation is zeroed, below 0 they are rescaled."""
+  block, field = name.split(".")
+  value = config[block][field]
+  if not (_is_number(value) and 0 <= value < 1):
+    raise ValueError(f"{name}={value!r} must be in [0, 1); set --config.{name}")
+
+
 def check_eval_fields(config) -> None:
   """The checks of `check_config` that eval and sample modes need: they read only the eval.* fields."""
   check_no_nan(config)
