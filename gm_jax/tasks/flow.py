@@ -24,7 +24,8 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
   config_checks.check_sizes(config, {"model.hidden": 1})
   if config.objective.dequantization == "variational":
-    config_checks.check_sizes(config, {"objective.dequantizer_hidden": 1, "objective.dequantizer_couplings": 1})
+    config_checks.check_sizes(config, {"objective.dequantizer_hidden": 1,
+                                       "objective.dequantizer_couplings": 1})
   if m.num_levels < 1 or m.steps_per_level < 1:
     raise ValueError(f"model.num_levels={m.num_levels} and model.steps_per_level={m.steps_per_level} must "
                      f"be >= 1")
