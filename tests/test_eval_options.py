@@ -234,6 +234,13 @@ UNREAD_CASES = [
      "objective.loss='non_saturating' ignores objective.gp_weight=1.0 (read by loss 'wgan_gp')"),
     ("toy2d_maf", {"model.transform": "affine", "model.num_bins": 8, "model.coupling_scale_init": 2.0},
      None),  # read (num_bins back at its default: :tiny's 4 is for the config's spline transform)
+    ("digits_vae", {"model.iaf_hidden": (256, 256)},
+     "model.posterior='gaussian', model.decoder='discretized_logistic' and objective.name='elbo' ignores "
+     "model.iaf_hidden=(256, 256) (read with model.posterior='iaf')"),
+    ("digits_dcgan", {"model.generator_hidden": (512, 512)},
+     "images ignores model.generator_hidden=(512, 512) (read by the MLPs (points))"),
+    ("toy2d_gan", {"model.features": 8, "model.discriminator_norm": "layer"},
+     "points ignores model.features=8 (read by the DCGAN (images)), model.discriminator_norm='layer'"),
 ]
 
 

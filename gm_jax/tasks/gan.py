@@ -38,6 +38,8 @@ def make_networks(config, dataset: Dataset):
   if m.latent_dim < 1:
     raise ValueError(f"model.latent_dim={m.latent_dim} must be >= 1")
   if spec.kind == "points":
+    defaults.warn_unread_options(config, default_config(), {f"model.{f}": "by the DCGAN (images)" for f in
+                                                            ("features", "discriminator_norm")}, "points")
     if not all(width >= 1 for width in (*m.generator_hidden, *m.discriminator_hidden)):
       raise ValueError(f"model.generator_hidden={tuple(m.generator_hidden)} and model.discriminator_hidden="
                        f"{tuple(m.discriminator_hidden)} need widths >= 1")
@@ -48,6 +50,9 @@ def make_networks(config, dataset: Dataset):
     if size != width:
       raise ValueError(f"the DCGAN draws square images and the data's are {size} x {width}; resize them to a "
                        f"square (data.image_size, for image folders and TFDS)")
+    defaults.warn_unread_options(config, default_config(), {f"model.{f}": "by the MLPs (points)" for f in
+                                                            ("generator_hidden", "discriminator_hidden")},
+                                 "images")
     if m.features < 1:
       raise ValueError(f"model.features={m.features} must be >= 1")
     norm = m.discriminator_norm
@@ -201,8 +206,12 @@ def default_config():
 
 
 def tiny(config) -> None:
-  """The GAN family's `:tiny` size: 16-unit MLPs or DCGANs of 4 base features."""
-  config.model.update(generator_hidden=(16,), discriminator_hidden=(16,), features=4)
+  """The GAN family's `:tiny` size: 16-unit MLPs for the 2-D toy densities, DCGANs of 4 base features
+  for images (each network's fields are named as unread with the other's data)."""
+  if config.data.name == "toy2d":
+    config.model.update(generator_hidden=(16,), discriminator_hidden=(16,))
+  else:
+    config.model.features = 4
 
 
 def use_wgan_gp(config) -> None:

@@ -90,8 +90,8 @@ def unread_fields(config) -> dict[str, str]:
   """{field: who reads it} for the model and objective fields this config's settings leave unread."""
   unread = {}
   if config.model.posterior != "iaf":
-    unread.update({f"model.{f}": "with model.posterior='iaf'" for f in ("iaf_steps", "iaf_context",
-                                                                         "iaf_transform")})
+    unread.update({f"model.{f}": "with model.posterior='iaf'" for f in ("iaf_steps", "iaf_hidden",
+                                                                         "iaf_context", "iaf_transform")})
   if config.model.decoder != "gaussian":
     unread["model.decoder_std"] = "by model.decoder='gaussian'"
   if config.objective.name == "iwae":
@@ -286,5 +286,7 @@ def default_config():
 def tiny(config) -> None:
   """The VAE family's `:tiny` size: 32-unit layers (as many as the config has), a 16-unit IAF, and an
   importance-weighted bound of 10 samples in chunks of 5."""
-  config.model.update(hidden=tuple((32,) * len(layers) for layers in config.model.hidden), iaf_hidden=(16,))
+  config.model.hidden = tuple((32,) * len(layers) for layers in config.model.hidden)
+  if config.model.posterior == "iaf":  # (otherwise unread, and named as such)
+    config.model.iaf_hidden = (16,)
   config.eval.update(iwae_samples=10, iwae_chunk=5)
