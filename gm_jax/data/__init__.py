@@ -73,9 +73,18 @@ def _check_fields_are_read(data_config) -> None:
   if fraction != split_lib.DEFAULT_TEST_FRACTION and name not in ("image_folder", "npz", "text", "markov"):
     raise ValueError(f"data.test_fraction is set, but data.name={name!r} does not read it: its split is "
                      f"its own")
-  if name == "text" and "context" not in data_config:
-    raise ValueError("data.name='text' needs a language-model config (data.context), e.g. "
-                     "experiments/configs/shakespeare_char_cpu.py")
+  missing = [field for field in _NEEDS.get(name, ()) if field not in data_config]
+  if missing:  # a config of other data, given this data.name
+    needs, example = _NEEDS[name], _EXAMPLES[name]
+    raise ValueError(f"data.name={name!r} needs {', '.join('data.' + f for f in needs)}, which this config "
+                     f"lacks (data.{missing[0]}); start from a config of that data, e.g. {example}")
+
+
+# The fields a generated or language-model data source needs, which other data's configs lack.
+_NEEDS = {"toy2d": ("distribution", "geometry", "num_train", "num_test"),
+          "markov": ("vocab_size", "num_tokens", "context", "concentration"), "text": ("context",)}
+_EXAMPLES = {"toy2d": "experiments/configs/toy2d_vae.py", "markov": "experiments/configs/markov_lm.py",
+             "text": "experiments/configs/shakespeare_char_cpu.py"}
 
 
 def _load_named(data_config) -> Dataset:

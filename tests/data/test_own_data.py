@@ -605,7 +605,12 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
     ({"name": "npz", "path": "/tmp/x.npz", "tfds_name": "mnist"}, "data.tfds_name is set, but data.name='npz'"),
     ({"name": "npz", "path": "/tmp/x.npz", "level": "byte"}, "data.level is set, but data.name='npz' does not"),
     ({"name": "digits", "data_dir": "/tmp/tfds"}, "data.data_dir is set, but data.name='digits' does not read"),
-    ({"name": "text", "path": "/tmp/corpus.txt"}, "data.name='text' needs a language-model config")])
+    ({"name": "text", "path": "/tmp/corpus.txt"},
+     r"data.name='text' needs data.context, which this config lacks .*shakespeare_char_cpu.py$"),
+    # Another data source's config given these names: an AttributeError traceback naming one field.
+    ({"name": "toy2d"}, r"data.name='toy2d' needs data.distribution, data.geometry, data.num_train, "
+                        r"data.num_test, which this config lacks \(data.distribution\); .*toy2d_vae.py$"),
+    ({"name": "markov"}, r"data.name='markov' needs data.vocab_size, .*markov_lm.py$")])
 def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, message):
   config = base_config().data  # no data.context: not a language-model config
   config.update(fields)
