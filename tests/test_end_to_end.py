@@ -818,7 +818,8 @@ def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterr
 @pytest.mark.parametrize("field,value,message", [
     ("prdc_k", 0, r"eval.prdc_k=0 must be at least 1 and below eval.quality_samples \(200\), the "
                   r"reference's size \(\d+: the test split up to eval.quality_reference_max=10000\) and the "
-                  r"data floor's \(200: the train split's\); lower eval.prdc_k, hold out more examples"),
+                  r"data floor's \(200: the train split's\); lower eval.prdc_k, draw more test points "
+                  r"\(data.num_test\) or set"),  # toy2d has no data.test_fraction, which was advised
     ("quality_reference_max", 1, r"eval.prdc_k=5 must be at least 1 and below .* the reference's size \(1:"),
     ("quality_reference", "train", r"eval.prdc_k=5 .* the reference's size \(\d+: the train split up to .* "
                                    r"the data floor's \(5: the test split's\)"),

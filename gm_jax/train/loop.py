@@ -263,7 +263,7 @@ class Experiment:
                        f"({ev.quality_samples}), the reference's size ({reference}: the "
                        f"{ev.quality_reference} split up to eval.quality_reference_max="
                        f"{ev.quality_reference_max}) and the data floor's ({floor}: the {other} split's); "
-                       f"lower eval.prdc_k, hold out more examples (data.test_fraction) or set "
+                       f"lower eval.prdc_k{_hold_out_more(self.config.data)} or set "
                        f"eval.feature_space='none'")
     return space
 
@@ -728,6 +728,15 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
       bar.close()
     exp.checkpointer.close()
     exp.files.close()
+
+
+def _hold_out_more(data_config) -> str:
+  """How this data source holds out more test examples (advice of an error; none for a fixed split)."""
+  if data_config.name == "toy2d":
+    return ", draw more test points (data.num_test)"
+  if data_config.name in ("image_folder", "npz", "text", "markov"):
+    return ", hold out more examples (data.test_fraction)"
+  return ""
 
 
 def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any]]:
