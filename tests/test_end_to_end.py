@@ -245,6 +245,13 @@ def test_override_and_misspelt_key(tmp_path):
       "error: --config.optim.learning_rat: the config has no field 'learning_rat' (did you mean "
       "'learning_rate'?); see the config file for its fields"]
   assert not (tmp_path / "a").exists()
+  # A toy density's geometry is {} unless the config sets it: "no field 'std'" sent users looking for one.
+  proc = run_main(f"--config={CONFIGS / 'toy2d_flow_matching.py'}:tiny", f"--workdir={tmp_path / 'a'}",
+                  "--config.data.geometry.std=0.1", check=False)
+  assert proc.stderr.strip().splitlines() == [
+      "error: --config.data.geometry.std: data.geometry holds only what the config sets; give the whole "
+      "mapping, e.g. --config.data.geometry=\"{'std': VALUE}\" (the distribution's fields: "
+      "gm_jax/data/toy2d.py)"]
   run_main(TINY, f"--workdir={tmp_path / 'b'}", "--config.train.num_steps=10")
   assert json.loads((tmp_path / "b" / "summary.json").read_text())["step"] == 10
 

@@ -35,6 +35,11 @@ def _bad_config_field(argv: list[str], error: Exception) -> str:
   flag = next((o for o in overrides if keys and keys[0] in o[len("--config."):].split(".")), None)
   if flag is None:
     return f"bad --config override: {text.splitlines()[0] if text else type(error).__name__}"
+  parent = flag[len("--config."):].rsplit(".", 1)[0]
+  if parent == "data.geometry":  # {} in most configs: the distribution's own defaults
+    return (f"{flag}: data.geometry holds only what the config sets; give the whole mapping, e.g. "
+            f"--config.data.geometry=\"{{'{keys[0]}': VALUE}}\" (the distribution's fields: "
+            f"gm_jax/data/toy2d.py)")
   return f"{flag}: the config has no field {keys[0]!r}{hint}; see the config file for its fields"
 
 
