@@ -1,7 +1,8 @@
 """experiments/main.py whose training process SIGKILLs itself right after dispatching a given step (or
-sends itself another signal: STEP:TERM), or as the evaluation of that step begins (STEP:TERM:eval).
+sends itself another signal: STEP:TERM), or as the evaluation or the checkpoint of that step begins
+(STEP:TERM:eval, STEP:TERM:save).
 
-  python tests/kill_at_step.py STEP[:SIGNAL[:eval]] --config=... --workdir=...
+  python tests/kill_at_step.py STEP[:SIGNAL[:eval|save]] --config=... --workdir=...
 
 The resume tests use it to crash a run at a known point through the trainer's after_step hook.
 """
@@ -39,11 +40,23 @@ def signal_in_evaluation(step: int, signal_number: int) -> None:
   loop.Experiment.evaluate = signalled
 
 
+def signal_in_checkpoint(step: int, signal_number: int) -> None:
+  from gm_jax.train import checkpoint
+
+  save = checkpoint.Checkpointer.save
+
+  def signalled(self, at_step, *args, **kwargs):
+    kill_at(step, signal_number, at_step)
+    return save(self, at_step, *args, **kwargs)
+
+  checkpoint.Checkpointer.save = signalled
+
+
 if __name__ == "__main__":
   step, name, where = (sys.argv.pop(1).split(":") + ["", ""])[:3]
   signal_number = getattr(signal, "SIG" + (name or "KILL"))
   after_step = functools.partial(kill_at, int(step), signal_number)
-  if where == "eval":
-    signal_in_evaluation(int(step), signal_number)
+  if where:
+    {"eval": signal_in_evaluation, "save": signal_in_checkpoint}[where](int(step), signal_number)
     after_step = None
   app.run(functools.partial(launcher.main, after_step=after_step), flags_parser=command_line.parse_flags)

@@ -63,9 +63,10 @@ def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_unin
   Python's default ended the process at once, losing the steps since the last checkpoint and leaving a
   checkpoint being written as a temporary directory the next run discards. At step 20, which evaluates
   and draws samples, the rerun does them; at 25 the checkpoint is of a step between log rows. In step
-  20's evaluation, before its checkpoint, it had stopped at once (the steps since 10 lost)."""
+  20's evaluation, before its checkpoint, or as step 30's checkpoint began, it had stopped at once (the
+  steps since the last checkpoint lost)."""
   for when, checkpoints in (("20:TERM", ["10", "20"]), ("25:TERM", ["10", "20", "25"]),
-                            ("20:TERM:eval", ["10", "20"])):
+                            ("20:TERM:eval", ["10", "20"]), ("30:TERM:save", ["10", "20", "30"])):
     step = int(when.split(":")[0])
     workdir = tmp_path / when.replace(":", "_")
     proc = run_main(when, TINY, f"--workdir={workdir}", script=KILL_AT_STEP, check=False)

@@ -664,9 +664,11 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
             **iterator.get_state(), "topology": topology(exp.config.mesh.fsdp),
             "log_window": {"sums": acc.sums(), "unfinished": list(unfinished)}})
 
-    def stop_at_step(unfinished: tuple[str, ...]):
-      """Saves the step reached, its evaluation and samples left to the rerun, and exits 143."""
-      save_checkpoint(unfinished)
+    def stop_at_step(unfinished: tuple[str, ...] = (), saved: bool = False):
+      """Saves the step reached (unless `saved`), its evaluation and samples left to the rerun, and exits
+      143."""
+      if not saved:
+        save_checkpoint(unfinished)
       exp.checkpointer.wait()
       logging.warning("stopped by SIGTERM at step %d, its checkpoint written; rerun the same command to "
                       "resume", step)
@@ -716,7 +718,10 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         stop_at_step(("eval",) * evaluates + ("samples",) * samples)  # to the rerun
       evaluate_and_sample(evaluates, samples, saved=False)
       if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
-        save_checkpoint()
+        with termination.deferred():  # (stopped in it, the steps since the last checkpoint were lost)
+          save_checkpoint()
+        if termination.received():
+          stop_at_step(saved=True)
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})

@@ -57,6 +57,11 @@ def _on_sigterm(signum, frame):
   raise Stopped()
 
 
+def received() -> bool:
+  """Whether this process's handler has seen SIGTERM (not asked of the other processes)."""
+  return _received
+
+
 def stop_if_requested() -> None:
   """Raises Stopped if SIGTERM arrived outside the steps and its exception was dropped (raised while a
   garbage-collector callback ran, say); between the parts of long loops."""
