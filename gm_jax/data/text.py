@@ -209,6 +209,9 @@ def load(path: str = "", tfds_name: str | None = None, level: str = "char", cont
   if level not in ("char", "byte"):
     raise ValueError(f"data.level must be 'char' or 'byte', got {level!r}")
   text, held_out = read_corpus(path, tfds_name, data_dir, level)
+  if held_out is not None:
+    split_lib.check_no_test_fraction(test_fraction, f"TFDS set {tfds_name!r} holds out its validation and "
+                                                    f"test splits")
   tokenizer = CharTokenizer.fit(text + held_out if held_out else text) if level == "char" else ByteTokenizer()
   try:
     if held_out is None:

@@ -59,6 +59,13 @@ def test_tfds_text_reads_every_record_under_mock_data(records):
   np.testing.assert_array_equal(ds.test.tokens, np.frombuffer(joined[1] + joined[2], np.uint8))
 
 
+def test_tfds_text_refuses_a_test_fraction_it_would_ignore():
+  with tfds.testing.mock_data(num_examples=2):
+    with pytest.raises(ValueError, match=r"data.test_fraction=0.5 is set, but TFDS set 'tiny_shakespeare' "
+                                         r"holds out its validation and test splits, a split of its own"):
+      text.load(tfds_name="tiny_shakespeare", context=4, level="byte", test_fraction=0.5)
+
+
 def test_tfds_text_without_a_text_feature_is_one_line():
   with tfds.testing.mock_data(num_examples=2):
     with pytest.raises(ValueError, match=r"TFDS set 'ag_news_subset' has no 'text' feature \(its records "
