@@ -347,10 +347,13 @@ def unread_fields(config) -> dict[str, str]:
                                                                          "edm_s_noise")})
   if ev.sampler != "ode":
     unread["eval.sampler_ode_solver"] = "by the ode sampler and experiments/reflow_pairs.py"
-  if obj.loss == "edm" and ev.sampler == "edm_heun" and not (ev.ode or ev.vlb):
-    # The EDM loss draws noise levels and maps them to times and back; edm_heun warps by eval.edm_rho.
+  if (obj.loss == "edm" and ev.sampler == "edm_heun" and not (ev.ode or ev.vlb)
+      and config.model.preconditioning == "edm"):
+    # The EDM loss draws noise levels and edm_heun warps them by eval.edm_rho; EDM's preconditioning hands
+    # the network c_noise, where without it the network reads the times that rho's warp gives the levels.
     unread["process.rho"] = ("by a loss other than 'edm', a sampler other than edm_heun (whose warp is "
-                             "eval.edm_rho), eval.ode or eval.vlb")
+                             "eval.edm_rho), eval.ode, eval.vlb or a network without EDM's "
+                             "preconditioning (given times)")
   if not ev.ode:  # ode_solver and ode_rtol serve the ode sampler and reflow pairs too
     unread.update({f"eval.{name}": "by eval.ode=True" for name in ("ode_exact_trace", "ode_steps")})
   return unread
