@@ -138,7 +138,7 @@ def image_levels(xs: list[np.ndarray], num_levels: int) -> int:
     if dtype == np.uint8 and high < 16:  # e.g. 0/1 masks saved as uint8
       logging.warning("x is uint8 with values only up to %d, read as 256 levels (nearly black images; "
                       "bits/dim over 256 levels); if its values are levels 0..%d, set data.num_levels=%d",
-                      high, high, high + 1)
+                      high, high, max(high + 1, 2))  # (2 levels at least: one value is no image data)
     return by_dtype
   if num_levels:
     if high >= num_levels:

@@ -261,6 +261,7 @@ def test_npy_images_are_memory_mapped_with_levels_from_the_dtype(tmp_path):
 @pytest.mark.parametrize("dtype,values,num_levels,expected", [
     (np.uint8, 17, 17, 17),  # declared: the stored values are levels 0..16
     (np.uint8, 2, 0, 256),  # 0/1 masks as uint8: read as 256 levels, with a warning
+    (np.uint8, 1, 0, 256),  # all 0: the warning's advice must be a setting that is accepted (not 1)
     (np.int32, 17, 0, 17),  # other integer dtypes: largest value + 1
     (bool, 2, 0, 2),
 ])
@@ -272,8 +273,9 @@ def test_npz_image_levels(tmp_path, dtype, values, num_levels, expected, caplog)
   assert ds.spec.num_levels == expected and ds.spec.shape == (4, 4, 3)
   assert all_of(ds.test)["x"].dtype == np.uint8
   warned = [r.getMessage() for r in caplog.records if "read as 256 levels" in r.getMessage()]
-  assert warned == (["x is uint8 with values only up to 1, read as 256 levels (nearly black images; "
-                     "bits/dim over 256 levels); if its values are levels 0..1, set data.num_levels=2"]
+  high = values - 1
+  assert warned == ([f"x is uint8 with values only up to {high}, read as 256 levels (nearly black images; "
+                     f"bits/dim over 256 levels); if its values are levels 0..{high}, set data.num_levels=2"]
                     if expected == 256 else [])
 
 
