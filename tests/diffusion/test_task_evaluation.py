@@ -24,6 +24,7 @@ def _task(monkeypatch, num_examples: int, process: str = "vp", num_steps: int = 
   config = diffusion_task.default_config()
   config.process.update(name=process, num_steps=num_steps)
   config.model.net = "unet"  # the network images need (the exact denoiser above stands in for it)
+  config.model.attention_resolutions = ()  # the defaults' (4,) is no resolution of these 2 x 2 images
   # The default ddpm sampler needs a DDPM chain; DDIM takes at most a chain's steps.
   config.eval.update(sampler="ddim", sampler_steps=min(config.eval.sampler_steps, num_steps), **eval_fields)
   x = np.random.default_rng(0).integers(0, LEVELS, (num_examples, *SHAPE)).astype(np.int32)
