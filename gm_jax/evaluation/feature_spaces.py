@@ -92,8 +92,10 @@ def export_classifier(directory: pathlib.Path, params: Any, model_config: Classi
 
 
 def load_classifier(directory: pathlib.Path) -> tuple[ConvClassifier, Any, dict[str, Any]]:
+  """The exported network, computing in float32 whatever dtype it trained in: the metrics it defines
+  must not depend on which run exported it."""
   info = json.loads((directory / CLASSIFIER_INFO).read_text())
-  model_fields = dict(info["model"], channels=tuple(info["model"]["channels"]))
+  model_fields = dict(info["model"], channels=tuple(info["model"]["channels"]), compute_dtype="float32")
   params = flax.serialization.msgpack_restore((directory / CLASSIFIER_PARAMS).read_bytes())
   return ConvClassifier(ClassifierConfig(**model_fields)), params, info
 
