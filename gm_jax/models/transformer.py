@@ -33,8 +33,9 @@ class TransformerConfig:
   dropout: float = 0.0
   positions: str = "learned"  # learned | rotary
   tie_embeddings: bool = True
-  # Look tokens up by a one-hot matmul: same values; its backward pass is a matmul, not a scatter-add.
-  # Cheaper for small vocabularies (chars, bytes) on every backend; turn off for large vocabularies.
+  # Look tokens up by a one-hot matmul (in float32 whatever compute_dtype: the same values as a lookup);
+  # its backward pass is a matmul, not a scatter-add. Cheaper for small vocabularies (chars, bytes) on
+  # every backend; turn off for large vocabularies.
   one_hot_embedding: bool = True
   use_bias: bool = True  # in Dense and LayerNorm layers (GPT-2 has them; nanoGPT's default drops them)
   exact_gelu: bool = False  # erf GELU (PyTorch's nn.GELU, nanoGPT) instead of the tanh approximation (GPT-2)
@@ -199,8 +200,9 @@ class TransformerLM(nn.Module):
     else:
       positions = jnp.arange(t)
     embed = nn.Embed(c.vocab_size, c.embed_dim, embedding_init=init_normal, name="embed")
-    if c.one_hot_embedding:
-      x = einsum(c, "btv,vd->btd", jax.nn.one_hot(tokens_BT, c.vocab_size), embed.embedding)
+    if c.one_hot_embedding:  # float32: in bfloat16 the product rounded the table's rows
+      x = precision.einsum("btv,vd->btd", jax.nn.one_hot(tokens_BT, c.vocab_size), embed.embedding,
+                           jnp.float32, custom_gradient=True)
     else:
       x = embed(tokens_BT)
     if c.positions == "learned":
