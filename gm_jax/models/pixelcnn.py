@@ -123,8 +123,9 @@ class GatedBlock(nn.Module):
     in_groups = np.arange(c) if self.first else groups
     v_pre = vertical_conv(2 * f, self.kernel, v.shape[-1], self.dtype)(v)
     h_pre = horizontal_conv(2 * f, self.kernel, in_groups, doubled, "A" if self.first else "B", self.dtype)(h)
-    if label_BK is not None:  # the label's bias on both gates, the same at every position
-      label = lambda name: precision.Dense(2 * f, dtype=self.dtype, name=name)(label_BK)[:, None, None]
+    if label_BK is not None:  # the label's bias on both gates, the same at every position; a lookup by
+      # a one-hot product, in float32 whatever the compute dtype (bfloat16 would round the table's rows)
+      label = lambda name: precision.Dense(2 * f, name=name)(label_BK)[:, None, None]
       v_pre = v_pre + label("label_to_vertical")
       h_pre = h_pre + label("label_to_horizontal")
     h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype,

@@ -64,6 +64,21 @@ def test_network_is_causal_and_has_no_blind_spot(num_channels, features, num_cla
   assert np.all(np.tril(dep, k=-1) == np.tril(np.ones_like(dep), k=-1))
 
 
+def test_a_labels_bias_is_its_table_row_under_bfloat16_compute():
+  """The class-conditional gates' label bias is a lookup by a one-hot product: exact in bfloat16 too."""
+  cfg = PixelCNNConfig(shape=(4, 4, 1), num_levels=4, features=8, num_layers=2, first_kernel=3, kernel=3,
+                       head_features=8, num_classes=3, compute_dtype="bfloat16")
+  model, label = PixelCNN(cfg), jnp.array([2])
+  params = model.init(jax.random.key(1), jnp.zeros((1, *cfg.shape), jnp.int32), False, label)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape), params)
+  _, found = model.apply(params, jnp.zeros((1, *cfg.shape), jnp.int32), False, label,
+                         capture_intermediates=lambda module, _: "label_to" in (module.name or ""),
+                         mutable=["intermediates"])
+  block = params["params"]["block_1"]["label_to_vertical"]
+  np.testing.assert_array_equal(found["intermediates"]["block_1"]["label_to_vertical"]["__call__"][0],
+                                block["kernel"][2:3] + block["bias"])
+
+
 def _all_images(shape, levels):
   return jnp.asarray(list(itertools.product(range(levels), repeat=int(np.prod(shape)))),
                      jnp.int32).reshape(-1, *shape)
