@@ -4,6 +4,7 @@ likelihoods agree with float32 evaluation, and the compiled step is traced and c
 from __future__ import annotations
 
 import jax
+from jax._src import source_info_util
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
@@ -70,15 +71,31 @@ def test_bfloat16_training_tracks_float32_and_keeps_float32_state(name):
   assert nll["bfloat16"] == pytest.approx(nll["float32"], rel=5e-3)
 
 
-def _contractions(jaxpr, found: list) -> list:
-  """(primitive, operand dtypes) of every dot and convolution in a jaxpr and its sub-jaxprs."""
+CONTRACTIONS = ("dot_general", "conv_general_dilated")
+# Operations that move or cast a bfloat16 operand on its way into a matmul or a convolution without
+# computing with it, and those that only hold sub-programs.
+CARRIERS = {"convert_element_type", "transpose", "reshape", "squeeze", "broadcast_in_dim", "copy",
+            "copy_p", "optimization_barrier", "pjit", "jit", "closed_call", "remat", "checkpoint",
+            "custom_vjp_call", "custom_vjp_call_jaxpr", "custom_jvp_call", "scan", "while", "cond"}
+
+
+def _contractions(jaxpr, found: list, leaks: list | None = None) -> list:
+  """(primitive, operand dtypes) of every dot and convolution in a jaxpr and its sub-jaxprs; `leaks`
+  collects where bfloat16 goes anywhere else: a contraction's bfloat16 result, an operation computing
+  with bfloat16 values, a bfloat16 value cast back up."""
   for eqn in jaxpr.eqns:
-    if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
-      found.append((eqn.primitive.name, tuple(str(v.aval.dtype) for v in eqn.invars)))
+    name = eqn.primitive.name
+    ins, outs = ([str(getattr(v.aval, "dtype", "")) for v in vs] for vs in (eqn.invars, eqn.outvars))
+    if name in CONTRACTIONS and precision.ONE_HOT_LOOKUP not in str(eqn.source_info.name_stack):
+      found.append((name, tuple(ins)))
+    if leaks is not None and "bfloat16" in ins + outs and (
+        (name in CONTRACTIONS and "bfloat16" in outs) or (name not in CONTRACTIONS + tuple(CARRIERS))
+        or (name == "convert_element_type" and ins == ["bfloat16"] and outs != ["bfloat16"])):
+      leaks.append(f"{name} {ins} -> {outs} at {source_info_util.summarize(eqn.source_info)}")
     for param in eqn.params.values():
       for sub in param if isinstance(param, (tuple, list)) else (param,):
         if isinstance(sub, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr)):
-          _contractions(getattr(sub, "jaxpr", sub), found)
+          _contractions(getattr(sub, "jaxpr", sub), found, leaks)
   return found
 
 
@@ -92,7 +109,11 @@ def _contractions(jaxpr, found: list) -> list:
     # Scanned ResNet blocks, and the variational dequantizer's conditioners.
     ("digits_realnvp", {"model": {"scan_blocks": True, "hidden": (8, 8, 8)},
                         "objective": {"dequantization": "variational"}}, ("conv_general_dilated",)),
-    ("digits_pixelcnn_conditional", {}, ("dot_general", "conv_general_dilated")),  # label projections too
+    ("digits_pixelcnn_conditional", {}, ("dot_general", "conv_general_dilated")),  # not its label lookups
+    ("digits_ddpm", {}, ("conv_general_dilated",)),  # the U-Net (attention, GroupNorm, time embedding)
+    ("digits_dcgan", {}, ("conv_general_dilated",)),  # both players, BatchNorm, the parity convolutions
+    ("digits_glow", {}, ("conv_general_dilated",)),  # ActNorm, the glow conditioners
+    ("digits_classifier", {}, ("dot_general", "conv_general_dilated")),
     # The three families whose bfloat16 training is compared with float32's above.
     ("markov_lm", {}, ("dot_general",)),  # the Transformer's own-gradient matmuls
     ("toy2d_vae", {}, ("dot_general",)),
@@ -100,7 +121,10 @@ def _contractions(jaxpr, found: list) -> list:
 ])
 def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
   """Under compute_dtype=bfloat16 every matmul / convolution of the given kinds in the training loss
-  takes bfloat16 operands (a network that ignored the field would keep float32 ones)."""
+  takes bfloat16 operands (a network that ignored the field would keep float32 ones), and in the loss,
+  the evaluation and the sampler bfloat16 goes nowhere else: into no log-det, softmax, normalization,
+  LSTM cell, time embedding or likelihood term (a bfloat16 spline or time embedding had left every test
+  passing while the likelihood moved 30-50 times further from float32's)."""
   config = load_config(name, "tiny")
   config.train.compute_dtype = "bfloat16"
   for section, fields in overrides.items():
@@ -112,10 +136,18 @@ def test_bfloat16_compute_reaches_every_network(name, overrides, kinds):
   variables = jax.eval_shape(task.init, jax.random.key(0), batch)
   params = {k: v["params"] for k, v in variables.items()}
   model_state = {k: {c: x for c, x in v.items() if c != "params"} for k, v in variables.items()}
+  leaks = []
   for update in task.updates:
     jaxpr = jax.make_jaxpr(update.loss_fn)(params, model_state, batch, jax.random.key(1)).jaxpr
-    found = [dtypes for kind, dtypes in _contractions(jaxpr, []) if kind in kinds]
+    found = [dtypes for kind, dtypes in _contractions(jaxpr, [], leaks) if kind in kinds]
     assert found and all(dtypes == ("bfloat16", "bfloat16") for dtypes in found), found
+  others = [jax.make_jaxpr(task.eval_fn)(params, model_state, batch, jax.random.key(1))]
+  if task.sample_fn is not None:
+    others.append(jax.make_jaxpr(lambda p, s, k: task.sample_fn(p, s, k, 2))(params, model_state,
+                                                                             jax.random.key(1)))
+  for closed in others:
+    _contractions(closed.jaxpr, [], leaks)
+  assert not leaks, leaks[:5]
 
 
 def test_custom_gradient_einsum_equals_the_plain_one():

@@ -126,8 +126,9 @@ class GatedBlock(nn.Module):
     if label_BK is not None:  # the label's bias on both gates, the same at every position; a lookup by
       # a one-hot product, in float32 whatever the compute dtype (bfloat16 would round the table's rows)
       label = lambda name: precision.Dense(2 * f, name=name)(label_BK)[:, None, None]
-      v_pre = v_pre + label("label_to_vertical")
-      h_pre = h_pre + label("label_to_horizontal")
+      with jax.named_scope(precision.ONE_HOT_LOOKUP):
+        v_pre = v_pre + label("label_to_vertical")
+        h_pre = h_pre + label("label_to_horizontal")
     h_pre = h_pre + precision.Conv(2 * f, (1, 1), dtype=self.dtype,
                                    name="vertical_to_horizontal")(shift_down(v_pre))
     h_gated = nn.Dropout(self.dropout, deterministic=not train)(gate(h_pre))

@@ -24,6 +24,11 @@ from jax import lax
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+# The name scope of a table lookup written as a one-hot product: float32 under any compute dtype (its
+# values are the table's, which bfloat16 would round).
+ONE_HOT_LOOKUP = "one_hot_lookup"
+
+
 def compute_dtype(name: str) -> Any:
   """The jnp dtype of a `train.compute_dtype` name."""
   if name not in DTYPES:

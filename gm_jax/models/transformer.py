@@ -201,8 +201,8 @@ class TransformerLM(nn.Module):
       positions = jnp.arange(t)
     embed = nn.Embed(c.vocab_size, c.embed_dim, embedding_init=init_normal, name="embed")
     if c.one_hot_embedding:  # float32: in bfloat16 the product rounded the table's rows
-      x = precision.einsum("btv,vd->btd", jax.nn.one_hot(tokens_BT, c.vocab_size), embed.embedding,
-                           jnp.float32, custom_gradient=True)
+      with jax.named_scope(precision.ONE_HOT_LOOKUP):
+        x = precision.einsum("btv,vd->btd", jax.nn.one_hot(tokens_BT, c.vocab_size), embed.embedding)
     else:
       x = embed(tokens_BT)
     if c.positions == "learned":
