@@ -30,6 +30,7 @@ from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, rng, sharding, termination
+from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
@@ -336,9 +337,11 @@ class Experiment:
     key = self._sample_key(4)
     draw = self._sampler(chunk).lower(params, model_state, key).compile()  # compiled before the clock starts
     start, outputs = time.perf_counter(), []
+    in_flight = DispatchWindow()
     for i in range(-(-n // chunk)):
       termination.stop_if_requested()
       outputs.append(draw(params, model_state, jax.random.fold_in(key, i)))
+      in_flight.add(outputs[-1])
     outputs = jax.block_until_ready(outputs)
     seconds = time.perf_counter() - start
     drawn, infos = zip(*(jax.device_get(split_samples(o)) for o in outputs))
@@ -641,6 +644,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     # The log window a checkpoint cut (checkpoint_every need not be a multiple of log_every) goes on.
     acc = metrics_lib.Accumulator(window["sums"])
     pending: list[dict] = []  # fetched from the device only at log and checkpoint steps, so steps do not wait
+    in_flight = DispatchWindow()  # though the host stays only a few steps ahead
 
     def flush_pending():
       for m in pending:
@@ -698,6 +702,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
         batch = sharding.put_batch(next(iterator), exp.mesh)
         state, step_metrics = exp.train_step(state, batch)
         pending.append(step_metrics)
+        in_flight.add(step_metrics)
         step += 1
         bar.update(1)
         if after_step is not None:
