@@ -19,7 +19,8 @@ PROGRAMS_AHEAD = 4
 
 class DispatchWindow:
   """Keeps at most `ahead` dispatched programs unfinished: `add` (a program's outputs, right after its
-  dispatch) waits for the program dispatched `ahead` calls earlier."""
+  dispatch) waits for the program dispatched `ahead` calls earlier and returns its outputs, which are then
+  ready to read without waiting; `drain` returns the outputs still held, oldest first."""
 
   def __init__(self, ahead: int = PROGRAMS_AHEAD):
     if ahead < 1:
@@ -27,7 +28,13 @@ class DispatchWindow:
     self._ahead = ahead
     self._queued: collections.deque = collections.deque()
 
-  def add(self, outputs: Any) -> None:
+  def add(self, outputs: Any) -> Any | None:
     self._queued.append(outputs)
-    if len(self._queued) > self._ahead:
-      jax.block_until_ready(self._queued.popleft())
+    if len(self._queued) <= self._ahead:
+      return None
+    return jax.block_until_ready(self._queued.popleft())
+
+  def drain(self) -> list[Any]:
+    drained = list(self._queued)
+    self._queued.clear()
+    return drained

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import pytest
 
 from gm_jax import tasks
-from gm_jax.train import step as step_lib
+from gm_jax.train import loop, step as step_lib
 from gm_jax.train.dispatch import PROGRAMS_AHEAD, DispatchWindow
 from tests.conftest import REPO, load_config, xla_flags
 
@@ -88,3 +88,20 @@ def test_eight_devices_run_hundreds_of_sharded_steps_through_the_window():
   proc = subprocess.run([sys.executable, "-c", EIGHT_DEVICES, "window"], capture_output=True, text=True,
                         env=env, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_long_log_window_holds_no_more_arrays_as_it_goes_on(tmp_path):
+  # Its steps' metrics are read into the host's sums in bunches as they finish, not all kept until the
+  # log step: two steps a bunch apart hold as many arrays.
+  apart = (300, 300 + loop._FINISHED_STEPS_READ_AT)
+  live_arrays = {}
+
+  def count_live_arrays(step):
+    if step in apart:
+      live_arrays[step] = len(jax.live_arrays())
+
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(num_steps=apart[1] + 1, log_every=apart[1] + 1, eval_every=0, sample_every=0,
+                      checkpoint_every=0)
+  tasks.train(config, str(tmp_path), after_step=count_live_arrays)
+  assert abs(live_arrays[apart[1]] - live_arrays[apart[0]]) < 20, live_arrays  # 1,280 more when kept
