@@ -39,9 +39,9 @@ def test_the_window_keeps_at_most_its_programs_unfinished(ahead):
   assert most == ahead  # would be 12 without the waits (checked: the calls alone queue up)
 
 
-def test_the_trainer_keeps_at_most_a_few_steps_unfinished(tmp_path, monkeypatch):
+def test_the_trainer_keeps_a_few_steps_unfinished_and_reads_finished_ones_in_bunches(tmp_path, monkeypatch):
   from_config = step_lib.from_config
-  unfinished_at_dispatch, chain = [], []
+  unfinished_at_dispatch, live_arrays, chain = [], {}, []
 
   def slowed_from_config(*args, **kwargs):
     init_fn, train_step, schedules = from_config(*args, **kwargs)
@@ -54,13 +54,22 @@ def test_the_trainer_keeps_at_most_a_few_steps_unfinished(tmp_path, monkeypatch)
 
     return init_fn, slowed_step, schedules
 
+  # Two steps a bunch apart hold as many arrays: a long log window's metrics are not all kept to its end.
+  monkeypatch.setattr(loop, "_FINISHED_STEPS_READ_AT", 8)
+  apart = (12, 20)
+
+  def count_live_arrays(step):
+    if step in apart:
+      live_arrays[step] = len(jax.live_arrays()) - len(chain)  # without the test's own
+
   monkeypatch.setattr(step_lib, "from_config", slowed_from_config)
   config = load_config("toy2d_gmm", "tiny")
   config.train.update(num_steps=30, log_every=30, eval_every=0, sample_every=0, checkpoint_every=0)
-  tasks.train(config, str(tmp_path))
+  tasks.train(config, str(tmp_path), after_step=count_live_arrays)
   assert len(unfinished_at_dispatch) == 30
   # More than one shows the steps did queue up (8 at once without the window, checked).
   assert 1 < max(unfinished_at_dispatch) <= PROGRAMS_AHEAD
+  assert abs(live_arrays[20] - live_arrays[12]) < 16, live_arrays  # 64 more when every step's was kept
 
 
 EIGHT_DEVICES = """
@@ -88,20 +97,3 @@ def test_eight_devices_run_hundreds_of_sharded_steps_through_the_window():
   proc = subprocess.run([sys.executable, "-c", EIGHT_DEVICES, "window"], capture_output=True, text=True,
                         env=env, cwd=REPO, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
-
-
-def test_a_long_log_window_holds_no_more_arrays_as_it_goes_on(tmp_path):
-  # Its steps' metrics are read into the host's sums in bunches as they finish, not all kept until the
-  # log step: two steps a bunch apart hold as many arrays.
-  apart = (300, 300 + loop._FINISHED_STEPS_READ_AT)
-  live_arrays = {}
-
-  def count_live_arrays(step):
-    if step in apart:
-      live_arrays[step] = len(jax.live_arrays())
-
-  config = load_config("toy2d_gmm", "tiny")
-  config.train.update(num_steps=apart[1] + 1, log_every=apart[1] + 1, eval_every=0, sample_every=0,
-                      checkpoint_every=0)
-  tasks.train(config, str(tmp_path), after_step=count_live_arrays)
-  assert abs(live_arrays[apart[1]] - live_arrays[apart[0]]) < 20, live_arrays  # 1,280 more when kept
