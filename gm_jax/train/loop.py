@@ -30,11 +30,11 @@ from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, rng, sharding, termination
-from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
                                         described_differences, field_value)
+from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train.processes import (check_processes_agree, check_processes_read_the_same_data,
                                     on_every_process, sync_processes, text_of_process_0)
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, read_json_object,
