@@ -84,11 +84,13 @@ class ArraySource:
     return digest(part for k in sorted(self.arrays) for part in (k, self.arrays[k]))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
   """The order of epoch `epoch` (read-only). Cached: drawing it costs O(n), and every batch of the epoch
-  reads it (a batch spans at most two epochs)."""
-  order = np.random.default_rng([seed, epoch]).permutation(n)
+  reads it; a batch spans at most two epochs, and each cached order holds n indices (a large text
+  corpus has one per token), so no more are kept. In int32 where n allows: the same order as int64's."""
+  indices = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+  order = np.random.default_rng([seed, epoch]).permutation(indices)
   order.flags.writeable = False
   return order
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from gm_jax.data import pipeline
 from gm_jax.data.pipeline import ArraySource, TrainIterator, eval_batches, stream_indices
 
 
@@ -13,6 +14,17 @@ def test_every_epoch_is_a_permutation_and_epochs_differ():
   for e in range(3):
     assert sorted(idx[10 * e:10 * (e + 1)]) == list(range(10))
   assert not np.array_equal(idx[:10], idx[10:20])
+
+
+def test_epoch_orders_are_the_seeded_permutations_and_few_are_held():
+  # The order every run since the first has drawn (a resumed run's batches depend on it); the cache holds
+  # two epochs' orders in int32, where five epochs of a long stream once held four in int64.
+  n = 1000
+  idx = stream_indices(seed=5, start=0, count=5 * n, n=n)
+  for epoch in range(5):
+    assert np.array_equal(idx[epoch * n:(epoch + 1) * n], np.random.default_rng([5, epoch]).permutation(n))
+  assert pipeline.epoch_permutation.cache_info().currsize <= 2
+  assert pipeline.epoch_permutation(5, 4, n).dtype == np.int32
 
 
 def test_stream_is_a_pure_function_of_position():
