@@ -45,3 +45,25 @@ def test_metrics_average_exactly_over_batches():
   acc.add({"big": (np.float32(1e8), np.float32(1.0))})
   acc.add({"big": (np.float32(1.0), np.float32(1.0))})
   assert acc.means() == {"big": (1e8 + 1.0) / 2}
+
+
+def test_the_toy2d_data_floor_reads_the_test_split_in_blocks(monkeypatch):
+  # In one call a 100,000-point test split of the moons took 1.6 GB (each point meets 2,000 curve nodes).
+  from gm_jax import data as data_lib
+  from gm_jax.data import toy2d
+  from tests.conftest import load_config
+
+  data_config = load_config("toy2d_gmm", "tiny").data
+  data_config.update(distribution="moons", num_test=6000)
+  data_config.geometry = {}
+  dataset = data_lib.load_toy2d(data_config)
+  dist = dataset.spec.extras["distribution"]
+  whole_split = -np.mean(np.asarray(dist.log_prob(dataset.test[np.arange(6000)]["x"]), np.float64))
+  points_per_call, log_prob = [], type(dist).log_prob
+  monkeypatch.setattr(type(dist), "log_prob",
+                      lambda self, x: points_per_call.append(len(x)) or log_prob(self, x))
+  # The entropy's own draws are not this test's.
+  monkeypatch.setattr(toy2d, "entropy", lambda *args: toy2d.Entropy(0.0, 0.0, "monte_carlo"))
+  floor = ledger.data_floor(dataset, seed=0)
+  assert points_per_call and max(points_per_call) <= 2500
+  assert floor["data_nll_nats"] == pytest.approx(whole_split, rel=1e-6)
