@@ -106,6 +106,30 @@ def test_a_checkpoint_inside_a_log_window_resumes_that_window(tmp_path):
   assert sorted(int(p.name) for p in (killed / "checkpoints").iterdir() if p.name.isdigit()) == [40]
 
 
+def test_a_run_resumed_keeping_fewer_checkpoints_deletes_the_rest_before_its_first_step(tmp_path):
+  # Orbax deleted them only after the next save succeeded, which is what a full disk stops.
+  config = load_config("toy2d_gmm", "tiny")
+  config.train.update(checkpoint_every=5, keep_checkpoints=5, async_checkpoints=False, progress_bar=False)
+
+  class Stopped(Exception):
+    pass
+
+  def stop_at_17(step):
+    if step == 17:
+      raise Stopped()
+
+  def checkpoints():
+    return sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+
+  with pytest.raises(Stopped):
+    tasks.train(config, str(tmp_path), after_step=stop_at_17)
+  assert checkpoints() == [5, 10, 15]
+  config.train.keep_checkpoints = 1
+  at_first_step = []
+  tasks.train(config, str(tmp_path), after_step=lambda step: step == 16 and at_first_step.append(checkpoints()))
+  assert at_first_step == [[15]]
+
+
 def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(tmp_path, monkeypatch):
   """Steps that take at least 50 ms each: no examples_per_sec row may exceed batch / 50 ms. A resumed
   window counted the killed process's steps over the new process's time (5x too fast here), and the

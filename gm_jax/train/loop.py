@@ -536,6 +536,7 @@ def prepare_workdir(exp: Experiment) -> tuple[TrainState, Any, dict]:
     exp.files.write_config(config_to_dict(exp.config))
     return state, iterator, {"sums": {}}
   state, data_state = restored
+  exp.checkpointer.keep_newest(exp.config.train.keep_checkpoints)
   step = int(state.step)
   window = data_state.pop("log_window", {"sums": {}})  # absent from older checkpoints
   iterator.set_state(data_state)
