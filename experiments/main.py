@@ -14,6 +14,8 @@ Several processes (hosts) run the same command with --distributed=auto on a clus
 
 from __future__ import annotations
 
+import signal
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -54,6 +56,10 @@ def init_distributed() -> None:
     command_line.fail(f"--process_id={f.process_id} must be below --num_processes={f.num_processes}")
   import jax
 
+  # While initialize waits for the other processes, Python's SIGTERM handler cannot run (the wait is one
+  # call into C++): a process whose peers never start ignored SIGTERM until JAX's own 300 s timeout. Nothing
+  # is written yet, so the signal ends it at once; at the end JAX's preemption service takes SIGTERM over.
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
   try:
     jax.distributed.initialize(**explicit)  # no arguments: the cluster's environment says everything
   except Exception as e:  # jax raises RuntimeError/ValueError/... from the coordination service
@@ -63,7 +69,8 @@ def init_distributed() -> None:
 
 def main(argv, after_step=None):
   """Runs --mode on --config in --workdir; after_step(step) runs after each train step (a test hook)."""
-  termination.install()  # before jax.distributed, whose preemption service then takes SIGTERM over
+  termination.install()  # a multi-process run's connection sets it aside; JAX's preemption service then
+                         # takes SIGTERM over
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # checkpointing libraries log every file at INFO
   init_distributed()

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -27,6 +28,11 @@ def _free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+  with socket.socket() as s:
+    return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _launch(workdir, devices: int, *flags: str, config: str = TINY, cwd=REPO,
@@ -89,6 +95,25 @@ def test_sigterm_to_one_process_stops_both_at_one_step_with_its_checkpoint(tmp_p
     steps += re.findall(r"stopped by SIGTERM at step (\d+)", err)
   assert len(steps) == 2 and steps[0] == steps[1] and 5 < int(steps[0]) < 5000, steps
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [steps[0]]
+
+
+def test_sigterm_ends_a_process_still_waiting_for_the_others(tmp_path):
+  # Its handler could not run inside jax.distributed.initialize: the process waited out JAX's 300 s.
+  port = _free_port()
+  proc = _launch(tmp_path, 1, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                 "--process_id=0")  # process 1 never starts
+  deadline = time.monotonic() + 120
+  while not _listening(port):  # process 0's coordination service: it is inside initialize
+    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+    time.sleep(0.2)
+  time.sleep(1)
+  proc.send_signal(signal.SIGTERM)
+  try:
+    proc.communicate(timeout=20)
+  finally:
+    proc.kill()
+  assert proc.returncode == -signal.SIGTERM
+  assert not tmp_path.joinpath("checkpoints").exists()
 
 
 def test_bad_distributed_flags_are_one_line(tmp_path):
