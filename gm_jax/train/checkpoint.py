@@ -119,9 +119,9 @@ class Checkpointer:
     return list(self._manager.all_steps())
 
   def keep_newest(self, keep: int) -> None:
-    """Deletes all but the newest `keep` checkpoints now (orbax deletes the extra ones only after its next
-    save succeeds, which a full disk is what stops): a run resumed with fewer train.keep_checkpoints frees
-    their space before it writes. Every process calls it."""
+    """Deletes all but the newest `keep` checkpoints now, so that a run resumed with fewer
+    train.keep_checkpoints frees their space before it writes (orbax deletes the extra ones only after
+    its next save succeeds, which a full disk prevents). Every process calls it."""
     self._manager.reload()  # the steps on disk now (an unreadable one may have been set aside)
     for step in sorted(self.all_steps())[:-keep]:
       self._manager.delete(step)
