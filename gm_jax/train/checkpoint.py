@@ -122,7 +122,6 @@ class Checkpointer:
     """Deletes all but the newest `keep` checkpoints now, so that a run resumed with fewer
     train.keep_checkpoints frees their space before it writes (orbax deletes the extra ones only after
     its next save succeeds, which a full disk prevents). Every process calls it."""
-    self._manager.reload()  # the steps on disk now (an unreadable one may have been set aside)
     for step in sorted(self.all_steps())[:-keep]:
       self._manager.delete(step)
 
