@@ -27,13 +27,22 @@ class Source(Protocol):
     ...
 
 
-def digest(parts: Iterable[np.ndarray | str]) -> str:
-  """A short sha256 of arrays (dtype, shape and values) and strings, in order: a source's fingerprint."""
+_RANGE_BLOCK = 1 << 20  # a range's values are hashed this many at a time
+
+
+def digest(parts: Iterable[np.ndarray | range | str]) -> str:
+  """A short sha256 of arrays (dtype, shape and values) and strings, in order: a source's fingerprint. A
+  `range` is hashed as the int64 array of its values, without building that array."""
   h = hashlib.sha256()
   for part in parts:
     if isinstance(part, str):
       # surrogateescape: a file name in another encoding than UTF-8 keeps its bytes (strict encoding raised)
       h.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    elif isinstance(part, range):
+      h.update(f"{np.dtype(np.int64).str}{(len(part),)}".encode("ascii"))
+      for first in range(0, len(part), _RANGE_BLOCK):
+        block = part[first:first + _RANGE_BLOCK]
+        h.update(np.arange(block.start, block.stop, block.step, dtype=np.int64).view(np.uint8))
     else:
       a = np.ascontiguousarray(part)
       h.update(f"{a.dtype.str}{a.shape}".encode("ascii"))

@@ -77,10 +77,11 @@ class ByteTokenizer:
 class WindowSource:
   """Windows tokens[s : s + context + 1] for s in starts; `x` is (N, context + 1) int32. With
   `first_scored` (the test split's windows) also `target_mask` (N, context) float32: 1 on the targets
-  x[:, 1:] from index first_scored of each window on, which are the ones it scores."""
+  x[:, 1:] from index first_scored of each window on, which are the ones it scores. The training split's
+  starts are a `range` (every position): as an int64 array they took twice a corpus's int32 tokens."""
 
   tokens: np.ndarray
-  starts: np.ndarray
+  starts: np.ndarray | range
   context: int
   first_scored: np.ndarray | None = None
   fingerprinted: bool = False  # a corpus read from a file or TFDS (gm_jax.data.pipeline.fingerprint)
@@ -89,13 +90,22 @@ class WindowSource:
     return len(self.starts)
 
   def __getitem__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    offsets = self.starts[indices][:, None] + np.arange(self.context + 1)
+    offsets = self._starts_of(indices)[:, None] + np.arange(self.context + 1)
     out = {"x": self.tokens[offsets]}
     if self.first_scored is not None:
       out["target_mask"] = (np.arange(self.context) >= self.first_scored[indices][:, None]).astype(np.float32)
     return out
 
+  def _starts_of(self, indices: np.ndarray) -> np.ndarray:
+    if isinstance(self.starts, np.ndarray):
+      return self.starts[indices]
+    indices, n = np.asarray(indices, np.int64), len(self.starts)
+    if indices.size and (indices.min() < -n or indices.max() >= n):  # as an array's indexing would
+      raise IndexError(f"window index out of range for {n} windows")
+    return self.starts.start + self.starts.step * (indices % n)
+
   def fingerprint(self) -> str | None:
+    # A range hashes as the int64 array it once was, so runs fingerprinted then still resume.
     return digest([self.tokens, self.starts]) if self.fingerprinted else None
 
 
@@ -185,7 +195,7 @@ def _check_context(context: int) -> None:
 
 
 def _windows(train: np.ndarray, test: np.ndarray, context: int):
-  train_starts = np.arange(len(train) - context, dtype=np.int64)
+  train_starts = range(len(train) - context)
   test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
   first_scored = np.zeros(len(test_starts), np.int64)
   covered = test_starts[-1] + context  # the last position the strided windows score

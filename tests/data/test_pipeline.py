@@ -16,6 +16,14 @@ def test_every_epoch_is_a_permutation_and_epochs_differ():
   assert not np.array_equal(idx[:10], idx[10:20])
 
 
+@pytest.mark.parametrize("values", [range(0), range(7), range(2, 12, 3), range(5, 6)])
+def test_a_range_digests_as_the_int64_array_of_its_values(monkeypatch, values):
+  monkeypatch.setattr(pipeline, "_RANGE_BLOCK", 3)  # ranges of several blocks
+  as_array = np.array(values, dtype=np.int64)
+  assert pipeline.digest(["a", values, np.ones(2)]) == pipeline.digest(["a", as_array, np.ones(2)])
+  assert pipeline.digest([range(len(values) + 1)]) != pipeline.digest([values])
+
+
 def test_epoch_orders_are_the_seeded_permutations_and_few_are_held():
   # The order every run since the first has drawn (a resumed run's batches depend on it); the cache holds
   # two epochs' orders in int32, where five epochs of a long stream once held four in int64.

@@ -1,7 +1,9 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
-from gm_jax.data import text
+from gm_jax.data import pipeline, text
 
 
 def test_char_tokenizer_round_trip_and_vocab():
@@ -25,6 +27,22 @@ def test_split_is_90_10_and_windows_are_shifted_targets(tmp_path):
   assert len(ds.train.tokens) == 900 and len(ds.test.tokens) == 100
   x = ds.train[np.array([5])]["x"][0]
   assert ds.spec.extras["tokenizer"].decode(x) == corpus[5:22]
+
+
+def test_training_windows_are_every_position_unstored_and_fingerprint_as_when_stored(tmp_path):
+  """The training starts were an int64 array (twice the int32 tokens' memory); as a range they give the
+  same windows and the same fingerprint, so runs checkpointed with the array still resume."""
+  path = tmp_path / "corpus.txt"
+  path.write_text("".join(chr(97 + i * i % 26) for i in range(1000)))
+  train = text.load(str(path), context=16).train
+  assert isinstance(train.starts, range) and len(train) == 900 - 16
+  stored = dataclasses.replace(train, starts=np.arange(len(train), dtype=np.int64))
+  indices = np.array([0, 5, len(train) - 1, -1, -len(train)])
+  np.testing.assert_array_equal(train[indices]["x"], stored[indices]["x"])
+  assert pipeline.fingerprint(train) == pipeline.fingerprint(stored)
+  for outside in (len(train), -len(train) - 1):
+    with pytest.raises(IndexError):
+      train[np.array([0, outside])]
 
 
 def test_char_level_models_the_files_characters_as_stored(tmp_path):
