@@ -15,6 +15,7 @@ Several processes (hosts) run the same command with --distributed=auto on a clus
 from __future__ import annotations
 
 import signal
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -60,6 +61,9 @@ def init_distributed() -> None:
   # call into C++): a process whose peers never start ignored SIGTERM until JAX's own 300 s timeout. Nothing
   # is written yet, so the signal ends it at once; at the end JAX's preemption service takes SIGTERM over.
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
+  if len(explicit) == 3:  # initialize returns once every process has connected, silently until then
+    print(f"process {f.process_id} of {f.num_processes}: connecting to {f.coordinator_address}, which waits "
+          f"until all {f.num_processes} processes have started", file=sys.stderr, flush=True)
   try:
     jax.distributed.initialize(**explicit)  # no arguments: the cluster's environment says everything
   except Exception as e:  # jax raises RuntimeError/ValueError/... from the coordination service
