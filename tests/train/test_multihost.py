@@ -113,8 +113,8 @@ def test_sigterm_ends_a_process_still_waiting_for_the_others(tmp_path):
   finally:
     proc.kill()
   assert proc.returncode == -signal.SIGTERM
-  assert err.strip().splitlines() == [f"process 0 of 2: connecting to 127.0.0.1:{port}, which waits until all "
-                                      f"2 processes have started"]
+  assert err.strip().splitlines() == [
+      f"process 0 of 2: connecting to 127.0.0.1:{port}, which waits until all 2 processes have started"]
   assert not tmp_path.joinpath("checkpoints").exists()
 
 
