@@ -89,7 +89,7 @@ files.log(3, "train", {"loss": 0.5})
 files.close()
 assert "torch" not in sys.modules, "logging imported PyTorch"
 (path,) = (workdir / "tensorboard").iterdir()
-(event,) = [run_files.event_of(r) for r in run_files.read_event_records(path) if run_files.event_of(r).step]
+(event,) = [e for e in map(run_files.event_of, run_files.read_event_records(path)) if e.step]
 assert event.summary.value[0].tag == "train/loss" and event.summary.value[0].simple_value == 0.5
 import torch
 assert torch.STAND_IN  # PyTorch itself stays importable
