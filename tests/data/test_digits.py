@@ -1,4 +1,8 @@
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits
 
 from gm_jax.data import digits
@@ -26,3 +30,24 @@ def test_digits_split_is_fixed_and_disjoint():
 def test_dataset_spec():
   ds = digits.load()
   assert ds.spec.num_levels == 17 and ds.spec.num_dims == 64 and ds.spec.is_discrete
+
+
+@pytest.mark.parametrize("from_file", [True, False], ids=["table_file", "load_digits"])
+def test_digits_are_scikit_learns_in_its_order(monkeypatch, from_file):
+  """Read from the table file, or through load_digits where the file is not found: scikit-learn's images and
+  labels, row for row (the fixed split depends on the order)."""
+  if from_file:
+    assert digits.table_file() is not None, "scikit-learn's digits table is not where digits.table_file looks"
+  else:
+    monkeypatch.setattr(digits, "table_file", lambda: None)
+  source = load_digits()
+  table = digits._load_table()
+  assert np.array_equal(table[:, :64].reshape(-1, 8, 8), source.images)
+  assert np.array_equal(table[:, 64], source.target)
+
+
+def test_loading_digits_does_not_import_scikit_learn():
+  code = ("import sys; from gm_jax.data import digits; digits.load(); "
+          "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+  assert out.strip() == "[]"
