@@ -344,8 +344,8 @@ class Experiment:
       # Each finished chunk goes to the host while later ones are drawn: the FID protocol's 50,000 samples
       # of 64 x 64 images are 2.5 GB of int32 levels, which the devices need not hold together.
       if finished is not None:
-        on_host.append(jax.device_get(split_samples(finished)))
-    on_host += [jax.device_get(split_samples(o)) for o in in_flight.drain()]
+        on_host.append(self._chunk_on_host(finished))
+    on_host += [self._chunk_on_host(o) for o in in_flight.drain()]
     seconds = time.perf_counter() - start
     drawn, infos = zip(*on_host)
     labels = None
@@ -364,6 +364,17 @@ class Experiment:
         info[name] = float(sum(w * float(i[name]) for w, i in zip(kept, infos)) / n)
     samples = np.concatenate([np.asarray(x) for x in drawn])[keep]
     return samples, labels, info, seconds / (num_chunks * chunk)
+
+  def _chunk_on_host(self, drawn) -> tuple[np.ndarray, dict[str, Any]]:
+    """A drawn chunk's (samples, info) on the host, an image's integer levels as uint8 where they fit (as
+    the data hold them): a quarter of int32's memory (the FID protocol's 50,000 samples of 64 x 64 images:
+    614 MB), and the digits classifier, compiled for the real images' uint8, is not compiled again for
+    int32."""
+    samples, info = jax.device_get(split_samples(drawn))
+    if (self.dataset.spec.kind == "image" and np.issubdtype(samples.dtype, np.integer)
+        and samples.min(initial=0) >= 0 and samples.max(initial=0) <= 255):
+      samples = samples.astype(np.uint8)
+    return samples, info
 
   @functools.cached_property
   def data_floor(self) -> dict[str, float]:

@@ -98,9 +98,11 @@ def test_samples_rounded_to_levels_report_how_many_were_non_finite_before(name):
     assert samples.dtype == jnp.int32 and np.asarray(info["nonfinite"]).tolist() == [nonfinite] * 4
 
 
-def _experiment_drawing(sample_fn, chunk: int, num_classes: int = 0):
-  """An Experiment whose task draws with sample_fn in chunks of `chunk` (only what _draw_samples reads)."""
+def _experiment_drawing(sample_fn, chunk: int, num_classes: int = 0, kind: str = "points"):
+  """An Experiment whose task draws with sample_fn in chunks of `chunk` (only what _draw_samples reads), of
+  data of that kind."""
   exp = object.__new__(loop.Experiment)
+  exp.dataset = types.SimpleNamespace(spec=types.SimpleNamespace(kind=kind))
   exp.config = load_config("toy2d_gmm", "tiny")
   exp.config.eval.quality_batch_size = chunk
   exp.config.model.num_classes = num_classes
@@ -123,6 +125,22 @@ def test_the_non_finite_share_counts_the_samples_kept(rows, share):
   samples, labels, info, _ = exp._draw_samples(state, 6)
   assert len(samples) == 6 and labels is None
   assert loop._nonfinite_share(samples, info.pop("nonfinite")) == pytest.approx(share)
+
+
+@pytest.mark.parametrize("kind,largest,dtype", [("image", 255, np.uint8), ("image", 256, np.int32),
+                                                 ("points", 3, np.int32)])
+def test_image_levels_are_judged_as_uint8_where_they_fit(kind, largest, dtype):
+  """Integer image levels reach the host as uint8, a quarter of int32's memory, when every level fits;
+  other samples keep their dtype. 6 samples in chunks of 4, the second chunk holding the largest level."""
+  def sample_fn(params, state, key, n):
+    return jnp.where(jax.random.bernoulli(key, 0.5, (n, 3)), largest, jnp.arange(n * 3).reshape(n, 3) % 7)
+
+  exp, state = _experiment_drawing(sample_fn, chunk=4, kind=kind)
+  samples, *_ = exp._draw_samples(state, 6)
+  key = jax.random.fold_in(exp.base_key, 4)
+  drawn = np.concatenate([np.asarray(sample_fn(None, None, jax.random.fold_in(key, i), 4)) for i in (0, 1)])
+  assert samples.dtype == dtype and largest in samples
+  np.testing.assert_array_equal(samples, drawn[:6])
 
 
 @pytest.mark.parametrize("n,chunk", [(200, 16), (1000, 300), (1000, 500), (7, 4)])
