@@ -158,6 +158,17 @@ def make_conditioner(kind: str, hidden: Sequence[int], outputs: int, dtype: Any 
 
 # Couplings ------------------------------------------------------------------------------------------------
 
+def masked_conditioner(conditioner: nn.Module, x: jax.Array, mask: jax.Array, cond=None) -> jax.Array:
+  """conditioner(mask * x [, cond]): its outputs for x's entries (..., D, outputs). With cond, an image's
+  cond channels join the masked input's channels, a vector's cond entries join its entries, and the
+  outputs for them are dropped."""
+  h = x * mask
+  if cond is None:
+    return conditioner(h)
+  h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1)
+  return conditioner(h)[..., :x.shape[-1], :]
+
+
 class Coupling(nn.Module):
   """y = m * x + (1 - m) * (x * exp(s) + t), with (s, t) = net(m * x [, cond]).
 
@@ -175,12 +186,7 @@ class Coupling(nn.Module):
   @nn.compact
   def __call__(self, x, inverse: bool = False, cond=None):
     m = jnp.asarray(self.mask)
-    h = x * m
-    if cond is not None:
-      # Images: cond's channels join the masked input's; vectors: its entries join the vector.
-      h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1)
-    out = self.conditioner(h)
-    out = out[..., :x.shape[-1], :] if cond is not None else out  # conditioner saw cond channels too
+    out = masked_conditioner(self.conditioner, x, m, cond)
     t = out[..., 0]
     if self.additive:
       s = jnp.zeros_like(t)

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.models import bijectors
+
 DEFAULT_MIN_BIN_WIDTH = 1e-3
 DEFAULT_MIN_BIN_HEIGHT = 1e-3
 DEFAULT_MIN_DERIVATIVE = 1e-3
@@ -130,11 +132,7 @@ class SplineCoupling(nn.Module):
   @nn.compact
   def __call__(self, x, inverse: bool = False, cond=None):
     m = jnp.asarray(self.mask)
-    h = x * m
-    if cond is not None:
-      h = jnp.concatenate([h, cond.reshape(h.shape[:-1] + (-1,))], axis=-1)
-    params = self.conditioner(h)
-    params = params[..., :x.shape[-1], :] if cond is not None else params
+    params = bijectors.masked_conditioner(self.conditioner, x, m, cond)
     y, log_det = rational_quadratic_spline(x, params, self.bound, inverse)
     keep = m.astype(bool)
     y = jnp.where(keep, x, y)
