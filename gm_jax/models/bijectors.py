@@ -27,17 +27,23 @@ def _sum_except_batch(a: jax.Array) -> jax.Array:
   return jnp.sum(a.reshape(a.shape[0], -1), axis=-1)
 
 
+def compose(steps: Sequence[Callable], x, inverse: bool, total):
+  """Runs steps, each (x, inverse) -> (x, log_det), in order (inverse: in reverse order), adding each
+  log-det to `total`; returns (x, total)."""
+  for step in (reversed(steps) if inverse else steps):
+    x, log_det = step(x, inverse)
+    total = total + log_det
+  return x, total
+
+
 class Chain(nn.Module):
   """Composition: forward runs the layers in order, inverse in reverse order; log-dets add."""
 
   layers: Sequence[nn.Module]
 
   def __call__(self, x, inverse: bool = False, cond=None):
-    total = jnp.zeros(x.shape[0])
-    for layer in (reversed(self.layers) if inverse else self.layers):
-      x, log_det = layer(x, inverse, cond)
-      total = total + log_det
-    return x, total
+    steps = [lambda x, inverse, layer=layer: layer(x, inverse, cond) for layer in self.layers]
+    return compose(steps, x, inverse, jnp.zeros(x.shape[0]))
 
 
 # Masks --------------------------------------------------------------------------------------------------
@@ -211,13 +217,8 @@ class CouplingPair(nn.Module):
 
   def __call__(self, carry, cond):
     x, total = carry
-    if self.inverse:
-      x, b = self.second(x, True, cond)
-      x, a = self.first(x, True, cond)
-    else:
-      x, a = self.first(x, False, cond)
-      x, b = self.second(x, False, cond)
-    return (x, total + a + b), None
+    steps = [lambda x, inverse, layer=layer: layer(x, inverse, cond) for layer in (self.first, self.second)]
+    return compose(steps, x, self.inverse, total), None
 
 
 class CouplingPairs(nn.Module):
@@ -340,15 +341,9 @@ class GlowStep(nn.Module):
 
   def __call__(self, carry, decomposition, cond):
     x, total = carry
-    if self.inverse:
-      x, c = self.coupling(x, True, cond)
-      x, b = self.linear(x, True, decomposition=decomposition)
-      x, a = self.norm(x, True)
-    else:
-      x, a = self.norm(x)
-      x, b = self.linear(x, decomposition=decomposition)
-      x, c = self.coupling(x, False, cond)
-    return (x, total + a + b + c), None
+    steps = [self.norm, lambda x, inverse: self.linear(x, inverse, decomposition=decomposition),
+             lambda x, inverse: self.coupling(x, inverse, cond)]
+    return compose(steps, x, self.inverse, total), None
 
 
 class GlowSteps(nn.Module):
