@@ -270,7 +270,8 @@ def test_inception_space_scales_the_levels_and_scores_with_unbiased_logits(rando
   """Features of levels / (L - 1), and class probabilities from the logits without the classifier's bias,
   as the Inception Score's reference code takes them (the random network's bias is not zero)."""
   levels = np.random.default_rng(1).integers(0, 256, size=(3, 32, 32, 3)).astype(np.uint8)
-  feats, probs = feature_spaces.inception_space(str(random_inception_weights), 256, batch_size=4).apply(levels)
+  space = feature_spaces.inception_space(str(random_inception_weights), 256, batch_size=4)
+  feats, probs = space.apply(levels)
   variables = iw.load_inception_variables(random_inception_weights)
   expected, _ = iw.InceptionFeatures(variables, batch_size=4, with_logits=True)(levels / np.float32(255))
   np.testing.assert_allclose(feats, expected, rtol=1e-5, atol=1e-6)
