@@ -5,9 +5,9 @@ r"""Speed of one config's compiled train step, printed as JSON.
 Reports compile time, ms per step (median of `repeats`, each one step on a fresh batch, blocking on
 the result), examples per second, and model FLOP utilization: XLA's count of the step's FLOPs divided
 by the step time and by this machine's measured matmul peak for train.compute_dtype's inputs. Data
-loading is excluded: the batches are prepared beforehand. `--profile_ops=N` adds the step's N most expensive XLA operations
-(`timing.op_profile`: milliseconds per step, result shape, the JAX operation each came from), as do the
-other step benchmarks.
+loading is excluded: the batches are prepared beforehand. `--profile_ops=N` adds the step's N most
+expensive XLA operations (`timing.op_profile`: milliseconds per step, result shape, the JAX operation
+each came from), as do the other step benchmarks.
 """
 
 from __future__ import annotations

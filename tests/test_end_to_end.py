@@ -77,7 +77,8 @@ def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_unin
   if rerun:
     run_main(TINY, f"--workdir={tmp_path}")
     assert run_metrics(tmp_path) == run_metrics(uninterrupted)
-    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
+    pictures = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert pictures == ["step_0000020.png", "step_0000040.png"]
 
 
 def test_rerun_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
@@ -126,7 +127,8 @@ def test_a_run_resumed_keeping_fewer_checkpoints_deletes_the_rest_before_its_fir
   assert checkpoints() == [5, 10, 15]
   config.train.keep_checkpoints = 1
   at_first_step = []
-  tasks.train(config, str(tmp_path), after_step=lambda step: step == 16 and at_first_step.append(checkpoints()))
+  tasks.train(config, str(tmp_path),
+              after_step=lambda step: step == 16 and at_first_step.append(checkpoints()))
   assert at_first_step == [[15]]
 
 

@@ -190,8 +190,9 @@ UNREAD_CASES = [
     ("toy2d_ddpm", {"model.dropout": 0.5, "model.channels": 3},
      "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
      "model.channels=3 (read by model.net='unet'), model.dropout=0.5 (read by model.net='unet')"),
-    ("digits_ddpm", {"model.time_dim": 3}, "this diffusion config (process 'ddpm_linear', loss 'denoising', "
-                                           "sampler 'ddpm') ignores model.time_dim=3 (read by model.net='mlp')"),
+    ("digits_ddpm", {"model.time_dim": 3},
+     "this diffusion config (process 'ddpm_linear', loss 'denoising', sampler 'ddpm') ignores "
+     "model.time_dim=3 (read by model.net='mlp')"),
     ("toy2d_realnvp", {"model.transform": "spline", "model.num_bins": 16},
      "model.architecture='realnvp' on points ignores model.transform='spline' (read by maf and iaf), "
      "model.num_bins=16 (read by nsf, and by maf and iaf with model.transform='spline')"),
@@ -210,8 +211,8 @@ UNREAD_CASES = [
     ("digits_vae", {"eval.inception_weights": "inception_v3_fid.npz"},
      "the 'digits' feature space ignores eval.inception_weights='inception_v3_fid.npz' (read with "
      "eval.feature_space='inception_v3')"),
-    ("toy2d_vae", {"eval.inception_score_splits": 10}, "the 'raw' feature space ignores "
-                                                       "eval.inception_score_splits=10 (read in a classifier's"),
+    ("toy2d_vae", {"eval.inception_score_splits": 10},
+     "the 'raw' feature space ignores eval.inception_score_splits=10 (read in a classifier's"),
     ("digits_pixelrnn", {"model.row_kernel": 5},
      "model.architecture='diagonal_bilstm' ignores model.row_kernel=5 (read by row_lstm)"),
     ("toy2d_gmm", {"optim.b1": 0.5, "optim.name": "rmsprop", "optim.decay_steps": 7},

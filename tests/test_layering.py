@@ -58,6 +58,7 @@ def test_imports_never_reach_a_layer_above(path):
 def test_the_checker_sees_upward_imports(tmp_path):
   bad = tmp_path / "bad.py"
   bad.write_text("def f():\n  from gm_jax.tasks import vae\nimport gm_jax.train.loop\n"
-                 "from gm_jax import data\nfrom ..tasks import gan\nfrom .. import sampling\nfrom . import step\n")
+                 "from gm_jax import data\nfrom ..tasks import gan\nfrom .. import sampling\n"
+                 "from . import step\n")
   assert sorted(_imported_packages(bad, package=("gm_jax", "train"))) == [
       (2, "tasks"), (3, "train"), (4, "data"), (5, "tasks"), (6, "sampling"), (7, "train")]

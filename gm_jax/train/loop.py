@@ -666,7 +666,8 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     in_flight, finished = DispatchWindow(), []
 
     def flush_pending(unfinished_too: bool = True):
-      """Adds the metrics read so far to the log window (`unfinished_too`: all, waiting for the last steps)."""
+      """Adds the metrics read so far to the log window (`unfinished_too`: all, waiting for the last
+      steps)."""
       for m in jax.device_get(finished + (in_flight.drain() if unfinished_too else [])):
         acc.add(m)
       finished.clear()

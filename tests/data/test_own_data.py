@@ -604,9 +604,12 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
     ({"name": "npz", "path": "/tmp/x.npz", "crop": 4},
      r"^data.crop is set, but data.name='npz' does not read it \(it crops TFDS image sets\); set "
      r"data.crop=0$"),
-    ({"name": "npz", "path": "/tmp/x.npz", "tfds_name": "mnist"}, "data.tfds_name is set, but data.name='npz'"),
-    ({"name": "npz", "path": "/tmp/x.npz", "level": "byte"}, "data.level is set, but data.name='npz' does not"),
-    ({"name": "digits", "data_dir": "/tmp/tfds"}, "data.data_dir is set, but data.name='digits' does not read"),
+    ({"name": "npz", "path": "/tmp/x.npz", "tfds_name": "mnist"},
+     "data.tfds_name is set, but data.name='npz'"),
+    ({"name": "npz", "path": "/tmp/x.npz", "level": "byte"},
+     "data.level is set, but data.name='npz' does not"),
+    ({"name": "digits", "data_dir": "/tmp/tfds"},
+     "data.data_dir is set, but data.name='digits' does not read"),
     ({"name": "text", "path": "/tmp/corpus.txt"},
      r"data.name='text' needs data.context, which this config lacks .*shakespeare_char_cpu.py$"),
     # Another data source's config given these names: an AttributeError traceback naming one field.

@@ -94,10 +94,12 @@ def exact_eps_at(alpha, sigma, x, mu=MU, sigma_data=SIGMA):
 
 
 def exact_x0_at(alpha, sigma, x, mu=MU, sigma_data=SIGMA):
-  """E[x_0 | x_t = x] = mu + alpha Sigma (alpha^2 Sigma + sigma^2 I)^-1 (x - alpha mu): finite at alpha = 0."""
+  """E[x_0 | x_t = x] = mu + alpha Sigma (alpha^2 Sigma + sigma^2 I)^-1 (x - alpha mu): finite at
+  alpha = 0."""
   cov = alpha**2 * np.asarray(sigma_data, np.float64) + sigma**2 * np.eye(2)
   centred = np.asarray(x, np.float64) - alpha * np.asarray(mu, np.float64)
-  return np.asarray(mu, np.float64) + alpha * (np.asarray(sigma_data, np.float64) @ np.linalg.solve(cov, centred.T)).T
+  shift = np.asarray(sigma_data, np.float64) @ np.linalg.solve(cov, centred.T)
+  return np.asarray(mu, np.float64) + alpha * shift.T
 
 
 def exact_eps(process, x, t, mu=MU, sigma_data=SIGMA):

@@ -68,7 +68,8 @@ def test_the_edm_network_embeds_the_noise_label_itself(process):
   denoiser = model.denoiser(params)
   denoiser.x0_and_eps(jnp.zeros((3, 8, 8, 1)), t)
   noise_level = np.asarray(denoiser.process.sigma(t) / denoiser.process.alpha(t))
-  np.testing.assert_allclose(model.net.times[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4, rtol=1e-5)
+  np.testing.assert_allclose(model.net.times[0] * time_embedding.TIME_SCALE, np.log(noise_level) / 4,
+                             rtol=1e-5)
 
 
 def test_edm_loss_at_the_exact_denoiser_is_the_weighted_posterior_variance():

@@ -176,7 +176,8 @@ def test_chunked_estimate_is_the_log_mean_of_every_samples_weight_whatever_the_c
       lambda xx, keys, k: model.apply({"params": params}, xx, keys, k, method=HierarchicalVAE.log_weights),
       static_argnums=2)
   keys = per_example_keys(jax.random.key(5), jnp.arange(8))
-  estimate = jax.jit(lambda xx, kk, chunk: elbo_lib.iwae_estimate(log_w, xx, kk, 400, chunk), static_argnums=2)
+  estimate = jax.jit(lambda xx, kk, chunk: elbo_lib.iwae_estimate(log_w, xx, kk, 400, chunk),
+                     static_argnums=2)
   reversed_batch = estimate(x[::-1], keys[::-1], 100)
   by_chunk = {chunk: np.asarray(estimate(x, keys, chunk)) for chunk in (400, 100, 8)}
   np.testing.assert_allclose(reversed_batch, by_chunk[100][::-1], rtol=1e-6)

@@ -25,7 +25,8 @@ def test_a_failed_synchronous_save_names_its_own_step_and_the_intact_ones_before
     assert raised.value.step == 30
     assert str(raised.value) == (
         f"checkpoint {tmp_path / 'checkpoints' / '30'} could not be written (No space left on device); the "
-        f"run stopped and checkpoints up to step 20 are intact: fix that and rerun the same command to resume")
+        f"run stopped and checkpoints up to step 20 are intact: fix that and rerun the same command to "
+        "resume")
     monkeypatch.undo()
     assert ckpt.all_steps() == [10, 20]
     assert ckpt.restore(20, state)[1] == {"position": 2}
