@@ -20,7 +20,6 @@ Karras's levels, 0.01 for VE).
 
 from __future__ import annotations
 
-import diffrax
 import jax
 import jax.numpy as jnp
 
@@ -155,11 +154,11 @@ def predictor_corrector(denoiser: Denoiser, key, shape, num_steps: int, snr: flo
   return denoised_at_end(denoiser, x, process.t_min, num_steps * (1 + corrector_steps))
 
 
-# Network evaluations per step, and once at the start for solvers that reuse their last stage (FSAL).
-# diffrax's adaptive controller picks the first step without evaluating the network (0.01 for the
-# direction-wrapped terms it is handed), so there is nothing more to count.
-ODE_SOLVERS = {"euler": (diffrax.Euler, 1, 0), "heun": (diffrax.Heun, 2, 0), "tsit5": (diffrax.Tsit5, 6, 1),
-               "dopri5": (diffrax.Dopri5, 6, 1)}
+# diffrax's solver class, network evaluations per step, and once at the start for solvers that reuse their
+# last stage (FSAL). diffrax's adaptive controller picks the first step without evaluating the network
+# (0.01 for the direction-wrapped terms it is handed), so there is nothing more to count.
+ODE_SOLVERS = {"euler": ("Euler", 1, 0), "heun": ("Heun", 2, 0), "tsit5": ("Tsit5", 6, 1),
+               "dopri5": ("Dopri5", 6, 1)}
 
 
 def check_ode_solver(solver: str, num_steps: int, steps_name: str = "num_steps") -> None:
@@ -183,8 +182,13 @@ def solve_ode(velocity, y0, t0: float, t1: float, solver: str, num_steps: int, r
   it is in: one error norm over the whole batch (diffrax's default for a batched state) let a likelihood
   move with the eval batch size and device count, by 1e-3 relative at rtol 1e-5. Returns (y(t1), the
   velocity evaluations of the example that took the most); y(t1) is NaN where an example's solve failed."""
+  # Imported here, not with the module: diffrax (with equinox) added about 0.45 s to the start-up of every
+  # process, while only the runs that solve an ODE use it.
+  import diffrax
+
   check_ode_solver(solver, num_steps)
-  solver_cls, evals_per_step, initial_evals = ODE_SOLVERS[solver]
+  solver_name, evals_per_step, initial_evals = ODE_SOLVERS[solver]
+  solver_cls = getattr(diffrax, solver_name)
 
   def solve(y, a, controller, dt0):
     # throw=False: a failed solve (max_steps reached) gives NaN instead of raising through a host callback,
