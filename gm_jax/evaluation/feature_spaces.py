@@ -32,7 +32,8 @@ NAMES = ("none", "auto", "raw", "digits", "inception_v3")
 
 # The digits space's network, shipped so that FD-digits is one metric on every machine: the classifier
 # retrained on another CPU, or under other XLA options, differs in float rounding, and so does its
-# FD-digits (the floor of the first 1,000 training digits: 46.9 against 47.8 for two such trainings).
+# FD-digits (of the first 1,000 training digits against the test digits, the data floor of an earlier
+# version: 46.9 against 47.8 for two such trainings; the floor is a fixed random 1,000 now).
 DIGITS_CLASSIFIER = pathlib.Path(__file__).resolve().parent / "weights" / "digits_classifier"
 
 
