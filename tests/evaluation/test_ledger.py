@@ -32,7 +32,7 @@ def test_metrics_average_exactly_over_batches():
   """Two batches of sizes 3 and 1: the mean is over the 4 examples, not the mean of the 2 batch means."""
   first = {"nll": metrics.masked_mean(jnp.array([1.0, 2.0, 3.0, 100.0]), jnp.array([1.0, 1.0, 1.0, 0.0])),
            "loss": metrics.scalar(jnp.float32(0.5))}
-  second = {"nll": metrics.masked_mean(jnp.array([10.0, 7.0]), jnp.array([1.0, 0.0])),
+  second = {"nll": metrics.masked_mean(jnp.array([10.0, jnp.nan]), jnp.array([1.0, 0.0])),  # a failed pad
             "loss": metrics.scalar(jnp.float32(1.5))}
   summed = metrics.add(first, second)
   np.testing.assert_allclose([summed["nll"][0], summed["nll"][1]], [16.0, 4.0])
