@@ -59,16 +59,17 @@ def test_sigkill_then_rerun_ends_exactly_like_the_uninterrupted_run(uninterrupte
 
 @pytest.mark.parametrize("when,checkpoints,rerun", [
     ("20:TERM", ["10", "20"], True), ("25:TERM", ["10", "20", "25"], True),
-    ("20:TERM:eval", ["10", "20"], True), ("30:TERM:save", ["10", "20", "30"], False)])
+    ("20:TERM:eval", ["10", "20"], True), ("30:TERM:save", ["10", "20", "30"], False),
+    ("25:TERM:between", ["10", "20", "25"], False)])
 def test_sigterm_saves_the_step_reached_then_stops_and_the_rerun_ends_as_if_uninterrupted(
     uninterrupted, tmp_path, when, checkpoints, rerun):
   """SIGTERM (preemption, timeout) during the steps: a checkpoint of the step reached, then exit 143.
   Python's default ended the process at once, losing the steps since the last checkpoint and leaving a
   checkpoint being written as a temporary directory the next run discards. At step 20, which evaluates
   and draws samples, the rerun does them; at 25 the checkpoint is of a step between log rows. In step
-  20's evaluation, before its checkpoint, or as step 30's checkpoint began, it had stopped at once (the
-  steps since the last checkpoint lost; step 30's checkpoint is a periodic one, whose rerun is any
-  resumed run's)."""
+  20's evaluation, before its checkpoint, as step 30's checkpoint began, or after step 25 as the trainer
+  asked whether to stop, it had stopped at once (the steps since the last checkpoint lost; the reruns of
+  a periodic checkpoint's step and of step 25's are any resumed run's)."""
   step = int(when.split(":")[0])
   proc = run_main(when, TINY, f"--workdir={tmp_path}", script=KILL_AT_STEP, check=False)
   assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]

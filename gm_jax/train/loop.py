@@ -702,15 +702,16 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     def evaluate_and_sample(evaluates: bool, samples: bool, saved: bool):
       """saved: the step has its checkpoint already (else SIGTERM here saves one before stopping)."""
       try:
-        if evaluates or samples:
-          exp.check_finite(state)  # a failed update stops the run here, not at the next log row
-        if evaluates:
-          with timer.paused(state):
-            exp.files.log(step, "test", exp.evaluate(state))
-          evaluates = False
-        if samples:
-          with timer.paused(state):
-            exp.write_samples(state, step)
+        with termination.deferred(False):  # a long evaluation stops at once
+          if evaluates or samples:
+            exp.check_finite(state)  # a failed update stops the run here, not at the next log row
+          if evaluates:
+            with timer.paused(state):
+              exp.files.log(step, "test", exp.evaluate(state))
+            evaluates = False
+          if samples:
+            with timer.paused(state):
+              exp.write_samples(state, step)
       except termination.Stopped:
         if not saved:
           stop_at_step(("eval",) * evaluates + ("samples",) * samples)
@@ -718,8 +719,10 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
 
     unfinished = window.get("unfinished", [])  # by a run that SIGTERM stopped at this step
     evaluate_and_sample("eval" in unfinished, "samples" in unfinished, saved=True)
-    while step < tc.num_steps:
-      with termination.deferred():
+    # SIGTERM is only recorded from here to the last step, except in the evaluations: a signal between two
+    # steps' protected parts raised at once, and the steps since the last checkpoint were lost.
+    with termination.deferred():
+      while step < tc.num_steps:
         batch = sharding.put_batch(next(iterator), exp.mesh)
         state, step_metrics = exp.train_step(state, batch)
         done = in_flight.add(step_metrics)
@@ -741,16 +744,15 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
           steps, seconds = timer.lap(step)
           with timer.paused(state):  # the first row also opens the TensorBoard file (about 2 s)
             _log_train(exp, step, acc, steps * exp.global_batch_size, seconds, bar)
-      evaluates = bool(tc.eval_every and step % tc.eval_every == 0 and not is_last)
-      samples = bool(tc.sample_every and step % tc.sample_every == 0 and not is_last)
-      if termination.requested(step):  # the step's evaluation and samples (which may take long) are left
-        stop_at_step(("eval",) * evaluates + ("samples",) * samples)  # to the rerun
-      evaluate_and_sample(evaluates, samples, saved=False)
-      if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
-        with termination.deferred():  # (stopped in it, the steps since the last checkpoint were lost)
+        evaluates = bool(tc.eval_every and step % tc.eval_every == 0 and not is_last)
+        samples = bool(tc.sample_every and step % tc.sample_every == 0 and not is_last)
+        if termination.requested(step):  # the step's evaluation and samples (which may take long) are left
+          stop_at_step(("eval",) * evaluates + ("samples",) * samples)  # to the rerun
+        evaluate_and_sample(evaluates, samples, saved=False)
+        if (tc.checkpoint_every and step % tc.checkpoint_every == 0) or is_last:
           save_checkpoint()
-        if termination.received():
-          stop_at_step(saved=True)
+          if termination.received():
+            stop_at_step(saved=True)
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})

@@ -2,10 +2,10 @@
 
 Python's default ends the process at once: a checkpoint being written stays a temporary directory the
 next run discards, and the steps since the last checkpoint are lost. Here a SIGTERM during the training
-steps is recorded, and the trainer saves a checkpoint of the step it has reached and stops
-(`requested`); anywhere else (an evaluation, eval and sample modes) it raises `Stopped`, a
-SystemExit(143), at once, as Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes the
-checkpoint being written and removes the output names it reserved, and the trainer, stopped in an
+steps and between them (`deferred`) is recorded, and the trainer saves a checkpoint of the step it has
+reached and stops (`requested`); anywhere else (an evaluation, eval and sample modes) it raises
+`Stopped`, a SystemExit(143), at once, as Ctrl-C raises KeyboardInterrupt, so the run's cleanup finishes
+the checkpoint being written and removes the output names it reserved, and the trainer, stopped in an
 evaluation between checkpoints, first saves the step it has reached with that evaluation left to the
 rerun. Python drops an exception raised while a garbage-collector callback or a finalizer runs, so the
 long loops outside the steps (evaluation batches, sample chunks) also ask `stop_if_requested`. A second
@@ -70,14 +70,17 @@ def stop_if_requested() -> None:
 
 
 @contextlib.contextmanager
-def deferred():
-  """Within it a SIGTERM is only recorded, for `requested` to report after the step."""
+def deferred(defer: bool = True):
+  """Within it a SIGTERM is only recorded, for `requested` to report after the step; with defer=False, inside
+  a deferred region, it raises Stopped again (on entry, if one was recorded). Nests."""
   global _deferring
-  _deferring = True
+  before, _deferring = _deferring, defer
   try:
+    if not defer:
+      stop_if_requested()
     yield
   finally:
-    _deferring = False
+    _deferring = before
 
 
 def requested(step: int) -> bool:

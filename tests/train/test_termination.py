@@ -16,7 +16,12 @@ from gm_jax.train import run_files, termination
 termination.install()
 with termination.deferred():
   os.kill(os.getpid(), signal.SIGTERM)
-print("recorded", termination.requested(0), flush=True)
+  print("recorded", termination.requested(0), flush=True)
+  try:
+    with termination.deferred(False):  # an evaluation between steps: the recorded signal raises on entry
+      print("not reached", flush=True)
+  except SystemExit as e:
+    print("raised", e.code, flush=True)
 termination.install()  # the second SIGTERM of a run would end it at once
 with run_files.claimed_unused_path(pathlib.Path(sys.argv[1]) / "samples.png") as path:
   print("reserved", path.exists(), flush=True)
@@ -29,7 +34,7 @@ def test_sigterm_is_recorded_during_steps_and_raised_elsewhere(tmp_path):
   proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                         cwd=REPO, timeout=120)
   assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
-  assert proc.stdout.split() == ["recorded", "True", "reserved", "True"]
+  assert proc.stdout.split() == ["recorded", "True", "raised", "143", "reserved", "True"]
   assert list(tmp_path.iterdir()) == []  # the empty reserved file was removed on the way out
 
 
