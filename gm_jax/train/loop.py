@@ -89,9 +89,10 @@ class Experiment:
     self.mesh = sharding.make_mesh(config.mesh.fsdp)
     factor = self.task.examples_per_step_factor  # e.g. a GAN's n_critic batches per step
     self.global_batch_size = config.data.batch_size * factor
-    sharding.check_batch_size(self.global_batch_size, self.mesh,
-                              "data.batch_size" if factor == 1 else
-                              f"data.batch_size={config.data.batch_size} x {factor} batches per step")
+    if not self.read_only:  # eval and sample modes draw no training batch (and may not change its size)
+      sharding.check_batch_size(self.global_batch_size, self.mesh,
+                                "data.batch_size" if factor == 1 else
+                                f"data.batch_size={config.data.batch_size} x {factor} batches per step")
     # Evaluation batches are padded and masked, and draw per-example randomness by example index: a size
     # the devices do not divide is rounded up to one they do, with the same means.
     self.eval_batch_size = -(-config.eval.batch_size // self.mesh.size) * self.mesh.size
