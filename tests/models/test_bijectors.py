@@ -80,7 +80,7 @@ def test_composed_flows_invert_and_log_det_matches_jacobian(arch, shape, levels,
   cfg = FlowConfig(arch, shape, hidden=(8, 8), num_levels=levels, steps_per_level=2, preprocess=preprocess)
   flow = Flow(cfg)
   x = jax.random.uniform(jax.random.key(3), (2, *shape), minval=0.05, maxval=0.95)
-  variables = _perturbed(flow.init(jax.random.key(0), x), jax.random.key(2), scale=0.1)
+  variables = _perturbed(jax.jit(flow.init)(jax.random.key(0), x), jax.random.key(2), scale=0.1)
   bijector = lambda v, inverse=False: flow.apply(variables, v, method=lambda m, a: m.bijector(a, inverse))
 
   class Wrapped:

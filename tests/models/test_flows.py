@@ -33,15 +33,15 @@ def test_nice_changes_volume_only_by_its_scaling(shape):
   """Additive couplings keep volume; NICE's last layer (a diagonal scaling) is what lets it fit a scale."""
   flow = Flow(FlowConfig("nice", shape, hidden=(8,), num_levels=len(shape) - 1 or 1, steps_per_level=2))
   x = jax.random.normal(jax.random.key(0), (3, *shape))
-  variables = _perturbed(flow.init(jax.random.key(1), x), jax.random.key(2), scale=0.1)
+  variables = _perturbed(jax.jit(flow.init)(jax.random.key(1), x), jax.random.key(2), scale=0.1)
   forward = lambda a: flow.apply(variables, a, method=lambda m, a: m.bijector(a))
-  log_det = np.asarray(forward(x)[1])
+  log_det = np.asarray(jax.jit(forward)(x)[1])
   # The same change of volume at every point, and not none: the scaling's, whatever the couplings do.
   np.testing.assert_allclose(log_det, log_det[0], atol=1e-5)
   assert abs(log_det[0]) > 1e-3
   d = math.prod(shape)
-  for example in x:
-    jacobian = jax.jacobian(lambda a: forward(a[None])[0].reshape(-1))(example).reshape(d, d)
+  jacobians = jax.jit(jax.vmap(jax.jacobian(lambda a: forward(a[None])[0].reshape(-1))))(x).reshape(-1, d, d)
+  for jacobian in jacobians:
     assert float(jnp.linalg.slogdet(jacobian)[1]) == pytest.approx(log_det[0], abs=1e-4)
 
 
@@ -139,7 +139,7 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
               conditioner="glow")
   unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_steps=True))
   x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
-  init, scanned_init = unrolled.init(jax.random.key(1), x), scanned.init(jax.random.key(1), x)
+  init, scanned_init = jax.jit(unrolled.init)(jax.random.key(1), x), jax.jit(scanned.init)(jax.random.key(1), x)
   restack = lambda v: {"params": {"bijector": {
       "layers_1": _scanned_layout(v["params"]["bijector"]["layers_1"], 3)}}}
   # The same data-dependent ActNorm and the same starting rotation in each step's 1x1 convolution (the
@@ -150,9 +150,9 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
     chex.assert_trees_all_close((mine["norm"], mine["linear"]), (theirs["norm"], theirs["linear"]),
                                 rtol=1e-6, atol=1e-6)
   variables = _perturbed(init, jax.random.key(2), scale=0.1)
-  np.testing.assert_allclose(scanned.apply(restack(variables), x), unrolled.apply(variables, x),
+  np.testing.assert_allclose(jax.jit(scanned.apply)(restack(variables), x), jax.jit(unrolled.apply)(variables, x),
                              rtol=1e-5, atol=1e-4)
-  sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
+  sample = lambda flow, v: jax.jit(lambda v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample))(v)
   # Inverting the splines amplifies float32 rounding (values of order 1 agree to ~1e-4); a step out of
   # order would be off by order 1.
   np.testing.assert_allclose(sample(scanned, restack(variables)), sample(unrolled, variables),

@@ -67,11 +67,17 @@ def _stacked_like(unscanned: dict, unscanned_order, scanned_order: dict) -> dict
 
 
 def _creation_order(net, x, t):
-  params = net.init(jax.random.key(1), x, t)["params"]  # not jitted: a dict in creation order
-  # A scan's step (its dict sorted by name) creates its ResBlock before its AttentionBlock.
-  return {name: {"names": sorted(tree, key=lambda n: not n.startswith("ResBlock")),
-                 "run": jax.tree.leaves(tree)[0].shape[0]} if name.startswith("Scan") else None
-          for name, tree in params.items()}
+  order = {}
+
+  def init(key):  # read while tracing, where the dict is in creation order (a pytree output is sorted)
+    params = net.init(key, x, t)["params"]
+    # A scan's step (its dict sorted by name) creates its ResBlock before its AttentionBlock.
+    order.update({name: {"names": sorted(tree, key=lambda n: not n.startswith("ResBlock")),
+                         "run": jax.tree.leaves(tree)[0].shape[0]} if name.startswith("Scan") else None
+                  for name, tree in params.items()})
+
+  jax.eval_shape(init, jax.random.key(1))
+  return order
 
 
 def test_scanned_blocks_compute_the_unscanned_network():
@@ -89,5 +95,5 @@ def test_scanned_blocks_compute_the_unscanned_network():
   stacked = _stacked_like(params, _creation_order(plain, x, t), scanned_order)
   scanned_shapes = jax.eval_shape(scanned.init, jax.random.key(1), x, t)["params"]
   assert jax.tree.map(lambda a: a.shape, stacked) == jax.tree.map(lambda a: a.shape, scanned_shapes)
-  np.testing.assert_allclose(scanned.apply({"params": stacked}, x, t), plain.apply({"params": params}, x, t),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(jax.jit(scanned.apply)({"params": stacked}, x, t),
+                             jax.jit(plain.apply)({"params": params}, x, t), rtol=1e-5, atol=1e-5)
