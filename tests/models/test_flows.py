@@ -139,7 +139,7 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
               conditioner="glow")
   unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_steps=True))
   x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
-  init, scanned_init = jax.jit(unrolled.init)(jax.random.key(1), x), jax.jit(scanned.init)(jax.random.key(1), x)
+  init, scanned_init = (jax.jit(flow.init)(jax.random.key(1), x) for flow in (unrolled, scanned))
   restack = lambda v: {"params": {"bijector": {
       "layers_1": _scanned_layout(v["params"]["bijector"]["layers_1"], 3)}}}
   # The same data-dependent ActNorm and the same starting rotation in each step's 1x1 convolution (the
@@ -150,8 +150,8 @@ def test_scanned_steps_are_the_unrolled_flow(arch):
     chex.assert_trees_all_close((mine["norm"], mine["linear"]), (theirs["norm"], theirs["linear"]),
                                 rtol=1e-6, atol=1e-6)
   variables = _perturbed(init, jax.random.key(2), scale=0.1)
-  np.testing.assert_allclose(jax.jit(scanned.apply)(restack(variables), x), jax.jit(unrolled.apply)(variables, x),
-                             rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(jax.jit(scanned.apply)(restack(variables), x),
+                             jax.jit(unrolled.apply)(variables, x), rtol=1e-5, atol=1e-4)
   sample = lambda flow, v: jax.jit(lambda v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample))(v)
   # Inverting the splines amplifies float32 rounding (values of order 1 agree to ~1e-4); a step out of
   # order would be off by order 1.
