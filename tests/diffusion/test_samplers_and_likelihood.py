@@ -347,11 +347,12 @@ def test_ode_solve_is_accurate_and_a_failed_solve_is_nan_not_a_number_from_where
 def test_diffrax_is_imported_by_the_first_ode_solve_not_at_start_up():
   """diffrax (with equinox) added about 0.45 s to every process's start-up; only a solve imports it. Heun's
   4 steps of h = 1/4 on dy/dt = -y multiply y by 1 - h + h^2 / 2 each."""
-  code = ("import sys; import jax.numpy as jnp; from gm_jax import tasks; from gm_jax.sampling import diffusion; "
-          "before = 'diffrax' in sys.modules; "
+  code = ("import sys; import jax.numpy as jnp; from gm_jax import tasks; "
+          "from gm_jax.sampling import diffusion; before = 'diffrax' in sys.modules; "
           "y, nfe = diffusion.solve_ode(lambda t, y, a: -y, jnp.ones(2), 0.0, 1.0, 'heun', 4, 0.0, 0.0); "
           "print(before, 'diffrax' in sys.modules, float(y[0]), int(nfe))")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+  out = out.split()
   assert out[:2] == ["False", "True"] and int(out[3]) == 8
   np.testing.assert_allclose(float(out[2]), (1 - 0.25 + 0.25**2 / 2) ** 4, rtol=1e-6)
 
