@@ -1,5 +1,7 @@
 """The DCGAN matches the seed's PyTorch network, and its rewritten convolutions are exact."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,11 +74,12 @@ def test_transposed_conv_follows_pytorchs_index_rule():
 def test_dcgan64_matches_the_seeds_network():
   gen, disc = DCGANGenerator(64, 3, 64), DCGANDiscriminator(64, 64)
   z = jnp.zeros((2, 100))
-  g_vars = gen.init(jax.random.key(0), z, train=False)
-  images = gen.apply(g_vars, z, train=False)
-  assert images.shape == (2, 64, 64, 3)
-  d_vars = disc.init(jax.random.key(1), images, train=False)
-  assert disc.apply(d_vars, images, train=False).shape == (2,)
+  g_vars = jax.jit(functools.partial(gen.init, train=False))(jax.random.key(0), z)
+  # Shapes by tracing: the full-size network run op by op took most of the test's time.
+  assert jax.eval_shape(functools.partial(gen.apply, train=False), g_vars, z).shape == (2, 64, 64, 3)
+  images = jnp.zeros((2, 64, 64, 3))
+  d_vars = jax.jit(functools.partial(disc.init, train=False))(jax.random.key(1), images)
+  assert jax.eval_shape(functools.partial(disc.apply, train=False), d_vars, images).shape == (2,)
   assert _count(g_vars["params"]) == SEED_GENERATOR_PARAMS == 5_142_080
   assert _count(d_vars["params"]) == SEED_DISCRIMINATOR_PARAMS == 2_766_529
   kernels = [a for path, a in jax.tree_util.tree_leaves_with_path(g_vars["params"]) if "kernel" in str(path)]
@@ -87,9 +90,10 @@ def test_dcgan64_matches_the_seeds_network():
 def test_other_image_sizes(size, channels):
   gen, disc = DCGANGenerator(size, channels, 16), DCGANDiscriminator(size, 16, norm="layer")
   z = jnp.zeros((3, 32))
-  images = gen.apply(gen.init(jax.random.key(0), z, train=False), z, train=False)
+  generate = jax.jit(lambda key, z: gen.apply(gen.init(key, z, train=False), z, train=False))
+  images = generate(jax.random.key(0), z)
   assert images.shape == (3, size, size, channels)
-  logits = disc.apply(disc.init(jax.random.key(1), images), images)
+  logits = jax.jit(lambda key, x: disc.apply(disc.init(key, x), x))(jax.random.key(1), images)
   assert logits.shape == (3,)
 
 
