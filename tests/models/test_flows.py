@@ -91,8 +91,9 @@ def test_sampled_levels_are_the_bins_of_finite_flow_samples():
   model = DequantizedFlow(FlowConfig("glow", (4, 4, 1), hidden=(8,), num_levels=2, steps_per_level=1,
                                      preprocess="shift"), 17, "variational", (8,), 2)
   x = jax.random.randint(jax.random.key(0), (3, 4, 4, 1), 0, 17)
-  variables = model.init(jax.random.key(1), x, jax.random.split(jax.random.key(2), 3))
-  levels, y = model.apply(variables, jax.random.key(3), 5, 1.0, True, method=DequantizedFlow.sample)
+  variables = jax.jit(model.init)(jax.random.key(1), x, jax.random.split(jax.random.key(2), 3))
+  sample = lambda v: model.apply(v, jax.random.key(3), 5, 1.0, True, method=DequantizedFlow.sample)
+  levels, y = jax.jit(sample)(variables)
   assert levels.shape == (5, 4, 4, 1) and np.all(np.isfinite(np.asarray(y)))  # NaN would cast to level 0
   np.testing.assert_array_equal(levels, np.clip(np.floor(np.asarray(y) * 17), 0, 16))
 
@@ -105,8 +106,8 @@ def test_variational_bound_is_the_flow_density_less_log_q_by_the_change_of_varia
                           "variational", (8,), 2)
   k = jax.random.randint(jax.random.key(0), (3, *shape), 0, levels)
   keys = jax.random.split(jax.random.key(2), 3)
-  variables = _perturbed(model.init(jax.random.key(1), k, keys), jax.random.key(3), scale=0.3)
-  bound = np.asarray(model.apply(variables, k, keys), np.float64)
+  variables = _perturbed(jax.jit(model.init)(jax.random.key(1), k, keys), jax.random.key(3), scale=0.3)
+  bound = np.asarray(jax.jit(model.apply)(variables, k, keys), np.float64)
   condition = k.astype(jnp.float32) / (levels - 1)
   to_u = lambda eps, c: model.apply(variables, eps[None], c[None],
                                     method=lambda m, e, c: m.dequantizer.flow(e, False, c)[0])[0]
@@ -164,7 +165,7 @@ def test_scanned_coupling_pairs_are_the_unrolled_flow(arch, levels):
   size = dict(x_shape=(3,), hidden=(8, 8), steps_per_level=3, num_levels=levels, coupling_scale_init=2.0)
   unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_steps=True))
   x = jax.random.normal(jax.random.key(0), (5, 3))
-  variables = _perturbed(unrolled.init(jax.random.key(1), x), jax.random.key(2), scale=0.3)
+  variables = _perturbed(jax.jit(unrolled.init)(jax.random.key(1), x), jax.random.key(2), scale=0.3)
   count = 3 * levels  # couplings; NICE's final scaling follows them
   layers = [variables["params"]["bijector"][f"layers_{i}"] for i in range(count + (arch == "nice"))]
   stack = lambda parity: jax.tree.map(lambda *a: jnp.stack(a), *layers[parity:count - count % 2:2])
@@ -172,13 +173,14 @@ def test_scanned_coupling_pairs_are_the_unrolled_flow(arch, levels):
   rest = layers[count - count % 2:]
   restacked = {"params": {"bijector": {"layers_0": {"pairs": {"first": stack(0), "second": stack(1)}}}
                           | {f"layers_{i + 1}": layer for i, layer in enumerate(rest)}}}
-  scanned_init = scanned.init(jax.random.key(1), x)
+  scanned_init = jax.jit(scanned.init)(jax.random.key(1), x)
   chex.assert_trees_all_equal_shapes(restacked, scanned_init)
   first_couplings = scanned_init["params"]["bijector"]["layers_0"]["pairs"]["first"]
   kernels = first_couplings["conditioner"]["Dense_0"]["kernel"]
   assert len(kernels) == 1 or not np.allclose(kernels[0], kernels[1])  # each pair's own draw
-  np.testing.assert_allclose(scanned.apply(restacked, x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-5)
-  sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
+  np.testing.assert_allclose(jax.jit(scanned.apply)(restacked, x), jax.jit(unrolled.apply)(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  sample = lambda flow, v: jax.jit(lambda v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample))(v)
   np.testing.assert_allclose(sample(scanned, restacked), sample(unrolled, variables), rtol=1e-5, atol=1e-5)
 
 
@@ -208,13 +210,14 @@ def test_scanned_conditioner_blocks_are_the_unrolled_flow(arch):
               conditioner="conv")
   unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_blocks=True))
   x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
-  variables = _perturbed(unrolled.init(jax.random.key(1), x), jax.random.key(2), scale=0.1)
+  variables = _perturbed(jax.jit(unrolled.init)(jax.random.key(1), x), jax.random.key(2), scale=0.1)
   restacked = _scanned_blocks_layout(variables, blocks=3)
   shapes = lambda tree: jax.tree.map(lambda a: a.shape, tree)
   assert shapes(restacked) == shapes(jax.eval_shape(scanned.init, jax.random.key(1), x))
   assert restacked != variables  # the layouts differ: every conditioner was restacked
-  np.testing.assert_allclose(scanned.apply(restacked, x), unrolled.apply(variables, x), rtol=1e-5, atol=1e-4)
-  sample = lambda flow, v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample)
+  np.testing.assert_allclose(jax.jit(scanned.apply)(restacked, x), jax.jit(unrolled.apply)(variables, x),
+                             rtol=1e-5, atol=1e-4)
+  sample = lambda flow, v: jax.jit(lambda v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample))(v)
   np.testing.assert_allclose(sample(scanned, restacked), sample(unrolled, variables), rtol=1e-4, atol=1e-3)
 
 
