@@ -59,7 +59,7 @@ def test_network_is_causal(architecture, num_channels):
                        features=6 * num_channels, hidden=3 * num_channels, num_layers=2, first_kernel=3,
                        head_features=6 * num_channels)
   model = PixelRNN(cfg)
-  params = model.init(jax.random.key(1), jnp.zeros((1, *cfg.shape), jnp.int32))
+  params = jax.jit(model.init)(jax.random.key(1), jnp.zeros((1, *cfg.shape), jnp.int32))
   fn = lambda x: model.apply(params, x, method=PixelRNN.logits_from_scaled).sum(-1)
   dep = _dependencies(fn, cfg.shape)
   assert not np.any(np.triu(dep)), "logits at t depend on sub-pixels at or after t"

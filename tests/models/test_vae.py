@@ -178,9 +178,9 @@ def test_iaf_posterior_density_is_the_change_of_variables_of_its_flow():
   terms, (z0, _, context) = inputs_of(model, params, x, keys, 2, ["iaf"], all_args=True)
   apply = functools.partial(model.apply, {"params": params})
   mean, log_std = apply(x, method=lambda m, x: m.posterior(0, m.encoder_features(x)))
-  flow = lambda z, c: apply(z, True, c, method=lambda m, z, inverse, c: m.iaf(z, inverse, c))
+  flow = jax.jit(lambda z, c: apply(z, True, c, method=lambda m, z, inverse, c: m.iaf(z, inverse, c)))
   z_t = np.asarray(flow(z0, context)[0], np.float64)
-  jacobians = jax.vmap(jax.jacobian(lambda z, c: flow(z[None], c[None])[0][0]))(z0, context)
+  jacobians = jax.jit(jax.vmap(jax.jacobian(lambda z, c: flow(z[None], c[None])[0][0])))(z0, context)
   log_det = np.linalg.slogdet(np.asarray(jacobians, np.float64))[1]
   assert np.min(np.abs(log_det)) > 0.05  # a flow that changes volume, so a wrong sign would show
   z0_kbd = np.asarray(z0, np.float64).reshape(2, 3, -1)

@@ -63,7 +63,7 @@ def test_adamw_decays_only_weight_matrices():
   for stack in ((), (3,)):  # unscanned, and scanned over 3 layers
     params = jax.tree.map(lambda shape: jnp.ones(stack + shape), layer,
                           is_leaf=lambda x: isinstance(x, tuple))
-    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    updates, _ = jax.jit(tx.update)(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
     for path, update in jax.tree_util.tree_flatten_with_path(updates)[0]:
       expected = -0.1 * 0.5 if path[-1].key in decayed else 0.0
       np.testing.assert_allclose(update, expected, err_msg=jax.tree_util.keystr(path))
