@@ -68,7 +68,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every = 1000  # 0: only at the end
   config.train.keep_checkpoints = 3
   config.train.async_checkpoints = True
-  config.train.ema_decay = 0.0  # 0: no EMA parameters
+  # > 0: evaluation and samples use an exponential moving average of the parameters (not of BatchNorm's
+  # statistics: those stay the online network's); 0: no EMA parameters.
+  config.train.ema_decay = 0.0
   config.train.progress_bar = True
   # float32 | bfloat16: the dtype of matmuls and convolutions (accumulated in float32); parameters,
   # optimizer state, normalization statistics, softmax, losses and likelihoods stay float32.
