@@ -811,7 +811,7 @@ def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_t
   assert _event_steps(workdir) == _event_steps(uninterrupted)
   assert_runs_close(workdir, uninterrupted)
   # An evaluation on yet another layout continues no run, also on 3 devices, which do not divide the
-  # training batch of 64 (the run was refused: eval mode draws no training batch and may not change it).
+  # training batch of 64 (refused before: eval mode draws no training batch, and may not change its size).
   proc = run_main(TINY, f"--workdir={workdir}", *every_20, "--mode=eval",
                   env={"XLA_FLAGS": xla_flags(devices=3)})
   notices = [line for line in proc.stderr.splitlines() if "was written on" in line]
