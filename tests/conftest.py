@@ -210,3 +210,18 @@ def cut_back_to(source: pathlib.Path, target: pathlib.Path, step: int, config) -
   for path in later:
     shutil.rmtree(path)
   (target / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+
+
+def damage_compressed_archive(path: pathlib.Path) -> None:
+  """Makes the first member of an np.savez_compressed archive undecompressible: its deflate stream's
+  first block gets the reserved block type, which zlib refuses (the zip's own structure stays intact)."""
+  import struct
+  import zipfile
+
+  with zipfile.ZipFile(path) as archive:
+    member = archive.infolist()[0]
+  data = bytearray(path.read_bytes())
+  start = member.header_offset
+  name_length, extra_length = struct.unpack("<HH", data[start + 26:start + 30])  # the local file header's
+  data[start + 30 + name_length + extra_length] |= 0b110  # BTYPE (bits 1-2) = 11
+  path.write_bytes(bytes(data))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import zipfile
+import zlib
 
 import numpy as np
 from absl import logging
@@ -64,23 +65,31 @@ class RowSource:
 def read_arrays(file: pathlib.Path) -> dict[str, np.ndarray]:
   """The named arrays of a .npy (as `x`, memory-mapped) or .npz file."""
   try:
-    if file.suffix == ".npy":
-      return {"x": np.load(file, mmap_mode="r")}
-    with np.load(file) as archive:
-      names = list(archive.files)
-      arrays, objects = {}, []
-      for k in (k for k in names if k in KEYS):
-        try:
-          arrays[k] = archive[k]
-        except ValueError as e:  # NumPy refuses object arrays (pickles) with advice that is no fix here
-          if "allow_pickle" not in str(e):
-            raise
-          objects.append(k)
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # not an array file, or object arrays
+    stored = np.load(file, mmap_mode="r")  # maps a .npy; an archive's members are read into memory below
+    if isinstance(stored, np.ndarray):
+      names, arrays, objects = ["x"], {"x": stored}, []
+    else:
+      with stored as archive:
+        names = list(archive.files)
+        arrays, objects = {}, []
+        for k in (k for k in names if k in KEYS):
+          try:
+            arrays[k] = archive[k]
+          except ValueError as e:  # NumPy refuses object arrays (pickles) with advice that is no fix here
+            if "allow_pickle" not in str(e):
+              raise
+            objects.append(k)
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # no array file, or objects
     # NumPy takes any other file for a pickle, and its refusal suggests allow_pickle, which is no fix here.
-    reason = f"not a NumPy {file.suffix} file" if "allow_pickle" in str(e) else f"{type(e).__name__}: {e}"
+    reason = (f"not a NumPy {file.suffix} file" if "allow_pickle" in str(e) else
+              f"damaged compressed data: {e}" if isinstance(e, zlib.error) else f"{type(e).__name__}: {e}")
     raise ValueError(f"cannot read {str(file)!r} as {file.suffix} ({reason}); save numeric arrays with "
                      f"np.save or np.savez") from None
+  holds = ".npy" if isinstance(stored, np.ndarray) else ".npz"
+  if holds != file.suffix:
+    writer = "np.save's one array" if holds == ".npy" else "an archive of np.savez"
+    raise ValueError(f"{str(file)!r} holds {writer}, a {holds} file; rename it to "
+                     f"{file.with_suffix(holds).name}")
   if objects:
     raise ValueError(f"array {objects[0]!r} of {str(file)!r} holds Python objects (dtype object), which are "
                      f"not read; save numeric arrays (labels as integer class indices)")
@@ -164,12 +173,18 @@ def check_labels(labels: np.ndarray, x: np.ndarray, name: str, x_name: str) -> N
 
 
 def check_finite(points: np.ndarray, name: str, chunk: int = 1 << 16) -> None:
-  """Raises at the first row holding NaN or infinity; reads a memory-mapped array a chunk at a time."""
+  """Raises at the first row holding NaN or infinity, or a value beyond float32's range (the points are
+  delivered as float32, where it would be infinite); reads a memory-mapped array a chunk at a time."""
   for start in range(0, len(points), chunk):
-    bad = ~np.isfinite(points[start:start + chunk]).all(axis=1)
+    rows = points[start:start + chunk]
+    non_finite = ~np.isfinite(rows).all(axis=1)
+    with np.errstate(over="ignore"):
+      bad = non_finite | ~np.isfinite(rows.astype(np.float32)).all(axis=1)
     if bad.any():
-      raise ValueError(f"{name} holds non-finite values (first in row {start + int(np.argmax(bad))}); remove "
-                       f"or repair those rows")
+      first = int(np.argmax(bad))
+      what = "non-finite values" if non_finite[first] else "values beyond float32's range (3.4e38)"
+      raise ValueError(f"{name} holds {what} (first in row {start + first}); remove, repair or rescale "
+                       f"those rows")
 
 
 def load(path: str, num_levels: int = 0, test_fraction: float = split_lib.DEFAULT_TEST_FRACTION,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import pathlib
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def with_reflow_pairs(dataset: Dataset, path: str) -> Dataset:
   try:
     with np.load(file) as stored:
       arrays = {k: stored[k] for k in stored.files}
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # cut short, or not an array archive
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # cut short or damaged
     raise ValueError(f"cannot read the reflow pairs {str(file)!r} ({type(e).__name__}); write them again "
                      f"with experiments/reflow_pairs.py") from None
   spec = dataset.spec

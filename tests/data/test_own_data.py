@@ -20,6 +20,7 @@ from gm_jax.data import split as split_lib
 from gm_jax.tasks import conditioning
 from gm_jax.train import loop
 from gm_jax.train.defaults import base_config, load_config_file
+from tests.conftest import damage_compressed_archive
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
 OWN_DATA_FIELDS = {"path": "", "image_size": 0, "num_levels": 0, "test_fraction": 0.1}
@@ -526,6 +527,20 @@ def test_npz_errors(tmp_path):
   (tmp_path / "garbage.npy").write_bytes(b"not an array")
   with pytest.raises(ValueError, match=r"cannot read .*garbage.npy' as .npy \(not a NumPy .npy file\)"):
     load("npz", tmp_path / "garbage.npy")
+  with open(tmp_path / "one_array.npz", "wb") as f:  # np.save keeps a file object's name
+    np.save(f, np.zeros((10, 2)))
+  with pytest.raises(ValueError, match=r"one_array.npz' holds np.save's one array, a .npy file; rename it to "
+                                       r"one_array.npy"):
+    load("npz", tmp_path / "one_array.npz")
+  np.savez(tmp_path / "archive.npz", x=np.zeros((10, 2)))
+  (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")
+  with pytest.raises(ValueError, match=r"archive.npy' holds an archive of np.savez, a .npz file; rename it "
+                                       r"to archive.npz"):
+    load("npz", tmp_path / "archive.npy")
+  np.savez_compressed(tmp_path / "damaged.npz", x=np.zeros((10, 2)))
+  damage_compressed_archive(tmp_path / "damaged.npz")
+  with pytest.raises(ValueError, match=r"cannot read .*damaged.npz' as .npz \(damaged compressed data: "):
+    load("npz", tmp_path / "damaged.npz")
   (tmp_path / "text.npz").write_text("not an archive\n")  # NumPy's own message suggested allow_pickle
   with pytest.raises(ValueError, match=r"cannot read .*text.npz' as .npz \(not a NumPy .npz file\)"):
     load("npz", tmp_path / "text.npz")
@@ -578,6 +593,12 @@ def test_npz_errors(tmp_path):
     np.savez(tmp_path / "nan_test.npz", x=np.zeros((10, 2)), x_test=points)
     with pytest.raises(ValueError, match=r"x_test holds non-finite values \(first in row 7\)"):
       load("npz", tmp_path / "nan_test.npz")
+  points = np.zeros((10, 2))  # float64, finite, but infinite as the float32 the points are delivered as
+  points[7, 0] = 1e300
+  np.save(tmp_path / "large.npy", points)
+  with pytest.raises(ValueError, match=r"x holds values beyond float32's range \(3.4e38\) \(first in row "
+                                       r"7\)"):
+    load("npz", tmp_path / "large.npy")
 
 
 @pytest.mark.parametrize("num_classes", [3, 4, 10])

@@ -19,7 +19,7 @@ from gm_jax.objectives import diffusion as objectives
 from gm_jax.sampling import diffusion as samplers
 from gm_jax.tasks import diffusion
 from gm_jax.train import loop
-from tests.conftest import REPO, load_config, run_main
+from tests.conftest import REPO, damage_compressed_archive, load_config, run_main
 from tests.diffusion.gaussian import MU, SIGMA, exact_field
 
 PATH = processes.LinearInterpolant()
@@ -146,6 +146,10 @@ def test_pairs_replace_the_training_split_and_are_checked(tmp_path):
     reflow_pairs.with_reflow_pairs(dataset, str(tmp_path / "bad.npz"))
   with pytest.raises(FileNotFoundError, match="write one with experiments/reflow_pairs.py"):
     reflow_pairs.with_reflow_pairs(dataset, str(tmp_path / "missing.npz"))
+  np.savez_compressed(tmp_path / "damaged.npz", x=np.ones((10, 2), np.float32), noise=np.zeros((10, 2)))
+  damage_compressed_archive(tmp_path / "damaged.npz")
+  with pytest.raises(ValueError, match=r"cannot read the reflow pairs .*damaged.npz' \(error\); write them"):
+    reflow_pairs.with_reflow_pairs(dataset, str(tmp_path / "damaged.npz"))
   config.objective.coupling = "pairs"
   with pytest.raises(ValueError, match="set both it and data.reflow_pairs"):
     diffusion.build(config, dataset)
