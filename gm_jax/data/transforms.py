@@ -1,13 +1,11 @@
 """Maps between integer pixel levels and the continuous or binary values models consume.
 
 All are pure jax functions, applied inside a jitted step so that their randomness comes from the
-step's PRNG key. The log-Jacobian terms needed to report bits/dim on the discrete data are returned
-alongside (see gm_jax.evaluation.ledger).
+step's PRNG key. The families that model these values add the terms that turn their densities into
+likelihoods of the discrete data (see gm_jax.evaluation.ledger).
 """
 
 from __future__ import annotations
-
-import math
 
 import jax
 import jax.numpy as jnp
@@ -41,15 +39,10 @@ def dequantize_uniform(key: jax.Array, x_levels: jax.Array, num_levels: int) -> 
   """y = (k + u) / num_levels with u ~ U(0, 1): a continuous sample inside the level's bin.
 
   A density q(y) on [0, 1)^D gives a discrete likelihood bound P(k) >= q(y) * num_levels^-D, i.e.
-  log P(k) >= E_u[log q(y)] - D log(num_levels); `uniform_dequantization_log_jacobian` is that offset.
+  log P(k) >= E_u[log q(y)] - D log(num_levels).
   """
   u = jax.random.uniform(key, x_levels.shape)
   return (x_levels.astype(jnp.float32) + u) / num_levels
-
-
-def uniform_dequantization_log_jacobian(num_dims: int, num_levels: int) -> float:
-  """log |dy/dk-bin| summed over dims: the term to subtract from log q(y) to get log P(k)."""
-  return -num_dims * math.log(num_levels)
 
 
 def binarize(key: jax.Array, x_levels: jax.Array, num_levels: int) -> jax.Array:
