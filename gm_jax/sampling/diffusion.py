@@ -10,12 +10,15 @@
 - dpm_solver_pp_2m: DPM-Solver++(2M) (Lu et al. 2022), second-order multistep in log-SNR, for few steps.
 - edm_heun: Karras et al.'s (2022) Heun sampler on rho-warped noise levels, deterministic or with "churn".
 
-The SDE, ODE and DPM-Solver samplers, which stop at an end time t_end > 0 (a continuous process's t_min,
-a chain's first step 1/T, DPM-Solver's end), finish with the x0 prediction there (`denoised_at_end`, one
-more network evaluation), as score_sde's samplers remove the noise of sigma(t_end) at the end. DDIM's
-last step lands on its grid's end and returns x there: the data for a chain (sigma = 0 at step 0); for a
-continuous process x at t_min, which keeps sigma(t_min)'s noise (about 1e-3 for VP and VDM, 2e-3 for
-Karras's levels, 0.01 for VE).
+The SDE, ODE and DPM-Solver samplers, where they stop at an end time t_end > 0 (a continuous process's
+t_min, a chain's first step 1/T, DPM-Solver's end), finish with the x0 prediction there
+(`denoised_at_end`, one more network evaluation), as score_sde's samplers remove the noise of
+sigma(t_end) at the end. Where t_end = 0 they return x there: the data on flow matching's paths (sigma(0)
+= 0), but x with sigma(0)'s noise on Karras's levels (sigma_min, 2e-3) and VDM's schedules (about 1e-3).
+The x0 prediction would not be closer to the data's law: for data of variance v it has variance
+v^2 / (v + sigma^2), about v - sigma^2, where x has v + sigma^2. DDIM's last step lands on its grid's end
+and returns x there: the data for a chain (sigma = 0 at step 0); for a continuous process x at t_min,
+which keeps sigma(t_min)'s noise (about 1e-3 for VP and VDM, 2e-3 for Karras's levels, 0.01 for VE).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def _batch_times(t, shape):
 def denoised_at_end(denoiser: Denoiser, x, t_end: float, nfe):
   """(E[x_0 | x_t_end], nfe + 1) for t_end > 0, where x still carries noise of std sigma(t_end) (on a DDPM
   chain's first step sqrt(beta_1), 1.3 grey levels of 8-bit images; 3.7 times the width of the toy ring's
-  modes on a 20-step chain); (x, nfe) at t_end = 0, where it carries none."""
+  modes on a 20-step chain); (x, nfe) at t_end = 0, where it carries sigma(0)'s noise, none or at most
+  2e-3 for the processes here (the module docstring)."""
   if t_end == 0:
     return x, nfe
   return denoiser.x0_and_eps(x, _batch_times(t_end, x.shape))[0], nfe + 1
