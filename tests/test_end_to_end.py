@@ -578,15 +578,18 @@ def test_a_piecewise_schedule_is_set_from_the_command_line(tmp_path):
   assert rates == pytest.approx([0.02, 0.02, 0.002, 0.002])
 
 
-@pytest.mark.parametrize("name,value", [
-    ("train.num_steps", 0), ("train.log_every", 0), ("train.checkpoint_every", -1), ("train.eval_every", -5),
-    ("train.sample_every", True), ("train.keep_checkpoints", 0), ("data.batch_size", 0),
-    ("eval.batch_size", -4), ("data.seed", -1)])  # the seed's error named no field
-def test_counts_must_be_integers_in_range(name, value):
+@pytest.mark.parametrize("name,value,bound", [
+    ("train.num_steps", 0, ">= 1"), ("train.log_every", 0, ">= 1"), ("train.checkpoint_every", -1, ">= 0"),
+    ("train.eval_every", -5, ">= 0"), ("train.sample_every", True, ">= 0"), ("train.num_samples", -3, ">= 0"),
+    ("train.keep_checkpoints", 0, ">= 1"), ("data.batch_size", 0, ">= 1"), ("eval.batch_size", -4, ">= 1"),
+    ("data.seed", -1, r"in \[0, 4294967295\]"),  # the seed's error named no field
+    # Tracebacks from JAX's 32-bit PRNG data: eval.sample_seed's after the whole training had run.
+    ("eval.sample_seed", 2**32, r"in \[0, 4294967295\]"), ("seed", 2**65, r"in \[0, 4294967295\]")])
+def test_counts_must_be_integers_in_range(name, value, bound):
   config = load_config("toy2d_gmm", "tiny")
-  block, field = name.split(".")
-  config[block][field] = value
-  with pytest.raises(ValueError, match=rf"{name}=.* must be an integer >= [01]; set --config.{name}$"):
+  *block, field = name.split(".")
+  (config[block[0]] if block else config)[field] = value
+  with pytest.raises(ValueError, match=rf"^{name}=.* must be an integer {bound}; set --config.{name}$"):
     config_checks.check_config(config)
 
 
@@ -890,6 +893,27 @@ def test_eval_mode_checks_its_counts_and_quality_settings_before_evaluating(unin
   with pytest.raises(ValueError, match=r"^eval.prdc_k=0 must be at least 1"):
     tasks.evaluate(config, str(workdir))
   assert _files(workdir) == before
+
+
+def test_sample_settings_of_a_task_that_draws_no_samples_are_named(tmp_path, caplog):
+  config = load_config("digits_classifier", "tiny")  # they took no effect without a word
+  config.train.update(num_samples=16, sample_every=1)
+  config.eval.update(feature_space="digits", sample_seed=3)
+  exp = tasks.experiment(config, tmp_path, read_only=True)
+  with caplog.at_level("WARNING"):
+    assert exp.feature_space is None
+  assert [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()] == [
+      "task 'classifier', which draws no samples, ignores train.num_samples=16 (read by tasks that draw "
+      "samples), train.sample_every=1 (read by tasks that draw samples), eval.feature_space='digits' (read "
+      "by tasks that draw samples), eval.sample_seed=3 (read by tasks that draw samples)"]
+
+
+def test_an_eval_batch_larger_than_the_test_split_is_cut_to_it(tmp_path):
+  """Padded to eval.batch_size=10**9, the 512 test points took the process's memory after the training."""
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.batch_size = 10**9
+  exp = tasks.experiment(config, tmp_path, read_only=True)
+  assert len(exp.dataset.test) <= exp.eval_batch_size < len(exp.dataset.test) + exp.mesh.size
 
 
 def test_sample_mode_on_a_run_that_draws_no_samples_is_one_line(tmp_path):

@@ -102,6 +102,9 @@ MODEL_CASES = [
     ("markov_lm", "data", {"num_tokens": 0}, r"data.num_tokens=0 must be >= 1"),
     ("markov_lm", "model", {"positions": "rotary", "embed_dim": 12, "num_heads": 4},
      r"rotary positions need an even head size; model.embed_dim / model.num_heads = 3"),
+    # The scan_steps check named the wrong field first.
+    ("toy2d_realnvp", "model", {"architecture": "foo"},
+     r"^unknown model.architecture 'foo'; use one of nice, realnvp, glow, nsf, maf, iaf$"),
     ("toy2d_realnvp", "model", {"num_levels": -1}, r"model.num_levels=-1 and model.steps_per_level=.* >= 1"),
     ("digits_realnvp", "model", {"hidden": ()}, r"model.hidden=\(\) gives an image flow's .* no width"),
     ("digits_realnvp", "model", {"conditioner": "mlp"}, r"model.conditioner='mlp': image flows' couplings"),
@@ -144,6 +147,16 @@ def test_an_eval_option_that_cannot_work_is_refused(name, fields, message):
   config.eval.update(fields)
   with pytest.raises(ValueError, match=message):
     tasks.build(config, data_lib.load_dataset(config.data))
+
+
+def test_raw_features_of_tokens_are_refused():
+  """Token ids are categories, and samples need not be as long as the test windows (16 against 17): the
+  Frechet distance failed on the shapes after the training."""
+  config = load_config("markov_lm", "tiny")
+  config.eval.feature_space = "raw"
+  with pytest.raises(ValueError, match=r"^eval.feature_space='raw' compares images or points; data .* is "
+                                       r"'tokens': set eval.feature_space='none'$"):
+    tasks.build_feature_space(config, data_lib.load_dataset(config.data))
 
 
 @pytest.mark.parametrize("name,block,fields,message", MODEL_CASES,

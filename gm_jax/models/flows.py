@@ -138,7 +138,16 @@ def _glow_level(cfg: FlowConfig, shape, level: int) -> nn.Module:
   return bj.Chain(layers)
 
 
+ARCHITECTURES = ("nice", "realnvp", "glow", *flow_architectures.ARCHITECTURES)
+
+
+def check_architecture(name: str) -> None:
+  if name not in ARCHITECTURES:
+    raise ValueError(f"unknown model.architecture {name!r}; use one of {', '.join(ARCHITECTURES)}")
+
+
 def build_bijector(cfg: FlowConfig) -> bj.Chain:
+  check_architecture(cfg.architecture)
   scanned = ("glow", "nsf") if cfg.is_image else ("nice", "realnvp")
   if cfg.scan_steps and cfg.architecture not in scanned:
     kind = "images" if cfg.is_image else "vectors"
@@ -146,8 +155,6 @@ def build_bijector(cfg: FlowConfig) -> bj.Chain:
                      f"{cfg.architecture}; set it False")
   if cfg.architecture in flow_architectures.ARCHITECTURES:
     return bj.Chain(_preprocess(cfg) + flow_architectures.build_layers(cfg))
-  if cfg.architecture not in ("nice", "realnvp", "glow"):
-    raise ValueError(f"unknown model.architecture {cfg.architecture!r}; use nice, realnvp or glow")
   if not cfg.is_image:
     return bj.Chain(_preprocess(cfg) + _vector_layers(cfg))
   squeezes = cfg.num_levels if cfg.architecture == "glow" else cfg.num_levels - 1

@@ -102,6 +102,9 @@ def build_feature_space(config, dataset: Dataset) -> feature_spaces.FeatureSpace
     unread["eval.inception_score_splits"] = "in a classifier's feature space (digits, inception_v3)"
   defaults.warn_unread_options(config, defaults.base_config(), unread, f"the {name!r} feature space")
   if name == "raw":
+    if spec.kind == "tokens":  # token ids are categories, and samples need not be as long as test windows
+      raise ValueError(f"eval.feature_space='raw' compares images or points; data {dataset.name!r} is "
+                       f"'tokens': set eval.feature_space='none'")
     return feature_spaces.raw()
   if spec.kind != "image":
     raise ValueError(f"eval.feature_space={name!r} reads images; data {dataset.name!r} is {spec.kind!r}")

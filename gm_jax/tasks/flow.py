@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
-from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig
+from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig, check_architecture
 from gm_jax.objectives import exact_nll
 from gm_jax.train import config_checks, defaults
 from gm_jax.train.rng import per_example_keys
@@ -22,6 +22,7 @@ from gm_jax.train.task import Likelihood, Task, Update, nonfinite_samples
 
 def flow_config(config, dataset: Dataset) -> FlowConfig:
   m = config.model
+  check_architecture(m.architecture)  # first: the checks below name fields by the architecture
   config_checks.check_sizes(config, {"model.hidden": 1})
   if config.objective.dequantization == "variational":
     config_checks.check_sizes(config, {"objective.dequantizer_hidden": 1,

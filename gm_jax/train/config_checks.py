@@ -31,19 +31,25 @@ def _learning_rates(config, prefix: str = "") -> list[tuple[str, Any]]:
   return found
 
 
-# Counts with their least value. A 0 interval means "only at the end" for what the last step writes
-# anyway; the training log needs a period, and the last checkpoint must be kept for eval and resumption.
+# Seeds are JAX PRNG data, which jax.random.fold_in takes as 32-bit unsigned integers.
+_SEED_RANGE = (0, 2**32 - 1)
+# Counts with their least value (and seeds with their range). A 0 interval means "only at the end" for
+# what the last step writes anyway; the training log needs a period, and the last checkpoint must be kept
+# for eval and resumption.
 _COUNTS = (("train.num_steps", 1), ("train.log_every", 1), ("train.checkpoint_every", 0),
-           ("train.eval_every", 0), ("train.sample_every", 0), ("train.keep_checkpoints", 1),
-           ("data.batch_size", 1), ("data.seed", 0), ("eval.batch_size", 1), ("eval.sample_seed", 0))
+           ("train.eval_every", 0), ("train.sample_every", 0), ("train.num_samples", 0),
+           ("train.keep_checkpoints", 1), ("data.batch_size", 1), ("eval.batch_size", 1),
+           ("seed", *_SEED_RANGE), ("data.seed", *_SEED_RANGE), ("eval.sample_seed", *_SEED_RANGE))
 
 
 def check_counts(config, counts) -> None:
-  for name, least in counts:
-    block, field = name.split(".")
-    value = config[block][field]
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-      raise ValueError(f"{name}={value!r} must be an integer >= {least}; set --config.{name}")
+  """Each (name, least) or (name, least, most): an integer in that range."""
+  for name, least, *most in counts:
+    value = functools.reduce(lambda tree, key: tree[key], name.split("."), config)
+    if (isinstance(value, bool) or not isinstance(value, int) or value < least
+        or (most and value > most[0])):
+      bound = f"in [{least}, {most[0]}]" if most else f">= {least}"
+      raise ValueError(f"{name}={value!r} must be an integer {bound}; set --config.{name}")
 
 
 def _nan_fields(tree: dict, prefix: str = "") -> list[str]:
@@ -179,7 +185,7 @@ def check_rate(config, name: str) -> None:
 def check_eval_fields(config) -> None:
   """The checks of `check_config` that eval and sample modes need: they read only the eval.* fields."""
   check_no_nan(config)
-  check_counts(config, [(name, least) for name, least in _COUNTS if name.startswith("eval.")])
+  check_counts(config, [count for count in _COUNTS if count[0].startswith("eval.")])
 
 
 # Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any

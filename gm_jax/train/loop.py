@@ -29,7 +29,7 @@ from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation import ledger, pictures, quality_report
 from gm_jax.evaluation import metrics as metrics_lib
 from gm_jax.evaluation.feature_spaces import FeatureSpace
-from gm_jax.train import cpu_compile, rng, sharding, termination
+from gm_jax.train import cpu_compile, defaults, rng, sharding, termination
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
 from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
@@ -94,8 +94,10 @@ class Experiment:
                                 "data.batch_size" if factor == 1 else
                                 f"data.batch_size={config.data.batch_size} x {factor} batches per step")
     # Evaluation batches are padded and masked, and draw per-example randomness by example index: a size
-    # the devices do not divide is rounded up to one they do, with the same means.
-    self.eval_batch_size = -(-config.eval.batch_size // self.mesh.size) * self.mesh.size
+    # the devices do not divide is rounded up to one they do, and one beyond the test split is cut to it
+    # (padding to a size set far too large would exhaust the memory), with the same means.
+    eval_size = min(config.eval.batch_size, len(self.dataset.test))
+    self.eval_batch_size = -(-eval_size // self.mesh.size) * self.mesh.size
     self.base_key = jax.random.key(config.seed)
     self.use_ema = config.train.ema_decay > 0
     self.init_fn, self.train_step, self.schedules = step_lib.from_config(
@@ -228,6 +230,9 @@ class Experiment:
   def feature_space(self) -> FeatureSpace | None:
     """The feature space of the sample-quality metrics (None: not measured for this data/task)."""
     if self.task.sample_fn is None:
+      defaults.warn_unread_options(self.config, defaults.starting_configs(self.config.task)[-1],
+                                   dict.fromkeys(_SAMPLE_FIELDS, "by tasks that draw samples"),
+                                   f"task {self.config.task!r}, which draws no samples,")
       return None
     if self.build_feature_space is None:
       if self.config.eval.feature_space != "none":
@@ -443,6 +448,8 @@ def all_finite(tree) -> bool:
 # Finished steps' metrics are read from the devices in bunches of this many (a read per step cost the
 # toy2d steps about 10 %).
 _FINISHED_STEPS_READ_AT = 256
+# What a task without a sampler leaves unread (the sample-quality fields that :tiny sizes change aside).
+_SAMPLE_FIELDS = ("train.num_samples", "train.sample_every", "eval.feature_space", "eval.sample_seed")
 _SAMPLE_SEED_BRANCH = 100  # base_key's branches from 100 on hold the keys of eval.sample_seed > 0
 
 
