@@ -207,7 +207,7 @@ def main(argv):
   if flags.FLAGS.write_docs and flags.FLAGS.tiny:
     raise ValueError("--write_docs with --tiny would replace the baselines' table with smoke-test numbers; "
                      "drop one of them")
-  root = pathlib.Path(flags.FLAGS.root)
+  root = pathlib.Path(flags.FLAGS.root).expanduser().resolve()  # the runs are launched from the repository
   names = flags.FLAGS.configs or digits_configs()
   unknown = [n for n in names if n not in digits_configs()]
   if unknown:

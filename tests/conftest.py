@@ -101,13 +101,14 @@ def without_wall_clock(record: dict) -> dict:
 
 
 def run_main(*args: str, env: dict | None = None, check: bool = True, timeout: float = 300,
-             script: pathlib.Path = MAIN):
-  """Runs experiments/main.py (or another launcher `script`) with the given flags; returns the process."""
+             script: pathlib.Path = MAIN, cwd: pathlib.Path = REPO):
+  """Runs experiments/main.py (or another launcher `script`) with the given flags from `cwd`; returns the
+  process."""
   full_env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags(), **(env or {})}
   if script == KILL_AT_STEP:
     full_env = without_compilation_cache(full_env)
   proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=full_env,
-                        timeout=timeout, cwd=REPO)
+                        timeout=timeout, cwd=cwd)
   if check and proc.returncode != 0:
     raise AssertionError(f"{script.name} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
   return proc

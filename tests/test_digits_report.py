@@ -12,7 +12,9 @@ SCRIPT = REPO / "experiments" / "digits_report.py"
 
 
 def test_digits_report_trains_reports_and_keeps_its_table_on_bad_input(tmp_path):
-  proc = run_main(f"--root={tmp_path}", "--configs=digits_vae", "--tiny", script=SCRIPT)
+  # A --root relative to where the report is started (its runs went relative to the repository).
+  proc = run_main(f"--root={tmp_path.name}", "--configs=digits_vae", "--tiny", script=SCRIPT,
+                  cwd=tmp_path.parent)
   [line] = proc.stdout.strip().splitlines()
   row = json.loads(line)
   summary = json.loads((tmp_path / "digits_vae" / "summary.json").read_text())
