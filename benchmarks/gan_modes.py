@@ -25,7 +25,7 @@ from gm_jax.train.run_files import to_json
 config_flags.DEFINE_config_file("config", None, "Toy GAN config file (FILE or FILE:ARG).", lock_config=True)
 flags.DEFINE_string("workdir", None, "Parent directory; seed S trains in WORKDIR/seed_S.")
 flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4"], "Seeds to train.")
-flags.DEFINE_integer("num_steps", None, "Training steps per seed (default: the config's).")
+flags.DEFINE_integer("num_steps", None, "Training steps per seed (default: the config's).", lower_bound=1)
 flags.mark_flags_as_required(["config", "workdir"])
 
 REPORTED = ("modes_captured", "high_quality_fraction", "reverse_kl")
@@ -44,7 +44,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = flags.FLAGS.config
-  num_steps = flags.FLAGS.num_steps or config.train.num_steps
+  num_steps = config.train.num_steps if flags.FLAGS.num_steps is None else flags.FLAGS.num_steps
   with config.unlocked():
     config.train.num_steps = num_steps
     config.train.checkpoint_every = min(config.train.checkpoint_every, num_steps)

@@ -198,7 +198,13 @@ def split_tiny(arg: str | None) -> tuple[str | None, bool]:
 def load_config_file(path: str | pathlib.Path, arg: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(arg)` of a config file, as `--config=path:arg` would give it (unlocked)."""
   path = pathlib.Path(path)
+  example = "e.g. experiments/configs/digits_ddpm.py"
+  if path.suffix != ".py":
+    raise ValueError(f"{str(path)!r} is no config file: give a Python file that defines get_config(), "
+                     f"{example}")
   spec = importlib.util.spec_from_file_location(f"gm_jax_config_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
+  if not callable(getattr(module, "get_config", None)):
+    raise ValueError(f"{str(path)!r} defines no get_config(), which a config file must; {example}")
   return module.get_config(arg)
