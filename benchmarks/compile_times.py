@@ -17,7 +17,7 @@ import time
 import jax
 from absl import flags
 
-from benchmarks.timing import emit, use_threads
+from benchmarks.timing import emit, use_threads, without_persistent_cache
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.data.text import random_characters
@@ -55,6 +55,7 @@ def compile_seconds(config) -> float:
 def main(argv):
   del argv
   threads = use_threads(flags.FLAGS.threads)
+  without_persistent_cache()
   only = flags.FLAGS.only
   paths = [p for p in sorted(CONFIGS.glob("*.py")) if not only or any(s in p.stem for s in only)]
   if not paths:

@@ -18,7 +18,7 @@ import numpy as np
 from absl import flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, matmul_peaks, op_profile, require_reference,
-                               time_interleaved, use_threads)
+                               time_interleaved, use_threads, without_persistent_cache)
 from gm_jax import data as data_lib
 from gm_jax.data.dataset import DataSpec, Dataset
 from gm_jax.tasks import gan
@@ -53,6 +53,7 @@ def main(argv):
   del argv
   require_reference(flags.FLAGS.reference)
   threads = use_threads(flags.FLAGS.threads)
+  without_persistent_cache()
   size, batch = IMAGE_SIZE, flags.FLAGS.batch_size
   config = dcgan_config(batch, flags.FLAGS.compute_dtype)
   images = np.random.default_rng(0).integers(0, 256, size=(4 * batch, size, size, 3), dtype=np.uint8)

@@ -23,7 +23,7 @@ from absl import flags
 
 from benchmarks.timing import (add_timings, compiled_flops, emit, jax_step_memory_bytes, matmul_peaks,
                                config_name, op_profile, require_reference, time_interleaved,
-                               use_threads)
+                               use_threads, without_persistent_cache)
 from gm_jax import data as data_lib
 from gm_jax.data.text import random_characters
 from gm_jax.tasks import language_model
@@ -44,6 +44,7 @@ def main(argv):
   del argv
   require_reference(flags.FLAGS.reference)
   threads = use_threads(flags.FLAGS.threads)
+  without_persistent_cache()
   config = flags.FLAGS.config
   vocab = config.data.get("vocab_size") or VOCAB
   dataset = random_characters(config.data.context, vocab)

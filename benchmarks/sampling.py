@@ -14,6 +14,7 @@ Diffusion: each sampler compiled, then timed drawing `--num_samples` samples in 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -83,21 +84,28 @@ def lm_decoding(threads: int) -> None:
   emit(record)
 
 
+def sampler_runs(process) -> list[tuple[str, Callable, dict]]:
+  """(name, sampler, arguments) of the samplers timed on `process`."""
+  runs = [("ddim", samplers.ddim, {"num_steps": 50}), ("dpm_solver_pp_2m", samplers.dpm_solver_pp_2m,
+                                                         {"num_steps": 20}),
+          ("ode_heun", samplers.probability_flow_ode, {"solver": "heun", "num_steps": 25}),
+          ("euler_maruyama", samplers.euler_maruyama, {"num_steps": 100})]
+  if process.ends_in_pure_noise:  # flow matching's paths: no finite log-SNR (nor SDE coefficients) at t = 1
+    runs = [run for run in runs if run[0] not in ("dpm_solver_pp_2m", "euler_maruyama")]
+  if isinstance(process, processes.DiscreteDDPM):
+    runs.append(("ddpm_ancestral", samplers.ddpm_ancestral, {}))
+    # DDIM strides over the chain's own steps, of which a short chain (a :tiny config's) has fewer.
+    runs[0][2]["num_steps"] = min(runs[0][2]["num_steps"], process.num_steps)
+  return runs
+
+
 def diffusion_sampling(threads: int) -> None:
   config = load_config_file(*_file_and_arg(flags.FLAGS.diffusion_config))
   model = DiffusionModel(config)
   shape = (flags.FLAGS.num_samples, *config_shape(config))
   params = model.init(jax.random.key(0), jnp.zeros((1, *shape[1:])))
   denoiser = model.sampling_denoiser(params, shape[0], config.eval.guidance)
-  runs = [("ddim", samplers.ddim, {"num_steps": 50}), ("dpm_solver_pp_2m", samplers.dpm_solver_pp_2m,
-                                                         {"num_steps": 20}),
-          ("ode_heun", samplers.probability_flow_ode, {"solver": "heun", "num_steps": 25}),
-          ("euler_maruyama", samplers.euler_maruyama, {"num_steps": 100})]
-  if isinstance(denoiser.process, processes.DiscreteDDPM):
-    runs.append(("ddpm_ancestral", samplers.ddpm_ancestral, {}))
-    # DDIM strides over the chain's own steps, of which a short chain (a :tiny config's) has fewer.
-    runs[0][2]["num_steps"] = min(runs[0][2]["num_steps"], denoiser.process.num_steps)
-  for name, fn, kwargs in runs:
+  for name, fn, kwargs in sampler_runs(denoiser.process):
     sample = jax.jit(lambda key, fn=fn, kwargs=kwargs: fn(denoiser, key, shape, **kwargs))
     _, nfe = jax.block_until_ready(sample(jax.random.key(0)))
     stats = time_calls(lambda: jax.block_until_ready(sample(jax.random.key(1))), warmup=0, repeats=3)

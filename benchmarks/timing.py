@@ -29,10 +29,11 @@ def time_calls(fn: Callable[[], Any], warmup: int = 2, repeats: int = 10) -> dic
 
 
 def compiled_flops(compiled) -> float | None:
-  """FLOPs of one call of a compiled function, from XLA's cost analysis; None if unavailable, or if a
-  loop holds a matmul or a convolution (XLA counts a while loop's body once, whatever its trip count: a
-  GAN's critic updates, scanned layers). Loops of integer work, such as the rounds of the random-bit
-  generator XLA may keep rolled, do not stop the count."""
+  """FLOPs of one call of a compiled function on one device (XLA's cost analysis of the partitioned
+  program: on several devices each one's share, as the MFU against one device's matmul peak wants); None
+  if unavailable, or if a loop holds a matmul or a convolution (XLA counts a while loop's body once,
+  whatever its trip count: a GAN's critic updates, scanned layers). Loops of integer work, such as the
+  rounds of the random-bit generator XLA may keep rolled, do not stop the count."""
   if _loop_does_matmuls(compiled.as_text() or ""):
     return None
   analysis = compiled.cost_analysis()
@@ -107,7 +108,8 @@ def matmul_peaks(n: int = 1024) -> dict[str, float]:
 
 
 def jax_step_memory_bytes(compiled) -> int | None:
-  """Bytes a compiled step holds at its peak: arguments, outputs (less donated aliases) and temporaries."""
+  """Bytes a compiled step holds at its peak on one device: arguments, outputs (less donated aliases) and
+  temporaries."""
   m = compiled.memory_analysis()
   if m is None:
     return None
@@ -115,10 +117,12 @@ def jax_step_memory_bytes(compiled) -> int | None:
 
 
 def config_name(config_flag) -> str:
-  """The stem of a config_file flag's file (e.g. shakespeare_char_cpu), for the JSON record."""
+  """The stem of a config_file flag's file and its argument (e.g. shakespeare_char_cpu:tiny), for the JSON
+  record: a :tiny run's numbers are not the full config's."""
   from ml_collections import config_flags
 
-  return pathlib.Path(config_flags.get_config_filename(config_flag)).stem
+  file, _, arg = config_flags.get_config_filename(config_flag).partition(":")
+  return pathlib.Path(file).stem + (f":{arg}" if arg else "")
 
 
 def require_reference(reference: str) -> None:
@@ -127,6 +131,12 @@ def require_reference(reference: str) -> None:
 
   if reference == "torch" and importlib.util.find_spec("torch") is None:
     raise ValueError('PyTorch is not installed: pip install -e ".[bench]", or pass --reference=none')
+
+
+def without_persistent_cache() -> None:
+  """Compile times are measured cold: with JAX's persistent cache on (JAX_COMPILATION_CACHE_DIR, as the
+  README suggests for launches) a rerun would time the cache's read (5.8 s compiles read back in 0.9)."""
+  jax.config.update("jax_enable_compilation_cache", False)
 
 
 def use_threads(n: int) -> int:

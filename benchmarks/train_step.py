@@ -18,7 +18,8 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from benchmarks.timing import compiled_flops, emit, matmul_peaks, op_profile, time_calls
+from benchmarks.timing import (compiled_flops, emit, matmul_peaks, op_profile, time_calls,
+                               without_persistent_cache)
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import command_line, sharding, step as step_lib
@@ -33,6 +34,7 @@ flags.DEFINE_integer("profile_ops", 0, "Also report the step's N most expensive 
 
 def main(argv):
   del argv
+  without_persistent_cache()
   config = flags.FLAGS.config
   dataset = data_lib.load_dataset(config.data)
   task = tasks.build(config, dataset)

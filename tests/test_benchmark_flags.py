@@ -1,5 +1,6 @@
 """The benchmarks' start-up checks: a missing PyTorch and an impossible thread count are one-line errors
-before anything compiles; their records are strict JSON."""
+before anything compiles; their records are strict JSON and name their config; the sampling benchmark's
+samplers suit its process."""
 
 import importlib.util
 import json
@@ -7,10 +8,15 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from benchmarks import timing
+from gm_jax.diffusion import processes
+from gm_jax.train.defaults import load_config_file
 from tests.conftest import REPO
+from tests.diffusion.gaussian import exact_field
 
 
 def test_a_missing_pytorch_names_the_bench_extra(monkeypatch):
@@ -48,3 +54,57 @@ def test_a_record_is_strict_json_and_a_bad_flag_one_line(capsys):
   assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
       "error: --config.model.num_layer: the config has no field 'num_layer' (did you mean 'num_layers'?); "
       "see the config file for its fields"]
+
+
+@pytest.mark.parametrize("process", [processes.LinearInterpolant(), processes.VPSDE(),
+                                     processes.DiscreteDDPM(processes.linear_betas(10))],
+                         ids=["flow_matching", "vp", "ddpm_chain"])
+def test_the_sampling_benchmark_times_the_samplers_its_process_admits(process):
+  """On flow matching's paths DPM-Solver++ and Euler-Maruyama refused to run (no finite log-SNR at t = 1)
+  and stopped the benchmark after its first sampler."""
+  from benchmarks import sampling
+
+  denoiser = exact_field(process)
+  for name, sampler, kwargs in sampling.sampler_runs(process):
+    samples, _ = jax.jit(lambda key: sampler(denoiser, key, (4, 2), **kwargs))(jax.random.key(0))
+    assert np.isfinite(np.asarray(samples)).all(), name
+  names = [name for name, _, _ in sampling.sampler_runs(process)]
+  assert ("dpm_solver_pp_2m" in names) == (not process.ends_in_pure_noise)
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_benchmarks_compile_without_the_persistent_cache(tmp_path, cold):
+  """With JAX_COMPILATION_CACHE_DIR set (as the README suggests for launches) a rerun timed the cache's read
+  as its compile time; the control (cold=False) shows that the program would be cached."""
+  script = ("from benchmarks import timing\n" + ("timing.without_persistent_cache()\n" if cold else "") +
+            "import jax, jax.numpy as jnp\n"
+            "jax.jit(lambda x: jnp.sin(x) @ x)(jnp.ones((8, 8))).block_until_ready()")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(tmp_path),
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+  subprocess.run([sys.executable, "-c", script], check=True, cwd=REPO, env=env, timeout=120)
+  assert (not any(tmp_path.iterdir())) == cold
+
+
+def test_a_file_that_is_no_config_is_one_line(tmp_path):
+  """The benchmarks' config flags (e.g. sampling's --lm_config) load files directly: README.md or a Python
+  file without get_config() ended in an AttributeError."""
+  proc = subprocess.run([sys.executable, "-m", "benchmarks.sampling", "--lm_config=README.md",
+                         "--reference=none"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+      "error: 'README.md' is no config file: give a Python file that defines get_config(), e.g. "
+      "experiments/configs/digits_ddpm.py"]
+  (tmp_path / "script.py").write_text("x = 1\n")
+  with pytest.raises(ValueError, match=r"script.py' defines no get_config\(\), which a config file must"):
+    load_config_file(tmp_path / "script.py")
+
+
+@pytest.mark.parametrize("arg,name", [("", "markov_lm"), (":tiny", "markov_lm:tiny")])
+def test_a_record_names_its_config_with_its_argument(arg, name):
+  from absl import flags
+  from ml_collections import config_flags
+
+  flag_values = flags.FlagValues()  # a :tiny run's record read as the full config's
+  config_flags.DEFINE_config_file("config", None, flag_values=flag_values)
+  flag_values(["benchmark", f"--config={REPO / 'experiments' / 'configs' / 'markov_lm.py'}{arg}"])
+  assert timing.config_name(flag_values["config"]) == name
