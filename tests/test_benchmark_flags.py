@@ -42,18 +42,23 @@ def test_a_record_is_strict_json_and_a_bad_flag_one_line(capsys):
   record = json.loads(capsys.readouterr().out)
   assert record["ratio"] is None and record["reverse_kl"] is None
   usable = len(os.sched_getaffinity(0))
-  proc = subprocess.run([sys.executable, "-m", "benchmarks.lm_step", f"--threads={usable + 1}",
-                         "--reference=none"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})  # it printed the whole usage text too
-  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
-      f"error: --threads={usable + 1}: this process may use {usable} cores; pass 0 (all) to {usable}"]
+  # It printed the whole usage text too.
+  assert benchmark_error("lm_step", f"--threads={usable + 1}") == (
+      f"error: --threads={usable + 1}: this process may use {usable} cores; pass 0 (all) to {usable}")
   # A misspelt override of the default config's field (applied as the flag is defined, at import).
-  proc = subprocess.run([sys.executable, "-m", "benchmarks.lm_step", "--config.model.num_layer=3",
-                         "--reference=none"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
-  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+  assert benchmark_error("lm_step", "--config.model.num_layer=3") == (
       "error: --config.model.num_layer: the config has no field 'num_layer' (did you mean 'num_layers'?); "
-      "see the config file for its fields"]
+      "see the config file for its fields")
+
+
+def benchmark_error(name: str, *args: str) -> str:
+  """The one line a benchmark run with `args` (and no PyTorch reference) ends with; it must fail."""
+  proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args, "--reference=none"],
+                        capture_output=True, text=True, cwd=REPO, timeout=120,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  [line] = proc.stderr.strip().splitlines()
+  assert proc.returncode == 1, line
+  return line
 
 
 @pytest.mark.parametrize("process", [processes.LinearInterpolant(), processes.VPSDE(),
@@ -88,12 +93,9 @@ def test_benchmarks_compile_without_the_persistent_cache(tmp_path, cold):
 def test_a_file_that_is_no_config_is_one_line(tmp_path):
   """The benchmarks' config flags (e.g. sampling's --lm_config) load files directly: README.md or a Python
   file without get_config() ended in an AttributeError."""
-  proc = subprocess.run([sys.executable, "-m", "benchmarks.sampling", "--lm_config=README.md",
-                         "--reference=none"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
-  assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+  assert benchmark_error("sampling", "--lm_config=README.md") == (
       "error: 'README.md' is no config file: give a Python file that defines get_config(), e.g. "
-      "experiments/configs/digits_ddpm.py"]
+      "experiments/configs/digits_ddpm.py")
   (tmp_path / "script.py").write_text("x = 1\n")
   with pytest.raises(ValueError, match=r"script.py' defines no get_config\(\), which a config file must"):
     load_config_file(tmp_path / "script.py")
