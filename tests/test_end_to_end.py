@@ -689,6 +689,16 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   proc = run_main(TINY, f"--workdir={workdir}", "--config.train.num_steps=7", check=False)
   refusal = "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values"
   assert refusal in proc.stderr
+  # Only evaluation settings differ: eval mode takes them (a final evaluation that failed on one of them
+  # left the run with no way named to finish it).
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.batch_size = 7
+  exp = tasks.experiment(config, workdir)
+  with pytest.raises(loop.WorkdirConflictError, match=r"\(eval.batch_size \(stored \d+, now 7\)\); use a new "
+                                                      r"--workdir or the stored values, or --mode=eval for "
+                                                      r"other eval.\* values$"):
+    loop.check_workdir(exp)
+  exp.checkpointer.close()
 
 
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):

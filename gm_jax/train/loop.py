@@ -520,9 +520,12 @@ def check_workdir(exp: Experiment) -> None:
     now = config_to_dict(exp.config)
     diffs = config_differences(stored, now)
     if diffs:
+      # Evaluation settings may change in --mode=eval / sample (e.g. after a final evaluation that failed).
+      only_eval = all(d.startswith("eval.") for d in diffs)
+      other_eval = ", or --mode=eval for other eval.* values" if only_eval else ""
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({described_differences(diffs, stored, now)}); use a new --workdir or "
-                                 f"the stored values")
+                                 f"the stored values{other_eval}")
     if not has_checkpoint and (exp.workdir / "summary.json").exists():
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
                                  f"checkpoint to resume from; use a new --workdir (training here would "
