@@ -56,6 +56,45 @@ def test_evaluation_scores_every_test_token_after_the_first_once(tmp_path):
   assert count == len(dataset.test.tokens) - 1
 
 
+@pytest.mark.parametrize("stride", [0, 1, 5])
+def test_test_windows_at_a_stride_score_each_token_with_that_context(tmp_path, stride):
+  """The test NLL at data.eval_stride S is the sum of each test token's log-loss given the tokens before it
+  in the window that scores it, computed here from the model's logits on those windows: windows at
+  multiples of S, the first scoring all its targets and the others their last S, and a final window ending
+  at the last token (S = 0: consecutive windows). At S = 1 token p sees min(p, context) tokens."""
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("".join(chr(97 + i * 7 % 26) for i in range(1203)))  # 121 test tokens, context 16
+  config = load_config("shakespeare_char_cpu", "tiny")
+  config.data.update(path=str(corpus), eval_stride=stride)
+  dataset = data_lib.load_dataset(config.data)
+  task = language_model.build(config, dataset)
+  batches = list(data_lib.eval_batches(dataset.test, 8))
+  params = {"model": task.init(jax.random.key(0), batches[0])["model"]["params"]}
+  params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(2), p.shape), params)
+  eval_fn = jax.jit(task.eval_fn)
+  sums = [eval_fn(params, {}, batch, jax.random.key(1))["nll_nats"] for batch in batches]
+  total, count = (sum(float(s[i]) for s in sums) for i in (0, 1))
+  # Independently: token p is predicted from the window start(p) .. p - 1, where start(p) is the start of
+  # the window that scores it (stride S: windows at multiples of S, each scoring its last S targets).
+  tokens, context = dataset.test.tokens, config.data.context
+  step = stride or context
+  start = lambda p: 0 if p <= context else min((p - context - 1) // step + 1, (len(tokens) - 1 - context) //
+                                                                               step) * step
+  starts = np.array([start(p) for p in range(1, len(tokens))])
+  last = len(tokens) - 1 - context  # the final window ends at the last token
+  starts = np.where(starts + context < np.arange(1, len(tokens)), last, starts)
+  if stride == 1:
+    np.testing.assert_array_equal(starts, np.maximum(np.arange(1, len(tokens)) - context, 0))
+  windows = tokens[starts[:, None] + np.arange(context)]
+  model = language_model.TransformerLM(language_model.transformer_config(config, dataset))
+  logits = model.apply({"params": params["model"]}, windows)
+  at = np.arange(1, len(tokens)) - starts - 1  # the prediction's position in its window
+  log_probs = jax.nn.log_softmax(logits[np.arange(len(at)), at])
+  expected = -float(np.sum(np.asarray(log_probs)[np.arange(len(at)), tokens[1:]]))
+  assert count == len(tokens) - 1
+  assert total == pytest.approx(expected, rel=1e-5)
+
+
 def test_shakespeare_char_config_on_a_text_file(tmp_path):
   corpus = tmp_path / "corpus.txt"
   corpus.write_text("To be, or not to be, that is the question.\n" * 200)
@@ -66,6 +105,11 @@ def test_shakespeare_char_config_on_a_text_file(tmp_path):
   text = (tmp_path / "run" / "samples" / f"step_{config.train.num_steps:07d}.txt").read_text()
   # The samples are written decoded (any token decodes to a corpus character; ids would show digits).
   assert set(text) - set(corpus.read_text()) <= {"-"}
+  # The run evaluated with every token given its whole context: a change eval mode takes.
+  config.data.eval_stride = 1
+  result = tasks.evaluate(config, tmp_path / "run")
+  assert result["eval_config_changes"] == {"data.eval_stride": {"stored": 0, "now": 1}}
+  assert np.isfinite(result["nll_nats"]) and result["nll_nats"] != summary["nll_nats"]
 
 
 def test_shakespeare_char_config_under_mock_tfds(tmp_path):

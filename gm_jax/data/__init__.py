@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -34,6 +36,8 @@ def load_toy2d(data_config) -> Dataset:
 def load_dataset(data_config) -> Dataset:
   """The data set data.name names; with data.reflow_pairs, its training split is those pairs."""
   dataset = _load_named(data_config)
+  if data_config.get("eval_stride"):  # a language model's test windows (only text and markov read it)
+    dataset = dataclasses.replace(dataset, test=text.restrided(dataset.test, data_config.eval_stride))
   for split, own_array in (("train", "x"), ("test", "x_test")):
     if not len(getattr(dataset, split)):
       raise ValueError(f"data {dataset.name!r} has an empty {split} split; give it examples (toy2d: "
@@ -50,14 +54,15 @@ def load_dataset(data_config) -> Dataset:
 
 # The own-data fields each loader reads; set for another loader, they would be ignored without a word.
 _READS = {"image_folder": ("path", "image_size", "num_levels"), "npz": ("path", "image_size", "num_levels"),
-          "text": ("path", "tfds_name", "level", "data_dir"),
+          "text": ("path", "tfds_name", "level", "data_dir", "eval_stride"), "markov": ("eval_stride",),
           **{name: ("image_size", "crop", "data_dir") for name in tfds_source.IMAGE_SETS}}
 # Their values when unset (level: the text loader's default tokens).
 _UNSET = {"path": "", "image_size": 0, "num_levels": 0, "crop": 0, "tfds_name": "", "level": "char",
-          "data_dir": ""}
+          "data_dir": "", "eval_stride": 0}
 _HINTS = {"crop": "it crops TFDS image sets", "data_dir": "it locates TFDS data sets",
           "tfds_name": "it names a TFDS text data set for data.name='text'",
-          "level": "it sets the text loader's tokens (char or byte)"}
+          "level": "it sets the text loader's tokens (char or byte)",
+          "eval_stride": "it spaces a language model's test windows (data.name text or markov)"}
 
 
 def _check_fields_are_read(data_config) -> None:

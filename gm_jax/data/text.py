@@ -7,6 +7,8 @@ A training example is a window of `context + 1` tokens starting anywhere in the 
 and next-token targets); the test split is cut into consecutive windows that overlap by one token, and
 when they do not reach its end a last window ends at its last token, with `target_mask` 0 on the targets
 the window before it scored; so one pass scores every validation token after the first exactly once.
+With data.eval_stride S the windows lie S tokens apart and score their last S targets, so that each token
+sees at least context - S + 1 tokens (S = 1: its whole context; `test_windows`).
 Character level needs UTF-8 text; byte level reads the file's raw bytes, so it takes any file.
 """
 
@@ -195,15 +197,35 @@ def _check_context(context: int) -> None:
 
 
 def _windows(train: np.ndarray, test: np.ndarray, context: int):
-  train_starts = range(len(train) - context)
-  test_starts = np.arange(0, len(test) - context, context, dtype=np.int64)
-  first_scored = np.zeros(len(test_starts), np.int64)
-  covered = test_starts[-1] + context  # the last position the strided windows score
-  if covered < len(test) - 1:  # the rest (< context tokens) in a window ending at the last token
+  return WindowSource(train, range(len(train) - context), context), test_windows(test, context)
+
+
+def test_windows(test: np.ndarray, context: int, stride: int = 0) -> WindowSource:
+  """Windows that score every test token after the first once. Stride 0 (= context): consecutive windows
+  overlapping by one token, as nanoGPT's validation loss, in which a target sees the targets before it in
+  its window (context / 2 tokens on average). Stride S < context: windows S tokens apart, each scoring
+  its last S targets (the first window all of its own), so that every target after the first window's
+  sees at least context - S + 1 tokens: S = 1 gives each token its whole context, at context times the
+  cost of stride 0."""
+  stride = stride or context
+  if isinstance(stride, bool) or not isinstance(stride, int) or not 0 < stride <= context:
+    raise ValueError(f"data.eval_stride={stride!r} must be an integer in [0, data.context={context}] (0: "
+                     f"consecutive windows)")
+  starts = np.arange(0, len(test) - context, stride, dtype=np.int64)
+  first_scored = np.full(len(starts), context - stride, np.int64)
+  first_scored[0] = 0
+  covered = starts[-1] + context  # the last position the strided windows score
+  if covered < len(test) - 1:  # the rest (< stride tokens) in a window ending at the last token
     last_start = len(test) - 1 - context
-    test_starts = np.append(test_starts, last_start)
+    starts = np.append(starts, last_start)
     first_scored = np.append(first_scored, covered - last_start)
-  return WindowSource(train, train_starts, context), WindowSource(test, test_starts, context, first_scored)
+  return WindowSource(test, starts, context, first_scored)
+
+
+def restrided(test: WindowSource, stride: int) -> WindowSource:
+  """A test split's windows at another stride (test_windows), over the same tokens."""
+  windows = test_windows(test.tokens, test.context, stride)
+  return dataclasses.replace(windows, fingerprinted=test.fingerprinted)
 
 
 def random_characters(context: int, vocab: int = 65, size: int = 200_000, seed: int = 0) -> Dataset:

@@ -188,6 +188,13 @@ def check_eval_fields(config) -> None:
   check_counts(config, [count for count in _COUNTS if count[0].startswith("eval.")])
 
 
+def changes_only_evaluation(field: str) -> bool:
+  """Whether a config field (as config_differences names it) changes what evaluation computes and nothing
+  of the training: eval.* and the language models' test-window stride. Eval and sample modes take such
+  changes."""
+  return field.startswith("eval.") or field == "data.eval_stride"
+
+
 # Fields that may change between runs of one workdir: the mesh layout (a checkpoint restores onto any
 # layout), the progress bar (it changes what the terminal shows, not what the run computes or writes) and
 # how checkpoints are kept (a resumed run is exact from any checkpoint, which carries its log window: after

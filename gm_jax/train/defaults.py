@@ -34,6 +34,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.level = "char"  # text: char | byte tokens
   config.data.data_dir = ""  # TFDS data directory ("": TFDS's default)
   config.data.crop = 0  # TFDS images: a central square crop of this size before resizing (0: none)
+  # text, markov: the test windows' stride (0: consecutive windows, nanoGPT's validation loss, where a
+  # token sees context / 2 tokens on average; 1: every token its whole context, context times the cost).
+  # Like eval.*, it may change in --mode=eval.
+  config.data.eval_stride = 0
   config.data.reflow_pairs = ""  # a .npz of (noise, x) pairs that replaces the training split (reflow)
 
   config.model = ml_collections.ConfigDict()

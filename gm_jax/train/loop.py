@@ -32,8 +32,9 @@ from gm_jax.evaluation.feature_spaces import FeatureSpace
 from gm_jax.train import cpu_compile, defaults, rng, sharding, termination
 from gm_jax.train import step as step_lib
 from gm_jax.train.checkpoint import UNREADABLE_DIR, CheckpointError, Checkpointer
-from gm_jax.train.config_checks import (check_config, check_eval_fields, config_differences, config_to_dict,
-                                        described_differences, field_value)
+from gm_jax.train.config_checks import (changes_only_evaluation, check_config, check_eval_fields,
+                                        config_differences, config_to_dict, described_differences,
+                                        field_value)
 from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train.processes import (check_processes_agree, check_processes_read_the_same_data,
                                     on_every_process, sync_processes, text_of_process_0)
@@ -521,7 +522,7 @@ def check_workdir(exp: Experiment) -> None:
     diffs = config_differences(stored, now)
     if diffs:
       # Evaluation settings may change in --mode=eval / sample (e.g. after a final evaluation that failed).
-      only_eval = all(d.startswith("eval.") for d in diffs)
+      only_eval = all(changes_only_evaluation(d) for d in diffs)
       other_eval = ", or --mode=eval for other eval.* values" if only_eval else ""
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({described_differences(diffs, stored, now)}); use a new --workdir or "
@@ -802,11 +803,12 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
                                f"that they belong to this config")
   now = config_to_dict(config)
   diffs = config_differences(stored, now)
-  outside = [d for d in diffs if not d.startswith("eval.")]
+  outside = [d for d in diffs if not changes_only_evaluation(d)]
   if outside:
     raise WorkdirConflictError(f"workdir {workdir} was trained with a different config "
-                               f"({described_differences(outside, stored, now)}); only eval.* may change "
-                               f"after training: pass the stored config.json's values")
+                               f"({described_differences(outside, stored, now)}); only eval.* and "
+                               f"data.eval_stride may change after training: pass the stored config.json's "
+                               f"values")
   return {d: {"stored": field_value(stored, d), "now": field_value(now, d)} for d in diffs}
 
 

@@ -79,14 +79,19 @@ def test_the_split_follows_data_test_fraction(tmp_path):
     load_dataset(config)
 
 
-@pytest.mark.parametrize("num_tokens,context", [(1000, 16), (1001, 16), (1097, 16), (523, 7), (400, 29),
-                                                (1000, 11)])  # the last: 99 targets fill 9 windows
-def test_test_windows_score_every_validation_token_once(num_tokens, context):
+@pytest.mark.parametrize("num_tokens,context,stride", [
+    (1000, 16, 0), (1001, 16, 0), (1097, 16, 0), (523, 7, 0), (400, 29, 0),
+    (1000, 11, 0),  # 99 targets fill 9 windows
+    (1097, 16, 1), (1097, 16, 5), (523, 7, 7), (400, 29, 28)])
+def test_test_windows_score_every_validation_token_once(num_tokens, context, stride):
   """Every token of the test split after the first is a scored target of exactly one window, also the
   up to context - 1 tokens after the last full stride (a final window ends at the last token and masks the
-  targets its predecessor already scored)."""
+  targets its predecessor already scored); at a stride S, every target after the first window's sees at
+  least context - S tokens before it in its window."""
   tokens = np.arange(num_tokens, dtype=np.int32) * 7 % 23  # any stream; positions are checked through it
   _, test = text.split_windows(tokens, context)
+  if stride:
+    test = text.restrided(test, stride)
   windows = test[np.arange(len(test))]
   targets_mask = windows.get("target_mask", np.ones((len(test), context), np.float32))
   assert windows["x"].shape == (len(test), context + 1) and targets_mask.shape == (len(test), context)
@@ -94,6 +99,8 @@ def test_test_windows_score_every_validation_token_once(num_tokens, context):
   scored = positions[targets_mask > 0]
   np.testing.assert_array_equal(np.sort(scored), np.arange(1, len(test.tokens)))
   np.testing.assert_array_equal(windows["x"][:, 1:][targets_mask > 0], test.tokens[scored])
+  seen = np.broadcast_to(1 + np.arange(context), targets_mask.shape)[targets_mask > 0]  # tokens before each
+  assert np.all((seen >= context - (stride or context) + 1) | (scored <= context))
 
 
 @pytest.mark.parametrize("context,test_fraction", [(64, 0.1), (100, 0.5), (89, 0.5), (30, 0.9)])
@@ -122,3 +129,15 @@ def test_a_markov_corpus_too_short_names_its_token_count():
 def test_missing_corpus_file_is_one_clear_line(tmp_path):
   with pytest.raises(FileNotFoundError, match="set data.path"):
     text.load(str(tmp_path / "nope.txt"))
+
+
+def test_a_stride_beyond_the_context_or_on_other_data_is_refused():
+  from gm_jax.data import load_dataset
+  from tests.conftest import load_config
+
+  with pytest.raises(ValueError, match=r"^data.eval_stride=17 must be an integer in \[0, data.context=16\]"):
+    text.test_windows(np.arange(100), 16, 17)
+  config = load_config("digits_vae", "tiny").data
+  config.eval_stride = 2
+  with pytest.raises(ValueError, match=r"^data.eval_stride is set, but data.name='digits' does not read it"):
+    load_dataset(config)

@@ -181,7 +181,7 @@ def test_reflow_from_a_trained_run_end_to_end(tmp_path):
   assert refused.returncode == 1 and not pairs.exists()
   assert refused.stderr.strip().splitlines() == [  # one line, not under the script's whole help text
       f"error: workdir {first} was trained with a different config (seed (stored {config.seed}, now "
-      f"{config.seed + 1})); only eval.* may change after "
+      f"{config.seed + 1})); only eval.* and data.eval_stride may change after "
       f"training: pass the stored config.json's values"]
   # The progress bar may differ from the run's (it was off there).
   run_main(tiny, f"--workdir={first}", "--num_pairs=300", f"--out={pairs}", script=script)
