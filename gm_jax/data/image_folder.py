@@ -72,7 +72,14 @@ def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   if dangling:
     raise ValueError(f"image {str(dangling[0])!r} is a symbolic link to {os.readlink(dangling[0])!r}, which "
                      f"does not exist; restore its target or delete the link")
-  return [p for p in images if p.is_file()]
+  # An image linked to another of the folder's (a file link, as folder links are walked once above) is read
+  # once, through the path that sorts first: twice, it weighed double and could land in both splits.
+  unique, seen = [], set()
+  for path in images:
+    if path.is_file() and os.path.realpath(path) not in seen:
+      seen.add(os.path.realpath(path))
+      unique.append(path)
+  return unique
 
 
 def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | None]:

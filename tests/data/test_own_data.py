@@ -83,11 +83,15 @@ def test_image_folder_with_classes(tmp_path, mode, channels):
 
 def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path):
   """A class folder whose batches are symbolic links to folders elsewhere (pathlib's rglob left them out
-  without a word); a link back to the class folder itself is not walked again."""
+  without a word); a link back to the class folder itself is not walked again, nor is an image linked to
+  another of the folder's read twice."""
   make_folder(tmp_path / "pets", "L", per_class=4)
   make_folder(tmp_path / "store" / "batch", "L", classes=(), per_class=6, seed=1)
   (tmp_path / "pets" / "cats" / "batch1").symlink_to(tmp_path / "store" / "batch", target_is_directory=True)
   (tmp_path / "pets" / "cats" / "again").symlink_to(tmp_path / "pets" / "cats", target_is_directory=True)
+  # And a file link to one of the class's images (read twice, it could land in both splits).
+  first_cat = sorted((tmp_path / "pets" / "cats").glob("*.*g"))[0]
+  (tmp_path / "pets" / "cats" / f"zz_copy{first_cat.suffix}").symlink_to(first_cat)
   ds = load("image_folder", tmp_path / "pets", test_fraction=0.25)
   files = list(ds.train.files) + list(ds.test.files)
   cats = [f for f in files if pathlib.Path(f).relative_to(tmp_path / "pets").parts[0] == "cats"]
