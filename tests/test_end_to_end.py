@@ -696,7 +696,7 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   exp = tasks.experiment(config, workdir)
   with pytest.raises(loop.WorkdirConflictError, match=r"\(eval.batch_size \(stored \d+, now 7\)\); use a new "
                                                       r"--workdir or the stored values, or --mode=eval for "
-                                                      r"other eval.\* values$"):
+                                                      r"other evaluation settings$"):
     loop.check_workdir(exp)
   exp.checkpointer.close()
 

@@ -76,8 +76,9 @@ def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   # once, through the path that sorts first: twice, it weighed double and could land in both splits.
   unique, seen = [], set()
   for path in images:
-    if path.is_file() and os.path.realpath(path) not in seen:
-      seen.add(os.path.realpath(path))
+    real = os.path.realpath(path)
+    if path.is_file() and real not in seen:
+      seen.add(real)
       unique.append(path)
   return unique
 

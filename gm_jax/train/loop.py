@@ -523,7 +523,7 @@ def check_workdir(exp: Experiment) -> None:
     if diffs:
       # Evaluation settings may change in --mode=eval / sample (e.g. after a final evaluation that failed).
       only_eval = all(changes_only_evaluation(d) for d in diffs)
-      other_eval = ", or --mode=eval for other eval.* values" if only_eval else ""
+      other_eval = ", or --mode=eval for other evaluation settings" if only_eval else ""
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({described_differences(diffs, stored, now)}); use a new --workdir or "
                                  f"the stored values{other_eval}")
