@@ -83,7 +83,7 @@ def _transposed_elements(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, o
   """How many elements `_canonical_dot` transposes (operands and result) with x as its left operand."""
   x_order, y_order, out_order = _dot_order(x_spec, y_spec, out_spec)
   size = dict(zip(x_spec, x.shape)) | dict(zip(y_spec, y.shape))
-  moved = lambda spec, order: 0 if list(spec) == order else int(np.prod([size[a] for a in spec], dtype=np.int64))
+  moved = lambda spec, order: 0 if list(spec) == order else int(np.prod([size[a] for a in spec]))
   return moved(x_spec, x_order) + moved(y_spec, y_order) + moved(out_spec, out_order)
 
 
