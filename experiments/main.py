@@ -80,6 +80,7 @@ def main(argv, after_step=None):
   init_distributed()
   import jax
 
+  from gm_jax import data as data_lib
   from gm_jax import tasks
   from gm_jax.train import run_files
 
@@ -88,6 +89,9 @@ def main(argv, after_step=None):
   workdir = flags.FLAGS.workdir
   mode = flags.FLAGS.mode
   try:
+    overridden = config_flags.get_override_values(flags.FLAGS["config"])
+    data_lib.check_overrides_are_read(config.data, [k[len("data."):] for k in overridden
+                                                    if k.startswith("data.")])
     if mode == "train":
       result = tasks.train(config, workdir, after_step=after_step)
     elif mode == "eval":

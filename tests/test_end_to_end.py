@@ -645,15 +645,19 @@ def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
     ("extra",
      "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)"),
     # Found once the workdir is locked, while the data loads: the workdir the launch made is removed.
-    ("--config.data.name=nope", "unknown data.name 'nope'; choose toy2d, digits, text, markov")])
+    ("--config.data.name=nope", "unknown data.name 'nope'; choose toy2d, digits, text, markov"),
+    # The toy config's data.num_train stays in the config, unread by npz: set on the command line, refused.
+    (("--config.data.name=npz", "--config.data.path=points.npz", "--config.data.num_train=100"),
+     "data.num_train is set, but data.name='npz' does not read it (only toy2d data do)")])
 def test_bad_input_on_the_command_line_is_one_line_before_anything_is_written(tmp_path, argument, message):
-  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", argument, check=False)
+  arguments = (argument,) if isinstance(argument, str) else argument
+  proc = run_main(TINY, f"--workdir={tmp_path / 'w'}", *arguments, check=False)
   assert proc.returncode == 1
   [line] = proc.stderr.strip().splitlines()
   assert line.startswith(f"error: {message}")
   assert not (tmp_path / "w").exists()
   (tmp_path / "mine").mkdir()  # a workdir the user made stays
-  assert run_main(TINY, f"--workdir={tmp_path / 'mine'}", argument, check=False).returncode == 1
+  assert run_main(TINY, f"--workdir={tmp_path / 'mine'}", *arguments, check=False).returncode == 1
   assert (tmp_path / "mine").is_dir()
 
 

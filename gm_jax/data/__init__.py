@@ -92,6 +92,19 @@ _EXAMPLES = {"toy2d": "experiments/configs/toy2d_vae.py", "markov": "experiments
              "text": "experiments/configs/shakespeare_char_cpu.py"}
 
 
+def check_overrides_are_read(data_config, overridden: list[str]) -> None:
+  """Refuses a command-line override of a generated or language-model source's field (`overridden`:
+  keys under data, e.g. 'num_train' or 'geometry.radius') that data.name's loader does not read. A toy2d
+  or Markov config switched to other data keeps such fields unread; that is the config file's doing,
+  but a value the user sets there (data.num_train=1000 beside data.name='npz') would be ignored."""
+  name = data_config.name
+  for key in overridden:
+    readers = [source for source, fields in _NEEDS.items() if key.split(".")[0] in fields]
+    if readers and name not in readers:
+      raise ValueError(f"data.{key} is set, but data.name={name!r} does not read it (only "
+                       f"{' and '.join(readers)} data do); drop --config.data.{key}")
+
+
 def _load_named(data_config) -> Dataset:
   _check_fields_are_read(data_config)
   name = data_config.name

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import struct
 import zlib
@@ -646,6 +647,31 @@ def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, mess
   config.update(fields)
   with pytest.raises(ValueError, match=message):
     data_lib.load_dataset(config)
+
+
+@pytest.mark.parametrize("name, overridden, refused", [
+    ("npz", ["batch_size", "num_train"], "data.num_train is set, but data.name='npz' does not read it (only "
+                                         "toy2d data do); drop --config.data.num_train"),
+    ("image_folder", ["geometry.radius"], "data.geometry.radius is set, but data.name='image_folder' does "
+                                          "not read it (only toy2d data do)"),
+    ("digits", ["context"], "data.context is set, but data.name='digits' does not read it (only markov and "
+                            "text data do)"),
+    ("text", ["context", "vocab_size"], "data.vocab_size is set, but data.name='text' does not read it "
+                                        "(only markov data do)"),
+    # Read by the named source, or no generated source's field (those are checked when the data load).
+    ("toy2d", ["num_train", "num_test", "distribution", "geometry.radius", "batch_size", "path"], None),
+    ("markov", ["vocab_size", "num_tokens", "context", "concentration", "seed"], None),
+    ("text", ["context", "level"], None)])
+def test_overridden_fields_of_another_data_source_are_refused(name, overridden, refused):
+  """A toy2d or Markov config switched to other data keeps its own fields; an override of one of them
+  beside the new data.name would be ignored, so the launcher refuses it."""
+  config = base_config().data
+  config.name = name
+  if refused is None:
+    data_lib.check_overrides_are_read(config, overridden)
+  else:
+    with pytest.raises(ValueError, match=f"^{re.escape(refused)}"):
+      data_lib.check_overrides_are_read(config, overridden)
 
 
 def test_unknown_data_name_lists_the_own_data_loaders():
