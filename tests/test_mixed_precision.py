@@ -163,29 +163,6 @@ def test_custom_gradient_einsum_equals_the_plain_one():
       np.testing.assert_allclose(g, w, atol=tol * max(1.0, float(jnp.max(jnp.abs(w)))))
 
 
-@pytest.mark.parametrize("spec, shapes, transposed", [
-    # The MLP's second weight gradient, hidden^T @ grad: the 4x narrower gradient (24 x 4) and the
-    # result (4 x 16) are transposed rather than the hidden layer (24 x 16).
-    ("ni,no->io", ((24, 16), (24, 4)), 24 * 4 + 4 * 16),
-    ("no,ni->oi", ((24, 4), (24, 16)), 24 * 4),  # already the cheaper order: the gradient alone
-    ("ni,io->no", ((24, 16), (16, 4)), 0),  # a forward Dense: nothing to transpose
-    # Attention's dv = weights^T @ g: g (24 elements) and the result rather than the weights (72).
-    ("bhts,bthd->bshd", ((2, 1, 6, 6), (2, 6, 1, 2)), 2 * 6 * 2 + 2 * 6 * 2),
-])
-def test_a_bfloat16_dot_transposes_the_fewer_elements(spec, shapes, transposed):
-  """The einsum's operands may come in either order; the mixed-precision dot materializes transposed
-  bfloat16 operands and results, so it takes the order that moves fewer elements, with the same value."""
-  a, b = (jax.random.normal(jax.random.key(i), s) for i, s in enumerate(shapes))
-  dot = lambda a, b: precision.plain_einsum(spec, a, b, jnp.bfloat16)
-  rounded = [x.astype(jnp.bfloat16).astype(jnp.float32) for x in (a, b)]
-  want = jnp.einsum(spec, *rounded, precision=jax.lax.Precision.HIGHEST)
-  np.testing.assert_allclose(jax.jit(dot)(a, b), want, rtol=1e-6, atol=1e-6)
-  eqns = jax.make_jaxpr(dot)(a, b).jaxpr.eqns
-  moved = [eqn.invars[0].aval.size for eqn in eqns if eqn.primitive.name == "transpose"
-           and list(eqn.params["permutation"]) != sorted(eqn.params["permutation"])]
-  assert sum(moved) == transposed, moved
-
-
 def test_a_bfloat16_convolution_keeps_its_bias_float32():
   """Only the convolution's operands are rounded: the bias is added, and differentiated, in float32."""
   variables = {"params": {"kernel": jnp.full((1, 1, 1, 1), 0.5), "bias": jnp.array([0.1234567])}}

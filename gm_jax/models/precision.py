@@ -69,24 +69,6 @@ def _transpose_cast(x: jax.Array, perm: list[int], dtype: Any) -> jax.Array:
   return _materialize(transposed) if is_mixed(dtype) else transposed
 
 
-def _dot_order(x_spec: str, y_spec: str, out_spec: str) -> tuple[list[str], list[str], list[str]]:
-  """The canonical matmul's operand orders, (batch, x_free, contract) and (batch, contract, y_free), and
-  its result's, (batch, x_free, y_free)."""
-  batch = [a for a in x_spec if a in y_spec and a in out_spec]
-  contract = [a for a in x_spec if a in y_spec and a not in out_spec]
-  x_free = [a for a in x_spec if a not in y_spec]
-  y_free = [a for a in y_spec if a not in x_spec]
-  return batch + x_free + contract, batch + contract + y_free, batch + x_free + y_free
-
-
-def _transposed_elements(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str) -> int:
-  """How many elements `_canonical_dot` transposes (operands and result) with x as its left operand."""
-  x_order, y_order, out_order = _dot_order(x_spec, y_spec, out_spec)
-  size = dict(zip(x_spec, x.shape)) | dict(zip(y_spec, y.shape))
-  moved = lambda spec, order: 0 if list(spec) == order else int(np.prod([size[a] for a in spec]))
-  return moved(x_spec, x_order) + moved(y_spec, y_order) + moved(out_spec, out_order)
-
-
 def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spec: str,
                    dtype: Any) -> jax.Array:
   """einsum(x_spec, y_spec -> out_spec) as one (batch, M, K) x (batch, K, N) matmul of `dtype` operands
@@ -97,21 +79,15 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
   float32 or sends it to a generic kernel that lacks the bfloat16 -> float32 case. Transposed bfloat16
   operands and results are therefore materialized (`_materialize`). Float32 ones are left to XLA, which
   folds them into its matmul library's calls or into neighbouring fusions: materializing them costs a
-  slow transpose each (the char GPT's float32 step took 10 % longer). Since the einsum is the same with
-  its operands swapped, a mixed-precision dot takes the operand order that materializes fewer elements
-  (the MLP's second weight gradient, hidden^T @ grad, transposes the 4x narrower gradient instead)."""
-  if is_mixed(dtype) and (_transposed_elements(y, x, y_spec, x_spec, out_spec)
-                          < _transposed_elements(x, y, x_spec, y_spec, out_spec)):
-    x, y, x_spec, y_spec = y, x, y_spec, x_spec
-  x_order, y_order, order = _dot_order(x_spec, y_spec, out_spec)
+  slow transpose each (the char GPT's float32 step took 10 % longer)."""
   batch = [a for a in x_spec if a in y_spec and a in out_spec]
   contract = [a for a in x_spec if a in y_spec and a not in out_spec]
   x_free = [a for a in x_spec if a not in y_spec]
   y_free = [a for a in y_spec if a not in x_spec]
   size = dict(zip(x_spec, x.shape)) | dict(zip(y_spec, y.shape))
   prod = lambda letters: int(np.prod([size[a] for a in letters], dtype=np.int64))
-  xt = _transpose_cast(x, [x_spec.index(a) for a in x_order], dtype)
-  yt = _transpose_cast(y, [y_spec.index(a) for a in y_order], dtype)
+  xt = _transpose_cast(x, [x_spec.index(a) for a in batch + x_free + contract], dtype)
+  yt = _transpose_cast(y, [y_spec.index(a) for a in batch + contract + y_free], dtype)
   if batch:
     z = lax.dot_general(xt.reshape(prod(batch), prod(x_free), prod(contract)),
                         yt.reshape(prod(batch), prod(contract), prod(y_free)),
@@ -119,6 +95,7 @@ def _canonical_dot(x: jax.Array, y: jax.Array, x_spec: str, y_spec: str, out_spe
   else:
     z = lax.dot_general(xt.reshape(prod(x_free), prod(contract)), yt.reshape(prod(contract), prod(y_free)),
                         (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  order = batch + x_free + y_free
   perm = [order.index(a) for a in out_spec]
   if perm != sorted(perm) and is_mixed(dtype):
     z = _materialize(z)
