@@ -4,6 +4,9 @@ the projection discriminator is the stated inner product, and a conditional mode
 label tells it — on data whose class fixes the image, its likelihood falls far below the log 2 nats that
 bound any model ignoring the label."""
 
+import dataclasses
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,6 +133,23 @@ def test_a_conditional_model_learns_what_only_the_label_tells(make_config):
   nll = means[metric] if metric in means else -means["elbo"]
   assert nll < 0.5 * np.log(2)  # any model ignoring the label stays above log 2
   assert tasks.build(config, dataset).sample_labels(4).tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("labels, split, message", [
+    ((0, 2), "train", "has train labels from 0 to 2, outside 0 to 1 (model.num_classes=2); set "
+                      "model.num_classes=3"),
+    ((-1, 1), "test", "has test labels from -1 to 1, outside 0 to 1 (model.num_classes=2); number the "
+                      "classes 0 to 1")])
+def test_labels_outside_the_classes_of_a_hand_built_dataset_are_refused(labels, split, message):
+  """A Dataset built by hand states no class count: a label outside [0, num_classes) would be one-hot
+  encoded as no class and trained on unconditioned."""
+  dataset = _class_determined_images()
+  arrays = dict(getattr(dataset, split).arrays)
+  arrays["label"] = np.resize(np.array(labels, np.int32), len(arrays["label"]))
+  dataset = dataclasses.replace(dataset, **{split: ArraySource(arrays)})
+  config, _ = _vae_config()
+  with pytest.raises(ValueError, match=f"^data 'class_determined' {re.escape(message)}$"):
+    tasks.build(config, dataset)
 
 
 @pytest.mark.parametrize("name", ["digits_vae_conditional", "digits_dcgan_conditional",

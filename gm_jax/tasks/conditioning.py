@@ -23,12 +23,28 @@ def num_classes(config, dataset: Dataset) -> int:
     raise ValueError(f"model.num_classes={count} conditions on labels, which data {dataset.name!r} "
                      f"lacks; set model.num_classes=0")
   present = dataset.spec.extras.get("num_classes", 0)
+  if count and not present:  # data that does not state its classes (a hand-built Dataset)
+    _check_label_range(dataset, count)
   if count and present and count != present:
     why = ("a label outside [0, num_classes) would be no class at all" if count < present else
            f"classes {present} to {count - 1} would have no data to learn them from")
     raise ValueError(f"data {dataset.name!r} has labels up to {present - 1}, but model.num_classes={count} "
                      f"({why}); set model.num_classes={present}")
   return count
+
+
+def _check_label_range(dataset: Dataset, count: int) -> None:
+  """In-memory labels must index the classes: a label outside [0, count) would be one-hot encoded as no
+  class at all, and the model would train on it unconditioned without a word."""
+  for split, source in (("train", dataset.train), ("test", dataset.test)):
+    labels = getattr(source, "arrays", {}).get("label")
+    if labels is None or not len(labels):
+      continue
+    low, high = int(np.min(labels)), int(np.max(labels))
+    if low < 0 or high >= count:
+      fix = f"set model.num_classes={high + 1}" if low >= 0 else f"number the classes 0 to {count - 1}"
+      raise ValueError(f"data {dataset.name!r} has {split} labels from {low} to {high}, outside 0 to "
+                       f"{count - 1} (model.num_classes={count}); {fix}")
 
 
 def class_runs(n: int, count: int) -> np.ndarray:
