@@ -658,7 +658,7 @@ def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, mess
                             "text data do)"),
     ("text", ["context", "vocab_size"], "data.vocab_size is set, but data.name='text' does not read it "
                                         "(only markov data do)"),
-    # Read by the named source, or no generated source's field (those are checked when the data load).
+    # Read by the named source, or no generated source's field (those are checked when the data loads).
     ("toy2d", ["num_train", "num_test", "distribution", "geometry.radius", "batch_size", "path"], None),
     ("markov", ["vocab_size", "num_tokens", "context", "concentration", "seed"], None),
     ("text", ["context", "level"], None)])
