@@ -61,7 +61,9 @@ def spline_knots(params_NP: jax.Array, bound: float, min_bin_width: float = DEFA
   _, y_knots = _knots(raw_h, bound, min_bin_height)
   offset = math.log(math.expm1(1.0 - min_derivative))
   inner = min_derivative + jax.nn.softplus(raw_d + offset)
-  ones = jnp.ones_like(inner[..., :1])  # boundary slopes 1: continuous with the linear tails
+  # Boundary slopes 1: continuous with the linear tails (shaped from `inner`'s batch axes, since one bin
+  # has no interior slope to take them from).
+  ones = jnp.ones((*inner.shape[:-1], 1), inner.dtype)
   return x_knots, y_knots, jnp.concatenate([ones, inner, ones], axis=-1)
 
 

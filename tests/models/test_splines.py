@@ -105,9 +105,13 @@ def test_tails_are_the_identity():
   assert np.all(np.isfinite(np.asarray(g)))
 
 
-def test_zero_parameters_give_the_identity():
+@pytest.mark.parametrize("bins,scale", [(BINS, 0.0), (1, 0.0), (1, 5.0)])
+def test_zero_parameters_give_the_identity(bins, scale):
+  """Zero parameters give the identity; so does one bin whatever its parameters (its only knots are the
+  bound's, with slope 1)."""
   x = jnp.linspace(-BOUND, BOUND, 101)
-  y, log_det = splines.rational_quadratic_spline(x, jnp.zeros((101, splines.num_spline_params(BINS))), BOUND)
+  params = scale * jax.random.normal(jax.random.key(4), (101, splines.num_spline_params(bins)))
+  y, log_det = splines.rational_quadratic_spline(x, params, BOUND)
   np.testing.assert_allclose(y, x, atol=1e-5)
   np.testing.assert_allclose(log_det, 0.0, atol=1e-5)
 
@@ -121,6 +125,7 @@ def test_knots_respect_minimum_bin_width_height_and_slope():
   assert float(jnp.min(jnp.diff(xk, axis=-1))) >= 2 * BOUND * min_w * (1 - 1e-4)
   assert float(jnp.min(jnp.diff(yk, axis=-1))) >= 2 * BOUND * min_h * (1 - 1e-4)
   assert float(jnp.min(dk)) >= min_d
+  assert xk.shape == yk.shape == dk.shape == (64, BINS + 1)
   np.testing.assert_array_equal(dk[:, [0, -1]], 1.0)  # continuous with the linear tails
   with pytest.raises(ValueError, match="minimum bin size"):
     splines.spline_knots(params, BOUND, min_bin_width=0.2)
