@@ -83,6 +83,17 @@ def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   return unique
 
 
+def _image_in_both(train_files: list[pathlib.Path], test_files: list[pathlib.Path]):
+  """(test path, train path) of the first test image that is a training image's file (a symbolic or hard
+  link across train/ and test/, which each split's scan cannot see), or None."""
+  def identity(path):
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+  train = {identity(path): path for path in train_files}
+  return next(((path, train[identity(path)]) for path in test_files if identity(path) in train), None)
+
+
 def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | None]:
   """(image paths, class name of each path or None when the images lie directly in the folder)."""
   loose = _images_in(folder, recursive=False)
@@ -274,6 +285,11 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
     if (train_classes is None) != (test_classes is None):
       raise ValueError(f"in {str(root)!r} one of train/ and test/ has class subfolders and the other not; "
                        f"use the same layout in both")
+    shared = _image_in_both(train_files, test_files)
+    if shared is not None:
+      test_path, train_path = shared
+      raise ValueError(f"image {str(test_path)!r} is also the training image {str(train_path)!r} (linked); a "
+                       f"test image must not be trained on: remove it from train/ or test/")
     class_names = sorted(set(train_classes)) if train_classes is not None else None
     unknown = sorted(set(test_classes or ()) - set(class_names or ()))
     if unknown:

@@ -109,6 +109,24 @@ def test_an_image_linked_into_two_classes_is_refused(tmp_path):
     load("image_folder", tmp_path / "pets")
 
 
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_an_image_linked_into_both_train_and_test_is_refused(tmp_path, link):
+  """Explicit train/ and test/ folders are scanned one by one; a test image that is a training image's
+  file (linked across them) would be scored on data the model was trained on."""
+  make_folder(tmp_path / "pets" / "train", "L", classes=(), per_class=4)
+  make_folder(tmp_path / "pets" / "test", "L", classes=(), per_class=2, seed=1)
+  trained = tmp_path / "pets" / "train" / "001.png"
+  linked = tmp_path / "pets" / "test" / "zz.png"
+  if link == "symbolic":
+    linked.symlink_to(trained)
+  else:
+    os.link(trained, linked)
+  with pytest.raises(ValueError, match=r"image .*test/zz.png' is also the training image .*train/001.png' "
+                                       r"\(linked\); a test image must not be trained on: remove it from "
+                                       r"train/ or test/"):
+    load("image_folder", tmp_path / "pets")
+
+
 @pytest.mark.parametrize("listing", ["as stored", "reversed"])
 def test_a_folder_reached_twice_is_read_through_one_path_whatever_the_listing_order(tmp_path, monkeypatch,
                                                                                      listing):
