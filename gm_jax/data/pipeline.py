@@ -141,7 +141,6 @@ class TrainIterator:
   process_count: int = 1
 
   def __post_init__(self):
-    self._slice = process_slice(self.global_batch_size, self.process_index, self.process_count)
     if len(self.source) == 0:
       raise ValueError("the training split is empty")
     # At the start, of the data as the run found it (a checkpoint records it, a resumed run compares it).
@@ -151,8 +150,11 @@ class TrainIterator:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
+    # The processes' split of the batch is checked when one is drawn: eval and sample modes restore a
+    # run's data state on any number of processes (to notice changed data) and draw no batch.
+    part = process_slice(self.global_batch_size, self.process_index, self.process_count)
     start = self.position * self.global_batch_size
-    stream_pos = np.arange(start, start + self.global_batch_size, dtype=np.int64)[self._slice]
+    stream_pos = np.arange(start, start + self.global_batch_size, dtype=np.int64)[part]
     indices = stream_indices(self.seed, int(stream_pos[0]), len(stream_pos), len(self.source))
     batch = dict(self.source[indices])
     batch["index"] = stream_pos

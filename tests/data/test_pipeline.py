@@ -72,9 +72,16 @@ def test_processes_read_disjoint_parts_of_the_global_batch():
       assert np.array_equal(np.concatenate([batches[i][key] for batches in three]), expected[key])
 
 
-def test_batch_not_divisible_by_processes_is_a_clear_error():
+def test_batch_not_divisible_by_processes_is_a_clear_error_when_drawn():
+  """Only drawing a batch needs the split: eval and sample modes restore a run's data state (to notice
+  changed data) on any number of processes."""
+  trained = TrainIterator(_source(10), 10, seed=0)
+  next(trained)
+  on_three = TrainIterator(_source(10), 10, seed=0, process_count=3)
+  on_three.set_state(trained.get_state())
+  assert on_three.position == 1
   with pytest.raises(ValueError, match="divisible by the number of processes"):
-    TrainIterator(_source(10), 10, seed=0, process_count=3)
+    next(on_three)
 
 
 def test_resuming_with_another_batch_size_or_other_data_is_refused():
