@@ -41,8 +41,16 @@ def dequantize_uniform(key: jax.Array, x_levels: jax.Array, num_levels: int) -> 
   A density q(y) on [0, 1)^D gives a discrete likelihood bound P(k) >= q(y) * num_levels^-D, i.e.
   log P(k) >= E_u[log q(y)] - D log(num_levels).
   """
-  u = jax.random.uniform(key, x_levels.shape)
-  return (x_levels.astype(jnp.float32) + u) / num_levels
+  return point_in_bin(x_levels, jax.random.uniform(key, x_levels.shape), num_levels)
+
+
+def point_in_bin(x_levels: jax.Array, u: jax.Array, num_levels: int) -> jax.Array:
+  """(k + u) / num_levels for u in [0, 1), kept inside level k's bin [k, k + 1) / num_levels: in float32
+  k + u rounds up to k + 1 when 1 - u is below half the float spacing at k (2^-17 for 128 <= k < 256, so
+  about 1 draw in 2^17 there), which put y on the next level's edge, or at 1."""
+  k = x_levels.astype(jnp.float32)
+  below_next_edge = jnp.nextafter((k + 1) / num_levels, jnp.float32(0))
+  return jnp.minimum((k + u) / num_levels, below_next_edge)
 
 
 def binarize(key: jax.Array, x_levels: jax.Array, num_levels: int) -> jax.Array:

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gm_jax.data import transforms
 from gm_jax.models import bijectors as bj
 from gm_jax.models import flow_architectures, precision
 
@@ -266,7 +267,7 @@ class DequantizedFlow(nn.Module):
       log_q_u = 0.0
     else:
       u, log_q_u = self.dequantizer(keys_B, k / (self.num_levels - 1))
-    y = (k + u) / self.num_levels
+    y = transforms.point_in_bin(levels, u, self.num_levels)
     num_dims = math.prod(self.flow_config.x_shape)
     return self.flow(y) - log_q_u - num_dims * math.log(self.num_levels)
 

@@ -18,6 +18,18 @@ def test_uniform_dequantization_is_uniform_within_the_levels_bin():
   assert scipy.stats.kstest(u, "uniform").pvalue > 1e-4
 
 
+@pytest.mark.parametrize("num_levels", [2, 17, 256])
+def test_a_draw_just_below_one_stays_in_its_levels_bin(num_levels):
+  """u the largest float32 below 1: in float32, k + u rounded to k + 1 for k >= 128, which put y on the
+  next level's edge (or at 1 for the top level) outside the bin the bound integrates over."""
+  k = jnp.arange(num_levels)
+  u = jnp.full(k.shape, np.nextafter(np.float32(1), np.float32(0)))
+  y = np.asarray(transforms.point_in_bin(k, u, num_levels), np.float64)
+  np.testing.assert_array_equal(np.floor(y * num_levels), np.arange(num_levels))
+  assert y.max() < 1.0
+  np.testing.assert_allclose(y, (np.arange(num_levels) + 1) / num_levels, rtol=1e-6)
+
+
 def test_symmetric_scaling_maps_levels_onto_minus_one_to_one_and_back_with_clipping():
   x = jnp.arange(256)
   np.testing.assert_allclose(transforms.to_symmetric(x, 256), 2 * np.arange(256) / 255 - 1, atol=1e-6)
