@@ -155,8 +155,8 @@ class TrainStep:
         finite = jnp.all(finite_R, axis=0)
       all_metrics.update(metrics)
       all_finite.append(finite)
-    networks = self._update_ema(networks)
     finite = jnp.concatenate(all_finite)
+    networks = self._update_ema(networks, jnp.all(finite))
     first_bad = jnp.argmin(finite)  # index of the first False, if any
     newly_bad = (state.nonfinite_step < 0) & ~jnp.all(finite)
     new_state = state.replace(
@@ -170,10 +170,13 @@ class TrainStep:
         update, label, networks, _microbatch(batch, jnp.int32(0), update.repeats), key)[1])
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
-  def _update_ema(self, networks: dict[str, NetworkState]) -> dict[str, NetworkState]:
+  def _update_ema(self, networks: dict[str, NetworkState], finite: jax.Array) -> dict[str, NetworkState]:
+    """The parameters' averages, kept as they were when some update of the step was not finite (as the
+    updates are not applied, so the state stays the last good one)."""
     d = self.ema_decay
+    average = lambda e, p: jnp.where(finite, d * e + (1.0 - d) * p, e)
     return {name: (net if net.ema_params is None else net.replace(
-        ema_params=jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, net.ema_params, net.params)))
+        ema_params=jax.tree.map(average, net.ema_params, net.params)))
             for name, net in networks.items()}
 
 
