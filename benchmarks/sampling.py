@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 from absl import flags
 
-from benchmarks.timing import emit, require_reference, time_calls, time_interleaved, use_threads
+from benchmarks.timing import (REFERENCE_DTYPE, emit, require_reference, time_calls, time_interleaved,
+                               use_threads)
 from gm_jax.diffusion import processes
 from gm_jax.models.transformer import TransformerLM
 from gm_jax.sampling import autoregressive
@@ -79,6 +80,7 @@ def lm_decoding(threads: int) -> None:
   record["tokens_per_s"] = b * new / (record["ms_median"] / 1e3)
   if "torch" in stats:
     record["reference_ms_median"] = stats["torch"]["ms_median"]
+    record["reference_dtype"] = REFERENCE_DTYPE
     record["reference_tokens_per_s"] = b * new / (record["reference_ms_median"] / 1e3)
     record["ratio"] = record["ms_median"] / record["reference_ms_median"]
   emit(record)

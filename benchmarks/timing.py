@@ -85,12 +85,18 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], warmup: int = 2, rounds:
           for name, t in times.items()}
 
 
+# The PyTorch references run in float32 whatever gm_jax's compute dtype: the goals compare a bfloat16 step
+# with PyTorch's float32 one, and each record says so.
+REFERENCE_DTYPE = "float32"
+
+
 def add_timings(record: dict[str, Any], stats: dict[str, dict[str, float]]) -> None:
-  """time_interleaved's gm_jax ("jax") timings into `record`, with the PyTorch reference's ("torch") median
-  and the ratio gm_jax / PyTorch when the reference ran."""
+  """time_interleaved's gm_jax ("jax") timings into `record`, with the PyTorch reference's ("torch") median,
+  its dtype and the ratio gm_jax / PyTorch when the reference ran."""
   record.update(stats["jax"])
   if "torch" in stats:
     record["reference_ms_median"] = stats["torch"]["ms_median"]
+    record["reference_dtype"] = REFERENCE_DTYPE
     record["ratio"] = stats["jax"]["ms_median"] / stats["torch"]["ms_median"]
 
 

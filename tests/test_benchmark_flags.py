@@ -37,6 +37,18 @@ def test_threads_beyond_the_usable_cores_are_refused(extra):
     timing.use_threads(n)
 
 
+def test_a_record_states_the_references_dtype_beside_the_ratio():
+  """The references run in float32 whatever gm_jax's compute dtype, which a bfloat16 ratio is read against."""
+  stats = {"jax": {"ms_median": 3.0}, "torch": {"ms_median": 4.0}}
+  record = {"compute_dtype": "bfloat16"}
+  timing.add_timings(record, stats)
+  assert record == {"compute_dtype": "bfloat16", "ms_median": 3.0, "reference_ms_median": 4.0,
+                    "reference_dtype": "float32", "ratio": 0.75}
+  alone = {}
+  timing.add_timings(alone, {"jax": stats["jax"]})
+  assert alone == {"ms_median": 3.0}
+
+
 def test_a_record_is_strict_json_and_a_bad_flag_one_line(capsys):
   timing.emit({"ratio": float("nan"), "reverse_kl": float("inf")})  # bare NaN / Infinity are not JSON
   record = json.loads(capsys.readouterr().out)
