@@ -37,7 +37,8 @@ from gm_jax.train.config_checks import (changes_only_evaluation, check_config, c
                                         field_value)
 from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train.processes import (check_processes_agree, check_processes_read_the_same_data,
-                                    on_every_process, sync_processes, text_of_process_0)
+                                    check_processes_restored_the_same, on_every_process, sync_processes,
+                                    text_of_process_0)
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, read_json_object,
                                     write_json_atomic)
 from gm_jax.train.state import TrainState
@@ -134,23 +135,24 @@ class Experiment:
     abstract = self.init_fn.abstract(*self._init_args())
     skipped: list[CheckpointError] = []
     tried: set[int] = set()
-    while True:
-      untried = sorted(set(self.checkpointer.all_steps()) - tried, reverse=True)
-      if not untried:
-        if skipped:
-          raise skipped[0]
-        return None
-      step = untried[0]
-      tried.add(step)
+    step = None
+    while untried := sorted(set(self.checkpointer.all_steps()) - tried, reverse=True):
+      tried.add(untried[0])
       try:
-        state, data_state = self.checkpointer.restore(step, abstract)
+        state, data_state = self.checkpointer.restore(untried[0], abstract)
       except CheckpointError as e:
-        if self.checkpointer.exists(step):
+        if self.checkpointer.exists(untried[0]):
           skipped.append(e)
         else:  # not damaged but gone: a training beside this eval or sample run rotated it away
           self.checkpointer.reload()
         continue
+      step = untried[0]
       break
+    check_processes_restored_the_same(step, [e.step for e in skipped], self.workdir / "checkpoints")
+    if step is None:
+      if skipped:
+        raise skipped[0]
+      return None
     for e in skipped:
       kept = f"; it is kept in {self.workdir / UNREADABLE_DIR}" if set_aside_unreadable else ""
       logging.warning("checkpoint %d cannot be restored (%s); skipped for step %d, the newest that "

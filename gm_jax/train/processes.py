@@ -65,6 +65,26 @@ def check_processes_read_the_same_data(dataset: Dataset) -> None:
                         f"process the same files at data.path")
 
 
+def check_processes_restored_the_same(restored: int | None, unreadable: list[int],
+                                      checkpoints: pathlib.Path) -> None:
+  """Every process restored the same checkpoint step (`restored`, None for none) after skipping the same
+  unreadable ones: each process reads its own shards, so a checkpoint damaged in one process's files
+  restores on the others, which would go on from a newer step than that process (a mixture of two states,
+  or collectives that never match)."""
+  if jax.process_count() == 1:
+    return
+  outcomes = [json.loads(t) for t in _texts_of_every_process(json.dumps([restored, unreadable]))]
+  if all(o == outcomes[0] for o in outcomes):
+    return
+  steps = sorted({step for _, skipped in outcomes for step in skipped})
+  found = "; ".join(f"process {i} " + ("restored none" if r is None else f"restored step {r}")
+                    + (f" after skipping {skipped}" if skipped else "")
+                    for i, (r, skipped) in enumerate(outcomes))
+  stop_every_process(f"checkpoint(s) {steps} cannot be restored on some processes only (each reads its own "
+                     f"shards: {found}); move {', '.join(str(checkpoints / str(s)) for s in steps)} out of "
+                     f"{checkpoints} and rerun")
+
+
 def _processes_that_differ(text: str) -> list[int]:
   """The processes whose `text` differs from process 0's (compared by digest; every process calls this)."""
   from jax.experimental import multihost_utils

@@ -54,7 +54,7 @@ def _finish(proc: subprocess.Popen) -> dict:
 def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
   port = _free_port()
   two, one = tmp_path / "two_processes", tmp_path / "one_process"
-  flags = ("--config.eval.batch_size=96",)
+  flags = ("--config.eval.batch_size=96", "--config.train.checkpoint_every=2")  # two checkpoints (below)
   procs = [_launch(two, 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                    f"--process_id={i}", "--config.mesh.fsdp=4", *flags, config=VAE) for i in range(2)]
   single = _launch(one, 4, *flags, config=VAE)
@@ -76,6 +76,26 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
            for i in range(2)]
   reports = [_finish(p) for p in procs]
   assert reports[0] == reports[1] and pathlib.Path(reports[0]["samples"]).is_file(), reports
+  # A checkpoint damaged in process 1's shards only: process 0 restored it and process 1 the older one, and
+  # the evaluation ran on a mixture of the two states; now both stop in one line, nothing moved.
+  newest = max(int(d.name) for d in (two / "checkpoints").iterdir() if d.name.isdigit())
+  shards = list((two / "checkpoints" / str(newest)).glob("state/ocdbt.process_1/d/*"))
+  assert shards, sorted((two / "checkpoints" / str(newest)).rglob("*"))
+  for shard in shards:
+    shard.write_bytes(b"damaged")
+  before = sorted(p.relative_to(two) for p in two.rglob("*"))
+  port = _free_port()
+  procs = [_launch(two, 2, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                   f"--process_id={i}", "--config.mesh.fsdp=4", "--mode=eval", *flags, config=VAE)
+           for i in range(2)]
+  for proc in procs:
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err[-3000:]
+    assert re.fullmatch(rf"error: checkpoint\(s\) \[{newest}\] cannot be restored on some processes only "
+                        rf"\(each reads its own shards: process 0 restored step {newest}; process 1 restored "
+                        rf"step {newest // 2} after skipping \[{newest}\]\); move .*checkpoints/{newest} out of "
+                        rf".*checkpoints and rerun", err.strip().splitlines()[-1]), err[-3000:]
+  assert sorted(p.relative_to(two) for p in two.rglob("*")) == before
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step_with_its_checkpoint(tmp_path):
