@@ -137,16 +137,17 @@ class Experiment:
     tried: set[int] = set()
     step = None
     while untried := sorted(set(self.checkpointer.all_steps()) - tried, reverse=True):
-      tried.add(untried[0])
+      newest = untried[0]
+      tried.add(newest)
       try:
-        state, data_state = self.checkpointer.restore(untried[0], abstract)
+        state, data_state = self.checkpointer.restore(newest, abstract)
       except CheckpointError as e:
-        if self.checkpointer.exists(untried[0]):
+        if self.checkpointer.exists(newest):
           skipped.append(e)
         else:  # not damaged but gone: a training beside this eval or sample run rotated it away
           self.checkpointer.reload()
         continue
-      step = untried[0]
+      step = newest
       break
     check_processes_restored_the_same(step, [e.step for e in skipped], self.workdir / "checkpoints")
     if step is None:

@@ -156,9 +156,10 @@ class TrainStep:
       all_metrics.update(metrics)
       all_finite.append(finite)
     finite = jnp.concatenate(all_finite)
-    networks = self._update_ema(networks, jnp.all(finite))
+    step_ok = jnp.all(finite)
+    networks = self._update_ema(networks, step_ok)
     first_bad = jnp.argmin(finite)  # index of the first False, if any
-    newly_bad = (state.nonfinite_step < 0) & ~jnp.all(finite)
+    newly_bad = (state.nonfinite_step < 0) & ~step_ok
     new_state = state.replace(
         step=state.step + 1, networks=networks,
         nonfinite_step=jnp.where(newly_bad, state.step, state.nonfinite_step),
