@@ -616,13 +616,19 @@ def test_ema_decay_must_be_in_0_1(decay):
     config_checks.check_config(config)
 
 
-@pytest.mark.parametrize("name,field", [
-    ("digits_flow_matching_conditional", "guidance"), ("toy2d_realnvp", "sample_temperature"),
-    ("digits_edm", "edm_s_noise")])
-def test_nan_settings_are_refused_before_training_and_evaluation(name, field, tmp_path):
+@pytest.mark.parametrize("name,field,value", [
+    ("digits_flow_matching_conditional", "eval.guidance", "nan"),
+    ("toy2d_realnvp", "eval.sample_temperature", "nan"),
+    ("digits_edm", "eval.edm_s_noise", "inf"), ("toy2d_vae", "model.decoder_std", "inf"),
+    ("toy2d_vae", "objective.beta", "inf"), ("toy2d_nsf", "model.tail_bound", "inf"),
+    ("markov_lm", "data.concentration", "-inf")])
+def test_non_finite_settings_are_refused_before_training_and_evaluation(name, field, value, tmp_path):
   config = load_config(name, "tiny")
-  config.eval[field] = float("nan")  # it passed the range checks, and the samples were NaN
-  message = rf"eval.{field} = nan is not a number; set --config.eval.{field}$"
+  block, key = field.split(".")
+  # NaN passed the range checks (the samples were NaN); infinity passed them too and failed at the first
+  # step, blaming the learning rate, after config.json had stored it as null.
+  config[block][key] = float(value)
+  message = rf"^{field} = {value} is not a finite number; set --config.{field} to one$"
   with pytest.raises(ValueError, match=message):
     config_checks.check_config(config)
   with pytest.raises(ValueError, match=message):

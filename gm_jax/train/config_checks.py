@@ -52,22 +52,30 @@ def check_counts(config, counts) -> None:
       raise ValueError(f"{name}={value!r} must be an integer {bound}; set --config.{name}")
 
 
-def _nan_fields(tree: dict, prefix: str = "") -> list[str]:
+# Bounds that +infinity turns off (as 0 does the clipping bounds); anywhere else infinity is no setting.
+_MAY_BE_INFINITE = ("grad_clip_norm", "weight_clip", "edm_s_tmax")
+
+
+def _non_finite_fields(tree: dict, prefix: str = "") -> list[tuple[str, float]]:
   found = []
   for key, value in tree.items():
     if isinstance(value, dict):
-      found += _nan_fields(value, f"{prefix}{key}.")
-    elif any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, (list, tuple))
-                                                               else (value,))):
-      found.append(f"{prefix}{key}")
+      found += _non_finite_fields(value, f"{prefix}{key}.")
+      continue
+    allowed = (math.inf,) if key in _MAY_BE_INFINITE else ()
+    found += [(f"{prefix}{key}", v) for v in (value if isinstance(value, (list, tuple)) else (value,))
+              if isinstance(v, float) and not math.isfinite(v) and v not in allowed][:1]
   return found
 
 
-def check_no_nan(config) -> None:
-  """NaN is no setting (and passes every range check written as a comparison that fails for it)."""
-  fields = _nan_fields(config.to_dict())
+def check_finite(config) -> None:
+  """NaN and infinity are no settings (but for the bounds infinity turns off): NaN passes every range check
+  written as a comparison that fails for it, and an infinite factor reached the first step as a NaN loss,
+  blaming the learning rate, after config.json had stored it as null."""
+  fields = _non_finite_fields(config.to_dict())
   if fields:
-    raise ValueError(f"{', '.join(fields)} = nan is not a number; set --config.{fields[0]}")
+    (name, value), names = fields[0], ", ".join(name for name, _ in fields)
+    raise ValueError(f"{names} = {value} is not a finite number; set --config.{name} to one")
 
 
 def _is_number(value) -> bool:
@@ -83,7 +91,7 @@ def check_config(config) -> None:
       ok = False
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
-  check_no_nan(config)
+  check_finite(config)
   check_counts(config, _COUNTS)
   precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
   family_default = defaults.starting_configs(config.task)[-1]  # for the optimizers' unread fields
@@ -184,7 +192,7 @@ def check_rate(config, name: str) -> None:
 
 def check_eval_fields(config) -> None:
   """The checks of `check_config` that eval and sample modes need: they read only the eval.* fields."""
-  check_no_nan(config)
+  check_finite(config)
   check_counts(config, [count for count in _COUNTS if count[0].startswith("eval.")])
 
 
