@@ -636,6 +636,22 @@ def test_non_finite_settings_are_refused_before_training_and_evaluation(name, fi
   assert not any(tmp_path.iterdir())
 
 
+def test_a_config_set_to_another_family_names_the_fields_it_lacks():
+  # --config.task=<another family> failed inside that family's builder on the first field it lacked.
+  configs = {"gmm": "toy2d_gmm", "vae": "toy2d_vae", "flow": "toy2d_realnvp", "diffusion": "toy2d_ddpm",
+             "gan": "toy2d_gan", "language_model": "markov_lm", "pixelcnn": "digits_pixelcnn",
+             "classifier": "digits_classifier"}
+  assert set(configs) == set(tasks.BUILDERS)
+  for family, name in configs.items():
+    config_checks.check_config(load_config(name, "tiny"))
+    for other in set(configs) - {family}:
+      config = load_config(name, "tiny")
+      config.task = other
+      with pytest.raises(ValueError, match=rf"^the config lacks \w+\.\w+.*, which config.task='{other}' "
+                                           rf"reads: start from a '{other}' config"):
+        config_checks.check_config(config)
+
+
 def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
   config = load_config("toy2d_gmm", "tiny")
   config.train.update(progress_bar=False, checkpoint_every=0)
@@ -652,6 +668,8 @@ def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):
      "unexpected arguments ['extra']: every setting is a flag (--config.FIELD=VALUE, --workdir=...)"),
     # Found once the workdir is locked, while the data loads: the workdir the launch made is removed.
     ("--config.data.name=nope", "unknown data.name 'nope'; choose toy2d, digits, text, markov"),
+    ("--config.task=vae", "the config lacks data.binarize, eval.iwae_chunk, eval.iwae_samples, "
+                          "model.activation, ..., which config.task='vae' reads"),
     # The toy config's data.num_train stays in the config, unread by npz: set on the command line, refused.
     (("--config.data.name=npz", "--config.data.path=points.npz", "--config.data.num_train=100"),
      "data.num_train is set, but data.name='npz' does not read it (only toy2d data do)")])

@@ -15,13 +15,12 @@ Paper: none; the floor is the ring's true entropy, log 8 + log(2 pi e sigma^2) f
 """
 
 from gm_jax.tasks import with_tiny_size
-from gm_jax.train.defaults import base_config
+from gm_jax.tasks.density import default_config
 
 
 @with_tiny_size
 def get_config():
-  config = base_config()
-  config.task = "gmm"
+  config = default_config()
 
   config.data.update(name="toy2d", distribution="ring",
                      geometry={"num_modes": 8, "radius": 2.0, "std": 0.02}, num_train=100_000,

@@ -35,6 +35,7 @@ BUILDERS = {
 # The configs each family's experiment configs start from (PixelRNN's are pixelcnn tasks): a run that
 # predates a field of these is still resumed (gm_jax.train.defaults.register_family_defaults).
 DEFAULT_CONFIGS = {
+    "gmm": (density.default_config,),
     "vae": (vae.default_config,),
     "flow": (flow.default_config,),
     "diffusion": (diffusion.default_config,),

@@ -28,6 +28,16 @@ def build_gmm(config, dataset: Dataset) -> Task:
               likelihood=Likelihood("nll_nats", "exact", dataset.spec.num_dims, discrete=False))
 
 
+def default_config():
+  """The trainer's defaults plus the mixture's one field; experiment configs start from this."""
+  from gm_jax.train.defaults import base_config
+
+  config = base_config()
+  config.task = "gmm"
+  config.model.num_components = 16
+  return config
+
+
 def tiny(config) -> None:
   """The Gaussian mixture's `:tiny` size is the launcher tests' run: 40 steps of batch 64 on 4,096 points,
   evaluated and sampled every 20, checkpointed every 10."""

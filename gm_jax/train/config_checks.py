@@ -78,6 +78,29 @@ def check_finite(config) -> None:
     raise ValueError(f"{names} = {value} is not a finite number; set --config.{name} to one")
 
 
+def _missing_fields(start: dict, config: dict, prefix: str = "") -> list[str]:
+  missing = []
+  for key, value in start.items():
+    if key not in config:
+      missing.append(f"{prefix}{key}")
+    elif isinstance(value, dict) and isinstance(config[key], dict):
+      missing += _missing_fields(value, config[key], f"{prefix}{key}.")
+  return missing
+
+
+def check_fields_of_family(config) -> None:
+  """The config has every field of one of its family's default configs: with --config.task set to another
+  family (or a config file written before a field existed) the builder failed on the first field it read."""
+  starts = defaults.starting_configs(config.task)
+  now = config.to_dict()
+  missing = min((_missing_fields(start.to_dict(), now) for start in starts[1:] or starts), key=len)
+  if missing:
+    shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
+    raise ValueError(f"the config lacks {shown}, which config.task={config.task!r} reads: start from a "
+                     f"{config.task!r} config (experiments/configs) rather than changing config.task, or "
+                     f"add the fields")
+
+
 def _is_number(value) -> bool:
   return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
@@ -92,6 +115,7 @@ def check_config(config) -> None:
     if not ok:
       raise ValueError(f"{name}={value} must be a finite number > 0; set --config.{name}")
   check_finite(config)
+  check_fields_of_family(config)
   check_counts(config, _COUNTS)
   precision.compute_dtype(config.train.compute_dtype)  # checked here: some families read no dtype
   family_default = defaults.starting_configs(config.task)[-1]  # for the optimizers' unread fields
