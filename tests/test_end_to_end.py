@@ -255,12 +255,37 @@ def test_a_non_finite_config_value_resumes_and_evaluates(tmp_path):
   assert tasks.evaluate(config, str(tmp_path))["step"] == summary["step"]
 
 
+BAD_CONFIG_FILES = {
+    "no_get_config.py": "x = 1\n",
+    "syntax.py": "def get_config(:\n  pass\n",
+    "name_error.py": "def get_config():\n  return undefined_name\n",
+    "import_error.py": "import not_a_module_anywhere\n",
+    "attribute_error.py": ("import ml_collections\ndef get_config():\n"
+                           "  return ml_collections.ConfigDict().nothing\n"),
+    "returns_dict.py": "def get_config():\n  return {'task': 'gmm'}\n",
+    "returns_none.py": "def get_config():\n  pass\n"}
+
+
 @pytest.mark.parametrize("config,message", [
     (f"{CONFIGS / 'toy2d_gmm.py'}:small", "unknown config argument 'small'; use ':tiny' or nothing"),
     ("{tmp}/absent.py", "config file '{tmp}/absent.py' does not exist; pass --config="),
-    ("{tmp}/no_get_config.py", "config file '{tmp}/no_get_config.py' defines no get_config()")])
+    ("{tmp}/no_get_config.py", "config file '{tmp}/no_get_config.py' defines no get_config()"),
+    # The config file's own errors were tracebacks (an AttributeError was called a bad override), and a
+    # dict or None returned loaded, failing at the first field the run read.
+    ("{tmp}/syntax.py", "config file '{tmp}/syntax.py' fails to load, line 1: SyntaxError: invalid syntax"),
+    ("{tmp}/name_error.py", "config file '{tmp}/name_error.py' fails to load, line 2: NameError: name "
+                            "'undefined_name' is not defined"),
+    ("{tmp}/import_error.py", "config file '{tmp}/import_error.py' fails to load, line 1: "
+                              "ModuleNotFoundError: No module named 'not_a_module_anywhere'"),
+    ("{tmp}/attribute_error.py", "config file '{tmp}/attribute_error.py' fails to load, line 3: "
+                                 "AttributeError"),
+    ("{tmp}/returns_dict.py", "config file '{tmp}/returns_dict.py': get_config() returned a dict, not an "
+                              "ml_collections.ConfigDict"),
+    ("{tmp}/returns_none.py", "config file '{tmp}/returns_none.py': get_config() returned None, not an "
+                              "ml_collections.ConfigDict")])
 def test_a_bad_config_file_is_one_line(tmp_path, config, message):
-  (tmp_path / "no_get_config.py").write_text("x = 1\n")
+  for name, text in BAD_CONFIG_FILES.items():
+    (tmp_path / name).write_text(text)
   proc = run_main(f"--config={config.format(tmp=tmp_path)}", f"--workdir={tmp_path / 'w'}", check=False)
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import traceback
 from typing import Any, Callable
 
 from absl import app, flags, logging
@@ -65,25 +66,65 @@ def _config_file(argv: list[str]) -> str | None:
   return None
 
 
+def _line_in(error: BaseException, file: str | None) -> int | None:
+  """The line of `file` where `error` was raised (a syntax error's own line), or None if not there."""
+  if file is None or not os.path.isfile(file):
+    return None
+  same = lambda path: bool(path) and os.path.isfile(path) and os.path.samefile(path, file)
+  if isinstance(error, SyntaxError) and same(error.filename):
+    return error.lineno
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if same(frame.filename)]
+  return lines[-1] if lines else None
+
+
+def _check_config_is_a_config_dict() -> None:
+  """Refuses a config that get_config returned as a plain dict or None (a dict loaded, and the run failed
+  at the first field it read)."""
+  from ml_collections import ConfigDict, config_flags
+
+  if "config" not in flags.FLAGS:
+    return
+  value = flags.FLAGS["config"].value
+  if not isinstance(value, ConfigDict) and type(value).__module__ == "builtins":  # not an unread-file error
+    file = config_flags.get_config_filename(flags.FLAGS["config"])
+    returned = "None" if value is None else f"a {type(value).__name__}"
+    fail(f"config file {file!r}: get_config() returned {returned}, not an ml_collections.ConfigDict; "
+         f"return ml_collections.ConfigDict(...) from it")
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a bad config file, flag or config override reported as one line."""
   file = _config_file(argv)
   if file is not None and not os.path.isfile(file):
     fail(f"config file {file!r} does not exist; pass --config=experiments/configs/NAME.py[:tiny]")
+  # ml_collections warns of a get_config that returned None; the error below says it in its one line.
+  returned_none = lambda record: "returned None" not in str(record.msg)
+  logging.get_absl_logger().addFilter(returned_none)
   try:
     rest = flags.FLAGS(argv)
   except flags.Error as e:
     lines = [line for line in str(e).splitlines() if line.strip()]
+    if "other than None" in lines[0]:
+      _check_config_is_a_config_dict()
     # A config file that fails to load puts its own exception on the last line.
     fail(re.sub(r"^\w+Error: ", "", lines[-1].strip()) if "parsing config file" in lines[0] else lines[0])
-  except (AttributeError, KeyError) as e:
+  except Exception as e:  # the config file's own code, or an override of a field the config lacks
+    line = _line_in(e, file)
+    if line is not None:
+      reason = str(e.msg if isinstance(e, SyntaxError) else e).strip().splitlines()
+      fail(f"config file {file!r} fails to load, line {line}: {type(e).__name__}"
+           f"{': ' + reason[0] if reason else ''}")
+    if not isinstance(e, (AttributeError, KeyError)):
+      raise
     if "get_config" in str(e):
       fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
     fail(_bad_config_field(argv, e))
   else:
+    logging.get_absl_logger().removeFilter(returned_none)
     if len(rest) > 1:
       fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, "
            f"--workdir=...)")
+    _check_config_is_a_config_dict()
     return rest
   return []
 
