@@ -14,7 +14,7 @@ import pytest
 
 from gm_jax import data as data_lib
 from gm_jax import tasks
-from gm_jax.train import config_checks, loop, optim, run_files
+from gm_jax.train import command_line, config_checks, loop, optim, run_files
 from gm_jax.train.run_files import event_of, read_event_records
 from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
                             run_metrics, without_wall_clock, xla_flags)
@@ -675,6 +675,19 @@ def test_a_config_set_to_another_family_names_the_fields_it_lacks():
       with pytest.raises(ValueError, match=rf"^the config lacks \w+\.\w+.*, which config.task='{other}' "
                                            rf"reads: start from a '{other}' config"):
         config_checks.check_config(config)
+
+
+def test_a_runtime_error_from_xla_is_reported_on_one_line():
+  def fails(x):
+    raise ValueError("the callback's own error")
+
+  program = jax.jit(lambda x: jax.pure_callback(fails, jax.ShapeDtypeStruct((), np.float32), x))
+  with pytest.raises(RuntimeError) as caught:
+    program(np.float32(1)).block_until_ready()
+  report = str(caught.value).strip().splitlines()
+  assert len(report) > 2  # XLA's report carries the callback's traceback
+  line = command_line.one_line(caught.value)
+  assert line == f"{report[0].strip()} ... ValueError: the callback's own error"
 
 
 def test_checkpoint_every_0_writes_only_the_last_step(tmp_path):

@@ -130,12 +130,16 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def one_line(e: BaseException) -> str:
-  """The message of a reported error; an OS error as its reason and file (and a full disk's remedy)."""
+  """The message of a reported error on one line; an OS error as its reason and file (and a full disk's
+  remedy)."""
   if isinstance(e, OSError) and e.strerror and not isinstance(e, FileNotFoundError):
     where = f": {e.filename}" if e.filename else ""
     hint = "; free some space and rerun the same command to resume" if e.errno == 28 else ""
     return f"{e.strerror}{where}{hint}"
-  return str(e)
+  # Runtime errors from XLA carry whole reports (a callback's traceback, the failed program's text): their
+  # first line says what failed and the last one, when it differs, the underlying error.
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+  return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
 
 
 def run(main: Callable[[list[str]], Any]) -> None:
