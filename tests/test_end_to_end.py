@@ -718,9 +718,9 @@ def test_bad_input_on_the_command_line_is_one_line_before_anything_is_written(tm
   [line] = proc.stderr.strip().splitlines()
   assert line.startswith(f"error: {message}")
   assert not (tmp_path / "w").exists()
-  (tmp_path / "mine").mkdir()  # a workdir the user made stays
+  (tmp_path / "mine").mkdir()  # a workdir the user made stays, as empty as it was (no lock, no checkpoints/)
   assert run_main(TINY, f"--workdir={tmp_path / 'mine'}", *arguments, check=False).returncode == 1
-  assert (tmp_path / "mine").is_dir()
+  assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
 
 
 def _files(workdir):

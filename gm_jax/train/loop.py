@@ -613,13 +613,14 @@ def train(config, workdir: str, build_task: TaskBuilder,
   check_processes_agree(config, workdir, "train")
   check_config(config)
   check_workdir_outside_data(config, workdir)
-  created = jax.process_index() == 0 and not workdir.exists()
+  made = jax.process_index() == 0 and not workdir.exists()
+  was_empty = made or (jax.process_index() == 0 and workdir.is_dir() and not any(workdir.iterdir()))
   lock = lock_workdir(workdir)
   try:
     return _train_locked(Experiment(config, workdir, build_task, build_feature_space), after_step)
   except BaseException:
-    if created:
-      _remove_if_unused(workdir)
+    if was_empty:
+      _remove_if_unused(workdir, keep_directory=not made)
     raise
   finally:
     lock.release()
@@ -646,10 +647,11 @@ def check_workdir_outside_data(config, workdir: pathlib.Path) -> None:
                                f"join the data; use a --workdir outside it")
 
 
-def _remove_if_unused(workdir: pathlib.Path) -> None:
-  """Removes a workdir that this launch created and that holds nothing but its lock and an empty
-  checkpoints/ (a launch that failed while building its data or task leaves no trace). Runs while the lock
-  is held, so a launch into the same workdir meanwhile fails as "in use" or starts its own lock file."""
+def _remove_if_unused(workdir: pathlib.Path, keep_directory: bool) -> None:
+  """Removes what a launch into a new or empty workdir left when it holds nothing but the lock and an empty
+  checkpoints/ (a launch that failed while building its data or task leaves no trace): the workdir too
+  unless it existed before (keep_directory). Runs while the lock is held, so a launch into the same workdir
+  meanwhile fails as "in use" or starts its own lock file."""
   checkpoints = workdir / "checkpoints"
   try:
     if {p.name for p in workdir.iterdir()} <= {WorkdirLock.NAME, checkpoints.name} and not (
@@ -657,7 +659,8 @@ def _remove_if_unused(workdir: pathlib.Path) -> None:
       (workdir / WorkdirLock.NAME).unlink(missing_ok=True)
       if checkpoints.is_dir():
         checkpoints.rmdir()
-      workdir.rmdir()
+      if not keep_directory:
+        workdir.rmdir()
   except OSError:  # something appeared meanwhile: leave it
     pass
 
