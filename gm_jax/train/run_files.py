@@ -47,9 +47,14 @@ def to_json(obj: Any, **kwargs) -> str:
 
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
+  """Replaces `path` whole or not at all; a failed write (a full disk) leaves no partial file behind."""
   tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(to_json(obj, indent=2) + "\n")
-  os.replace(tmp, path)
+  try:
+    tmp.write_text(to_json(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+  except BaseException:
+    tmp.unlink(missing_ok=True)
+    raise
 
 
 def read_json_object(path: pathlib.Path, remedy: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -104,3 +105,19 @@ def test_logging_does_not_import_an_installed_pytorch(tmp_path):
   proc = subprocess.run([sys.executable, "-c", _LOG_WITH_TORCH_INSTALLED, str(tmp_path / "run")],
                         capture_output=True, text=True, env=env, timeout=120)
   assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_failed_json_write_keeps_the_old_file_and_leaves_no_partial_one(tmp_path, monkeypatch):
+  path = tmp_path / "summary.json"
+  run_files.write_json_atomic(path, {"step": 1})
+  real_write_text = pathlib.Path.write_text
+
+  def disk_full_halfway(self, text):
+    real_write_text(self, text[:len(text) // 2])
+    raise OSError(28, "No space left on device", str(self))
+
+  monkeypatch.setattr(pathlib.Path, "write_text", disk_full_halfway)
+  with pytest.raises(OSError, match="No space left"):
+    run_files.write_json_atomic(path, {"step": 2})
+  assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+  assert json.loads(path.read_text()) == {"step": 1}
