@@ -106,7 +106,13 @@ class Checkpointer:
                                            cleanup_tmp_directories=not read_only, read_only=read_only,
                                            save_interval_steps=0 if read_only else 1, create=not read_only)
     self.directory = pathlib.Path(directory).absolute()
-    self._manager = ocp.CheckpointManager(self.directory, options=options)
+    # ... and a read-only manager warns that it is one, which eval and sample modes ask for on every run.
+    says_read_only = lambda record: not str(record.msg).startswith("Given directory is read only")
+    absl_logging.get_absl_logger().addFilter(says_read_only)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options)
+    finally:
+      absl_logging.get_absl_logger().removeFilter(says_read_only)
     self._pending: int | None = None  # the step whose (async) save has not been confirmed yet
     self._failed = False
     self._quiet = _QuietBackgroundErrors()
