@@ -73,7 +73,7 @@ def build(config, dataset: Dataset) -> Task:
   if n_critic < 1 or gp_weight < 0:
     raise ValueError(f"objective.n_critic={n_critic} must be >= 1 and objective.gp_weight={gp_weight} >= 0")
   # Without a Lipschitz constraint a critic's objective is unbounded and its outputs run off.
-  if loss_kind == "wgan" and not config.optim_d.weight_clip:
+  if loss_kind == "wgan" and not 0 < config.optim_d.weight_clip < float("inf"):
     raise ValueError("objective.loss='wgan' needs the critic's weights clipped; set optim_d.weight_clip "
                      "(0.01 in the paper) or use objective.loss='wgan_gp'")
   if loss_kind == "wgan_gp" and not gp_weight:
