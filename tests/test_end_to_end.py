@@ -263,7 +263,12 @@ BAD_CONFIG_FILES = {
     "attribute_error.py": ("import ml_collections\ndef get_config():\n"
                            "  return ml_collections.ConfigDict().nothing\n"),
     "returns_dict.py": "def get_config():\n  return {'task': 'gmm'}\n",
-    "returns_none.py": "def get_config():\n  pass\n"}
+    "returns_none.py": "def get_config():\n  pass\n",
+    "type_error.py": "def get_config():\n  return 1 + 'a'\n",
+    # A config of one family set to another: its :tiny size read a field the config lacks.
+    "other_family.py": ("from gm_jax.tasks import with_tiny_size\nfrom gm_jax.train.defaults import "
+                        "base_config\n@with_tiny_size\ndef get_config():\n  config = base_config()\n"
+                        "  config.task = 'vae'\n  return config\n")}
 
 
 @pytest.mark.parametrize("config,message", [
@@ -282,11 +287,18 @@ BAD_CONFIG_FILES = {
     ("{tmp}/returns_dict.py", "config file '{tmp}/returns_dict.py': get_config() returned a dict, not an "
                               "ml_collections.ConfigDict"),
     ("{tmp}/returns_none.py", "config file '{tmp}/returns_none.py': get_config() returned None, not an "
-                              "ml_collections.ConfigDict")])
+                              "ml_collections.ConfigDict"),
+    # ml_collections re-raises a TypeError or ValueError of get_config as a flag error.
+    ("{tmp}/type_error.py", "config file '{tmp}/type_error.py' fails to load, line 2: TypeError: unsupported "
+                            "operand"),
+    ("{tmp}/other_family.py:tiny", "config file '{tmp}/other_family.py' fails to load: the config it builds "
+                                   "has no field 'hidden' (if it sets config.task, start from"),
+    (None, "flag --config=None: Flag --config must have a value other than None")])
 def test_a_bad_config_file_is_one_line(tmp_path, config, message):
   for name, text in BAD_CONFIG_FILES.items():
     (tmp_path / name).write_text(text)
-  proc = run_main(f"--config={config.format(tmp=tmp_path)}", f"--workdir={tmp_path / 'w'}", check=False)
+  config_flag = () if config is None else (f"--config={config.format(tmp=tmp_path)}",)
+  proc = run_main(*config_flag, f"--workdir={tmp_path / 'w'}", check=False)
   assert proc.returncode == 1
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith(f"error: {message.format(tmp=tmp_path)}"), proc.stderr

@@ -25,17 +25,22 @@ def fail(message: str) -> None:
   os._exit(1)
 
 
-def _bad_config_field(argv: list[str], error: Exception) -> str:
+def _bad_config_field(argv: list[str], error: Exception, file: str | None = None) -> str:
   """One line for an override of a field the locked config does not have (ml_collections raises
-  AttributeError/KeyError with a multi-line 'Did you mean' text)."""
+  AttributeError/KeyError with a multi-line 'Did you mean' text), or for a field the config's loading
+  code read (e.g. a family's :tiny size) when no override names it."""
   text = str(error).encode().decode("unicode_escape")
   keys = re.findall(r"'(\w+)'", text)
   suggestion = re.search(r'Did you mean "(\w+)"', text)
   hint = f" (did you mean {suggestion.group(1)!r}?)" if suggestion else ""
   overrides = [a.split("=", 1)[0] for a in argv if a.startswith("--config.")]
   flag = next((o for o in overrides if keys and keys[0] in o[len("--config."):].split(".")), None)
+  reason = text.splitlines()[0] if text else type(error).__name__
+  if flag is None and file is not None and keys:
+    return (f"config file {file!r} fails to load: the config it builds has no field {keys[0]!r} (if it "
+            f"sets config.task, start from that family's default config)")
   if flag is None:
-    return f"bad --config override: {text.splitlines()[0] if text else type(error).__name__}"
+    return f"bad --config override: {reason}"
   parent = flag[len("--config."):].rsplit(".", 1)[0]
   if parent == "data.geometry":  # {} in most configs: the distribution's own defaults
     return (f"{flag}: data.geometry holds only what the config sets; give the whole mapping, e.g. "
@@ -92,6 +97,17 @@ def _check_config_is_a_config_dict() -> None:
          f"return ml_collections.ConfigDict(...) from it")
 
 
+def _loading_error(error: BaseException, file: str | None) -> tuple[BaseException, int] | None:
+  """The exception the config file's own code raised, and its line there: `error` or one it was raised
+  from (ml_collections re-raises a TypeError or ValueError of get_config as a flags error)."""
+  while error is not None:
+    line = _line_in(error, file)
+    if line is not None:
+      return error, line
+    error = error.__cause__ or error.__context__
+  return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with a bad config file, flag or config override reported as one line."""
   file = _config_file(argv)
@@ -102,31 +118,30 @@ def parse_flags(argv: list[str]) -> list[str]:
   logging.get_absl_logger().addFilter(returned_none)
   try:
     rest = flags.FLAGS(argv)
-  except flags.Error as e:
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    if "other than None" in lines[0]:
-      _check_config_is_a_config_dict()
-    # A config file that fails to load puts its own exception on the last line.
-    fail(re.sub(r"^\w+Error: ", "", lines[-1].strip()) if "parsing config file" in lines[0] else lines[0])
-  except Exception as e:  # the config file's own code, or an override of a field the config lacks
-    line = _line_in(e, file)
-    if line is not None:
-      reason = str(e.msg if isinstance(e, SyntaxError) else e).strip().splitlines()
-      fail(f"config file {file!r} fails to load, line {line}: {type(e).__name__}"
+  except Exception as e:  # a flag, the config file's own code, or an override of a field the config lacks
+    loading = _loading_error(e, file)
+    if loading is not None:
+      error, line = loading
+      reason = str(error.msg if isinstance(error, SyntaxError) else error).strip().splitlines()
+      fail(f"config file {file!r} fails to load, line {line}: {type(error).__name__}"
            f"{': ' + reason[0] if reason else ''}")
+    if isinstance(e, flags.Error):
+      lines = [line for line in str(e).splitlines() if line.strip()]
+      if "other than None" in lines[0] and file is not None:
+        _check_config_is_a_config_dict()
+      # A config file that fails to load puts its own exception on the last line.
+      fail(re.sub(r"^\w+Error: ", "", lines[-1].strip()) if "parsing config file" in lines[0] else lines[0])
     if not isinstance(e, (AttributeError, KeyError)):
       raise
     if "get_config" in str(e):
       fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
-    fail(_bad_config_field(argv, e))
-  else:
+    fail(_bad_config_field(argv, e, file))
+  finally:
     logging.get_absl_logger().removeFilter(returned_none)
-    if len(rest) > 1:
-      fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, "
-           f"--workdir=...)")
-    _check_config_is_a_config_dict()
-    return rest
-  return []
+  if len(rest) > 1:
+    fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")
+  _check_config_is_a_config_dict()
+  return rest
 
 
 def one_line(e: BaseException) -> str:
