@@ -870,6 +870,17 @@ def test_eval_and_sample_on_a_read_only_run_stop_before_the_work(uninterrupted, 
     _umount(mount)
 
 
+def test_a_failed_evaluation_leaves_no_samples_folder_it_made(uninterrupted, tmp_path):
+  run = tmp_path / "run"
+  shutil.copytree(uninterrupted, run)
+  shutil.rmtree(run / "samples")
+  config = load_config("toy2d_gmm", "tiny")
+  config.eval.feature_space = "inception_v3"  # refused once the run's files are checked
+  with pytest.raises(ValueError, match=r"eval.feature_space='inception_v3' reads images"):
+    tasks.evaluate(config, str(run))
+  assert not (run / "samples").exists()
+
+
 def _event_steps(workdir) -> dict[str, list[int]]:
   """{tag: steps} over every TensorBoard event file of the run, repeats included."""
   steps = {}

@@ -820,10 +820,12 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
 
 def _check_writable(workdir: pathlib.Path, mode: str) -> None:
   """Refuses a workdir (or its samples/) that cannot be written before an evaluation or sampling that
-  would only find out when it writes its result, hours later on a large test split."""
+  would only find out when it writes its result, hours later on a large test split. A missing samples/ is
+  left to its writers, who make it in the workdir checked first, so that a failed run leaves none behind."""
   for directory in (workdir, workdir / "samples"):
+    if not directory.is_dir():
+      continue
     try:
-      directory.mkdir(exist_ok=True)
       tempfile.TemporaryFile(dir=directory).close()
     except OSError as e:
       raise WorkdirConflictError(f"{directory} cannot be written ({e.strerror or e}); --mode={mode} writes "
