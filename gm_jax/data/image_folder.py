@@ -175,8 +175,16 @@ def check_headers(files: list[pathlib.Path]) -> tuple[tuple[int, int], str]:
   return first_size, first_mode
 
 
-def read_image(path: str, mode: str, image_size: int, num_levels: int) -> np.ndarray:
-  """One image as (H, W, C) uint8 levels in [0, num_levels), resized to image_size x image_size if set."""
+# What a damaged file found while training means for the run (its checkpoints resume only on the training
+# files they were trained on, by size: gm_jax.data.pipeline's fingerprint), by split.
+REMEDIES = {"train": "re-save or delete it, then train in a new --workdir (a changed training image changes "
+                     "the data this run's checkpoints resume on)",
+            "test": "re-save or delete it and rerun the same command"}
+
+
+def read_image(path: str, mode: str, image_size: int, num_levels: int, remedy: str) -> np.ndarray:
+  """One image as (H, W, C) uint8 levels in [0, num_levels), resized to image_size x image_size if set;
+  `remedy` says what to do if the file cannot be decoded."""
   from PIL import Image, ImageOps
 
   try:
@@ -190,8 +198,7 @@ def read_image(path: str, mode: str, image_size: int, num_levels: int) -> np.nda
         image = image.resize((image_size, image_size), Image.BOX if shrink else Image.BICUBIC)
       pixels = np.asarray(image, np.uint8)
   except Exception as e:  # decoding errors only show here: loading read the headers alone
-    raise ValueError(f"cannot read image {path!r} ({type(e).__name__}: {e}); delete or re-save the "
-                     f"file") from None
+    raise ValueError(f"cannot read image {path!r} ({type(e).__name__}: {e}); {remedy}") from None
   if num_levels != 256:
     pixels = ((pixels.astype(np.uint16) * num_levels) >> 8).astype(np.uint8)
   return pixels.reshape(*pixels.shape[:2], CHANNELS[mode])
@@ -201,8 +208,9 @@ class ImageFolderSource:
   """Random-access source over image files: `x` (N, H, W, C) uint8 levels, `label` (N,) int32 if labelled."""
 
   def __init__(self, files: list[str], labels: np.ndarray | None, shape_HWC: tuple[int, int, int], mode: str,
-               image_size: int, num_levels: int, root: str = ""):
+               image_size: int, num_levels: int, root: str = "", split: str = "train"):
     self.files = list(files)
+    self.split = split
     self.root = root  # the folder the files lie in: their fingerprint names them relative to it
     self.labels = labels
     self.shape_HWC = tuple(shape_HWC)
@@ -220,7 +228,7 @@ class ImageFolderSource:
   def _image(self, i: int) -> np.ndarray:
     if self._cache is not None and self._cached[i]:
       return self._cache[i]
-    pixels = read_image(self.files[i], self.mode, self.image_size, self.num_levels)
+    pixels = read_image(self.files[i], self.mode, self.image_size, self.num_levels, REMEDIES[self.split])
     if pixels.shape != self.shape_HWC:
       raise ValueError(f"image {self.files[i]!r} has shape {pixels.shape}, expected {self.shape_HWC}; "
                        f"the folder changed after loading: restart the run")
@@ -309,14 +317,15 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
 
   shape_HWC = (image_size or height, image_size or width, CHANNELS[mode])
 
-  def source(files, classes):
+  def source(files, classes, split):
     labels = None
     if classes is not None:
       label_of = {name: i for i, name in enumerate(class_names)}
       labels = np.asarray([label_of[c] for c in classes], np.int32)
     return ImageFolderSource([str(f) for f in files], labels, shape_HWC, mode, image_size, num_levels,
-                             str(root))
+                             str(root), split)
 
   extras = {"class_names": class_names, "num_classes": len(class_names)} if class_names is not None else {}
   spec = DataSpec(kind="image", shape=shape_HWC, num_levels=num_levels, extras=extras)
-  return Dataset(root.name, source(train_files, train_classes), source(test_files, test_classes), spec)
+  train, test = source(train_files, train_classes, "train"), source(test_files, test_classes, "test")
+  return Dataset(root.name, train, test, spec)

@@ -527,13 +527,18 @@ def test_image_folder_errors(tmp_path):
   assert len(load("image_folder", tmp_path / "half").train) == 3
 
 
-def test_truncated_image_is_named_when_read(tmp_path):
-  make_folder(tmp_path, classes=(), per_class=20)
-  path = tmp_path / "001.png"
-  path.write_bytes(path.read_bytes()[:60])  # the header survives, the pixels do not
+@pytest.mark.parametrize("split,remedy", [
+    # Re-saved or deleted, a training image changes the data the run's checkpoints resume on.
+    ("train", r"re-save or delete it, then train in a new --workdir \(a changed training image"),
+    ("test", r"re-save or delete it and rerun the same command$")])
+def test_truncated_image_is_named_when_read_with_what_its_split_needs(tmp_path, split, remedy):
+  make_folder(tmp_path, classes=(), per_class=40)  # 4 test images, all PNG
   ds = load("image_folder", tmp_path)
-  with pytest.raises(ValueError, match=r"cannot read image .*001.png"):
-    all_of(ds.train), all_of(ds.test)
+  path = next(pathlib.Path(f) for f in getattr(ds, split).files if f.endswith(".png"))
+  path.write_bytes(path.read_bytes()[:60])  # the PNG header survives, the pixels do not
+  ds = load("image_folder", tmp_path)
+  with pytest.raises(ValueError, match=rf"cannot read image '{path}' \(.*\); {remedy}"):
+    all_of(getattr(ds, split))
 
 
 def test_npz_errors(tmp_path):
