@@ -15,6 +15,10 @@ CASES = [
     ("toy2d_ddpm", {"sampler": "ddim", "sampler_steps": 10**6},
      r"eval.sampler_steps=1000000 exceeds the \d+ steps of the DDPM chain, which DDIM strides over"),
     ("toy2d_ddpm", {"ode_steps": -2}, r"eval.ode_steps=-2 must be >= 0 \(0: adaptive\)"),
+    # A typo's 500,000,000 steps ran for 10 minutes (and 4.4 GB) before they were stopped.
+    ("toy2d_vpsde", {"sampler": "euler_maruyama", "sampler_steps": 500_000_000},
+     r"^eval.sampler_steps=500000000 must be <= 1,048,576: finer steps than 1/2\^20 lose"),
+    ("toy2d_vpsde", {"ode_steps": 2**20 + 1}, r"^eval.ode_steps=1048577 must be <= 1,048,576"),
     ("digits_edm", {"edm_rho": 0.0}, r"eval.edm_rho=0.0 must be > 0, eval.edm_churn=0.0 and"),
     ("digits_edm", {"edm_churn": -1.0}, r"eval.edm_churn=-1.0 and eval.edm_s_noise=1.0 >= 0 for the"),
     # The churn's window upside down: the sampler ran without churn.

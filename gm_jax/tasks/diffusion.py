@@ -84,6 +84,9 @@ PROCESS_FIELDS = {"num_steps": CHAINS, "beta_min": ("vp", "subvp"), "beta_max": 
                   "sigma_min": ("ve", "karras"), "sigma_max": ("ve", "karras"), "rho": ("karras",),
                   "gamma_min": ("vdm",), "gamma_max": ("vdm",), "learned": ("vdm",)}
 # They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
+# Most steps a fixed grid of times in [0, 1] may have: a step of 2^-20 is 16 float32 spacings at t = 1, so
+# finer steps' times lose their spacing to rounding (and a typo's billion steps filled memory with its grid).
+MAX_STEPS = 2**20
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
 
 
@@ -274,6 +277,10 @@ def check_settings(config, dataset: Dataset) -> None:
   if ev.sampler != "ddpm" and ev.sampler_steps < least_steps:
     raise ValueError(f"eval.sampler_steps={ev.sampler_steps} must be >= {least_steps} for the {ev.sampler} "
                      f"sampler")
+  for name in ("sampler_steps", "ode_steps"):
+    if ev[name] > MAX_STEPS:
+      raise ValueError(f"eval.{name}={ev[name]} must be <= {MAX_STEPS:,}: finer steps than 1/2^20 lose their "
+                       f"times' spacing to float32 rounding")
   if ev.sampler == "edm_heun" and (ev.edm_rho <= 0 or ev.edm_churn < 0 or ev.edm_s_noise < 0):
     raise ValueError(f"eval.edm_rho={ev.edm_rho} must be > 0, eval.edm_churn={ev.edm_churn} and "
                      f"eval.edm_s_noise={ev.edm_s_noise} >= 0 for the edm_heun sampler")
