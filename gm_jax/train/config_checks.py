@@ -89,11 +89,13 @@ def _missing_fields(start: dict, config: dict, prefix: str = "") -> list[str]:
 
 
 def check_fields_of_family(config) -> None:
-  """The config has every field of one of its family's default configs: with --config.task set to another
-  family (or a config file written before a field existed) the builder failed on the first field it read."""
-  starts = defaults.starting_configs(config.task)
-  now = config.to_dict()
-  missing = min((_missing_fields(start.to_dict(), now) for start in starts[1:] or starts), key=len)
+  """The config has the family's own fields (those of one of its default configs beyond the base config's):
+  with --config.task set to another family the builder failed on the first field it read. The trainer's
+  fields are left to the checks that read them (a config file may predate one that is read optionally)."""
+  base, *families = defaults.starting_configs(config.task)
+  now, base = config.to_dict(), base.to_dict()
+  missing = min(([f for f in _missing_fields(start.to_dict(), now) if field_value(base, f) == MISSING]
+                 for start in families or [base]), key=len)
   if missing:
     shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
     raise ValueError(f"the config lacks {shown}, which config.task={config.task!r} reads: start from a "
