@@ -83,10 +83,10 @@ CHAINS = processes.CHAINS
 PROCESS_FIELDS = {"num_steps": CHAINS, "beta_min": ("vp", "subvp"), "beta_max": ("vp", "subvp"),
                   "sigma_min": ("ve", "karras"), "sigma_max": ("ve", "karras"), "rho": ("karras",),
                   "gamma_min": ("vdm",), "gamma_max": ("vdm",), "learned": ("vdm",)}
-# They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
 # Most steps a fixed grid of times in [0, 1] may have: a step of 2^-20 is 16 float32 spacings at t = 1, so
 # finer steps' times lose their spacing to rounding (and a typo's billion steps filled memory with its grid).
 MAX_STEPS = 2**20
+# They start from the SDE or the log-SNR at t = 1, which a path ending in pure noise lacks.
 FINITE_LOG_SNR_SAMPLERS = ("euler_maruyama", "pc", "dpm_solver", "edm_heun")
 
 
