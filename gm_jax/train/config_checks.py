@@ -93,9 +93,11 @@ def check_fields_of_family(config) -> None:
   with --config.task set to another family the builder failed on the first field it read. The trainer's
   fields are left to the checks that read them (a config file may predate one that is read optionally)."""
   base, *families = defaults.starting_configs(config.task)
+  if not families:  # a family that registered no defaults (or an unknown task, refused when built)
+    return
   now, base = config.to_dict(), base.to_dict()
   missing = min(([f for f in _missing_fields(start.to_dict(), now) if field_value(base, f) == MISSING]
-                 for start in families or [base]), key=len)
+                 for start in families), key=len)
   if missing:
     shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
     raise ValueError(f"the config lacks {shown}, which config.task={config.task!r} reads: start from a "
