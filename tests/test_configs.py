@@ -8,8 +8,8 @@ measurement, which depend only on those parameters). What a resume restores, the
 laid out by the family; the data iterator's position is the same TrainIterator's for every data source
 (tests/data/test_pipeline.py). Configs within a family differ in losses, networks and data, which their
 straight runs cover, so one resumed config per family checks it, the one with the richest state: EMA,
-BatchNorm statistics, ActNorm's data-dependent initialization, two players (the file alone on 2 workers:
-272-313 s with one per family and data source, 363 s in an earlier session when every run resumed).
+BatchNorm statistics, ActNorm's data-dependent initialization, two players (the file's test time in whole
+suites on one machine the same day: 469 s with one per family and data source, 395 s with one per family).
 Resuming after an exception and after SIGKILL mid-run is tested on one config in test_end_to_end.py.
 Variants add the code paths that no config's default reaches. TFDS data is mocked, and text configs read a
 corpus written here, so the test needs no download. (--mode=eval and --mode=sample are tested on one
