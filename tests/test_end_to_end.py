@@ -767,21 +767,21 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   stored = json.loads((workdir / "config.json").read_text())
   del stored["data"]["random_flip"], stored["eval"]["inception_score_splits"]
   (workdir / "config.json").write_text(json.dumps(stored))
-  config = lambda: load_config("toy2d_gmm", "tiny")  # TINY's, as the launcher gives it
-  tasks.evaluate(config(), workdir)
-  assert tasks.train(config(), workdir)["step"] == 40  # finished: its summary again
-  other = config()
+  tiny = lambda: load_config("toy2d_gmm", "tiny")  # TINY's config, as the launcher gives it
+  tasks.evaluate(tiny(), workdir)
+  assert tasks.train(tiny(), workdir)["step"] == 40  # finished: its summary again
+  other = tiny()
   other.eval.inception_score_splits, other.seed = 2, 3
   with pytest.raises(loop.WorkdirConflictError, match=re.escape("different config (seed (stored 0, now 3))")):
     tasks.evaluate(other, workdir)
-  shorter = config()
+  shorter = tiny()
   shorter.train.num_steps = 7
   refusal = "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values"
   with pytest.raises(loop.WorkdirConflictError, match=re.escape(refusal)):
     tasks.train(shorter, workdir)
   # Only evaluation settings differ: eval mode takes them (a final evaluation that failed on one of them
   # left the run with no way named to finish it).
-  config = config()
+  config = tiny()
   config.eval.batch_size = 7
   exp = tasks.experiment(config, workdir)
   with pytest.raises(loop.WorkdirConflictError, match=r"\(eval.batch_size \(stored \d+, now 7\)\); use a new "
