@@ -15,6 +15,8 @@ from typing import Any, Iterator
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
+from gm_jax.train import log_filters
+
 
 UNREADABLE_DIR = "checkpoints_unreadable"
 
@@ -107,12 +109,8 @@ class Checkpointer:
                                            save_interval_steps=0 if read_only else 1, create=not read_only)
     self.directory = pathlib.Path(directory).absolute()
     # ... and a read-only manager warns that it is one, which eval and sample modes ask for on every run.
-    says_read_only = lambda record: not str(record.msg).startswith("Given directory is read only")
-    absl_logging.get_absl_logger().addFilter(says_read_only)
-    try:
+    with log_filters.absl_records_dropped(lambda message: message.startswith("Given directory is read only")):
       self._manager = ocp.CheckpointManager(self.directory, options=options)
-    finally:
-      absl_logging.get_absl_logger().removeFilter(says_read_only)
     self._pending: int | None = None  # the step whose (async) save has not been confirmed yet
     self._failed = False
     self._quiet = _QuietBackgroundErrors()

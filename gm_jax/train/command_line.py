@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from absl import app, flags, logging
 
-from gm_jax.train import termination
+from gm_jax.train import log_filters, termination
 
 # What a run raises for bad input or a failed run: reported as one line.
 REPORTED_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)
@@ -113,11 +113,10 @@ def parse_flags(argv: list[str]) -> list[str]:
   file = _config_file(argv)
   if file is not None and not os.path.isfile(file):
     fail(f"config file {file!r} does not exist; pass --config=experiments/configs/NAME.py[:tiny]")
-  # ml_collections warns of a get_config that returned None; the error below says it in its one line.
-  returned_none = lambda record: "returned None" not in str(record.msg)
-  logging.get_absl_logger().addFilter(returned_none)
   try:
-    rest = flags.FLAGS(argv)
+    # ml_collections warns of a get_config that returned None; the error below says it in its one line.
+    with log_filters.absl_records_dropped(lambda message: "returned None" in message):
+      rest = flags.FLAGS(argv)
   except Exception as e:  # a flag, the config file's own code, or an override of a field the config lacks
     loading = _loading_error(e, file)
     if loading is not None:
@@ -136,8 +135,6 @@ def parse_flags(argv: list[str]) -> list[str]:
     if "get_config" in str(e):
       fail(f"config file {file!r} defines no get_config(); a config file returns its ConfigDict from it")
     fail(_bad_config_field(argv, e, file))
-  finally:
-    logging.get_absl_logger().removeFilter(returned_none)
   if len(rest) > 1:
     fail(f"unexpected arguments {rest[1:]}: every setting is a flag (--config.FIELD=VALUE, --workdir=...)")
   _check_config_is_a_config_dict()
