@@ -15,10 +15,16 @@ from typing import Any, Iterator
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
-from gm_jax.train import log_filters
+from gm_jax.train import log_filters, processes
 
 
 UNREADABLE_DIR = "checkpoints_unreadable"
+# The prefix of orbax's barrier names (set, so that the barrier below can be named), and the barrier that
+# ends orbax's restore (Checkpointer.restore, after the reads). A process whose read fails leaves the
+# restore before that barrier while the others wait in it; it joins them there, so that every process
+# comes out of the attempt and can compare its outcome with the others'.
+BARRIER_PREFIX = "gm_jax"
+RESTORE_BARRIER = ocp.multihost.unique_barrier_key("Checkpointer:restore", prefix=BARRIER_PREFIX)
 
 
 class CheckpointError(RuntimeError):
@@ -106,7 +112,9 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else keep,
                                            enable_async_checkpointing=async_save,
                                            cleanup_tmp_directories=not read_only, read_only=read_only,
-                                           save_interval_steps=0 if read_only else 1, create=not read_only)
+                                           save_interval_steps=0 if read_only else 1, create=not read_only,
+                                           multiprocessing_options=ocp.options.MultiprocessingOptions(
+                                               barrier_sync_key_prefix=BARRIER_PREFIX))
     self.directory = pathlib.Path(directory).absolute()
     # ... and a read-only manager warns that it is one, which eval and sample modes ask for on every run.
     with log_filters.absl_records_dropped(lambda message: message.startswith("Given directory is read only")):
@@ -156,7 +164,8 @@ class Checkpointer:
     self._pending = step
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
-    """Restores onto the shardings in `abstract_state`; an unreadable checkpoint raises one line."""
+    """Restores onto the shardings in `abstract_state`; an unreadable checkpoint raises one line. Every
+    process calls it, and every process leaves it, whether its own read failed or not (RESTORE_BARRIER)."""
     args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
     error = None
     # When one read fails, tensorstore finishes the others on its own threads after orbax's event loop
@@ -168,8 +177,11 @@ class Checkpointer:
         error = e
         time.sleep(0.5)  # let the stray reads finish while stderr is still captured
     if error is not None:
+      processes.sync_processes(RESTORE_BARRIER)
       message = str(error).strip()
-      reason = message.splitlines()[0][:200] if message else type(error).__name__
+      # tensorstore appends its whole spec to a failed read ("... See full TensorStore details: ...").
+      first = message.splitlines()[0].split(" See full TensorStore details")[0] if message else ""
+      reason = first[:200] or type(error).__name__
       raise CheckpointError(
           f"checkpoint {self.directory / str(step)} cannot be restored ({reason}); it is damaged or "
           f"from a different model: use a new --workdir", step=step, reason=reason)

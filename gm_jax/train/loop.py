@@ -37,7 +37,7 @@ from gm_jax.train.config_checks import (changes_only_evaluation, check_config, c
                                         field_value)
 from gm_jax.train.dispatch import DispatchWindow
 from gm_jax.train.processes import (check_processes_agree, check_processes_read_the_same_data,
-                                    check_processes_restored_the_same, on_every_process, sync_processes,
+                                    check_processes_restored_alike, on_every_process, sync_processes,
                                     text_of_process_0)
 from gm_jax.train.run_files import (RunFiles, WorkdirLock, claimed_unused_path, read_json_object,
                                     write_json_atomic)
@@ -141,15 +141,18 @@ class Experiment:
       tried.add(newest)
       try:
         state, data_state = self.checkpointer.restore(newest, abstract)
+        failure = None
       except CheckpointError as e:
-        if self.checkpointer.exists(newest):
-          skipped.append(e)
-        else:  # not damaged but gone: a training beside this eval or sample run rotated it away
-          self.checkpointer.reload()
-        continue
-      step = newest
-      break
-    check_processes_restored_the_same(step, [e.step for e in skipped], self.workdir / "checkpoints")
+        failure = e
+      check_processes_restored_alike(newest, None if failure is None else failure.reason,
+                                     self.workdir / "checkpoints")
+      if failure is None:
+        step = newest
+        break
+      if self.checkpointer.exists(newest):
+        skipped.append(failure)
+      else:  # not damaged but gone: a training beside this eval or sample run rotated it away
+        self.checkpointer.reload()
     if step is None:
       if skipped:
         raise skipped[0]

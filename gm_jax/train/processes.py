@@ -65,24 +65,20 @@ def check_processes_read_the_same_data(dataset: Dataset) -> None:
                         f"process the same files at data.path")
 
 
-def check_processes_restored_the_same(restored: int | None, unreadable: list[int],
-                                      checkpoints: pathlib.Path) -> None:
-  """Every process restored the same checkpoint step (`restored`, None for none) after skipping the same
-  unreadable ones: each process reads its own shards, so a checkpoint damaged in one process's files
-  restores on the others, which would go on from a newer step than that process (a mixture of two states,
-  or collectives that never match)."""
+def check_processes_restored_alike(step: int, failure: str | None, checkpoints: pathlib.Path) -> None:
+  """Every process restored checkpoint `step`, or none did (`failure`: why this process could not). Each
+  process reads its own shards, so a checkpoint damaged in one process's files restores on the others,
+  which would go on from a newer step than that process (a mixture of two states, or collectives that
+  never match). Called after every attempt, so that the processes try the same steps in the same order."""
   if jax.process_count() == 1:
     return
-  outcomes = [json.loads(t) for t in _texts_of_every_process(json.dumps([restored, unreadable]))]
-  if all(o == outcomes[0] for o in outcomes):
-    return
-  steps = sorted({step for _, skipped in outcomes for step in skipped})
-  found = "; ".join(f"process {i} " + ("restored none" if r is None else f"restored step {r}")
-                    + (f" after skipping {skipped}" if skipped else "")
-                    for i, (r, skipped) in enumerate(outcomes))
-  stop_every_process(f"checkpoint(s) {steps} cannot be restored on some processes only (each reads its own "
-                     f"shards: {found}); move {', '.join(str(checkpoints / str(s)) for s in steps)} out of "
-                     f"{checkpoints} and rerun")
+  failures = _texts_of_every_process("" if failure is None else failure or "failed")
+  failed = [i for i, text in enumerate(failures) if text]
+  if failed and len(failed) < len(failures):
+    which = f"process {failed[0]}" if len(failed) == 1 else f"processes {failed}"
+    stop_every_process(f"checkpoint {checkpoints / str(step)} cannot be restored on {which} only "
+                       f"({failures[failed[0]]}; each process reads its own shards of it): move it out of "
+                       f"{checkpoints} and rerun")
 
 
 def _processes_that_differ(text: str) -> list[int]:
