@@ -31,6 +31,10 @@ CASES = [
     ("toy2d_vpsde", {"vlb_time_samples": 0}, r"eval.vlb_time_samples=0 must be >= 1"),
     ("toy2d_vpsde", {"sampler": "ddpm"}, r"eval.sampler='ddpm' runs a DDPM chain's .*, which .*'vp'"),
     ("toy2d_ddpm", {"ddpm_variance": "medium"}, r"unknown eval.ddpm_variance 'medium'"),
+    # It read past the chain's end and took beta_1 ('large') without a word.
+    ("toy2d_ddpm", {"ddpm_variance": "small", "process.num_steps": 1},
+     r"eval.ddpm_variance='small' needs process.num_steps >= 2 \(its first step's variance is "
+     r"beta_tilde_2\)"),
     ("toy2d_ddpm", {"sampler": "ddim", "ddim_eta": 1.5}, r"eval.ddim_eta=1.5 must be in \[0, 1\] \(0: deter"),
     ("toy2d_ddpm", {"ddim_eta": -0.5}, r"eval.ddim_eta=-0.5 must be in \[0, 1\]"),
     ("toy2d_ddpm", {"ode_solver": "rk4"}, r"unknown ODE solver 'rk4'"),
@@ -147,7 +151,8 @@ MODEL_CASES = [
 @pytest.mark.parametrize("name,fields,message", CASES, ids=[f"{n}-{next(iter(f))}" for n, f, _ in CASES])
 def test_an_eval_option_that_cannot_work_is_refused(name, fields, message):
   config = load_config(name, "tiny")
-  config.eval.update(fields)
+  config.update_from_flattened_dict({key if "." in key else f"eval.{key}": value  # a dotted key: a full path
+                                     for key, value in fields.items()})
   with pytest.raises(ValueError, match=message):
     tasks.build(config, data_lib.load_dataset(config.data))
 

@@ -301,6 +301,10 @@ def check_settings(config, dataset: Dataset) -> None:
     raise ValueError(f"eval.ode_rtol={ev.ode_rtol} must be > 0 for the adaptive ODE solve (0 never ends)")
   if ev.ddpm_variance not in ("large", "small"):
     raise ValueError(f"unknown eval.ddpm_variance {ev.ddpm_variance!r}; use 'large' or 'small'")
+  # 'small' takes beta_tilde_2 at the chain's first step (beta_tilde_1 is 0), which a one-step chain lacks.
+  if ev.ddpm_variance == "small" and config.process.name in CHAINS and config.process.num_steps == 1:
+    raise ValueError("eval.ddpm_variance='small' needs process.num_steps >= 2 (its first step's variance is "
+                     "beta_tilde_2); use eval.ddpm_variance='large' for a one-step chain")
   # Beyond 1 the deterministic part's variance sigma_s^2 - c^2 can turn negative (c^2 = eta^2 times the
   # posterior variance); a negative eta acts as its absolute value. Checked whichever the sampler.
   if not 0 <= ev.ddim_eta <= 1:
