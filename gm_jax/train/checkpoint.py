@@ -181,7 +181,7 @@ class Checkpointer:
       message = str(error).strip()
       # tensorstore appends its whole spec to a failed read ("... See full TensorStore details: ...").
       first = message.splitlines()[0].split(" See full TensorStore details")[0] if message else ""
-      reason = first[:200] or type(error).__name__
+      reason = first.rstrip(" .")[:200] or type(error).__name__
       raise CheckpointError(
           f"checkpoint {self.directory / str(step)} cannot be restored ({reason}); it is damaged or "
           f"from a different model: use a new --workdir", step=step, reason=reason)
