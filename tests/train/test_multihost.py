@@ -95,7 +95,7 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, err[-3000:]
     assert re.fullmatch(rf"error: checkpoint \S*checkpoints/{newest} cannot be restored on process 1 only "
-                        rf"\(Encountered error while reading array index: [^;]*; each process reads its own "
+                        rf"\([^;<]+; each process reads its own "  # no tensorstore spec in the reason
                         rf"shards of it\): move it out of \S*checkpoints and rerun",
                         err.strip().splitlines()[-1]), err[-3000:]
   assert sorted(p.relative_to(two) for p in two.rglob("*")) == before
