@@ -779,8 +779,7 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   refusal = "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values"
   with pytest.raises(loop.WorkdirConflictError, match=re.escape(refusal)):
     tasks.train(shorter, workdir)
-  # Only evaluation settings differ: eval mode takes them (a final evaluation that failed on one of them
-  # left the run with no way named to finish it).
+  # Only evaluation settings differ, on a finished run: eval mode takes them.
   config = tiny()
   config.eval.batch_size = 7
   exp = tasks.experiment(config, workdir)
@@ -789,6 +788,43 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
                                                       r"other evaluation settings$"):
     loop.check_workdir(exp)
   exp.checkpointer.close()
+
+
+def test_a_run_whose_final_evaluation_failed_finishes_with_other_evaluation_settings(uninterrupted, tmp_path):
+  """Trained to its last step without a summary.json (the final evaluation failed, e.g. on its batch size):
+  train mode finishes it with changed eval.* settings and lists them; nothing else may change, and only
+  then."""
+  workdir = tmp_path / "final_evaluation_failed"
+  shutil.copytree(uninterrupted, workdir)
+  (workdir / "summary.json").unlink()
+  stored_config = (workdir / "config.json").read_text()
+  config = load_config("toy2d_gmm", "tiny")
+  stored_batch = config.eval.batch_size
+  config.eval.batch_size = 96
+  summary = tasks.train(config, workdir)
+  changes = {"eval.batch_size": {"stored": stored_batch, "now": 96}}
+  assert summary["eval_config_changes"] == changes
+  assert json.loads((workdir / "summary.json").read_text()) == json.loads(run_files.to_json(summary))
+  # The same checkpoint evaluated in other batches: the same numbers up to the order of the sums.
+  expected = json.loads((uninterrupted / "summary.json").read_text())
+  assert summary["nll_nats"] == pytest.approx(expected["nll_nats"], rel=1e-5)
+  assert (workdir / "config.json").read_text() == stored_config  # what the training ran with
+  tests_rows = [r for r in run_metrics(workdir) if r["split"] == "test" and r["step"] == 40]
+  assert len(tests_rows) == 1 and tests_rows[0]["nll_nats"] == summary["nll_nats"]
+  # The command rerun returns its summary; other evaluation settings are --mode=eval's from now on.
+  files = _files(workdir)
+  assert tasks.train(config, workdir) == json.loads((workdir / "summary.json").read_text())
+  assert _files(workdir) == files
+  config.eval.batch_size = 128
+  with pytest.raises(loop.WorkdirConflictError, match="or --mode=eval for other evaluation settings$"):
+    tasks.train(config, workdir)
+  # Before the last step, the intermediate evaluations' settings hold.
+  unfinished = tmp_path / "unfinished"
+  shutil.copytree(uninterrupted, unfinished)
+  (unfinished / "summary.json").unlink()
+  shutil.rmtree(unfinished / "checkpoints" / "40")
+  with pytest.raises(loop.WorkdirConflictError, match=r"eval.batch_size \(stored \d+, now 128\)"):
+    tasks.train(config, unfinished)
 
 
 def test_eval_and_sample_on_an_empty_workdir_write_nothing(tmp_path):

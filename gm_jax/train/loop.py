@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import pathlib
 import tempfile
 import time
@@ -518,34 +519,55 @@ def _log_train(exp: Experiment, step: int, acc: metrics_lib.Accumulator, example
   acc.reset()
 
 
-def check_workdir(exp: Experiment) -> None:
+def check_workdir(exp: Experiment) -> dict[str, dict[str, Any]]:
   """Refuses a workdir that holds another run (a different config.json, or results without one) or a
-  finished run's results without the checkpoint they came from, which training again would overwrite."""
+  finished run's results without the checkpoint they came from, which training again would overwrite.
+
+  Evaluation settings (eval.*, data.eval_stride) may differ once the training has reached its last step
+  and only its final evaluation is left (one that failed on such a setting), or when the summary.json
+  written then lists the same changes (a rerun of the command that finished it); returns those changes as
+  {field: {"stored": value, "now": value}}, empty otherwise.
+  """
   stored = exp.files.read_config()
-  has_checkpoint = exp.checkpointer.latest_step() is not None
+  latest = exp.checkpointer.latest_step()
+  summary_path = exp.workdir / "summary.json"
   if stored is not None:
     now = config_to_dict(exp.config)
     diffs = config_differences(stored, now)
     if diffs:
-      # Evaluation settings may change in --mode=eval / sample (e.g. after a final evaluation that failed).
       only_eval = all(changes_only_evaluation(d) for d in diffs)
+      changes = value_changes(diffs, stored, now)
+      if only_eval and latest == exp.config.train.num_steps and (
+          not summary_path.exists() or _summary_changes(summary_path) == changes):
+        return changes
+      # Evaluation settings may change in --mode=eval / sample at any time.
       other_eval = ", or --mode=eval for other evaluation settings" if only_eval else ""
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a run with a different config "
                                  f"({described_differences(diffs, stored, now)}); use a new --workdir or "
                                  f"the stored values{other_eval}")
-    if not has_checkpoint and (exp.workdir / "summary.json").exists():
+    if latest is None and summary_path.exists():
       raise WorkdirConflictError(f"workdir {exp.workdir} holds a finished run's summary.json but no "
                                  f"checkpoint to resume from; use a new --workdir (training here would "
                                  f"overwrite it)")
   else:
     # A fresh run starts its metrics.jsonl and TensorBoard events anew and writes samples/: whatever of
     # those is there belongs to something else (another program, a run whose config.json was removed).
-    results = (["checkpoints"] if has_checkpoint else []) + [
+    results = (["checkpoints"] if latest is not None else []) + [
         name for name in ("summary.json", "metrics.jsonl", "tensorboard", "samples")
         if (exp.workdir / name).exists()]
     if results:
       raise WorkdirConflictError(f"workdir {exp.workdir} holds results without a config.json "
                                  f"({', '.join(results)}); use a new --workdir")
+  return {}
+
+
+def _summary_changes(path: pathlib.Path) -> Any:
+  """The evaluation settings a finished run's summary.json lists as changed since training (None if
+  unreadable: then they are not known to match)."""
+  try:
+    return json.loads(path.read_text()).get("eval_config_changes", {})
+  except (OSError, ValueError, AttributeError):
+    return None
 
 
 def finished_summary(exp: Experiment) -> dict[str, Any] | None:
@@ -673,7 +695,7 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
   tc = config.train
   bar = None
   try:
-    check_workdir(exp)
+    eval_changes = check_workdir(exp)
     finished = finished_summary(exp)
     if finished is not None:
       return finished  # a rerun of a finished run changes nothing (no second final eval or row)
@@ -777,6 +799,8 @@ def _train_locked(exp: Experiment, after_step: Callable[[int], None] | None) -> 
     exp.checkpointer.wait()
     summary = exp.summary(state)
     exp.files.log(step, "test", {k: v for k, v in summary.items() if k != "step"})
+    if eval_changes:  # the final evaluation's settings, where they differ from the training's config.json
+      summary["eval_config_changes"] = eval_changes
     exp.write_samples(state, step)
     exp.files.write_summary(summary)
     return summary
@@ -818,6 +842,11 @@ def check_eval_workdir(config, workdir: pathlib.Path) -> dict[str, dict[str, Any
                                f"({described_differences(outside, stored, now)}); only eval.* and "
                                f"data.eval_stride may change after training: pass the stored config.json's "
                                f"values")
+  return value_changes(diffs, stored, now)
+
+
+def value_changes(diffs: list[str], stored: dict, now: dict) -> dict[str, dict[str, Any]]:
+  """{field: {"stored": value, "now": value}} for the differing fields, as results list them."""
   return {d: {"stored": field_value(stored, d), "now": field_value(now, d)} for d in diffs}
 
 
