@@ -134,6 +134,8 @@ MODEL_CASES = [
     ("toy2d_vae", "model", {"activation": "elu"}, r"unknown model.activation 'elu'"),
     ("digits_vae_iaf", "model", {"iaf_transform": "rq"}, r"unknown model.iaf_transform 'rq'"),
     ("toy2d_maf", "model", {"transform": "rq"}, r"unknown model.transform 'rq' for maf"),
+    ("toy2d_realnvp", "model", {"conditioner_bias_init": "normal"},
+     r"^unknown model.conditioner_bias_init 'normal'; use zeros or uniform$"),
     ("toy2d_vae", "model", {"conv_channels": (8,)}, r"model.conv_channels=\(8,\) makes q\(z_1 \| x\) conv"),
     ("digits_realnvp", "objective", {"dequantization": "variational", "dequantizer_hidden": ()},
      r"objective.dequantizer_hidden=\(\) gives the variational dequantizer's conditioners no width"),
@@ -233,6 +235,9 @@ UNREAD_CASES = [
      "model.architecture='nsf' on image ignores model.coupling_scale_init=5.0 (read by realnvp, glow, "
      "and maf and iaf with model.transform='affine'), objective.dequantizer_couplings=3 (read with "
      "objective.dequantization='variational')"),
+    ("digits_realnvp", {"model.conditioner_bias_init": "uniform"},
+     "model.architecture='realnvp' on image ignores model.conditioner_bias_init='uniform' (read by the MLP "
+     "conditioners of nice, realnvp, glow and nsf (vectors))"),
     ("toy2d_realnvp", {"model.scan_blocks": True},
      "model.architecture='realnvp' on points ignores model.scan_blocks=True (read by image flows' conv "
      "conditioners (model.conditioner='conv'))"),

@@ -13,6 +13,7 @@ runs the forward direction.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -67,19 +68,36 @@ def channel_mask(shape: tuple[int, ...], parity: int) -> np.ndarray:
 
 # Conditioner networks -----------------------------------------------------------------------------------
 
+HIDDEN_BIAS_INITS = ("zeros", "uniform")
+
+
+def hidden_bias_init(kind: str, fan_in: int) -> Callable:
+  """zeros: Flax's default; every ReLU of a first layer then has its kink where its input is 0 (on a
+  coupling's masked input, a line through the origin), and a second layer's units are kinked there too.
+  uniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's nn.Linear default, which spreads the kinks over
+  the inputs' range."""
+  if kind == "zeros":
+    return nn.initializers.zeros
+  if kind == "uniform":
+    bound = 1.0 / math.sqrt(fan_in)
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+  raise ValueError(f"unknown conditioner bias init {kind!r}; use {' or '.join(HIDDEN_BIAS_INITS)}")
+
+
 class MLPConditioner(nn.Module):
   """(B, D) -> (B, D * outputs); the last layer starts at zero, so a coupling starts as the identity."""
 
   hidden: Sequence[int]
   outputs: int
   dtype: Any = jnp.float32  # compute dtype of the network (gm_jax.models.precision); outputs are float32
+  bias_init: str = "zeros"  # of the hidden layers (hidden_bias_init)
 
   @nn.compact
   def __call__(self, h):
     dense = functools.partial(precision.Dense, dtype=self.dtype)
     d = h.shape[-1]
     for f in self.hidden:
-      h = nn.relu(dense(f)(h))
+      h = nn.relu(dense(f, bias_init=hidden_bias_init(self.bias_init, h.shape[-1]))(h))
     out = dense(d * self.outputs, kernel_init=nn.initializers.zeros)(h)
     return out.reshape(h.shape[0], d, self.outputs)
 
@@ -148,12 +166,12 @@ class GlowConditioner(nn.Module):
 
 
 def make_conditioner(kind: str, hidden: Sequence[int], outputs: int, dtype: Any = jnp.float32,
-                     scan_blocks: bool = False) -> nn.Module:
-  """mlp: Dense layers of the given sizes; conv: a ResNet with hidden[0] features and len(hidden) - 1
-  residual blocks (one nn.scan with scan_blocks); glow: Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0]
-  features."""
+                     scan_blocks: bool = False, bias_init: str = "zeros") -> nn.Module:
+  """mlp: Dense layers of the given sizes, their biases started by `bias_init` (hidden_bias_init); conv: a
+  ResNet with hidden[0] features and len(hidden) - 1 residual blocks (one nn.scan with scan_blocks); glow:
+  Glow's 3x3 / 1x1 / zero-3x3 network with hidden[0] features."""
   if kind == "mlp":
-    return MLPConditioner(tuple(hidden), outputs, dtype)
+    return MLPConditioner(tuple(hidden), outputs, dtype, bias_init)
   if kind == "conv":
     return ConvConditioner(features=hidden[0], num_blocks=len(hidden) - 1, outputs=outputs, dtype=dtype,
                            scan_blocks=scan_blocks)

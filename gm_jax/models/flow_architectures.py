@@ -34,7 +34,7 @@ def glow_steps(cfg, level: int, make_coupling) -> list[nn.Module]:
 
 def _spline_coupling(cfg, shape, mask, kind: str) -> splines.SplineCoupling:
   conditioner = bj.make_conditioner(kind, cfg.hidden, splines.num_spline_params(cfg.num_bins), cfg.dtype,
-                                    cfg.scan_blocks)
+                                    cfg.scan_blocks, cfg.conditioner_bias_init)
   return splines.SplineCoupling(mask, conditioner, num_bins=cfg.num_bins, bound=cfg.tail_bound)
 
 

@@ -51,6 +51,7 @@ class FlowConfig:
   num_bins: int = 8  # spline transforms (nsf; maf / iaf with transform spline)
   tail_bound: float = 3.0  # splines: the interval [-B, B] outside which they are the identity
   coupling_scale_init: float = 1.0  # affine couplings: the initial bound on each layer's log-scale
+  conditioner_bias_init: str = "zeros"  # MLP conditioners' hidden biases (bijectors.hidden_bias_init)
   # Glow and NSF images: each level's steps as one nn.scan (bijectors.GlowSteps); NICE and RealNVP
   # vectors: the couplings as one scan over pairs (bijectors.CouplingPairs). Compiled once; the same flow
   # and initialization law, with the parameters stacked (checkpoints do not carry across).
@@ -80,7 +81,8 @@ def _preprocess(cfg: FlowConfig) -> list[nn.Module]:
 
 def _coupling(cfg: FlowConfig, mask: np.ndarray, additive: bool) -> bj.Coupling:
   kind = cfg.conditioner if mask.ndim == 3 else "mlp"
-  conditioner = bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2, cfg.dtype, cfg.scan_blocks)
+  conditioner = bj.make_conditioner(kind, cfg.hidden, 1 if additive else 2, cfg.dtype, cfg.scan_blocks,
+                                    cfg.conditioner_bias_init)
   return bj.Coupling(mask, conditioner, additive=additive, scale_init=cfg.coupling_scale_init)
 
 
@@ -108,7 +110,9 @@ def _vector_layers(cfg: FlowConfig) -> list[nn.Module]:
   layers = []
   for i in range(n):
     layers += [bj.ActNorm(), bj.InvertibleLinear(seed=i),
-               bj.Coupling(bj.channel_mask(shape, 0), bj.make_conditioner("mlp", cfg.hidden, 2, cfg.dtype),
+               bj.Coupling(bj.channel_mask(shape, 0),
+                           bj.make_conditioner("mlp", cfg.hidden, 2, cfg.dtype,
+                                               bias_init=cfg.conditioner_bias_init),
                            scale_init=cfg.coupling_scale_init)]
   return layers
 

@@ -3,8 +3,8 @@
 
 config.model: architecture (nice | realnvp | glow | nsf | maf | iaf), hidden, num_levels, steps_per_level,
   base (standard | learned), preprocess (none | logit | shift), logit_alpha, conditioner (conv | glow),
-  transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init, scan_steps,
-  scan_blocks
+  transform (maf / iaf: affine | spline), num_bins, tail_bound (splines), coupling_scale_init,
+  conditioner_bias_init (vectors' MLP conditioners: zeros | uniform), scan_steps, scan_blocks
 config.objective: dequantization (uniform | variational), dequantizer_hidden, dequantizer_couplings
 config.eval.sample_temperature: the base std multiplier of every sample (grids and the sample-quality samples)
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from gm_jax.data.dataset import Dataset
 from gm_jax.evaluation.metrics import masked_mean
+from gm_jax.models import bijectors as bj
 from gm_jax.models.flows import DequantizedFlow, Flow, FlowConfig, check_architecture
 from gm_jax.objectives import exact_nll
 from gm_jax.train import config_checks, defaults
@@ -54,13 +55,17 @@ def flow_config(config, dataset: Dataset) -> FlowConfig:
   if spline and (m.num_bins < 1 or not m.tail_bound > 0):
     raise ValueError(f"model.num_bins={m.num_bins} must be >= 1 and model.tail_bound={m.tail_bound} > 0 "
                      f"(the splines' interval [-tail_bound, tail_bound])")
+  if m.conditioner_bias_init not in bj.HIDDEN_BIAS_INITS:
+    raise ValueError(f"unknown model.conditioner_bias_init {m.conditioner_bias_init!r}; use "
+                     f"{' or '.join(bj.HIDDEN_BIAS_INITS)}")
   defaults.warn_unread_options(config, default_config(), unread_fields(config, images),
                                f"model.architecture={m.architecture!r} on {dataset.spec.kind}")
   return FlowConfig(architecture=m.architecture, x_shape=tuple(dataset.spec.shape), hidden=tuple(m.hidden),
                     num_levels=m.num_levels, steps_per_level=m.steps_per_level, base=m.base,
                     preprocess=m.preprocess, logit_alpha=m.logit_alpha, conditioner=m.conditioner,
                     transform=m.transform, num_bins=m.num_bins, tail_bound=m.tail_bound,
-                    coupling_scale_init=m.coupling_scale_init, scan_steps=m.scan_steps,
+                    coupling_scale_init=m.coupling_scale_init,
+                    conditioner_bias_init=m.conditioner_bias_init, scan_steps=m.scan_steps,
                     scan_blocks=m.scan_blocks,
                     compute_dtype=config.train.compute_dtype)
 
@@ -79,6 +84,8 @@ def unread_fields(config, images: bool) -> dict[str, str]:
     unread["model.scan_blocks"] = "by image flows' conv conditioners (model.conditioner='conv')"
   if not (arch in ("realnvp", "glow") or autoregressive and m.transform == "affine"):
     unread["model.coupling_scale_init"] = "by realnvp, glow, and maf and iaf with model.transform='affine'"
+  if images or autoregressive:
+    unread["model.conditioner_bias_init"] = "by the MLP conditioners of nice, realnvp, glow and nsf (vectors)"
   if m.preprocess != "logit":
     unread["model.logit_alpha"] = "with model.preprocess='logit'"
   dequantizer = ("objective.dequantizer_hidden", "objective.dequantizer_couplings")
@@ -162,6 +169,7 @@ def default_config():
   config.model.logit_alpha = 0.05
   config.model.conditioner = "conv"
   config.model.coupling_scale_init = 1.0
+  config.model.conditioner_bias_init = "zeros"  # vectors' MLP conditioners: zeros | uniform (hidden biases)
   config.model.scan_steps = False  # glow / nsf images, nice / realnvp vectors: repeated steps as one nn.scan
   config.model.scan_blocks = False  # conv conditioners: the residual blocks as one nn.scan (compiled once)
   config.model.transform = "affine"  # maf / iaf: affine | spline

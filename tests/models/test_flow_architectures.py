@@ -48,3 +48,24 @@ def test_coupling_scale_init_sets_the_log_scale_bound():
   layer = bj.Coupling(bj.checkerboard_mask((2,), 0), bj.MLPConditioner((4,), 2), scale_init=3.0)
   variables = layer.init(jax.random.key(0), np.zeros((1, 2), np.float32))
   np.testing.assert_array_equal(variables["params"]["scale"], 3.0)
+
+
+@pytest.mark.parametrize("arch", ["nice", "realnvp", "glow", "nsf"])
+def test_conditioner_bias_init_spreads_the_hidden_biases_of_vector_flows(arch):
+  """uniform: every hidden layer's biases drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); zeros: Flax's.
+  Nothing else moves (same kernels, last layers still zero)."""
+  x = np.zeros((1, 2), np.float32)
+  init = lambda bias_init: jax.tree_util.tree_flatten_with_path(Flow(FlowConfig(
+      arch, (2,), hidden=(64, 32), steps_per_level=4, scan_steps=arch in ("nice", "realnvp"),
+      conditioner_bias_init=bias_init)).init(jax.random.key(0), x))[0]
+  hidden = lambda path: "Dense_0" in str(path) or "Dense_1" in str(path)
+  spread = [(path, np.asarray(a)) for path, a in init("uniform") if hidden(path) and "bias" in str(path)]
+  assert len(spread) == 2 * (2 if arch in ("nice", "realnvp") else 4)  # scanned in pairs: stacked
+  for path, bias in spread:
+    bound = 1 / np.sqrt(2 if "Dense_0" in str(path) else 64)
+    assert np.abs(bias).max() <= bound and np.std(bias) == pytest.approx(bound / np.sqrt(3), rel=0.3)
+  for (path, a), (_, b) in zip(init("zeros"), init("uniform")):
+    if hidden(path) and "bias" in str(path):
+      np.testing.assert_array_equal(a, 0)
+    else:
+      np.testing.assert_array_equal(a, b)
