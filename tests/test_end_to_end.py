@@ -16,8 +16,8 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax import tasks
 from gm_jax.train import command_line, config_checks, loop, optim, run_files
-from gm_jax.train import workdir as workdir_lib
 from gm_jax.train.run_files import event_of, read_event_records
+from gm_jax.train.workdir import WorkdirConflictError, check_workdir
 from tests.conftest import (CONFIGS, KILL_AT_STEP, assert_runs_close, final_params, load_config, run_main,
                             run_metrics, without_wall_clock, xla_flags)
 
@@ -345,7 +345,7 @@ def test_a_workdir_with_results_but_no_config_is_refused_and_kept(foreign, tmp_p
   anew) and would overwrite its samples."""
   (tmp_path / foreign).parent.mkdir(parents=True, exist_ok=True)
   (tmp_path / foreign).write_bytes(b"not this run's")
-  with pytest.raises(workdir_lib.WorkdirConflictError, match=r"holds results without a config.json "
+  with pytest.raises(WorkdirConflictError, match=r"holds results without a config.json "
                                                       r"\((metrics.jsonl|tensorboard|samples)\); use a new"):
     tasks.train(load_config("toy2d_gmm", "tiny"), str(tmp_path))
   assert (tmp_path / foreign).read_bytes() == b"not this run's"
@@ -756,7 +756,7 @@ def test_eval_refuses_a_config_that_differs_outside_eval(uninterrupted, tmp_path
   assert proc.stderr.startswith(f"error: {refusal}")
   config = load_config("toy2d_gmm", "tiny")
   config.data.seed = 1
-  with pytest.raises(workdir_lib.WorkdirConflictError, match="^" + re.escape(refusal)):
+  with pytest.raises(WorkdirConflictError, match="^" + re.escape(refusal)):
     tasks.sample(config, workdir)
   assert _files(workdir) == before
 
@@ -773,21 +773,21 @@ def test_a_run_from_before_a_new_config_field_is_evaluated_and_resumed(uninterru
   assert tasks.train(tiny(), workdir)["step"] == 40  # finished: its summary again
   other = tiny()
   other.eval.inception_score_splits, other.seed = 2, 3
-  with pytest.raises(workdir_lib.WorkdirConflictError, match=re.escape("different config (seed (stored 0, now 3))")):
+  with pytest.raises(WorkdirConflictError, match=re.escape("different config (seed (stored 0, now 3))")):
     tasks.evaluate(other, workdir)
   shorter = tiny()
   shorter.train.num_steps = 7
   refusal = "different config (train.num_steps (stored 40, now 7)); use a new --workdir or the stored values"
-  with pytest.raises(workdir_lib.WorkdirConflictError, match=re.escape(refusal)):
+  with pytest.raises(WorkdirConflictError, match=re.escape(refusal)):
     tasks.train(shorter, workdir)
   # Only evaluation settings differ, on a finished run: eval mode takes them.
   config = tiny()
   config.eval.batch_size = 7
   exp = tasks.experiment(config, workdir)
-  with pytest.raises(workdir_lib.WorkdirConflictError, match=r"\(eval.batch_size \(stored \d+, now 7\)\); use a new "
+  with pytest.raises(WorkdirConflictError, match=r"\(eval.batch_size \(stored \d+, now 7\)\); use a new "
                                                       r"--workdir or the stored values, or --mode=eval for "
                                                       r"other evaluation settings$"):
-    workdir_lib.check_workdir(exp)
+    check_workdir(exp)
   exp.checkpointer.close()
 
 
@@ -817,14 +817,14 @@ def test_a_run_whose_final_evaluation_failed_finishes_with_other_evaluation_sett
   assert tasks.train(config, workdir) == json.loads((workdir / "summary.json").read_text())
   assert _files(workdir) == files
   config.eval.batch_size = 128
-  with pytest.raises(workdir_lib.WorkdirConflictError, match="or --mode=eval for other evaluation settings$"):
+  with pytest.raises(WorkdirConflictError, match="or --mode=eval for other evaluation settings$"):
     tasks.train(config, workdir)
   # Before the last step, the intermediate evaluations' settings hold.
   unfinished = tmp_path / "unfinished"
   shutil.copytree(uninterrupted, unfinished)
   (unfinished / "summary.json").unlink()
   shutil.rmtree(unfinished / "checkpoints" / "40")
-  with pytest.raises(workdir_lib.WorkdirConflictError, match=r"eval.batch_size \(stored \d+, now 128\)"):
+  with pytest.raises(WorkdirConflictError, match=r"eval.batch_size \(stored \d+, now 128\)"):
     tasks.train(config, unfinished)
 
 
@@ -911,7 +911,7 @@ def test_eval_and_sample_on_a_read_only_run_stop_before_the_work(uninterrupted, 
   try:
     shutil.copytree(uninterrupted, mount / "run")
     subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
-    with pytest.raises(workdir_lib.WorkdirConflictError, match=rf"^{mount / 'run'} cannot be written \(Read-only "
+    with pytest.raises(WorkdirConflictError, match=rf"^{mount / 'run'} cannot be written \(Read-only "
                                                         rf"file system\); --mode={mode} writes its results"):
       run = tasks.evaluate if mode == "eval" else tasks.sample
       run(load_config("toy2d_gmm", "tiny"), str(mount / "run"))

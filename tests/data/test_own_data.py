@@ -19,8 +19,8 @@ from gm_jax import data as data_lib
 from gm_jax.data import image_folder, text
 from gm_jax.data import split as split_lib
 from gm_jax.tasks import conditioning
-from gm_jax.train import workdir as workdir_lib
 from gm_jax.train.defaults import base_config, load_config_file
+from gm_jax.train.workdir import WorkdirConflictError
 from tests.conftest import damage_compressed_archive
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
@@ -421,7 +421,7 @@ def test_vae_trains_on_an_image_folder(tmp_path):
   assert summary["step"] == 3 and math.isfinite(summary["nll_nats"])
   before = sorted(p for p in (tmp_path / "pets").rglob("*"))
   for workdir in (tmp_path / "pets", tmp_path / "pets" / "cats" / "run"):  # its samples would join the data
-    with pytest.raises(workdir_lib.WorkdirConflictError, match=f"workdir {workdir} lies inside data.path "
+    with pytest.raises(WorkdirConflictError, match=f"workdir {workdir} lies inside data.path "
                                                          f"{tmp_path / 'pets'}, so the run's files would"):
       train_summary("digits_vae", workdir, name="image_folder", path=str(tmp_path / "pets"), num_levels=17)
   assert sorted(p for p in (tmp_path / "pets").rglob("*")) == before
