@@ -14,6 +14,8 @@ Our result (jax 0.10.2, 6,000 steps, 182,720 parameters): test nll_nats (exact) 
   -2.906), checkerboard 2.120 (floor 2.079), moons 1.010 (floor 1.008); 92-106 s each. At 2,000 steps:
   -2.879, 2.153 (0.074 above its floor). (The moons before their geometry was corrected to scikit-learn's,
   arcs meeting end to end: 0.897 against 0.898 at 6,000 steps, 0.900 at 2,000.)
+  With --config.model.conditioner_bias_init=uniform (the MLP conditioners' hidden biases spread at
+  initialization): ring -2.899, checkerboard 2.120 (docs/BASELINES.md).
 Paper: none (Durkan et al. 2019 show 2-D densities only as pictures); the floor is the true entropy.
 """
 
