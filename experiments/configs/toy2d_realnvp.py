@@ -43,9 +43,9 @@ Our result (jax 0.10.2, this config: 64 couplings scanned in pairs, log-scale bo
   ReLUs are then not all kinked at their inputs' 0) with the average (--config.train.ema_decay=0.999):
   ring -2.855 (0.051 above the floor), but 2.141 on the checkerboard and a non-finite gradient at step 331
   with --config.seed=1 (and at step 1,449 at seed 0 over 30,000 steps), so the config keeps zero
-  biases. Batch normalization after each coupling, as
-  the RealNVP paper has (patched, batch statistics): no spikes, but slow (training loss -0.64 at step
-  5,250, where the spread biases were at -2.24); stopped there.
+  biases. Batch normalization after each coupling, as the RealNVP paper has (patched, batch
+  statistics): no spikes, but slow (training loss -0.64 at step 5,250, where the spread biases were at
+  -2.24); stopped there.
   Why the ring stays above its floor (couplings fixed to the coordinate axes; Glow's learned linear maps
   and ActNorm between them close most of it): docs/BASELINES.md. Where the rest lies (70 % of it in the
   modes' cores, where the density is about 15 % low): python experiments/toy2d_flow_gap.py --workdir=...
