@@ -26,15 +26,23 @@ def inception_score(probs_NC: np.ndarray) -> float:
   return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
 
 
+SPLIT_ORDER_SEED = 0  # the fixed order whose contiguous parts the score is taken over
+
+
 def inception_score_over_splits(probs_NC: np.ndarray, splits: int) -> tuple[float, float]:
   """Mean and standard deviation (ddof 0) of the score of `splits` nearly equal parts, as Salimans et al.'s
-  code reports it (10 splits of 50,000 samples); one split is the whole set's score. The parts take every
-  `splits`-th sample, so that samples drawn in class runs (conditional models) mix classes in each."""
+  code reports it (10 splits of 50,000 samples); one split is the whole set's score. The parts are
+  contiguous runs of the samples put in a fixed random order (SPLIT_ORDER_SEED): their code splits its
+  samples as drawn, which are in random order, while a conditional model's come in class runs
+  (`tasks.conditioning.class_runs`), and parts of those (contiguous or strided) would each hold a few of
+  the classes and score lower."""
   if not 1 <= splits <= len(probs_NC):
     raise ValueError(f"eval.inception_score_splits={splits} must be between 1 and the number of samples "
                      f"({len(probs_NC)})")
   probs_NC = np.asarray(probs_NC)
-  scores = [inception_score(probs_NC[i::splits]) for i in range(splits)]
+  if splits > 1:
+    probs_NC = probs_NC[np.random.default_rng(SPLIT_ORDER_SEED).permutation(len(probs_NC))]
+  scores = [inception_score(part) for part in np.array_split(probs_NC, splits)]
   return float(np.mean(scores)), float(np.std(scores))
 
 

@@ -11,7 +11,7 @@ import pytest
 from gm_jax import data as data_lib
 from gm_jax.evaluation import feature_spaces, quality_report
 from gm_jax.models.classifier import ClassifierConfig, ConvClassifier
-from gm_jax.tasks import classifier
+from gm_jax.tasks import classifier, conditioning
 from tests.conftest import load_config
 
 
@@ -26,22 +26,34 @@ def test_inception_score_closed_forms():
   assert quality_report.inception_score(probs) == pytest.approx(np.exp(np.log(2) - entropy), rel=1e-9)
 
 
-def test_inception_score_over_splits_is_the_mean_and_std_of_the_parts():
-  """Confident predictions, balanced over 2 classes on the even samples and over 4 others on the odd ones:
-  scores 2 and 4 by parts (mean 3, std 1); the whole set's score exp H(p(y)) = sqrt(4 * 8)."""
-  probs = np.eye(6)[np.stack([np.arange(40) % 2, 2 + np.arange(40) % 4], axis=1).reshape(-1)]
-  assert quality_report.inception_score_over_splits(probs, 2) == pytest.approx((3.0, 1.0), rel=1e-6)
-  assert quality_report.inception_score_over_splits(probs, 1) == pytest.approx((np.sqrt(32), 0.0), rel=1e-6)
-  for splits in (0, 81):
+def test_inception_score_over_splits_is_the_mean_and_std_of_contiguous_parts_in_a_fixed_random_order():
+  """One split is the whole set's score; more are the mean and std (ddof 0) of the scores of nearly equal
+  contiguous parts of the samples put in a fixed random order."""
+  probs = np.random.default_rng(3).dirichlet(np.full(6, 0.3), size=83)
+  score = quality_report.inception_score
+  assert quality_report.inception_score_over_splits(probs, 1) == pytest.approx((score(probs), 0.0), rel=1e-9)
+  shuffled = probs[np.random.default_rng(quality_report.SPLIT_ORDER_SEED).permutation(83)]
+  parts = [score(shuffled[:28]), score(shuffled[28:56]), score(shuffled[56:])]
+  expected = (np.mean(parts), np.std(parts))
+  assert quality_report.inception_score_over_splits(probs, 3) == pytest.approx(expected, rel=1e-9)
+  for splits in (0, 84):
     with pytest.raises(ValueError, match=f"eval.inception_score_splits={splits} must be between 1 and the "
-                                         f"number of samples \\(80\\)"):
+                                         f"number of samples \\(83\\)"):
       quality_report.inception_score_over_splits(probs, splits)
   space = feature_spaces.FeatureSpace("onehot", lambda x: (x, x))
   out = quality_report.report(space, probs, probs, probs, kid_subsets=2, kid_subset_size=40, prdc_k=3,
-                              inception_score_splits=2)
-  assert (out["inception_score"], out["inception_score_std"]) == pytest.approx((3.0, 1.0), rel=1e-6)
-  floor_score = (out["inception_score_floor"], out["inception_score_std_floor"])
-  assert floor_score == pytest.approx((3.0, 1.0), rel=1e-6)
+                              inception_score_splits=3)
+  for suffix in ("", "_floor"):
+    assert (out[f"inception_score{suffix}"], out[f"inception_score_std{suffix}"]) == pytest.approx(expected)
+
+
+def test_inception_score_parts_of_class_runs_hold_every_class():
+  """A conditional model's samples come in class runs (10 classes, chunks of 50: runs of 5). Confident,
+  correct predictions score 10 on the whole set, and each of 10 parts should score nearly that too, not
+  the 5 of parts that each hold half of the classes (every 10th sample of runs of 5)."""
+  labels = np.tile(conditioning.class_runs(50, 10), 100)
+  mean, std = quality_report.inception_score_over_splits(np.eye(10)[labels], 10)
+  assert 9.8 < mean <= 10.0 and std < 0.1
 
 
 def test_class_accuracy():
