@@ -293,7 +293,8 @@ def normalized_discriminator_layers(image_size: int) -> int:
 
 
 def _num_upsamplings(image_size: int) -> tuple[int, int]:
-  """(number of stride-2 layers, base size) with base = image_size / 2^n in [3, 4] (64 -> 4 layers, 4)."""
+  """(number of stride-2 layers n >= 1, base size image_size / 2^n), base from 4 to 7 where n >= 1 allows
+  (64 -> 4 layers, base 4; 28 -> 2 layers, base 7; 6 -> 1 layer, base 3)."""
   n = max(1, int(math.floor(math.log2(image_size / 4))))
   base = image_size // 2**n
   if base * 2**n != image_size:
