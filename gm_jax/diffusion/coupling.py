@@ -3,9 +3,9 @@ Pooladian et al. 2023): each example's noise is drawn from the entropic OT plan 
 its noise under the squared distance, instead of independently. The pairs' straight paths then cross less,
 so the learned velocity field is straighter and few-step samplers lose less to it.
 
-The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean and `epsilon` the entropic regularization
-relative to that scale; each data row draws one noise row from its row of the plan, so every example keeps
-its data and the noise marginal is the batch's in expectation. A class-conditional model couples within
+The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean (over the batch's real rows) and
+`epsilon` the entropic regularization relative to that scale; each data row draws one noise row from its
+row of the plan, so every example keeps its data and the noise marginal is the batch's in expectation. A class-conditional model couples within
 each label (the labels its network sees; 'none' is one more): noise row j belongs to example j's label and
 the plan pairs no two rows of different labels, so each label's noise is still a draw of the prior that
 sampling with that label starts from (one plan over the whole batch pulls each class's noise towards its
@@ -28,16 +28,28 @@ from gm_jax.diffusion.processes import expand
 SEPARATE = 1e4  # the scaled cost between rows of different groups: exp(-SEPARATE / epsilon) is 0
 
 
+def mean_cost(cost_BB, weights_B) -> jax.Array:
+  """The mean of the cost over the pairs of rows of positive weight: padded rows (weight 0) must not set
+  the scale that `epsilon` is relative to. Over a batch without padding it is the plain mean, as ott's
+  scale_cost='mean' takes it."""
+  real = weights_B > 0
+  pairs = real[:, None] & real[None, :]
+  over_real = jnp.sum(jnp.where(pairs, cost_BB, 0.0)) / jnp.sum(pairs)
+  return jnp.where(jnp.all(real), jnp.mean(cost_BB), over_real)
+
+
 def ot_plan(x_BD, y_BD, weights_B, epsilon: float, groups_B=None) -> jax.Array:
   """(B, B) entropic OT plan between the rows of x and y, both weighted by `weights` (summing to 1); with
-  `groups`, x's row i and y's row j are paired only when groups[i] == groups[j]."""
+  `groups`, x's row i and y's row j are paired only when groups[i] == groups[j]. The cost is scaled by
+  its mean over the rows of positive weight."""
   # Imported here: ott takes seconds to import, which every process would pay for a rarely used option.
   from ott.geometry import geometry as geometry_lib
   from ott.geometry import pointcloud
   from ott.problems.linear import linear_problem
   from ott.solvers.linear import acceleration, sinkhorn
 
-  geometry = pointcloud.PointCloud(x_BD, y_BD, scale_cost="mean", epsilon=epsilon)
+  scale = mean_cost(pointcloud.PointCloud(x_BD, y_BD).cost_matrix, weights_B)
+  geometry = pointcloud.PointCloud(x_BD, y_BD, scale_cost=scale, epsilon=epsilon)
   if groups_B is not None:
     cost = geometry.cost_matrix  # scaled by its mean, as above
     apart = groups_B[:, None] != groups_B[None, :]

@@ -36,6 +36,23 @@ def test_the_plan_is_the_exact_assignment_as_epsilon_shrinks(num_real):
   assert np.all(plan[num_real:] == 0) and np.all(plan[:, num_real:] == 0)
 
 
+@pytest.mark.parametrize("grouped", [False, True])
+def test_padded_rows_do_not_change_the_plan_of_the_real_ones(grouped):
+  """The cost's scale, which epsilon is relative to, is its mean over the real rows: padded rows far off
+  (here at +10) would raise the mean many times over and blur the plan (an L1 gap of 0.8-0.9 to the real
+  rows' own plan at this epsilon): the plan would depend on what the padding holds."""
+  x, eps, _ = _batches()
+  real = np.arange(32) < 20
+  x_padded, eps_padded = (jnp.where(real[:, None], a, 10.0) for a in (x, eps))
+  groups = jnp.asarray(np.arange(32) % 2) if grouped else None
+  plan_of = jax.jit(coupling.ot_plan, static_argnums=3)
+  padded = np.asarray(plan_of(x_padded, eps_padded, jnp.asarray(real / 20.0), 0.01, groups))
+  alone = np.asarray(plan_of(x[:20], eps[:20], jnp.full(20, 1 / 20), 0.01,
+                             None if groups is None else groups[:20]))
+  assert np.abs(padded[:20, :20] - alone).sum() < 1e-3
+  assert np.all(padded[20:] == 0) and np.all(padded[:, 20:] == 0)
+
+
 def test_coupled_noise_pairs_rows_by_the_plan_and_leaves_padding_alone():
   x, eps, cost = _batches()
   mask = jnp.asarray((np.arange(32) < 27).astype(np.float32))
