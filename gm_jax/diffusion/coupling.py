@@ -3,15 +3,15 @@ Pooladian et al. 2023): each example's noise is drawn from the entropic OT plan 
 its noise under the squared distance, instead of independently. The pairs' straight paths then cross less,
 so the learned velocity field is straighter and few-step samplers lose less to it.
 
-The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean (over the batch's real rows) and
-`epsilon` the entropic regularization relative to that scale; each data row draws one noise row from its
-row of the plan, so every example keeps its data and the noise marginal is the batch's in expectation. A class-conditional model couples within
-each label (the labels its network sees; 'none' is one more): noise row j belongs to example j's label and
-the plan pairs no two rows of different labels, so each label's noise is still a draw of the prior that
-sampling with that label starts from (one plan over the whole batch pulls each class's noise towards its
-data: two classes at -2 and +2 trained on noise of mean -0.55 and +0.55). The coupling is a function of
-the whole global batch (not of each example alone): it is computed on the global arrays, so a run still
-does not depend on the number of devices, but it does depend on the batch size.
+The plan is Sinkhorn's (ott-jax) with the cost scaled by its mean (over the batch's real rows) and `epsilon`
+the entropic regularization relative to that scale; each data row draws one noise row from its row of the
+plan, so every example keeps its data and the noise marginal is the batch's in expectation. A
+class-conditional model couples within each label (the labels its network sees; 'none' is one more): noise
+row j belongs to example j's label and the plan pairs no two rows of different labels, so each label's noise
+is still a draw of the prior that sampling with that label starts from (one plan over the whole batch pulls
+each class's noise towards its data: two classes at -2 and +2 trained on noise of mean -0.55 and +0.55). The
+coupling is a function of the whole global batch (not of each example alone): it is computed on the global
+arrays, so a run still does not depend on the number of devices, but it does depend on the batch size.
 
 Reflow's coupling (`reflow_noise`) is fixed instead: each example's noise is the start its first flow's
 ODE carried it from.
