@@ -9,7 +9,8 @@ CIFAR-10 configuration). Differences: our ResNet conditioner has no batch normal
 authors use both, dropout 0.2); the levels factor out half their dimensions as Glow's do, where that
 configuration keeps all of them to the end (multi_scale false); the base is a learned diagonal
 Gaussian over all dimensions. Each level's steps are one nn.scan (model.scan_steps): the train
-step compiles in 15.0 s instead of 23.0 s on one machine (benchmarks.compile_times).
+step compiled in 15.0 s instead of 23.0 s on one machine when the config had 8 bins, and compiles in
+11.2 s with its 4 bins on another (benchmarks.compile_times; docs/BASELINES.md, "Speed").
 
 Command:
   python experiments/main.py --config=experiments/configs/nsf_cifar10.py --workdir=/tmp/gm_jax/nsf_cifar10

@@ -6,8 +6,9 @@ augmentation), the continuous-time ELBO with antithetic times, VDM's categorical
 U-Net without downsampling: 32 residual blocks of 128 channels down and up, one attention layer (in the
 middle), dropout 0.1; AdamW 2e-4 (b2 0.99, weight decay 0.01 on weight matrices, 100 warmup steps, no
 gradient clipping), batch 128, EMA 0.9999, no augmentation; ancestral samples in 1000 steps (DDIM with
-eta 1). Each path's blocks are one nn.scan (model.scan_blocks): the train step compiles in 13.0 s
-instead of 50.8 s on one machine (benchmarks.compile_times).
+eta 1). Each path's blocks are one nn.scan (model.scan_blocks): the train step compiled in 13.0 s
+instead of 50.8 s on one machine when the schedule was a monotone network, and compiles in 7.9 s with
+its learned endpoints on another (benchmarks.compile_times; docs/BASELINES.md, "Speed").
 The network reads the log-SNR scaled by the initial endpoints and predicts the noise as z_t plus its
 output, as the authors' code does.
 Differences: no Fourier-feature inputs; the paper trains for 10M steps, set here to 2M.
