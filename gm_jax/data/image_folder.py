@@ -72,26 +72,29 @@ def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   if dangling:
     raise ValueError(f"image {str(dangling[0])!r} is a symbolic link to {os.readlink(dangling[0])!r}, which "
                      f"does not exist; restore its target or delete the link")
-  # An image linked to another of the folder's (a file link, as folder links are walked once above) is read
-  # once, through the path that sorts first: twice, it weighed double and could land in both splits.
+  # An image linked to another of the folder's (a symbolic or hard link to a file, as folder links are
+  # walked once above) is read once, through the path that sorts first: twice, it weighed double and could
+  # land in both splits.
   unique, seen = [], set()
   for path in images:
-    real = os.path.realpath(path)
-    if path.is_file() and real not in seen:
-      seen.add(real)
+    if path.is_file() and _file_identity(path) not in seen:
+      seen.add(_file_identity(path))
       unique.append(path)
   return unique
+
+
+def _file_identity(path) -> tuple[int, int]:
+  """(device, inode) of the file a path leads to: the same for every symbolic or hard link to it."""
+  stat = os.stat(path)
+  return stat.st_dev, stat.st_ino
 
 
 def _image_in_both(train_files: list[pathlib.Path], test_files: list[pathlib.Path]):
   """(test path, train path) of the first test image that is a training image's file (a symbolic or hard
   link across train/ and test/, which each split's scan cannot see), or None."""
-  def identity(path):
-    stat = os.stat(path)
-    return stat.st_dev, stat.st_ino
-
-  train = {identity(path): path for path in train_files}
-  return next(((path, train[identity(path)]) for path in test_files if identity(path) in train), None)
+  train = {_file_identity(path): path for path in train_files}
+  return next(((path, train[_file_identity(path)]) for path in test_files if _file_identity(path) in train),
+              None)
 
 
 def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | None]:
@@ -114,11 +117,10 @@ def scan_split(folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str] | No
   owner = {}
   for name, paths in per_class.items():
     for path in paths:
-      other = owner.setdefault(os.path.realpath(path), name)
-      if other != name:  # through a symbolic link: one image, two labels (and maybe both splits)
-        raise ValueError(f"image {os.path.realpath(path)!r} is in class folders {other!r} and {name!r} "
-                         f"(through a symbolic link, as {str(path)!r}); an image belongs to one class: "
-                         f"remove the link")
+      other, first = owner.setdefault(_file_identity(path), (name, path))
+      if other != name:  # through a symbolic or hard link: one image, two labels (and maybe both splits)
+        raise ValueError(f"image {str(first)!r} is in class folders {other!r} and {name!r} (through a link, "
+                         f"as {str(path)!r}); an image belongs to one class: remove the link")
   files = [f for name in per_class for f in per_class[name]]
   classes = [name for name in per_class for _ in per_class[name]]
   return files, classes

@@ -90,22 +90,30 @@ def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path)
   make_folder(tmp_path / "store" / "batch", "L", classes=(), per_class=6, seed=1)
   (tmp_path / "pets" / "cats" / "batch1").symlink_to(tmp_path / "store" / "batch", target_is_directory=True)
   (tmp_path / "pets" / "cats" / "again").symlink_to(tmp_path / "pets" / "cats", target_is_directory=True)
-  # And a file link to one of the class's images (read twice, it could land in both splits).
+  # And a symbolic and a hard link to one of the class's images (read twice, it could land in both splits).
   first_cat = sorted((tmp_path / "pets" / "cats").glob("*.*g"))[0]
   (tmp_path / "pets" / "cats" / f"zz_copy{first_cat.suffix}").symlink_to(first_cat)
+  os.link(first_cat, tmp_path / "pets" / "cats" / f"zz_hard{first_cat.suffix}")
   ds = load("image_folder", tmp_path / "pets", test_fraction=0.25)
   files = list(ds.train.files) + list(ds.test.files)
   cats = [f for f in files if pathlib.Path(f).relative_to(tmp_path / "pets").parts[0] == "cats"]
   assert len(files) == 14 and len(cats) == 10, sorted(files)
 
 
-def test_an_image_linked_into_two_classes_is_refused(tmp_path):
-  """dogs/linked -> ../cats put the cats' images in both classes, with two labels, in both splits."""
+@pytest.mark.parametrize("link", ["folder", "hard"])
+def test_an_image_linked_into_two_classes_is_refused(tmp_path, link):
+  """dogs/linked -> ../cats (or a hard link in dogs/ to a cat's file) put the cats' images in both classes,
+  with two labels, in both splits."""
   make_folder(tmp_path / "pets", "L", per_class=4)
-  (tmp_path / "pets" / "dogs" / "linked").symlink_to("../cats", target_is_directory=True)
-  with pytest.raises(ValueError, match=r"image .*pets/cats/000.jpg' is in class folders 'cats' and 'dogs' "
-                                       r"\(through a symbolic link, as .*dogs/linked/000.jpg'\); an image "
-                                       r"belongs to one class: remove the link"):
+  if link == "folder":
+    (tmp_path / "pets" / "dogs" / "linked").symlink_to("../cats", target_is_directory=True)
+    linked = "dogs/linked/000.jpg"
+  else:
+    os.link(tmp_path / "pets" / "cats" / "000.jpg", tmp_path / "pets" / "dogs" / "zz.jpg")
+    linked = "dogs/zz.jpg"
+  with pytest.raises(ValueError, match=rf"image .*pets/cats/000.jpg' is in class folders 'cats' and 'dogs' "
+                                       rf"\(through a link, as .*{linked}'\); an image belongs to one class: "
+                                       rf"remove the link"):
     load("image_folder", tmp_path / "pets")
 
 
