@@ -242,8 +242,12 @@ def _dataset(file: pathlib.Path, arrays: dict[str, np.ndarray], num_levels: int,
 
   extras = {}
   if "label" in arrays:  # conditional models check model.num_classes against it
-    labels = [arrays[k] for k in ("label", "label_test") if k in arrays and len(arrays[k])]
-    extras["num_classes"] = int(max(a.max() for a in labels)) + 1
+    extras["num_classes"] = int(arrays["label"].max()) + 1
+    untrained = np.setdiff1d(arrays.get("label_test", np.zeros(0, np.int64)), arrays["label"])
+    if untrained.size:  # as a test class folder without a train folder is refused
+      raise ValueError(f"label_test holds class {int(untrained[0])}, which no training example in label "
+                       f"has: a model cannot learn it; add training examples of it to x and label, or drop "
+                       f"those test rows")
   if kind == "image":
     levels = image_levels([x, arrays["x_test"]] if "x_test" in arrays else [x], num_levels)
     shape = x.shape[1:] if x.ndim == 4 else (*x.shape[1:], 1)

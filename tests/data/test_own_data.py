@@ -314,13 +314,20 @@ def test_npz_image_levels(tmp_path, dtype, values, num_levels, expected, caplog)
 def test_npz_points_labels_and_explicit_test_split(tmp_path):
   rng = np.random.default_rng(0)
   np.savez(tmp_path / "p.npz", x=rng.normal(size=(50, 3)), label=np.arange(50) % 4,
-           x_test=rng.normal(size=(7, 3)), label_test=np.arange(7))
+           x_test=rng.normal(size=(7, 3)), label_test=np.arange(7) % 4)
   ds = load("npz", tmp_path / "p.npz")
   assert ds.spec.kind == "points" and ds.spec.shape == (3,) and not ds.spec.is_discrete
   assert (len(ds.train), len(ds.test)) == (50, 7)
   test = all_of(ds.test)
   assert test["x"].dtype == np.float32 and test["label"].dtype == np.int32
-  np.testing.assert_array_equal(test["label"], np.arange(7))
+  np.testing.assert_array_equal(test["label"], np.arange(7) % 4)
+  # A test class that no training example has (as a test class folder without a train folder).
+  np.savez(tmp_path / "untrained.npz", x=rng.normal(size=(50, 3)), label=np.arange(50) % 4 * 2,
+           x_test=rng.normal(size=(7, 3)), label_test=np.arange(7))
+  with pytest.raises(ValueError, match=r"label_test holds class 1, which no training example in label "
+                                       r"has: a model cannot learn it; add training examples of it to x and "
+                                       r"label, or drop those test rows$"):
+    load("npz", tmp_path / "untrained.npz")
   with pytest.raises(ValueError, match=r"data.test_fraction=0.3 is set, but .* holds x_test, a split of its "
                                        r"own"):
     load("npz", tmp_path / "p.npz", test_fraction=0.3)
@@ -639,7 +646,7 @@ def test_npz_errors(tmp_path):
 
 @pytest.mark.parametrize("num_classes", [3, 4, 10])
 def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classes):
-  np.savez(tmp_path / "labelled.npz", x=np.zeros((10, 2)), label=np.arange(10) % 3,
+  np.savez(tmp_path / "labelled.npz", x=np.zeros((10, 2)), label=np.arange(10) % 4,
            x_test=np.zeros((4, 2)), label_test=np.array([0, 1, 3, 1]))
   ds = load("npz", tmp_path / "labelled.npz")
   assert ds.spec.extras["num_classes"] == 4
