@@ -144,7 +144,7 @@ def image_levels(xs: list[np.ndarray], num_levels: int) -> int:
     if high >= by_dtype:  # an x_test of a wider integer dtype than x: its cast to uint8 would wrap
       raise ValueError(f"x_test holds values up to {high}, beyond the {by_dtype} levels of x ({dtype}); "
                        f"save x_test as {dtype} like x")
-    if dtype == np.uint8 and high < 16:  # e.g. 0/1 masks saved as uint8
+    if dtype == np.uint8 and high < 64:  # e.g. 0/1 masks or levels 0..16 saved as uint8
       logging.warning("x is uint8 with values only up to %d, read as 256 levels (nearly black images; "
                       "bits/dim over 256 levels); if its values are levels 0..%d, set data.num_levels=%d",
                       high, high, max(high + 1, 2))  # (2 levels at least: one value is no image data)

@@ -294,6 +294,8 @@ def test_npy_images_are_memory_mapped_with_levels_from_the_dtype(tmp_path):
     (np.uint8, 17, 17, 17),  # declared: the stored values are levels 0..16
     (np.uint8, 2, 0, 256),  # 0/1 masks as uint8: read as 256 levels, with a warning
     (np.uint8, 1, 0, 256),  # all 0: the warning's advice must be a setting that is accepted (not 1)
+    (np.uint8, 17, 0, 256),  # levels 0..16 (the digits') as uint8: a warning too
+    (np.uint8, 200, 0, 256),  # 8-bit images: no warning
     (np.int32, 17, 0, 17),  # other integer dtypes: largest value + 1
     (bool, 2, 0, 2),
 ])
@@ -307,8 +309,8 @@ def test_npz_image_levels(tmp_path, dtype, values, num_levels, expected, caplog)
   warned = [r.getMessage() for r in caplog.records if "read as 256 levels" in r.getMessage()]
   high = values - 1
   assert warned == ([f"x is uint8 with values only up to {high}, read as 256 levels (nearly black images; "
-                     f"bits/dim over 256 levels); if its values are levels 0..{high}, set data.num_levels=2"]
-                    if expected == 256 else [])
+                     f"bits/dim over 256 levels); if its values are levels 0..{high}, set "
+                     f"data.num_levels={max(values, 2)}"] if expected == 256 and high < 64 else [])
 
 
 def test_npz_points_labels_and_explicit_test_split(tmp_path):
