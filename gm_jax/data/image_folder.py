@@ -14,8 +14,9 @@ square (box filter, i.e. area averaging, when shrinking both sides; bicubic othe
 images are stretched) and data.num_levels requantizes the 256 levels to fewer: level k ->
 floor(k * num_levels / 256).
 
-Images are read lazily: loading opens only the file headers (to check sizes and modes), and a batch
-decodes its own files. Decoded images are kept in memory after their first read while a split's pixels
+Images are read lazily: loading opens only the file headers (to check sizes and modes) and decodes
+the first few training images (to check that they hold 8-bit values, not small stored levels), and a
+batch decodes its own files. Decoded images are kept in memory after their first read while a split's pixels
 fit in CACHE_BYTES, so later epochs of a small folder do not decode again; a larger folder is decoded
 on every read, which costs ~0.1 ms per small image on one core (convert it to .npy for speed, see
 docs/own_data.md).
@@ -27,6 +28,7 @@ import os
 import pathlib
 
 import numpy as np
+from absl import logging
 
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
@@ -330,4 +332,25 @@ def load(path: str, image_size: int = 0, num_levels: int = 0,
   extras = {"class_names": class_names, "num_classes": len(class_names)} if class_names is not None else {}
   spec = DataSpec(kind="image", shape=shape_HWC, num_levels=num_levels, extras=extras)
   train, test = source(train_files, train_classes, "train"), source(test_files, test_classes, "test")
+  _warn_if_levels_are_stored(train, str(root))
   return Dataset(root.name, train, test, spec)
+
+
+LEVEL_PROBE = 16  # training images decoded at loading to check that they hold 8-bit values
+
+
+def _warn_if_levels_are_stored(source: ImageFolderSource, root: str) -> None:
+  """Warns when the first LEVEL_PROBE training images hold values only below 64: images that store small
+  levels (0..16, say) are read as nearly black 8-bit images, and data.num_levels requantizes those values
+  further (to levels 0..1 of 17), so the model would see almost nothing of them."""
+  files = source.files[:LEVEL_PROBE]
+  high = max(int(read_image(f, source.mode, source.image_size, 256, REMEDIES["train"]).max()) for f in files)
+  if high >= 64:
+    return
+  levels = source.num_levels
+  requantized = (f"; data.num_levels={levels} requantizes them to levels 0..{high * levels >> 8}"
+                 if levels != 256 else "")
+  logging.warning("the first %d training images in %r hold values only up to %d of 255, read as 8-bit "
+                  "images (nearly black%s); if they store levels 0..%d, scale them to 0..255 or save them "
+                  "in an .npz with data.num_levels=%d (docs/own_data.md)", len(files), root, high,
+                  requantized, high, max(high + 1, 2))

@@ -82,6 +82,25 @@ def test_image_folder_with_classes(tmp_path, mode, channels):
   np.testing.assert_array_equal(all_of(ds.train)["x"], all_of(fresh.train)["x"])
 
 
+@pytest.mark.parametrize("num_levels", [0, 17])
+def test_image_folder_warns_when_its_images_store_small_levels(tmp_path, num_levels, caplog):
+  """PNGs that store the digits' levels 0..16 read as nearly black 8-bit images, and data.num_levels=17
+  requantizes them to levels 0..1; 8-bit images (make_folder's, 0..255) load without a word."""
+  make_folder(tmp_path / "pets", "L", per_class=4)
+  (tmp_path / "levels").mkdir()
+  for i in range(20):
+    Image.fromarray(np.full((8, 8), i % 17, np.uint8)).save(tmp_path / "levels" / f"{i:03d}.png")
+  with caplog.at_level("WARNING"):
+    load("image_folder", tmp_path / "pets", num_levels=num_levels)
+    assert not [r for r in caplog.records if "8-bit" in r.getMessage()]
+    load("image_folder", tmp_path / "levels", num_levels=num_levels)
+  requantized = "; data.num_levels=17 requantizes them to levels 0..1" if num_levels else ""
+  assert [r.getMessage() for r in caplog.records if "8-bit" in r.getMessage()] == [
+      f"the first 16 training images in {str(tmp_path / 'levels')!r} hold values only up to 16 of 255, read "
+      f"as 8-bit images (nearly black{requantized}); if they store levels 0..16, scale them to 0..255 or "
+      f"save them in an .npz with data.num_levels=17 (docs/own_data.md)"]
+
+
 def test_image_folder_reads_a_class_through_its_linked_subfolders_once(tmp_path):
   """A class folder whose batches are symbolic links to folders elsewhere (pathlib's rglob left them out
   without a word); a link back to the class folder itself is not walked again, nor is an image linked to
@@ -551,7 +570,10 @@ def test_image_folder_errors(tmp_path):
 def test_truncated_image_is_named_when_read_with_what_its_split_needs(tmp_path, split, remedy):
   make_folder(tmp_path, classes=(), per_class=40)  # 4 test images, all PNG
   ds = load("image_folder", tmp_path)
-  path = next(pathlib.Path(f) for f in getattr(ds, split).files if f.endswith(".png"))
+  files = getattr(ds, split).files
+  # Past the training images that loading decodes to check their levels (those fail at loading).
+  files = files[image_folder.LEVEL_PROBE:] if split == "train" else files
+  path = next(pathlib.Path(f) for f in files if f.endswith(".png"))
   path.write_bytes(path.read_bytes()[:60])  # the PNG header survives, the pixels do not
   ds = load("image_folder", tmp_path)
   with pytest.raises(ValueError, match=rf"cannot read image '{path}' \(.*\); {remedy}"):
