@@ -46,7 +46,7 @@ Our result (jax 0.10.2, this config: 64 couplings scanned in pairs, log-scale bo
   biases. Batch normalization after each coupling, as the RealNVP paper has (patched, batch
   statistics): no spikes, but slow (training loss -0.64 at step 5,250, where the spread biases were at
   -2.24); stopped there. Nor weight decay (--config.optim.name=adamw --config.optim.weight_decay=0.01):
-  smaller spikes, but -2.542.
+  smaller spikes, but -2.542 (0.001 with the average: spikes again, -2.273).
   Why the ring stays above its floor (couplings fixed to the coordinate axes; Glow's learned linear maps
   and ActNorm between them close most of it): docs/BASELINES.md. Where the rest lies (70 % of it in the
   modes' cores, where the density is about 15 % low): python experiments/toy2d_flow_gap.py --workdir=...
