@@ -79,8 +79,8 @@ def _images_in(folder: pathlib.Path, recursive: bool) -> list[pathlib.Path]:
   # land in both splits.
   unique, seen = [], set()
   for path in images:
-    if path.is_file() and _file_identity(path) not in seen:
-      seen.add(_file_identity(path))
+    if path.is_file() and (identity := _file_identity(path)) not in seen:
+      seen.add(identity)
       unique.append(path)
   return unique
 
