@@ -11,6 +11,7 @@ import sys
 import tempfile
 
 import pytest
+import threadpoolctl
 
 
 def xla_flags(devices: int | None = None) -> str:
@@ -46,6 +47,14 @@ def runtime_bound_train_step(monkeypatch):
 # Before JAX starts its backend; notebook kernels inherit it. Not over a value already set: a test's own
 # subprocess (e.g. a multi-device worker importing this module) keeps the flags it was started with.
 os.environ.setdefault("XLA_FLAGS", xla_flags())
+# One BLAS thread per process too. OpenBLAS's threads spin while they wait, so with a thread per core in
+# each of the suite's processes, NumPy's and SciPy's products (sample quality's distances, FD's covariances)
+# ran 1.6-3.5x slower beside a busy core (the toy2d_gmm baseline test 26-84 s against 16-24 s). The
+# variables reach BLAS libraries loaded later and subprocesses; NumPy's, loaded before this module by
+# pytest's plugins, is limited in place.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+  os.environ.setdefault(_variable, "1")
+threadpoolctl.threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
 
 
 # XLA's persistent compilation cache, one per test process and session: the many tests that train the

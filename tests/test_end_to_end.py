@@ -139,14 +139,14 @@ def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(t
   """Steps that take at least 50 ms each: no examples_per_sec row may exceed batch / 50 ms. A resumed
   window counted the killed process's steps over the new process's time (5x too fast here), and the
   evaluations, samples and checkpoints between rows counted as step time. Neither each process's first
-  step (standing in for the compilation, 2 s here) nor its first log row (which opens the TensorBoard
-  file: 2 s here) is counted: the rows stay above a third of the ceiling (a fifth at most with either)."""
+  step (standing in for the compilation, 1 s here) nor its first log row (which opens the TensorBoard
+  file: 1 s here) is counted: the rows stay above half the ceiling (below a third with either)."""
   log, opened = run_files.RunFiles.log, set()
 
   def slow_first_log(files, *args, **kwargs):
     if id(files) not in opened:
       opened.add(id(files))
-      time.sleep(2.0)
+      time.sleep(1.0)
     return log(files, *args, **kwargs)
 
   monkeypatch.setattr(run_files.RunFiles, "log", slow_first_log)
@@ -158,7 +158,7 @@ def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(t
     first = []
 
     def after_step(step):
-      time.sleep(0.05 if first else 2.0)
+      time.sleep(0.05 if first else 1.0)
       first.append(step)
       if step == stop_at:
         raise InterruptedError("stopped")
@@ -169,7 +169,7 @@ def test_throughput_counts_only_the_steps_this_process_ran_without_evaluations(t
   tasks.train(config, tmp_path, after_step=slow())
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   rates = [r["examples_per_sec"] for r in rows if r["split"] == "train"]
-  assert len(rates) == 4 and ceiling / 3 < min(rates) and max(rates) <= ceiling, (rates, ceiling)
+  assert len(rates) == 4 and ceiling / 2 < min(rates) and max(rates) <= ceiling, (rates, ceiling)
 
 
 def test_sample_mode_draws_other_samples_with_another_sample_seed(uninterrupted, tmp_path):
@@ -947,7 +947,9 @@ def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_t
   # resumed run starts from step 20 and logs step 30 again.
   every_20 = ("--config.train.checkpoint_every=20", "--config.train.async_checkpoints=False")
   # Killed with its state sharded over 4 of 8 devices, resumed replicated on 2: the checkpoint restores
-  # onto the new layout (mesh.* may differ from config.json).
+  # onto the new layout (mesh.* may differ from config.json). The rows up to step 20 (an evaluation among
+  # them) come from 8 devices and must match the one-device run's within the stated tolerance; the
+  # quickstart notebook runs the whole run at mesh.fsdp=8.
   proc = run_main("35", TINY, f"--workdir={workdir}", *every_20, "--config.mesh.fsdp=4", script=KILL_AT_STEP,
                   check=False, env={"XLA_FLAGS": xla_flags(devices=8)})
   assert proc.returncode == -signal.SIGKILL
@@ -969,14 +971,6 @@ def test_resume_on_another_device_count_and_layout_is_noticed_and_logs_no_step_t
   assert len(notices) == 1 and notices[0].endswith(
       "checkpoint 40 was written on 2 device(s) in 1 process(es); now on 3 device(s) in 1 process(es): its "
       "evaluation and samples here may differ from the original layout's in float32 rounding"), proc.stderr
-
-
-def test_eight_devices_match_one_device_within_the_stated_tolerance(uninterrupted, tmp_path):
-  # The state sharded 4 ways and each batch split 2 ways; replicated on 8 devices, the same steps' losses
-  # are tests/train/test_multidevice.py's, and the quickstart notebook runs the whole run at mesh.fsdp=8.
-  workdir = tmp_path / "eight"
-  run_main(TINY, f"--workdir={workdir}", "--config.mesh.fsdp=4", env={"XLA_FLAGS": xla_flags(devices=8)})
-  assert_runs_close(workdir, uninterrupted)
 
 
 def test_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(uninterrupted, tmp_path):

@@ -204,17 +204,27 @@ def _scanned_blocks_layout(tree, blocks: int):
   return {name: _scanned_blocks_layout(sub, blocks) for name, sub in tree.items()}
 
 
+_BLOCKS_SIZE = dict(x_shape=(8, 8, 3), hidden=(8, 8, 8, 8), num_levels=2, steps_per_level=2,
+                   preprocess="shift", conditioner="conv")
+
+
 @pytest.mark.parametrize("arch", ["realnvp", "nsf", "glow"])
-def test_scanned_conditioner_blocks_are_the_unrolled_flow(arch):
-  size = dict(x_shape=(8, 8, 3), hidden=(8, 8, 8, 8), num_levels=2, steps_per_level=2, preprocess="shift",
-              conditioner="conv")
-  unrolled, scanned = Flow(FlowConfig(arch, **size)), Flow(FlowConfig(arch, **size, scan_blocks=True))
+def test_scan_blocks_reaches_the_conditioners_of_each_image_flow(arch):
+  # Each flow builds its conditioners in its own place: every one of them must be laid out scanned.
+  unrolled, scanned = (Flow(FlowConfig(arch, **_BLOCKS_SIZE, scan_blocks=scan)) for scan in (False, True))
+  x, key = jnp.zeros((4, 8, 8, 3)), jax.random.key(1)
+  shapes = lambda init: jax.tree.map(lambda a: a.shape, jax.eval_shape(init, key, x))
+  restacked = shapes(lambda key, x: _scanned_blocks_layout(unrolled.init(key, x), blocks=3))
+  assert restacked == shapes(scanned.init)
+  assert restacked != shapes(unrolled.init)  # the layouts differ: every conditioner was restacked
+
+
+def test_scanned_conditioner_blocks_are_the_unrolled_flow():
+  # The scan is the conditioner's own (bijectors.ConvConditioner), the same inside every flow.
+  unrolled, scanned = (Flow(FlowConfig("glow", **_BLOCKS_SIZE, scan_blocks=scan)) for scan in (False, True))
   x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
   variables = _perturbed(jax.jit(unrolled.init)(jax.random.key(1), x), jax.random.key(2), scale=0.1)
   restacked = _scanned_blocks_layout(variables, blocks=3)
-  shapes = lambda tree: jax.tree.map(lambda a: a.shape, tree)
-  assert shapes(restacked) == shapes(jax.eval_shape(scanned.init, jax.random.key(1), x))
-  assert restacked != variables  # the layouts differ: every conditioner was restacked
   np.testing.assert_allclose(jax.jit(scanned.apply)(restacked, x), jax.jit(unrolled.apply)(variables, x),
                              rtol=1e-5, atol=1e-4)
   sample = lambda flow, v: jax.jit(lambda v: flow.apply(v, jax.random.key(3), 4, method=Flow.sample))(v)
