@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import scipy.sparse.csgraph
 
 from gm_jax.data import split as split_lib
 from gm_jax.data.dataset import DataSpec, Dataset
@@ -28,9 +29,19 @@ class MarkovChain:
 
   @property
   def stationary(self) -> np.ndarray:
+    """The stationary distribution pi = pi P. Rounding leaves states of almost no mass at values like -1e-23,
+    which are 0: clipped, as a probability vector must be."""
     values, vectors = np.linalg.eig(self.transition.T)
     pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
+    pi = np.maximum(pi / pi.sum(), 0.0)
     return pi / pi.sum()
+
+  @property
+  def num_closed_classes(self) -> int:
+    """The chain's closed communicating classes (1 for a chain with a single stationary distribution)."""
+    _, class_of = scipy.sparse.csgraph.connected_components(self.transition > 0, connection="strong")
+    leaves = class_of[:, None] != class_of[None, :]  # transitions from a state to another class
+    return len(set(class_of) - set(class_of[np.any((self.transition > 0) & leaves, axis=1)]))
 
   @property
   def entropy_rate(self) -> float:
@@ -59,6 +70,10 @@ def load(vocab_size: int, num_tokens: int, context: int, concentration: float, s
     raise ValueError(f"data.vocab_size={vocab_size} and data.num_tokens={num_tokens} must be >= 1 and "
                      f"data.concentration={concentration} > 0 (the Dirichlet prior of the transition rows)")
   chain = MarkovChain.random(vocab_size, concentration, seed)
+  if chain.num_closed_classes > 1:  # a stream stays in the class it starts in: no one entropy rate
+    raise ValueError(f"data.concentration={concentration} drew transition probabilities that round to 0, "
+                     f"so the chain of data.seed={seed} splits into {chain.num_closed_classes} closed classes "
+                     f"and its entropy rate is not one number; raise data.concentration")
   tokens = chain.sample(num_tokens, seed + 1)
   try:
     train, test = split_windows(tokens, context, test_fraction)
