@@ -77,11 +77,21 @@ class Checkerboard:
     # 8 dark squares: (i + j) even on the 4x4 board.
     squares = np.array([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0], np.float32)
     idx_N = jax.random.randint(k_sq, (n,), 0, len(squares))
-    corner_N2 = (jnp.asarray(squares)[idx_N] - 2.0) * self.cell
-    return corner_N2 + self.cell * jax.random.uniform(k_u, (n, 2))
+    square_N2 = jnp.asarray(squares)[idx_N]
+    corner_N2 = (square_N2 - 2.0) * self.cell
+    x_N2 = corner_N2 + self.cell * jax.random.uniform(k_u, (n, 2))
+    # float32 rounding puts about one draw in 4 million, drawn next to its square's edge, on the edge or
+    # across it, where log_prob finds it in a light square (log p = -inf): such a draw moves to its square's
+    # centre, so that every sample has the density of the squares it was drawn from.
+    in_square_N = jnp.all(self._square(x_N2) == square_N2, axis=-1)
+    return jnp.where(in_square_N[:, None], x_N2, corner_N2 + 0.5 * self.cell)
+
+  def _square(self, x_N2: jax.Array) -> jax.Array:
+    """The board's (row, column) of each point (outside the board below 0 or above 3)."""
+    return jnp.floor(x_N2 / self.cell + 2.0)
 
   def log_prob(self, x_N2: jax.Array) -> jax.Array:
-    ij_N2 = jnp.floor(x_N2 / self.cell + 2.0)
+    ij_N2 = self._square(x_N2)
     inside_N = jnp.all((ij_N2 >= 0) & (ij_N2 <= 3), axis=-1)
     dark_N = (ij_N2.sum(-1).astype(jnp.int32) % 2) == 0
     log_density = -math.log(8 * self.cell**2)
@@ -97,9 +107,9 @@ class NoisyCurves:
   """Points on one or more parametric curves plus isotropic Gaussian noise.
 
   p(x) = (1/M) sum_m integral_0^1 N(x; c_m(t), std^2 I) dt, evaluated with the midpoint rule on
-  `num_quadrature` nodes per curve; the node spacing (under 0.02 for the default curves; at most std / 2
-  by `quadrature_nodes`) is a fraction of `std`, where the midpoint rule's error is negligible (tested:
-  the density integrates to 1).
+  `num_quadrature` nodes per curve; the node spacing (under 0.02 for the default curves; by
+  `quadrature_nodes` std / 2 on average along the curve, up to about std where it moves fastest) is at
+  most `std`, where the midpoint rule's error is negligible (tested: the density integrates to 1).
   """
 
   name: str
@@ -128,9 +138,11 @@ class NoisyCurves:
 
 
 def quadrature_nodes(curves, std: float, least: int = 1000) -> int:
-  """Nodes per curve for NoisyCurves' midpoint rule: at least `least`, and enough that neighbours lie at
-  most std / 2 apart along the longest curve (a geometry with many turns or a small std otherwise made
-  the density a lumpy mixture of the nodes, and the entropy floor 0.57 nats off for 10-turn spirals)."""
+  """Nodes per curve for NoisyCurves' midpoint rule: at least `least`, and enough that neighbours lie
+  std / 2 apart on average along the longest curve (a geometry with many turns or a small std otherwise
+  made the density a lumpy mixture of the nodes, and the entropy floor 0.57 nats off for 10-turn
+  spirals). The nodes are even in t, so where a curve moves fastest (a spiral's outer turn) they lie up to
+  twice as far apart, about std, where the midpoint rule's error is still negligible."""
   t = jnp.linspace(0.0, 1.0, 100_001)
   length = max(float(jnp.sum(jnp.linalg.norm(jnp.diff(curve(t), axis=0), axis=-1))) for curve in curves)
   return max(least, math.ceil(2 * length / std))

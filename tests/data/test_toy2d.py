@@ -43,11 +43,19 @@ def test_density_integrates_to_one(name):
 @pytest.mark.parametrize("name", ["moons", "spirals"])
 def test_samples_follow_the_density_of_noisy_curves(name):
   """The sampler against the density: the Monte Carlo entropy of samples, -E[log p(x)], equals the entropy
-  integrated on a grid (a sampler that drew the curve's parameter or noise otherwise would move it)."""
+  integrated on a grid (a sampler that drew the curve's parameter or noise otherwise would move it), and
+  each curve is drawn equally often (both geometries are symmetric under x -> -x, so a sampler of one
+  curve only would keep the entropy)."""
   dist = toy2d.make(name)
   h = toy2d.entropy(dist, jax.random.key(1), num_samples=200_000)
   assert h.method == "monte_carlo"
   assert h.nats == pytest.approx(_grid_integrals(dist, CELL[name])[1], abs=5 * h.stderr)
+  n, m = 5000, len(dist.curves)
+  x_N2 = np.asarray(dist.sample(jax.random.key(2), n))
+  nodes_MT2 = np.stack([np.asarray(curve(jnp.linspace(0.0, 1.0, 1001))) for curve in dist.curves])
+  nearest_N = np.argmin(((x_N2[:, None, None] - nodes_MT2[None]) ** 2).sum(-1).min(-1), axis=1)
+  np.testing.assert_allclose(np.bincount(nearest_N, minlength=m) / n, 1 / m,
+                             atol=5 * math.sqrt((1 / m) * (1 - 1 / m) / n))
 
 
 @pytest.mark.parametrize("dist,num_modes,std", [(toy2d.ring(8, 2.0, 0.02), 8, 0.02),
@@ -108,6 +116,22 @@ def test_checkerboard_samples_are_uniform_on_its_dark_squares():
   fraction = x / 0.5 + 2.0 - np.floor(x / 0.5 + 2.0)
   np.testing.assert_allclose(fraction.mean(0), 0.5, atol=5 * math.sqrt(1 / 12 / n))
   np.testing.assert_allclose(fraction.var(0), 1 / 12, rtol=0.02)
+
+
+@pytest.mark.parametrize("cell", [1.0, 0.3])
+def test_a_checkerboard_sample_drawn_at_its_squares_edge_keeps_the_squares_density(cell, monkeypatch):
+  """Uniform draws at the ends of [0, 1): float32 rounding put about one real draw in 4 million on its
+  square's far edge or across it, where log_prob found it in a light square (-inf in the data's NLL)."""
+  ends = jnp.array([0.0, 2.0**-24, 0.5, 1.0 - 2.0**-24], jnp.float32)
+
+  def uniform_at_the_ends(key, shape):  # rows (u, v) over every pair of the four values
+    u = jnp.resize(ends, shape[0])
+    return jnp.stack([u, jnp.repeat(ends, 4)[jnp.arange(shape[0]) % 16]], axis=-1)
+
+  monkeypatch.setattr(jax.random, "uniform", uniform_at_the_ends)
+  dist = toy2d.Checkerboard(cell=cell)
+  np.testing.assert_allclose(dist.log_prob(dist.sample(jax.random.key(0), 64)), -math.log(8 * cell**2),
+                             rtol=1e-6)
 
 
 def test_grid_geometry():
