@@ -96,6 +96,8 @@ MODEL_CASES = [
     ("digits_pixelrnn", "model", {"hidden": 0}, r"model.hidden=0 must be >= 1 \(the LSTM state's size\)"),
     # At 1 x 1 the mask-A input convolution reads no earlier pixel: independent per-position categoricals.
     ("digits_pixelrnn", "model", {"first_kernel": 1}, r"model.first_kernel=1 must be >= 3 for a PixelRNN"),
+    # The PixelCNN's first horizontal convolution, 1 x 1, would leave the current row's pixels unread.
+    ("digits_pixelcnn", "model", {"first_kernel": 1}, r"model.first_kernel=1 must be >= 3 for a PixelCNN"),
     ("digits_pixelcnn", "model", {"architecture": "row_lstm"},
      r"model.architecture='row_lstm' is a PixelRNN, whose fields \(hidden, row_kernel\) this PixelCNN"),
     ("digits_pixelrnn", "model", {"architecture": "gated_pixelcnn"},

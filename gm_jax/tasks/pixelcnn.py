@@ -41,6 +41,11 @@ def check_layers(m) -> None:
 def pixelcnn_config(config, dataset: Dataset) -> PixelCNNConfig:
   m = config.model
   check_odd("kernel", m.kernel)
+  if m.first_kernel < 3:
+    # The first block's horizontal stack reads the input by a mask-A convolution 1 x (first_kernel // 2 + 1)
+    # wide; every later block reads features, which carry no pixel of the current row that it did not.
+    raise ValueError(f"model.first_kernel={m.first_kernel} must be >= 3 for a PixelCNN (its first, mask-A "
+                     f"convolution is its only view of the earlier pixels in a pixel's own row)")
   return PixelCNNConfig(shape=tuple(dataset.spec.shape), num_levels=dataset.spec.num_levels,
                         features=m.features, num_layers=m.num_layers, first_kernel=m.first_kernel,
                         kernel=m.kernel, head_features=m.head_features, dropout=m.dropout,
