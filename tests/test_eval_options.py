@@ -106,6 +106,8 @@ MODEL_CASES = [
     ("markov_lm", "model", {"dropout": 1.5}, r"model.dropout=1.5 must be in \[0, 1\)"),
     ("markov_lm", "data", {"context": 0}, r"data.context=0 must be >= 1"),
     ("toy2d_gmm", "data", {"num_train": -5}, r"data.num_train=-5 must be an integer >= 1"),
+    ("toy2d_gmm", "data", {"entropy_samples": 1},
+     r"data.entropy_samples=1 must be an integer >= 2 \(toy2d draws of the entropy floor's estimate\)"),
     ("toy2d_gmm", "model", {"num_components": 0}, r"model.num_components=0 must be >= 1"),
     ("markov_lm", "data", {"concentration": 0.0}, r"data.concentration=0.0 > 0 \(the Dirichlet prior"),
     ("markov_lm", "data", {"num_tokens": 0}, r"data.num_tokens=0 must be >= 1"),

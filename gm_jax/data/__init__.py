@@ -22,14 +22,18 @@ def toy2d_distribution(data_config):
 def load_toy2d(data_config) -> Dataset:
   """Fixed train and test samples (drawn with data.seed) from the named toy distribution."""
   dist = toy2d_distribution(data_config)
-  for split in ("num_train", "num_test"):
-    count = data_config[split]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-      raise ValueError(f"data.{split}={count!r} must be an integer >= 1 (toy2d examples drawn)")
+  counts = {"num_train": (data_config.num_train, 1, "examples drawn"),
+            "num_test": (data_config.num_test, 1, "examples drawn"),
+            "entropy_samples": (data_config.get("entropy_samples", toy2d.ENTROPY_SAMPLES), 2,
+                                "draws of the entropy floor's estimate")}
+  for field, (count, least, what) in counts.items():
+    if isinstance(count, bool) or not isinstance(count, int) or count < least:
+      raise ValueError(f"data.{field}={count!r} must be an integer >= {least} (toy2d {what})")
   key = jax.random.key(data_config.seed)
   train = np.asarray(dist.sample(jax.random.fold_in(key, 0), data_config.num_train), np.float32)
   test = np.asarray(dist.sample(jax.random.fold_in(key, 1), data_config.num_test), np.float32)
-  spec = DataSpec(kind="points", shape=(2,), extras={"distribution": dist})
+  spec = DataSpec(kind="points", shape=(2,), extras={
+      "distribution": dist, "entropy_samples": counts["entropy_samples"][0]})
   return Dataset(dist.name, ArraySource({"x": train}), ArraySource({"x": test}), spec)
 
 
@@ -86,7 +90,7 @@ def _check_fields_are_read(data_config) -> None:
 
 
 # The fields a generated or language-model data source needs, which other data's configs lack.
-_NEEDS = {"toy2d": ("distribution", "geometry", "num_train", "num_test"),
+_NEEDS = {"toy2d": ("distribution", "geometry", "num_train", "num_test", "entropy_samples"),
           "markov": ("vocab_size", "num_tokens", "context", "concentration"), "text": ("context",)}
 _EXAMPLES = {"toy2d": "experiments/configs/toy2d_vae.py", "markov": "experiments/configs/markov_lm.py",
              "text": "experiments/configs/shakespeare_char_cpu.py"}

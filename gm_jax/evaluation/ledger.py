@@ -67,7 +67,7 @@ def data_floor(dataset: Dataset, seed: int) -> dict[str, float]:
     return {"entropy_rate_nats": chain.entropy_rate, "data_nll_nats": chain.nll(test_tokens)}
   if dist is None:
     return {}
-  h = toy2d.entropy(dist, jax.random.key(seed))
+  h = toy2d.entropy(dist, jax.random.key(seed), dataset.spec.extras["entropy_samples"])
   x_test = dataset.test[np.arange(len(dataset.test))]["x"]
   data_nll = -float(np.mean(toy2d.log_prob_in_blocks(dist, x_test)))
   return {"entropy_nats": h.nats, "entropy_stderr": h.stderr, "data_nll_nats": data_nll}

@@ -716,12 +716,15 @@ def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, mess
                                          "toy2d data do); drop --config.data.num_train"),
     ("image_folder", ["geometry.radius"], "data.geometry.radius is set, but data.name='image_folder' does "
                                           "not read it (only toy2d data do)"),
+    ("digits", ["entropy_samples"], "data.entropy_samples is set, but data.name='digits' does not read it "
+                                    "(only toy2d data do)"),
     ("digits", ["context"], "data.context is set, but data.name='digits' does not read it (only markov and "
                             "text data do)"),
     ("text", ["context", "vocab_size"], "data.vocab_size is set, but data.name='text' does not read it "
                                         "(only markov data do)"),
     # Read by the named source, or no generated source's field (those are checked when the data loads).
-    ("toy2d", ["num_train", "num_test", "distribution", "geometry.radius", "batch_size", "path"], None),
+    ("toy2d", ["num_train", "num_test", "distribution", "geometry.radius", "entropy_samples", "batch_size",
+               "path"], None),
     ("markov", ["vocab_size", "num_tokens", "context", "concentration", "seed"], None),
     ("text", ["context", "level"], None)])
 def test_overridden_fields_of_another_data_source_are_refused(name, overridden, refused):

@@ -67,3 +67,18 @@ def test_the_toy2d_data_floor_reads_the_test_split_in_blocks(monkeypatch):
   floor = ledger.data_floor(dataset, seed=0)
   assert points_per_call and max(points_per_call) <= 2500
   assert floor["data_nll_nats"] == pytest.approx(whole_split, rel=1e-6)
+
+
+@pytest.mark.parametrize("size,draws", [(None, 1_000_000), ("tiny", 20_000)])
+def test_the_toy2d_entropy_floor_takes_data_entropy_samples_draws(size, draws, monkeypatch):
+  # A :tiny run's floor within about 0.01 nats: its million draws took most of a smoke test's time.
+  from gm_jax import data as data_lib
+  from gm_jax.data import toy2d
+  from tests.conftest import load_config
+
+  dataset = data_lib.load_toy2d(load_config("toy2d_gmm", size).data)
+  asked = []
+  monkeypatch.setattr(toy2d, "entropy", lambda dist, key, num_samples: asked.append(num_samples) or
+                      toy2d.Entropy(0.0, 0.0, "monte_carlo"))
+  ledger.data_floor(dataset, seed=0)
+  assert asked == [draws]
