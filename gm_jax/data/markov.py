@@ -72,8 +72,8 @@ def load(vocab_size: int, num_tokens: int, context: int, concentration: float, s
   chain = MarkovChain.random(vocab_size, concentration, seed)
   if chain.num_closed_classes > 1:  # a stream stays in the class it starts in: no one entropy rate
     raise ValueError(f"data.concentration={concentration} drew transition probabilities that round to 0, "
-                     f"so the chain of data.seed={seed} splits into {chain.num_closed_classes} closed classes "
-                     f"and its entropy rate is not one number; raise data.concentration")
+                     f"so the chain of data.seed={seed} splits into {chain.num_closed_classes} closed "
+                     f"classes and its entropy rate is not one number; raise data.concentration")
   tokens = chain.sample(num_tokens, seed + 1)
   try:
     train, test = split_windows(tokens, context, test_fraction)
