@@ -48,11 +48,14 @@ def test_bernoulli_on_grey_levels_needs_binarize(tmp_path):
   assert not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("binarized", [True, False])
-def test_binarized_samples_are_judged_against_binarized_real_digits(binarized, tmp_path, monkeypatch):
+@pytest.mark.parametrize("decoder", ["bernoulli", "discretized_logistic", "gaussian"])
+def test_samples_are_judged_at_the_levels_of_the_real_digits_they_meet(decoder, tmp_path, monkeypatch):
   """A Bernoulli decoder's samples are black and white: they are judged against real digits binarized as
   the decoder sees them (each pixel white with probability level / 16), not against grey digits whose
-  floor no binary image can reach (FD-digits 39.7 against 106 for the binarized training digits)."""
+  floor no binary image can reach (FD-digits 39.7 against 106 for the binarized training digits). An
+  autoencoder's Gaussian decoder draws reals in level units: they are judged at the nearest of the 17
+  levels (they were judged raw, -4.6 to 9.8 for a new network, beside integer real digits)."""
+  binarized = decoder == "bernoulli"
   seen = {}
 
   def capture(space, samples, reference, floor, **settings):
@@ -61,15 +64,15 @@ def test_binarized_samples_are_judged_against_binarized_real_digits(binarized, t
 
   real_report = quality_report.report
   monkeypatch.setattr(quality_report, "report", capture)
-  config = load_config("digits_vae", "tiny")
-  if binarized:
-    config.model.decoder, config.data.binarize = "bernoulli", True
+  config = load_config("digits_autoencoder" if decoder == "gaussian" else "digits_vae", "tiny")
+  config.model.decoder, config.data.binarize = decoder, binarized
   _train(config, tmp_path)
   levels = {name: set(np.unique(np.asarray(x)).tolist()) for name, x in seen.items()}
   if binarized:
     assert levels == {"samples": {0.0, 16.0}, "reference": {0.0, 16.0}, "floor": {0.0, 16.0}}
   else:
     assert len(levels["reference"]) == len(levels["floor"]) == 17  # the grey digits as they are
+    assert levels["samples"] <= set(range(17))
   # White pixels as often as the grey levels say: a binarization, not a threshold.
   test = data_lib.load_dataset(load_config("digits_vae", "tiny").data).test
   assert np.mean(seen["reference"]) == pytest.approx(np.mean(test[np.arange(len(test))]["x"]), rel=0.05)

@@ -180,7 +180,13 @@ def build(config, dataset: Dataset) -> Task:
       metrics["nll_nats"] = masked_mean(-log_px, mask)
     return metrics
 
+  # An autoencoder's Gaussian decoder on images draws reals in level units: its samples are judged, and
+  # pictured, at the nearest level, as the real images they are compared with.
+  real_draws_of_levels = cfg.decoder.kind == "gaussian" and dataset.spec.kind == "image"
+
   def to_data_levels(x):
+    if real_draws_of_levels:
+      return jnp.clip(jnp.round(x), 0, levels - 1).astype(jnp.int32)
     return x * (levels - 1) if binarize else x
 
   def sample_labels(n):
