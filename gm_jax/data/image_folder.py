@@ -95,7 +95,7 @@ def _image_in_both(train_files: list[pathlib.Path], test_files: list[pathlib.Pat
   """(test path, train path) of the first test image that is a training image's file (a symbolic or hard
   link across train/ and test/, which each split's scan cannot see), or None."""
   train = {_file_identity(path): path for path in train_files}
-  return next(((path, train[_file_identity(path)]) for path in test_files if _file_identity(path) in train),
+  return next(((path, train[identity]) for path in test_files if (identity := _file_identity(path)) in train),
               None)
 
 

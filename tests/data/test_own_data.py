@@ -702,8 +702,8 @@ def test_num_classes_must_equal_the_label_count_of_own_data(tmp_path, num_classe
      r"data.name='text' needs data.context, which this config lacks .*shakespeare_char_cpu.py$"),
     # Another data source's config given these names: an AttributeError traceback naming one field.
     ({"name": "toy2d"}, r"data.name='toy2d' needs data.distribution, data.geometry, data.num_train, "
-                        r"data.num_test, data.entropy_samples, which this config lacks \(data.distribution\); "
-                        r".*toy2d_vae.py$"),
+                        r"data.num_test, data.entropy_samples, which this config lacks "
+                        r"\(data.distribution\); .*toy2d_vae.py$"),
     ({"name": "markov"}, r"data.name='markov' needs data.vocab_size, .*markov_lm.py$")])
 def test_own_data_fields_for_a_loader_that_ignores_them_are_refused(fields, message):
   config = base_config().data  # no data.context: not a language-model config
